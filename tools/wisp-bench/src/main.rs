@@ -1,1 +1,259 @@
-fn main(){}
+//! wisp-bench: a small, fast UDP SIP load generator (OPTIONS / REGISTER), bounded in
+//! count and time, loopback targets only. See `wisp-bench --help`.
+
+mod engine;
+mod request;
+mod response;
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+
+use engine::{Config, Summary, is_loopback};
+use request::Method;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum MethodArg {
+    Options,
+    Register,
+}
+
+/// UDP SIP load generator (sipp-lite). Sends OPTIONS or REGISTER to a loopback target,
+/// matches final responses by Call-ID (or Via branch) and reports throughput and latency.
+#[derive(Parser, Debug)]
+#[command(name = "wisp-bench", version, about, long_about = None)]
+struct Args {
+    /// Target host:port; must be a loopback address (127.0.0.0/8 or ::1).
+    #[arg(long)]
+    target: String,
+    /// Local address to bind (default 127.0.0.1:0, or [::1]:0 for an IPv6 target).
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    #[arg(long, value_enum, default_value = "options")]
+    method: MethodArg,
+    /// Requests/s, open loop (paced by time). 0 or absent = closed loop.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Closed loop: requests outstanding at any time.
+    #[arg(long, default_value_t = 64)]
+    window: u64,
+    /// Total requests to send.
+    #[arg(long, default_value_t = 10_000)]
+    count: u64,
+    /// Stop sending after this many seconds (whichever of count/duration comes first).
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// A request without final answer after this is counted lost; also the longest
+    /// wait for stragglers at the end.
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+    /// Request-URI (default sip:<target>). REGISTER AORs are sip:user<N>@<host of this URI>.
+    #[arg(long)]
+    uri: Option<String>,
+    /// REGISTER: number of distinct AORs cycled (default = count, i.e. all unique).
+    #[arg(long)]
+    users: Option<u64>,
+    /// Final status code counted as success; other final codes count as failed.
+    #[arg(long, default_value_t = 200)]
+    expect: u16,
+    /// Retransmit unanswered requests per RFC 3261 timer E (T1=500 ms, doubling to T2=4 s).
+    #[arg(long)]
+    retransmit: bool,
+    /// Print one JSON object with the summary on stdout instead of the human report.
+    #[arg(long)]
+    json: bool,
+}
+
+fn resolve_target(s: &str) -> Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .with_context(|| format!("invalid --target {s:?} (expected host:port)"))?
+        .collect();
+    let Some(first) = addrs.first().copied() else {
+        bail!("--target {s:?} resolves to no address");
+    };
+    if let Some(bad) = addrs.iter().find(|a| !is_loopback(a.ip())) {
+        bail!(
+            "refusing target {s} ({bad}): wisp-bench only sends to loopback addresses (127.0.0.0/8, ::1)"
+        );
+    }
+    Ok(first)
+}
+
+fn config(a: &Args) -> Result<Config> {
+    let target = resolve_target(&a.target)?;
+    if !(a.duration.is_finite() && a.duration >= 0.0) {
+        bail!("--duration must be a non-negative number of seconds");
+    }
+    if a.expect < 100 || a.expect > 699 {
+        bail!("--expect must be a SIP status code (100..=699)");
+    }
+    let bind = a.bind.unwrap_or_else(|| {
+        if target.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }.parse().unwrap()
+    });
+    Ok(Config {
+        target,
+        bind,
+        method: match a.method {
+            MethodArg::Options => Method::Options,
+            MethodArg::Register => Method::Register,
+        },
+        rate: a.rate,
+        window: a.window,
+        count: a.count,
+        duration: Duration::from_secs_f64(a.duration),
+        timeout: Duration::from_millis(a.timeout_ms),
+        uri: a.uri.clone().unwrap_or_else(|| format!("sip:{target}")),
+        users: a.users.unwrap_or(a.count.max(1)),
+        expect: a.expect,
+        retransmit: a.retransmit,
+    })
+}
+
+fn pct(s: &Summary, q: f64) -> u64 {
+    if s.hist.is_empty() { 0 } else { s.hist.value_at_quantile(q) }
+}
+
+fn mode(s: &Summary) -> String {
+    if s.rate > 0 {
+        format!("open loop, {} req/s", s.rate)
+    } else {
+        format!("closed loop, window {}", s.window)
+    }
+}
+
+fn human(s: &Summary) -> String {
+    let mut o = String::new();
+    let codes: Vec<String> = s.failed_by_code.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+    let _ = writeln!(o, "wisp-bench: {} {} -> {} ({})", s.method.as_str(), s.local, s.target, mode(s));
+    let _ = writeln!(o, "  sent        {:>10}   (retransmissions {}, send errors {})", s.sent, s.retransmissions, s.send_errors);
+    let _ = writeln!(o, "  answered    {:>10}   (final responses; 1xx ignored: {})", s.answered, s.provisional);
+    let _ = writeln!(o, "  succeeded   {:>10}   (status {})", s.succeeded, s.expect);
+    let _ = writeln!(o, "  failed      {:>10}   {}", s.failed, if codes.is_empty() { String::new() } else { format!("[{}]", codes.join(", ")) });
+    let _ = writeln!(o, "  lost        {:>10}   (no final response within {} ms)", s.lost, s.timeout.as_millis());
+    let _ = writeln!(o, "  unmatched   {:>10}   (stale/duplicate responses: {})", s.unmatched, s.stale);
+    let _ = writeln!(o, "  elapsed     {:>10.3} s (wall {:.3} s)", s.elapsed.as_secs_f64(), s.wall.as_secs_f64());
+    let _ = writeln!(o, "  throughput  {:>10.0} answered/s", s.throughput());
+    let _ = writeln!(
+        o,
+        "  latency µs  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        pct(s, 0.5),
+        pct(s, 0.9),
+        pct(s, 0.99),
+        pct(s, 0.999),
+        s.hist.max()
+    );
+    o
+}
+
+fn json(s: &Summary) -> String {
+    let codes: Vec<String> = s.failed_by_code.iter().map(|(c, n)| format!("\"{c}\":{n}")).collect();
+    format!(
+        concat!(
+            "{{\"method\":\"{}\",\"target\":\"{}\",\"local\":\"{}\",\"mode\":\"{}\",\"rate\":{},\"window\":{},",
+            "\"expect\":{},\"timeout_ms\":{},\"sent\":{},\"retransmissions\":{},\"send_errors\":{},",
+            "\"answered\":{},\"succeeded\":{},\"failed\":{},\"failed_by_code\":{{{}}},\"lost\":{},",
+            "\"unmatched\":{},\"stale\":{},\"provisional\":{},\"elapsed_s\":{:.6},\"wall_s\":{:.6},",
+            "\"throughput\":{:.1},\"latency_us\":{{\"min\":{},\"mean\":{:.1},\"p50\":{},\"p90\":{},\"p99\":{},",
+            "\"p999\":{},\"max\":{}}},\"rcvbuf\":{},\"sndbuf\":{}}}"
+        ),
+        s.method.as_str(),
+        s.target,
+        s.local,
+        if s.rate > 0 { "open" } else { "closed" },
+        s.rate,
+        s.window,
+        s.expect,
+        s.timeout.as_millis(),
+        s.sent,
+        s.retransmissions,
+        s.send_errors,
+        s.answered,
+        s.succeeded,
+        s.failed,
+        codes.join(","),
+        s.lost,
+        s.unmatched,
+        s.stale,
+        s.provisional,
+        s.elapsed.as_secs_f64(),
+        s.wall.as_secs_f64(),
+        s.throughput(),
+        if s.hist.is_empty() { 0 } else { s.hist.min() },
+        if s.hist.is_empty() { 0.0 } else { s.hist.mean() },
+        pct(s, 0.5),
+        pct(s, 0.9),
+        pct(s, 0.99),
+        pct(s, 0.999),
+        s.hist.max(),
+        s.rcvbuf,
+        s.sndbuf,
+    )
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = config(&args).and_then(|c| engine::run(&c));
+    match result {
+        Ok(s) => {
+            if args.json {
+                println!("{}", json(&s));
+            } else {
+                print!("{}", human(&s));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wisp-bench: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::tests::{Responder, cfg};
+
+    #[test]
+    fn target_must_be_loopback() {
+        assert!(resolve_target("127.0.0.1:5060").is_ok());
+        assert!(resolve_target("[::1]:5060").is_ok());
+        assert!(resolve_target("localhost:5060").is_ok());
+        let e = resolve_target("10.1.2.3:5060").unwrap_err().to_string();
+        assert!(e.contains("loopback"), "{e}");
+        assert!(resolve_target("127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn cli_defaults() {
+        let a = Args::parse_from(["wisp-bench", "--target", "127.0.0.1:5070", "--method", "register"]);
+        let c = config(&a).unwrap();
+        assert_eq!(c.uri, "sip:127.0.0.1:5070");
+        assert_eq!(c.users, 10_000);
+        assert_eq!(c.window, 64);
+        assert_eq!(c.rate, 0);
+        assert_eq!(c.timeout, Duration::from_secs(2));
+        assert_eq!(c.duration, Duration::from_secs(30));
+        assert_eq!(c.bind, "127.0.0.1:0".parse::<SocketAddr>().unwrap());
+    }
+
+    #[test]
+    fn json_summary_shape() {
+        let r = Responder::start(|n| if n == 3 { vec![503] } else { vec![200] });
+        let s = engine::run(&cfg(r.addr, 10)).unwrap();
+        r.stop();
+        let j = json(&s);
+        assert!(j.starts_with('{') && j.ends_with('}'));
+        assert!(j.contains("\"sent\":10,"), "{j}");
+        assert!(j.contains("\"answered\":10,"), "{j}");
+        assert!(j.contains("\"succeeded\":9,"), "{j}");
+        assert!(j.contains("\"failed_by_code\":{\"503\":1}"), "{j}");
+        assert!(j.contains("\"lost\":0,"), "{j}");
+        assert!(human(&s).contains("[503: 1]"));
+    }
+}

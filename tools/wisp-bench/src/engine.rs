@@ -1,0 +1,616 @@
+//! The load loop: one thread, one non-blocking UDP socket, an O(1) in-flight table.
+//!
+//! Single-threaded on purpose: the tool is meant to be pinned to one core (`taskset`),
+//! where a sender/receiver thread pair would only fight over that core. Each loop
+//! iteration drains the socket, expires timed-out requests, does due retransmissions and
+//! sends what the window (closed loop) or the schedule (open loop) allows; when there is
+//! nothing to do it blocks in `ppoll` until a datagram arrives or the next timer is due
+//! (or spins if that timer is less than ~50 µs away).
+//!
+//! In-flight requests live in a power-of-two ring indexed by the sequence number that is
+//! embedded in the Call-ID and Via branch; a slot holds the first send time (+1, 0 = free).
+//! Requests are sent in sequence order with increasing times, so time-outs and timer-E
+//! retransmission rounds are processed in sequence order with a few cursors.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::request::{Method, RequestTemplate, uri_host};
+use crate::response::{match_seq, status_code};
+
+/// RFC 3261 T1 / T2 (timer E: T1, 2T1, 4T1, ... capped at T2; timer F = 64*T1).
+const T1_NS: u64 = 500_000_000;
+const T2_NS: u64 = 4_000_000_000;
+const TIMER_F_NS: u64 = 64 * T1_NS;
+/// Max in-flight table size (entries of 8 bytes).
+const MAX_RING: u64 = 1 << 21;
+/// Per-iteration bounds so receiving and sending interleave under load.
+const RECV_BATCH: usize = 256;
+const SEND_BATCH: usize = 128;
+const SOCK_BUF: usize = 16 << 20;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: SocketAddr,
+    pub bind: SocketAddr,
+    pub method: Method,
+    /// Requests per second (open loop); 0 = closed loop.
+    pub rate: u64,
+    /// Closed loop: requests in flight.
+    pub window: u64,
+    pub count: u64,
+    pub duration: Duration,
+    pub timeout: Duration,
+    /// Request-URI.
+    pub uri: String,
+    /// REGISTER: number of distinct AORs cycled.
+    pub users: u64,
+    pub expect: u16,
+    pub retransmit: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub method: Method,
+    pub target: SocketAddr,
+    pub local: SocketAddr,
+    pub rate: u64,
+    pub window: u64,
+    pub expect: u16,
+    pub timeout: Duration,
+    /// Distinct requests sent (retransmissions not included).
+    pub sent: u64,
+    pub retransmissions: u64,
+    pub send_errors: u64,
+    /// Final (>= 200) responses matched to an in-flight request.
+    pub answered: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub failed_by_code: BTreeMap<u16, u64>,
+    /// No final response within the timeout.
+    pub lost: u64,
+    /// Datagrams that are not a SIP response of this run.
+    pub unmatched: u64,
+    /// Responses of this run for a request that was no longer in flight
+    /// (duplicate final response, or answer after it was counted lost).
+    pub stale: u64,
+    pub provisional: u64,
+    /// First send to last final response (or to the end of sending if none arrived).
+    pub elapsed: Duration,
+    /// Whole run including the straggler wait.
+    pub wall: Duration,
+    pub hist: Histogram<u64>,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+}
+
+impl Summary {
+    pub fn throughput(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 { self.answered as f64 / s } else { 0.0 }
+    }
+}
+
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.octets()[0] == 127,
+        IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST || v6.to_ipv4_mapped().is_some_and(|v4| v4.octets()[0] == 127),
+    }
+}
+
+fn make_socket(bind: SocketAddr) -> Result<(UdpSocket, usize, usize)> {
+    let s = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP)).context("socket")?;
+    // Big kernel buffers so bursts are not dropped; FORCE variants work as root and
+    // bypass net.core.{r,w}mem_max, otherwise fall back to the capped request.
+    for (opt_force, which) in [(libc::SO_RCVBUFFORCE, 0), (libc::SO_SNDBUFFORCE, 1)] {
+        let v = SOCK_BUF as libc::c_int;
+        // SAFETY: plain setsockopt on a valid fd with a c_int option value.
+        let rc = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt_force,
+                &v as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            let _ = if which == 0 { s.set_recv_buffer_size(SOCK_BUF) } else { s.set_send_buffer_size(SOCK_BUF) };
+        }
+    }
+    s.bind(&bind.into()).with_context(|| format!("bind {bind}"))?;
+    s.set_nonblocking(true)?;
+    let rcv = s.recv_buffer_size().unwrap_or(0);
+    let snd = s.send_buffer_size().unwrap_or(0);
+    Ok((s.into(), rcv, snd))
+}
+
+/// Offsets (from first send) of the timer-E retransmissions that fall before `limit_ns`.
+fn retransmit_offsets(limit_ns: u64) -> Vec<u64> {
+    let mut v = Vec::new();
+    let (mut at, mut interval) = (0u64, T1_NS);
+    loop {
+        at += interval;
+        if at >= limit_ns || at >= TIMER_F_NS {
+            return v;
+        }
+        v.push(at);
+        interval = (interval * 2).min(T2_NS);
+    }
+}
+
+fn run_nonce() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let x = t.as_nanos() as u64 ^ ((std::process::id() as u64) << 32) ^ (&t as *const _ as u64);
+    // splitmix64 finaliser
+    let mut z = x.wrapping_add(0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+    (z ^ (z >> 31)) as u32
+}
+
+/// Blocks until the socket is readable (or writable if `want_write`) or `wait_ns` passes.
+fn wait_fd(fd: libc::c_int, wait_ns: u64, want_write: bool) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: (wait_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (wait_ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: one valid pollfd, valid timespec, no signal mask change.
+    unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+}
+
+pub fn run(cfg: &Config) -> Result<Summary> {
+    if !is_loopback(cfg.target.ip()) {
+        bail!("target {} is not a loopback address (only 127.0.0.0/8 and ::1 are allowed)", cfg.target);
+    }
+    if cfg.users == 0 {
+        bail!("--users must be at least 1");
+    }
+    if cfg.rate == 0 && cfg.window == 0 {
+        bail!("--window must be at least 1 in closed-loop mode");
+    }
+    let (sock, rcvbuf, sndbuf) = make_socket(cfg.bind)?;
+    let fd = sock.as_raw_fd();
+    let local = sock.local_addr()?;
+    // Never advertise an unspecified address in Via/Contact.
+    let via_addr = if local.ip().is_unspecified() {
+        let ip = match local {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        };
+        SocketAddr::new(ip, local.port())
+    } else {
+        local
+    };
+    let tmpl = RequestTemplate::new(cfg.method, &cfg.uri, uri_host(&cfg.uri), via_addr, run_nonce())?;
+    let token = tmpl.token().as_bytes().to_vec();
+
+    let ring_len = cfg.count.clamp(1, MAX_RING).next_power_of_two();
+    let mask = ring_len - 1;
+    let mut ring = vec![0u64; ring_len as usize];
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds");
+
+    let timeout_ns = cfg.timeout.as_nanos().min(u64::MAX as u128) as u64;
+    let send_deadline_ns = cfg.duration.as_nanos().min(u64::MAX as u128) as u64;
+    let rtx_offsets = if cfg.retransmit { retransmit_offsets(timeout_ns) } else { Vec::new() };
+    let mut rtx_cursor = vec![0u64; rtx_offsets.len()];
+
+    let mut s = Summary {
+        method: cfg.method,
+        target: cfg.target,
+        local,
+        rate: cfg.rate,
+        window: cfg.window,
+        expect: cfg.expect,
+        timeout: cfg.timeout,
+        sent: 0,
+        retransmissions: 0,
+        send_errors: 0,
+        answered: 0,
+        succeeded: 0,
+        failed: 0,
+        failed_by_code: BTreeMap::new(),
+        lost: 0,
+        unmatched: 0,
+        stale: 0,
+        provisional: 0,
+        elapsed: Duration::ZERO,
+        wall: Duration::ZERO,
+        hist: Histogram::new(1).unwrap(),
+        rcvbuf,
+        sndbuf,
+    };
+
+    let mut out = Vec::with_capacity(1024);
+    let mut rbuf = vec![0u8; 65536];
+    let mut next_seq = 0u64; // next sequence number to send
+    let mut oldest = 0u64; // all seq < oldest are resolved
+    let mut inflight = 0u64;
+    let mut sending_done = cfg.count == 0;
+    let mut send_end_ns = 0u64;
+    let mut last_answer_ns = 0u64;
+    let mut consecutive_send_errors = 0u32;
+    let t0 = Instant::now();
+    let now_ns = || t0.elapsed().as_nanos() as u64;
+    // Open loop schedule: request n is due at n * 1e9 / rate (no drift accumulation).
+    let due_ns = |seq: u64| -> u64 { (seq as u128 * 1_000_000_000u128 / cfg.rate.max(1) as u128) as u64 };
+
+    loop {
+        let mut progressed = false;
+        let mut send_blocked = false;
+
+        // 1. Receive everything that is queued (bounded batch).
+        for _ in 0..RECV_BATCH {
+            let n = match sock.recv(&mut rbuf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // ICMP errors surfaced on the socket: not a response.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => return Err(e).context("recv"),
+            };
+            progressed = true;
+            let msg = &rbuf[..n];
+            let Some(code) = status_code(msg) else {
+                s.unmatched += 1;
+                continue;
+            };
+            let Some(seq) = match_seq(msg, &token) else {
+                s.unmatched += 1;
+                continue;
+            };
+            if code < 200 {
+                s.provisional += 1;
+                continue;
+            }
+            if seq < oldest || seq >= next_seq {
+                s.stale += 1;
+                continue;
+            }
+            let slot = &mut ring[(seq & mask) as usize];
+            if *slot == 0 {
+                s.stale += 1;
+                continue;
+            }
+            let now = now_ns();
+            let sent_at = *slot - 1;
+            *slot = 0;
+            inflight -= 1;
+            last_answer_ns = now;
+            s.answered += 1;
+            hist.saturating_record(((now - sent_at) / 1000).max(1));
+            if code == cfg.expect {
+                s.succeeded += 1;
+            } else {
+                s.failed += 1;
+                *s.failed_by_code.entry(code).or_insert(0) += 1;
+            }
+        }
+
+        let now = now_ns();
+
+        // 2. Expire (in sequence order) requests unanswered for longer than the timeout.
+        while oldest < next_seq {
+            let slot = &mut ring[(oldest & mask) as usize];
+            if *slot != 0 {
+                if now < *slot - 1 + timeout_ns {
+                    break;
+                }
+                *slot = 0;
+                inflight -= 1;
+                s.lost += 1;
+            }
+            oldest += 1;
+        }
+
+        // 3. Timer-E retransmissions (one cursor per round; rounds are time-ordered by seq).
+        'rtx: for (k, &off) in rtx_offsets.iter().enumerate() {
+            let cur = &mut rtx_cursor[k];
+            *cur = (*cur).max(oldest);
+            while *cur < next_seq {
+                let slot = ring[(*cur & mask) as usize];
+                if slot != 0 {
+                    if now < slot - 1 + off {
+                        break;
+                    }
+                    tmpl.write(*cur, *cur % cfg.users, &mut out);
+                    match sock.send_to(&out, cfg.target) {
+                        Ok(_) => s.retransmissions += 1,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            send_blocked = true;
+                            break 'rtx;
+                        }
+                        Err(_) => s.send_errors += 1,
+                    }
+                    progressed = true;
+                }
+                *cur += 1;
+            }
+        }
+
+        // 4. Send new requests.
+        if !sending_done && (next_seq >= cfg.count || now >= send_deadline_ns) {
+            sending_done = true;
+            send_end_ns = now;
+        }
+        if !sending_done && !send_blocked {
+            for _ in 0..SEND_BATCH {
+                if next_seq >= cfg.count || next_seq - oldest >= ring_len {
+                    break;
+                }
+                if cfg.rate == 0 {
+                    if inflight >= cfg.window {
+                        break;
+                    }
+                } else if due_ns(next_seq) > now {
+                    break;
+                }
+                tmpl.write(next_seq, next_seq % cfg.users, &mut out);
+                let t_send = now_ns();
+                match sock.send_to(&out, cfg.target) {
+                    Ok(_) => {
+                        consecutive_send_errors = 0;
+                        ring[(next_seq & mask) as usize] = t_send + 1;
+                        next_seq += 1;
+                        inflight += 1;
+                        s.sent += 1;
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        send_blocked = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        s.send_errors += 1;
+                        consecutive_send_errors += 1;
+                        if consecutive_send_errors >= 1000 {
+                            return Err(e).context(format!("sendto {} keeps failing", cfg.target));
+                        }
+                        // e.g. ECONNREFUSED from an earlier ICMP error: retry this seq.
+                        break;
+                    }
+                }
+            }
+        }
+
+        // 5. Done when nothing is left to send and nothing is in flight.
+        if sending_done && inflight == 0 {
+            break;
+        }
+
+        // 6. Idle: sleep until a datagram arrives or the next timer is due.
+        if !progressed {
+            let now = now_ns();
+            let mut wake = u64::MAX;
+            if !sending_done {
+                wake = wake.min(send_deadline_ns);
+                if cfg.rate > 0 && next_seq - oldest < ring_len {
+                    wake = wake.min(due_ns(next_seq));
+                }
+            }
+            if oldest < next_seq {
+                let slot = ring[(oldest & mask) as usize];
+                if slot != 0 {
+                    wake = wake.min(slot - 1 + timeout_ns);
+                }
+            }
+            for (k, &off) in rtx_offsets.iter().enumerate() {
+                let c = rtx_cursor[k].max(oldest);
+                if c < next_seq {
+                    let slot = ring[(c & mask) as usize];
+                    // Unresolved slots at the cursor are found on the next pass; be eager.
+                    wake = wake.min(if slot != 0 { slot - 1 + off } else { now });
+                }
+            }
+            let wait = wake.saturating_sub(now);
+            if send_blocked {
+                wait_fd(fd, wait.min(1_000_000), true);
+            } else if wait > 50_000 {
+                wait_fd(fd, wait.min(100_000_000), false);
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    let end = now_ns();
+    let active_end = if s.answered > 0 { last_answer_ns } else { send_end_ns.max(1) };
+    s.elapsed = Duration::from_nanos(active_end);
+    s.wall = Duration::from_nanos(end);
+    s.hist = hist;
+    Ok(s)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::response::header;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread::JoinHandle;
+
+    /// Tiny stateless UDP responder for tests: copies Via/From/To/Call-ID/CSeq.
+    /// `answer(n)` gives, for the n-th request received (0-based), the list of status
+    /// codes to send back (empty = drop).
+    pub struct Responder {
+        pub addr: SocketAddr,
+        stop: Arc<AtomicBool>,
+        handle: Option<JoinHandle<u64>>,
+    }
+
+    impl Responder {
+        pub fn start(answer: impl Fn(u64) -> Vec<u16> + Send + 'static) -> Self {
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let addr = sock.local_addr().unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop2 = stop.clone();
+            let handle = std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                let mut n = 0u64;
+                while !stop2.load(Ordering::Relaxed) {
+                    let Ok((len, from)) = sock.recv_from(&mut buf) else { continue };
+                    let req = &buf[..len];
+                    for code in answer(n) {
+                        let mut r = format!("SIP/2.0 {code} Whatever\r\n").into_bytes();
+                        for (long, compact) in [("Via", "v"), ("From", "f"), ("To", "t"), ("Call-ID", "i"), ("CSeq", "")] {
+                            if let Some(v) = header(req, long.as_bytes(), compact.as_bytes()) {
+                                r.extend_from_slice(long.as_bytes());
+                                r.extend_from_slice(b": ");
+                                r.extend_from_slice(v);
+                                r.extend_from_slice(b"\r\n");
+                            }
+                        }
+                        r.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+                        let _ = sock.send_to(&r, from);
+                    }
+                    n += 1;
+                }
+                n
+            });
+            Self { addr, stop, handle: Some(handle) }
+        }
+
+        /// Stops the thread; returns the number of requests it received.
+        pub fn stop(mut self) -> u64 {
+            self.stop.store(true, Ordering::Relaxed);
+            self.handle.take().unwrap().join().unwrap()
+        }
+    }
+
+    impl Drop for Responder {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn cfg(target: SocketAddr, count: u64) -> Config {
+        Config {
+            target,
+            bind: "127.0.0.1:0".parse().unwrap(),
+            method: Method::Options,
+            rate: 0,
+            window: 64,
+            count,
+            duration: Duration::from_secs(20),
+            timeout: Duration::from_millis(2000),
+            uri: format!("sip:{target}"),
+            users: count.max(1),
+            expect: 200,
+            retransmit: false,
+        }
+    }
+
+    #[test]
+    fn closed_loop_against_responder() {
+        let r = Responder::start(|_| vec![200]);
+        let s = run(&cfg(r.addr, 2000)).unwrap();
+        assert_eq!(r.stop(), 2000);
+        assert_eq!(s.sent, 2000);
+        assert_eq!(s.answered, 2000);
+        assert_eq!(s.succeeded, 2000);
+        assert_eq!(s.lost, 0);
+        assert_eq!(s.failed, 0);
+        assert_eq!(s.unmatched, 0);
+        assert_eq!(s.hist.len(), 2000);
+    }
+
+    #[test]
+    fn register_open_loop_with_provisionals_failures_and_losses() {
+        // Every 10th request dropped, every 7th answered 100 then 404, the rest 100 + 200 + a duplicate 200.
+        let r = Responder::start(|n| {
+            if n % 10 == 9 {
+                vec![]
+            } else if n % 7 == 0 {
+                vec![100, 404]
+            } else {
+                vec![100, 200, 200]
+            }
+        });
+        let mut c = cfg(r.addr, 300);
+        c.method = Method::Register;
+        c.rate = 3000;
+        c.users = 10;
+        c.timeout = Duration::from_millis(1000);
+        let s = run(&c).unwrap();
+        assert_eq!(r.stop(), 300);
+        let dropped = (0..300).filter(|n| n % 10 == 9).count() as u64;
+        let not_found = (0..300).filter(|n| n % 10 != 9 && n % 7 == 0).count() as u64;
+        assert_eq!(s.sent, 300);
+        assert_eq!(s.lost, dropped);
+        assert_eq!(s.answered, 300 - dropped);
+        assert_eq!(s.failed, not_found);
+        assert_eq!(s.failed_by_code.get(&404), Some(&not_found));
+        assert_eq!(s.succeeded, 300 - dropped - not_found);
+        assert_eq!(s.provisional, 300 - dropped);
+        assert_eq!(s.stale, 300 - dropped - not_found);
+        assert_eq!(s.unmatched, 0);
+        // 300 requests at 3000/s take ~100 ms: paced, not a burst.
+        assert!(s.elapsed >= Duration::from_millis(90), "{:?}", s.elapsed);
+    }
+
+    #[test]
+    fn retransmits_until_answered() {
+        // Drop the first 2 transmissions of everything; timer E resends at 500 ms, 1.5 s.
+        let r = Responder::start(|n| if n < 10 { vec![] } else { vec![200] });
+        let mut c = cfg(r.addr, 5);
+        c.retransmit = true;
+        c.timeout = Duration::from_millis(2500);
+        let s = run(&c).unwrap();
+        assert_eq!(r.stop(), 15);
+        assert_eq!(s.sent, 5);
+        assert_eq!(s.retransmissions, 10);
+        assert_eq!(s.answered, 5);
+        assert_eq!(s.lost, 0);
+        assert!(s.hist.min() >= 1_400_000, "latency is from the first send");
+    }
+
+    #[test]
+    fn refuses_non_loopback_target() {
+        let c = cfg("192.0.2.1:5060".parse().unwrap(), 1);
+        let e = run(&c).unwrap_err().to_string();
+        assert!(e.contains("not a loopback"), "{e}");
+        assert!(is_loopback("127.1.2.3".parse().unwrap()));
+        assert!(is_loopback("::1".parse().unwrap()));
+        assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!is_loopback("10.0.0.1".parse().unwrap()));
+        assert!(!is_loopback("::".parse().unwrap()));
+    }
+
+    #[test]
+    fn unanswered_requests_are_lost_and_run_is_bounded() {
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut c = cfg(sink.local_addr().unwrap(), 1_000_000);
+        c.duration = Duration::from_millis(100);
+        c.timeout = Duration::from_millis(100);
+        let t = Instant::now();
+        let s = run(&c).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert_eq!(s.sent, 64, "closed loop never exceeds the window");
+        assert_eq!(s.lost, 64);
+        assert_eq!(s.answered, 0);
+    }
+
+    #[test]
+    fn retransmit_schedule() {
+        assert_eq!(retransmit_offsets(2_000_000_000), vec![500_000_000, 1_500_000_000]);
+        let v = retransmit_offsets(u64::MAX);
+        assert_eq!(&v[..5], &[500_000_000, 1_500_000_000, 3_500_000_000, 7_500_000_000, 11_500_000_000]);
+        assert!(*v.last().unwrap() < TIMER_F_NS);
+    }
+}
