@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Side-by-side OPTIONS benchmark: Kamailio (stateless sl_send_reply 200) vs Wisp,
+# both driven by wisp-bench over UDP on loopback.
+#
+# Usage: scripts/bench-options.sh [options] [-- extra wisp-bench args]
+#   --kamailio-only | --wisp-only   run only one side (default: both; Wisp is skipped
+#                                   with a message if its binary does not exist yet)
+#   --windows "64 256"              closed-loop windows to run (default "64 256")
+#   --count N                       requests per run (default 300000)
+#   --duration S                    max seconds of sending per run (default 20)
+#   --children N                    Kamailio UDP workers (default 1)
+#   --json                          wisp-bench prints one JSON object per run
+#
+# Environment (all optional):
+#   KAM_PORT=5080          Kamailio UDP port (127.0.0.1)
+#   WISP_PORT=5060         port Wisp listens on (must match its config)
+#   SERVER_CPU=0           core the router under test is pinned to
+#   CLIENT_CPU=1           core wisp-bench is pinned to
+#   KAMAILIO=/usr/sbin/kamailio
+#   KAM_CFG=bench/kamailio-options.cfg
+#   WISP_CMD="target/release/wisp run --config config/bench.toml"  (pinned with taskset)
+#   WISP_BENCH=path/to/wisp-bench  (default: target/release/wisp-bench, else
+#                                   target/h-bench/release/wisp-bench, else built)
+#   READY_TIMEOUT=10       seconds to wait for a server to answer before giving up
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+KAM_PORT=${KAM_PORT:-5080}
+WISP_PORT=${WISP_PORT:-5060}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+KAMAILIO=${KAMAILIO:-/usr/sbin/kamailio}
+KAM_CFG=${KAM_CFG:-bench/kamailio-options.cfg}
+WISP_CMD=${WISP_CMD:-target/release/wisp run --config config/bench.toml}
+READY_TIMEOUT=${READY_TIMEOUT:-10}
+
+RUN_KAM=1
+RUN_WISP=1
+WINDOWS="64 256"
+COUNT=300000
+DURATION=20
+CHILDREN=1
+JSON=()
+EXTRA=()
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --kamailio-only) RUN_WISP=0 ;;
+        --wisp-only) RUN_KAM=0 ;;
+        --windows) WINDOWS=$2; shift ;;
+        --count) COUNT=$2; shift ;;
+        --duration) DURATION=$2; shift ;;
+        --children) CHILDREN=$2; shift ;;
+        --json) JSON=(--json) ;;
+        --) shift; EXTRA=("$@"); break ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+log() { echo "== $*" >&2; }
+
+# --- wisp-bench binary -------------------------------------------------------
+if [[ -z "${WISP_BENCH:-}" ]]; then
+    for c in target/release/wisp-bench target/h-bench/release/wisp-bench; do
+        if [[ -x $c ]]; then WISP_BENCH=$c; break; fi
+    done
+fi
+if [[ -z "${WISP_BENCH:-}" ]]; then
+    log "building wisp-bench"
+    CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/h-bench} cargo build --release -p wisp-bench >&2
+    WISP_BENCH=${CARGO_TARGET_DIR:-target/h-bench}/release/wisp-bench
+fi
+
+# --- server lifecycle ----------------------------------------------------------
+SERVER_PID=""
+
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    local pid=$SERVER_PID
+    SERVER_PID=""
+    # The server runs in its own process group (setsid): signal the whole group.
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "server $pid did not stop, killing"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+trap stop_server EXIT
+trap 'exit 130' INT TERM
+
+# start_server LOGFILE CMD...: starts CMD pinned to SERVER_CPU in a new session.
+start_server() {
+    local logfile=$1; shift
+    setsid taskset -c "$SERVER_CPU" "$@" >"$logfile" 2>&1 </dev/null &
+    SERVER_PID=$!
+}
+
+# answers PORT: one OPTIONS gets a final response.
+answers() {
+    local port=$1
+    if command -v sipsak >/dev/null; then
+        timeout 2 sipsak -s "sip:127.0.0.1:$port" >/dev/null 2>&1
+    else
+        "$WISP_BENCH" --target "127.0.0.1:$port" --count 1 --timeout-ms 500 --json 2>/dev/null \
+            | grep -q '"answered":1,'
+    fi
+}
+
+wait_ready() {
+    local port=$1 logfile=$2
+    local deadline=$((SECONDS + READY_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            log "server exited during startup; log:"; cat "$logfile" >&2; return 1
+        fi
+        if answers "$port"; then return 0; fi
+        sleep 0.2
+    done
+    log "server on port $port did not answer within ${READY_TIMEOUT}s; log tail:"
+    tail -20 "$logfile" >&2
+    return 1
+}
+
+# run_load NAME PORT: the closed-loop runs for each window.
+run_load() {
+    local name=$1 port=$2 w
+    for w in $WINDOWS; do
+        log "$name: window $w, count $COUNT, duration ${DURATION}s (wisp-bench on cpu $CLIENT_CPU)"
+        taskset -c "$CLIENT_CPU" "$WISP_BENCH" --target "127.0.0.1:$port" --method options \
+            --count "$COUNT" --duration "$DURATION" --window "$w" "${JSON[@]}" "${EXTRA[@]}"
+    done
+}
+
+STATUS=0
+LOGDIR=$(mktemp -d /tmp/bench-options.XXXXXX)
+log "logs in $LOGDIR; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if ((RUN_KAM)); then
+    if [[ ! -x $KAMAILIO ]]; then
+        log "kamailio not found at $KAMAILIO, skipping"
+    else
+        log "kamailio: port $KAM_PORT, children=$CHILDREN, cpu $SERVER_CPU"
+        start_server "$LOGDIR/kamailio.log" "$KAMAILIO" -f "$KAM_CFG" -DD -E -m 64 -M 8 \
+            -A "BENCH_PORT=$KAM_PORT" -A "BENCH_CHILDREN=$CHILDREN"
+        if wait_ready "$KAM_PORT" "$LOGDIR/kamailio.log"; then
+            run_load kamailio "$KAM_PORT"
+        else
+            STATUS=1
+        fi
+        stop_server
+    fi
+fi
+
+if ((RUN_WISP)); then
+    read -r -a wisp_argv <<<"$WISP_CMD"
+    if [[ ! -x ${wisp_argv[0]} ]] && ! command -v "${wisp_argv[0]}" >/dev/null; then
+        log "wisp: ${wisp_argv[0]} does not exist (yet), skipping Wisp"
+    else
+        log "wisp: $WISP_CMD (port $WISP_PORT, cpu $SERVER_CPU)"
+        start_server "$LOGDIR/wisp.log" "${wisp_argv[@]}"
+        if wait_ready "$WISP_PORT" "$LOGDIR/wisp.log"; then
+            run_load wisp "$WISP_PORT"
+        else
+            STATUS=1
+        fi
+        stop_server
+    fi
+fi
+
+exit "$STATUS"
