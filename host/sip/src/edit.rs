@@ -1,0 +1,306 @@
+//! Recorded edits and the serializer that applies them.
+//!
+//! Like Kamailio's lumps: edit methods only record what to change; reads
+//! keep seeing the received headers (except the Request-URI, which reads
+//! the rewrite), and [`Message::serialize`] applies everything in one pass.
+//! Untouched header lines are copied verbatim (folds kept, line end
+//! normalized to CRLF). Content-Length is owned by the serializer.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::header::HeaderName;
+use crate::header::name::NameMatcher;
+use crate::message::{Message, StartLine};
+use crate::parse::{ParseError, first_element, trim_lws};
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Edits {
+    pub(crate) ruri: Option<Bytes>,
+    /// Inserted Via values; the last one is topmost.
+    vias: Vec<Bytes>,
+    /// Inserted Record-Route values; the last one is topmost.
+    rrs: Vec<Bytes>,
+    /// Per original header (sized on first use).
+    states: Vec<State>,
+    /// Headers added by `replace_header` before original header index.
+    replacements: Vec<(usize, String, Bytes)>,
+    appended: Vec<Appended>,
+    body: Option<Bytes>,
+    touched: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Keep,
+    Removed,
+    /// Same name, new value (e.g. rest of a comma list after removing the first).
+    Value(Bytes),
+}
+
+#[derive(Debug, Clone)]
+enum Appended {
+    Header(String, Bytes),
+    Raw(Bytes),
+}
+
+impl Message {
+    fn edits_mut(&mut self) -> &mut Edits {
+        self.edits.touched = true;
+        if self.edits.states.len() != self.headers.len() {
+            self.edits.states = vec![State::Keep; self.headers.len()];
+        }
+        &mut self.edits
+    }
+
+    pub fn set_request_uri(&mut self, uri: Bytes) {
+        self.edits_mut().ruri = Some(uri);
+    }
+
+    /// New topmost Via (`value` without `Via: `).
+    pub fn insert_via(&mut self, value: Bytes) {
+        self.edits_mut().vias.push(value);
+    }
+
+    /// Removes the topmost Via value: an inserted one if any, else the first
+    /// value of the first remaining Via header (only that value if the
+    /// header holds a comma list).
+    pub fn remove_top_via(&mut self) -> Result<(), ParseError> {
+        if self.edits_mut().vias.pop().is_some() {
+            return Ok(());
+        }
+        self.remove_first_value(HeaderName::Via)
+    }
+
+    pub fn insert_record_route(&mut self, value: Bytes) {
+        self.edits_mut().rrs.push(value);
+    }
+
+    /// Removes the first Route value.
+    pub fn remove_top_route(&mut self) -> Result<(), ParseError> {
+        self.remove_first_value(HeaderName::Route)
+    }
+
+    fn remove_first_value(&mut self, name: HeaderName) -> Result<(), ParseError> {
+        self.edits_mut();
+        let idx = (0..self.headers.len())
+            .find(|i| self.headers[*i].name == name && self.edits.states[*i] != State::Removed)
+            .ok_or(ParseError::Missing(name.canonical()))?;
+        let current = match &self.edits.states[idx] {
+            State::Value(v) => v.clone(),
+            _ => self.headers[idx].value.clone(),
+        };
+        let (_, rest) = first_element(&current)?;
+        self.edits.states[idx] = match rest.map(trim_lws) {
+            Some(r) if !r.is_empty() => State::Value(current.slice_ref(r)),
+            _ => State::Removed,
+        };
+        Ok(())
+    }
+
+    /// Appends `name: value` at the end of the header block.
+    pub fn append_header(&mut self, name: &str, value: Bytes) {
+        self.edits_mut().appended.push(Appended::Header(name.to_owned(), value));
+    }
+
+    /// Appends raw header line(s), e.g. `b"P-hint: x\r\n"`; a missing final CRLF is added.
+    pub fn append_raw_header_lines(&mut self, lines: Bytes) {
+        let lines = if lines.ends_with(b"\r\n") {
+            lines
+        } else {
+            let mut b = BytesMut::with_capacity(lines.len() + 2);
+            b.extend_from_slice(lines.strip_suffix(b"\n").unwrap_or(&lines));
+            b.extend_from_slice(b"\r\n");
+            b.freeze()
+        };
+        self.edits_mut().appended.push(Appended::Raw(lines));
+    }
+
+    /// Removes every header of that name (original, replaced, appended or
+    /// inserted); returns how many were removed.
+    pub fn remove_headers(&mut self, name: &str) -> usize {
+        let m = NameMatcher::new(name);
+        let headers = &self.headers;
+        let e = {
+            self.edits.touched = true;
+            if self.edits.states.len() != headers.len() {
+                self.edits.states = vec![State::Keep; headers.len()];
+            }
+            &mut self.edits
+        };
+        let mut n = 0;
+        for (h, st) in headers.iter().zip(e.states.iter_mut()) {
+            if *st != State::Removed && m.matches(h.name, &h.raw_name) {
+                *st = State::Removed;
+                n += 1;
+            }
+        }
+        let named = |s: &str| m.matches(HeaderName::from_bytes(s.as_bytes()), s.as_bytes());
+        let before = e.replacements.len();
+        e.replacements.retain(|(_, nm, _)| !named(nm));
+        n += before - e.replacements.len();
+        let before = e.appended.len();
+        e.appended.retain(|a| match a {
+            Appended::Header(nm, _) => !named(nm),
+            Appended::Raw(_) => true,
+        });
+        n += before - e.appended.len();
+        if named("Via") {
+            n += e.vias.len();
+            e.vias.clear();
+        }
+        if named("Record-Route") {
+            n += e.rrs.len();
+            e.rrs.clear();
+        }
+        n
+    }
+
+    /// Removes all headers of that name and puts one `name: value` where the
+    /// first one was (or at the end if there was none).
+    pub fn replace_header(&mut self, name: &str, value: Bytes) {
+        self.remove_headers(name);
+        let m = NameMatcher::new(name);
+        let pos = self.headers.iter().position(|h| m.matches(h.name, &h.raw_name));
+        let e = self.edits_mut();
+        match pos {
+            Some(i) => e.replacements.push((i, name.to_owned(), value)),
+            None => e.appended.push(Appended::Header(name.to_owned(), value)),
+        }
+    }
+
+    pub fn set_max_forwards(&mut self, n: u32) {
+        self.replace_header("Max-Forwards", Bytes::from(n.to_string()));
+    }
+
+    /// Replaces the body. With `Some(content_type)` the Content-Type header
+    /// is replaced; with `None` an empty body also drops Content-Type.
+    pub fn set_body(&mut self, body: Bytes, content_type: Option<Bytes>) {
+        match content_type {
+            Some(ct) => self.replace_header("Content-Type", ct),
+            None if body.is_empty() => {
+                self.remove_headers("Content-Type");
+            }
+            None => {}
+        }
+        self.edits_mut().body = Some(body);
+    }
+
+    pub fn has_edits(&self) -> bool {
+        self.edits.touched
+    }
+
+    /// Writes the message with all edits applied. Content-Length is
+    /// rewritten when the body changed, added when absent (also as
+    /// `Content-Length: 0`), otherwise kept. Without edits this is a cheap
+    /// slice of the received bytes.
+    pub fn serialize(&self) -> Bytes {
+        if !self.edits.touched {
+            return self.raw.slice(self.start_span.0..self.end);
+        }
+        let e = &self.edits;
+        let body = e.body.as_ref().unwrap_or(&self.body);
+        let mut out = BytesMut::with_capacity(self.raw.len() + 256);
+
+        match (&self.start, &e.ruri) {
+            (StartLine::Request { method, version, .. }, Some(uri)) => {
+                out.put_slice(method.as_str().as_bytes());
+                out.put_u8(b' ');
+                out.put_slice(uri);
+                out.put_u8(b' ');
+                out.put_slice(version);
+                out.put_slice(b"\r\n");
+            }
+            _ => put_line(&mut out, &self.raw[self.start_span.0..self.start_span.1]),
+        }
+
+        let first_via = self.headers.iter().position(|h| h.name == HeaderName::Via);
+        let first_rr = self.headers.iter().position(|h| h.name == HeaderName::RecordRoute);
+        let put_vias = |out: &mut BytesMut| {
+            for v in e.vias.iter().rev() {
+                put_header(out, b"Via", v);
+            }
+        };
+        let put_rrs = |out: &mut BytesMut| {
+            for v in e.rrs.iter().rev() {
+                put_header(out, b"Record-Route", v);
+            }
+        };
+        if first_via.is_none() {
+            put_vias(&mut out);
+        }
+        if first_rr.is_none() {
+            put_rrs(&mut out);
+        }
+
+        let mut wrote_cl = false;
+        let len_text = body.len().to_string();
+        for (i, h) in self.headers.iter().enumerate() {
+            for (_, name, value) in e.replacements.iter().filter(|r| r.0 == i) {
+                if HeaderName::from_bytes(name.as_bytes()) != HeaderName::ContentLength {
+                    put_header(&mut out, name.as_bytes(), value);
+                }
+            }
+            if Some(i) == first_via {
+                put_vias(&mut out);
+            }
+            if Some(i) == first_rr {
+                put_rrs(&mut out);
+            }
+            let state = e.states.get(i).unwrap_or(&State::Keep);
+            if h.name == HeaderName::ContentLength {
+                // Owned by the serializer: keep the first one (rewritten if the
+                // body changed), drop duplicates.
+                if *state == State::Removed || wrote_cl {
+                    continue;
+                }
+                if e.body.is_some() {
+                    put_header(&mut out, &h.raw_name, len_text.as_bytes());
+                } else {
+                    let (s, t) = self.spans[i];
+                    put_line(&mut out, &self.raw[s..t]);
+                }
+                wrote_cl = true;
+                continue;
+            }
+            match state {
+                State::Keep => {
+                    let (s, t) = self.spans[i];
+                    put_line(&mut out, &self.raw[s..t]);
+                }
+                State::Removed => {}
+                State::Value(v) => put_header(&mut out, &h.raw_name, v),
+            }
+        }
+        for a in &e.appended {
+            match a {
+                Appended::Header(name, value) => {
+                    if HeaderName::from_bytes(name.as_bytes()) != HeaderName::ContentLength {
+                        put_header(&mut out, name.as_bytes(), value);
+                    }
+                }
+                Appended::Raw(lines) => out.put_slice(lines),
+            }
+        }
+        if !wrote_cl {
+            put_header(&mut out, b"Content-Length", len_text.as_bytes());
+        }
+        out.put_slice(b"\r\n");
+        out.put_slice(body);
+        out.freeze()
+    }
+}
+
+/// Copies a received line (folds included) and normalizes its terminator to CRLF.
+pub(crate) fn put_line(out: &mut BytesMut, line: &[u8]) {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    out.put_slice(line);
+    out.put_slice(b"\r\n");
+}
+
+pub(crate) fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}

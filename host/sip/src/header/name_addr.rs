@@ -1,0 +1,167 @@
+//! name-addr / addr-spec values: From, To, Contact, Route, Record-Route
+//! (RFC 3261 §20, §25.1).
+//!
+//! Per §20, parameters after an unbracketed addr-spec belong to the header,
+//! not the URI: `To: sip:bob@x;tag=1` has header param `tag`.
+
+use std::fmt;
+
+use memchr::memchr;
+
+use crate::parse::{
+    ParseError, find_param, is_lws, is_token, parse_params, quoted_end, split_top_level, trim_lws, unquote,
+};
+use crate::uri::Uri;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameAddr {
+    /// Unquoted, `\"` escapes resolved.
+    pub display_name: Option<String>,
+    pub uri: Uri,
+    /// Header parameters (`tag`, `q`, `expires`, `lr` on Route is a URI param).
+    pub params: Vec<(String, Option<String>)>,
+}
+
+const H: &str = "name-addr";
+
+impl NameAddr {
+    /// Parses one value (no top-level commas expected).
+    pub fn parse(value: &[u8]) -> Result<NameAddr, ParseError> {
+        let s = trim_lws(value);
+        if s.is_empty() {
+            return Err(ParseError::header(H, "empty value"));
+        }
+        if s[0] == b'"' {
+            let end = quoted_end(s).ok_or(ParseError::header(H, "unterminated quoted display name"))?;
+            let display = unquote(&s[..end]);
+            let rest = trim_lws(&s[end..]);
+            if rest.first() != Some(&b'<') {
+                return Err(ParseError::header(H, "expected '<' after display name"));
+            }
+            let (uri, params) = bracketed(rest)?;
+            return Ok(NameAddr { display_name: Some(display), uri, params });
+        }
+        if let Some(lt) = memchr(b'<', s) {
+            // Token display name: tokens separated by LWS (non-ASCII tolerated).
+            let disp = trim_lws(&s[..lt]);
+            if !disp.iter().all(|b| is_token(*b) || is_lws(*b) || *b >= 0x80) {
+                return Err(ParseError::header(H, "bad display name"));
+            }
+            let (uri, params) = bracketed(&s[lt..])?;
+            let display_name = (!disp.is_empty()).then(|| crate::parse::lossy(disp));
+            return Ok(NameAddr { display_name, uri, params });
+        }
+        // addr-spec: URI runs to the first ';' or LWS, the rest are header params.
+        let end = s.iter().position(|b| *b == b';' || is_lws(*b)).unwrap_or(s.len());
+        let uri = Uri::parse(&s[..end])?;
+        let params = parse_params(&s[end..], H)?;
+        Ok(NameAddr { display_name: None, uri, params })
+    }
+
+    /// Parses a comma-separated list; commas inside quotes and `<>` do not split.
+    pub fn parse_list(value: &[u8]) -> Result<Vec<NameAddr>, ParseError> {
+        let mut out = Vec::new();
+        for elem in split_top_level(value) {
+            out.push(NameAddr::parse(elem?)?);
+        }
+        Ok(out)
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.param("tag").flatten()
+    }
+
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        find_param(&self.params, name)
+    }
+
+    /// Contact `q` preference (0..=1); `None` if absent or malformed.
+    pub fn q(&self) -> Option<f32> {
+        self.param("q")
+            .flatten()
+            .and_then(|v| v.parse::<f32>().ok())
+            .filter(|q| (0.0..=1.0).contains(q))
+    }
+
+    /// Contact `expires` parameter in seconds (saturating at 2^32-1).
+    pub fn expires(&self) -> Option<u32> {
+        self.param("expires")
+            .flatten()
+            .and_then(|v| crate::parse::parse_delta_seconds(v.as_bytes()))
+    }
+}
+
+/// `"<" URI ">" params` — `s` starts with '<'.
+#[allow(clippy::type_complexity)]
+fn bracketed(s: &[u8]) -> Result<(Uri, Vec<(String, Option<String>)>), ParseError> {
+    let gt = memchr(b'>', s).ok_or(ParseError::header(H, "missing '>'"))?;
+    let uri = Uri::parse(trim_lws(&s[1..gt]))?;
+    let params = parse_params(&s[gt + 1..], H)?;
+    Ok((uri, params))
+}
+
+impl fmt::Display for NameAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(d) = &self.display_name {
+            f.write_str("\"")?;
+            for c in d.chars() {
+                if c == '"' || c == '\\' {
+                    f.write_str("\\")?;
+                }
+                write!(f, "{c}")?;
+            }
+            f.write_str("\" ")?;
+        }
+        write!(f, "<{}>", self.uri)?;
+        for (n, v) in &self.params {
+            match v {
+                Some(v) => write!(f, ";{n}={v}")?,
+                None => write!(f, ";{n}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let n = NameAddr::parse(br#""Bob \"B\"" <sip:bob@biloxi.com;transport=tcp>;tag=a6c85cf"#).unwrap();
+        assert_eq!(n.display_name.as_deref(), Some(r#"Bob "B""#));
+        assert_eq!(n.uri.transport(), Some("tcp"));
+        assert_eq!(n.tag(), Some("a6c85cf"));
+        assert_eq!(n.to_string(), r#""Bob \"B\"" <sip:bob@biloxi.com;transport=tcp>;tag=a6c85cf"#);
+
+        let n = NameAddr::parse(b"sip:bob@biloxi.com;tag=1;lr").unwrap();
+        assert!(n.uri.params.is_empty());
+        assert_eq!(n.tag(), Some("1"));
+        assert_eq!(n.param("lr"), Some(None));
+        assert_eq!(n.to_string(), "<sip:bob@biloxi.com>;tag=1;lr");
+
+        let n = NameAddr::parse(b"caller<sip:caller@example.com>;tag=323").unwrap();
+        assert_eq!(n.display_name.as_deref(), Some("caller"));
+        let n = NameAddr::parse(b"<sip:a@b>").unwrap();
+        assert_eq!(n.display_name, None);
+    }
+
+    #[test]
+    fn lists_and_contact_params() {
+        let l = NameAddr::parse_list(br#""A, B" <sip:a@x>;q=0.7;expires=3600, <sip:b@y?h=1,2>;q=0.1 ,sip:c@z"#).unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0].display_name.as_deref(), Some("A, B"));
+        assert_eq!(l[0].q(), Some(0.7));
+        assert_eq!(l[0].expires(), Some(3600));
+        assert_eq!(l[1].q(), Some(0.1));
+        assert_eq!(l[2].q(), None);
+    }
+
+    #[test]
+    fn errors() {
+        for bad in [&br#""unterminated <sip:a@b>"#[..], b"<sip:a@b", b"Bell, Alexander <sip:a@b>", b"", b"<sip:a@b>;;", b"a\"b <sip:a@b>"] {
+            assert!(NameAddr::parse_list(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Via header (RFC 3261 §20.42, RFC 3581 rport).
+//!
+//! `sent-protocol LWS sent-by *(SEMI via-params)`, where LWS may appear
+//! around every `/`, `:`, `;` and `=` — RFC 4475 "wsinv" folds lines in
+//! the middle of the protocol. One header value may hold a comma list.
+
+use std::fmt;
+
+use nom::{Parser, bytes::complete::tag};
+
+use crate::parse::{
+    ParseError, find_param, lws0, lws1, parse_params, split_top_level, token, trim_lws,
+};
+use crate::uri::{Host, host_text, parse_port, port_text};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// `SIP/2.0` (name uppercased, LWS removed).
+    pub protocol: String,
+    /// Uppercased transport, e.g. `UDP`.
+    pub transport: String,
+    pub host: Host,
+    pub port: Option<u16>,
+    pub params: Vec<(String, Option<String>)>,
+}
+
+const H: &str = "Via";
+
+impl Via {
+    /// Parses every comma-separated Via in one header value.
+    pub fn parse(value: &[u8]) -> Result<Vec<Via>, ParseError> {
+        let mut out = Vec::with_capacity(2);
+        for elem in split_top_level(value) {
+            out.push(Via::parse_one(elem?)?);
+        }
+        Ok(out)
+    }
+
+    /// Parses a single via-parm (no commas at top level).
+    pub(crate) fn parse_one(elem: &[u8]) -> Result<Via, ParseError> {
+        let elem = trim_lws(elem);
+        if elem.is_empty() {
+            return Err(ParseError::header(H, "empty Via element"));
+        }
+        type E<'a> = nom::Err<nom::error::Error<&'a [u8]>>;
+        let slash = || (lws0, tag("/"), lws0);
+        let (rest, (name, _, version, _, transport, _, host, port)) =
+            (token, slash(), token, slash(), token, lws1, host_text, port_text(true))
+                .parse(elem)
+                .map_err(|_: E| ParseError::header(H, "bad sent-protocol or sent-by"))?;
+        let host = Host::from_bytes(host).map_err(|_| ParseError::header(H, "bad host"))?;
+        let port = port
+            .map(parse_port)
+            .transpose()
+            .map_err(|_| ParseError::header(H, "bad port"))?;
+        let params = parse_params(rest, H)?;
+        let mut protocol = String::with_capacity(name.len() + 1 + version.len());
+        protocol.push_str(&String::from_utf8_lossy(name).to_ascii_uppercase());
+        protocol.push('/');
+        protocol.push_str(&String::from_utf8_lossy(version));
+        Ok(Via {
+            protocol,
+            transport: String::from_utf8_lossy(transport).to_ascii_uppercase(),
+            host,
+            port,
+            params,
+        })
+    }
+
+    pub fn branch(&self) -> Option<&str> {
+        self.param("branch").flatten()
+    }
+
+    pub fn received(&self) -> Option<&str> {
+        self.param("received").flatten()
+    }
+
+    /// `Some(None)`: `;rport` present without a value (client asks for it).
+    /// An unparsable value is reported as `Some(None)` as well.
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.param("rport").map(|v| v.and_then(|p| p.parse().ok()))
+    }
+
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        find_param(&self.params, name)
+    }
+
+    /// `host[:port]` as written in the Via (IPv6 bracketed).
+    pub fn sent_by(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} {}", self.protocol, self.transport, self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        for (n, v) in &self.params {
+            match v {
+                Some(v) => write!(f, ";{n}={v}")?,
+                None => write!(f, ";{n}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple() {
+        let v = Via::parse(b"SIP/2.0/udp 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=10.0.0.1").unwrap();
+        assert_eq!(v.len(), 1);
+        let v = &v[0];
+        assert_eq!(v.protocol, "SIP/2.0");
+        assert_eq!(v.transport, "UDP");
+        assert_eq!(v.host, Host::parse("192.0.2.1").unwrap());
+        assert_eq!(v.port, Some(5060));
+        assert_eq!(v.branch(), Some("z9hG4bK776asdhds"));
+        assert_eq!(v.rport(), Some(None));
+        assert_eq!(v.received(), Some("10.0.0.1"));
+        assert_eq!(v.to_string(), "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=10.0.0.1");
+    }
+
+    #[test]
+    fn folded_list() {
+        let v = Via::parse(
+            b"SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8  ,\r\n SIP  /    2.0   / UDP  192.168.255.111   ; branch=\r\n z9hG4bK30239",
+        )
+        .unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].transport, "TCP");
+        assert_eq!(v[0].host, Host::Domain("spindle.example.com".into()));
+        assert_eq!(v[0].branch(), Some("z9hG4bK9ikj8"));
+        assert_eq!(v[1].branch(), Some("z9hG4bK30239"));
+    }
+
+    #[test]
+    fn ipv6_and_errors() {
+        let v = &Via::parse(b"SIP/2.0/TLS [2001:db8::10]:5070;maddr=[2001:db8::1];rport=5071").unwrap()[0];
+        assert_eq!(v.host.to_string(), "[2001:db8::10]");
+        assert_eq!(v.port, Some(5070));
+        assert_eq!(v.rport(), Some(Some(5071)));
+        assert_eq!(v.param("maddr"), Some(Some("[2001:db8::1]")));
+        assert_eq!(v.sent_by(), "[2001:db8::10]:5070");
+        for bad in [&b"SIP/2.0/UDP 192.0.2.15;;,;,,"[..], b"SIP/2.0 host", b"SIP/2.0/UDP", b"", b"SIP/2.0/UDP h:99999", b"SIP/2.0/UDP h;branch=a b"] {
+            assert!(Via::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

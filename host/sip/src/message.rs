@@ -1,0 +1,520 @@
+//! Framing one datagram into a [`Message`] and reading it.
+//!
+//! [`Message::parse`] does the minimum every message needs: the start line,
+//! one `memchr` pass that cuts the header block into raw name/value slices
+//! (handling folding, LF-only line ends and whitespace around `:`), and
+//! body framing by Content-Length. Typed views are parsed only when an
+//! accessor is called, so a proxy that looks at five headers pays for five.
+
+use bytes::Bytes;
+use memchr::memchr;
+
+use crate::edit::Edits;
+use crate::header::name::NameMatcher;
+use crate::header::{CSeq, Contacts, Credentials, Header, HeaderName, NameAddr, Via};
+use crate::parse::{ParseError, first_element, is_lws, is_token, parse_delta_seconds, parse_u32};
+use crate::uri::Uri;
+
+/// Request methods; unknown ones are kept verbatim in `Other`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Register,
+    Options,
+    Info,
+    Prack,
+    Subscribe,
+    Notify,
+    Update,
+    Message,
+    Refer,
+    Publish,
+    Other(String),
+}
+
+impl Method {
+    /// Case-sensitive, as RFC 3261 §7.1 requires (`invite` is an unknown method).
+    pub fn from_bytes(b: &[u8]) -> Method {
+        match b {
+            b"INVITE" => Method::Invite,
+            b"ACK" => Method::Ack,
+            b"BYE" => Method::Bye,
+            b"CANCEL" => Method::Cancel,
+            b"REGISTER" => Method::Register,
+            b"OPTIONS" => Method::Options,
+            b"INFO" => Method::Info,
+            b"PRACK" => Method::Prack,
+            b"SUBSCRIBE" => Method::Subscribe,
+            b"NOTIFY" => Method::Notify,
+            b"UPDATE" => Method::Update,
+            b"MESSAGE" => Method::Message,
+            b"REFER" => Method::Refer,
+            b"PUBLISH" => Method::Publish,
+            other => Method::Other(String::from_utf8_lossy(other).into_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Register => "REGISTER",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Update => "UPDATE",
+            Method::Message => "MESSAGE",
+            Method::Refer => "REFER",
+            Method::Publish => "PUBLISH",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Request-Line or Status-Line; all text fields are slices of the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine {
+    Request { method: Method, uri: Bytes, version: Bytes },
+    Response { version: Bytes, code: u16, reason: Bytes },
+}
+
+/// What identifies a transaction (RFC 3261 §17.2.3) plus dialog tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionKey {
+    pub branch: Option<String>,
+    pub call_id: Bytes,
+    pub cseq: CSeq,
+    pub from_tag: Option<String>,
+    pub to_tag: Option<String>,
+    /// Top Via `host[:port]`.
+    pub via_sent_by: String,
+}
+
+/// A parsed SIP message: the received bytes plus raw header slices, and
+/// any recorded edits (see [`crate::edit`]).
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub(crate) raw: Bytes,
+    pub(crate) start: StartLine,
+    /// Start line span in `raw` (from its first byte to past its line end).
+    pub(crate) start_span: (usize, usize),
+    pub(crate) headers: Vec<Header>,
+    /// For each header, the span of its full line(s) in `raw`, folds and
+    /// line terminator included: edits re-emit untouched headers verbatim.
+    pub(crate) spans: Vec<(usize, usize)>,
+    pub(crate) body: Bytes,
+    /// End of the framed message in `raw` (trailing datagram bytes excluded).
+    pub(crate) end: usize,
+    pub(crate) edits: Edits,
+}
+
+/// A header line being accumulated until the next non-continuation line.
+struct Pending {
+    name: (usize, usize),
+    value: (usize, usize),
+    line: (usize, usize),
+}
+
+fn sl_err(r: &'static str) -> ParseError {
+    ParseError::StartLine(r)
+}
+
+/// `SIP/1*DIGIT.1*DIGIT`, case-insensitive name.
+fn valid_version(v: &[u8]) -> bool {
+    if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
+        return false;
+    }
+    let rest = &v[4..];
+    match memchr(b'.', rest) {
+        Some(dot) => {
+            let (maj, min) = (&rest[..dot], &rest[dot + 1..]);
+            !maj.is_empty()
+                && !min.is_empty()
+                && maj.iter().all(u8::is_ascii_digit)
+                && min.iter().all(u8::is_ascii_digit)
+        }
+        None => false,
+    }
+}
+
+fn parse_start_line(raw: &Bytes, s: usize, e: usize) -> Result<StartLine, ParseError> {
+    let line = &raw[s..e];
+    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+        let sp = memchr(b' ', line).ok_or(sl_err("status line without code"))?;
+        if !valid_version(&line[..sp]) {
+            return Err(sl_err("bad SIP version"));
+        }
+        let rest = &line[sp + 1..];
+        // Exactly three digits, then SP (reason may be empty; RFC 4475 "noreason").
+        if rest.len() < 3 || !rest[..3].iter().all(u8::is_ascii_digit) || (rest.len() > 3 && rest[3] != b' ') {
+            return Err(sl_err("bad status code"));
+        }
+        let code = rest[..3].iter().fold(0u16, |a, d| a * 10 + u16::from(d - b'0'));
+        if !(100..=699).contains(&code) {
+            return Err(sl_err("status code out of range"));
+        }
+        let reason_start = s + sp + 1 + rest.len().min(4);
+        return Ok(StartLine::Response {
+            version: raw.slice(s..s + sp),
+            code,
+            reason: raw.slice(reason_start..e),
+        });
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version: exactly two single
+    // spaces (RFC 4475 "lwsstart"/"lwsruri"/"trws" are rejected).
+    let sp1 = memchr(b' ', line).ok_or(sl_err("request line without URI"))?;
+    let sp2 = memchr(b' ', &line[sp1 + 1..]).ok_or(sl_err("request line without version"))? + sp1 + 1;
+    let (method, uri, version) = (&line[..sp1], &line[sp1 + 1..sp2], &line[sp2 + 1..]);
+    if method.is_empty() || !method.iter().all(|b| is_token(*b)) {
+        return Err(sl_err("bad method"));
+    }
+    if uri.is_empty() || uri.iter().any(|b| *b <= b' ' || *b == 0x7f) {
+        return Err(sl_err("bad Request-URI"));
+    }
+    if !valid_version(version) {
+        return Err(sl_err("bad SIP version"));
+    }
+    Ok(StartLine::Request {
+        method: Method::from_bytes(method),
+        uri: raw.slice(s + sp1 + 1..s + sp2),
+        version: raw.slice(s + sp2 + 1..e),
+    })
+}
+
+/// Strict Content-Length: digits only (RFC 4475 "ncl" has `-999`).
+fn parse_content_length(v: &[u8]) -> Result<usize, ParseError> {
+    let err = || ParseError::header("Content-Length", "not a non-negative number");
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return Err(err());
+    }
+    v.iter()
+        .try_fold(0usize, |a, d| a.checked_mul(10)?.checked_add(usize::from(d - b'0')))
+        .ok_or_else(err)
+}
+
+impl Message {
+    /// Parses start line and splits all headers (raw slices), frames the
+    /// body by Content-Length. Datagram semantics: without Content-Length
+    /// the body is the rest of the datagram; a Content-Length beyond the end
+    /// is an error; bytes after the framed body are ignored.
+    pub fn parse(raw: Bytes) -> Result<Message, ParseError> {
+        let buf: &[u8] = &raw;
+        let mut pos = 0;
+        // RFC 3261 §7.5: ignore empty lines before the start line.
+        while pos < buf.len() && (buf[pos] == b'\r' || buf[pos] == b'\n') {
+            pos += 1;
+        }
+        if pos == buf.len() {
+            return Err(sl_err("empty message"));
+        }
+        let sl_start = pos;
+        let nl = memchr(b'\n', &buf[pos..]).ok_or(sl_err("unterminated start line"))? + pos;
+        let sl_end = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+        let start = parse_start_line(&raw, sl_start, sl_end)?;
+        pos = nl + 1;
+
+        let mut headers: Vec<Header> = Vec::with_capacity(24);
+        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(24);
+        let mut content_length: Option<usize> = None;
+        let mut cur: Option<Pending> = None;
+        let body_start;
+        loop {
+            if pos >= buf.len() {
+                // Buffer ends right after a header line with no empty line.
+                // Tolerated: there is no body either way.
+                body_start = buf.len();
+                break;
+            }
+            let nl = memchr(b'\n', &buf[pos..]).ok_or(ParseError::Headers("unterminated header line"))? + pos;
+            let le = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+            if le == pos {
+                body_start = nl + 1;
+                break;
+            }
+            let first = buf[pos];
+            if first == b' ' || first == b'\t' {
+                // Folded continuation: extend the current header.
+                let c = cur.as_mut().ok_or(ParseError::Headers("continuation line before first header"))?;
+                c.value.1 = le;
+                c.line.1 = nl + 1;
+            } else {
+                if let Some(p) = cur.take() {
+                    push_header(&raw, &mut headers, &mut spans, &mut content_length, p)?;
+                }
+                let colon = memchr(b':', &buf[pos..le]).ok_or(ParseError::Headers("header line without ':'"))? + pos;
+                let mut ne = colon;
+                while ne > pos && (buf[ne - 1] == b' ' || buf[ne - 1] == b'\t') {
+                    ne -= 1;
+                }
+                if ne == pos || !buf[pos..ne].iter().all(|b| is_token(*b)) {
+                    return Err(ParseError::Headers("bad header name"));
+                }
+                cur = Some(Pending { name: (pos, ne), value: (colon + 1, le), line: (pos, nl + 1) });
+            }
+            pos = nl + 1;
+        }
+        if let Some(p) = cur.take() {
+            push_header(&raw, &mut headers, &mut spans, &mut content_length, p)?;
+        }
+        let end = match content_length {
+            Some(cl) => {
+                let end = body_start.checked_add(cl).filter(|e| *e <= buf.len());
+                end.ok_or(ParseError::Body("Content-Length larger than the message"))?
+            }
+            None => buf.len(),
+        };
+        let body = raw.slice(body_start..end);
+        Ok(Message {
+            start,
+            start_span: (sl_start, nl + 1),
+            headers,
+            spans,
+            body,
+            end,
+            edits: Edits::default(),
+            raw,
+        })
+    }
+
+    /// Original bytes as received.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// Original length (Kamailio's `msg:len`).
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    pub fn start_line(&self) -> &StartLine {
+        &self.start
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match &self.start {
+            StartLine::Response { code, .. } => Some(*code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// All headers as received, in order (edits are not reflected).
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+
+    /// First header of that name (case-insensitive, compact-form aware).
+    pub fn header(&self, name: &str) -> Option<&Header> {
+        let m = NameMatcher::new(name);
+        self.headers.iter().find(|h| m.matches(h.name, &h.raw_name))
+    }
+
+    /// Values of all headers of that name, in order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Bytes> + 'a {
+        let m = NameMatcher::new(name);
+        self.headers
+            .iter()
+            .filter(move |h| m.matches(h.name, &h.raw_name))
+            .map(|h| &h.value)
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    fn values(&self, name: HeaderName) -> impl Iterator<Item = &Bytes> + '_ {
+        self.headers.iter().filter(move |h| h.name == name).map(|h| &h.value)
+    }
+
+    fn first(&self, name: HeaderName) -> Option<&Bytes> {
+        self.headers.iter().find(|h| h.name == name).map(|h| &h.value)
+    }
+
+    fn require(&self, name: HeaderName) -> Result<&Bytes, ParseError> {
+        self.first(name).ok_or(ParseError::Missing(name.canonical()))
+    }
+
+    /// All Via values across all Via headers, topmost first.
+    pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
+        let mut out = Vec::with_capacity(4);
+        for v in self.values(HeaderName::Via) {
+            out.extend(Via::parse(v)?);
+        }
+        Ok(out)
+    }
+
+    /// The topmost Via (first value of the first Via header).
+    pub fn top_via(&self) -> Result<Via, ParseError> {
+        let (first, _) = first_element(self.require(HeaderName::Via)?)?;
+        Via::parse_one(first)
+    }
+
+    pub fn from(&self) -> Result<NameAddr, ParseError> {
+        NameAddr::parse(self.require(HeaderName::From)?)
+    }
+
+    pub fn to(&self) -> Result<NameAddr, ParseError> {
+        NameAddr::parse(self.require(HeaderName::To)?)
+    }
+
+    pub fn call_id(&self) -> Result<&Bytes, ParseError> {
+        let v = self.require(HeaderName::CallId)?;
+        if v.is_empty() || v.iter().any(|b| is_lws(*b)) {
+            return Err(ParseError::header("Call-ID", "empty or contains whitespace"));
+        }
+        Ok(v)
+    }
+
+    pub fn cseq(&self) -> Result<CSeq, ParseError> {
+        CSeq::parse(self.require(HeaderName::CSeq)?)
+    }
+
+    pub fn max_forwards(&self) -> Result<Option<u32>, ParseError> {
+        self.first(HeaderName::MaxForwards)
+            .map(|v| parse_u32(v).ok_or(ParseError::header("Max-Forwards", "not a number")))
+            .transpose()
+    }
+
+    /// Contacts across all Contact headers; `*` alone gives `Star`; no
+    /// Contact header gives an empty list.
+    pub fn contacts(&self) -> Result<Contacts, ParseError> {
+        Contacts::parse_values(self.values(HeaderName::Contact).map(|b| &b[..]))
+    }
+
+    pub fn routes(&self) -> Result<Vec<NameAddr>, ParseError> {
+        self.name_addr_list(HeaderName::Route)
+    }
+
+    pub fn record_routes(&self) -> Result<Vec<NameAddr>, ParseError> {
+        self.name_addr_list(HeaderName::RecordRoute)
+    }
+
+    fn name_addr_list(&self, name: HeaderName) -> Result<Vec<NameAddr>, ParseError> {
+        let mut out = Vec::new();
+        for v in self.values(name) {
+            out.extend(NameAddr::parse_list(v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn content_length(&self) -> Result<Option<usize>, ParseError> {
+        self.first(HeaderName::ContentLength).map(|v| parse_content_length(v)).transpose()
+    }
+
+    pub fn content_type(&self) -> Option<&Bytes> {
+        self.first(HeaderName::ContentType)
+    }
+
+    pub fn expires(&self) -> Result<Option<u32>, ParseError> {
+        self.first(HeaderName::Expires)
+            .map(|v| parse_delta_seconds(v).ok_or(ParseError::header("Expires", "not a number")))
+            .transpose()
+    }
+
+    pub fn authorization(&self) -> Result<Option<Credentials>, ParseError> {
+        self.first(HeaderName::Authorization).map(|v| Credentials::parse(v)).transpose()
+    }
+
+    pub fn proxy_authorization(&self) -> Result<Option<Credentials>, ParseError> {
+        self.first(HeaderName::ProxyAuthorization).map(|v| Credentials::parse(v)).transpose()
+    }
+
+    /// Parses the current Request-URI (the rewritten one after `set_request_uri`).
+    pub fn request_uri(&self) -> Result<Uri, ParseError> {
+        if !self.is_request() {
+            return Err(ParseError::Invalid("responses have no Request-URI"));
+        }
+        Uri::parse(&self.request_uri_raw())
+    }
+
+    /// Current Request-URI text (edited or original); empty for responses.
+    pub fn request_uri_raw(&self) -> Bytes {
+        if let Some(u) = &self.edits.ruri {
+            return u.clone();
+        }
+        match &self.start {
+            StartLine::Request { uri, .. } => uri.clone(),
+            StartLine::Response { .. } => Bytes::new(),
+        }
+    }
+
+    /// Resolves what transaction matching needs: top Via, From/To tags,
+    /// Call-ID and CSeq (all typed).
+    pub fn transaction_key(&self) -> Result<TransactionKey, ParseError> {
+        let via = self.top_via()?;
+        let via_sent_by = via.sent_by();
+        let branch = take_param(via.params, "branch");
+        let from_tag = take_param(self.from()?.params, "tag");
+        let to_tag = take_param(self.to()?.params, "tag");
+        Ok(TransactionKey {
+            branch,
+            call_id: self.call_id()?.clone(),
+            cseq: self.cseq()?,
+            from_tag,
+            to_tag,
+            via_sent_by,
+        })
+    }
+}
+
+/// Moves a parameter value out of a parsed list instead of cloning it.
+fn take_param(params: Vec<(String, Option<String>)>, name: &str) -> Option<String> {
+    params.into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| v)
+}
+
+fn push_header(
+    raw: &Bytes,
+    headers: &mut Vec<Header>,
+    spans: &mut Vec<(usize, usize)>,
+    content_length: &mut Option<usize>,
+    p: Pending,
+) -> Result<(), ParseError> {
+    let (mut vs, mut ve) = p.value;
+    while vs < ve && is_lws(raw[vs]) {
+        vs += 1;
+    }
+    while ve > vs && is_lws(raw[ve - 1]) {
+        ve -= 1;
+    }
+    let name = HeaderName::from_bytes(&raw[p.name.0..p.name.1]);
+    if name == HeaderName::ContentLength {
+        let cl = parse_content_length(&raw[vs..ve])?;
+        match *content_length {
+            None => *content_length = Some(cl),
+            Some(prev) if prev != cl => {
+                return Err(ParseError::header("Content-Length", "conflicting values"));
+            }
+            Some(_) => {}
+        }
+    }
+    headers.push(Header { name, raw_name: raw.slice(p.name.0..p.name.1), value: raw.slice(vs..ve) });
+    spans.push(p.line);
+    Ok(())
+}

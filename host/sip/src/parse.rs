@@ -1,0 +1,403 @@
+//! Shared grammar pieces (RFC 3261 §25) and the crate's error type.
+//!
+//! Everything that more than one header parser needs lives here: character
+//! classes, LWS handling, quoted strings, top-level list splitting and
+//! `;name=value` parameter lists. Input always comes from the network, so
+//! every function returns a [`ParseError`] instead of panicking.
+
+use nom::{
+    IResult, Parser,
+    bytes::complete::{tag, take_while, take_while1},
+    combinator::opt,
+    sequence::preceded,
+};
+
+/// Why a message or header could not be parsed.
+///
+/// Reasons are static strings so that building an error never allocates;
+/// [`ParseError::reason`] renders them for a `400 Bad Request` log line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The request or status line is malformed.
+    #[error("bad start line: {0}")]
+    StartLine(&'static str),
+    /// The header block could not be split into header fields.
+    #[error("bad header block: {0}")]
+    Headers(&'static str),
+    /// A URI did not match the SIP/SIPS/tel grammar.
+    #[error("bad URI: {0}")]
+    Uri(&'static str),
+    /// A header value did not match its grammar.
+    #[error("bad {header} header: {reason}")]
+    Header {
+        header: &'static str,
+        reason: &'static str,
+    },
+    /// A header that the operation needs is absent.
+    #[error("missing {0} header")]
+    Missing(&'static str),
+    /// The body does not agree with Content-Length.
+    #[error("bad body: {0}")]
+    Body(&'static str),
+    /// The operation makes no sense for this message (e.g. replying to a response).
+    #[error("invalid operation: {0}")]
+    Invalid(&'static str),
+}
+
+impl ParseError {
+    /// Human-readable reason, suitable for `400 Bad Request - <reason>` logs.
+    pub fn reason(&self) -> String {
+        self.to_string()
+    }
+
+    pub(crate) fn header(header: &'static str, reason: &'static str) -> Self {
+        ParseError::Header { header, reason }
+    }
+}
+
+/// `token` characters (RFC 3261 §25.1): alphanumerics and `-.!%*_+`'~`.
+const fn token_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+        i += 1;
+    }
+    t
+}
+static TOKEN: [bool; 256] = token_table();
+
+#[inline]
+pub(crate) fn is_token(b: u8) -> bool {
+    TOKEN[b as usize]
+}
+
+/// Linear white space. CR and LF count too: header values reach the typed
+/// parsers with folds (`CRLF 1*WSP`) still inside, and a fold is LWS.
+#[inline]
+pub(crate) fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+pub(crate) fn trim_lws(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if is_lws(*first) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if is_lws(*last) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// nom: optional LWS.
+pub(crate) fn lws0(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    take_while(is_lws).parse(i)
+}
+
+/// nom: mandatory LWS.
+pub(crate) fn lws1(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    take_while1(is_lws).parse(i)
+}
+
+/// nom: a token.
+pub(crate) fn token(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    take_while1(is_token).parse(i)
+}
+
+/// Index just past the closing quote of a quoted string starting at `s[0] == '"'`.
+/// Backslash escapes any following byte (quoted-pair).
+pub(crate) fn quoted_end(s: &[u8]) -> Option<usize> {
+    if s.first() != Some(&b'"') {
+        return None;
+    }
+    let mut i = 1;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// nom: a whole quoted string, quotes included.
+pub(crate) fn quoted_string(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    match quoted_end(i) {
+        Some(end) => Ok((&i[end..], &i[..end])),
+        None => Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Char,
+        ))),
+    }
+}
+
+/// Contents of a quoted string (quotes included in `q`) with quoted-pairs resolved.
+pub(crate) fn unquote(q: &[u8]) -> String {
+    let inner = if q.len() >= 2 { &q[1..q.len() - 1] } else { q };
+    if memchr::memchr(b'\\', inner).is_none() {
+        return lossy(inner);
+    }
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        if inner[i] == b'\\' && i + 1 < inner.len() {
+            out.push(inner[i + 1]);
+            i += 2;
+        } else {
+            out.push(inner[i]);
+            i += 1;
+        }
+    }
+    lossy(&out)
+}
+
+/// Bytes to `String`, replacing invalid UTF-8 rather than failing: header
+/// text is mostly ASCII and a broken byte in a display name is no reason to
+/// drop a call.
+#[inline]
+pub(crate) fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Splits a header value into its comma-separated elements, ignoring commas
+/// inside quoted strings and `<...>`. Elements are LWS-trimmed; callers
+/// decide whether an empty element is an error.
+pub(crate) struct SplitTop<'a> {
+    s: &'a [u8],
+    pos: usize,
+    done: bool,
+}
+
+pub(crate) fn split_top_level(s: &[u8]) -> SplitTop<'_> {
+    SplitTop { s, pos: 0, done: false }
+}
+
+impl<'a> SplitTop<'a> {
+    /// The not yet consumed rest of the input (after the last returned element's comma).
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        if self.done { &[] } else { &self.s[self.pos..] }
+    }
+}
+
+impl<'a> Iterator for SplitTop<'a> {
+    /// `Err` when a quote or angle bracket is left open.
+    type Item = Result<&'a [u8], ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let s = self.s;
+        let start = self.pos;
+        let mut i = start;
+        let mut in_angle = false;
+        while i < s.len() {
+            match s[i] {
+                b'"' if !in_angle => match quoted_end(&s[i..]) {
+                    Some(n) => {
+                        i += n;
+                        continue;
+                    }
+                    None => {
+                        self.done = true;
+                        return Some(Err(ParseError::Headers("unterminated quoted string")));
+                    }
+                },
+                b'<' => in_angle = true,
+                b'>' => in_angle = false,
+                b',' if !in_angle => {
+                    self.pos = i + 1;
+                    return Some(Ok(trim_lws(&s[start..i])));
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.done = true;
+        if in_angle {
+            return Some(Err(ParseError::Headers("unterminated '<'")));
+        }
+        Some(Ok(trim_lws(&s[start..])))
+    }
+}
+
+/// First comma-separated element of a header value and the raw rest after
+/// its comma (`None` if it was the only element).
+pub(crate) fn first_element(s: &[u8]) -> Result<(&[u8], Option<&[u8]>), ParseError> {
+    let mut it = split_top_level(s);
+    let first = it.next().unwrap_or(Ok(&[][..]))?;
+    if it.done {
+        Ok((first, None))
+    } else {
+        Ok((first, Some(it.rest())))
+    }
+}
+
+/// Characters allowed in an unquoted generic-param value: everything visible
+/// except the separators that end it. Non-ASCII is let through (UTF-8 in
+/// the wild); `[`/`]`/`:` cover IPv6 references (`received=[::1]`).
+#[inline]
+fn is_param_value_char(b: u8) -> bool {
+    b > b' ' && b != 0x7f && !matches!(b, b';' | b',' | b'"' | b'=' | b'<' | b'>')
+}
+
+fn param_value(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    if i.first() == Some(&b'"') {
+        quoted_string(i)
+    } else {
+        take_while1(is_param_value_char).parse(i)
+    }
+}
+
+/// nom: `LWS ";" LWS name [LWS "=" LWS value]`.
+fn generic_param(i: &[u8]) -> IResult<&[u8], (&[u8], Option<&[u8]>)> {
+    (
+        preceded((lws0, tag(";"), lws0), token),
+        opt(preceded((lws0, tag("="), lws0), param_value)),
+    )
+        .parse(i)
+}
+
+/// Parses `*(SEMI generic-param)` covering all of `s` (trailing LWS allowed).
+/// Values are kept as on the wire (quoted values keep their quotes) so that
+/// re-serialization is faithful.
+pub(crate) fn parse_params(
+    mut s: &[u8],
+    header: &'static str,
+) -> Result<Vec<(String, Option<String>)>, ParseError> {
+    let mut out = Vec::new();
+    loop {
+        s = trim_start_lws(s);
+        if s.is_empty() {
+            return Ok(out);
+        }
+        match generic_param(s) {
+            Ok((rest, (name, value))) => {
+                out.push((lossy(name), value.map(lossy)));
+                s = rest;
+            }
+            Err(_) => return Err(ParseError::header(header, "bad parameter")),
+        }
+    }
+}
+
+pub(crate) fn trim_start_lws(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|b| is_lws(**b)).count();
+    &s[n..]
+}
+
+/// Case-insensitive parameter lookup shared by all typed headers.
+pub(crate) fn find_param<'a>(
+    params: &'a [(String, Option<String>)],
+    name: &str,
+) -> Option<Option<&'a str>> {
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_deref())
+}
+
+/// Strict unsigned decimal (leading zeros fine, no sign, no overflow).
+pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut n: u32 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// `delta-seconds`: RFC 3261 §20.19 says values above 2^32-1 are treated as 2^32-1.
+pub(crate) fn parse_delta_seconds(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(parse_u32(s).unwrap_or(u32::MAX))
+}
+
+/// Percent-decoding; malformed escapes are kept literally.
+pub(crate) fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_respects_quotes_and_angles() {
+        let v: Vec<_> = split_top_level(br#""a,b" <sip:x;p=1,2>;q=1 , sip:y"#)
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(v, vec![&br#""a,b" <sip:x;p=1,2>;q=1"#[..], b"sip:y"]);
+        assert!(split_top_level(br#""abc, <x>"#).any(|r| r.is_err()));
+    }
+
+    #[test]
+    fn params_with_lws() {
+        let p = parse_params(b" ;  tag  =\r\n  x ; lr;q=0.5", "t").unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("tag".into(), Some("x".into())),
+                ("lr".into(), None),
+                ("q".into(), Some("0.5".into()))
+            ]
+        );
+        assert!(parse_params(b";;", "t").is_err());
+        assert!(parse_params(b";a=", "t").is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u32(b"0068"), Some(68));
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b"-1"), None);
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_delta_seconds(b"280297596632815"), Some(u32::MAX));
+    }
+
+    #[test]
+    fn percent() {
+        assert_eq!(percent_decode(b"%75se%72"), b"user");
+        assert_eq!(percent_decode(b"a%2"), b"a%2");
+        assert_eq!(percent_decode(b"%zz%00"), b"%zz\0");
+    }
+
+    #[test]
+    fn quoted() {
+        assert_eq!(unquote(br#""J Rosenberg \\\"""#), r#"J Rosenberg \""#);
+        assert_eq!(quoted_end(br#""abc"#), None);
+    }
+}

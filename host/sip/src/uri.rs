@@ -1,0 +1,395 @@
+//! SIP, SIPS and tel URIs (RFC 3261 §19.1, RFC 3966), parsed on demand.
+//!
+//! The user part is kept %-escaped exactly as received: comparisons and
+//! registrar keys decide themselves whether to unescape
+//! ([`Uri::user_unescaped`]), and re-serialization stays byte-faithful.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use memchr::memchr;
+use nom::{
+    IResult, Parser,
+    branch::alt,
+    bytes::complete::{tag, tag_no_case, take_while1},
+    character::complete::digit1,
+    combinator::{opt, recognize, value},
+    sequence::preceded,
+};
+
+use crate::parse::{ParseError, find_param, lws0, percent_decode};
+
+/// URI scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Sip,
+    Sips,
+    Tel,
+}
+
+impl Scheme {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scheme::Sip => "sip",
+            Scheme::Sips => "sips",
+            Scheme::Tel => "tel",
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Host part of a URI or Via sent-by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// Domain name as received (case preserved).
+    Domain(String),
+    Ipv4(Ipv4Addr),
+    Ipv6(Ipv6Addr),
+}
+
+#[inline]
+pub(crate) fn is_host_char(b: u8) -> bool {
+    // '_' is not in RFC 1034 hostnames but shows up in the wild (SRV-like names).
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
+}
+
+impl Host {
+    /// Parses a host; IPv6 is accepted with or without brackets.
+    pub fn parse(s: &str) -> Result<Host, ParseError> {
+        Host::from_bytes(s.as_bytes())
+    }
+
+    pub(crate) fn from_bytes(b: &[u8]) -> Result<Host, ParseError> {
+        if b.is_empty() {
+            return Err(ParseError::Uri("empty host"));
+        }
+        let bracketed = b[0] == b'[';
+        if bracketed || memchr(b':', b).is_some() {
+            let inner = if bracketed {
+                match b.strip_prefix(b"[").and_then(|x| x.strip_suffix(b"]")) {
+                    Some(i) => i,
+                    None => return Err(ParseError::Uri("unbalanced IPv6 brackets")),
+                }
+            } else {
+                b
+            };
+            return std::str::from_utf8(inner)
+                .ok()
+                .and_then(|s| s.parse::<Ipv6Addr>().ok())
+                .map(Host::Ipv6)
+                .ok_or(ParseError::Uri("bad IPv6 address"));
+        }
+        if !b.iter().all(|c| is_host_char(*c)) {
+            return Err(ParseError::Uri("bad character in host"));
+        }
+        // A name made only of digits and dots must be an IPv4 address: a
+        // hostname's top label cannot start with a digit.
+        if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
+            return std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse::<Ipv4Addr>().ok())
+                .map(Host::Ipv4)
+                .ok_or(ParseError::Uri("bad IPv4 address"));
+        }
+        // All bytes are ASCII host chars here.
+        Ok(Host::Domain(String::from_utf8_lossy(b).into_owned()))
+    }
+
+    /// Lowercased text form (used for registrar keys and comparisons).
+    pub fn to_lowercase_string(&self) -> String {
+        match self {
+            Host::Domain(d) => d.to_ascii_lowercase(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(d) => f.write_str(d),
+            Host::Ipv4(a) => write!(f, "{a}"),
+            Host::Ipv6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// A parsed URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uri {
+    pub scheme: Scheme,
+    /// Still %-escaped as on the wire; for tel: the number.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// For tel URIs: `Host::Domain(String::new())`.
+    pub host: Host,
+    pub port: Option<u16>,
+    /// `;transport=tcp;lr` in order.
+    pub params: Vec<(String, Option<String>)>,
+    /// `?subject=x&priority=y` in order.
+    pub headers: Vec<(String, String)>,
+}
+
+fn scheme(i: &[u8]) -> IResult<&[u8], Scheme> {
+    alt((
+        value(Scheme::Sips, tag_no_case("sips:")),
+        value(Scheme::Sip, tag_no_case("sip:")),
+        value(Scheme::Tel, tag_no_case("tel:")),
+    ))
+    .parse(i)
+}
+
+/// nom: `host` — an IPv6 reference or a run of host characters.
+pub(crate) fn host_text(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    alt((
+        recognize((
+            tag("["),
+            take_while1(|b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+            tag("]"),
+        )),
+        take_while1(is_host_char),
+    ))
+    .parse(i)
+}
+
+/// nom: `":" port`, optionally with LWS around the colon (Via allows it).
+pub(crate) fn port_text(lws: bool) -> impl Fn(&[u8]) -> IResult<&[u8], Option<&[u8]>> {
+    move |i| {
+        if lws {
+            opt(preceded((lws0, tag(":"), lws0), digit1)).parse(i)
+        } else {
+            opt(preceded(tag(":"), digit1)).parse(i)
+        }
+    }
+}
+
+pub(crate) fn parse_port(p: &[u8]) -> Result<u16, ParseError> {
+    crate::parse::parse_u32(p)
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or(ParseError::Uri("bad port"))
+}
+
+/// Bytes never allowed unescaped anywhere in a URI.
+#[inline]
+fn is_bad_uri_byte(b: u8) -> bool {
+    b <= b' ' || b >= 0x7f || matches!(b, b'<' | b'>' | b'"')
+}
+
+fn ascii(b: &[u8]) -> String {
+    // Callers only pass bytes already checked against `is_bad_uri_byte`, so
+    // this is ASCII; lossy conversion never actually replaces anything.
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Uri {
+    /// Parses `sip:`, `sips:` and `tel:` URIs; the scheme is case-insensitive.
+    pub fn parse(input: &[u8]) -> Result<Uri, ParseError> {
+        let (rest, scheme) = scheme(input).map_err(|_| ParseError::Uri("unsupported scheme"))?;
+        if rest.is_empty() {
+            return Err(ParseError::Uri("empty URI"));
+        }
+        if rest.iter().any(|b| is_bad_uri_byte(*b)) {
+            return Err(ParseError::Uri("invalid character"));
+        }
+        match scheme {
+            Scheme::Tel => parse_tel(rest),
+            _ => parse_sip(scheme, rest),
+        }
+    }
+
+    /// Looks a URI parameter up by name (case-insensitive).
+    /// `Some(None)` means present without a value (`;lr`).
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        find_param(&self.params, name)
+    }
+
+    /// User part with %-escapes decoded (`%00` stays a NUL, not an end).
+    pub fn user_unescaped(&self) -> Option<String> {
+        self.user
+            .as_ref()
+            .map(|u| String::from_utf8_lossy(&percent_decode(u.as_bytes())).into_owned())
+    }
+
+    /// Value of the `transport` parameter.
+    pub fn transport(&self) -> Option<&str> {
+        self.param("transport").flatten()
+    }
+
+    /// Address-of-record key: `scheme:user@host[:port]`, host lowercased,
+    /// no parameters or headers. Used by the registrar as location key.
+    pub fn aor(&self) -> String {
+        if self.scheme == Scheme::Tel {
+            return format!("tel:{}", self.user.as_deref().unwrap_or(""));
+        }
+        let mut s = String::with_capacity(48);
+        s.push_str(self.scheme.as_str());
+        s.push(':');
+        if let Some(u) = &self.user {
+            s.push_str(u);
+            s.push('@');
+        }
+        s.push_str(&self.host.to_lowercase_string());
+        if let Some(p) = self.port {
+            s.push(':');
+            s.push_str(&p.to_string());
+        }
+        s
+    }
+}
+
+fn parse_sip(scheme: Scheme, s: &[u8]) -> Result<Uri, ParseError> {
+    // '@' cannot appear unescaped after the host (headers must escape it),
+    // while the user part may contain ';', '?' and ':' — so split on '@' first.
+    let (userinfo, hostpart) = match memchr(b'@', s) {
+        Some(at) => (Some(&s[..at]), &s[at + 1..]),
+        None => (None, s),
+    };
+    let (user, password) = match userinfo {
+        Some(ui) => {
+            let (u, p) = match memchr(b':', ui) {
+                Some(c) => (&ui[..c], Some(&ui[c + 1..])),
+                None => (ui, None),
+            };
+            if u.is_empty() {
+                return Err(ParseError::Uri("empty user part"));
+            }
+            (Some(ascii(u)), p.map(ascii))
+        }
+        None => (None, None),
+    };
+    let (rest, (host, port)) = (host_text, port_text(false))
+        .parse(hostpart)
+        .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| ParseError::Uri("bad host"))?;
+    let host = Host::from_bytes(host)?;
+    let port = port.map(parse_port).transpose()?;
+    let (params, headers) = parse_tail(rest)?;
+    Ok(Uri { scheme, user, password, host, port, params, headers })
+}
+
+fn parse_tel(s: &[u8]) -> Result<Uri, ParseError> {
+    let end = s.iter().position(|b| matches!(b, b';' | b'?')).unwrap_or(s.len());
+    let number = &s[..end];
+    if number.is_empty() {
+        return Err(ParseError::Uri("empty telephone number"));
+    }
+    let (params, headers) = parse_tail(&s[end..])?;
+    Ok(Uri {
+        scheme: Scheme::Tel,
+        user: Some(ascii(number)),
+        password: None,
+        host: Host::Domain(String::new()),
+        port: None,
+        params,
+        headers,
+    })
+}
+
+/// `*( ";" pname ["=" pvalue] ) [ "?" header *( "&" header ) ]`.
+#[allow(clippy::type_complexity)]
+fn parse_tail(s: &[u8]) -> Result<(Vec<(String, Option<String>)>, Vec<(String, String)>), ParseError> {
+    let (pstr, hstr) = match memchr(b'?', s) {
+        Some(q) => (&s[..q], Some(&s[q + 1..])),
+        None => (s, None),
+    };
+    let mut params = Vec::new();
+    if !pstr.is_empty() {
+        let body = pstr.strip_prefix(b";").ok_or(ParseError::Uri("garbage after host"))?;
+        for p in body.split(|b| *b == b';') {
+            let (n, v) = match memchr(b'=', p) {
+                Some(e) => (&p[..e], Some(&p[e + 1..])),
+                None => (p, None),
+            };
+            if n.is_empty() || v.is_some_and(|v| v.is_empty() || memchr(b'=', v).is_some()) {
+                return Err(ParseError::Uri("bad URI parameter"));
+            }
+            params.push((ascii(n), v.map(ascii)));
+        }
+    }
+    let mut headers = Vec::new();
+    if let Some(h) = hstr {
+        for kv in h.split(|b| *b == b'&') {
+            let (n, v) = match memchr(b'=', kv) {
+                Some(e) => (&kv[..e], &kv[e + 1..]),
+                None => (kv, &b""[..]),
+            };
+            if n.is_empty() {
+                return Err(ParseError::Uri("bad URI header"));
+            }
+            headers.push((ascii(n), ascii(v)));
+        }
+    }
+    Ok((params, headers))
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.scheme)?;
+        if self.scheme == Scheme::Tel {
+            f.write_str(self.user.as_deref().unwrap_or(""))?;
+        } else {
+            if let Some(u) = &self.user {
+                f.write_str(u)?;
+                if let Some(p) = &self.password {
+                    write!(f, ":{p}")?;
+                }
+                f.write_str("@")?;
+            }
+            write!(f, "{}", self.host)?;
+            if let Some(p) = self.port {
+                write!(f, ":{p}")?;
+            }
+        }
+        for (n, v) in &self.params {
+            match v {
+                Some(v) => write!(f, ";{n}={v}")?,
+                None => write!(f, ";{n}")?,
+            }
+        }
+        for (i, (n, v)) in self.headers.iter().enumerate() {
+            let sep = if i == 0 { '?' } else { '&' };
+            write!(f, "{sep}{n}={v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic() {
+        let u = Uri::parse(b"SIP:alice:secret@Example.COM:5060;transport=tcp;lr?subject=x&priority=y").unwrap();
+        assert_eq!(u.scheme, Scheme::Sip);
+        assert_eq!(u.user.as_deref(), Some("alice"));
+        assert_eq!(u.password.as_deref(), Some("secret"));
+        assert_eq!(u.host, Host::Domain("Example.COM".into()));
+        assert_eq!(u.port, Some(5060));
+        assert_eq!(u.transport(), Some("tcp"));
+        assert_eq!(u.param("LR"), Some(None));
+        assert_eq!(u.headers.len(), 2);
+        assert_eq!(u.aor(), "sip:alice@example.com:5060");
+        assert_eq!(u.to_string(), "sip:alice:secret@Example.COM:5060;transport=tcp;lr?subject=x&priority=y");
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(Host::parse("[::1]").unwrap(), Host::Ipv6(Ipv6Addr::LOCALHOST));
+        assert_eq!(Host::parse("::1").unwrap().to_string(), "[::1]");
+        assert!(Host::parse("1.2.3.256").is_err());
+        assert!(Host::parse("").is_err());
+        assert!(Host::parse("a b").is_err());
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in [&b"http://x"[..], b"sip:", b"sip:@host", b"sip:host:99999", b"sip:ho st", b"sip:host;;", b"sip:[::1"] {
+            assert!(Uri::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}
