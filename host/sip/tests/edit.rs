@@ -1,0 +1,152 @@
+//! Edits are recorded, applied once by `serialize`, and do not change reads.
+
+mod common;
+
+use bytes::Bytes;
+use common::crlf;
+use wisp_sip::Message;
+
+const REQ: &[u8] = b"INVITE sip:bob@biloxi.com SIP/2.0
+Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1, SIP/2.0/UDP b.example.com;branch=z9hG4bK2
+v: SIP/2.0/TCP c.example.com;branch=z9hG4bK3
+Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>
+Max-Forwards: 70
+To: <sip:bob@biloxi.com>
+From: <sip:alice@atlanta.com>;tag=1
+Call-ID: x1
+CSeq: 1 INVITE
+Content-Length: 4
+
+body";
+
+fn msg() -> Message {
+    Message::parse(crlf(REQ)).unwrap()
+}
+
+#[test]
+fn no_edits_returns_original() {
+    let m = msg();
+    assert!(!m.has_edits());
+    assert_eq!(m.serialize(), *m.raw());
+}
+
+#[test]
+fn proxy_forward_edits() {
+    let mut m = msg();
+    m.set_request_uri(Bytes::from_static(b"sip:bob@192.0.2.4:5060"));
+    m.insert_via(Bytes::from_static(b"SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1"));
+    m.insert_record_route(Bytes::from_static(b"<sip:proxy.example.com;lr>"));
+    m.remove_top_route().unwrap();
+    m.set_max_forwards(69);
+    m.append_header("P-Asserted-Identity", Bytes::from_static(b"<sip:alice@atlanta.com>"));
+    m.append_raw_header_lines(Bytes::from_static(b"X-Hint: a"));
+    assert!(m.has_edits());
+    // Reads still see the received message (except the R-URI).
+    assert_eq!(m.vias().unwrap().len(), 3);
+    assert_eq!(m.routes().unwrap().len(), 2);
+    assert_eq!(m.max_forwards().unwrap(), Some(70));
+    assert_eq!(m.request_uri().unwrap().port, Some(5060));
+    assert_eq!(&m.request_uri_raw()[..], b"sip:bob@192.0.2.4:5060");
+    let out = m.serialize();
+    let want = "INVITE sip:bob@192.0.2.4:5060 SIP/2.0\r\n\
+Record-Route: <sip:proxy.example.com;lr>\r\n\
+Via: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1\r\n\
+Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1, SIP/2.0/UDP b.example.com;branch=z9hG4bK2\r\n\
+v: SIP/2.0/TCP c.example.com;branch=z9hG4bK3\r\n\
+Route: <sip:p2.example.com;lr>\r\n\
+Max-Forwards: 69\r\n\
+To: <sip:bob@biloxi.com>\r\n\
+From: <sip:alice@atlanta.com>;tag=1\r\n\
+Call-ID: x1\r\n\
+CSeq: 1 INVITE\r\n\
+Content-Length: 4\r\n\
+P-Asserted-Identity: <sip:alice@atlanta.com>\r\n\
+X-Hint: a\r\n\
+\r\n\
+body";
+    assert_eq!(std::str::from_utf8(&out).unwrap(), want);
+    // Applying twice gives the same bytes (edits are not consumed).
+    assert_eq!(m.serialize(), out);
+    // And the result parses.
+    let again = Message::parse(out).unwrap();
+    assert_eq!(again.vias().unwrap().len(), 4);
+    assert_eq!(again.routes().unwrap().len(), 1);
+}
+
+#[test]
+fn response_via_removal_only_first_value() {
+    let mut m = msg();
+    m.remove_top_via().unwrap();
+    let out = m.serialize();
+    assert!(out.starts_with(b"INVITE sip:bob@biloxi.com SIP/2.0\r\nVia: SIP/2.0/UDP b.example.com;branch=z9hG4bK2\r\nv: SIP"));
+    m.remove_top_via().unwrap();
+    m.remove_top_via().unwrap();
+    assert!(m.remove_top_via().is_err());
+    let out = Message::parse(m.serialize()).unwrap();
+    assert!(out.vias().unwrap().is_empty());
+    assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK1"));
+    // Inserted Vias are removed first.
+    let mut m = msg();
+    m.insert_via(Bytes::from_static(b"SIP/2.0/UDP me;branch=z9hG4bKme"));
+    m.remove_top_via().unwrap();
+    assert_eq!(Message::parse(m.serialize()).unwrap().vias().unwrap().len(), 3);
+}
+
+#[test]
+fn remove_and_replace_headers() {
+    let mut m = msg();
+    assert_eq!(m.remove_headers("via"), 2);
+    assert_eq!(m.remove_headers("Via"), 0);
+    m.replace_header("To", Bytes::from_static(b"<sip:carol@chicago.com>"));
+    m.replace_header("X-New", Bytes::from_static(b"1"));
+    let out = m.serialize();
+    let want = "INVITE sip:bob@biloxi.com SIP/2.0\r\n\
+Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:carol@chicago.com>\r\n\
+From: <sip:alice@atlanta.com>;tag=1\r\n\
+Call-ID: x1\r\n\
+CSeq: 1 INVITE\r\n\
+Content-Length: 4\r\n\
+X-New: 1\r\n\
+\r\n\
+body";
+    assert_eq!(std::str::from_utf8(&out).unwrap(), want);
+    assert_eq!(m.to().unwrap().uri.user.as_deref(), Some("bob"));
+}
+
+#[test]
+fn body_edits_recompute_content_length() {
+    let mut m = msg();
+    m.set_body(Bytes::from_static(b"v=0\r\n"), Some(Bytes::from_static(b"application/sdp")));
+    let out = m.serialize();
+    assert!(out.ends_with(b"CSeq: 1 INVITE\r\nContent-Length: 5\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n"));
+    let p = Message::parse(out).unwrap();
+    assert_eq!(&p.body()[..], b"v=0\r\n");
+    assert_eq!(&m.body()[..], b"body");
+
+    let mut m = msg();
+    m.set_body(Bytes::new(), None);
+    assert!(m.serialize().ends_with(b"Content-Length: 0\r\n\r\n"));
+}
+
+#[test]
+fn content_length_added_when_absent() {
+    let mut m = Message::parse(crlf(b"OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nCall-ID: c\n\n")).unwrap();
+    m.set_max_forwards(10);
+    assert_eq!(
+        &m.serialize()[..],
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: c\r\nMax-Forwards: 10\r\nContent-Length: 0\r\n\r\n"
+    );
+    // Body present without Content-Length (datagram): length is written.
+    let mut m = Message::parse(Bytes::from_static(b"MESSAGE sip:a@b SIP/2.0\nCall-ID: c\n\nhello")).unwrap();
+    m.append_header("X", Bytes::from_static(b"y"));
+    assert_eq!(&m.serialize()[..], b"MESSAGE sip:a@b SIP/2.0\r\nCall-ID: c\r\nX: y\r\nContent-Length: 5\r\n\r\nhello");
+}
+
+#[test]
+fn folded_headers_survive_edits() {
+    let mut m = Message::parse(crlf(b"OPTIONS sip:a@b SIP/2.0\nSubject: one\n two\nContent-Length: 0\n\n")).unwrap();
+    m.append_header("X", Bytes::from_static(b"1"));
+    assert_eq!(&m.serialize()[..], b"OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\nContent-Length: 0\r\nX: 1\r\n\r\n");
+}
