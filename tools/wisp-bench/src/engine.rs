@@ -1,11 +1,13 @@
-//! The load loop: one thread, one non-blocking UDP socket, an O(1) in-flight table.
+//! The load loop: one thread, one UDP socket, an O(1) in-flight table.
 //!
 //! Single-threaded on purpose: the tool is meant to be pinned to one core (`taskset`),
 //! where a sender/receiver thread pair would only fight over that core. Each loop
-//! iteration drains the socket, expires timed-out requests, does due retransmissions and
-//! sends what the window (closed loop) or the schedule (open loop) allows; when there is
-//! nothing to do it blocks in `ppoll` until a datagram arrives or the next timer is due
-//! (or spins if that timer is less than ~50 µs away).
+//! iteration expires timed-out requests, does due retransmissions, sends what the window
+//! (closed loop) or the schedule (open loop) allows, then receives one datagram. In
+//! closed loop, when the window is full, that receive blocks (SO_RCVTIMEO 1 ms), so a
+//! saturated run costs one `sendto` + one `recv` per request. In open loop, when there is
+//! nothing to do, it sleeps in `ppoll` until a datagram arrives or the next request is
+//! due (or spins if that is less than ~50 µs away).
 //!
 //! In-flight requests live in a power-of-two ring indexed by the sequence number that is
 //! embedded in the Call-ID and Via branch; a slot holds the first send time (+1, 0 = free).
@@ -31,8 +33,7 @@ const T2_NS: u64 = 4_000_000_000;
 const TIMER_F_NS: u64 = 64 * T1_NS;
 /// Max in-flight table size (entries of 8 bytes).
 const MAX_RING: u64 = 1 << 21;
-/// Per-iteration bounds so receiving and sending interleave under load.
-const RECV_BATCH: usize = 256;
+/// Per-iteration bound on new sends so receiving interleaves under load.
 const SEND_BATCH: usize = 128;
 const SOCK_BUF: usize = 16 << 20;
 
@@ -126,7 +127,6 @@ fn make_socket(bind: SocketAddr) -> Result<(UdpSocket, usize, usize)> {
         }
     }
     s.bind(&bind.into()).with_context(|| format!("bind {bind}"))?;
-    s.set_nonblocking(true)?;
     let rcv = s.recv_buffer_size().unwrap_or(0);
     let snd = s.send_buffer_size().unwrap_or(0);
     Ok((s.into(), rcv, snd))
@@ -173,6 +173,80 @@ fn wait_fd(fd: libc::c_int, wait_ns: u64, want_write: bool) {
     unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
 }
 
+/// In-flight table and answer accounting.
+struct Tracker {
+    /// First send time in ns since start, +1; 0 = not in flight. Indexed by seq & mask.
+    ring: Vec<u64>,
+    mask: u64,
+    /// Every seq < oldest is resolved (answered or lost).
+    oldest: u64,
+    /// Next sequence number to send.
+    next_seq: u64,
+    inflight: u64,
+    hist: Histogram<u64>,
+    last_answer_ns: u64,
+    token: Vec<u8>,
+    expect: u16,
+}
+
+impl Tracker {
+    #[inline]
+    fn on_datagram(&mut self, msg: &[u8], now: u64, s: &mut Summary) {
+        let Some(code) = status_code(msg) else {
+            s.unmatched += 1;
+            return;
+        };
+        let Some(seq) = match_seq(msg, &self.token) else {
+            s.unmatched += 1;
+            return;
+        };
+        if code < 200 {
+            s.provisional += 1;
+            return;
+        }
+        if seq < self.oldest || seq >= self.next_seq {
+            s.stale += 1;
+            return;
+        }
+        let slot = &mut self.ring[(seq & self.mask) as usize];
+        if *slot == 0 {
+            s.stale += 1;
+            return;
+        }
+        let sent_at = *slot - 1;
+        *slot = 0;
+        self.inflight -= 1;
+        self.last_answer_ns = now;
+        s.answered += 1;
+        self.hist.saturating_record((now.saturating_sub(sent_at) / 1000).max(1));
+        if code == self.expect {
+            s.succeeded += 1;
+        } else {
+            s.failed += 1;
+            *s.failed_by_code.entry(code).or_insert(0) += 1;
+        }
+    }
+}
+
+/// `recv(2)`; non-blocking unless `block` (then bounded by the socket's SO_RCVTIMEO).
+#[inline]
+fn recv(fd: libc::c_int, buf: &mut [u8], block: bool) -> io::Result<usize> {
+    let flags = if block { 0 } else { libc::MSG_DONTWAIT };
+    // SAFETY: buf is valid for writes of buf.len() bytes.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// Non-blocking `sendto(2)` of one datagram.
+#[inline]
+fn send_to(fd: libc::c_int, buf: &[u8], dest: &socket2::SockAddr) -> io::Result<()> {
+    // SAFETY: buf valid for reads; dest is a valid socket address of dest.len() bytes.
+    let n = unsafe {
+        libc::sendto(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT, dest.as_ptr().cast(), dest.len())
+    };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 pub fn run(cfg: &Config) -> Result<Summary> {
     if !is_loopback(cfg.target.ip()) {
         bail!("target {} is not a loopback address (only 127.0.0.0/8 and ::1 are allowed)", cfg.target);
@@ -198,11 +272,10 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     };
     let tmpl = RequestTemplate::new(cfg.method, &cfg.uri, uri_host(&cfg.uri), via_addr, run_nonce())?;
     let token = tmpl.token().as_bytes().to_vec();
+    sock.set_read_timeout(Some(Duration::from_millis(1)))?;
 
     let ring_len = cfg.count.clamp(1, MAX_RING).next_power_of_two();
-    let mask = ring_len - 1;
-    let mut ring = vec![0u64; ring_len as usize];
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds");
+    let hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds");
 
     let timeout_ns = cfg.timeout.as_nanos().min(u64::MAX as u128) as u64;
     let send_deadline_ns = cfg.duration.as_nanos().min(u64::MAX as u128) as u64;
@@ -237,12 +310,20 @@ pub fn run(cfg: &Config) -> Result<Summary> {
 
     let mut out = Vec::with_capacity(1024);
     let mut rbuf = vec![0u8; 65536];
-    let mut next_seq = 0u64; // next sequence number to send
-    let mut oldest = 0u64; // all seq < oldest are resolved
-    let mut inflight = 0u64;
+    let dest = socket2::SockAddr::from(cfg.target);
+    let mut tr = Tracker {
+        ring: vec![0u64; ring_len as usize],
+        mask: ring_len - 1,
+        oldest: 0,
+        next_seq: 0,
+        inflight: 0,
+        hist,
+        last_answer_ns: 0,
+        token,
+        expect: cfg.expect,
+    };
     let mut sending_done = cfg.count == 0;
     let mut send_end_ns = 0u64;
-    let mut last_answer_ns = 0u64;
     let mut consecutive_send_errors = 0u32;
     let t0 = Instant::now();
     let now_ns = || t0.elapsed().as_nanos() as u64;
@@ -250,86 +331,37 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let due_ns = |seq: u64| -> u64 { (seq as u128 * 1_000_000_000u128 / cfg.rate.max(1) as u128) as u64 };
 
     loop {
+        let now = now_ns();
         let mut progressed = false;
         let mut send_blocked = false;
 
-        // 1. Receive everything that is queued (bounded batch).
-        for _ in 0..RECV_BATCH {
-            let n = match sock.recv(&mut rbuf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // ICMP errors surfaced on the socket: not a response.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
-                Err(e) => return Err(e).context("recv"),
-            };
-            progressed = true;
-            let msg = &rbuf[..n];
-            let Some(code) = status_code(msg) else {
-                s.unmatched += 1;
-                continue;
-            };
-            let Some(seq) = match_seq(msg, &token) else {
-                s.unmatched += 1;
-                continue;
-            };
-            if code < 200 {
-                s.provisional += 1;
-                continue;
-            }
-            if seq < oldest || seq >= next_seq {
-                s.stale += 1;
-                continue;
-            }
-            let slot = &mut ring[(seq & mask) as usize];
-            if *slot == 0 {
-                s.stale += 1;
-                continue;
-            }
-            let now = now_ns();
-            let sent_at = *slot - 1;
-            *slot = 0;
-            inflight -= 1;
-            last_answer_ns = now;
-            s.answered += 1;
-            hist.saturating_record(((now - sent_at) / 1000).max(1));
-            if code == cfg.expect {
-                s.succeeded += 1;
-            } else {
-                s.failed += 1;
-                *s.failed_by_code.entry(code).or_insert(0) += 1;
-            }
-        }
-
-        let now = now_ns();
-
-        // 2. Expire (in sequence order) requests unanswered for longer than the timeout.
-        while oldest < next_seq {
-            let slot = &mut ring[(oldest & mask) as usize];
+        // 1. Expire (in sequence order) requests unanswered for longer than the timeout.
+        while tr.oldest < tr.next_seq {
+            let slot = &mut tr.ring[(tr.oldest & tr.mask) as usize];
             if *slot != 0 {
                 if now < *slot - 1 + timeout_ns {
                     break;
                 }
                 *slot = 0;
-                inflight -= 1;
+                tr.inflight -= 1;
                 s.lost += 1;
             }
-            oldest += 1;
+            tr.oldest += 1;
         }
 
-        // 3. Timer-E retransmissions (one cursor per round; rounds are time-ordered by seq).
+        // 2. Timer-E retransmissions (one cursor per round; rounds are time-ordered by seq).
         'rtx: for (k, &off) in rtx_offsets.iter().enumerate() {
             let cur = &mut rtx_cursor[k];
-            *cur = (*cur).max(oldest);
-            while *cur < next_seq {
-                let slot = ring[(*cur & mask) as usize];
+            *cur = (*cur).max(tr.oldest);
+            while *cur < tr.next_seq {
+                let slot = tr.ring[(*cur & tr.mask) as usize];
                 if slot != 0 {
                     if now < slot - 1 + off {
                         break;
                     }
                     tmpl.write(*cur, *cur % cfg.users, &mut out);
-                    match sock.send_to(&out, cfg.target) {
-                        Ok(_) => s.retransmissions += 1,
+                    match send_to(fd, &out, &dest) {
+                        Ok(()) => s.retransmissions += 1,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             send_blocked = true;
                             break 'rtx;
@@ -342,31 +374,30 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             }
         }
 
-        // 4. Send new requests.
-        if !sending_done && (next_seq >= cfg.count || now >= send_deadline_ns) {
+        // 3. Send new requests.
+        if !sending_done && (tr.next_seq >= cfg.count || now >= send_deadline_ns) {
             sending_done = true;
             send_end_ns = now;
         }
+        let can_send = |tr: &Tracker, now: u64| {
+            tr.next_seq < cfg.count
+                && tr.next_seq - tr.oldest < ring_len
+                && if cfg.rate == 0 { tr.inflight < cfg.window } else { due_ns(tr.next_seq) <= now }
+        };
         if !sending_done && !send_blocked {
             for _ in 0..SEND_BATCH {
-                if next_seq >= cfg.count || next_seq - oldest >= ring_len {
+                if !can_send(&tr, now) {
                     break;
                 }
-                if cfg.rate == 0 {
-                    if inflight >= cfg.window {
-                        break;
-                    }
-                } else if due_ns(next_seq) > now {
-                    break;
-                }
-                tmpl.write(next_seq, next_seq % cfg.users, &mut out);
+                let seq = tr.next_seq;
+                tmpl.write(seq, seq % cfg.users, &mut out);
                 let t_send = now_ns();
-                match sock.send_to(&out, cfg.target) {
-                    Ok(_) => {
+                match send_to(fd, &out, &dest) {
+                    Ok(()) => {
                         consecutive_send_errors = 0;
-                        ring[(next_seq & mask) as usize] = t_send + 1;
-                        next_seq += 1;
-                        inflight += 1;
+                        tr.ring[(seq & tr.mask) as usize] = t_send + 1;
+                        tr.next_seq += 1;
+                        tr.inflight += 1;
                         s.sent += 1;
                         progressed = true;
                     }
@@ -388,51 +419,70 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             }
         }
 
-        // 5. Done when nothing is left to send and nothing is in flight.
-        if sending_done && inflight == 0 {
+        // 4. Done when nothing is left to send and nothing is in flight.
+        if sending_done && tr.inflight == 0 {
             break;
         }
 
-        // 6. Idle: sleep until a datagram arrives or the next timer is due.
-        if !progressed {
-            let now = now_ns();
-            let mut wake = u64::MAX;
-            if !sending_done {
-                wake = wake.min(send_deadline_ns);
-                if cfg.rate > 0 && next_seq - oldest < ring_len {
-                    wake = wake.min(due_ns(next_seq));
-                }
+        // 5. Receive one datagram. In closed loop, when no request can be sent until an
+        //    answer arrives, block in recv (SO_RCVTIMEO = 1 ms, so timers still run):
+        //    at saturation that is one sendto + one recv per request.
+        let block = cfg.rate == 0
+            && !send_blocked
+            && (sending_done || !can_send(&tr, now));
+        match recv(fd, &mut rbuf, block) {
+            Ok(n) => {
+                tr.on_datagram(&rbuf[..n], now_ns(), &mut s);
+                continue;
             }
-            if oldest < next_seq {
-                let slot = ring[(oldest & mask) as usize];
-                if slot != 0 {
-                    wake = wake.min(slot - 1 + timeout_ns);
-                }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // EINTR, or an ICMP error surfaced on the socket: not a response.
+            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionRefused) => continue,
+            Err(e) => return Err(e).context("recv"),
+        }
+        if block || progressed {
+            continue;
+        }
+
+        // 6. Idle (open loop or send buffer full): sleep until a datagram arrives or the
+        //    next timer is due; spin if that is very close.
+        let now = now_ns();
+        let mut wake = u64::MAX;
+        if !sending_done {
+            wake = wake.min(send_deadline_ns);
+            if cfg.rate > 0 && tr.next_seq - tr.oldest < ring_len {
+                wake = wake.min(due_ns(tr.next_seq));
             }
-            for (k, &off) in rtx_offsets.iter().enumerate() {
-                let c = rtx_cursor[k].max(oldest);
-                if c < next_seq {
-                    let slot = ring[(c & mask) as usize];
-                    // Unresolved slots at the cursor are found on the next pass; be eager.
-                    wake = wake.min(if slot != 0 { slot - 1 + off } else { now });
-                }
+        }
+        if tr.oldest < tr.next_seq {
+            let slot = tr.ring[(tr.oldest & tr.mask) as usize];
+            if slot != 0 {
+                wake = wake.min(slot - 1 + timeout_ns);
             }
-            let wait = wake.saturating_sub(now);
-            if send_blocked {
-                wait_fd(fd, wait.min(1_000_000), true);
-            } else if wait > 50_000 {
-                wait_fd(fd, wait.min(100_000_000), false);
-            } else {
-                std::hint::spin_loop();
+        }
+        for (k, &off) in rtx_offsets.iter().enumerate() {
+            let c = rtx_cursor[k].max(tr.oldest);
+            if c < tr.next_seq {
+                let slot = tr.ring[(c & tr.mask) as usize];
+                // An answered slot at the cursor is skipped on the next pass; be eager.
+                wake = wake.min(if slot != 0 { slot - 1 + off } else { now });
             }
+        }
+        let wait = wake.saturating_sub(now);
+        if send_blocked {
+            wait_fd(fd, wait.min(1_000_000), true);
+        } else if wait > 50_000 {
+            wait_fd(fd, wait.min(100_000_000), false);
+        } else {
+            std::hint::spin_loop();
         }
     }
 
     let end = now_ns();
-    let active_end = if s.answered > 0 { last_answer_ns } else { send_end_ns.max(1) };
+    let active_end = if s.answered > 0 { tr.last_answer_ns } else { send_end_ns.max(1) };
     s.elapsed = Duration::from_nanos(active_end);
     s.wall = Duration::from_nanos(end);
-    s.hist = hist;
+    s.hist = tr.hist;
     Ok(s)
 }
 
