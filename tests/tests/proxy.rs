@@ -1,0 +1,165 @@
+//! Registrar + stateless proxy through the default plugin: REGISTER, then
+//! requests to the AOR reach the registered contact with Wisp's Via on
+//! top, and the responses come back to the caller with it removed.
+
+use std::time::Duration;
+
+use wisp_e2e::*;
+
+/// Asserts the request B got is the forwarded copy of A's request.
+fn check_forwarded(router: &Router, a: &TestUa, b: &TestUa, a_branch: &str, req: &Message, src: std::net::SocketAddr) {
+    let vs = vias(req);
+    assert!(vs.len() >= 2, "forwarded request must carry Wisp's Via above A's:\n{}", text(req));
+    let top = &vs[0];
+    assert_eq!(top.host.to_string(), "127.0.0.1", "Wisp Via host:\n{}", text(req));
+    assert_eq!(top.port, Some(router.port()), "Wisp Via port must be the router port:\n{}", text(req));
+    assert_eq!(top.transport, "UDP", "Wisp Via transport:\n{}", text(req));
+    let br = top.branch().unwrap_or_else(|| panic!("Wisp Via has no branch:\n{}", text(req)));
+    assert!(br.starts_with("z9hG4bK"), "Wisp branch {br:?} must start with the RFC 3261 magic cookie");
+    assert_ne!(br, a_branch, "Wisp must use its own branch");
+    let second = &vs[1];
+    assert_eq!(second.branch(), Some(a_branch), "A's Via must be second:\n{}", text(req));
+    assert_eq!(second.port, Some(a.port()), "A's Via port:\n{}", text(req));
+    assert_eq!(vs.len(), 2, "exactly two Vias expected:\n{}", text(req));
+    assert_eq!(
+        req.max_forwards().expect("Max-Forwards parses"),
+        Some(69),
+        "Max-Forwards must be decremented 70 -> 69:\n{}",
+        text(req)
+    );
+    let ruri = String::from_utf8_lossy(&req.request_uri_raw()).into_owned();
+    assert_eq!(ruri, b.contact(), "R-URI must be rewritten to the registered contact");
+    assert_eq!(src, router.udp_addr(), "Wisp should send from its listening socket (the port in its Via)");
+}
+
+/// Asserts a response A got has only A's Via left.
+fn check_returned(resp: &Message, a: &TestUa, a_branch: &str) {
+    let vs = vias(resp);
+    assert_eq!(vs.len(), 1, "Wisp must strip its own Via from the response:\n{}", text(resp));
+    assert_eq!(vs[0].branch(), Some(a_branch), "A's Via must be on top:\n{}", text(resp));
+    assert_eq!(vs[0].port, Some(a.port()));
+}
+
+#[test]
+fn invite_to_registered_user_is_forwarded_and_responses_return() {
+    let router = Router::start();
+    let a = TestUa::new("alice");
+    let b = TestUa::new("bob");
+    let reg = b.register(&router);
+    let contacts = reg.header_values("Contact").map(|v| String::from_utf8_lossy(v).into_owned()).collect::<Vec<_>>();
+    assert!(
+        contacts.iter().any(|c| c.contains(&b.contact())),
+        "200 to REGISTER must list the binding {}:\n{}",
+        b.contact(),
+        text(&reg)
+    );
+
+    let inv = a
+        .request("INVITE", &router.aor("bob"))
+        .max_forwards(Some(70))
+        .body("application/sdp", b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n");
+    a.send_to(router.udp_addr(), &inv.build());
+
+    let (req, src) = b.recv_request(RECV).expect("INVITE did not reach the registered contact");
+    assert_eq!(req.method(), Some(&Method::Invite), "{}", text(&req));
+    check_forwarded(&router, &a, &b, &inv.branch, &req, src);
+    assert!(req.body().starts_with(b"v=0"), "body must be forwarded intact:\n{}", text(&req));
+
+    b.reply(&req, src, 180, "Ringing", "bobtag");
+    b.reply(&req, src, 200, "OK", "bobtag");
+
+    let (r1, from1) = a.recv_response_for(&inv.call_id, RECV).expect("180 did not come back to A");
+    assert_eq!(r1.status(), Some(180), "{}", text(&r1));
+    assert_eq!(from1, router.udp_addr());
+    check_returned(&r1, &a, &inv.branch);
+    let (r2, _) = a.recv_response_for(&inv.call_id, RECV).expect("200 did not come back to A");
+    assert_eq!(r2.status(), Some(200), "{}", text(&r2));
+    check_returned(&r2, &a, &inv.branch);
+    assert_eq!(to_tag(&r2).as_deref(), Some("bobtag"));
+}
+
+#[test]
+fn options_to_registered_aor_is_forwarded() {
+    let router = Router::start();
+    let a = TestUa::new("alice");
+    let b = TestUa::new("bob");
+    b.register(&router);
+
+    let opt = a.request("OPTIONS", &router.aor("bob")).max_forwards(Some(70));
+    a.send_to(router.udp_addr(), &opt.build());
+    let (req, src) = b.recv_request(RECV).expect("OPTIONS did not reach the registered contact");
+    assert_eq!(req.method(), Some(&Method::Options));
+    check_forwarded(&router, &a, &b, &opt.branch, &req, src);
+    b.reply(&req, src, 200, "OK", "bobtag");
+    let (resp, _) = a.recv_response_for(&opt.call_id, RECV).expect("200 did not come back to A");
+    assert_eq!(resp.status(), Some(200), "{}", text(&resp));
+    check_returned(&resp, &a, &opt.branch);
+}
+
+/// RFC 3581: A's Via names port 9 but has `rport`; everything must go to
+/// the port A really sends from, with `received`/`rport` filled in.
+#[test]
+fn rport_response_routing_through_proxy() {
+    let router = Router::start();
+    let a = TestUa::new("alice");
+    let b = TestUa::new("bob");
+    b.register(&router);
+
+    let inv = a.request("INVITE", &router.aor("bob")).via_sent_by("127.0.0.1:9").rport(true);
+    a.send_to(router.udp_addr(), &inv.build());
+    let (req, src) = b.recv_request(RECV).expect("INVITE did not reach the registered contact");
+    let vs = vias(&req);
+    assert!(vs.len() >= 2, "{}", text(&req));
+    assert_eq!(
+        vs[1].rport(),
+        Some(Some(a.port())),
+        "Wisp must fill rport={} in A's Via when forwarding (RFC 3581 §4):\n{}",
+        a.port(),
+        text(&req)
+    );
+    assert_eq!(vs[1].received(), Some("127.0.0.1"), "RFC 3581 §4: received MUST be added when rport is:\n{}", text(&req));
+    b.reply(&req, src, 200, "OK", "bobtag");
+    let (resp, _) = a
+        .recv_response_for(&inv.call_id, RECV)
+        .expect("200 did not come back to A's real port (rport ignored? sent to port 9?)");
+    assert_eq!(resp.status(), Some(200));
+    let vs = vias(&resp);
+    assert_eq!(vs.len(), 1, "{}", text(&resp));
+    assert_eq!(vs[0].rport(), Some(Some(a.port())), "{}", text(&resp));
+    assert_eq!(vs[0].received(), Some("127.0.0.1"), "{}", text(&resp));
+}
+
+/// Same for a request the router answers itself.
+#[test]
+fn rport_on_locally_answered_request() {
+    let router = Router::start();
+    let a = TestUa::new("alice");
+    let opt = a.request("OPTIONS", &router.uri()).via_sent_by("127.0.0.1:9").rport(true);
+    a.send_to(router.udp_addr(), &opt.build());
+    let (resp, _) = a
+        .recv_response_for(&opt.call_id, RECV)
+        .expect("reply to OPTIONS did not come to A's real port (rport ignored?)");
+    assert_eq!(resp.status(), Some(200), "{}", text(&resp));
+    let v = &vias(&resp)[0];
+    assert_eq!(v.rport(), Some(Some(a.port())), "{}", text(&resp));
+    assert_eq!(v.received(), Some("127.0.0.1"), "{}", text(&resp));
+}
+
+/// A request whose R-URI is not the router is forwarded statelessly to the R-URI.
+#[test]
+fn foreign_request_uri_is_forwarded_to_ruri() {
+    let router = Router::start();
+    let a = TestUa::new("alice");
+    let b = TestUa::new("bob");
+    let opt = a.request("OPTIONS", &b.contact());
+    a.send_to(router.udp_addr(), &opt.build());
+    let (req, src) = b.recv_request(RECV).expect("request for a foreign R-URI was not forwarded to it");
+    let vs = vias(&req);
+    assert_eq!(vs.len(), 2, "{}", text(&req));
+    assert_eq!(vs[0].port, Some(router.port()));
+    assert_eq!(req.max_forwards().unwrap(), Some(69));
+    b.reply(&req, src, 200, "OK", "b");
+    let (resp, _) = a.recv_response_for(&opt.call_id, Duration::from_secs(3)).expect("200 did not come back");
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(vias(&resp).len(), 1);
+}

@@ -1,0 +1,54 @@
+//! TCP transport: requests and responses on the same connection.
+
+use wisp_e2e::*;
+
+#[test]
+fn options_over_tcp_gets_200_on_same_connection() {
+    let router = Router::start();
+    let mut ua = TcpUa::connect(router.tcp_addr(), "alice");
+    let opt = ua.request("OPTIONS", &router.uri());
+    let fin = ua.transact(&opt, RECV).expect("no response on the TCP connection");
+    assert_eq!(fin.status(), Some(200), "{}", text(&fin));
+    let v = vias(&fin);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].branch(), Some(opt.branch.as_str()));
+    assert_eq!(v[0].transport, "TCP");
+    // The connection stays usable for a second request.
+    let opt2 = ua.request("OPTIONS", &router.uri()).cseq(2);
+    let fin2 = ua.transact(&opt2, RECV).expect("no response to a second request on the same TCP connection");
+    assert_eq!(fin2.status(), Some(200), "{}", text(&fin2));
+}
+
+#[test]
+fn register_over_tcp() {
+    let router = Router::start();
+    let mut ua = TcpUa::connect(router.tcp_addr(), "carol");
+    let reg = ua.request("REGISTER", &router.uri()).from(&router.aor("carol")).to(&router.aor("carol")).expires(3600);
+    let fin = ua.transact(&reg, RECV).expect("no response to REGISTER over TCP");
+    assert_eq!(fin.status(), Some(200), "{}", text(&fin));
+    let contacts: Vec<String> = fin.header_values("Contact").map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+    let local = ua.local_addr().to_string();
+    assert!(contacts.iter().any(|c| c.contains(&local)), "200 must list the binding with {local}:\n{}", text(&fin));
+}
+
+/// Two messages written in one TCP segment are both answered.
+#[test]
+fn two_requests_in_one_tcp_write() {
+    let router = Router::start();
+    let mut ua = TcpUa::connect(router.tcp_addr(), "alice");
+    let o1 = ua.request("OPTIONS", &router.uri());
+    let o2 = ua.request("OPTIONS", &router.uri()).cseq(2);
+    let mut both = o1.build().to_vec();
+    both.extend_from_slice(&o2.build());
+    ua.send(&both);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let m = ua.recv_msg(RECV).expect("missing response to a pipelined TCP request");
+        assert_eq!(m.status(), Some(200), "{}", text(&m));
+        seen.push(call_id_of(&m).unwrap());
+    }
+    seen.sort();
+    let mut want = vec![o1.call_id.clone(), o2.call_id.clone()];
+    want.sort();
+    assert_eq!(seen, want);
+}
