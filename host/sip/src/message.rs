@@ -496,16 +496,18 @@ fn push_header(
     content_length: &mut Option<usize>,
     p: Pending,
 ) -> Result<(), ParseError> {
+    let buf: &[u8] = raw;
     let (mut vs, mut ve) = p.value;
-    while vs < ve && is_lws(raw[vs]) {
+    while vs < ve && is_lws(buf[vs]) {
         vs += 1;
     }
-    while ve > vs && is_lws(raw[ve - 1]) {
+    while ve > vs && is_lws(buf[ve - 1]) {
         ve -= 1;
     }
-    let name = HeaderName::from_bytes(&raw[p.name.0..p.name.1]);
+    let name_bytes = &buf[p.name.0..p.name.1];
+    let name = HeaderName::from_bytes(name_bytes);
     if name == HeaderName::ContentLength {
-        let cl = parse_content_length(&raw[vs..ve])?;
+        let cl = parse_content_length(&buf[vs..ve])?;
         match *content_length {
             None => *content_length = Some(cl),
             Some(prev) if prev != cl => {
@@ -514,7 +516,25 @@ fn push_header(
             Some(_) => {}
         }
     }
-    headers.push(Header { name, raw_name: raw.slice(p.name.0..p.name.1), value: raw.slice(vs..ve) });
+    // When the received name is spelled exactly like the canonical or compact
+    // form, point at a static copy: same bytes, one refcount bump less.
+    let raw_name = match static_name(name, name_bytes) {
+        Some(s) => Bytes::from_static(s),
+        None => raw.slice(p.name.0..p.name.1),
+    };
+    headers.push(Header { name, raw_name, value: raw.slice(vs..ve) });
     spans.push(p.line);
     Ok(())
+}
+
+fn static_name(name: HeaderName, b: &[u8]) -> Option<&'static [u8]> {
+    if name == HeaderName::Other {
+        return None;
+    }
+    let canonical = name.canonical().as_bytes();
+    if b == canonical {
+        return Some(canonical);
+    }
+    const COMPACT: [&[u8]; 9] = [b"v", b"f", b"t", b"i", b"m", b"l", b"c", b"k", b"s"];
+    COMPACT.iter().find(|c| **c == b).copied()
 }

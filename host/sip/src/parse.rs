@@ -167,7 +167,11 @@ pub(crate) fn unquote(q: &[u8]) -> String {
 /// drop a call.
 #[inline]
 pub(crate) fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    // Fast path: valid UTF-8 (nearly always ASCII) is validated and copied once.
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 /// Splits a header value into its comma-separated elements, ignoring commas

@@ -97,7 +97,7 @@ impl Host {
                 .ok_or(ParseError::Uri("bad IPv4 address"));
         }
         // All bytes are ASCII host chars here.
-        Ok(Host::Domain(String::from_utf8_lossy(b).into_owned()))
+        Ok(Host::Domain(crate::parse::lossy(b)))
     }
 
     /// Lowercased text form (used for registrar keys and comparisons).
@@ -183,7 +183,7 @@ fn is_bad_uri_byte(b: u8) -> bool {
 fn ascii(b: &[u8]) -> String {
     // Callers only pass bytes already checked against `is_bad_uri_byte`, so
     // this is ASCII; lossy conversion never actually replaces anything.
-    String::from_utf8_lossy(b).into_owned()
+    crate::parse::lossy(b)
 }
 
 impl Uri {
