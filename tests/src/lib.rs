@@ -112,6 +112,23 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port found");
 }
 
+/// Like [`free_port`], but in 2000..10000 (4 digits; see [`Router::start_for_sipsak`]).
+pub fn free_port_below_10000() -> u16 {
+    static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    for _ in 0..2000 {
+        let port = rand::random_range(2000..10000u16);
+        let Ok(udp) = UdpSocket::bind((LOCALHOST, port)) else { continue };
+        let Ok(tcp) = TcpListener::bind((LOCALHOST, port)) else { continue };
+        drop(tcp);
+        drop(udp);
+        let mut used = USED.lock().unwrap();
+        if used.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
+    panic!("no free loopback port below 10000 found");
+}
+
 // ---------------------------------------------------------------- manifest
 
 /// Manifest contents. Each table is a list of `key = <TOML value>` lines;
@@ -225,13 +242,25 @@ impl Router {
 
     /// Starts the router with a manifest adjusted by `f`.
     pub fn start_with(f: impl Fn(Manifest) -> Manifest) -> Router {
+        Router::start_on(free_port, f)
+    }
+
+    /// Starts the router on a port below 10000: sipsak 0.9.8.1 cuts the
+    /// last digit of a 5-digit port in the URI it sends (`-s
+    /// sip:127.0.0.1:15060` becomes R-URI `sip:127.0.0.1:1506`).
+    pub fn start_for_sipsak() -> Router {
+        Router::start_on(free_port_below_10000, |m| m)
+    }
+
+    /// Starts the router on a port from `pick` with a manifest adjusted by `f`.
+    pub fn start_on(pick: fn() -> u16, f: impl Fn(Manifest) -> Manifest) -> Router {
         let bin = wisp_bin();
         require_file(&bin, "build it with `cargo build --release -p wisp` (or set WISP_BIN)");
         let mut last_err = String::new();
         // A port picked by bind-and-release may be taken by someone else
         // before wisp binds it: retry with a new port a few times.
         for _attempt in 0..3 {
-            let port = free_port();
+            let port = pick();
             let manifest = f(Manifest::new(port));
             if manifest.plugin.iter().any(|(k, v)| k == "path" && v.contains("target/plugins")) {
                 require_file(&plugin_path("default"), "build plugins with `scripts/build-plugins.sh`");
