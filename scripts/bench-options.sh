@@ -130,13 +130,29 @@ wait_ready() {
     return 1
 }
 
+# CPU time (clock ticks) used so far by all processes of the server's process group.
+# Reported per request, it is a figure that other load on the machine disturbs less
+# than throughput does.
+server_ticks() {
+    awk -v g="$SERVER_PID" '$5 == g { t += $14 + $15 } END { print t + 0 }' /proc/[0-9]*/stat 2>/dev/null || echo 0
+}
+
 # run_load NAME PORT: the closed-loop runs for each window.
 run_load() {
-    local name=$1 port=$2 w
+    local name=$1 port=$2 w out t0 t1 answered hz
+    hz=$(getconf CLK_TCK)
     for w in $WINDOWS; do
         log "$name: window $w, count $COUNT, duration ${DURATION}s (wisp-bench on cpu $CLIENT_CPU)"
-        taskset -c "$CLIENT_CPU" "$WISP_BENCH" --target "127.0.0.1:$port" --method options \
-            --count "$COUNT" --duration "$DURATION" --window "$w" "${JSON[@]}" "${EXTRA[@]}"
+        t0=$(server_ticks)
+        out=$(taskset -c "$CLIENT_CPU" "$WISP_BENCH" --target "127.0.0.1:$port" --method options \
+            --count "$COUNT" --duration "$DURATION" --window "$w" "${JSON[@]}" "${EXTRA[@]}")
+        t1=$(server_ticks)
+        echo "$out"
+        answered=$(grep -oE '"answered":[0-9]+|^  answered +[0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
+        awk -v d=$((t1 - t0)) -v hz="$hz" -v n="${answered:-0}" -v name="$name" 'BEGIN {
+            printf "== %s: server CPU %.2f s", name, d / hz
+            if (n > 0) printf " = %.1f us/request", d / hz * 1e6 / n
+            printf "\n" }' >&2
     done
 }
 
