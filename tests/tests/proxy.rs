@@ -108,8 +108,24 @@ fn rport_response_routing_through_proxy() {
     let inv = a.request("INVITE", &router.aor("bob")).via_sent_by("127.0.0.1:9").rport(true);
     a.send_to(router.udp_addr(), &inv.build());
     let (req, src) = b.recv_request(RECV).expect("INVITE did not reach the registered contact");
+    // End-to-end outcome first: does the 200 reach A's real port?
+    b.reply(&req, src, 200, "OK", "bobtag");
+    let got = a.recv_response_for(&inv.call_id, RECV);
     let vs = vias(&req);
     assert!(vs.len() >= 2, "{}", text(&req));
+    let (resp, _) = got.unwrap_or_else(|| {
+        panic!(
+            "200 did not come back to A's real port {} (rport ignored, sent to port 9?); B received:\n{}",
+            a.port(),
+            text(&req)
+        )
+    });
+    assert_eq!(resp.status(), Some(200));
+    let rv = vias(&resp);
+    assert_eq!(rv.len(), 1, "{}", text(&resp));
+    assert_eq!(rv[0].rport(), Some(Some(a.port())), "{}", text(&resp));
+    assert_eq!(rv[0].received(), Some("127.0.0.1"), "RFC 3581 §4: received MUST be added when rport is:\n{}", text(&resp));
+    // And the forwarded copy carried what a stateless proxy needs to route it.
     assert_eq!(
         vs[1].rport(),
         Some(Some(a.port())),
@@ -118,15 +134,6 @@ fn rport_response_routing_through_proxy() {
         text(&req)
     );
     assert_eq!(vs[1].received(), Some("127.0.0.1"), "RFC 3581 §4: received MUST be added when rport is:\n{}", text(&req));
-    b.reply(&req, src, 200, "OK", "bobtag");
-    let (resp, _) = a
-        .recv_response_for(&inv.call_id, RECV)
-        .expect("200 did not come back to A's real port (rport ignored? sent to port 9?)");
-    assert_eq!(resp.status(), Some(200));
-    let vs = vias(&resp);
-    assert_eq!(vs.len(), 1, "{}", text(&resp));
-    assert_eq!(vs[0].rport(), Some(Some(a.port())), "{}", text(&resp));
-    assert_eq!(vs[0].received(), Some("127.0.0.1"), "{}", text(&resp));
 }
 
 /// Same for a request the router answers itself.
@@ -139,10 +146,10 @@ fn rport_on_locally_answered_request() {
     let (resp, _) = a
         .recv_response_for(&opt.call_id, RECV)
         .expect("reply to OPTIONS did not come to A's real port (rport ignored?)");
-    assert_eq!(resp.status(), Some(200), "{}", text(&resp));
     let v = &vias(&resp)[0];
     assert_eq!(v.rport(), Some(Some(a.port())), "{}", text(&resp));
-    assert_eq!(v.received(), Some("127.0.0.1"), "{}", text(&resp));
+    assert_eq!(v.received(), Some("127.0.0.1"), "RFC 3581 §4: received MUST be added when rport is:\n{}", text(&resp));
+    assert_eq!(resp.status(), Some(200), "{}", text(&resp));
 }
 
 /// A request whose R-URI is not the router is forwarded statelessly to the R-URI.
