@@ -170,3 +170,25 @@ fn foreign_request_uri_is_forwarded_to_ruri() {
     assert_eq!(resp.status(), Some(200));
     assert_eq!(vias(&resp).len(), 1);
 }
+
+/// `Expires: 0` removes the binding: the AOR is unknown again (404).
+#[test]
+fn unregister_removes_binding() {
+    let router = Router::start();
+    let a = TestUa::new("alice");
+    let b = TestUa::new("bob");
+    b.register(&router);
+    let unreg = b
+        .request("REGISTER", &router.uri())
+        .from(&router.aor("bob"))
+        .to(&router.aor("bob"))
+        .cseq(2)
+        .expires(0);
+    let (_, fin) = b.transact(router.udp_addr(), &unreg, RECV);
+    let fin = fin.expect("no answer to REGISTER with Expires: 0");
+    assert_eq!(fin.status(), Some(200), "{}", text(&fin));
+    let inv = a.request("INVITE", &router.aor("bob"));
+    let (_, fin) = a.transact(router.udp_addr(), &inv, RECV);
+    let fin = fin.expect("no answer to INVITE after unregister");
+    assert_eq!(fin.status(), Some(404), "binding must be gone after Expires: 0:\n{}", text(&fin));
+}

@@ -52,3 +52,31 @@ fn two_requests_in_one_tcp_write() {
     want.sort();
     assert_eq!(seen, want);
 }
+
+/// A TCP caller reaches a UDP-registered callee; the responses come back
+/// on the caller's TCP connection.
+#[test]
+fn tcp_caller_to_udp_callee() {
+    let router = Router::start();
+    let b = TestUa::new("bob");
+    b.register(&router);
+    let mut a = TcpUa::connect(router.tcp_addr(), "alice");
+    let inv = a.request("INVITE", &router.aor("bob"));
+    a.send(&inv.build());
+    let (req, src) = b.recv_request(RECV).expect("INVITE from the TCP caller did not reach the UDP callee");
+    let vs = vias(&req);
+    assert_eq!(vs.len(), 2, "{}", text(&req));
+    assert_eq!(vs[0].transport, "UDP", "Wisp's Via must name the outgoing transport:\n{}", text(&req));
+    assert_eq!(vs[0].port, Some(router.port()));
+    assert_eq!(vs[1].transport, "TCP");
+    assert_eq!(vs[1].branch(), Some(inv.branch.as_str()));
+    b.reply(&req, src, 180, "Ringing", "bobtag");
+    b.reply(&req, src, 200, "OK", "bobtag");
+    let r1 = a.recv_msg(RECV).expect("180 did not come back on the caller's TCP connection");
+    assert_eq!(r1.status(), Some(180), "{}", text(&r1));
+    let r2 = a.recv_msg(RECV).expect("200 did not come back on the caller's TCP connection");
+    assert_eq!(r2.status(), Some(200), "{}", text(&r2));
+    let v = vias(&r2);
+    assert_eq!(v.len(), 1, "{}", text(&r2));
+    assert_eq!(v[0].branch(), Some(inv.branch.as_str()));
+}
