@@ -1,1 +1,124 @@
-fn main(){}
+//! `wisp` — the router binary: `wisp run` serves, `wisp check` validates.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use wisp::config::Manifest;
+use wisp::router::Router;
+
+#[derive(Parser)]
+#[command(
+    name = "wisp",
+    version,
+    about = "SIP router with WebAssembly routing plugins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the router.
+    Run {
+        /// The manifest.
+        #[arg(long, short, default_value = "config/wisp.toml")]
+        config: PathBuf,
+    },
+    /// Validate the manifest and load the plugin without serving (like `kamailio -c`).
+    Check {
+        #[arg(long, short, default_value = "config/wisp.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run(config),
+        Command::Check { config } => check(config),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wisp: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(manifest: &Manifest) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "wisp={0},wisp_sip={0},warn",
+            manifest.server.log_level.as_filter()
+        ))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn workers(manifest: &Manifest) -> usize {
+    match manifest.server.workers {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n => n,
+    }
+}
+
+fn run(config: PathBuf) -> anyhow::Result<()> {
+    let manifest = Manifest::load(&config)?;
+    init_logging(&manifest);
+    let workers = workers(&manifest);
+    let runtime = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let listen: Vec<String> = manifest
+            .server
+            .listen
+            .iter()
+            .map(|l| format!("{}:{}", l.proto, l.addr).to_lowercase())
+            .collect();
+        let router = Router::bind(manifest).await?;
+        router.serve(workers);
+        tracing::info!(workers, "wisp ready, listening on {}", listen.join(", "));
+        tokio::signal::ctrl_c().await.context("signal handler")?;
+        tracing::info!("shutting down");
+        Ok(())
+    })
+}
+
+fn check(config: PathBuf) -> anyhow::Result<()> {
+    let manifest = Manifest::load(&config)?;
+    init_logging(&manifest);
+    // Load the plugin exactly as `run` would, on ephemeral ports so a running
+    // router on the same manifest does not make the check fail.
+    let mut probe = manifest.clone();
+    for l in &mut probe.server.listen {
+        l.addr.set_port(0);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(Router::bind(probe))?;
+    println!(
+        "{}: OK (plugin {:?} loaded)",
+        config.display(),
+        manifest.plugin[0].name
+    );
+    Ok(())
+}

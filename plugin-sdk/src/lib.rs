@@ -1,1 +1,154 @@
-//! placeholder
+//! # wisp-sdk — write Wisp routing plugins in Rust
+//!
+//! A Wisp plugin is a WebAssembly component that plays the part of a Kamailio /
+//! SER script's `route{}` blocks. This crate wraps the `wisp:router` WIT
+//! contract (the `wit/` folder of the repository, the one source of truth) so
+//! that a plugin reads like a `ser.cfg` route block:
+//!
+//! ```ignore
+//! use wisp_sdk::prelude::*;
+//!
+//! struct Hello;
+//!
+//! impl Plugin for Hello {
+//!     fn route(msg: &Msg) -> Result<()> {
+//!         if !msg.mf_process_maxfwd_header(10)? {
+//!             return msg.sl_send_reply(483, "Too Many Hops");
+//!         }
+//!         if msg.is_method("REGISTER") {
+//!             return msg.save("location");
+//!         }
+//!         if msg.ruri_is_myself() {
+//!             match msg.lookup("location") {
+//!                 Err(Error::NotFound) => return msg.sl_send_reply(404, "Not Found"),
+//!                 other => other?,
+//!             }
+//!         }
+//!         msg.forward()
+//!     }
+//! }
+//!
+//! wisp_sdk::export!(Hello);
+//! ```
+//!
+//! Build a plugin with `make plugins` (see the README): it compiles the crate
+//! to `wasm32-unknown-unknown` and wraps the module into a component with
+//! `wasm-tools component new`.
+//!
+//! Layout: [`Plugin`] is the trait a plugin implements; [`MsgExt`] adds the
+//! Kamailio-named functions as methods on [`Msg`]; [`Params`] is the plugin's
+//! manifest table; [`log`] writes to the router's log.
+#![deny(missing_docs)]
+
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "plugin",
+        pub_export_macro: true,
+        default_bindings_module: "wisp_sdk::bindings",
+        export_macro_name: "export_plugin_world",
+        generate_all,
+    });
+}
+
+mod msg_ext;
+mod params;
+
+pub use msg_ext::MsgExt;
+pub use params::Params;
+
+/// The SIP message a route works on (WIT resource `wisp:router/message.msg`).
+#[doc(inline)]
+pub use bindings::wisp::router::message::Msg;
+/// Why a host function refused or failed (WIT variant `wisp:router/types.error`).
+#[doc(inline)]
+pub use bindings::wisp::router::types::Error;
+/// Log severity (WIT enum `wisp:router/types.log-level`).
+#[doc(inline)]
+pub use bindings::wisp::router::types::LogLevel;
+/// Transport protocol (WIT enum `wisp:router/types.transport`).
+#[doc(inline)]
+pub use bindings::wisp::router::types::Transport;
+
+/// Result of a route or host function.
+pub type Result<T = (), E = Error> = core::result::Result<T, E>;
+
+/// What a plugin implements. Only [`Plugin::route`] is required.
+pub trait Plugin {
+    /// Called once per plugin instance with its `[plugin.params]` table from
+    /// the manifest. Returning `Err` refuses the load with that text.
+    fn init(_params: &Params) -> core::result::Result<(), String> {
+        Ok(())
+    }
+
+    /// The main request route (Kamailio `request_route`). Returning without a
+    /// reply or relay drops the request; returning `Err` answers it with
+    /// `sl_reply_error` semantics.
+    fn route(msg: &Msg) -> Result;
+
+    /// Failure route `name` (armed with `t_on_failure`). Default: do nothing,
+    /// so the best reply goes upstream.
+    fn failure_route(_name: &str, _msg: &Msg) -> Result {
+        Ok(())
+    }
+
+    /// Reply route `name` (armed with `t_on_reply`). Default: let the reply pass.
+    fn onreply_route(_name: &str, _msg: &Msg) -> Result {
+        Ok(())
+    }
+}
+
+/// Write to the router's log at `level`; the router adds the plugin's name.
+/// Kamailio: `xlog(L_INFO, "...")`.
+pub fn log(level: LogLevel, text: &str) {
+    bindings::wisp::router::log::log(level, text)
+}
+
+/// True when `uri` names the router itself: its host (and port, when given)
+/// is a listen address or an alias. Kamailio: `uri==myself`.
+pub fn is_myself(uri: &str) -> bool {
+    bindings::wisp::router::proxy::is_myself(uri)
+}
+
+/// Everything a route block needs, for `use wisp_sdk::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        Error, LogLevel, Msg, MsgExt, Params, Plugin, Result, Transport, is_myself, log,
+    };
+}
+
+#[doc(hidden)]
+pub mod __export {
+    //! Glue used by [`export!`](crate::export); not part of the API.
+    pub use crate::bindings::Guest;
+}
+
+/// Export a type implementing [`Plugin`] as the plugin's component exports.
+/// Use once per plugin crate: `wisp_sdk::export!(MyPlugin);`
+#[macro_export]
+macro_rules! export {
+    ($plugin:ty) => {
+        const _: () = {
+            struct __WispGuest;
+            impl $crate::__export::Guest for __WispGuest {
+                fn init(
+                    params: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    <$plugin as $crate::Plugin>::init(&$crate::Params::from(params))
+                }
+                fn route(msg: &$crate::Msg) -> $crate::Result {
+                    <$plugin as $crate::Plugin>::route(msg)
+                }
+                fn failure_route(name: ::std::string::String, msg: &$crate::Msg) -> $crate::Result {
+                    <$plugin as $crate::Plugin>::failure_route(&name, msg)
+                }
+                fn onreply_route(name: ::std::string::String, msg: &$crate::Msg) -> $crate::Result {
+                    <$plugin as $crate::Plugin>::onreply_route(&name, msg)
+                }
+    }
+            $crate::bindings::export_plugin_world!(__WispGuest with_types_in $crate::bindings);
+        };
+    };
+}

@@ -53,7 +53,9 @@ fn bench(c: &mut Criterion) {
             black_box(m.transaction_key().unwrap());
         })
     });
-    c.bench_function("parse_only", |b| b.iter(|| black_box(Message::parse(black_box(raw.clone())).unwrap())));
+    c.bench_function("parse_only", |b| {
+        b.iter(|| black_box(Message::parse(black_box(raw.clone())).unwrap()))
+    });
     c.bench_function("parse_full_typed", |b| {
         b.iter(|| {
             let m = Message::parse(black_box(raw.clone())).unwrap();

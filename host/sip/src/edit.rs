@@ -99,7 +99,9 @@ impl Message {
 
     /// Appends `name: value` at the end of the header block.
     pub fn append_header(&mut self, name: &str, value: Bytes) {
-        self.edits_mut().appended.push(Appended::Header(name.to_owned(), value));
+        self.edits_mut()
+            .appended
+            .push(Appended::Header(name.to_owned(), value));
     }
 
     /// Appends raw header line(s), e.g. `b"P-hint: x\r\n"`; a missing final CRLF is added.
@@ -160,7 +162,10 @@ impl Message {
     pub fn replace_header(&mut self, name: &str, value: Bytes) {
         self.remove_headers(name);
         let m = NameMatcher::new(name);
-        let pos = self.headers.iter().position(|h| m.matches(h.name, &h.raw_name));
+        let pos = self
+            .headers
+            .iter()
+            .position(|h| m.matches(h.name, &h.raw_name));
         let e = self.edits_mut();
         match pos {
             Some(i) => e.replacements.push((i, name.to_owned(), value)),
@@ -202,7 +207,12 @@ impl Message {
         let mut out = BytesMut::with_capacity(self.raw.len() + 256);
 
         match (&self.start, &e.ruri) {
-            (StartLine::Request { method, version, .. }, Some(uri)) => {
+            (
+                StartLine::Request {
+                    method, version, ..
+                },
+                Some(uri),
+            ) => {
                 out.put_slice(method.as_str().as_bytes());
                 out.put_u8(b' ');
                 out.put_slice(uri);
@@ -214,7 +224,10 @@ impl Message {
         }
 
         let first_via = self.headers.iter().position(|h| h.name == HeaderName::Via);
-        let first_rr = self.headers.iter().position(|h| h.name == HeaderName::RecordRoute);
+        let first_rr = self
+            .headers
+            .iter()
+            .position(|h| h.name == HeaderName::RecordRoute);
         let put_vias = |out: &mut BytesMut| {
             for v in e.vias.iter().rev() {
                 put_header(out, b"Via", v);

@@ -33,7 +33,11 @@ pub struct StreamFramer {
 
 impl StreamFramer {
     pub fn new(max_message: usize) -> Self {
-        StreamFramer { buf: BytesMut::with_capacity(max_message.min(64 * 1024)), max_message, pings: 0 }
+        StreamFramer {
+            buf: BytesMut::with_capacity(max_message.min(64 * 1024)),
+            max_message,
+            pings: 0,
+        }
     }
 
     /// The reader appends received bytes here (e.g. `read_buf`).
@@ -50,7 +54,11 @@ impl StreamFramer {
     /// Next complete message, `Ok(None)` if more bytes are needed.
     pub fn next_message(&mut self) -> Result<Option<Bytes>, FrameError> {
         // Skip keepalives / stray line ends between messages.
-        let skip = self.buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+        let skip = self
+            .buf
+            .iter()
+            .take_while(|b| **b == b'\r' || **b == b'\n')
+            .count();
         if skip > 0 {
             self.pings += memchr::memmem::find_iter(&self.buf[..skip], b"\r\n\r\n").count();
             self.buf.advance(skip);
@@ -100,7 +108,9 @@ fn content_length(block: &[u8]) -> Result<usize, FrameError> {
         if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
             continue;
         }
-        let Some(colon) = line.iter().position(|b| *b == b':') else { continue };
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
         if HeaderName::from_bytes(trim_lws(&line[..colon])) != HeaderName::ContentLength {
             continue;
         }
@@ -110,7 +120,9 @@ fn content_length(block: &[u8]) -> Result<usize, FrameError> {
         }
         let n = v
             .iter()
-            .try_fold(0usize, |a, d| a.checked_mul(10)?.checked_add(usize::from(d - b'0')))
+            .try_fold(0usize, |a, d| {
+                a.checked_mul(10)?.checked_add(usize::from(d - b'0'))
+            })
             .ok_or(FrameError::TooLarge)?;
         if found.is_some_and(|f| f != n) {
             return Err(FrameError::Malformed("conflicting Content-Length".into()));

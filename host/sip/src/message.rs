@@ -87,8 +87,16 @@ impl std::fmt::Display for Method {
 /// Request-Line or Status-Line; all text fields are slices of the buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine {
-    Request { method: Method, uri: Bytes, version: Bytes },
-    Response { version: Bytes, code: u16, reason: Bytes },
+    Request {
+        method: Method,
+        uri: Bytes,
+        version: Bytes,
+    },
+    Response {
+        version: Bytes,
+        code: u16,
+        reason: Bytes,
+    },
 }
 
 /// What identifies a transaction (RFC 3261 §17.2.3) plus dialog tags.
@@ -159,10 +167,15 @@ fn parse_start_line(raw: &Bytes, s: usize, e: usize) -> Result<StartLine, ParseE
         }
         let rest = &line[sp + 1..];
         // Exactly three digits, then SP (reason may be empty; RFC 4475 "noreason").
-        if rest.len() < 3 || !rest[..3].iter().all(u8::is_ascii_digit) || (rest.len() > 3 && rest[3] != b' ') {
+        if rest.len() < 3
+            || !rest[..3].iter().all(u8::is_ascii_digit)
+            || (rest.len() > 3 && rest[3] != b' ')
+        {
             return Err(sl_err("bad status code"));
         }
-        let code = rest[..3].iter().fold(0u16, |a, d| a * 10 + u16::from(d - b'0'));
+        let code = rest[..3]
+            .iter()
+            .fold(0u16, |a, d| a * 10 + u16::from(d - b'0'));
         if !(100..=699).contains(&code) {
             return Err(sl_err("status code out of range"));
         }
@@ -176,7 +189,8 @@ fn parse_start_line(raw: &Bytes, s: usize, e: usize) -> Result<StartLine, ParseE
     // Request-Line = Method SP Request-URI SP SIP-Version: exactly two single
     // spaces (RFC 4475 "lwsstart"/"lwsruri"/"trws" are rejected).
     let sp1 = memchr(b' ', line).ok_or(sl_err("request line without URI"))?;
-    let sp2 = memchr(b' ', &line[sp1 + 1..]).ok_or(sl_err("request line without version"))? + sp1 + 1;
+    let sp2 =
+        memchr(b' ', &line[sp1 + 1..]).ok_or(sl_err("request line without version"))? + sp1 + 1;
     let (method, uri, version) = (&line[..sp1], &line[sp1 + 1..sp2], &line[sp2 + 1..]);
     if method.is_empty() || !method.iter().all(|b| is_token(*b)) {
         return Err(sl_err("bad method"));
@@ -201,7 +215,9 @@ fn parse_content_length(v: &[u8]) -> Result<usize, ParseError> {
         return Err(err());
     }
     v.iter()
-        .try_fold(0usize, |a, d| a.checked_mul(10)?.checked_add(usize::from(d - b'0')))
+        .try_fold(0usize, |a, d| {
+            a.checked_mul(10)?.checked_add(usize::from(d - b'0'))
+        })
         .ok_or_else(err)
 }
 
@@ -222,7 +238,11 @@ impl Message {
         }
         let sl_start = pos;
         let nl = memchr(b'\n', &buf[pos..]).ok_or(sl_err("unterminated start line"))? + pos;
-        let sl_end = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+        let sl_end = if nl > pos && buf[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
         let start = parse_start_line(&raw, sl_start, sl_end)?;
         pos = nl + 1;
 
@@ -238,8 +258,14 @@ impl Message {
                 body_start = buf.len();
                 break;
             }
-            let nl = memchr(b'\n', &buf[pos..]).ok_or(ParseError::Headers("unterminated header line"))? + pos;
-            let le = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+            let nl = memchr(b'\n', &buf[pos..])
+                .ok_or(ParseError::Headers("unterminated header line"))?
+                + pos;
+            let le = if nl > pos && buf[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
             if le == pos {
                 body_start = nl + 1;
                 break;
@@ -247,14 +273,18 @@ impl Message {
             let first = buf[pos];
             if first == b' ' || first == b'\t' {
                 // Folded continuation: extend the current header.
-                let c = cur.as_mut().ok_or(ParseError::Headers("continuation line before first header"))?;
+                let c = cur
+                    .as_mut()
+                    .ok_or(ParseError::Headers("continuation line before first header"))?;
                 c.value.1 = le;
                 c.line.1 = nl + 1;
             } else {
                 if let Some(p) = cur.take() {
                     push_header(&raw, &mut headers, &mut spans, &mut content_length, p)?;
                 }
-                let colon = memchr(b':', &buf[pos..le]).ok_or(ParseError::Headers("header line without ':'"))? + pos;
+                let colon = memchr(b':', &buf[pos..le])
+                    .ok_or(ParseError::Headers("header line without ':'"))?
+                    + pos;
                 let mut ne = colon;
                 while ne > pos && (buf[ne - 1] == b' ' || buf[ne - 1] == b'\t') {
                     ne -= 1;
@@ -262,7 +292,11 @@ impl Message {
                 if ne == pos || !buf[pos..ne].iter().all(|b| is_token(*b)) {
                     return Err(ParseError::Headers("bad header name"));
                 }
-                cur = Some(Pending { name: (pos, ne), value: (colon + 1, le), line: (pos, nl + 1) });
+                cur = Some(Pending {
+                    name: (pos, ne),
+                    value: (colon + 1, le),
+                    line: (pos, nl + 1),
+                });
             }
             pos = nl + 1;
         }
@@ -350,15 +384,22 @@ impl Message {
     }
 
     fn values(&self, name: HeaderName) -> impl Iterator<Item = &Bytes> + '_ {
-        self.headers.iter().filter(move |h| h.name == name).map(|h| &h.value)
+        self.headers
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(|h| &h.value)
     }
 
     fn first(&self, name: HeaderName) -> Option<&Bytes> {
-        self.headers.iter().find(|h| h.name == name).map(|h| &h.value)
+        self.headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| &h.value)
     }
 
     fn require(&self, name: HeaderName) -> Result<&Bytes, ParseError> {
-        self.first(name).ok_or(ParseError::Missing(name.canonical()))
+        self.first(name)
+            .ok_or(ParseError::Missing(name.canonical()))
     }
 
     /// All Via values across all Via headers, topmost first.
@@ -387,7 +428,10 @@ impl Message {
     pub fn call_id(&self) -> Result<&Bytes, ParseError> {
         let v = self.require(HeaderName::CallId)?;
         if v.is_empty() || v.iter().any(|b| is_lws(*b)) {
-            return Err(ParseError::header("Call-ID", "empty or contains whitespace"));
+            return Err(ParseError::header(
+                "Call-ID",
+                "empty or contains whitespace",
+            ));
         }
         Ok(v)
     }
@@ -425,7 +469,9 @@ impl Message {
     }
 
     pub fn content_length(&self) -> Result<Option<usize>, ParseError> {
-        self.first(HeaderName::ContentLength).map(|v| parse_content_length(v)).transpose()
+        self.first(HeaderName::ContentLength)
+            .map(|v| parse_content_length(v))
+            .transpose()
     }
 
     pub fn content_type(&self) -> Option<&Bytes> {
@@ -439,11 +485,15 @@ impl Message {
     }
 
     pub fn authorization(&self) -> Result<Option<Credentials>, ParseError> {
-        self.first(HeaderName::Authorization).map(|v| Credentials::parse(v)).transpose()
+        self.first(HeaderName::Authorization)
+            .map(|v| Credentials::parse(v))
+            .transpose()
     }
 
     pub fn proxy_authorization(&self) -> Result<Option<Credentials>, ParseError> {
-        self.first(HeaderName::ProxyAuthorization).map(|v| Credentials::parse(v)).transpose()
+        self.first(HeaderName::ProxyAuthorization)
+            .map(|v| Credentials::parse(v))
+            .transpose()
     }
 
     /// Parses the current Request-URI (the rewritten one after `set_request_uri`).
@@ -486,7 +536,10 @@ impl Message {
 
 /// Moves a parameter value out of a parsed list instead of cloning it.
 fn take_param(params: Vec<(String, Option<String>)>, name: &str) -> Option<String> {
-    params.into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| v)
+    params
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v)
 }
 
 fn push_header(
@@ -522,7 +575,11 @@ fn push_header(
         Some(s) => Bytes::from_static(s),
         None => raw.slice(p.name.0..p.name.1),
     };
-    headers.push(Header { name, raw_name, value: raw.slice(vs..ve) });
+    headers.push(Header {
+        name,
+        raw_name,
+        value: raw.slice(vs..ve),
+    });
     spans.push(p.line);
     Ok(())
 }

@@ -62,7 +62,10 @@ const fn token_table() -> [bool; 256] {
     while i < 256 {
         let b = i as u8;
         t[i] = b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
         i += 1;
     }
     t
@@ -184,7 +187,11 @@ pub(crate) struct SplitTop<'a> {
 }
 
 pub(crate) fn split_top_level(s: &[u8]) -> SplitTop<'_> {
-    SplitTop { s, pos: 0, done: false }
+    SplitTop {
+        s,
+        pos: 0,
+        done: false,
+    }
 }
 
 impl<'a> SplitTop<'a> {

@@ -26,7 +26,12 @@ pub struct ReplyOptions<'a> {
 }
 
 /// Builds `SIP/2.0 <code> <reason>` for `req`.
-pub fn build_reply(req: &Message, code: u16, reason: &str, opts: &ReplyOptions) -> Result<Bytes, ParseError> {
+pub fn build_reply(
+    req: &Message,
+    code: u16,
+    reason: &str,
+    opts: &ReplyOptions,
+) -> Result<Bytes, ParseError> {
     if !req.is_request() {
         return Err(ParseError::Invalid("cannot reply to a response"));
     }
@@ -41,8 +46,19 @@ pub fn build_reply(req: &Message, code: u16, reason: &str, opts: &ReplyOptions) 
 
     let mut top_via_done = false;
     // Copy in the order of RFC 3261 §8.2.6.2: Vias, From, To, Call-ID, CSeq.
-    for want in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
-        for (i, h) in req.headers().iter().enumerate().filter(|(_, h)| h.name == want) {
+    for want in [
+        HeaderName::Via,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+    ] {
+        for (i, h) in req
+            .headers()
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.name == want)
+        {
             let (s, e) = req.spans[i];
             let line = &req.raw()[s..e];
             match want {
@@ -88,7 +104,11 @@ pub fn build_reply(req: &Message, code: u16, reason: &str, opts: &ReplyOptions) 
         put_header(&mut out, b"Content-Type", ct.as_bytes());
     }
     let body = opts.body.map_or(&[][..], |b| b.1);
-    put_header(&mut out, b"Content-Length", body.len().to_string().as_bytes());
+    put_header(
+        &mut out,
+        b"Content-Length",
+        body.len().to_string().as_bytes(),
+    );
     out.put_slice(b"\r\n");
     out.put_slice(body);
     Ok(out.freeze())
@@ -154,9 +174,17 @@ mod tests {
 
     #[test]
     fn patch() {
-        let p = patch_via(b"SIP/2.0/UDP h;rport;branch=z9", Some("1.2.3.4"), Some(5060));
+        let p = patch_via(
+            b"SIP/2.0/UDP h;rport;branch=z9",
+            Some("1.2.3.4"),
+            Some(5060),
+        );
         assert_eq!(p, b"SIP/2.0/UDP h;rport=5060;branch=z9;received=1.2.3.4");
-        let p = patch_via(b"SIP/2.0/UDP h;received=9.9.9.9;x=\"a;b\"", Some("1.2.3.4"), Some(5060));
+        let p = patch_via(
+            b"SIP/2.0/UDP h;received=9.9.9.9;x=\"a;b\"",
+            Some("1.2.3.4"),
+            Some(5060),
+        );
         assert_eq!(p, b"SIP/2.0/UDP h;received=1.2.3.4;x=\"a;b\"");
     }
 }

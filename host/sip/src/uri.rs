@@ -268,11 +268,22 @@ fn parse_sip(scheme: Scheme, s: &[u8]) -> Result<Uri, ParseError> {
     let host = Host::from_bytes(host)?;
     let port = port.map(parse_port).transpose()?;
     let (params, headers) = parse_tail(rest)?;
-    Ok(Uri { scheme, user, password, host, port, params, headers })
+    Ok(Uri {
+        scheme,
+        user,
+        password,
+        host,
+        port,
+        params,
+        headers,
+    })
 }
 
 fn parse_tel(s: &[u8]) -> Result<Uri, ParseError> {
-    let end = s.iter().position(|b| matches!(b, b';' | b'?')).unwrap_or(s.len());
+    let end = s
+        .iter()
+        .position(|b| matches!(b, b';' | b'?'))
+        .unwrap_or(s.len());
     let number = &s[..end];
     if number.is_empty() {
         return Err(ParseError::Uri("empty telephone number"));
@@ -291,14 +302,18 @@ fn parse_tel(s: &[u8]) -> Result<Uri, ParseError> {
 
 /// `*( ";" pname ["=" pvalue] ) [ "?" header *( "&" header ) ]`.
 #[allow(clippy::type_complexity)]
-fn parse_tail(s: &[u8]) -> Result<(Vec<(String, Option<String>)>, Vec<(String, String)>), ParseError> {
+fn parse_tail(
+    s: &[u8],
+) -> Result<(Vec<(String, Option<String>)>, Vec<(String, String)>), ParseError> {
     let (pstr, hstr) = match memchr(b'?', s) {
         Some(q) => (&s[..q], Some(&s[q + 1..])),
         None => (s, None),
     };
     let mut params = Vec::new();
     if !pstr.is_empty() {
-        let body = pstr.strip_prefix(b";").ok_or(ParseError::Uri("garbage after host"))?;
+        let body = pstr
+            .strip_prefix(b";")
+            .ok_or(ParseError::Uri("garbage after host"))?;
         for p in body.split(|b| *b == b';') {
             let (n, v) = match memchr(b'=', p) {
                 Some(e) => (&p[..e], Some(&p[e + 1..])),
@@ -364,7 +379,9 @@ mod tests {
 
     #[test]
     fn basic() {
-        let u = Uri::parse(b"SIP:alice:secret@Example.COM:5060;transport=tcp;lr?subject=x&priority=y").unwrap();
+        let u =
+            Uri::parse(b"SIP:alice:secret@Example.COM:5060;transport=tcp;lr?subject=x&priority=y")
+                .unwrap();
         assert_eq!(u.scheme, Scheme::Sip);
         assert_eq!(u.user.as_deref(), Some("alice"));
         assert_eq!(u.password.as_deref(), Some("secret"));
@@ -374,12 +391,18 @@ mod tests {
         assert_eq!(u.param("LR"), Some(None));
         assert_eq!(u.headers.len(), 2);
         assert_eq!(u.aor(), "sip:alice@example.com:5060");
-        assert_eq!(u.to_string(), "sip:alice:secret@Example.COM:5060;transport=tcp;lr?subject=x&priority=y");
+        assert_eq!(
+            u.to_string(),
+            "sip:alice:secret@Example.COM:5060;transport=tcp;lr?subject=x&priority=y"
+        );
     }
 
     #[test]
     fn hosts() {
-        assert_eq!(Host::parse("[::1]").unwrap(), Host::Ipv6(Ipv6Addr::LOCALHOST));
+        assert_eq!(
+            Host::parse("[::1]").unwrap(),
+            Host::Ipv6(Ipv6Addr::LOCALHOST)
+        );
         assert_eq!(Host::parse("::1").unwrap().to_string(), "[::1]");
         assert!(Host::parse("1.2.3.256").is_err());
         assert!(Host::parse("").is_err());
@@ -388,7 +411,15 @@ mod tests {
 
     #[test]
     fn rejects() {
-        for bad in [&b"http://x"[..], b"sip:", b"sip:@host", b"sip:host:99999", b"sip:ho st", b"sip:host;;", b"sip:[::1"] {
+        for bad in [
+            &b"http://x"[..],
+            b"sip:",
+            b"sip:@host",
+            b"sip:host:99999",
+            b"sip:ho st",
+            b"sip:host;;",
+            b"sip:[::1",
+        ] {
             assert!(Uri::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }

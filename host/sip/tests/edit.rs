@@ -34,11 +34,16 @@ fn no_edits_returns_original() {
 fn proxy_forward_edits() {
     let mut m = msg();
     m.set_request_uri(Bytes::from_static(b"sip:bob@192.0.2.4:5060"));
-    m.insert_via(Bytes::from_static(b"SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1"));
+    m.insert_via(Bytes::from_static(
+        b"SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1",
+    ));
     m.insert_record_route(Bytes::from_static(b"<sip:proxy.example.com;lr>"));
     m.remove_top_route().unwrap();
     m.set_max_forwards(69);
-    m.append_header("P-Asserted-Identity", Bytes::from_static(b"<sip:alice@atlanta.com>"));
+    m.append_header(
+        "P-Asserted-Identity",
+        Bytes::from_static(b"<sip:alice@atlanta.com>"),
+    );
     m.append_raw_header_lines(Bytes::from_static(b"X-Hint: a"));
     assert!(m.has_edits());
     // Reads still see the received message (except the R-URI).
@@ -89,7 +94,10 @@ fn response_via_removal_only_first_value() {
     let mut m = msg();
     m.insert_via(Bytes::from_static(b"SIP/2.0/UDP me;branch=z9hG4bKme"));
     m.remove_top_via().unwrap();
-    assert_eq!(Message::parse(m.serialize()).unwrap().vias().unwrap().len(), 3);
+    assert_eq!(
+        Message::parse(m.serialize()).unwrap().vias().unwrap().len(),
+        3
+    );
 }
 
 #[test]
@@ -118,9 +126,14 @@ body";
 #[test]
 fn body_edits_recompute_content_length() {
     let mut m = msg();
-    m.set_body(Bytes::from_static(b"v=0\r\n"), Some(Bytes::from_static(b"application/sdp")));
+    m.set_body(
+        Bytes::from_static(b"v=0\r\n"),
+        Some(Bytes::from_static(b"application/sdp")),
+    );
     let out = m.serialize();
-    assert!(out.ends_with(b"CSeq: 1 INVITE\r\nContent-Length: 5\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n"));
+    assert!(out.ends_with(
+        b"CSeq: 1 INVITE\r\nContent-Length: 5\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n"
+    ));
     let p = Message::parse(out).unwrap();
     assert_eq!(&p.body()[..], b"v=0\r\n");
     assert_eq!(&m.body()[..], b"body");
@@ -132,21 +145,36 @@ fn body_edits_recompute_content_length() {
 
 #[test]
 fn content_length_added_when_absent() {
-    let mut m = Message::parse(crlf(b"OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nCall-ID: c\n\n")).unwrap();
+    let mut m = Message::parse(crlf(
+        b"OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nCall-ID: c\n\n",
+    ))
+    .unwrap();
     m.set_max_forwards(10);
     assert_eq!(
         &m.serialize()[..],
         b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: c\r\nMax-Forwards: 10\r\nContent-Length: 0\r\n\r\n"
     );
     // Body present without Content-Length (datagram): length is written.
-    let mut m = Message::parse(Bytes::from_static(b"MESSAGE sip:a@b SIP/2.0\nCall-ID: c\n\nhello")).unwrap();
+    let mut m = Message::parse(Bytes::from_static(
+        b"MESSAGE sip:a@b SIP/2.0\nCall-ID: c\n\nhello",
+    ))
+    .unwrap();
     m.append_header("X", Bytes::from_static(b"y"));
-    assert_eq!(&m.serialize()[..], b"MESSAGE sip:a@b SIP/2.0\r\nCall-ID: c\r\nX: y\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(
+        &m.serialize()[..],
+        b"MESSAGE sip:a@b SIP/2.0\r\nCall-ID: c\r\nX: y\r\nContent-Length: 5\r\n\r\nhello"
+    );
 }
 
 #[test]
 fn folded_headers_survive_edits() {
-    let mut m = Message::parse(crlf(b"OPTIONS sip:a@b SIP/2.0\nSubject: one\n two\nContent-Length: 0\n\n")).unwrap();
+    let mut m = Message::parse(crlf(
+        b"OPTIONS sip:a@b SIP/2.0\nSubject: one\n two\nContent-Length: 0\n\n",
+    ))
+    .unwrap();
     m.append_header("X", Bytes::from_static(b"1"));
-    assert_eq!(&m.serialize()[..], b"OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\nContent-Length: 0\r\nX: 1\r\n\r\n");
+    assert_eq!(
+        &m.serialize()[..],
+        b"OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\nContent-Length: 0\r\nX: 1\r\n\r\n"
+    );
 }

@@ -2,7 +2,8 @@
 
 use wisp_sip::{FrameError, Message, StreamFramer};
 
-const MSG: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 5\r\n\r\nhello";
+const MSG: &[u8] =
+    b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 5\r\n\r\nhello";
 
 #[test]
 fn split_across_reads() {
@@ -43,19 +44,23 @@ fn limits_and_errors() {
     assert_eq!(f.next_message(), Err(FrameError::TooLarge));
 
     let mut f = StreamFramer::new(60);
-    f.buffer_mut().extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 1000\r\n\r\n");
+    f.buffer_mut()
+        .extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 1000\r\n\r\n");
     assert_eq!(f.next_message(), Err(FrameError::TooLarge));
 
     let mut f = StreamFramer::new(4096);
-    f.buffer_mut().extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n");
+    f.buffer_mut()
+        .extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n");
     assert_eq!(f.next_message(), Err(FrameError::MissingContentLength));
 
     let mut f = StreamFramer::new(4096);
-    f.buffer_mut().extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n");
+    f.buffer_mut()
+        .extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n");
     assert!(matches!(f.next_message(), Err(FrameError::Malformed(_))));
 
     // LF-only header terminator is tolerated.
     let mut f = StreamFramer::new(4096);
-    f.buffer_mut().extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\nContent-Length   :  2\n\nok");
+    f.buffer_mut()
+        .extend_from_slice(b"OPTIONS sip:a@b SIP/2.0\nContent-Length   :  2\n\nok");
     assert_eq!(f.next_message().unwrap().unwrap().len(), 49);
 }

@@ -82,7 +82,10 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
                     continue;
                 }
                 let i = idx.index(v.len());
-                let interesting = [b'\r', b'\n', b' ', b';', b',', b'"', b'<', b'>', b':', b'@', b'[', b']', b'\\', b'=', b'%', byte];
+                let interesting = [
+                    b'\r', b'\n', b' ', b';', b',', b'"', b'<', b'>', b':', b'@', b'[', b']',
+                    b'\\', b'=', b'%', byte,
+                ];
                 let b = interesting[(byte as usize) % interesting.len()];
                 match op {
                     0 => v[i] = b,

@@ -5,20 +5,34 @@ mod common;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use common::crlf;
-use wisp_sip::{Challenge, Contacts, Credentials, HeaderName, Host, Message, NameAddr, Scheme, Uri, Via};
+use wisp_sip::{
+    Challenge, Contacts, Credentials, HeaderName, Host, Message, NameAddr, Scheme, Uri, Via,
+};
 
 #[test]
 fn uri_forms() {
     let u = Uri::parse(b"sips:alice:pw%40x@[2001:db8::10]:5071;transport=tls;maddr=[2001:db8::1]?subject=hi%20there&priority=urgent").unwrap();
     assert_eq!(u.scheme, Scheme::Sips);
     assert_eq!(u.password.as_deref(), Some("pw%40x"));
-    assert_eq!(u.host, Host::Ipv6("2001:db8::10".parse::<Ipv6Addr>().unwrap()));
+    assert_eq!(
+        u.host,
+        Host::Ipv6("2001:db8::10".parse::<Ipv6Addr>().unwrap())
+    );
     assert_eq!(u.port, Some(5071));
     assert_eq!(u.transport(), Some("tls"));
     assert_eq!(u.param("maddr"), Some(Some("[2001:db8::1]")));
-    assert_eq!(u.headers, vec![("subject".into(), "hi%20there".into()), ("priority".into(), "urgent".into())]);
+    assert_eq!(
+        u.headers,
+        vec![
+            ("subject".into(), "hi%20there".into()),
+            ("priority".into(), "urgent".into())
+        ]
+    );
     assert_eq!(u.aor(), "sips:alice@[2001:db8::10]:5071");
-    assert_eq!(u.to_string(), "sips:alice:pw%40x@[2001:db8::10]:5071;transport=tls;maddr=[2001:db8::1]?subject=hi%20there&priority=urgent");
+    assert_eq!(
+        u.to_string(),
+        "sips:alice:pw%40x@[2001:db8::10]:5071;transport=tls;maddr=[2001:db8::1]?subject=hi%20there&priority=urgent"
+    );
 
     let t = Uri::parse(b"TEL:+1-201-555-0123;phone-context=example.com").unwrap();
     assert_eq!(t.scheme, Scheme::Tel);
@@ -26,11 +40,20 @@ fn uri_forms() {
     assert_eq!(t.host, Host::Domain(String::new()));
     assert_eq!(t.param("phone-context"), Some(Some("example.com")));
     assert_eq!(t.aor(), "tel:+1-201-555-0123");
-    assert_eq!(t.to_string(), "tel:+1-201-555-0123;phone-context=example.com");
+    assert_eq!(
+        t.to_string(),
+        "tel:+1-201-555-0123;phone-context=example.com"
+    );
 
     let h = Uri::parse(b"sip:192.0.2.1").unwrap();
-    assert_eq!((h.user, h.host), (None, Host::Ipv4(Ipv4Addr::new(192, 0, 2, 1))));
-    assert_eq!(Uri::parse(b"sip:Bob@BILOXI.com").unwrap().aor(), "sip:Bob@biloxi.com");
+    assert_eq!(
+        (h.user, h.host),
+        (None, Host::Ipv4(Ipv4Addr::new(192, 0, 2, 1)))
+    );
+    assert_eq!(
+        Uri::parse(b"sip:Bob@BILOXI.com").unwrap().aor(),
+        "sip:Bob@biloxi.com"
+    );
 }
 
 #[test]
@@ -61,10 +84,30 @@ fn whitespace_and_lf_only() {
     assert_eq!(m.top_via().unwrap().port, Some(5060));
     assert_eq!(&m.header("to").unwrap().value[..], b"sip:a@b");
     assert_eq!(&m.header("x-folded").unwrap().value[..], b"a,\n\tb");
-    assert!(Message::parse(bytes::Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\n continuation\r\n\r\n")).is_err());
-    assert!(Message::parse(bytes::Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nNoColon\r\n\r\n")).is_err());
-    assert!(Message::parse(bytes::Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n")).is_err());
-    assert!(Message::parse(bytes::Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nTo: x")).is_err());
+    assert!(
+        Message::parse(bytes::Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\n continuation\r\n\r\n"
+        ))
+        .is_err()
+    );
+    assert!(
+        Message::parse(bytes::Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nNoColon\r\n\r\n"
+        ))
+        .is_err()
+    );
+    assert!(
+        Message::parse(bytes::Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n"
+        ))
+        .is_err()
+    );
+    assert!(
+        Message::parse(bytes::Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nTo: x"
+        ))
+        .is_err()
+    );
     assert!(Message::parse(bytes::Bytes::from_static(b"\r\n\r\n")).is_err());
 }
 
@@ -84,7 +127,10 @@ fn contacts_across_headers_star_q_expires() {
     assert_eq!(l[2].expires(), Some(0));
     assert!(l[2].uri.params.is_empty());
 
-    let m = Message::parse(crlf(b"REGISTER sip:r SIP/2.0\nContact: *\nExpires: 0\nContent-Length: 0\n\n")).unwrap();
+    let m = Message::parse(crlf(
+        b"REGISTER sip:r SIP/2.0\nContact: *\nExpires: 0\nContent-Length: 0\n\n",
+    ))
+    .unwrap();
     assert_eq!(m.contacts().unwrap(), Contacts::Star);
     assert_eq!(m.expires().unwrap(), Some(0));
     let m = Message::parse(crlf(b"REGISTER sip:r SIP/2.0\nContent-Length: 0\n\n")).unwrap();
@@ -103,11 +149,17 @@ fn vias_received_rport_maddr_ipv6() {
     let v = m.vias().unwrap();
     assert_eq!(v.len(), 3);
     assert_eq!(v[0].host, Host::parse("2001:db8::10").unwrap());
-    assert_eq!((v[0].port, v[0].rport(), v[0].received()), (Some(5070), Some(Some(5070)), Some("2001:db8::99")));
+    assert_eq!(
+        (v[0].port, v[0].rport(), v[0].received()),
+        (Some(5070), Some(Some(5070)), Some("2001:db8::99"))
+    );
     assert_eq!(v[1].param("maddr"), Some(Some("224.2.0.1")));
     assert_eq!(v[1].param("TTL"), Some(Some("16")));
     assert_eq!(v[2].rport(), Some(None));
-    assert_eq!(v[0].to_string(), "SIP/2.0/UDP [2001:db8::10]:5070;branch=z9hG4bKa;rport=5070;received=2001:db8::99");
+    assert_eq!(
+        v[0].to_string(),
+        "SIP/2.0/UDP [2001:db8::10]:5070;branch=z9hG4bKa;rport=5070;received=2001:db8::99"
+    );
     assert_eq!(Via::parse(v[1].to_string().as_bytes()).unwrap()[0], v[1]);
     assert_eq!(m.top_via().unwrap().sent_by(), "[2001:db8::10]:5070");
 }
@@ -118,7 +170,12 @@ fn routes_and_record_routes() {
         b"INVITE sip:a@b SIP/2.0\nRoute: <sip:p1;lr>,<sip:p2;lr>\nRoute: <sip:p3;lr>\nRecord-Route: <sip:rr1;lr;ftag=x>\nRecord-Route: <sip:rr2;lr>\nl: 0\n\n",
     ))
     .unwrap();
-    let r: Vec<_> = m.routes().unwrap().iter().map(|n| n.uri.to_string()).collect();
+    let r: Vec<_> = m
+        .routes()
+        .unwrap()
+        .iter()
+        .map(|n| n.uri.to_string())
+        .collect();
     assert_eq!(r, ["sip:p1;lr", "sip:p2;lr", "sip:p3;lr"]);
     let rr = m.record_routes().unwrap();
     assert_eq!(rr.len(), 2);
@@ -129,7 +186,10 @@ fn routes_and_record_routes() {
 fn display_names_and_tags() {
     let n = NameAddr::parse(br#"  "Bob \"the\" \\Builder"   <sip:bob@x>;tag=a;foo"#).unwrap();
     assert_eq!(n.display_name.as_deref(), Some(r#"Bob "the" \Builder"#));
-    assert_eq!(n.to_string(), r#""Bob \"the\" \\Builder" <sip:bob@x>;tag=a;foo"#);
+    assert_eq!(
+        n.to_string(),
+        r#""Bob \"the\" \\Builder" <sip:bob@x>;tag=a;foo"#
+    );
     assert_eq!(NameAddr::parse(&n.to_string().into_bytes()).unwrap(), n);
     let n = NameAddr::parse(b"Bob Smith <sip:bob@x>").unwrap();
     assert_eq!(n.display_name.as_deref(), Some("Bob Smith"));
@@ -148,7 +208,10 @@ fn authorization_headers() {
     assert_eq!(a.param("opaque"), Some(""));
     assert_eq!(a.param("cnonce"), Some("a,b\"c"));
     assert_eq!(a.param("nc"), Some("00000001"));
-    assert_eq!(m.proxy_authorization().unwrap().unwrap().param("username"), Some("alice"));
+    assert_eq!(
+        m.proxy_authorization().unwrap().unwrap().param("username"),
+        Some("alice")
+    );
     let c = Challenge::parse(&m.header("www-authenticate").unwrap().value).unwrap();
     assert_eq!(c.param("qop"), Some("auth,auth-int"));
     assert_eq!(c.param("stale"), Some("FALSE"));

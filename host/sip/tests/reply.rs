@@ -46,7 +46,10 @@ Content-Length: 0\r\n\
     let r = Message::parse(out).unwrap();
     assert_eq!(r.status(), Some(200));
     let v = r.top_via().unwrap();
-    assert_eq!((v.rport(), v.received()), (Some(Some(5070)), Some("192.0.2.4")));
+    assert_eq!(
+        (v.rport(), v.received()),
+        (Some(Some(5070)), Some("192.0.2.4"))
+    );
     assert_eq!(r.vias().unwrap().len(), 3);
 }
 
@@ -56,7 +59,11 @@ fn reply_plain_copies_raw_and_keeps_existing_tag() {
         b"OPTIONS sip:a@b SIP/2.0\nv: SIP/2.0/UDP h;branch=z9hG4bK1\nt: <sip:a@b>;tag=x\nf: <sip:c@d>;tag=y\ni: cid\nCSeq: 2 OPTIONS\n\n",
     ))
     .unwrap();
-    let opts = ReplyOptions { to_tag: Some("zzz"), body: Some(("text/plain", b"hi")), ..Default::default() };
+    let opts = ReplyOptions {
+        to_tag: Some("zzz"),
+        body: Some(("text/plain", b"hi")),
+        ..Default::default()
+    };
     let out = build_reply(&req, 404, "Not Found", &opts).unwrap();
     assert_eq!(
         std::str::from_utf8(&out).unwrap(),
@@ -66,8 +73,16 @@ fn reply_plain_copies_raw_and_keeps_existing_tag() {
 
 #[test]
 fn reply_rport_absent_not_added_and_errors() {
-    let req = Message::parse(crlf(b"OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nTo: sip:a@b\nCall-ID: c\n\n")).unwrap();
-    let opts = ReplyOptions { to_tag: Some("t1"), top_via_rport: Some(1), top_via_received: Some("10.0.0.1"), ..Default::default() };
+    let req = Message::parse(crlf(
+        b"OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nTo: sip:a@b\nCall-ID: c\n\n",
+    ))
+    .unwrap();
+    let opts = ReplyOptions {
+        to_tag: Some("t1"),
+        top_via_rport: Some(1),
+        top_via_received: Some("10.0.0.1"),
+        ..Default::default()
+    };
     let out = build_reply(&req, 100, "Trying", &opts).unwrap();
     assert_eq!(
         std::str::from_utf8(&out).unwrap(),

@@ -72,7 +72,10 @@ fn wsinv_short_tortuous_invite() {
 
     let vias = m.vias().unwrap();
     assert_eq!(vias.len(), 3);
-    assert_eq!((vias[0].transport.as_str(), vias[0].branch()), ("UDP", Some("390skdjuw")));
+    assert_eq!(
+        (vias[0].transport.as_str(), vias[0].branch()),
+        ("UDP", Some("390skdjuw"))
+    );
     assert_eq!(vias[0].host, Host::parse("192.0.2.2").unwrap());
     assert_eq!(vias[1].transport, "TCP");
     assert_eq!(vias[1].host, Host::Domain("spindle.example.com".into()));
@@ -84,8 +87,14 @@ fn wsinv_short_tortuous_invite() {
     let subject = m.header("Subject").unwrap();
     assert!(subject.value.is_empty());
     assert!(subject.is("s"));
-    assert_eq!(&m.header("newfangledheader").unwrap().value[..], b"newfangled value\r\n continued newfangled value");
-    assert_eq!(&m.header("UnknownHeaderWithUnusualValue").unwrap().value[..], b";;,,;;,;");
+    assert_eq!(
+        &m.header("newfangledheader").unwrap().value[..],
+        b"newfangled value\r\n continued newfangled value"
+    );
+    assert_eq!(
+        &m.header("UnknownHeaderWithUnusualValue").unwrap().value[..],
+        b";;,,;;,;"
+    );
     assert_eq!(&m.content_type().unwrap()[..], b"application/sdp");
 
     let routes = m.routes().unwrap();
@@ -94,7 +103,9 @@ fn wsinv_short_tortuous_invite() {
     assert_eq!(routes[0].uri.param("unknownwith"), Some(Some("value")));
     assert_eq!(routes[0].uri.param("unknown-no-value"), Some(None));
 
-    let Contacts::List(c) = m.contacts().unwrap() else { panic!("star") };
+    let Contacts::List(c) = m.contacts().unwrap() else {
+        panic!("star")
+    };
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].display_name.as_deref(), Some("Quoted string \"\""));
     assert_eq!(c[0].param("newparam"), Some(Some("newvalue")));
@@ -126,23 +137,47 @@ fn intmeth_wide_range_of_valid_characters() {
     let method = Method::Other("!interesting-Method0123456789_*+`.%indeed'~".into());
     assert_eq!(m.method(), Some(&method));
     let u = m.request_uri().unwrap();
-    assert_eq!(u.user.as_deref(), Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
-    assert_eq!(u.password.as_deref(), Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"));
+    assert_eq!(
+        u.user.as_deref(),
+        Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+    );
+    assert_eq!(
+        u.password.as_deref(),
+        Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+    );
     assert_eq!(u.host, Host::Domain("example.com".into()));
     assert!(u.params.is_empty());
     assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK-.!%66*_+`'~"));
     let to = m.to().unwrap();
-    assert_eq!(to.display_name.as_deref(), Some("BEL:\x07 NUL:\x00 DEL:\x7f"));
-    assert_eq!(to.uri.user.as_deref(), Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
+    assert_eq!(
+        to.display_name.as_deref(),
+        Some("BEL:\x07 NUL:\x00 DEL:\x7f")
+    );
+    assert_eq!(
+        to.uri.user.as_deref(),
+        Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+    );
     let from = m.from().unwrap();
-    assert_eq!(from.display_name.as_deref(), Some("token1~` token2'+_ token3*%!.-"));
+    assert_eq!(
+        from.display_name.as_deref(),
+        Some("token1~` token2'+_ token3*%!.-")
+    );
     assert_eq!(from.tag(), Some("_token~1'+`*%!-."));
-    assert_eq!(from.param("fromParam''~+*_!.-%"), Some(Some("\"работающий\"")));
-    assert_eq!(&m.call_id().unwrap()[..], b"intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{");
+    assert_eq!(
+        from.param("fromParam''~+*_!.-%"),
+        Some(Some("\"работающий\""))
+    );
+    assert_eq!(
+        &m.call_id().unwrap()[..],
+        b"intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"
+    );
     let cseq = m.cseq().unwrap();
     assert_eq!((cseq.seq, cseq.method), (139122385, method));
     assert_eq!(m.max_forwards().unwrap(), Some(255));
-    assert_eq!(&m.header("extensionHeader-!.%*+_`'~").unwrap().value[..], "\u{feff}大停電".as_bytes());
+    assert_eq!(
+        &m.header("extensionHeader-!.%*+_`'~").unwrap().value[..],
+        "\u{feff}大停電".as_bytes()
+    );
 }
 
 #[test]
@@ -175,8 +210,14 @@ a=rtpmap:31 LPC
     assert_eq!(u.host, Host::Domain("example.net".into()));
     let to = m.to().unwrap();
     assert_eq!(to.uri.user_unescaped().as_deref(), Some("user"));
-    assert_eq!(m.from().unwrap().uri.user_unescaped().as_deref(), Some("I have spaces"));
-    assert_eq!(&m.call_id().unwrap()[..], b"esc01.239409asdfakjkn23onasd0-3234");
+    assert_eq!(
+        m.from().unwrap().uri.user_unescaped().as_deref(),
+        Some("I have spaces")
+    );
+    assert_eq!(
+        &m.call_id().unwrap()[..],
+        b"esc01.239409asdfakjkn23onasd0-3234"
+    );
     assert_eq!(&m.content_type().unwrap()[..], b"application/sdp");
     let c = m.contacts().unwrap();
     let c = &c.list()[0];
@@ -238,7 +279,10 @@ l: 0
     let c = m.contacts().unwrap();
     assert_eq!(c.list().len(), 2);
     assert_eq!(c.list()[1].uri.user.as_deref(), Some("alias3"));
-    assert_eq!(&m.header("C%6Fntact").unwrap().value[..], b"<sip:alias2@host2.example.com>");
+    assert_eq!(
+        &m.header("C%6Fntact").unwrap().value[..],
+        b"<sip:alias2@host2.example.com>"
+    );
 }
 
 #[test]
@@ -263,9 +307,16 @@ l: 0
 #[test]
 fn longreq_long_values() {
     let long = "longreq.one".repeat(30);
-    let params = (0..30).map(|i| format!(";unknownparam{i}=value{i}")).collect::<String>();
+    let params = (0..30)
+        .map(|i| format!(";unknownparam{i}=value{i}"))
+        .collect::<String>();
     let vias = (0..40)
-        .map(|i| format!("Via: SIP/2.0/TCP sip{i}.example.com;branch=z9hG4bK{}{i}\n", "x".repeat(100)))
+        .map(|i| {
+            format!(
+                "Via: SIP/2.0/TCP sip{i}.example.com;branch=z9hG4bK{}{i}\n",
+                "x".repeat(100)
+            )
+        })
         .collect::<String>();
     let msg = format!(
         "INVITE sip:user@example.com SIP/2.0
@@ -318,7 +369,10 @@ Content-Length: 0
     assert!(m.body().is_empty());
     assert_eq!(m.len(), raw.len());
     let c = m.contacts().unwrap();
-    assert_eq!(c.list()[0].uri.host, Host::Domain("host.example.com".into()));
+    assert_eq!(
+        c.list()[0].uri.host,
+        Host::Domain("host.example.com".into())
+    );
     // Serialization without edits stops at the framed message.
     let out = m.serialize();
     assert!(out.ends_with(b"Content-Length: 0\r\n\r\n"));
@@ -351,22 +405,34 @@ l: 0
     let t: Vec<_> = m.vias().unwrap().into_iter().map(|v| v.transport).collect();
     assert_eq!(t, ["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"]);
     let accept = &m.header("accept").unwrap().value;
-    assert!(accept.starts_with(b"application/sdp, ") && accept.ends_with(b"message/sip, message/sipfrag"));
+    assert!(
+        accept.starts_with(b"application/sdp, ")
+            && accept.ends_with(b"message/sip, message/sipfrag")
+    );
     assert!(accept.windows(10).any(|w| w == b",\r\n       "));
 
-    let m = Message::parse(crlf(b"SIP/2.0 200 = 2**3 * 5**2 \xd0\xbd\xd0\xbe\n\
+    let m = Message::parse(crlf(
+        b"SIP/2.0 200 = 2**3 * 5**2 \xd0\xbd\xd0\xbe\n\
 Via: SIP/2.0/UDP 192.0.2.198;branch=z9hG4bK1324923\n\
 Call-ID: unreason.1234ksdfak3j2erwedfsASdf\nCSeq: 35 INVITE\n\
-From: sip:user@example.com;tag=11141343\nTo: sip:user@example.edu;tag=2229\nContent-Length: 0\n\n"))
+From: sip:user@example.com;tag=11141343\nTo: sip:user@example.edu;tag=2229\nContent-Length: 0\n\n",
+    ))
     .unwrap();
     assert_eq!(m.status(), Some(200));
-    let StartLine::Response { reason, .. } = m.start_line() else { panic!() };
+    let StartLine::Response { reason, .. } = m.start_line() else {
+        panic!()
+    };
     assert_eq!(&reason[..], "= 2**3 * 5**2 но".as_bytes());
 
     // noreason: empty reason phrase after the mandatory space.
-    let m = Message::parse(crlf(b"SIP/2.0 100 \nVia: SIP/2.0/UDP 192.0.2.105;branch=z9hG4bK2398ndaoe\nl: 0\n\n")).unwrap();
+    let m = Message::parse(crlf(
+        b"SIP/2.0 100 \nVia: SIP/2.0/UDP 192.0.2.105;branch=z9hG4bK2398ndaoe\nl: 0\n\n",
+    ))
+    .unwrap();
     assert_eq!(m.status(), Some(100));
-    let StartLine::Response { reason, .. } = m.start_line() else { panic!() };
+    let StartLine::Response { reason, .. } = m.start_line() else {
+        panic!()
+    };
     assert!(reason.is_empty());
 }
 
@@ -464,7 +530,7 @@ Content-Length: 0
 fn malformed_request_lines() {
     let tail = "Via: SIP/2.0/UDP h;branch=z9hG4bK1\nl: 0\n\n";
     for line in [
-        "INVITE  sip:user@example.com  SIP/2.0",  // lwsstart
+        "INVITE  sip:user@example.com  SIP/2.0",   // lwsstart
         "INVITE sip:user@example.com; lr SIP/2.0", // lwsruri
         "INVITE sip:user@example.com SIP/2.0 ",    // trws
         "INVITE sip:user@example.com",
@@ -472,14 +538,25 @@ fn malformed_request_lines() {
         "SIP/2.0 20 OK",
         "SIP/2.0 099 Too low",
     ] {
-        assert!(Message::parse(crlf(format!("{line}\n{tail}").as_bytes())).is_err(), "{line}");
+        assert!(
+            Message::parse(crlf(format!("{line}\n{tail}").as_bytes())).is_err(),
+            "{line}"
+        );
     }
     // badvers: parses (the core answers 505), version is visible.
-    let m = Message::parse(crlf(format!("OPTIONS sip:t.watson@example.org SIP/7.0\n{tail}").as_bytes())).unwrap();
-    let StartLine::Request { version, .. } = m.start_line() else { panic!() };
+    let m = Message::parse(crlf(
+        format!("OPTIONS sip:t.watson@example.org SIP/7.0\n{tail}").as_bytes(),
+    ))
+    .unwrap();
+    let StartLine::Request { version, .. } = m.start_line() else {
+        panic!()
+    };
     assert_eq!(&version[..], b"SIP/7.0");
     // ltgtruri: the line splits, but the Request-URI is not a URI.
-    let m = Message::parse(crlf(format!("INVITE <sip:user@example.com> SIP/2.0\n{tail}").as_bytes())).unwrap();
+    let m = Message::parse(crlf(
+        format!("INVITE <sip:user@example.com> SIP/2.0\n{tail}").as_bytes(),
+    ))
+    .unwrap();
     assert!(m.request_uri().is_err());
 }
 

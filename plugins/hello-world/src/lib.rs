@@ -1,1 +1,64 @@
+//! # Hello World — the seeds' first ser.cfg / openser.cfg, as a Wisp plugin
+//!
+//! The "Hello World" script of the SER and OpenSER guides
+//! (`shared/seeds/002_*.txt`, `004_*.txt`): sanity checks (Max-Forwards,
+//! message size), REGISTER -> `save("location")`, requests for a local user ->
+//! `lookup("location")` or 404, everything else relayed.
+//!
+//! Until transactions exist the relay is the stateless `forward()`; the one
+//! call to change when `t_relay` lands is marked below.
+//!
+//! Build: `make plugins` (component at `target/plugins/hello_world.wasm`).
+//! Run:   `target/release/wisp run --config config/hello-world.toml`.
 
+use std::sync::OnceLock;
+use wisp_sdk::prelude::*;
+
+/// The seed's `max_len`: requests this long or longer get 513.
+static MAX_LEN: OnceLock<u32> = OnceLock::new();
+
+struct HelloWorld;
+
+impl Plugin for HelloWorld {
+    fn init(params: &Params) -> Result<(), String> {
+        let max_len = params.get_or("max_len", 8192u32)?;
+        let _ = MAX_LEN.set(max_len);
+        Ok(())
+    }
+
+    fn route(msg: &Msg) -> Result {
+        // if (!mf_process_maxfwd_header("10")) { sl_send_reply("483","Too Many Hops"); exit; }
+        if !msg.mf_process_maxfwd_header(10)? {
+            return msg.sl_send_reply(483, "Too Many Hops");
+        }
+        // if (msg:len >= max_len) { sl_send_reply("513", "Message too big"); exit; }
+        if msg.len() >= *MAX_LEN.get().unwrap_or(&8192) {
+            return msg.sl_send_reply(513, "Message too big");
+        }
+        // if (!uri==myself) { route(1); }  -- not for us: relay
+        if !msg.ruri_is_myself() {
+            return relay(msg);
+        }
+        // if (method=="REGISTER") { save("location"); exit; }
+        if msg.is_method("REGISTER") {
+            return msg.save("location");
+        }
+        // if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+        match msg.lookup("location") {
+            Err(Error::NotFound) => return msg.sl_send_reply(404, "Not Found"),
+            other => other?,
+        }
+        relay(msg)
+    }
+}
+
+/// `route[1]`: `if (!t_relay()) { sl_reply_error(); }`
+fn relay(msg: &Msg) -> Result {
+    // Stateless until the transaction layer lands; then: `msg.t_relay()`.
+    if msg.forward().is_err() {
+        return msg.sl_reply_error();
+    }
+    Ok(())
+}
+
+wisp_sdk::export!(HelloWorld);

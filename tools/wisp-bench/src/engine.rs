@@ -95,19 +95,26 @@ pub struct Summary {
 impl Summary {
     pub fn throughput(&self) -> f64 {
         let s = self.elapsed.as_secs_f64();
-        if s > 0.0 { self.answered as f64 / s } else { 0.0 }
+        if s > 0.0 {
+            self.answered as f64 / s
+        } else {
+            0.0
+        }
     }
 }
 
 pub fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.octets()[0] == 127,
-        IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST || v6.to_ipv4_mapped().is_some_and(|v4| v4.octets()[0] == 127),
+        IpAddr::V6(v6) => {
+            v6 == Ipv6Addr::LOCALHOST || v6.to_ipv4_mapped().is_some_and(|v4| v4.octets()[0] == 127)
+        }
     }
 }
 
 fn make_socket(bind: SocketAddr) -> Result<(UdpSocket, usize, usize)> {
-    let s = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP)).context("socket")?;
+    let s = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))
+        .context("socket")?;
     // Big kernel buffers so bursts are not dropped; FORCE variants work as root and
     // bypass net.core.{r,w}mem_max, otherwise fall back to the capped request.
     for (opt_force, which) in [(libc::SO_RCVBUFFORCE, 0), (libc::SO_SNDBUFFORCE, 1)] {
@@ -123,10 +130,15 @@ fn make_socket(bind: SocketAddr) -> Result<(UdpSocket, usize, usize)> {
             )
         };
         if rc != 0 {
-            let _ = if which == 0 { s.set_recv_buffer_size(SOCK_BUF) } else { s.set_send_buffer_size(SOCK_BUF) };
+            let _ = if which == 0 {
+                s.set_recv_buffer_size(SOCK_BUF)
+            } else {
+                s.set_send_buffer_size(SOCK_BUF)
+            };
         }
     }
-    s.bind(&bind.into()).with_context(|| format!("bind {bind}"))?;
+    s.bind(&bind.into())
+        .with_context(|| format!("bind {bind}"))?;
     let rcv = s.recv_buffer_size().unwrap_or(0);
     let snd = s.send_buffer_size().unwrap_or(0);
     Ok((s.into(), rcv, snd))
@@ -218,7 +230,8 @@ impl Tracker {
         self.inflight -= 1;
         self.last_answer_ns = now;
         s.answered += 1;
-        self.hist.saturating_record((now.saturating_sub(sent_at) / 1000).max(1));
+        self.hist
+            .saturating_record((now.saturating_sub(sent_at) / 1000).max(1));
         if code == self.expect {
             s.succeeded += 1;
         } else {
@@ -234,7 +247,11 @@ fn recv(fd: libc::c_int, buf: &mut [u8], block: bool) -> io::Result<usize> {
     let flags = if block { 0 } else { libc::MSG_DONTWAIT };
     // SAFETY: buf is valid for writes of buf.len() bytes.
     let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Non-blocking `sendto(2)` of one datagram.
@@ -242,14 +259,28 @@ fn recv(fd: libc::c_int, buf: &mut [u8], block: bool) -> io::Result<usize> {
 fn send_to(fd: libc::c_int, buf: &[u8], dest: &socket2::SockAddr) -> io::Result<()> {
     // SAFETY: buf valid for reads; dest is a valid socket address of dest.len() bytes.
     let n = unsafe {
-        libc::sendto(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT, dest.as_ptr().cast(), dest.len())
+        libc::sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            dest.as_ptr().cast(),
+            dest.len(),
+        )
     };
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 pub fn run(cfg: &Config) -> Result<Summary> {
     if !is_loopback(cfg.target.ip()) {
-        bail!("target {} is not a loopback address (only 127.0.0.0/8 and ::1 are allowed)", cfg.target);
+        bail!(
+            "target {} is not a loopback address (only 127.0.0.0/8 and ::1 are allowed)",
+            cfg.target
+        );
     }
     if cfg.users == 0 {
         bail!("--users must be at least 1");
@@ -270,7 +301,13 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     } else {
         local
     };
-    let tmpl = RequestTemplate::new(cfg.method, &cfg.uri, uri_host(&cfg.uri), via_addr, run_nonce())?;
+    let tmpl = RequestTemplate::new(
+        cfg.method,
+        &cfg.uri,
+        uri_host(&cfg.uri),
+        via_addr,
+        run_nonce(),
+    )?;
     let token = tmpl.token().as_bytes().to_vec();
     sock.set_read_timeout(Some(Duration::from_millis(1)))?;
 
@@ -279,7 +316,11 @@ pub fn run(cfg: &Config) -> Result<Summary> {
 
     let timeout_ns = cfg.timeout.as_nanos().min(u64::MAX as u128) as u64;
     let send_deadline_ns = cfg.duration.as_nanos().min(u64::MAX as u128) as u64;
-    let rtx_offsets = if cfg.retransmit { retransmit_offsets(timeout_ns) } else { Vec::new() };
+    let rtx_offsets = if cfg.retransmit {
+        retransmit_offsets(timeout_ns)
+    } else {
+        Vec::new()
+    };
     let mut rtx_cursor = vec![0u64; rtx_offsets.len()];
 
     let mut s = Summary {
@@ -328,7 +369,8 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let t0 = Instant::now();
     let now_ns = || t0.elapsed().as_nanos() as u64;
     // Open loop schedule: request n is due at n * 1e9 / rate (no drift accumulation).
-    let due_ns = |seq: u64| -> u64 { (seq as u128 * 1_000_000_000u128 / cfg.rate.max(1) as u128) as u64 };
+    let due_ns =
+        |seq: u64| -> u64 { (seq as u128 * 1_000_000_000u128 / cfg.rate.max(1) as u128) as u64 };
 
     loop {
         let now = now_ns();
@@ -382,7 +424,11 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         let can_send = |tr: &Tracker, now: u64| {
             tr.next_seq < cfg.count
                 && tr.next_seq - tr.oldest < ring_len
-                && if cfg.rate == 0 { tr.inflight < cfg.window } else { due_ns(tr.next_seq) <= now }
+                && if cfg.rate == 0 {
+                    tr.inflight < cfg.window
+                } else {
+                    due_ns(tr.next_seq) <= now
+                }
         };
         if !sending_done && !send_blocked {
             for _ in 0..SEND_BATCH {
@@ -427,9 +473,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         // 5. Receive one datagram. In closed loop, when no request can be sent until an
         //    answer arrives, block in recv (SO_RCVTIMEO = 1 ms, so timers still run):
         //    at saturation that is one sendto + one recv per request.
-        let block = cfg.rate == 0
-            && !send_blocked
-            && (sending_done || !can_send(&tr, now));
+        let block = cfg.rate == 0 && !send_blocked && (sending_done || !can_send(&tr, now));
         match recv(fd, &mut rbuf, block) {
             Ok(n) => {
                 tr.on_datagram(&rbuf[..n], now_ns(), &mut s);
@@ -437,7 +481,14 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             // EINTR, or an ICMP error surfaced on the socket: not a response.
-            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionRefused) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                continue;
+            }
             Err(e) => return Err(e).context("recv"),
         }
         if block || progressed {
@@ -479,7 +530,11 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     }
 
     let end = now_ns();
-    let active_end = if s.answered > 0 { tr.last_answer_ns } else { send_end_ns.max(1) };
+    let active_end = if s.answered > 0 {
+        tr.last_answer_ns
+    } else {
+        send_end_ns.max(1)
+    };
     s.elapsed = Duration::from_nanos(active_end);
     s.wall = Duration::from_nanos(end);
     s.hist = tr.hist;
@@ -506,7 +561,8 @@ pub(crate) mod tests {
     impl Responder {
         pub fn start(answer: impl Fn(u64) -> Vec<u16> + Send + 'static) -> Self {
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-            sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
             let addr = sock.local_addr().unwrap();
             let stop = Arc::new(AtomicBool::new(false));
             let stop2 = stop.clone();
@@ -514,11 +570,19 @@ pub(crate) mod tests {
                 let mut buf = vec![0u8; 65536];
                 let mut n = 0u64;
                 while !stop2.load(Ordering::Relaxed) {
-                    let Ok((len, from)) = sock.recv_from(&mut buf) else { continue };
+                    let Ok((len, from)) = sock.recv_from(&mut buf) else {
+                        continue;
+                    };
                     let req = &buf[..len];
                     for code in answer(n) {
                         let mut r = format!("SIP/2.0 {code} Whatever\r\n").into_bytes();
-                        for (long, compact) in [("Via", "v"), ("From", "f"), ("To", "t"), ("Call-ID", "i"), ("CSeq", "")] {
+                        for (long, compact) in [
+                            ("Via", "v"),
+                            ("From", "f"),
+                            ("To", "t"),
+                            ("Call-ID", "i"),
+                            ("CSeq", ""),
+                        ] {
                             if let Some(v) = header(req, long.as_bytes(), compact.as_bytes()) {
                                 r.extend_from_slice(long.as_bytes());
                                 r.extend_from_slice(b": ");
@@ -533,7 +597,11 @@ pub(crate) mod tests {
                 }
                 n
             });
-            Self { addr, stop, handle: Some(handle) }
+            Self {
+                addr,
+                stop,
+                handle: Some(handle),
+            }
         }
 
         /// Stops the thread; returns the number of requests it received.
@@ -658,9 +726,21 @@ pub(crate) mod tests {
 
     #[test]
     fn retransmit_schedule() {
-        assert_eq!(retransmit_offsets(2_000_000_000), vec![500_000_000, 1_500_000_000]);
+        assert_eq!(
+            retransmit_offsets(2_000_000_000),
+            vec![500_000_000, 1_500_000_000]
+        );
         let v = retransmit_offsets(u64::MAX);
-        assert_eq!(&v[..5], &[500_000_000, 1_500_000_000, 3_500_000_000, 7_500_000_000, 11_500_000_000]);
+        assert_eq!(
+            &v[..5],
+            &[
+                500_000_000,
+                1_500_000_000,
+                3_500_000_000,
+                7_500_000_000,
+                11_500_000_000
+            ]
+        );
         assert!(*v.last().unwrap() < TIMER_F_NS);
     }
 }

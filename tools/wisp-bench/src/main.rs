@@ -93,7 +93,13 @@ fn config(a: &Args) -> Result<Config> {
         bail!("--expect must be a SIP status code (100..=699)");
     }
     let bind = a.bind.unwrap_or_else(|| {
-        if target.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }.parse().unwrap()
+        if target.is_ipv4() {
+            "127.0.0.1:0"
+        } else {
+            "[::1]:0"
+        }
+        .parse()
+        .unwrap()
     });
     Ok(Config {
         target,
@@ -115,7 +121,11 @@ fn config(a: &Args) -> Result<Config> {
 }
 
 fn pct(s: &Summary, q: f64) -> u64 {
-    if s.hist.is_empty() { 0 } else { s.hist.value_at_quantile(q) }
+    if s.hist.is_empty() {
+        0
+    } else {
+        s.hist.value_at_quantile(q)
+    }
 }
 
 fn mode(s: &Summary) -> String {
@@ -128,15 +138,61 @@ fn mode(s: &Summary) -> String {
 
 fn human(s: &Summary) -> String {
     let mut o = String::new();
-    let codes: Vec<String> = s.failed_by_code.iter().map(|(c, n)| format!("{c}: {n}")).collect();
-    let _ = writeln!(o, "wisp-bench: {} {} -> {} ({})", s.method.as_str(), s.local, s.target, mode(s));
-    let _ = writeln!(o, "  sent        {:>10}   (retransmissions {}, send errors {})", s.sent, s.retransmissions, s.send_errors);
-    let _ = writeln!(o, "  answered    {:>10}   (final responses; 1xx ignored: {})", s.answered, s.provisional);
-    let _ = writeln!(o, "  succeeded   {:>10}   (status {})", s.succeeded, s.expect);
-    let _ = writeln!(o, "  failed      {:>10}   {}", s.failed, if codes.is_empty() { String::new() } else { format!("[{}]", codes.join(", ")) });
-    let _ = writeln!(o, "  lost        {:>10}   (no final response within {} ms)", s.lost, s.timeout.as_millis());
-    let _ = writeln!(o, "  unmatched   {:>10}   (stale/duplicate responses: {})", s.unmatched, s.stale);
-    let _ = writeln!(o, "  elapsed     {:>10.3} s (wall {:.3} s)", s.elapsed.as_secs_f64(), s.wall.as_secs_f64());
+    let codes: Vec<String> = s
+        .failed_by_code
+        .iter()
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect();
+    let _ = writeln!(
+        o,
+        "wisp-bench: {} {} -> {} ({})",
+        s.method.as_str(),
+        s.local,
+        s.target,
+        mode(s)
+    );
+    let _ = writeln!(
+        o,
+        "  sent        {:>10}   (retransmissions {}, send errors {})",
+        s.sent, s.retransmissions, s.send_errors
+    );
+    let _ = writeln!(
+        o,
+        "  answered    {:>10}   (final responses; 1xx ignored: {})",
+        s.answered, s.provisional
+    );
+    let _ = writeln!(
+        o,
+        "  succeeded   {:>10}   (status {})",
+        s.succeeded, s.expect
+    );
+    let _ = writeln!(
+        o,
+        "  failed      {:>10}   {}",
+        s.failed,
+        if codes.is_empty() {
+            String::new()
+        } else {
+            format!("[{}]", codes.join(", "))
+        }
+    );
+    let _ = writeln!(
+        o,
+        "  lost        {:>10}   (no final response within {} ms)",
+        s.lost,
+        s.timeout.as_millis()
+    );
+    let _ = writeln!(
+        o,
+        "  unmatched   {:>10}   (stale/duplicate responses: {})",
+        s.unmatched, s.stale
+    );
+    let _ = writeln!(
+        o,
+        "  elapsed     {:>10.3} s (wall {:.3} s)",
+        s.elapsed.as_secs_f64(),
+        s.wall.as_secs_f64()
+    );
     let _ = writeln!(o, "  throughput  {:>10.0} answered/s", s.throughput());
     let _ = writeln!(
         o,
@@ -151,7 +207,11 @@ fn human(s: &Summary) -> String {
 }
 
 fn json(s: &Summary) -> String {
-    let codes: Vec<String> = s.failed_by_code.iter().map(|(c, n)| format!("\"{c}\":{n}")).collect();
+    let codes: Vec<String> = s
+        .failed_by_code
+        .iter()
+        .map(|(c, n)| format!("\"{c}\":{n}"))
+        .collect();
     format!(
         concat!(
             "{{\"method\":\"{}\",\"target\":\"{}\",\"local\":\"{}\",\"mode\":\"{}\",\"rate\":{},\"window\":{},",
@@ -184,7 +244,11 @@ fn json(s: &Summary) -> String {
         s.wall.as_secs_f64(),
         s.throughput(),
         if s.hist.is_empty() { 0 } else { s.hist.min() },
-        if s.hist.is_empty() { 0.0 } else { s.hist.mean() },
+        if s.hist.is_empty() {
+            0.0
+        } else {
+            s.hist.mean()
+        },
         pct(s, 0.5),
         pct(s, 0.9),
         pct(s, 0.99),
@@ -231,7 +295,13 @@ mod tests {
 
     #[test]
     fn cli_defaults() {
-        let a = Args::parse_from(["wisp-bench", "--target", "127.0.0.1:5070", "--method", "register"]);
+        let a = Args::parse_from([
+            "wisp-bench",
+            "--target",
+            "127.0.0.1:5070",
+            "--method",
+            "register",
+        ]);
         let c = config(&a).unwrap();
         assert_eq!(c.uri, "sip:127.0.0.1:5070");
         assert_eq!(c.users, 10_000);

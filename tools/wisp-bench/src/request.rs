@@ -79,7 +79,9 @@ impl RequestTemplate {
     ) -> anyhow::Result<Self> {
         for (what, s) in [("uri", ruri), ("uri host", aor_host)] {
             if s.is_empty() || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                anyhow::bail!("invalid {what} {s:?}: must be non-empty, without whitespace or control characters");
+                anyhow::bail!(
+                    "invalid {what} {s:?}: must be non-empty, without whitespace or control characters"
+                );
             }
         }
         let token = run_token(nonce);
@@ -101,7 +103,9 @@ impl RequestTemplate {
                 t.push_str(&format!("To: <{ruri}>\r\n"));
             }
             Method::Register => {
-                t.push_str(&format!("From: <sip:user{u}@{aor_host}>;tag={token}{s}\r\n"));
+                t.push_str(&format!(
+                    "From: <sip:user{u}@{aor_host}>;tag={token}{s}\r\n"
+                ));
                 t.push_str(&format!("To: <sip:user{u}@{aor_host}>\r\n"));
             }
         }
@@ -119,16 +123,26 @@ impl RequestTemplate {
         for c in t.chars() {
             match c {
                 SEQ_MARK | USER_MARK => {
-                    fields.push(if c == SEQ_MARK { Field::Seq } else { Field::User });
+                    fields.push(if c == SEQ_MARK {
+                        Field::Seq
+                    } else {
+                        Field::User
+                    });
                     lits.push(Vec::new());
                 }
                 c => {
                     let mut b = [0u8; 4];
-                    lits.last_mut().unwrap().extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                    lits.last_mut()
+                        .unwrap()
+                        .extend_from_slice(c.encode_utf8(&mut b).as_bytes());
                 }
             }
         }
-        Ok(Self { lits, fields, token })
+        Ok(Self {
+            lits,
+            fields,
+            token,
+        })
     }
 
     pub fn token(&self) -> &str {
@@ -200,18 +214,31 @@ mod tests {
 
     #[test]
     fn options_request_is_well_formed() {
-        let t = RequestTemplate::new(Method::Options, "sip:127.0.0.1:5060", "127.0.0.1", local(), 0xabc).unwrap();
+        let t = RequestTemplate::new(
+            Method::Options,
+            "sip:127.0.0.1:5060",
+            "127.0.0.1",
+            local(),
+            0xabc,
+        )
+        .unwrap();
         let mut out = Vec::new();
         t.write(42, 0, &mut out);
         let m = String::from_utf8(out).unwrap();
-        assert!(m.starts_with("OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\n"), "{m}");
+        assert!(
+            m.starts_with("OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\n"),
+            "{m}"
+        );
         assert!(m.ends_with("\r\nContent-Length: 0\r\n\r\n"));
         assert_eq!(
             header(&m, "Via"),
             ["SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK-wb00000abc-42;rport"]
         );
         assert_eq!(header(&m, "Max-Forwards"), ["70"]);
-        assert_eq!(header(&m, "From"), ["<sip:wisp-bench@127.0.0.1>;tag=wb00000abc-42"]);
+        assert_eq!(
+            header(&m, "From"),
+            ["<sip:wisp-bench@127.0.0.1>;tag=wb00000abc-42"]
+        );
         assert_eq!(header(&m, "To"), ["<sip:127.0.0.1:5060>"]);
         assert_eq!(header(&m, "Call-ID"), ["wb00000abc-42@bench"]);
         assert_eq!(header(&m, "CSeq"), ["1 OPTIONS"]);
@@ -224,13 +251,23 @@ mod tests {
 
     #[test]
     fn register_request_is_well_formed_and_reuses_buffer() {
-        let t = RequestTemplate::new(Method::Register, "sip:127.0.0.1:5060", "127.0.0.1", local(), 1).unwrap();
+        let t = RequestTemplate::new(
+            Method::Register,
+            "sip:127.0.0.1:5060",
+            "127.0.0.1",
+            local(),
+            1,
+        )
+        .unwrap();
         let mut out = Vec::new();
         t.write(1, 999, &mut out);
         t.write(7, 3, &mut out);
         let m = String::from_utf8(out).unwrap();
         assert!(m.starts_with("REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n"));
-        assert_eq!(header(&m, "From"), ["<sip:user3@127.0.0.1>;tag=wb00000001-7"]);
+        assert_eq!(
+            header(&m, "From"),
+            ["<sip:user3@127.0.0.1>;tag=wb00000001-7"]
+        );
         assert_eq!(header(&m, "To"), ["<sip:user3@127.0.0.1>"]);
         assert_eq!(header(&m, "Contact"), ["<sip:user3@127.0.0.1:40000>"]);
         assert_eq!(header(&m, "Expires"), ["3600"]);
@@ -254,7 +291,10 @@ mod tests {
     fn uri_host_extraction() {
         assert_eq!(uri_host("sip:127.0.0.1:5060"), "127.0.0.1");
         assert_eq!(uri_host("sip:example.com"), "example.com");
-        assert_eq!(uri_host("sip:alice@example.com:5070;transport=udp"), "example.com");
+        assert_eq!(
+            uri_host("sip:alice@example.com:5070;transport=udp"),
+            "example.com"
+        );
         assert_eq!(uri_host("sip:[::1]:5060"), "[::1]");
         assert_eq!(uri_host("sips:[::1]"), "[::1]");
     }

@@ -29,9 +29,13 @@ pub fn header<'a>(msg: &'a [u8], long: &[u8], compact: &[u8]) -> Option<&'a [u8]
         if line.is_empty() {
             break;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
         let name = trim(&line[..colon]);
-        if name.eq_ignore_ascii_case(long) || (!compact.is_empty() && name.eq_ignore_ascii_case(compact)) {
+        if name.eq_ignore_ascii_case(long)
+            || (!compact.is_empty() && name.eq_ignore_ascii_case(compact))
+        {
             return Some(trim(&line[colon + 1..]));
         }
     }
@@ -127,15 +131,45 @@ mod tests {
     #[test]
     fn foreign_or_broken_responses_do_not_match() {
         // Other run's token.
-        assert_eq!(match_seq(b"SIP/2.0 200 OK\r\nCall-ID: wb00000abd-1@bench\r\n\r\n", TOKEN), None);
+        assert_eq!(
+            match_seq(
+                b"SIP/2.0 200 OK\r\nCall-ID: wb00000abd-1@bench\r\n\r\n",
+                TOKEN
+            ),
+            None
+        );
         // Missing suffix, no Via.
-        assert_eq!(match_seq(b"SIP/2.0 200 OK\r\nCall-ID: wb00000abc-1@elsewhere\r\n\r\n", TOKEN), None);
+        assert_eq!(
+            match_seq(
+                b"SIP/2.0 200 OK\r\nCall-ID: wb00000abc-1@elsewhere\r\n\r\n",
+                TOKEN
+            ),
+            None
+        );
         // Junk between number and suffix.
-        assert_eq!(match_seq(b"SIP/2.0 200 OK\r\nCall-ID: wb00000abc-12x@bench\r\n\r\n", TOKEN), None);
+        assert_eq!(
+            match_seq(
+                b"SIP/2.0 200 OK\r\nCall-ID: wb00000abc-12x@bench\r\n\r\n",
+                TOKEN
+            ),
+            None
+        );
         // No digits.
-        assert_eq!(match_seq(b"SIP/2.0 200 OK\r\nCall-ID: wb00000abc-@bench\r\n\r\n", TOKEN), None);
+        assert_eq!(
+            match_seq(
+                b"SIP/2.0 200 OK\r\nCall-ID: wb00000abc-@bench\r\n\r\n",
+                TOKEN
+            ),
+            None
+        );
         // Call-ID only in the body must not count.
-        assert_eq!(match_seq(b"SIP/2.0 200 OK\r\nCSeq: 1 OPTIONS\r\n\r\nCall-ID: wb00000abc-1@bench\r\n", TOKEN), None);
+        assert_eq!(
+            match_seq(
+                b"SIP/2.0 200 OK\r\nCSeq: 1 OPTIONS\r\n\r\nCall-ID: wb00000abc-1@bench\r\n",
+                TOKEN
+            ),
+            None
+        );
         // Garbage.
         assert_eq!(match_seq(b"\xff\xfe", TOKEN), None);
         assert_eq!(match_seq(b"", TOKEN), None);

@@ -45,11 +45,17 @@ impl Challenge {
 }
 
 fn lookup<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 #[allow(clippy::type_complexity)]
-fn parse_auth(value: &[u8], header: &'static str) -> Result<(String, Vec<(String, String)>), ParseError> {
+fn parse_auth(
+    value: &[u8],
+    header: &'static str,
+) -> Result<(String, Vec<(String, String)>), ParseError> {
     let err = |r| ParseError::header(header, r);
     let value = trim_lws(value);
     let (rest, scheme) = token(value).map_err(|_| err("missing scheme"))?;
@@ -64,7 +70,9 @@ fn parse_auth(value: &[u8], header: &'static str) -> Result<(String, Vec<(String
     }
     // token68 form (e.g. `Basic dXNlcjpwYXNz`): a single blob, maybe '='-padded.
     if !s.iter().any(|b| matches!(b, b',' | b'"' | b' ' | b'\t'))
-        && s.iter().position(|b| *b == b'=').is_none_or(|p| s[p..].iter().all(|b| *b == b'='))
+        && s.iter()
+            .position(|b| *b == b'=')
+            .is_none_or(|p| s[p..].iter().all(|b| *b == b'='))
     {
         params.push((String::new(), crate::parse::lossy(s)));
         return Ok((scheme, params));
@@ -79,7 +87,10 @@ fn parse_auth(value: &[u8], header: &'static str) -> Result<(String, Vec<(String
         } else {
             // Unquoted values are tokens, but some UAs send e.g. `uri=sip:x@y`
             // unquoted; accept anything up to the next comma or LWS.
-            let n = rest.iter().take_while(|b| !matches!(b, b',' | b' ' | b'\t' | b'\r' | b'\n')).count();
+            let n = rest
+                .iter()
+                .take_while(|b| !matches!(b, b',' | b' ' | b'\t' | b'\r' | b'\n'))
+                .count();
             if n == 0 {
                 return Err(err("empty auth-param value"));
             }
@@ -107,7 +118,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.scheme, "Digest");
         assert_eq!(c.param("USERNAME"), Some("bob"));
-        assert_eq!(c.param("nonce"), Some("dcd98b,7102dd2f0e8b11d0f600bfb0c093"));
+        assert_eq!(
+            c.param("nonce"),
+            Some("dcd98b,7102dd2f0e8b11d0f600bfb0c093")
+        );
         assert_eq!(c.param("qop"), Some("auth"));
         assert_eq!(c.param("algorithm"), Some("MD5"));
         assert_eq!(c.params.len(), 10);

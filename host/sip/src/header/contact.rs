@@ -13,23 +13,35 @@ pub enum Contacts {
 impl Contacts {
     /// Combines the values of all Contact headers of a message, in order.
     /// `*` must stand alone: mixing it with addresses is an error.
-    pub fn parse_values<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Contacts, ParseError> {
+    pub fn parse_values<'a>(
+        values: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Contacts, ParseError> {
         let mut list = Vec::new();
         let mut star = false;
         for v in values {
             if trim_lws(v) == b"*" {
                 if star || !list.is_empty() {
-                    return Err(ParseError::header("Contact", "'*' mixed with other contacts"));
+                    return Err(ParseError::header(
+                        "Contact",
+                        "'*' mixed with other contacts",
+                    ));
                 }
                 star = true;
                 continue;
             }
             if star {
-                return Err(ParseError::header("Contact", "'*' mixed with other contacts"));
+                return Err(ParseError::header(
+                    "Contact",
+                    "'*' mixed with other contacts",
+                ));
             }
             list.extend(NameAddr::parse_list(v)?);
         }
-        Ok(if star { Contacts::Star } else { Contacts::List(list) })
+        Ok(if star {
+            Contacts::Star
+        } else {
+            Contacts::List(list)
+        })
     }
 
     /// The addresses (empty for `*`).
@@ -47,12 +59,18 @@ mod tests {
 
     #[test]
     fn star_and_lists() {
-        assert_eq!(Contacts::parse_values([&b" * "[..]]).unwrap(), Contacts::Star);
+        assert_eq!(
+            Contacts::parse_values([&b" * "[..]]).unwrap(),
+            Contacts::Star
+        );
         assert!(Contacts::parse_values([&b"*"[..], b"<sip:a@b>"]).is_err());
         assert!(Contacts::parse_values([&b"<sip:a@b>"[..], b"*"]).is_err());
         let c = Contacts::parse_values([&b"<sip:a@b>, <sip:c@d>"[..], b"sip:e@f;q=0.5"]).unwrap();
         assert_eq!(c.list().len(), 3);
         assert_eq!(c.list()[2].q(), Some(0.5));
-        assert_eq!(Contacts::parse_values(std::iter::empty()).unwrap(), Contacts::List(vec![]));
+        assert_eq!(
+            Contacts::parse_values(std::iter::empty()).unwrap(),
+            Contacts::List(vec![])
+        );
     }
 }

@@ -24,7 +24,10 @@ impl CSeq {
         }
         // RFC 3261 §8.1.1.5: the sequence number must fit 32 bits.
         let seq = parse_u32(digits).ok_or(err("sequence number out of range"))?;
-        Ok(CSeq { seq, method: Method::from_bytes(method) })
+        Ok(CSeq {
+            seq,
+            method: Method::from_bytes(method),
+        })
     }
 }
 
@@ -42,7 +45,10 @@ mod tests {
     fn cseq() {
         let c = CSeq::parse(b"0009\r\n  INVITE").unwrap();
         assert_eq!((c.seq, c.method), (9, Method::Invite));
-        assert_eq!(CSeq::parse(b"1 RE%47IST%45R").unwrap().method, Method::Other("RE%47IST%45R".into()));
+        assert_eq!(
+            CSeq::parse(b"1 RE%47IST%45R").unwrap().method,
+            Method::Other("RE%47IST%45R".into())
+        );
         assert!(CSeq::parse(b"36612389236 REGISTER").is_err());
         assert!(CSeq::parse(b"INVITE").is_err());
         assert!(CSeq::parse(b"1INVITE").is_err());

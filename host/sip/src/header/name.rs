@@ -140,7 +140,8 @@ impl<'a> NameMatcher<'a> {
         if self.known != HeaderName::Other {
             name == self.known
         } else {
-            name == HeaderName::Other && expand_other_compact(raw_name).eq_ignore_ascii_case(self.other)
+            name == HeaderName::Other
+                && expand_other_compact(raw_name).eq_ignore_ascii_case(self.other)
         }
     }
 }
@@ -173,7 +174,10 @@ mod tests {
         assert_eq!(HeaderName::from_bytes(b"call-id"), HeaderName::CallId);
         assert_eq!(HeaderName::from_bytes(b"K"), HeaderName::Supported);
         assert_eq!(HeaderName::from_bytes(b"e"), HeaderName::Other);
-        assert_eq!(HeaderName::from_bytes(b"Proxy-Authorization"), HeaderName::ProxyAuthorization);
+        assert_eq!(
+            HeaderName::from_bytes(b"Proxy-Authorization"),
+            HeaderName::ProxyAuthorization
+        );
         assert_eq!(HeaderName::from_bytes(b"C%6Fntact"), HeaderName::Other);
         assert_eq!(HeaderName::CallId.canonical(), "Call-ID");
         assert_eq!(HeaderName::Other.canonical(), "");
@@ -181,11 +185,23 @@ mod tests {
 
     #[test]
     fn is() {
-        let h = Header { name: HeaderName::Via, raw_name: Bytes::from_static(b"v"), value: Bytes::new() };
+        let h = Header {
+            name: HeaderName::Via,
+            raw_name: Bytes::from_static(b"v"),
+            value: Bytes::new(),
+        };
         assert!(h.is("Via") && h.is("v") && h.is("VIA") && !h.is("To"));
-        let h = Header { name: HeaderName::Other, raw_name: Bytes::from_static(b"e"), value: Bytes::new() };
+        let h = Header {
+            name: HeaderName::Other,
+            raw_name: Bytes::from_static(b"e"),
+            value: Bytes::new(),
+        };
         assert!(h.is("Content-Encoding") && h.is("E") && !h.is("Event"));
-        let h = Header { name: HeaderName::Other, raw_name: Bytes::from_static(b"X-Foo"), value: Bytes::new() };
+        let h = Header {
+            name: HeaderName::Other,
+            raw_name: Bytes::from_static(b"X-Foo"),
+            value: Bytes::new(),
+        };
         assert!(h.is("x-foo") && !h.is("X-Bar"));
     }
 }

@@ -9,7 +9,8 @@ use std::fmt;
 use memchr::memchr;
 
 use crate::parse::{
-    ParseError, find_param, is_lws, is_token, parse_params, quoted_end, split_top_level, trim_lws, unquote,
+    ParseError, find_param, is_lws, is_token, parse_params, quoted_end, split_top_level, trim_lws,
+    unquote,
 };
 use crate::uri::Uri;
 
@@ -32,30 +33,49 @@ impl NameAddr {
             return Err(ParseError::header(H, "empty value"));
         }
         if s[0] == b'"' {
-            let end = quoted_end(s).ok_or(ParseError::header(H, "unterminated quoted display name"))?;
+            let end =
+                quoted_end(s).ok_or(ParseError::header(H, "unterminated quoted display name"))?;
             let display = unquote(&s[..end]);
             let rest = trim_lws(&s[end..]);
             if rest.first() != Some(&b'<') {
                 return Err(ParseError::header(H, "expected '<' after display name"));
             }
             let (uri, params) = bracketed(rest)?;
-            return Ok(NameAddr { display_name: Some(display), uri, params });
+            return Ok(NameAddr {
+                display_name: Some(display),
+                uri,
+                params,
+            });
         }
         if let Some(lt) = memchr(b'<', s) {
             // Token display name: tokens separated by LWS (non-ASCII tolerated).
             let disp = trim_lws(&s[..lt]);
-            if !disp.iter().all(|b| is_token(*b) || is_lws(*b) || *b >= 0x80) {
+            if !disp
+                .iter()
+                .all(|b| is_token(*b) || is_lws(*b) || *b >= 0x80)
+            {
                 return Err(ParseError::header(H, "bad display name"));
             }
             let (uri, params) = bracketed(&s[lt..])?;
             let display_name = (!disp.is_empty()).then(|| crate::parse::lossy(disp));
-            return Ok(NameAddr { display_name, uri, params });
+            return Ok(NameAddr {
+                display_name,
+                uri,
+                params,
+            });
         }
         // addr-spec: URI runs to the first ';' or LWS, the rest are header params.
-        let end = s.iter().position(|b| *b == b';' || is_lws(*b)).unwrap_or(s.len());
+        let end = s
+            .iter()
+            .position(|b| *b == b';' || is_lws(*b))
+            .unwrap_or(s.len());
         let uri = Uri::parse(&s[..end])?;
         let params = parse_params(&s[end..], H)?;
-        Ok(NameAddr { display_name: None, uri, params })
+        Ok(NameAddr {
+            display_name: None,
+            uri,
+            params,
+        })
     }
 
     /// Parses a comma-separated list; commas inside quotes and `<>` do not split.
@@ -129,11 +149,15 @@ mod tests {
 
     #[test]
     fn forms() {
-        let n = NameAddr::parse(br#""Bob \"B\"" <sip:bob@biloxi.com;transport=tcp>;tag=a6c85cf"#).unwrap();
+        let n = NameAddr::parse(br#""Bob \"B\"" <sip:bob@biloxi.com;transport=tcp>;tag=a6c85cf"#)
+            .unwrap();
         assert_eq!(n.display_name.as_deref(), Some(r#"Bob "B""#));
         assert_eq!(n.uri.transport(), Some("tcp"));
         assert_eq!(n.tag(), Some("a6c85cf"));
-        assert_eq!(n.to_string(), r#""Bob \"B\"" <sip:bob@biloxi.com;transport=tcp>;tag=a6c85cf"#);
+        assert_eq!(
+            n.to_string(),
+            r#""Bob \"B\"" <sip:bob@biloxi.com;transport=tcp>;tag=a6c85cf"#
+        );
 
         let n = NameAddr::parse(b"sip:bob@biloxi.com;tag=1;lr").unwrap();
         assert!(n.uri.params.is_empty());
@@ -149,7 +173,10 @@ mod tests {
 
     #[test]
     fn lists_and_contact_params() {
-        let l = NameAddr::parse_list(br#""A, B" <sip:a@x>;q=0.7;expires=3600, <sip:b@y?h=1,2>;q=0.1 ,sip:c@z"#).unwrap();
+        let l = NameAddr::parse_list(
+            br#""A, B" <sip:a@x>;q=0.7;expires=3600, <sip:b@y?h=1,2>;q=0.1 ,sip:c@z"#,
+        )
+        .unwrap();
         assert_eq!(l.len(), 3);
         assert_eq!(l[0].display_name.as_deref(), Some("A, B"));
         assert_eq!(l[0].q(), Some(0.7));
@@ -160,8 +187,19 @@ mod tests {
 
     #[test]
     fn errors() {
-        for bad in [&br#""unterminated <sip:a@b>"#[..], b"<sip:a@b", b"Bell, Alexander <sip:a@b>", b"", b"<sip:a@b>;;", b"a\"b <sip:a@b>"] {
-            assert!(NameAddr::parse_list(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &br#""unterminated <sip:a@b>"#[..],
+            b"<sip:a@b",
+            b"Bell, Alexander <sip:a@b>",
+            b"",
+            b"<sip:a@b>;;",
+            b"a\"b <sip:a@b>",
+        ] {
+            assert!(
+                NameAddr::parse_list(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -44,10 +44,18 @@ impl Via {
         }
         type E<'a> = nom::Err<nom::error::Error<&'a [u8]>>;
         let slash = || (lws0, tag("/"), lws0);
-        let (rest, (name, _, version, _, transport, _, host, port)) =
-            (token, slash(), token, slash(), token, lws1, host_text, port_text(true))
-                .parse(elem)
-                .map_err(|_: E| ParseError::header(H, "bad sent-protocol or sent-by"))?;
+        let (rest, (name, _, version, _, transport, _, host, port)) = (
+            token,
+            slash(),
+            token,
+            slash(),
+            token,
+            lws1,
+            host_text,
+            port_text(true),
+        )
+            .parse(elem)
+            .map_err(|_: E| ParseError::header(H, "bad sent-protocol or sent-by"))?;
         let host = Host::from_bytes(host).map_err(|_| ParseError::header(H, "bad host"))?;
         let port = port
             .map(parse_port)
@@ -116,7 +124,10 @@ mod tests {
 
     #[test]
     fn simple() {
-        let v = Via::parse(b"SIP/2.0/udp 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=10.0.0.1").unwrap();
+        let v = Via::parse(
+            b"SIP/2.0/udp 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=10.0.0.1",
+        )
+        .unwrap();
         assert_eq!(v.len(), 1);
         let v = &v[0];
         assert_eq!(v.protocol, "SIP/2.0");
@@ -126,7 +137,10 @@ mod tests {
         assert_eq!(v.branch(), Some("z9hG4bK776asdhds"));
         assert_eq!(v.rport(), Some(None));
         assert_eq!(v.received(), Some("10.0.0.1"));
-        assert_eq!(v.to_string(), "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=10.0.0.1");
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=10.0.0.1"
+        );
     }
 
     #[test]
@@ -144,13 +158,21 @@ mod tests {
 
     #[test]
     fn ipv6_and_errors() {
-        let v = &Via::parse(b"SIP/2.0/TLS [2001:db8::10]:5070;maddr=[2001:db8::1];rport=5071").unwrap()[0];
+        let v = &Via::parse(b"SIP/2.0/TLS [2001:db8::10]:5070;maddr=[2001:db8::1];rport=5071")
+            .unwrap()[0];
         assert_eq!(v.host.to_string(), "[2001:db8::10]");
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.rport(), Some(Some(5071)));
         assert_eq!(v.param("maddr"), Some(Some("[2001:db8::1]")));
         assert_eq!(v.sent_by(), "[2001:db8::10]:5070");
-        for bad in [&b"SIP/2.0/UDP 192.0.2.15;;,;,,"[..], b"SIP/2.0 host", b"SIP/2.0/UDP", b"", b"SIP/2.0/UDP h:99999", b"SIP/2.0/UDP h;branch=a b"] {
+        for bad in [
+            &b"SIP/2.0/UDP 192.0.2.15;;,;,,"[..],
+            b"SIP/2.0 host",
+            b"SIP/2.0/UDP",
+            b"",
+            b"SIP/2.0/UDP h:99999",
+            b"SIP/2.0/UDP h;branch=a b",
+        ] {
             assert!(Via::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }

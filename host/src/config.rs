@@ -1,0 +1,448 @@
+//! The TOML manifest: one file configures listeners, aliases, logging, the
+//! registrar and the plugin. Types here are the manifest reference; a wrong
+//! manifest fails at start with the file, line, key and what was expected.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// Why a manifest was refused. Always names the file; `line` and `key` when known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: key `{key}`: {message}")]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole manifest (`config/wisp.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub usrloc: UsrlocConfig,
+    /// Routing plugins; this release runs exactly one.
+    #[serde(default)]
+    pub plugin: Vec<PluginConfig>,
+    /// Directory of the manifest file; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[server]`: sockets, names, limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `"udp:127.0.0.1:5060"`, `"tcp:[::1]:5060"`.
+    pub listen: Vec<ListenAddr>,
+    /// Other names of this router (Kamailio `alias=`), `host` or `host:port`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default = "default_log_level")]
+    pub log_level: LogLevel,
+    /// Receive limit in bytes (UDP datagram / TCP message).
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: usize,
+    /// Receive workers; 0 = one per available core.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+/// `[usrloc]`: registrar tables and expiry bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsrlocConfig {
+    #[serde(default = "default_tables")]
+    pub tables: Vec<String>,
+    #[serde(default)]
+    pub use_domain: bool,
+    #[serde(default = "default_expires")]
+    pub default_expires: u32,
+    #[serde(default = "default_min_expires")]
+    pub min_expires: u32,
+    #[serde(default = "default_max_expires")]
+    pub max_expires: u32,
+    /// A Contact asking for less than `min_expires`: `raise` it to the
+    /// minimum (Kamailio's default) or `reject` the REGISTER with 423.
+    #[serde(default)]
+    pub brief_expires: BriefExpires,
+}
+
+/// What `save` does with an expiry below `min_expires`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BriefExpires {
+    /// Store the binding with `min_expires` (Kamailio registrar).
+    #[default]
+    Raise,
+    /// Answer 423 Interval Too Brief with Min-Expires (RFC 3261 §10.3 step 7).
+    Reject,
+}
+
+impl Default for UsrlocConfig {
+    fn default() -> Self {
+        UsrlocConfig {
+            tables: default_tables(),
+            use_domain: false,
+            default_expires: default_expires(),
+            min_expires: default_min_expires(),
+            max_expires: default_max_expires(),
+            brief_expires: BriefExpires::default(),
+        }
+    }
+}
+
+/// `[[plugin]]`: one routing component and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    pub name: String,
+    /// The component (.wasm), relative to the manifest's directory.
+    pub path: PathBuf,
+    /// Budget of one route call in milliseconds.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// Linear memory cap in MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
+    /// Handed to the plugin's `init` as strings.
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+impl PluginConfig {
+    /// `params` as the `(key, value)` strings the WIT `init` takes.
+    pub fn params_as_strings(&self) -> Vec<(String, String)> {
+        self.params
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}
+
+/// Transport of a listen address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+        })
+    }
+}
+
+/// One `listen` entry: `proto:ip:port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr {
+    pub proto: Proto,
+    pub addr: SocketAddr,
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let expected = "expected \"udp:IP:PORT\" or \"tcp:IP:PORT\" (IPv6 as [::1])";
+        let (proto, rest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: {expected}"))?;
+        let proto = match proto.to_ascii_lowercase().as_str() {
+            "udp" => Proto::Udp,
+            "tcp" => Proto::Tcp,
+            other => return Err(format!("unknown transport {other:?}: {expected}")),
+        };
+        let addr = rest
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("{rest:?} is not IP:PORT: {expected}"))?;
+        Ok(ListenAddr { proto, addr })
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `log_level`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_filter(&self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+fn default_log_level() -> LogLevel {
+    LogLevel::Info
+}
+fn default_max_message_size() -> usize {
+    65535
+}
+fn default_tables() -> Vec<String> {
+    vec!["location".into(), "aliases".into()]
+}
+fn default_expires() -> u32 {
+    3600
+}
+fn default_min_expires() -> u32 {
+    60
+}
+fn default_max_expires() -> u32 {
+    86400
+}
+fn default_deadline_ms() -> u64 {
+    100
+}
+fn default_memory_mb() -> u64 {
+    32
+}
+
+impl Manifest {
+    /// Read and validate the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Manifest, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        let mut manifest = Manifest::parse(&text, path)?;
+        manifest.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(manifest)
+    }
+
+    /// Parse manifest text; `file` is only used in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Manifest, ConfigError> {
+        let invalid = |line: usize, key: String, message: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            line,
+            key,
+            message,
+        };
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+            invalid(
+                line_of(text, e.span()),
+                String::from("(syntax)"),
+                e.message().to_owned(),
+            )
+        })?;
+        let manifest: Manifest = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.inner();
+            invalid(line_of(text, inner.span()), key, inner.message().to_owned())
+        })?;
+        manifest
+            .validate(text)
+            .map_err(|(key, message)| invalid(line_of_key(text, &key), key, message))?;
+        Ok(manifest)
+    }
+
+    /// Checks that span several fields, after types are known.
+    fn validate(&self, _text: &str) -> Result<(), (String, String)> {
+        if self.server.listen.is_empty() {
+            return Err((
+                "server.listen".into(),
+                "at least one listen address is required".into(),
+            ));
+        }
+        if self.server.max_message_size < 1024 || self.server.max_message_size > 1 << 20 {
+            return Err((
+                "server.max_message_size".into(),
+                "expected a size between 1024 and 1048576 bytes".into(),
+            ));
+        }
+        let u = &self.usrloc;
+        if u.min_expires > u.max_expires {
+            return Err((
+                "usrloc.min_expires".into(),
+                "must not exceed usrloc.max_expires".into(),
+            ));
+        }
+        if u.tables.is_empty() {
+            return Err((
+                "usrloc.tables".into(),
+                "at least one table is required".into(),
+            ));
+        }
+        match self.plugin.len() {
+            0 => return Err(("plugin".into(), "one [[plugin]] table is required".into())),
+            1 => {}
+            _ => {
+                return Err((
+                    "plugin".into(),
+                    "this release runs one plugin; plugin chains come later".into(),
+                ));
+            }
+        }
+        for (i, p) in self.plugin.iter().enumerate() {
+            if p.deadline_ms == 0 || p.deadline_ms > 10_000 {
+                return Err((
+                    format!("plugin[{i}].deadline_ms"),
+                    "expected 1..=10000 ms".into(),
+                ));
+            }
+            if p.memory_mb == 0 || p.memory_mb > 4096 {
+                return Err((
+                    format!("plugin[{i}].memory_mb"),
+                    "expected 1..=4096 MiB".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Absolute-or-manifest-relative path of a plugin component.
+    pub fn plugin_path(&self, plugin: &PluginConfig) -> PathBuf {
+        if plugin.path.is_absolute() {
+            plugin.path.clone()
+        } else {
+            self.base_dir.join(&plugin.path)
+        }
+    }
+}
+
+/// 1-based line of a byte offset span (1 when unknown).
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
+    match span {
+        Some(r) => text[..r.start.min(text.len())].matches('\n').count() + 1,
+        None => 1,
+    }
+}
+
+/// Best-effort line of a dotted key (`usrloc.min_expires`): the line where its
+/// last segment is assigned, else 1.
+fn line_of_key(text: &str, key: &str) -> usize {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let last = last.split('[').next().unwrap_or(last);
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(last)
+                .is_some_and(|rest| rest.trim_start().starts_with('=') || rest.starts_with(']'))
+                || l.trim_start_matches('[').starts_with(last)
+        })
+        .map(|i| i + 1)
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
+aliases = ["example.com"]
+
+[[plugin]]
+name = "default"
+path = "p.wasm"
+[plugin.params]
+max_len = 8192
+mode = "strict"
+"#;
+
+    #[test]
+    fn good_manifest_has_defaults() {
+        let m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
+        assert_eq!(m.server.listen.len(), 2);
+        assert_eq!(m.server.listen[1].proto, Proto::Tcp);
+        assert_eq!(m.usrloc.default_expires, 3600);
+        assert_eq!(m.plugin[0].deadline_ms, 100);
+        let params = m.plugin[0].params_as_strings();
+        assert!(params.contains(&("max_len".into(), "8192".into())));
+        assert!(params.contains(&("mode".into(), "strict".into())));
+    }
+
+    #[test]
+    fn bad_listen_names_file_line_and_key() {
+        let text = GOOD.replace("udp:127.0.0.1:5060\"", "udp:127.0.0.1:notaport\"");
+        let e = Manifest::parse(&text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("w.toml:3: key `server.listen"), "{e}");
+        assert!(e.contains("IP:PORT"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = GOOD.replace("aliases", "alias");
+        let e = Manifest::parse(&text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("w.toml:4"), "{e}");
+        assert!(e.contains("alias"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let text = format!("{GOOD}\n[usrloc]\nmin_expires = \"soon\"\n");
+        let e = Manifest::parse(&text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `usrloc.min_expires`"), "{e}");
+        assert!(e.contains(&format!(":{}:", text.lines().count())), "{e}");
+    }
+
+    #[test]
+    fn cross_field_rule_names_key_and_line() {
+        let text = format!("{GOOD}\n[usrloc]\nmin_expires = 100\nmax_expires = 10\n");
+        let e = Manifest::parse(&text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `usrloc.min_expires`"), "{e}");
+        assert!(
+            e.contains(&format!(":{}:", text.lines().count() - 1)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_plugin_is_refused() {
+        let text = "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n";
+        let e = Manifest::parse(text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[[plugin]]"), "{e}");
+    }
+}

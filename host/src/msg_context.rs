@@ -1,0 +1,85 @@
+//! A SIP message in the hands of a route: the parsed message plus what the
+//! route decided so far (flags, destination set, whether it was answered).
+//! This is the host side of the WIT `msg` resource.
+
+use wisp_sip::Message;
+
+use crate::transport::Source;
+
+/// What already happened to a request; a second final action is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Answered with this final status.
+    Replied(u16),
+    /// Forwarded statelessly.
+    Forwarded,
+}
+
+/// A routing action failed. Mirrors the WIT `error` variant without depending
+/// on the bindings, so the stateless core and services stay Wasm-free.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("bad message: {0}")]
+    BadMessage(String),
+    #[error("not allowed here: {0}")]
+    NotAllowedHere(String),
+    #[error("request already answered or relayed")]
+    AlreadyHandled,
+    #[error("not found")]
+    NotFound,
+    #[error("send failed: {0}")]
+    SendFailed(String),
+    #[error("limit reached: {0}")]
+    LimitReached(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Most branches a destination set may hold (Kamailio `max_branches`).
+pub const MAX_BRANCHES: usize = 16;
+
+/// The message a route works on, with the state the route builds up.
+pub struct MsgContext {
+    pub msg: Message,
+    pub source: Source,
+    /// Message flags 0..=63 (`setflag`, `isflagset`).
+    pub flags: u64,
+    /// Destination set beyond the Request-URI (`append_branch`, `lookup`).
+    pub branches: Vec<String>,
+    /// Next hop overriding the Request-URI (Kamailio `$du`), e.g. a NATed
+    /// contact's source address found by `lookup`.
+    pub dst_uri: Option<String>,
+    pub handled: Option<Handled>,
+    /// The reply `sl_reply_error` sends: set by a failed action.
+    pub last_error: Option<(u16, &'static str)>,
+}
+
+impl MsgContext {
+    pub fn new(msg: Message, source: Source) -> Self {
+        MsgContext {
+            msg,
+            source,
+            flags: 0,
+            branches: Vec::new(),
+            dst_uri: None,
+            handled: None,
+            last_error: None,
+        }
+    }
+
+    /// Refuse a second final action on the same request.
+    pub fn ensure_unhandled(&self) -> Result<(), ActionError> {
+        match self.handled {
+            None => Ok(()),
+            Some(_) => Err(ActionError::AlreadyHandled),
+        }
+    }
+
+    /// Remember the reply for `sl_reply_error` and pass the error on.
+    pub fn fail(&mut self, code: u16, reason: &'static str, err: ActionError) -> ActionError {
+        self.last_error = Some((code, reason));
+        err
+    }
+}

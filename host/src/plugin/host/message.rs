@@ -1,0 +1,305 @@
+//! `wisp:router/message`: the `msg` resource. Reads come from the parsed
+//! message; edits are recorded in it and applied once at serialization.
+
+use bytes::Bytes;
+use wasmtime::component::Resource;
+use wisp_sip::{Host, Uri};
+
+use super::{HostError, PluginState};
+use crate::config::Proto;
+use crate::msg_context::{ActionError, MsgContext};
+use crate::plugin::bindings::Transport;
+use crate::plugin::bindings::wisp::router::message;
+
+/// Compiled `search` patterns kept per instance.
+const REGEX_CACHE: usize = 32;
+
+impl message::Host for PluginState {}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Parse the current Request-URI, let `edit` change it, write it back.
+fn edit_ruri(
+    ctx: &mut MsgContext,
+    edit: impl FnOnce(&mut Uri) -> Result<(), ActionError>,
+) -> Result<(), ActionError> {
+    let mut uri = ctx
+        .msg
+        .request_uri()
+        .map_err(|e| ActionError::BadMessage(format!("Request-URI: {}", e.reason())))?;
+    edit(&mut uri)?;
+    ctx.msg.set_request_uri(Bytes::from(uri.to_string()));
+    Ok(())
+}
+
+fn parse_host(host: &str) -> Result<Host, ActionError> {
+    Host::parse(host)
+        .map_err(|e| ActionError::InvalidArgument(format!("host {host:?}: {}", e.reason())))
+}
+
+fn check_user(user: &str) -> Result<(), ActionError> {
+    if user
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '@' | '<' | '>' | ';' | '?'))
+    {
+        return Err(ActionError::InvalidArgument(format!(
+            "{user:?} is not a valid user part"
+        )));
+    }
+    Ok(())
+}
+
+impl message::HostMsg for PluginState {
+    fn method(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
+        let ctx = self.msg(&m)?;
+        Ok(match ctx.msg.method() {
+            Some(method) => method.as_str().to_owned(),
+            None => ctx
+                .msg
+                .cseq()
+                .map(|c| c.method.as_str().to_owned())
+                .unwrap_or_default(),
+        })
+    }
+
+    fn is_request(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<bool> {
+        Ok(self.msg(&m)?.msg.is_request())
+    }
+
+    fn status(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Option<u16>> {
+        Ok(self.msg(&m)?.msg.status())
+    }
+
+    fn ruri(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
+        Ok(lossy(&self.msg(&m)?.msg.request_uri_raw()))
+    }
+
+    fn ruri_user(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Option<String>> {
+        Ok(self.msg(&m)?.msg.request_uri().ok().and_then(|u| u.user))
+    }
+
+    fn ruri_host(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
+        Ok(self
+            .msg(&m)?
+            .msg
+            .request_uri()
+            .map(|u| u.host.to_string())
+            .unwrap_or_default())
+    }
+
+    fn ruri_port(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Option<u16>> {
+        Ok(self.msg(&m)?.msg.request_uri().ok().and_then(|u| u.port))
+    }
+
+    fn set_ruri(&mut self, m: Resource<MsgContext>, uri: String) -> Result<(), HostError> {
+        Uri::parse(uri.as_bytes())
+            .map_err(|e| ActionError::InvalidArgument(format!("{uri:?}: {}", e.reason())))?;
+        self.msg(&m)?.msg.set_request_uri(Bytes::from(uri));
+        Ok(())
+    }
+
+    fn rewrite_host(&mut self, m: Resource<MsgContext>, host: String) -> Result<(), HostError> {
+        let host = parse_host(&host)?;
+        Ok(edit_ruri(self.msg(&m)?, |u| {
+            u.host = host;
+            Ok(())
+        })?)
+    }
+
+    fn rewrite_hostport(
+        &mut self,
+        m: Resource<MsgContext>,
+        hostport: String,
+    ) -> Result<(), HostError> {
+        // `[v6]:port`, `host:port`, `host`, or a bare IPv6 address.
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if (!h.contains(':') || h.ends_with(']')) && !p.contains(']') => {
+                let port = p.parse::<u16>().map_err(|_| {
+                    ActionError::InvalidArgument(format!("port {p:?} is not a number"))
+                })?;
+                (h, Some(port))
+            }
+            _ => (hostport.as_str(), None),
+        };
+        let host = parse_host(host)?;
+        Ok(edit_ruri(self.msg(&m)?, |u| {
+            u.host = host;
+            u.port = port;
+            Ok(())
+        })?)
+    }
+
+    fn rewrite_user(&mut self, m: Resource<MsgContext>, user: String) -> Result<(), HostError> {
+        check_user(&user)?;
+        Ok(edit_ruri(self.msg(&m)?, |u| {
+            u.user = (!user.is_empty()).then_some(user);
+            Ok(())
+        })?)
+    }
+
+    fn rewrite_userpass(
+        &mut self,
+        m: Resource<MsgContext>,
+        userpass: String,
+    ) -> Result<(), HostError> {
+        let (user, pass) = match userpass.split_once(':') {
+            Some((u, p)) => (u.to_owned(), Some(p.to_owned())),
+            None => (userpass.clone(), None),
+        };
+        check_user(&user)?;
+        Ok(edit_ruri(self.msg(&m)?, |u| {
+            u.user = (!user.is_empty()).then_some(user);
+            u.password = pass;
+            Ok(())
+        })?)
+    }
+
+    fn rewrite_port(&mut self, m: Resource<MsgContext>, port: u16) -> Result<(), HostError> {
+        Ok(edit_ruri(self.msg(&m)?, |u| {
+            u.port = (port != 0).then_some(port);
+            Ok(())
+        })?)
+    }
+
+    fn prefix(&mut self, m: Resource<MsgContext>, prefix: String) -> Result<(), HostError> {
+        check_user(&prefix)?;
+        Ok(edit_ruri(self.msg(&m)?, |u| {
+            u.user = Some(format!("{prefix}{}", u.user.as_deref().unwrap_or("")));
+            Ok(())
+        })?)
+    }
+
+    fn strip(&mut self, m: Resource<MsgContext>, count: u32) -> Result<(), HostError> {
+        Ok(edit_ruri(self.msg(&m)?, |u| {
+            let rest: String = u
+                .user
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .skip(count as usize)
+                .collect();
+            u.user = (!rest.is_empty()).then_some(rest);
+            Ok(())
+        })?)
+    }
+
+    fn header(
+        &mut self,
+        m: Resource<MsgContext>,
+        name: String,
+    ) -> wasmtime::Result<Option<String>> {
+        Ok(self.msg(&m)?.msg.header(&name).map(|h| lossy(&h.value)))
+    }
+
+    fn headers(&mut self, m: Resource<MsgContext>, name: String) -> wasmtime::Result<Vec<String>> {
+        Ok(self
+            .msg(&m)?
+            .msg
+            .header_values(&name)
+            .map(|v| lossy(v))
+            .collect())
+    }
+
+    fn append_hf(&mut self, m: Resource<MsgContext>, line: String) -> Result<(), HostError> {
+        for l in line.split("\r\n").filter(|l| !l.is_empty()) {
+            let valid = l.split_once(':').is_some_and(|(name, _)| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+            });
+            if !valid || l.contains('\n') {
+                return Err(ActionError::InvalidArgument(format!(
+                    "{l:?} is not a `Name: value` header line"
+                ))
+                .into());
+            }
+        }
+        let mut line = line;
+        if !line.ends_with("\r\n") {
+            line.push_str("\r\n");
+        }
+        self.msg(&m)?.msg.append_raw_header_lines(Bytes::from(line));
+        Ok(())
+    }
+
+    fn remove_hf(&mut self, m: Resource<MsgContext>, name: String) -> wasmtime::Result<u32> {
+        Ok(self.msg(&m)?.msg.remove_headers(&name) as u32)
+    }
+
+    fn search(&mut self, m: Resource<MsgContext>, pattern: String) -> Result<bool, HostError> {
+        let idx = match self.regex_cache.iter().position(|(p, _)| *p == pattern) {
+            Some(i) => i,
+            None => {
+                let re = regex::bytes::RegexBuilder::new(&pattern)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| ActionError::InvalidArgument(format!("regex {pattern:?}: {e}")))?;
+                if self.regex_cache.len() >= REGEX_CACHE {
+                    self.regex_cache.remove(0);
+                }
+                self.regex_cache.push((pattern, re));
+                self.regex_cache.len() - 1
+            }
+        };
+        let re = self.regex_cache[idx].1.clone();
+        Ok(re.is_match(self.msg(&m)?.msg.raw()))
+    }
+
+    fn body(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.msg(&m)?.msg.body().to_vec())
+    }
+
+    fn len(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<u32> {
+        Ok(self.msg(&m)?.msg.len() as u32)
+    }
+
+    fn src_ip(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
+        Ok(self.msg(&m)?.source.remote.ip().to_string())
+    }
+
+    fn src_port(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<u16> {
+        Ok(self.msg(&m)?.source.remote.port())
+    }
+
+    fn dst_ip(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
+        Ok(self.msg(&m)?.source.local.ip().to_string())
+    }
+
+    fn dst_port(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<u16> {
+        Ok(self.msg(&m)?.source.local.port())
+    }
+
+    fn proto(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Transport> {
+        Ok(match self.msg(&m)?.source.proto {
+            Proto::Udp => Transport::Udp,
+            Proto::Tcp => Transport::Tcp,
+        })
+    }
+
+    fn setflag(&mut self, m: Resource<MsgContext>, flag: u8) -> wasmtime::Result<()> {
+        if flag < 64 {
+            self.msg(&m)?.flags |= 1 << flag;
+        }
+        Ok(())
+    }
+
+    fn resetflag(&mut self, m: Resource<MsgContext>, flag: u8) -> wasmtime::Result<()> {
+        if flag < 64 {
+            self.msg(&m)?.flags &= !(1 << flag);
+        }
+        Ok(())
+    }
+
+    fn isflagset(&mut self, m: Resource<MsgContext>, flag: u8) -> wasmtime::Result<bool> {
+        Ok(flag < 64 && self.msg(&m)?.flags & (1 << flag) != 0)
+    }
+
+    fn drop(&mut self, _m: Resource<MsgContext>) -> wasmtime::Result<()> {
+        // Plugins only ever borrow a `msg`; the host owns and removes it after
+        // the route call, so there is nothing to drop here.
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! Host side of every WIT interface, one file each (`message.rs` implements
+//! `wisp:router/message`, ...). Each file holds only its trait impl and the
+//! conversions it needs; the work is done by the stateless core and the
+//! services, which know nothing of Wasm.
+
+mod log;
+mod message;
+mod proxy;
+mod registrar;
+mod sl;
+mod types;
+
+use std::sync::Arc;
+
+use wasmtime::StoreLimits;
+use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
+
+use super::bindings::WitError;
+use crate::msg_context::{ActionError, MsgContext};
+use crate::router::RouterCore;
+
+/// Per-instance data of a plugin's store: the resource table holding the
+/// message being routed, the instance's limits and the router it acts on.
+pub struct PluginState {
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    pub(crate) core: Arc<RouterCore>,
+    pub(crate) plugin_name: Arc<str>,
+    /// Compiled `search` patterns, so a route that searches every message
+    /// compiles its regex once per instance.
+    pub(crate) regex_cache: Vec<(String, regex::bytes::Regex)>,
+}
+
+impl PluginState {
+    pub(crate) fn new(core: Arc<RouterCore>, plugin_name: Arc<str>, limits: StoreLimits) -> Self {
+        PluginState {
+            table: ResourceTable::new(),
+            limits,
+            core,
+            plugin_name,
+            regex_cache: Vec::new(),
+        }
+    }
+
+    /// The message behind a handle; a stale handle traps the plugin.
+    pub(crate) fn msg(
+        &mut self,
+        handle: &Resource<MsgContext>,
+    ) -> Result<&mut MsgContext, ResourceTableError> {
+        self.table.get_mut(handle)
+    }
+
+    /// Run `f` with the core and the message behind `handle`.
+    pub(crate) fn with_msg<R>(
+        &mut self,
+        handle: &Resource<MsgContext>,
+        f: impl FnOnce(&RouterCore, &mut MsgContext) -> R,
+    ) -> Result<R, ResourceTableError> {
+        let core = self.core.clone();
+        let ctx = self.table.get_mut(handle)?;
+        Ok(f(&core, ctx))
+    }
+}
+
+/// What a host function returns: a WIT error the plugin sees, or a trap.
+#[derive(Debug)]
+pub enum HostError {
+    Guest(WitError),
+    Trap(wasmtime::Error),
+}
+
+impl From<ActionError> for HostError {
+    fn from(e: ActionError) -> Self {
+        HostError::Guest(match e {
+            ActionError::InvalidArgument(s) => WitError::InvalidArgument(s),
+            ActionError::BadMessage(s) => WitError::BadMessage(s),
+            ActionError::NotAllowedHere(s) => WitError::NotAllowedHere(s),
+            ActionError::AlreadyHandled => WitError::AlreadyHandled,
+            ActionError::NotFound => WitError::NotFound,
+            ActionError::SendFailed(s) => WitError::SendFailed(s),
+            ActionError::LimitReached(s) => WitError::LimitReached(s),
+            ActionError::Internal(s) => WitError::Internal(s),
+        })
+    }
+}
+
+impl From<ResourceTableError> for HostError {
+    fn from(e: ResourceTableError) -> Self {
+        HostError::Trap(e.into())
+    }
+}

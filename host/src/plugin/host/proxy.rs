@@ -1,0 +1,89 @@
+//! `wisp:router/proxy`: forwarding, `myself`, Max-Forwards, branches.
+
+use wasmtime::component::Resource;
+use wisp_sip::Uri;
+
+use super::{HostError, PluginState};
+use crate::config::Proto;
+use crate::msg_context::{ActionError, MAX_BRANCHES, MsgContext};
+use crate::plugin::bindings::Transport;
+use crate::plugin::bindings::wisp::router::proxy;
+use crate::stateless::{forward, maxfwd};
+
+impl proxy::Host for PluginState {
+    fn is_myself(&mut self, uri: String) -> wasmtime::Result<bool> {
+        Ok(Uri::parse(uri.as_bytes()).is_ok_and(|u| self.core.myself().uri_is_myself(&u)))
+    }
+
+    fn forward(
+        &mut self,
+        m: Resource<MsgContext>,
+        host: Option<String>,
+        port: Option<u16>,
+    ) -> Result<(), HostError> {
+        let hop = host.map(|host| forward::NextHop {
+            proto: None,
+            host,
+            port,
+        });
+        Ok(self.with_msg(&m, |core, ctx| forward::forward_request(core, ctx, hop))??)
+    }
+
+    fn forward_to(
+        &mut self,
+        m: Resource<MsgContext>,
+        proto: Transport,
+        host: String,
+        port: Option<u16>,
+    ) -> Result<(), HostError> {
+        let proto = match proto {
+            Transport::Udp => Proto::Udp,
+            Transport::Tcp => Proto::Tcp,
+            Transport::Tls => {
+                return Err(ActionError::SendFailed("TLS is not supported yet".into()).into());
+            }
+        };
+        let hop = Some(forward::NextHop {
+            proto: Some(proto),
+            host,
+            port,
+        });
+        Ok(self.with_msg(&m, |core, ctx| forward::forward_request(core, ctx, hop))??)
+    }
+
+    fn mf_process_maxfwd_header(
+        &mut self,
+        m: Resource<MsgContext>,
+        limit: u32,
+    ) -> Result<bool, HostError> {
+        Ok(maxfwd::process_maxfwd(self.msg(&m)?, limit)?)
+    }
+
+    fn append_branch(
+        &mut self,
+        m: Resource<MsgContext>,
+        uri: Option<String>,
+    ) -> Result<(), HostError> {
+        let ctx = self.msg(&m)?;
+        let uri = match uri {
+            Some(u) => {
+                Uri::parse(u.as_bytes())
+                    .map_err(|e| ActionError::InvalidArgument(format!("{u:?}: {}", e.reason())))?;
+                u
+            }
+            None => String::from_utf8_lossy(&ctx.msg.request_uri_raw()).into_owned(),
+        };
+        if ctx.branches.len() >= MAX_BRANCHES {
+            return Err(ActionError::LimitReached(format!(
+                "destination set holds at most {MAX_BRANCHES} branches"
+            ))
+            .into());
+        }
+        ctx.branches.push(uri);
+        Ok(())
+    }
+
+    fn branches(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Vec<String>> {
+        Ok(self.msg(&m)?.branches.clone())
+    }
+}

@@ -1,0 +1,256 @@
+//! Plugins: the wasmtime engine, loading and checking a component, a pool of
+//! ready instances, and calling `route` with a deadline and a memory cap.
+//!
+//! A fresh instance costs more than a whole message's budget, so instances
+//! are created once and reused; one that trapped (deadline, memory, panic) is
+//! thrown away and replaced on demand. Each call gets the message as a
+//! resource that is removed after the call, so no message state survives
+//! into the next call.
+
+pub mod bindings;
+pub mod host;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker, Resource};
+use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
+
+use self::bindings::{Plugin, PluginPre};
+use self::host::PluginState;
+use crate::config::PluginConfig;
+use crate::msg_context::MsgContext;
+use crate::router::RouterCore;
+use crate::stateless::reply;
+
+/// How often the engine's epoch advances; deadlines are counted in these.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot read component: {0}")]
+    Read(std::io::Error),
+    #[error("not a valid wisp:router component: {0:#}")]
+    Compile(wasmtime::Error),
+    #[error("the component does not fit the wisp:router world: {0:#}")]
+    Link(wasmtime::Error),
+    #[error("instantiation failed: {0:#}")]
+    Instantiate(wasmtime::Error),
+    #[error("init refused: {0}")]
+    InitRefused(String),
+    #[error("init trapped: {0:#}")]
+    InitTrapped(wasmtime::Error),
+}
+
+/// One engine per process; its epoch ticker runs on a thread of its own.
+fn engine() -> Result<&'static Engine, PluginError> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(e) = ENGINE.get() {
+        return Ok(e);
+    }
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).map_err(PluginError::Compile)?;
+    let engine = ENGINE.get_or_init(|| engine);
+    let ticker = engine.clone();
+    std::thread::Builder::new()
+        .name("wisp-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                ticker.increment_epoch();
+            }
+        })
+        .map_err(PluginError::Read)?;
+    Ok(engine)
+}
+
+struct Instance {
+    store: Store<PluginState>,
+    plugin: Plugin,
+}
+
+/// A loaded plugin: compiled, linked, checked, with a pool of instances.
+pub struct PluginRuntime {
+    name: Arc<str>,
+    pre: PluginPre<PluginState>,
+    core: Arc<RouterCore>,
+    params: Vec<(String, String)>,
+    deadline_ticks: u64,
+    memory_bytes: usize,
+    pool: Mutex<Vec<Instance>>,
+    /// Calls that trapped or overran their deadline.
+    failures: AtomicU64,
+}
+
+impl PluginRuntime {
+    /// Compile and link the component at `path`, and make one instance (which
+    /// runs `init`) to prove it works before any traffic reaches it.
+    pub fn load(
+        core: Arc<RouterCore>,
+        cfg: &PluginConfig,
+        path: &Path,
+    ) -> Result<Self, PluginError> {
+        let engine = engine()?;
+        let bytes = std::fs::read(path).map_err(PluginError::Read)?;
+        let component = Component::new(engine, &bytes).map_err(PluginError::Compile)?;
+        let mut linker: Linker<PluginState> = Linker::new(engine);
+        Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(PluginError::Link)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(PluginError::Link)?;
+        let pre = PluginPre::new(pre).map_err(PluginError::Link)?;
+        let runtime = PluginRuntime {
+            name: Arc::from(cfg.name.as_str()),
+            pre,
+            core,
+            params: cfg.params_as_strings(),
+            deadline_ticks: cfg
+                .deadline_ms
+                .div_ceil(EPOCH_TICK.as_millis() as u64)
+                .max(1),
+            memory_bytes: (cfg.memory_mb as usize) << 20,
+            pool: Mutex::new(Vec::new()),
+            failures: AtomicU64::new(0),
+        };
+        let first = runtime.instantiate()?;
+        runtime.checkin(first);
+        Ok(runtime)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Calls that trapped or overran their deadline since load.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn instantiate(&self) -> Result<Instance, PluginError> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.memory_bytes)
+            .instances(16)
+            .tables(16)
+            .memories(4)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = PluginState::new(self.core.clone(), self.name.clone(), limits);
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.deadline_ticks);
+        let plugin = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(PluginError::Instantiate)?;
+        store.set_epoch_deadline(self.deadline_ticks);
+        plugin
+            .call_init(&mut store, &self.params)
+            .map_err(PluginError::InitTrapped)?
+            .map_err(PluginError::InitRefused)?;
+        Ok(Instance { store, plugin })
+    }
+
+    fn checkout(&self) -> Result<Instance, PluginError> {
+        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(i) => Ok(i),
+            None => self.instantiate(),
+        }
+    }
+
+    fn checkin(&self, instance: Instance) {
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(instance);
+    }
+
+    /// Run the plugin's `route` on a request. Whatever happens inside, the
+    /// request is answered or deliberately dropped when this returns.
+    pub fn route(&self, ctx: MsgContext) {
+        let mut instance = match self.checkout() {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(plugin = &*self.name, "no plugin instance: {e}");
+                return self.answer_500(ctx, "plugin unavailable");
+            }
+        };
+        let handle = match instance.store.data_mut().table.push(ctx) {
+            Ok(h) => h,
+            Err(e) => {
+                // The table is emptied after every call; full means a host bug.
+                tracing::error!(plugin = &*self.name, "resource table: {e}");
+                return;
+            }
+        };
+        let borrowed = Resource::<MsgContext>::new_borrow(handle.rep());
+        instance.store.set_epoch_deadline(self.deadline_ticks);
+        let result = instance.plugin.call_route(&mut instance.store, borrowed);
+        let ctx = match instance.store.data_mut().table.delete(handle) {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                tracing::error!(
+                    plugin = &*self.name,
+                    "message lost from resource table: {e}"
+                );
+                return;
+            }
+        };
+        match result {
+            Ok(Ok(())) => {
+                self.checkin(instance);
+                if ctx.handled.is_none() {
+                    tracing::debug!(
+                        plugin = &*self.name,
+                        "route ended without reply or relay: request dropped"
+                    );
+                }
+            }
+            Ok(Err(e)) => {
+                self.checkin(instance);
+                let mut ctx = ctx;
+                tracing::info!(plugin = &*self.name, call_id = %call_id(&ctx), "route returned error: {e:?}");
+                if ctx.handled.is_none() && ctx.msg.method() != Some(&wisp_sip::Method::Ack) {
+                    if let Err(e) = reply::sl_reply_error(&self.core, &mut ctx) {
+                        tracing::info!("no error reply possible: {e}");
+                    }
+                }
+            }
+            Err(trap) => {
+                // The instance's state is unknown after a trap: drop it, a
+                // fresh one is made on the next checkout.
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    plugin = &*self.name,
+                    export = "route",
+                    call_id = %call_id(&ctx),
+                    "plugin trapped: {trap:#}"
+                );
+                drop(instance);
+                self.answer_500(ctx, "plugin failure");
+            }
+        }
+    }
+
+    fn answer_500(&self, mut ctx: MsgContext, why: &str) {
+        if ctx.handled.is_some() || ctx.msg.method() == Some(&wisp_sip::Method::Ack) {
+            return;
+        }
+        if let Err(e) = reply::sl_send_reply(&self.core, &mut ctx, 500, "Server Internal Error") {
+            tracing::info!("no 500 possible after {why}: {e}");
+        }
+    }
+}
+
+fn call_id(ctx: &MsgContext) -> String {
+    ctx.msg
+        .call_id()
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .unwrap_or_default()
+}

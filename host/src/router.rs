@@ -1,0 +1,184 @@
+//! The router: binds the sockets of the manifest, loads the plugin, and runs
+//! each incoming message through sanity checks, the plugin's route and the
+//! stateless core.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use wisp_sip::Message;
+
+use crate::config::{Manifest, Proto};
+use crate::msg_context::MsgContext;
+use crate::plugin::PluginRuntime;
+use crate::services::usrloc::Usrloc;
+use crate::stateless::myself::Myself;
+use crate::stateless::{forward, reply, sanity};
+use crate::transport::{self, Source, Transports};
+
+/// What plugins act on: sockets, `myself`, user location. Everything but the
+/// plugin itself, so plugin instances can hold it without a cycle.
+pub struct RouterCore {
+    manifest: Manifest,
+    transports: Arc<Transports>,
+    myself: Myself,
+    usrloc: Usrloc,
+}
+
+impl RouterCore {
+    pub fn new(manifest: Manifest, transports: Arc<Transports>) -> Self {
+        let listen: Vec<SocketAddr> = transports
+            .listen_addrs()
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
+        let myself = Myself::new(listen, &manifest.server.aliases);
+        let usrloc = Usrloc::new(manifest.usrloc.clone());
+        RouterCore {
+            manifest,
+            transports,
+            myself,
+            usrloc,
+        }
+    }
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    pub fn transports(&self) -> &Arc<Transports> {
+        &self.transports
+    }
+    pub fn transports_arc(&self) -> &Arc<Transports> {
+        &self.transports
+    }
+    pub fn myself(&self) -> &Myself {
+        &self.myself
+    }
+    pub fn usrloc(&self) -> &Usrloc {
+        &self.usrloc
+    }
+}
+
+/// The running router.
+pub struct Router {
+    core: Arc<RouterCore>,
+    plugin: PluginRuntime,
+    udp: Vec<Arc<UdpSocket>>,
+    tcp: std::sync::Mutex<Vec<TcpListener>>,
+}
+
+impl Router {
+    /// Bind every listen address and load the plugin. Fails (naming what) when
+    /// a socket cannot be bound or the plugin does not load.
+    pub async fn bind(manifest: Manifest) -> anyhow::Result<Arc<Router>> {
+        let mut udp = Vec::new();
+        let mut tcp = Vec::new();
+        let mut tcp_addrs = Vec::new();
+        for l in &manifest.server.listen {
+            match l.proto {
+                Proto::Udp => {
+                    let s = bind_udp(l.addr)
+                        .with_context(|| format!("cannot listen on udp:{}", l.addr))?;
+                    udp.push(Arc::new(s));
+                }
+                Proto::Tcp => {
+                    let s = TcpListener::bind(l.addr)
+                        .await
+                        .with_context(|| format!("cannot listen on tcp:{}", l.addr))?;
+                    tcp_addrs.push(s.local_addr()?);
+                    tcp.push(s);
+                }
+            }
+        }
+        let transports = Arc::new(Transports::new(
+            udp.clone(),
+            tcp_addrs,
+            manifest.server.max_message_size,
+        ));
+        let plugin_cfg = manifest.plugin[0].clone();
+        let plugin_path = manifest.plugin_path(&plugin_cfg);
+        let core = Arc::new(RouterCore::new(manifest, transports.clone()));
+        let plugin = PluginRuntime::load(core.clone(), &plugin_cfg, &plugin_path)
+            .with_context(|| format!("plugin {:?} ({})", plugin_cfg.name, plugin_path.display()))?;
+        let router = Arc::new(Router {
+            core,
+            plugin,
+            udp,
+            tcp: std::sync::Mutex::new(tcp),
+        });
+        transports.set_router(Arc::downgrade(&router));
+        Ok(router)
+    }
+
+    pub fn core(&self) -> &Arc<RouterCore> {
+        &self.core
+    }
+
+    pub fn transports(&self) -> &Arc<Transports> {
+        self.core.transports()
+    }
+
+    /// Start receive loops (`workers` per UDP socket) and the housekeeping timer.
+    pub fn serve(self: &Arc<Self>, workers: usize) {
+        for sock in &self.udp {
+            for _ in 0..workers.max(1) {
+                tokio::spawn(transport::udp::receive_loop(self.clone(), sock.clone()));
+            }
+        }
+        let listeners = std::mem::take(&mut *self.tcp.lock().unwrap_or_else(|p| p.into_inner()));
+        for l in listeners {
+            tokio::spawn(transport::tcp::accept_loop(self.clone(), l));
+        }
+        let core = self.core.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                let n = core.usrloc().purge_expired(Instant::now());
+                if n > 0 {
+                    tracing::debug!("usrloc: purged {n} expired bindings");
+                }
+            }
+        });
+    }
+
+    /// One message from the network, from any transport.
+    pub fn handle_incoming(&self, data: Bytes, source: Source) {
+        // CRLF keepalives (RFC 5626 §3.5.1) carry no message.
+        if data
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+        {
+            return;
+        }
+        let msg = match Message::parse(data.clone()) {
+            Ok(m) => m,
+            Err(e) => return reply::answer_unparsable(&self.core, &data, source, &e.reason()),
+        };
+        if !msg.is_request() {
+            return forward::forward_response(&self.core, msg, source);
+        }
+        if let Err(reason) = sanity::check_request(&msg) {
+            tracing::info!(remote = %source.remote, "400 {reason}");
+            if msg.method() != Some(&wisp_sip::Method::Ack) {
+                if let Err(e) =
+                    reply::send_stateless_reply(&self.core, &msg, source, 400, &reason, &[])
+                {
+                    tracing::info!(remote = %source.remote, "no 400 possible: {e}");
+                }
+            }
+            return;
+        }
+        let ctx = MsgContext::new(msg, source);
+        self.plugin.route(ctx);
+    }
+}
+
+/// A UDP socket with large kernel buffers, so bursts are not dropped.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let std_sock = std::net::UdpSocket::bind(addr)?;
+    std_sock.set_nonblocking(true)?;
+    UdpSocket::from_std(std_sock)
+}

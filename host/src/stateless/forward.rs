@@ -1,0 +1,207 @@
+//! Stateless forwarding (Kamailio core `forward()`, RFC 3261 §16.11): a
+//! request goes to its next hop with a Via of ours whose branch is derived
+//! from the request, so a retransmission leaves with the same branch; a
+//! response goes back along the Via chain after we remove our own Via.
+
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use wisp_sip::{Host, Message, Scheme, Uri};
+
+use crate::msg_context::{ActionError, Handled, MsgContext};
+use crate::router::RouterCore;
+use crate::transport::{Proto, Source, Transports};
+
+/// An explicit next hop (`forward(host, port)`); none = the Request-URI.
+pub struct NextHop {
+    pub proto: Option<Proto>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// `forward()` / `forward(host, port)`.
+pub fn forward_request(
+    core: &RouterCore,
+    ctx: &mut MsgContext,
+    hop: Option<NextHop>,
+) -> Result<(), ActionError> {
+    ctx.ensure_unhandled()?;
+    let (proto, host, port) = match hop {
+        Some(h) => (
+            h.proto.unwrap_or(Proto::Udp),
+            h.host,
+            h.port.unwrap_or(5060),
+        ),
+        None => {
+            let target = match &ctx.dst_uri {
+                Some(du) => du.clone(),
+                None => String::from_utf8_lossy(&ctx.msg.request_uri_raw()).into_owned(),
+            };
+            let uri = Uri::parse(target.as_bytes()).map_err(|e| {
+                ActionError::BadMessage(format!("next hop {target:?}: {}", e.reason()))
+            })?;
+            next_hop_of(&uri)?
+        }
+    };
+    let branch = stateless_branch(&ctx.msg, &host, port);
+    let transports = Arc::clone(core.transports_arc());
+    match host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        Ok(ip) => {
+            let dest = SocketAddr::new(ip, port);
+            let data = with_our_via(&transports, &mut ctx.msg, proto, dest, ctx.source, &branch)
+                .map_err(|e| ctx.fail(478, "Unresolvable destination", e))?;
+            transports.send(proto, dest, None, data).map_err(|e| {
+                ctx.fail(
+                    503,
+                    "Service Unavailable",
+                    ActionError::SendFailed(e.to_string()),
+                )
+            })?;
+        }
+        Err(_) => {
+            // A name: resolve off the receive path, then send. Until RFC 3263
+            // resolution lands, the system resolver (and /etc/hosts) answers.
+            let source = ctx.source;
+            let mut msg = ctx.msg.clone();
+            tokio::spawn(async move {
+                let dest = match tokio::net::lookup_host((host.as_str(), port)).await {
+                    Ok(mut addrs) => addrs.next(),
+                    Err(_) => None,
+                };
+                let Some(dest) = dest else {
+                    tracing::info!(%host, "forward: destination does not resolve");
+                    return;
+                };
+                match with_our_via(&transports, &mut msg, proto, dest, source, &branch) {
+                    Ok(data) => {
+                        if let Err(e) = transports.send(proto, dest, None, data) {
+                            tracing::info!(%dest, "forward failed: {e}");
+                        }
+                    }
+                    Err(e) => tracing::info!(%dest, "forward failed: {e}"),
+                }
+            });
+        }
+    }
+    ctx.handled = Some(Handled::Forwarded);
+    Ok(())
+}
+
+/// Transport, host and port a URI's request goes to (RFC 3263 without DNS:
+/// `transport` param, then the scheme; port defaults by transport).
+pub fn next_hop_of(uri: &Uri) -> Result<(Proto, String, u16), ActionError> {
+    if matches!(uri.scheme, Scheme::Tel) {
+        return Err(ActionError::BadMessage(
+            "a tel URI has no host to forward to".into(),
+        ));
+    }
+    let proto = match uri.transport().map(str::to_ascii_lowercase).as_deref() {
+        Some("tcp") | Some("tls") => Proto::Tcp,
+        Some("udp") | None if !matches!(uri.scheme, Scheme::Sips) => Proto::Udp,
+        None => Proto::Tcp,
+        Some(other) => {
+            return Err(ActionError::SendFailed(format!(
+                "transport {other} is not supported"
+            )));
+        }
+    };
+    let host = match &uri.host {
+        Host::Ipv6(ip) => ip.to_string(),
+        other => other.to_string(),
+    };
+    Ok((proto, host, uri.port.unwrap_or(5060)))
+}
+
+/// Insert our Via (sent-by = the socket the request will leave from) and
+/// serialize with every recorded edit applied.
+fn with_our_via(
+    transports: &Transports,
+    msg: &mut Message,
+    proto: Proto,
+    dest: SocketAddr,
+    source: Source,
+    branch: &str,
+) -> Result<Bytes, ActionError> {
+    let arrived_on = (source.proto == proto).then_some(source.local);
+    let local = transports
+        .local_for(proto, &dest, arrived_on)
+        .ok_or_else(|| ActionError::SendFailed(format!("no {proto} listener to send from")))?;
+    let via = format!("SIP/2.0/{proto} {local};branch={branch}");
+    msg.insert_via(Bytes::from(via));
+    Ok(msg.serialize())
+}
+
+/// RFC 3261 §16.11: a stateless proxy's branch must be the same for a
+/// retransmission and different per destination; hash the incoming top Via
+/// branch (or the transaction headers for pre-3261 clients) and the next hop.
+fn stateless_branch(msg: &Message, host: &str, port: u16) -> String {
+    let mut h = std::hash::DefaultHasher::new();
+    match msg
+        .top_via()
+        .ok()
+        .and_then(|v| v.branch().map(str::to_owned))
+    {
+        Some(b) if b.starts_with("z9hG4bK") => b.hash(&mut h),
+        other => {
+            other.hash(&mut h);
+            msg.call_id().ok().hash(&mut h);
+            msg.from()
+                .ok()
+                .and_then(|f| f.tag().map(str::to_owned))
+                .hash(&mut h);
+            msg.cseq().ok().map(|c| c.seq).hash(&mut h);
+        }
+    }
+    host.hash(&mut h);
+    port.hash(&mut h);
+    format!("z9hG4bKwsp{:016x}", h.finish())
+}
+
+/// A response arrived: if its top Via is ours, remove it and send the
+/// response to the next Via (RFC 3261 §16.7 step 9 / §18.2.2); else drop it.
+pub fn forward_response(core: &RouterCore, mut msg: Message, source: Source) {
+    let vias = match msg.vias() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::debug!(remote = %source.remote, "response with bad Via dropped: {}", e.reason());
+            return;
+        }
+    };
+    let Some(top) = vias.first() else { return };
+    let ours = core.myself().is_myself(&top.host, top.port, &Scheme::Sip)
+        && top.branch().is_some_and(|b| b.starts_with("z9hG4bKwsp"));
+    if !ours {
+        tracing::debug!(remote = %source.remote, "response whose top Via is not ours dropped");
+        return;
+    }
+    let Some(next) = vias.get(1) else {
+        tracing::debug!("response with only our Via: nothing to forward to");
+        return;
+    };
+    let proto = match next.transport.as_str() {
+        "TCP" | "TLS" => Proto::Tcp,
+        _ => Proto::Udp,
+    };
+    let ip = next
+        .received()
+        .and_then(|r| r.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+        .or(match &next.host {
+            Host::Ipv4(v4) => Some(IpAddr::V4(*v4)),
+            Host::Ipv6(v6) => Some(IpAddr::V6(*v6)),
+            Host::Domain(d) => d.parse().ok(),
+        });
+    let Some(ip) = ip else {
+        tracing::info!("response to a Via by name without received: not supported yet, dropped");
+        return;
+    };
+    let port = next.rport().flatten().or(next.port).unwrap_or(5060);
+    if msg.remove_top_via().is_err() {
+        return;
+    }
+    let dest = SocketAddr::new(ip, port);
+    if let Err(e) = core.transports().send(proto, dest, None, msg.serialize()) {
+        tracing::info!(%dest, "response forward failed: {e}");
+    }
+}

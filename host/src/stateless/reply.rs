@@ -1,0 +1,214 @@
+//! Stateless replies (Kamailio `sl`): build the response, derive a To-tag that
+//! a retransmission of the same request gets again, and send it where RFC
+//! 3261 §18.2.2 and RFC 3581 say responses go.
+
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use wisp_sip::reply::{ReplyOptions, build_reply};
+use wisp_sip::{Host, Message, Method};
+
+use crate::msg_context::{ActionError, Handled, MsgContext};
+use crate::router::RouterCore;
+use crate::transport::{Proto, Source};
+
+/// `Server:` header on every reply Wisp builds.
+pub const SERVER: &str = concat!("Wisp/", env!("CARGO_PKG_VERSION"));
+
+/// `sl_send_reply(code, reason)` on the request in `ctx`.
+pub fn sl_send_reply(
+    core: &RouterCore,
+    ctx: &mut MsgContext,
+    code: u16,
+    reason: &str,
+) -> Result<(), ActionError> {
+    send_reply_with(core, ctx, code, reason, &[])
+}
+
+/// A reply with extra headers (the registrar's Contact list).
+pub fn send_reply_with(
+    core: &RouterCore,
+    ctx: &mut MsgContext,
+    code: u16,
+    reason: &str,
+    extra_headers: &[(&str, &str)],
+) -> Result<(), ActionError> {
+    if !(100..=699).contains(&code) {
+        return Err(ActionError::InvalidArgument(format!(
+            "status code {code} is not in 100..=699"
+        )));
+    }
+    if reason.contains(['\r', '\n']) {
+        return Err(ActionError::InvalidArgument(
+            "reason phrase contains CR or LF".into(),
+        ));
+    }
+    ctx.ensure_unhandled()?;
+    if ctx.msg.method() == Some(&Method::Ack) {
+        return Err(ActionError::NotAllowedHere(
+            "an ACK is never answered".into(),
+        ));
+    }
+    send_stateless_reply(core, &ctx.msg, ctx.source, code, reason, extra_headers)
+        .map_err(|e| ActionError::SendFailed(e.to_string()))?;
+    if code >= 200 {
+        ctx.handled = Some(Handled::Replied(code));
+    }
+    Ok(())
+}
+
+/// `sl_reply_error()`: the reply matching the last failed action, else 500.
+pub fn sl_reply_error(core: &RouterCore, ctx: &mut MsgContext) -> Result<(), ActionError> {
+    let (code, reason) = ctx.last_error.unwrap_or((500, "Server Internal Error"));
+    sl_send_reply(core, ctx, code, reason)
+}
+
+/// Build and send a reply to `req` that arrived from `source`.
+pub fn send_stateless_reply(
+    core: &RouterCore,
+    req: &Message,
+    source: Source,
+    code: u16,
+    reason: &str,
+    extra_headers: &[(&str, &str)],
+) -> Result<(), ReplyError> {
+    let top = req
+        .top_via()
+        .map_err(|e| ReplyError::Unanswerable(e.reason()))?;
+    let remote_ip = source.remote.ip().to_string();
+    // RFC 3261 §18.2.1: `received` when sent-by differs from the packet's source;
+    // RFC 3581: fill `rport` when the client asked for it.
+    let received = (!host_is_ip(&top.host, source.remote.ip())).then_some(remote_ip.as_str());
+    let rport_requested = top.rport().is_some();
+    let tag = (code > 100).then(|| to_tag(req));
+    let opts = ReplyOptions {
+        to_tag: tag.as_deref(),
+        top_via_received: received,
+        top_via_rport: rport_requested.then_some(source.remote.port()),
+        extra_headers,
+        body: None,
+        server: Some(SERVER),
+    };
+    let bytes =
+        build_reply(req, code, reason, &opts).map_err(|e| ReplyError::Unanswerable(e.reason()))?;
+    let dest = response_destination(source, top.port, rport_requested);
+    core.transports()
+        .send(source.proto, dest, Some(source.local), bytes)?;
+    Ok(())
+}
+
+/// Why a reply could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    #[error("cannot answer: {0}")]
+    Unanswerable(String),
+    #[error(transparent)]
+    Send(#[from] crate::transport::SendError),
+}
+
+/// Where a response to a request from `source` goes (RFC 3261 §18.2.2, RFC
+/// 3581 §4). Over TCP: the connection it came on. Over UDP: the source IP
+/// (which `received` records), and the source port when `rport` was asked
+/// for, else the Via's sent-by port (5060 by default).
+pub fn response_destination(
+    source: Source,
+    via_port: Option<u16>,
+    rport_requested: bool,
+) -> SocketAddr {
+    match source.proto {
+        Proto::Tcp => source.remote,
+        Proto::Udp if rport_requested => source.remote,
+        Proto::Udp => SocketAddr::new(source.remote.ip(), via_port.unwrap_or(5060)),
+    }
+}
+
+fn host_is_ip(host: &Host, ip: IpAddr) -> bool {
+    match host {
+        Host::Ipv4(v4) => IpAddr::V4(*v4) == ip,
+        Host::Ipv6(v6) => IpAddr::V6(*v6) == ip,
+        Host::Domain(_) => false,
+    }
+}
+
+/// A To-tag that depends only on what a retransmission repeats (Call-ID,
+/// From-tag, top Via branch, CSeq), so the same request gets the same reply.
+pub fn to_tag(req: &Message) -> String {
+    let mut h = std::hash::DefaultHasher::new();
+    if let Ok(id) = req.call_id() {
+        id.hash(&mut h);
+    }
+    if let Ok(from) = req.from() {
+        from.tag().hash(&mut h);
+    }
+    if let Ok(via) = req.top_via() {
+        via.branch().hash(&mut h);
+    }
+    if let Ok(cseq) = req.cseq() {
+        cseq.seq.hash(&mut h);
+    }
+    format!("wsp{:016x}", h.finish())
+}
+
+/// A request that does not parse but has enough to answer gets 400 with the
+/// parser's reason; anything else is dropped with a log line. Scans raw lines
+/// because the message model could not be built.
+pub fn answer_unparsable(core: &RouterCore, data: &Bytes, source: Source, reason: &str) {
+    match minimal_request(data) {
+        Some(msg) => {
+            let phrase = format!("Bad Request - {}", sanitize(reason));
+            if let Err(e) = send_stateless_reply(core, &msg, source, 400, &phrase, &[]) {
+                tracing::info!(remote = %source.remote, "unparsable request, no reply possible ({e}): {reason}");
+            } else {
+                tracing::info!(remote = %source.remote, "400 for unparsable request: {reason}");
+            }
+        }
+        None => {
+            tracing::info!(remote = %source.remote, len = data.len(), "dropped unparsable message: {reason}")
+        }
+    }
+}
+
+fn sanitize(reason: &str) -> String {
+    reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(80)
+        .collect()
+}
+
+/// Rebuild a parseable request from just the lines a reply needs, so a
+/// request broken elsewhere (a bad header, a bad body length) can still be
+/// answered 400. ACKs and responses are never answered.
+fn minimal_request(data: &Bytes) -> Option<Message> {
+    let text = std::str::from_utf8(data).ok()?;
+    let mut lines = text.split("\r\n").flat_map(|l| l.split('\n'));
+    let first = lines.find(|l| !l.trim().is_empty())?;
+    let mut parts = first.split(' ');
+    let method = parts.next()?;
+    let _uri = parts.next()?;
+    if parts.next()? != "SIP/2.0" || method == "ACK" || method.is_empty() {
+        return None;
+    }
+    let mut out = format!("{method} sip:invalid SIP/2.0\r\n");
+    let wanted = ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"];
+    let mut found = [false; 5];
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let Some((name, _)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        if let Some(pos) = wanted.iter().position(|w| *w == name) {
+            found[[0, 0, 1, 1, 2, 2, 3, 3, 4][pos]] = true;
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    if !found.iter().all(|f| *f) {
+        return None;
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    let msg = Message::parse(Bytes::from(out)).ok()?;
+    msg.top_via().ok()?;
+    Some(msg)
+}

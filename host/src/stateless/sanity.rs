@@ -1,0 +1,31 @@
+//! Checks a request passes before routing: the headers every transaction
+//! needs must be there and parse (RFC 3261 §8.1.1), and CSeq must name the
+//! request's method. A failure is answered 400 with the reason.
+
+use wisp_sip::Message;
+
+/// `Err(reason)` for the 400's reason phrase.
+pub fn check_request(msg: &Message) -> Result<(), String> {
+    let method = msg.method().ok_or_else(|| "not a request".to_owned())?;
+    msg.request_uri()
+        .map_err(|e| format!("Bad Request-URI ({})", e.reason()))?;
+    let vias = msg
+        .vias()
+        .map_err(|e| format!("Bad Via ({})", e.reason()))?;
+    if vias.is_empty() {
+        return Err("Missing Via".into());
+    }
+    msg.from()
+        .map_err(|e| format!("Bad From ({})", e.reason()))?;
+    msg.to().map_err(|e| format!("Bad To ({})", e.reason()))?;
+    msg.call_id().map_err(|_| "Missing Call-ID".to_owned())?;
+    let cseq = msg
+        .cseq()
+        .map_err(|e| format!("Bad CSeq ({})", e.reason()))?;
+    if cseq.method != *method {
+        return Err("CSeq method does not match".into());
+    }
+    msg.max_forwards()
+        .map_err(|e| format!("Bad Max-Forwards ({})", e.reason()))?;
+    Ok(())
+}

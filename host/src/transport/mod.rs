@@ -1,0 +1,205 @@
+//! Sockets: UDP and TCP listeners from the manifest, and the send path every
+//! other layer uses. Sending never blocks the caller: a UDP datagram is
+//! written with `try_send_to` (a full socket buffer falls back to a spawned
+//! send), a TCP message is queued to its connection's writer task (a new
+//! connection is opened in a spawned task).
+
+pub mod tcp;
+pub mod udp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+pub use crate::config::Proto;
+
+/// Where a message came from and which local socket took it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub proto: Proto,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Why a send was refused before it reached a socket.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("no {0} listener to send from")]
+    NoSocket(Proto),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Handle to one open TCP connection's writer.
+#[derive(Clone)]
+pub(crate) struct ConnectionHandle {
+    pub(crate) tx: mpsc::UnboundedSender<Bytes>,
+    pub(crate) local: SocketAddr,
+}
+
+/// All sockets of the router and the send path.
+pub struct Transports {
+    udp: Vec<Arc<UdpSocket>>,
+    tcp_listen: Vec<SocketAddr>,
+    /// Open TCP connections by remote address: replies and forwards to a
+    /// peer reuse the connection it opened (RFC 3261 §18.2.2).
+    connections: Mutex<HashMap<SocketAddr, ConnectionHandle>>,
+    max_message_size: usize,
+    /// The router that owns these sockets: a connection this side opens must
+    /// hand what the peer sends on it to the router.
+    router: OnceLock<Weak<crate::router::Router>>,
+}
+
+impl Transports {
+    pub(crate) fn new(
+        udp: Vec<Arc<UdpSocket>>,
+        tcp_listen: Vec<SocketAddr>,
+        max_message_size: usize,
+    ) -> Self {
+        Transports {
+            udp,
+            tcp_listen,
+            connections: Mutex::new(HashMap::new()),
+            max_message_size,
+            router: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn set_router(&self, router: Weak<crate::router::Router>) {
+        let _ = self.router.set(router);
+    }
+
+    pub(crate) fn router(&self) -> Option<Arc<crate::router::Router>> {
+        self.router.get().and_then(Weak::upgrade)
+    }
+
+    /// The local address a message to `dest` over `proto` leaves from: the
+    /// socket it came in on when given, else the first of the same family.
+    pub fn local_for(
+        &self,
+        proto: Proto,
+        dest: &SocketAddr,
+        arrived_on: Option<SocketAddr>,
+    ) -> Option<SocketAddr> {
+        let candidates: Vec<SocketAddr> = match proto {
+            Proto::Udp => self
+                .udp
+                .iter()
+                .filter_map(|s| s.local_addr().ok())
+                .collect(),
+            Proto::Tcp => self.tcp_listen.clone(),
+        };
+        if let Some(a) = arrived_on {
+            if candidates.contains(&a) && a.is_ipv4() == dest.is_ipv4() {
+                return Some(a);
+            }
+        }
+        candidates
+            .iter()
+            .find(|a| a.is_ipv4() == dest.is_ipv4())
+            .or(candidates.first())
+            .copied()
+    }
+
+    /// Send `data` to `dest`. `from` picks the local socket (UDP) when several exist.
+    pub fn send(
+        self: &Arc<Self>,
+        proto: Proto,
+        dest: SocketAddr,
+        from: Option<SocketAddr>,
+        data: Bytes,
+    ) -> Result<(), SendError> {
+        match proto {
+            Proto::Udp => self.send_udp(dest, from, data),
+            Proto::Tcp => self.send_tcp(dest, data),
+        }
+    }
+
+    fn send_udp(
+        &self,
+        dest: SocketAddr,
+        from: Option<SocketAddr>,
+        data: Bytes,
+    ) -> Result<(), SendError> {
+        let sock = from
+            .and_then(|f| self.udp.iter().find(|s| s.local_addr().ok() == Some(f)))
+            .or_else(|| {
+                self.udp
+                    .iter()
+                    .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == dest.is_ipv4()))
+            })
+            .or(self.udp.first())
+            .ok_or(SendError::NoSocket(Proto::Udp))?;
+        match sock.try_send_to(&data, dest) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Socket buffer full: finish the send off the receive path.
+                let sock = sock.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = sock.send_to(&data, dest).await {
+                        tracing::warn!(%dest, "udp send failed: {e}");
+                    }
+                });
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn send_tcp(self: &Arc<Self>, dest: SocketAddr, data: Bytes) -> Result<(), SendError> {
+        let existing = self
+            .connections
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&dest).cloned());
+        if let Some(conn) = existing {
+            if conn.tx.send(data.clone()).is_ok() {
+                return Ok(());
+            }
+            self.forget_connection(&dest);
+        }
+        if self.tcp_listen.is_empty() {
+            return Err(SendError::NoSocket(Proto::Tcp));
+        }
+        // No connection to this peer yet: open one without blocking the caller.
+        let transports = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = tcp::connect_and_send(transports, dest, data).await {
+                tracing::warn!(%dest, "tcp connect/send failed: {e}");
+            }
+        });
+        Ok(())
+    }
+
+    pub(crate) fn register_connection(&self, remote: SocketAddr, handle: ConnectionHandle) {
+        if let Ok(mut c) = self.connections.lock() {
+            c.insert(remote, handle);
+        }
+    }
+
+    pub(crate) fn forget_connection(&self, remote: &SocketAddr) {
+        if let Ok(mut c) = self.connections.lock() {
+            c.remove(remote);
+        }
+    }
+
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// Every local listen address with its transport.
+    pub fn listen_addrs(&self) -> Vec<(Proto, SocketAddr)> {
+        let mut v: Vec<_> = self
+            .udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .map(|a| (Proto::Udp, a))
+            .collect();
+        v.extend(self.tcp_listen.iter().map(|a| (Proto::Tcp, *a)));
+        v
+    }
+}

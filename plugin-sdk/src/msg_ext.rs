@@ -1,0 +1,88 @@
+//! Kamailio-named functions as methods on [`Msg`], so that a route reads like
+//! a `ser.cfg` block: `msg.sl_send_reply(404, "Not Found")`, `msg.lookup("location")`.
+
+use crate::bindings::wisp::router::{proxy, registrar, sl};
+use crate::{Msg, Result, Transport};
+
+/// Kamailio / SER functions that act on the current message. Each method is a
+/// thin call of the WIT function named in its doc; the WIT file documents
+/// errors and the routes each may be called from.
+pub trait MsgExt {
+    /// `is_method("INVITE")`; several methods may be given as `"INVITE|ACK"`.
+    fn is_method(&self, methods: &str) -> bool;
+    /// `uri==myself`: the Request-URI names this router.
+    fn ruri_is_myself(&self) -> bool;
+    /// `sl_send_reply(code, reason)` (WIT `sl.send-reply`).
+    fn sl_send_reply(&self, code: u16, reason: &str) -> Result;
+    /// `sl_reply_error()` (WIT `sl.reply-error`).
+    fn sl_reply_error(&self) -> Result;
+    /// `forward()`: stateless forward to the current Request-URI (WIT `proxy.forward`).
+    fn forward(&self) -> Result;
+    /// `forward(host, port)` (WIT `proxy.forward`).
+    fn forward_to_host(&self, host: &str, port: Option<u16>) -> Result;
+    /// `forward_udp` / `forward_tcp` (WIT `proxy.forward-to`).
+    fn forward_via(&self, proto: Transport, host: &str, port: Option<u16>) -> Result;
+    /// `mf_process_maxfwd_header(limit)`: false when Max-Forwards reached 0.
+    fn mf_process_maxfwd_header(&self, limit: u32) -> Result<bool>;
+    /// `append_branch()` / `append_branch(uri)`.
+    fn append_branch(&self, uri: Option<&str>) -> Result;
+    /// The destination set beyond the Request-URI.
+    fn branches(&self) -> Vec<String>;
+    /// `save(table)` (WIT `registrar.save`): store the bindings and answer the REGISTER.
+    fn save(&self, table: &str) -> Result;
+    /// `lookup(table)` (WIT `registrar.lookup`); `Err(Error::NotFound)` when unknown.
+    fn lookup(&self, table: &str) -> Result;
+}
+
+impl MsgExt for Msg {
+    fn is_method(&self, methods: &str) -> bool {
+        let m = self.method();
+        methods
+            .split('|')
+            .any(|candidate| candidate.eq_ignore_ascii_case(&m))
+    }
+
+    fn ruri_is_myself(&self) -> bool {
+        proxy::is_myself(&self.ruri())
+    }
+
+    fn sl_send_reply(&self, code: u16, reason: &str) -> Result {
+        sl::send_reply(self, code, reason)
+    }
+
+    fn sl_reply_error(&self) -> Result {
+        sl::reply_error(self)
+    }
+
+    fn forward(&self) -> Result {
+        proxy::forward(self, None, None)
+    }
+
+    fn forward_to_host(&self, host: &str, port: Option<u16>) -> Result {
+        proxy::forward(self, Some(host), port)
+    }
+
+    fn forward_via(&self, proto: Transport, host: &str, port: Option<u16>) -> Result {
+        proxy::forward_to(self, proto, host, port)
+    }
+
+    fn mf_process_maxfwd_header(&self, limit: u32) -> Result<bool> {
+        proxy::mf_process_maxfwd_header(self, limit)
+    }
+
+    fn append_branch(&self, uri: Option<&str>) -> Result {
+        proxy::append_branch(self, uri)
+    }
+
+    fn branches(&self) -> Vec<String> {
+        proxy::branches(self)
+    }
+
+    fn save(&self, table: &str) -> Result {
+        registrar::save(self, table)
+    }
+
+    fn lookup(&self, table: &str) -> Result {
+        registrar::lookup(self, table)
+    }
+}
