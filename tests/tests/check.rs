@@ -82,3 +82,18 @@ fn check_rejects_missing_plugin() {
     assert!(!out.success(), "wisp check must fail when the plugin file is missing\n{}", out.describe());
     assert!(out.stderr.contains("nope.wasm"), "stderr must name the missing plugin file\n{}", out.describe());
 }
+
+/// `wisp run` on a bad manifest fails at start (does not serve, does not hang).
+#[test]
+fn run_refuses_bad_manifest() {
+    let dir = TempDir::new();
+    let p = dir.path().join("bad-run.toml");
+    let m = Manifest::new(free_port()).set("usrloc", "min_expires", "\"sixty\"").render();
+    let line = line_of(&m, "sixty");
+    fs::write(&p, &m).unwrap();
+    let out = run_wisp(&[OsStr::new("run"), OsStr::new("--config"), p.as_os_str()], Duration::from_secs(10));
+    assert!(out.status.is_some(), "wisp run kept running on a bad manifest\n{}", out.describe());
+    assert!(!out.success(), "{}", out.describe());
+    assert!(out.stderr.contains("min_expires"), "stderr must name the key\n{}", out.describe());
+    assert!(names_line(&out.stderr, line), "stderr must name line {line}\n{}", out.describe());
+}

@@ -192,3 +192,22 @@ fn unregister_removes_binding() {
     let fin = fin.expect("no answer to INVITE after unregister");
     assert_eq!(fin.status(), Some(404), "binding must be gone after Expires: 0:\n{}", text(&fin));
 }
+
+/// The hello_world plugin component (same script) routes the same way.
+#[test]
+fn hello_world_plugin_registers_and_forwards() {
+    let router = Router::start_with(|m| m.plugin_file(&plugin_path("hello_world")).set("plugin", "name", "\"hello-world\""));
+    let a = TestUa::new("alice");
+    let b = TestUa::new("bob");
+    b.register(&router);
+    let opt = a.request("OPTIONS", &router.aor("bob"));
+    a.send_to(router.udp_addr(), &opt.build());
+    let (req, src) = b.recv_request(RECV).expect("OPTIONS did not reach the registered contact");
+    check_forwarded(&router, &a, &b, &opt.branch, &req, src);
+    b.reply(&req, src, 200, "OK", "t");
+    let (resp, _) = a.recv_response_for(&opt.call_id, RECV).expect("200 did not come back to A");
+    check_returned(&resp, &a, &opt.branch);
+    let inv = a.request("INVITE", &router.aor("nobody"));
+    let (_, fin) = a.transact(router.udp_addr(), &inv, RECV);
+    assert_eq!(fin.expect("no 404").status(), Some(404));
+}
