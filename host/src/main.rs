@@ -56,9 +56,12 @@ fn init_logging(manifest: &Manifest) {
             manifest.server.log_level.as_filter()
         ))
     });
+    // Colours only on a terminal: logs that go to files stay greppable.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 

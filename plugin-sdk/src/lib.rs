@@ -147,8 +147,8 @@ macro_rules! export {
                 fn onreply_route(name: ::std::string::String, msg: &$crate::Msg) -> $crate::Result {
                     <$plugin as $crate::Plugin>::onreply_route(&name, msg)
                 }
-    }
-            $crate::bindings::export_plugin_world!(__WispGuest with_types_in $crate::bindings);
+            }
+    $crate::bindings::export_plugin_world!(__WispGuest with_types_in $crate::bindings);
         };
     };
 }

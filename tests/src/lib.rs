@@ -42,7 +42,9 @@ pub fn wisp_bin() -> PathBuf {
 
 /// Absolute path of a built plugin component (`default`, `hello_world`).
 pub fn plugin_path(name: &str) -> PathBuf {
-    repo_root().join("target/plugins").join(format!("{name}.wasm"))
+    repo_root()
+        .join("target/plugins")
+        .join(format!("{name}.wasm"))
 }
 
 fn require_file(p: &Path, hint: &str) {
@@ -99,9 +101,13 @@ impl Drop for TempDir {
 pub fn free_port() -> u16 {
     static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     for _ in 0..200 {
-        let Ok(udp) = UdpSocket::bind((LOCALHOST, 0)) else { continue };
+        let Ok(udp) = UdpSocket::bind((LOCALHOST, 0)) else {
+            continue;
+        };
         let port = udp.local_addr().unwrap().port();
-        let Ok(tcp) = TcpListener::bind((LOCALHOST, port)) else { continue };
+        let Ok(tcp) = TcpListener::bind((LOCALHOST, port)) else {
+            continue;
+        };
         drop(tcp);
         drop(udp);
         let mut used = USED.lock().unwrap();
@@ -117,8 +123,12 @@ pub fn free_port_below_10000() -> u16 {
     static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     for _ in 0..2000 {
         let port = rand::random_range(2000..10000u16);
-        let Ok(udp) = UdpSocket::bind((LOCALHOST, port)) else { continue };
-        let Ok(tcp) = TcpListener::bind((LOCALHOST, port)) else { continue };
+        let Ok(udp) = UdpSocket::bind((LOCALHOST, port)) else {
+            continue;
+        };
+        let Ok(tcp) = TcpListener::bind((LOCALHOST, port)) else {
+            continue;
+        };
         drop(tcp);
         drop(udp);
         let mut used = USED.lock().unwrap();
@@ -162,7 +172,10 @@ impl Manifest {
         let log_level = std::env::var("WISP_E2E_LOG_LEVEL").unwrap_or_else(|_| "info".into());
         Manifest {
             server: kv(&[
-                ("listen", format!("[\"udp:127.0.0.1:{port}\", \"tcp:127.0.0.1:{port}\"]")),
+                (
+                    "listen",
+                    format!("[\"udp:127.0.0.1:{port}\", \"tcp:127.0.0.1:{port}\"]"),
+                ),
                 ("aliases", "[\"localhost\"]".into()),
                 ("log_level", toml_str(&log_level)),
                 ("max_message_size", "65535".into()),
@@ -255,21 +268,32 @@ impl Router {
     /// Starts the router on a port from `pick` with a manifest adjusted by `f`.
     pub fn start_on(pick: fn() -> u16, f: impl Fn(Manifest) -> Manifest) -> Router {
         let bin = wisp_bin();
-        require_file(&bin, "build it with `cargo build --release -p wisp` (or set WISP_BIN)");
+        require_file(
+            &bin,
+            "build it with `cargo build --release -p wisp` (or set WISP_BIN)",
+        );
         let mut last_err = String::new();
         // A port picked by bind-and-release may be taken by someone else
         // before wisp binds it: retry with a new port a few times.
         for _attempt in 0..3 {
             let port = pick();
             let manifest = f(Manifest::new(port));
-            if manifest.plugin.iter().any(|(k, v)| k == "path" && v.contains("target/plugins")) {
-                require_file(&plugin_path("default"), "build plugins with `scripts/build-plugins.sh`");
+            if manifest
+                .plugin
+                .iter()
+                .any(|(k, v)| k == "path" && v.contains("target/plugins"))
+            {
+                require_file(
+                    &plugin_path("default"),
+                    "build plugins with `scripts/build-plugins.sh`",
+                );
             }
             match Router::spawn(&bin, port, &manifest) {
                 Ok(r) => return r,
                 Err(e) => last_err = format!("{e:#}"),
             }
-            if !last_err.contains("Address already in use") && !last_err.contains("address in use") {
+            if !last_err.contains("Address already in use") && !last_err.contains("address in use")
+            {
                 break;
             }
         }
@@ -291,14 +315,23 @@ impl Router {
             .stderr(log)
             .spawn()
             .with_context(|| format!("spawning {}", bin.display()))?;
-        let mut r = Router { child: Some(child), port, dir, log_path, manifest_path };
+        let mut r = Router {
+            child: Some(child),
+            port,
+            dir,
+            log_path,
+            manifest_path,
+        };
         match r.wait_ready() {
             Ok(()) => Ok(r),
             Err(e) => {
                 let log = r.log();
                 r.kill();
                 // The temp dir is removed on drop; the log goes into the error.
-                bail!("{e:#}\n--- manifest ---\n{}\n--- wisp log ---\n{log}", manifest.render())
+                bail!(
+                    "{e:#}\n--- manifest ---\n{}\n--- wisp log ---\n{log}",
+                    manifest.render()
+                )
             }
         }
     }
@@ -312,18 +345,28 @@ impl Router {
             if let Some(status) = self.child.as_mut().unwrap().try_wait()? {
                 bail!("wisp exited during startup with {status}");
             }
-            let req = ua.request("OPTIONS", &format!("sip:127.0.0.1:{}", self.port)).cseq(cseq).build();
+            let req = ua
+                .request("OPTIONS", &format!("sip:127.0.0.1:{}", self.port))
+                .cseq(cseq)
+                .build();
             cseq += 1;
             // Errors (ICMP port unreachable -> ECONNREFUSED) just mean "not yet".
             let _ = ua.sock.send_to(&req, self.udp_addr());
             if let Some((b, _)) = ua.recv(Duration::from_millis(200)) {
-                if Message::parse(b).map(|m| m.status().is_some()).unwrap_or(false) {
+                if Message::parse(b)
+                    .map(|m| m.status().is_some())
+                    .unwrap_or(false)
+                {
                     // Drain late answers to earlier probes: they are harmless.
                     return Ok(());
                 }
             }
         }
-        bail!("wisp did not answer OPTIONS on {} within {:?}", self.udp_addr(), READY_TIMEOUT)
+        bail!(
+            "wisp did not answer OPTIONS on {} within {:?}",
+            self.udp_addr(),
+            READY_TIMEOUT
+        )
     }
 
     pub fn port(&self) -> u16 {
@@ -350,7 +393,9 @@ impl Router {
 
     /// Everything the router wrote to stdout/stderr so far.
     pub fn log(&self) -> String {
-        fs::read(&self.log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     pub fn manifest_path(&self) -> &Path {
@@ -394,7 +439,11 @@ impl Drop for Router {
             if let Some(st) = exited {
                 eprintln!("[e2e] wisp had exited by itself with {st}");
             }
-            eprintln!("--- wisp log ({}) ---\n{}--- end of wisp log ---", self.log_path.display(), self.log());
+            eprintln!(
+                "--- wisp log ({}) ---\n{}--- end of wisp log ---",
+                self.log_path.display(),
+                self.log()
+            );
         }
     }
 }
@@ -563,7 +612,10 @@ pub struct TestUa {
 impl TestUa {
     pub fn new(user: &str) -> TestUa {
         let sock = UdpSocket::bind((LOCALHOST, 0)).expect("bind UA socket");
-        TestUa { sock, user: user.to_string() }
+        TestUa {
+            sock,
+            user: user.to_string(),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -599,7 +651,12 @@ impl TestUa {
             self.sock.set_read_timeout(Some(left)).unwrap();
             match self.sock.recv_from(&mut buf) {
                 Ok((n, from)) => return Some((Bytes::copy_from_slice(&buf[..n]), from)),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return None;
                 }
                 // ICMP errors from earlier sends (ECONNREFUSED) surface here: ignore.
@@ -616,13 +673,20 @@ impl TestUa {
             let (b, from) = self.recv(left)?;
             match Message::parse(b.clone()) {
                 Ok(m) => return Some((m, from)),
-                Err(e) => eprintln!("[e2e] {}: unparsable datagram from {from} ({e:?}): {:?}", self.user, b),
+                Err(e) => eprintln!(
+                    "[e2e] {}: unparsable datagram from {from} ({e:?}): {:?}",
+                    self.user, b
+                ),
             }
         }
     }
 
     /// Next response with Call-ID `call_id` within `timeout`; other messages are skipped.
-    pub fn recv_response_for(&self, call_id: &str, timeout: Duration) -> Option<(Message, SocketAddr)> {
+    pub fn recv_response_for(
+        &self,
+        call_id: &str,
+        timeout: Duration,
+    ) -> Option<(Message, SocketAddr)> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -630,7 +694,11 @@ impl TestUa {
             if m.status().is_some() && call_id_of(&m).as_deref() == Some(call_id) {
                 return Some((m, from));
             }
-            eprintln!("[e2e] {}: skipping unexpected message from {from}:\n{}", self.user, text(&m));
+            eprintln!(
+                "[e2e] {}: skipping unexpected message from {from}:\n{}",
+                self.user,
+                text(&m)
+            );
         }
     }
 
@@ -643,7 +711,11 @@ impl TestUa {
             if m.status().is_some() {
                 return Some((m, from));
             }
-            eprintln!("[e2e] {}: skipping request from {from}:\n{}", self.user, text(&m));
+            eprintln!(
+                "[e2e] {}: skipping request from {from}:\n{}",
+                self.user,
+                text(&m)
+            );
         }
     }
 
@@ -656,13 +728,22 @@ impl TestUa {
             if m.is_request() {
                 return Some((m, from));
             }
-            eprintln!("[e2e] {}: skipping response from {from}:\n{}", self.user, text(&m));
+            eprintln!(
+                "[e2e] {}: skipping response from {from}:\n{}",
+                self.user,
+                text(&m)
+            );
         }
     }
 
     /// Sends `req` to `to` and waits for the final (>= 200) response with
     /// the same Call-ID; provisional responses are returned in the first element.
-    pub fn transact(&self, to: SocketAddr, req: &RequestBuilder, timeout: Duration) -> (Vec<Message>, Option<Message>) {
+    pub fn transact(
+        &self,
+        to: SocketAddr,
+        req: &RequestBuilder,
+        timeout: Duration,
+    ) -> (Vec<Message>, Option<Message>) {
         self.send_to(to, &req.build());
         let deadline = Instant::now() + timeout;
         let mut prov = Vec::new();
@@ -679,8 +760,18 @@ impl TestUa {
     /// Responder mode: answers `req` (received from `src`) with `code`,
     /// copying Via/From/To/Call-ID/CSeq and adding `to_tag` to To.
     /// Sent per the top Via (RFC 3261 §18.2.2 / RFC 3581), falling back to `src`.
-    pub fn reply(&self, req: &Message, src: SocketAddr, code: u16, reason: &str, to_tag: &str) -> Bytes {
-        let opts = wisp_sip::ReplyOptions { to_tag: Some(to_tag), ..Default::default() };
+    pub fn reply(
+        &self,
+        req: &Message,
+        src: SocketAddr,
+        code: u16,
+        reason: &str,
+        to_tag: &str,
+    ) -> Bytes {
+        let opts = wisp_sip::ReplyOptions {
+            to_tag: Some(to_tag),
+            ..Default::default()
+        };
         let resp = wisp_sip::build_reply(req, code, reason, &opts).expect("build reply");
         let dest = response_destination(req).unwrap_or(src);
         self.send_to(dest, &resp);
@@ -688,7 +779,12 @@ impl TestUa {
     }
 
     /// Waits for a request and answers it with `code`. Returns the request.
-    pub fn answer_next(&self, code: u16, reason: &str, timeout: Duration) -> Option<(Message, SocketAddr)> {
+    pub fn answer_next(
+        &self,
+        code: u16,
+        reason: &str,
+        timeout: Duration,
+    ) -> Option<(Message, SocketAddr)> {
         let (req, src) = self.recv_request(timeout)?;
         self.reply(&req, src, code, reason, "uas-tag");
         Some((req, src))
@@ -703,7 +799,13 @@ impl TestUa {
             .expires(3600);
         let (_, fin) = self.transact(router.udp_addr(), &req, RECV);
         let fin = fin.unwrap_or_else(|| panic!("no final response to REGISTER of {}", self.user));
-        assert_eq!(fin.status(), Some(200), "REGISTER of {} not accepted:\n{}", self.user, text(&fin));
+        assert_eq!(
+            fin.status(),
+            Some(200),
+            "REGISTER of {} not accepted:\n{}",
+            self.user,
+            text(&fin)
+        );
         fin
     }
 }
@@ -712,7 +814,10 @@ impl TestUa {
 /// `received` (or host) and `rport` value (or port, or 5060).
 pub fn response_destination(req: &Message) -> Option<SocketAddr> {
     let via = req.top_via().ok()?;
-    let host = via.received().map(str::to_string).unwrap_or_else(|| via.host.to_string());
+    let host = via
+        .received()
+        .map(str::to_string)
+        .unwrap_or_else(|| via.host.to_string());
     let port = via.rport().flatten().or(via.port).unwrap_or(5060);
     let ip: std::net::IpAddr = host.trim_matches(|c| c == '[' || c == ']').parse().ok()?;
     Some(SocketAddr::new(ip, port))
@@ -735,7 +840,11 @@ impl TcpUa {
             match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
                 Ok(stream) => {
                     stream.set_nodelay(true).ok();
-                    return TcpUa { stream, user: user.to_string(), buf: Vec::new() };
+                    return TcpUa {
+                        stream,
+                        user: user.to_string(),
+                        buf: Vec::new(),
+                    };
                 }
                 Err(e) if Instant::now() < deadline => {
                     eprintln!("[e2e] TCP connect to {addr}: {e}; retrying");
@@ -771,7 +880,10 @@ impl TcpUa {
             if let Some(raw) = take_frame(&mut self.buf) {
                 match Message::parse(Bytes::from(raw.clone())) {
                     Ok(m) => return Some(m),
-                    Err(e) => panic!("unparsable message on TCP ({e:?}): {:?}", String::from_utf8_lossy(&raw)),
+                    Err(e) => panic!(
+                        "unparsable message on TCP ({e:?}): {:?}",
+                        String::from_utf8_lossy(&raw)
+                    ),
                 }
             }
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -786,7 +898,12 @@ impl TcpUa {
                     return None;
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return None;
                 }
                 Err(e) => {
@@ -804,7 +921,9 @@ impl TcpUa {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let m = self.recv_msg(left)?;
-            if m.status().is_some_and(|s| s >= 200) && call_id_of(&m).as_deref() == Some(req.call_id.as_str()) {
+            if m.status().is_some_and(|s| s >= 200)
+                && call_id_of(&m).as_deref() == Some(req.call_id.as_str())
+            {
                 return Some(m);
             }
             eprintln!("[e2e] TCP: skipping\n{}", text(&m));
@@ -815,7 +934,10 @@ impl TcpUa {
 /// Cuts one message (header block + Content-Length body) off the front of `buf`.
 fn take_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     // Skip keepalive CRLFs between messages.
-    let skip = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+    let skip = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
     buf.drain(..skip);
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
@@ -842,12 +964,15 @@ pub fn text(m: &Message) -> String {
 }
 
 pub fn call_id_of(m: &Message) -> Option<String> {
-    m.call_id().ok().map(|b| String::from_utf8_lossy(b).into_owned())
+    m.call_id()
+        .ok()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 /// Value of the first header `name` as a string.
 pub fn header_str(m: &Message, name: &str) -> Option<String> {
-    m.header(name).map(|h| String::from_utf8_lossy(&h.value).trim().to_string())
+    m.header(name)
+        .map(|h| String::from_utf8_lossy(&h.value).trim().to_string())
 }
 
 pub fn to_tag(m: &Message) -> Option<String> {
@@ -856,7 +981,8 @@ pub fn to_tag(m: &Message) -> Option<String> {
 
 /// All Via entries (each header may hold several, comma-separated).
 pub fn vias(m: &Message) -> Vec<Via> {
-    m.vias().unwrap_or_else(|e| panic!("unparsable Via ({e:?}) in\n{}", text(m)))
+    m.vias()
+        .unwrap_or_else(|e| panic!("unparsable Via ({e:?}) in\n{}", text(m)))
 }
 
 // ---------------------------------------------------------------- processes
@@ -894,8 +1020,12 @@ impl RunOutput {
 /// Runs `cmd` with stdout/stderr captured; kills it at `timeout`.
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> RunOutput {
     let cmdline = format!("{cmd:?}");
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {cmdline}: {e}"));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {cmdline}: {e}"));
     let reader = |mut r: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut v = Vec::new();
@@ -918,13 +1048,21 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> RunOutput {
             Err(e) => panic!("wait on {cmdline}: {e}"),
         }
     };
-    RunOutput { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default(), cmdline }
+    RunOutput {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        cmdline,
+    }
 }
 
 /// `wisp <args…>` with a deadline.
 pub fn run_wisp(args: &[&std::ffi::OsStr], timeout: Duration) -> RunOutput {
     let bin = wisp_bin();
-    require_file(&bin, "build it with `cargo build --release -p wisp` (or set WISP_BIN)");
+    require_file(
+        &bin,
+        "build it with `cargo build --release -p wisp` (or set WISP_BIN)",
+    );
     let mut cmd = Command::new(bin);
     cmd.args(args);
     run_with_timeout(cmd, timeout)
@@ -937,11 +1075,15 @@ pub fn sipsak() -> PathBuf {
         return p;
     }
     if let Some(found) = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path).map(|d| d.join("sipsak")).find(|c| c.is_file())
+        std::env::split_paths(&path)
+            .map(|d| d.join("sipsak"))
+            .find(|c| c.is_file())
     }) {
         return found;
     }
-    panic!("sipsak is not installed (/usr/bin/sipsak missing); `make test` installs it (apt-get install sipsak)");
+    panic!(
+        "sipsak is not installed (/usr/bin/sipsak missing); `make test` installs it (apt-get install sipsak)"
+    );
 }
 
 #[cfg(test)]
@@ -951,7 +1093,8 @@ mod tests {
     #[test]
     fn built_request_parses_and_replies_route_back() {
         let local: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        let r = RequestBuilder::new("INVITE", "sip:bob@127.0.0.1:5060", local, "alice").body("text/plain", b"hi");
+        let r = RequestBuilder::new("INVITE", "sip:bob@127.0.0.1:5060", local, "alice")
+            .body("text/plain", b"hi");
         let m = Message::parse(r.build()).unwrap();
         assert_eq!(m.method(), Some(&Method::Invite));
         assert_eq!(m.max_forwards().unwrap(), Some(70));
@@ -959,8 +1102,16 @@ mod tests {
         assert_eq!(call_id_of(&m).unwrap(), r.call_id);
         assert_eq!(vias(&m)[0].branch(), Some(r.branch.as_str()));
         assert_eq!(response_destination(&m), Some(local));
-        let resp = wisp_sip::build_reply(&m, 200, "OK", &wisp_sip::ReplyOptions { to_tag: Some("t"), ..Default::default() })
-            .unwrap();
+        let resp = wisp_sip::build_reply(
+            &m,
+            200,
+            "OK",
+            &wisp_sip::ReplyOptions {
+                to_tag: Some("t"),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let resp = Message::parse(resp).unwrap();
         assert_eq!(to_tag(&resp).as_deref(), Some("t"));
     }
@@ -969,7 +1120,10 @@ mod tests {
     fn rport_and_received_pick_destination() {
         let req = "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport=4444;received=127.0.0.2;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         let m = Message::parse(Bytes::from(req)).unwrap();
-        assert_eq!(response_destination(&m), Some("127.0.0.2:4444".parse().unwrap()));
+        assert_eq!(
+            response_destination(&m),
+            Some("127.0.0.2:4444".parse().unwrap())
+        );
     }
 
     #[test]
@@ -980,7 +1134,10 @@ mod tests {
     #[test]
     fn tcp_framing() {
         let mut buf = b"\r\nA\r\nContent-Length: 2\r\n\r\nxyB\r\nl: 0\r\n\r\nC\r\n".to_vec();
-        assert_eq!(take_frame(&mut buf).unwrap(), b"A\r\nContent-Length: 2\r\n\r\nxy");
+        assert_eq!(
+            take_frame(&mut buf).unwrap(),
+            b"A\r\nContent-Length: 2\r\n\r\nxy"
+        );
         assert_eq!(take_frame(&mut buf).unwrap(), b"B\r\nl: 0\r\n\r\n");
         assert!(take_frame(&mut buf).is_none());
     }

@@ -17,7 +17,11 @@ fn unknown_user_gets_404() {
     let (_, fin) = a.transact(router.udp_addr(), &inv, RECV);
     let fin = fin.expect("no answer to INVITE for an unknown user");
     assert_eq!(fin.status(), Some(404), "{}", text(&fin));
-    assert!(to_tag(&fin).is_some(), "a final response must carry a To tag:\n{}", text(&fin));
+    assert!(
+        to_tag(&fin).is_some(),
+        "a final response must carry a To tag:\n{}",
+        text(&fin)
+    );
     let v = vias(&fin);
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].branch(), Some(inv.branch.as_str()));
@@ -27,11 +31,17 @@ fn unknown_user_gets_404() {
 fn max_forwards_zero_gets_483() {
     let router = Router::start();
     let a = TestUa::new("alice");
-    let inv = a.request("INVITE", &router.aor("bob")).max_forwards(Some(0));
+    let inv = a
+        .request("INVITE", &router.aor("bob"))
+        .max_forwards(Some(0));
     let (_, fin) = a.transact(router.udp_addr(), &inv, RECV);
     let fin = fin.expect("no answer to Max-Forwards: 0");
     assert_eq!(fin.status(), Some(483), "{}", text(&fin));
-    let line = String::from_utf8_lossy(fin.raw()).lines().next().unwrap_or("").to_string();
+    let line = String::from_utf8_lossy(fin.raw())
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
     assert!(line.contains("Too Many Hops"), "reason phrase: {line}");
 }
 
@@ -45,7 +55,9 @@ fn message_of_9000_bytes_gets_513() {
     let bytes = req.build();
     assert_eq!(bytes.len(), 9000);
     a.send_to(router.udp_addr(), &bytes);
-    let (fin, _) = a.recv_response_for(&req.call_id, RECV).expect("no answer to a 9000-byte request");
+    let (fin, _) = a
+        .recv_response_for(&req.call_id, RECV)
+        .expect("no answer to a 9000-byte request");
     assert_eq!(fin.status(), Some(513), "{}", text(&fin));
     options_ok(&router, &a);
 }
@@ -71,15 +83,27 @@ fn garbage_is_dropped_and_router_keeps_answering() {
     // Nothing may come back for the garbage: the first message A gets must be the 200 to this OPTIONS.
     let opt = a.request("OPTIONS", &router.uri());
     a.send_to(router.udp_addr(), &opt.build());
-    let (m, _) = a.recv_msg(RECV).expect("router stopped answering after garbage");
-    assert_eq!(call_id_of(&m).as_deref(), Some(opt.call_id.as_str()), "unexpected message:\n{}", text(&m));
+    let (m, _) = a
+        .recv_msg(RECV)
+        .expect("router stopped answering after garbage");
+    assert_eq!(
+        call_id_of(&m).as_deref(),
+        Some(opt.call_id.as_str()),
+        "unexpected message:\n{}",
+        text(&m)
+    );
     assert_eq!(m.status(), Some(200), "{}", text(&m));
     router.assert_alive();
 }
 
 fn expect_400_then_alive(router: &mut Router, a: &TestUa, req: RequestBuilder) {
     let (_, fin) = a.transact(router.udp_addr(), &req, RECV);
-    let fin = fin.unwrap_or_else(|| panic!("no 400 to a malformed request:\n{}", String::from_utf8_lossy(&req.build())));
+    let fin = fin.unwrap_or_else(|| {
+        panic!(
+            "no 400 to a malformed request:\n{}",
+            String::from_utf8_lossy(&req.build())
+        )
+    });
     assert_eq!(fin.status(), Some(400), "{}", text(&fin));
     router.assert_alive();
     options_ok(router, a);
@@ -89,7 +113,9 @@ fn expect_400_then_alive(router: &mut Router, a: &TestUa, req: RequestBuilder) {
 fn broken_cseq_gets_400() {
     let mut router = Router::start();
     let a = TestUa::new("alice");
-    let req = a.request("OPTIONS", &router.aor("bob")).cseq_raw("abc OPTIONS");
+    let req = a
+        .request("OPTIONS", &router.aor("bob"))
+        .cseq_raw("abc OPTIONS");
     expect_400_then_alive(&mut router, &a, req);
 }
 
@@ -106,11 +132,18 @@ fn retransmitted_options_gets_same_to_tag() {
     let router = Router::start();
     let a = TestUa::new("alice");
     let opt = a.request("OPTIONS", &router.uri()).build();
-    let call_id = String::from_utf8_lossy(&opt).lines().find_map(|l| l.strip_prefix("Call-ID: ").map(str::to_string)).unwrap();
+    let call_id = String::from_utf8_lossy(&opt)
+        .lines()
+        .find_map(|l| l.strip_prefix("Call-ID: ").map(str::to_string))
+        .unwrap();
     a.send_to(router.udp_addr(), &opt);
-    let (r1, _) = a.recv_response_for(&call_id, RECV).expect("no answer to OPTIONS");
+    let (r1, _) = a
+        .recv_response_for(&call_id, RECV)
+        .expect("no answer to OPTIONS");
     a.send_to(router.udp_addr(), &opt);
-    let (r2, _) = a.recv_response_for(&call_id, RECV).expect("no answer to retransmitted OPTIONS");
+    let (r2, _) = a
+        .recv_response_for(&call_id, RECV)
+        .expect("no answer to retransmitted OPTIONS");
     assert_eq!(r1.status(), Some(200), "{}", text(&r1));
     assert_eq!(r2.status(), Some(200), "{}", text(&r2));
     let t1 = to_tag(&r1).unwrap_or_else(|| panic!("200 without To tag:\n{}", text(&r1)));

@@ -7,18 +7,49 @@ use std::time::Duration;
 use wisp_e2e::*;
 
 /// Asserts the request B got is the forwarded copy of A's request.
-fn check_forwarded(router: &Router, a: &TestUa, b: &TestUa, a_branch: &str, req: &Message, src: std::net::SocketAddr) {
+fn check_forwarded(
+    router: &Router,
+    a: &TestUa,
+    b: &TestUa,
+    a_branch: &str,
+    req: &Message,
+    src: std::net::SocketAddr,
+) {
     let vs = vias(req);
-    assert!(vs.len() >= 2, "forwarded request must carry Wisp's Via above A's:\n{}", text(req));
+    assert!(
+        vs.len() >= 2,
+        "forwarded request must carry Wisp's Via above A's:\n{}",
+        text(req)
+    );
     let top = &vs[0];
-    assert_eq!(top.host.to_string(), "127.0.0.1", "Wisp Via host:\n{}", text(req));
-    assert_eq!(top.port, Some(router.port()), "Wisp Via port must be the router port:\n{}", text(req));
+    assert_eq!(
+        top.host.to_string(),
+        "127.0.0.1",
+        "Wisp Via host:\n{}",
+        text(req)
+    );
+    assert_eq!(
+        top.port,
+        Some(router.port()),
+        "Wisp Via port must be the router port:\n{}",
+        text(req)
+    );
     assert_eq!(top.transport, "UDP", "Wisp Via transport:\n{}", text(req));
-    let br = top.branch().unwrap_or_else(|| panic!("Wisp Via has no branch:\n{}", text(req)));
-    assert!(br.starts_with("z9hG4bK"), "Wisp branch {br:?} must start with the RFC 3261 magic cookie");
+    let br = top
+        .branch()
+        .unwrap_or_else(|| panic!("Wisp Via has no branch:\n{}", text(req)));
+    assert!(
+        br.starts_with("z9hG4bK"),
+        "Wisp branch {br:?} must start with the RFC 3261 magic cookie"
+    );
     assert_ne!(br, a_branch, "Wisp must use its own branch");
     let second = &vs[1];
-    assert_eq!(second.branch(), Some(a_branch), "A's Via must be second:\n{}", text(req));
+    assert_eq!(
+        second.branch(),
+        Some(a_branch),
+        "A's Via must be second:\n{}",
+        text(req)
+    );
     assert_eq!(second.port, Some(a.port()), "A's Via port:\n{}", text(req));
     assert_eq!(vs.len(), 2, "exactly two Vias expected:\n{}", text(req));
     assert_eq!(
@@ -28,15 +59,33 @@ fn check_forwarded(router: &Router, a: &TestUa, b: &TestUa, a_branch: &str, req:
         text(req)
     );
     let ruri = String::from_utf8_lossy(&req.request_uri_raw()).into_owned();
-    assert_eq!(ruri, b.contact(), "R-URI must be rewritten to the registered contact");
-    assert_eq!(src, router.udp_addr(), "Wisp should send from its listening socket (the port in its Via)");
+    assert_eq!(
+        ruri,
+        b.contact(),
+        "R-URI must be rewritten to the registered contact"
+    );
+    assert_eq!(
+        src,
+        router.udp_addr(),
+        "Wisp should send from its listening socket (the port in its Via)"
+    );
 }
 
 /// Asserts a response A got has only A's Via left.
 fn check_returned(resp: &Message, a: &TestUa, a_branch: &str) {
     let vs = vias(resp);
-    assert_eq!(vs.len(), 1, "Wisp must strip its own Via from the response:\n{}", text(resp));
-    assert_eq!(vs[0].branch(), Some(a_branch), "A's Via must be on top:\n{}", text(resp));
+    assert_eq!(
+        vs.len(),
+        1,
+        "Wisp must strip its own Via from the response:\n{}",
+        text(resp)
+    );
+    assert_eq!(
+        vs[0].branch(),
+        Some(a_branch),
+        "A's Via must be on top:\n{}",
+        text(resp)
+    );
     assert_eq!(vs[0].port, Some(a.port()));
 }
 
@@ -46,7 +95,10 @@ fn invite_to_registered_user_is_forwarded_and_responses_return() {
     let a = TestUa::new("alice");
     let b = TestUa::new("bob");
     let reg = b.register(&router);
-    let contacts = reg.header_values("Contact").map(|v| String::from_utf8_lossy(v).into_owned()).collect::<Vec<_>>();
+    let contacts = reg
+        .header_values("Contact")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect::<Vec<_>>();
     assert!(
         contacts.iter().any(|c| c.contains(&b.contact())),
         "200 to REGISTER must list the binding {}:\n{}",
@@ -60,19 +112,29 @@ fn invite_to_registered_user_is_forwarded_and_responses_return() {
         .body("application/sdp", b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n");
     a.send_to(router.udp_addr(), &inv.build());
 
-    let (req, src) = b.recv_request(RECV).expect("INVITE did not reach the registered contact");
+    let (req, src) = b
+        .recv_request(RECV)
+        .expect("INVITE did not reach the registered contact");
     assert_eq!(req.method(), Some(&Method::Invite), "{}", text(&req));
     check_forwarded(&router, &a, &b, &inv.branch, &req, src);
-    assert!(req.body().starts_with(b"v=0"), "body must be forwarded intact:\n{}", text(&req));
+    assert!(
+        req.body().starts_with(b"v=0"),
+        "body must be forwarded intact:\n{}",
+        text(&req)
+    );
 
     b.reply(&req, src, 180, "Ringing", "bobtag");
     b.reply(&req, src, 200, "OK", "bobtag");
 
-    let (r1, from1) = a.recv_response_for(&inv.call_id, RECV).expect("180 did not come back to A");
+    let (r1, from1) = a
+        .recv_response_for(&inv.call_id, RECV)
+        .expect("180 did not come back to A");
     assert_eq!(r1.status(), Some(180), "{}", text(&r1));
     assert_eq!(from1, router.udp_addr());
     check_returned(&r1, &a, &inv.branch);
-    let (r2, _) = a.recv_response_for(&inv.call_id, RECV).expect("200 did not come back to A");
+    let (r2, _) = a
+        .recv_response_for(&inv.call_id, RECV)
+        .expect("200 did not come back to A");
     assert_eq!(r2.status(), Some(200), "{}", text(&r2));
     check_returned(&r2, &a, &inv.branch);
     assert_eq!(to_tag(&r2).as_deref(), Some("bobtag"));
@@ -85,13 +147,19 @@ fn options_to_registered_aor_is_forwarded() {
     let b = TestUa::new("bob");
     b.register(&router);
 
-    let opt = a.request("OPTIONS", &router.aor("bob")).max_forwards(Some(70));
+    let opt = a
+        .request("OPTIONS", &router.aor("bob"))
+        .max_forwards(Some(70));
     a.send_to(router.udp_addr(), &opt.build());
-    let (req, src) = b.recv_request(RECV).expect("OPTIONS did not reach the registered contact");
+    let (req, src) = b
+        .recv_request(RECV)
+        .expect("OPTIONS did not reach the registered contact");
     assert_eq!(req.method(), Some(&Method::Options));
     check_forwarded(&router, &a, &b, &opt.branch, &req, src);
     b.reply(&req, src, 200, "OK", "bobtag");
-    let (resp, _) = a.recv_response_for(&opt.call_id, RECV).expect("200 did not come back to A");
+    let (resp, _) = a
+        .recv_response_for(&opt.call_id, RECV)
+        .expect("200 did not come back to A");
     assert_eq!(resp.status(), Some(200), "{}", text(&resp));
     check_returned(&resp, &a, &opt.branch);
 }
@@ -105,9 +173,14 @@ fn rport_response_routing_through_proxy() {
     let b = TestUa::new("bob");
     b.register(&router);
 
-    let inv = a.request("INVITE", &router.aor("bob")).via_sent_by("127.0.0.1:9").rport(true);
+    let inv = a
+        .request("INVITE", &router.aor("bob"))
+        .via_sent_by("127.0.0.1:9")
+        .rport(true);
     a.send_to(router.udp_addr(), &inv.build());
-    let (req, src) = b.recv_request(RECV).expect("INVITE did not reach the registered contact");
+    let (req, src) = b
+        .recv_request(RECV)
+        .expect("INVITE did not reach the registered contact");
     // End-to-end outcome first: does the 200 reach A's real port?
     b.reply(&req, src, 200, "OK", "bobtag");
     let got = a.recv_response_for(&inv.call_id, RECV);
@@ -124,7 +197,12 @@ fn rport_response_routing_through_proxy() {
     let rv = vias(&resp);
     assert_eq!(rv.len(), 1, "{}", text(&resp));
     assert_eq!(rv[0].rport(), Some(Some(a.port())), "{}", text(&resp));
-    assert_eq!(rv[0].received(), Some("127.0.0.1"), "RFC 3581 §4: received MUST be added when rport is:\n{}", text(&resp));
+    assert_eq!(
+        rv[0].received(),
+        Some("127.0.0.1"),
+        "RFC 3581 §4: received MUST be added when rport is:\n{}",
+        text(&resp)
+    );
     // And the forwarded copy carried what a stateless proxy needs to route it.
     assert_eq!(
         vs[1].rport(),
@@ -133,7 +211,12 @@ fn rport_response_routing_through_proxy() {
         a.port(),
         text(&req)
     );
-    assert_eq!(vs[1].received(), Some("127.0.0.1"), "RFC 3581 §4: received MUST be added when rport is:\n{}", text(&req));
+    assert_eq!(
+        vs[1].received(),
+        Some("127.0.0.1"),
+        "RFC 3581 §4: received MUST be added when rport is:\n{}",
+        text(&req)
+    );
 }
 
 /// Same for a request the router answers itself.
@@ -141,14 +224,22 @@ fn rport_response_routing_through_proxy() {
 fn rport_on_locally_answered_request() {
     let router = Router::start();
     let a = TestUa::new("alice");
-    let opt = a.request("OPTIONS", &router.uri()).via_sent_by("127.0.0.1:9").rport(true);
+    let opt = a
+        .request("OPTIONS", &router.uri())
+        .via_sent_by("127.0.0.1:9")
+        .rport(true);
     a.send_to(router.udp_addr(), &opt.build());
     let (resp, _) = a
         .recv_response_for(&opt.call_id, RECV)
         .expect("reply to OPTIONS did not come to A's real port (rport ignored?)");
     let v = &vias(&resp)[0];
     assert_eq!(v.rport(), Some(Some(a.port())), "{}", text(&resp));
-    assert_eq!(v.received(), Some("127.0.0.1"), "RFC 3581 §4: received MUST be added when rport is:\n{}", text(&resp));
+    assert_eq!(
+        v.received(),
+        Some("127.0.0.1"),
+        "RFC 3581 §4: received MUST be added when rport is:\n{}",
+        text(&resp)
+    );
     assert_eq!(resp.status(), Some(200), "{}", text(&resp));
 }
 
@@ -160,13 +251,17 @@ fn foreign_request_uri_is_forwarded_to_ruri() {
     let b = TestUa::new("bob");
     let opt = a.request("OPTIONS", &b.contact());
     a.send_to(router.udp_addr(), &opt.build());
-    let (req, src) = b.recv_request(RECV).expect("request for a foreign R-URI was not forwarded to it");
+    let (req, src) = b
+        .recv_request(RECV)
+        .expect("request for a foreign R-URI was not forwarded to it");
     let vs = vias(&req);
     assert_eq!(vs.len(), 2, "{}", text(&req));
     assert_eq!(vs[0].port, Some(router.port()));
     assert_eq!(req.max_forwards().unwrap(), Some(69));
     b.reply(&req, src, 200, "OK", "b");
-    let (resp, _) = a.recv_response_for(&opt.call_id, Duration::from_secs(3)).expect("200 did not come back");
+    let (resp, _) = a
+        .recv_response_for(&opt.call_id, Duration::from_secs(3))
+        .expect("200 did not come back");
     assert_eq!(resp.status(), Some(200));
     assert_eq!(vias(&resp).len(), 1);
 }
@@ -190,22 +285,34 @@ fn unregister_removes_binding() {
     let inv = a.request("INVITE", &router.aor("bob"));
     let (_, fin) = a.transact(router.udp_addr(), &inv, RECV);
     let fin = fin.expect("no answer to INVITE after unregister");
-    assert_eq!(fin.status(), Some(404), "binding must be gone after Expires: 0:\n{}", text(&fin));
+    assert_eq!(
+        fin.status(),
+        Some(404),
+        "binding must be gone after Expires: 0:\n{}",
+        text(&fin)
+    );
 }
 
 /// The hello_world plugin component (same script) routes the same way.
 #[test]
 fn hello_world_plugin_registers_and_forwards() {
-    let router = Router::start_with(|m| m.plugin_file(&plugin_path("hello_world")).set("plugin", "name", "\"hello-world\""));
+    let router = Router::start_with(|m| {
+        m.plugin_file(&plugin_path("hello_world"))
+            .set("plugin", "name", "\"hello-world\"")
+    });
     let a = TestUa::new("alice");
     let b = TestUa::new("bob");
     b.register(&router);
     let opt = a.request("OPTIONS", &router.aor("bob"));
     a.send_to(router.udp_addr(), &opt.build());
-    let (req, src) = b.recv_request(RECV).expect("OPTIONS did not reach the registered contact");
+    let (req, src) = b
+        .recv_request(RECV)
+        .expect("OPTIONS did not reach the registered contact");
     check_forwarded(&router, &a, &b, &opt.branch, &req, src);
     b.reply(&req, src, 200, "OK", "t");
-    let (resp, _) = a.recv_response_for(&opt.call_id, RECV).expect("200 did not come back to A");
+    let (resp, _) = a
+        .recv_response_for(&opt.call_id, RECV)
+        .expect("200 did not come back to A");
     check_returned(&resp, &a, &opt.branch);
     let inv = a.request("INVITE", &router.aor("nobody"));
     let (_, fin) = a.transact(router.udp_addr(), &inv, RECV);

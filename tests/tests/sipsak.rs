@@ -22,9 +22,23 @@ fn run_sipsak(args: &[String]) -> RunOutput {
 #[test]
 fn sipsak_options_ping_gets_200() {
     let router = Router::start_for_sipsak();
-    let out = run_sipsak(&["-vv".into(), "-H".into(), "127.0.0.1".into(), "-s".into(), router.uri()]);
-    assert!(out.success(), "sipsak OPTIONS ping failed\n{}", out.describe());
-    assert!(out.stdout.contains("200"), "sipsak output must show a 200\n{}", out.describe());
+    let out = run_sipsak(&[
+        "-vv".into(),
+        "-H".into(),
+        "127.0.0.1".into(),
+        "-s".into(),
+        router.uri(),
+    ]);
+    assert!(
+        out.success(),
+        "sipsak OPTIONS ping failed\n{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains("200"),
+        "sipsak output must show a 200\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -44,17 +58,25 @@ fn sipsak_usrloc_registers_contact() {
         "-s".into(),
         router.aor("alice"),
     ]);
-    assert!(out.success(), "sipsak usrloc REGISTER failed\n{}", out.describe());
+    assert!(
+        out.success(),
+        "sipsak usrloc REGISTER failed\n{}",
+        out.describe()
+    );
 
     // The binding is really there: a request to the AOR reaches `ua`.
     let caller = TestUa::new("carol");
     let opt = caller.request("OPTIONS", &router.aor("alice"));
     caller.send_to(router.udp_addr(), &opt.build());
-    let (req, src) = ua.recv_request(RECV).expect("request to the AOR registered by sipsak did not reach its contact");
+    let (req, src) = ua
+        .recv_request(RECV)
+        .expect("request to the AOR registered by sipsak did not reach its contact");
     let ruri = String::from_utf8_lossy(&req.request_uri_raw()).into_owned();
     assert_eq!(ruri, contact);
     ua.reply(&req, src, 200, "OK", "t");
-    let (resp, _) = caller.recv_response_for(&opt.call_id, RECV).expect("200 did not come back");
+    let (resp, _) = caller
+        .recv_response_for(&opt.call_id, RECV)
+        .expect("200 did not come back");
     assert_eq!(resp.status(), Some(200));
 }
 
@@ -76,5 +98,9 @@ fn sipsak_usrloc_full_cycle() {
         "-s".into(),
         router.aor("sipsaker"),
     ]);
-    assert!(out.success(), "sipsak usrloc cycle failed\n{}", out.describe());
+    assert!(
+        out.success(),
+        "sipsak usrloc cycle failed\n{}",
+        out.describe()
+    );
 }

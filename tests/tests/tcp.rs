@@ -7,7 +7,9 @@ fn options_over_tcp_gets_200_on_same_connection() {
     let router = Router::start();
     let mut ua = TcpUa::connect(router.tcp_addr(), "alice");
     let opt = ua.request("OPTIONS", &router.uri());
-    let fin = ua.transact(&opt, RECV).expect("no response on the TCP connection");
+    let fin = ua
+        .transact(&opt, RECV)
+        .expect("no response on the TCP connection");
     assert_eq!(fin.status(), Some(200), "{}", text(&fin));
     let v = vias(&fin);
     assert_eq!(v.len(), 1);
@@ -15,7 +17,9 @@ fn options_over_tcp_gets_200_on_same_connection() {
     assert_eq!(v[0].transport, "TCP");
     // The connection stays usable for a second request.
     let opt2 = ua.request("OPTIONS", &router.uri()).cseq(2);
-    let fin2 = ua.transact(&opt2, RECV).expect("no response to a second request on the same TCP connection");
+    let fin2 = ua
+        .transact(&opt2, RECV)
+        .expect("no response to a second request on the same TCP connection");
     assert_eq!(fin2.status(), Some(200), "{}", text(&fin2));
 }
 
@@ -23,12 +27,25 @@ fn options_over_tcp_gets_200_on_same_connection() {
 fn register_over_tcp() {
     let router = Router::start();
     let mut ua = TcpUa::connect(router.tcp_addr(), "carol");
-    let reg = ua.request("REGISTER", &router.uri()).from(&router.aor("carol")).to(&router.aor("carol")).expires(3600);
-    let fin = ua.transact(&reg, RECV).expect("no response to REGISTER over TCP");
+    let reg = ua
+        .request("REGISTER", &router.uri())
+        .from(&router.aor("carol"))
+        .to(&router.aor("carol"))
+        .expires(3600);
+    let fin = ua
+        .transact(&reg, RECV)
+        .expect("no response to REGISTER over TCP");
     assert_eq!(fin.status(), Some(200), "{}", text(&fin));
-    let contacts: Vec<String> = fin.header_values("Contact").map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+    let contacts: Vec<String> = fin
+        .header_values("Contact")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
     let local = ua.local_addr().to_string();
-    assert!(contacts.iter().any(|c| c.contains(&local)), "200 must list the binding with {local}:\n{}", text(&fin));
+    assert!(
+        contacts.iter().any(|c| c.contains(&local)),
+        "200 must list the binding with {local}:\n{}",
+        text(&fin)
+    );
 }
 
 /// Two messages written in one TCP segment are both answered.
@@ -43,7 +60,9 @@ fn two_requests_in_one_tcp_write() {
     ua.send(&both);
     let mut seen = Vec::new();
     for _ in 0..2 {
-        let m = ua.recv_msg(RECV).expect("missing response to a pipelined TCP request");
+        let m = ua
+            .recv_msg(RECV)
+            .expect("missing response to a pipelined TCP request");
         assert_eq!(m.status(), Some(200), "{}", text(&m));
         seen.push(call_id_of(&m).unwrap());
     }
@@ -63,18 +82,29 @@ fn tcp_caller_to_udp_callee() {
     let mut a = TcpUa::connect(router.tcp_addr(), "alice");
     let inv = a.request("INVITE", &router.aor("bob"));
     a.send(&inv.build());
-    let (req, src) = b.recv_request(RECV).expect("INVITE from the TCP caller did not reach the UDP callee");
+    let (req, src) = b
+        .recv_request(RECV)
+        .expect("INVITE from the TCP caller did not reach the UDP callee");
     let vs = vias(&req);
     assert_eq!(vs.len(), 2, "{}", text(&req));
-    assert_eq!(vs[0].transport, "UDP", "Wisp's Via must name the outgoing transport:\n{}", text(&req));
+    assert_eq!(
+        vs[0].transport,
+        "UDP",
+        "Wisp's Via must name the outgoing transport:\n{}",
+        text(&req)
+    );
     assert_eq!(vs[0].port, Some(router.port()));
     assert_eq!(vs[1].transport, "TCP");
     assert_eq!(vs[1].branch(), Some(inv.branch.as_str()));
     b.reply(&req, src, 180, "Ringing", "bobtag");
     b.reply(&req, src, 200, "OK", "bobtag");
-    let r1 = a.recv_msg(RECV).expect("180 did not come back on the caller's TCP connection");
+    let r1 = a
+        .recv_msg(RECV)
+        .expect("180 did not come back on the caller's TCP connection");
     assert_eq!(r1.status(), Some(180), "{}", text(&r1));
-    let r2 = a.recv_msg(RECV).expect("200 did not come back on the caller's TCP connection");
+    let r2 = a
+        .recv_msg(RECV)
+        .expect("200 did not come back on the caller's TCP connection");
     assert_eq!(r2.status(), Some(200), "{}", text(&r2));
     let v = vias(&r2);
     assert_eq!(v.len(), 1, "{}", text(&r2));

@@ -230,7 +230,8 @@ impl PluginRuntime {
                     plugin = &*self.name,
                     export = "route",
                     call_id = %call_id(&ctx),
-                    "plugin trapped: {trap:#}"
+                    "plugin trapped: {}",
+                    trap_summary(&trap)
                 );
                 drop(instance);
                 self.answer_500(ctx, "plugin failure");
@@ -245,6 +246,16 @@ impl PluginRuntime {
         if let Err(e) = reply::sl_send_reply(&self.core, &mut ctx, 500, "Server Internal Error") {
             tracing::info!("no 500 possible after {why}: {e}");
         }
+    }
+}
+
+/// One line for the log: the trap code (deadline, memory, unreachable...)
+/// rather than the whole Wasm backtrace.
+fn trap_summary(trap: &wasmtime::Error) -> String {
+    match trap.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => "deadline exceeded (epoch interrupt)".to_owned(),
+        Some(code) => code.to_string(),
+        None => trap.root_cause().to_string(),
     }
 }
 

@@ -128,9 +128,34 @@ fn with_our_via(
     let local = transports
         .local_for(proto, &dest, arrived_on)
         .ok_or_else(|| ActionError::SendFailed(format!("no {proto} listener to send from")))?;
+    mark_received(msg, source);
     let via = format!("SIP/2.0/{proto} {local};branch={branch}");
     msg.insert_via(Bytes::from(via));
     Ok(msg.serialize())
+}
+
+/// RFC 3261 §18.2.1 / RFC 3581 §4: before the request leaves, its top Via
+/// records where it really came from — `received` when the sent-by host is
+/// not the source IP, and `received` + `rport=<port>` when the client asked
+/// for rport — so that the response finds its way back through NAT.
+fn mark_received(msg: &mut Message, source: Source) {
+    let Ok(mut top) = msg.top_via() else { return };
+    let rport = top.rport().is_some();
+    let src_ip = source.remote.ip();
+    if !rport && super::reply::host_is_ip(&top.host, src_ip) {
+        return;
+    }
+    top.params
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("received") && !k.eq_ignore_ascii_case("rport"));
+    top.params
+        .push(("received".into(), Some(src_ip.to_string())));
+    if rport {
+        top.params
+            .push(("rport".into(), Some(source.remote.port().to_string())));
+    }
+    if msg.remove_top_via().is_ok() {
+        msg.insert_via(Bytes::from(top.to_string()));
+    }
 }
 
 /// RFC 3261 §16.11: a stateless proxy's branch must be the same for a

@@ -77,10 +77,11 @@ pub fn send_stateless_reply(
         .top_via()
         .map_err(|e| ReplyError::Unanswerable(e.reason()))?;
     let remote_ip = source.remote.ip().to_string();
-    // RFC 3261 §18.2.1: `received` when sent-by differs from the packet's source;
-    // RFC 3581: fill `rport` when the client asked for it.
-    let received = (!host_is_ip(&top.host, source.remote.ip())).then_some(remote_ip.as_str());
+    // RFC 3261 §18.2.1: `received` when sent-by differs from the packet's
+    // source; RFC 3581 §4: `rport` filled, and then `received` always.
     let rport_requested = top.rport().is_some();
+    let received = (rport_requested || !host_is_ip(&top.host, source.remote.ip()))
+        .then_some(remote_ip.as_str());
     let tag = (code > 100).then(|| to_tag(req));
     let opts = ReplyOptions {
         to_tag: tag.as_deref(),
@@ -123,7 +124,7 @@ pub fn response_destination(
     }
 }
 
-fn host_is_ip(host: &Host, ip: IpAddr) -> bool {
+pub(crate) fn host_is_ip(host: &Host, ip: IpAddr) -> bool {
     match host {
         Host::Ipv4(v4) => IpAddr::V4(*v4) == ip,
         Host::Ipv6(v6) => IpAddr::V6(*v6) == ip,

@@ -1,0 +1,35 @@
+# Wisp: two commands do everything on a fresh Debian machine.
+#   make run   installs what is missing, builds host and plugins, starts the
+#              router on config/wisp.toml (127.0.0.1:5060 UDP and TCP).
+#   make test  the whole suite (unit, parser, plugin, end-to-end with sipsak).
+
+CONFIG ?= config/wisp.toml
+
+.PHONY: all setup build plugins run test bench check fmt
+
+all: build plugins
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	cargo build --release -p wisp -p wisp-bench
+
+plugins: setup
+	scripts/build-plugins.sh
+
+run: build plugins
+	target/release/wisp run --config $(CONFIG)
+
+check: build plugins
+	target/release/wisp check --config $(CONFIG)
+
+test: build plugins
+	cargo test --release --workspace --exclude wisp-plugin-default --exclude wisp-plugin-hello-world --exclude wisp-plugin-faulty $(TEST_ARGS)
+
+bench: build plugins
+	cargo bench -p wisp-sip --bench parse
+	scripts/bench-options.sh
+
+fmt:
+	cargo fmt --all

