@@ -46,8 +46,8 @@ enum Appended {
 impl Message {
     fn edits_mut(&mut self) -> &mut Edits {
         self.edits.touched = true;
-        if self.edits.states.len() != self.headers.len() {
-            self.edits.states = vec![State::Keep; self.headers.len()];
+        if self.edits.states.len() != self.hdrs.len() {
+            self.edits.states = vec![State::Keep; self.hdrs.len()];
         }
         &mut self.edits
     }
@@ -82,12 +82,12 @@ impl Message {
 
     fn remove_first_value(&mut self, name: HeaderName) -> Result<(), ParseError> {
         self.edits_mut();
-        let idx = (0..self.headers.len())
-            .find(|i| self.headers[*i].name == name && self.edits.states[*i] != State::Removed)
+        let idx = (0..self.hdrs.len())
+            .find(|i| self.hdrs[*i].name == name && self.edits.states[*i] != State::Removed)
             .ok_or(ParseError::Missing(name.canonical()))?;
         let current = match &self.edits.states[idx] {
             State::Value(v) => v.clone(),
-            _ => self.headers[idx].value.clone(),
+            _ => self.raw.slice(self.hdrs[idx].value_range()),
         };
         let (_, rest) = first_element(&current)?;
         self.edits.states[idx] = match rest.map(trim_lws) {
@@ -121,7 +121,7 @@ impl Message {
     /// inserted); returns how many were removed.
     pub fn remove_headers(&mut self, name: &str) -> usize {
         let m = NameMatcher::new(name);
-        let headers = &self.headers;
+        let (headers, raw) = (&self.hdrs, &self.raw);
         let e = {
             self.edits.touched = true;
             if self.edits.states.len() != headers.len() {
@@ -131,7 +131,7 @@ impl Message {
         };
         let mut n = 0;
         for (h, st) in headers.iter().zip(e.states.iter_mut()) {
-            if *st != State::Removed && m.matches(h.name, &h.raw_name) {
+            if *st != State::Removed && m.matches(h.name, &raw[h.name_range()]) {
                 *st = State::Removed;
                 n += 1;
             }
@@ -163,9 +163,9 @@ impl Message {
         self.remove_headers(name);
         let m = NameMatcher::new(name);
         let pos = self
-            .headers
+            .hdrs
             .iter()
-            .position(|h| m.matches(h.name, &h.raw_name));
+            .position(|h| m.matches(h.name, &self.raw[h.name_range()]));
         let e = self.edits_mut();
         match pos {
             Some(i) => e.replacements.push((i, name.to_owned(), value)),
@@ -223,9 +223,9 @@ impl Message {
             _ => put_line(&mut out, &self.raw[self.start_span.0..self.start_span.1]),
         }
 
-        let first_via = self.headers.iter().position(|h| h.name == HeaderName::Via);
+        let first_via = self.hdrs.iter().position(|h| h.name == HeaderName::Via);
         let first_rr = self
-            .headers
+            .hdrs
             .iter()
             .position(|h| h.name == HeaderName::RecordRoute);
         let put_vias = |out: &mut BytesMut| {
@@ -247,7 +247,9 @@ impl Message {
 
         let mut wrote_cl = false;
         let len_text = body.len().to_string();
-        for (i, h) in self.headers.iter().enumerate() {
+        for (i, h) in self.hdrs.iter().enumerate() {
+            let raw_name = &self.raw[h.name_range()];
+            let line = &self.raw[h.line_range()];
             for (_, name, value) in e.replacements.iter().filter(|r| r.0 == i) {
                 if HeaderName::from_bytes(name.as_bytes()) != HeaderName::ContentLength {
                     put_header(&mut out, name.as_bytes(), value);
@@ -267,21 +269,17 @@ impl Message {
                     continue;
                 }
                 if e.body.is_some() {
-                    put_header(&mut out, &h.raw_name, len_text.as_bytes());
+                    put_header(&mut out, raw_name, len_text.as_bytes());
                 } else {
-                    let (s, t) = self.spans[i];
-                    put_line(&mut out, &self.raw[s..t]);
+                    put_line(&mut out, line);
                 }
                 wrote_cl = true;
                 continue;
             }
             match state {
-                State::Keep => {
-                    let (s, t) = self.spans[i];
-                    put_line(&mut out, &self.raw[s..t]);
-                }
+                State::Keep => put_line(&mut out, line),
                 State::Removed => {}
-                State::Value(v) => put_header(&mut out, &h.raw_name, v),
+                State::Value(v) => put_header(&mut out, raw_name, v),
             }
         }
         for a in &e.appended {

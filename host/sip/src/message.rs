@@ -6,6 +6,8 @@
 //! body framing by Content-Length. Typed views are parsed only when an
 //! accessor is called, so a proxy that looks at five headers pays for five.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use memchr::memchr;
 
@@ -111,22 +113,62 @@ pub struct TransactionKey {
     pub via_sent_by: String,
 }
 
-/// A parsed SIP message: the received bytes plus raw header slices, and
+/// A parsed SIP message: the received bytes plus header positions, and
 /// any recorded edits (see [`crate::edit`]).
+///
+/// Headers are kept as offsets into `raw` ([`HdrPos`]); `Bytes` handles
+/// (refcount updates) are only made for what a caller asks for. The public
+/// [`Header`] list is built on first use of [`Message::headers`],
+/// [`Message::header`] or [`Message::header_values`].
 #[derive(Debug, Clone)]
 pub struct Message {
     pub(crate) raw: Bytes,
     pub(crate) start: StartLine,
     /// Start line span in `raw` (from its first byte to past its line end).
     pub(crate) start_span: (usize, usize),
-    pub(crate) headers: Vec<Header>,
-    /// For each header, the span of its full line(s) in `raw`, folds and
-    /// line terminator included: edits re-emit untouched headers verbatim.
-    pub(crate) spans: Vec<(usize, usize)>,
+    pub(crate) hdrs: Vec<HdrPos>,
     pub(crate) body: Bytes,
     /// End of the framed message in `raw` (trailing datagram bytes excluded).
     pub(crate) end: usize,
     pub(crate) edits: Edits,
+    lazy: Lazy,
+}
+
+/// Views made on demand from `raw` and `hdrs`.
+#[derive(Debug, Clone, Default)]
+struct Lazy {
+    headers: OnceLock<Vec<Header>>,
+    call_id: OnceLock<Bytes>,
+    content_type: OnceLock<Bytes>,
+}
+
+/// Where one header is in `raw`: name, trimmed value and its full line(s),
+/// folds and line terminator included (edits re-emit untouched headers
+/// verbatim). Offsets are `u32`: [`Message::parse`] refuses larger buffers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HdrPos {
+    pub(crate) name: HeaderName,
+    name_s: u32,
+    name_e: u32,
+    val_s: u32,
+    val_e: u32,
+    line_s: u32,
+    line_e: u32,
+}
+
+impl HdrPos {
+    #[inline]
+    pub(crate) fn name_range(&self) -> std::ops::Range<usize> {
+        self.name_s as usize..self.name_e as usize
+    }
+    #[inline]
+    pub(crate) fn value_range(&self) -> std::ops::Range<usize> {
+        self.val_s as usize..self.val_e as usize
+    }
+    #[inline]
+    pub(crate) fn line_range(&self) -> std::ops::Range<usize> {
+        self.line_s as usize..self.line_e as usize
+    }
 }
 
 /// A header line being accumulated until the next non-continuation line.
@@ -246,8 +288,10 @@ impl Message {
         let start = parse_start_line(&raw, sl_start, sl_end)?;
         pos = nl + 1;
 
-        let mut headers: Vec<Header> = Vec::with_capacity(24);
-        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(24);
+        if u32::try_from(buf.len()).is_err() {
+            return Err(ParseError::Headers("message larger than 4 GiB"));
+        }
+        let mut hdrs: Vec<HdrPos> = Vec::with_capacity(24);
         let mut content_length: Option<usize> = None;
         let mut cur: Option<Pending> = None;
         let body_start;
@@ -258,50 +302,67 @@ impl Message {
                 body_start = buf.len();
                 break;
             }
-            let nl = memchr(b'\n', &buf[pos..])
-                .ok_or(ParseError::Headers("unterminated header line"))?
-                + pos;
-            let le = if nl > pos && buf[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
-            };
-            if le == pos {
-                body_start = nl + 1;
+            let first = buf[pos];
+            // Empty line: end of the header block.
+            if first == b'\n' {
+                body_start = pos + 1;
                 break;
             }
-            let first = buf[pos];
+            if first == b'\r' && buf.get(pos + 1) == Some(&b'\n') {
+                body_start = pos + 2;
+                break;
+            }
             if first == b' ' || first == b'\t' {
                 // Folded continuation: extend the current header.
+                let nl = memchr(b'\n', &buf[pos..])
+                    .ok_or(ParseError::Headers("unterminated header line"))?
+                    + pos;
+                let le = if buf[nl - 1] == b'\r' { nl - 1 } else { nl };
                 let c = cur
                     .as_mut()
                     .ok_or(ParseError::Headers("continuation line before first header"))?;
                 c.value.1 = le;
                 c.line.1 = nl + 1;
-            } else {
-                if let Some(p) = cur.take() {
-                    push_header(&raw, &mut headers, &mut spans, &mut content_length, p)?;
-                }
-                let colon = memchr(b':', &buf[pos..le])
-                    .ok_or(ParseError::Headers("header line without ':'"))?
-                    + pos;
-                let mut ne = colon;
-                while ne > pos && (buf[ne - 1] == b' ' || buf[ne - 1] == b'\t') {
-                    ne -= 1;
-                }
-                if ne == pos || !buf[pos..ne].iter().all(|b| is_token(*b)) {
-                    return Err(ParseError::Headers("bad header name"));
-                }
-                cur = Some(Pending {
-                    name: (pos, ne),
-                    value: (colon + 1, le),
-                    line: (pos, nl + 1),
-                });
+                pos = nl + 1;
+                continue;
             }
+            // Common case in one pass: a token name, optional SP/HT, ':'.
+            let mut ne = pos;
+            while ne < buf.len() && is_token(buf[ne]) {
+                ne += 1;
+            }
+            let mut colon = ne;
+            while colon < buf.len() && (buf[colon] == b' ' || buf[colon] == b'\t') {
+                colon += 1;
+            }
+            let fast = ne > pos && colon < buf.len() && buf[colon] == b':';
+            let scan_from = if fast { colon + 1 } else { pos };
+            let nl = memchr(b'\n', &buf[scan_from..])
+                .ok_or(ParseError::Headers("unterminated header line"))?
+                + scan_from;
+            let le = if nl > pos && buf[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
+            if let Some(p) = cur.take() {
+                push_header(buf, &mut hdrs, &mut content_length, p)?;
+            }
+            if !fast {
+                // Not `token *(SP/HT) ':'`: report it the way a plain
+                // line split would.
+                memchr(b':', &buf[pos..le]).ok_or(ParseError::Headers("header line without ':'"))?;
+                return Err(ParseError::Headers("bad header name"));
+            }
+            cur = Some(Pending {
+                name: (pos, ne),
+                value: (colon + 1, le),
+                line: (pos, nl + 1),
+            });
             pos = nl + 1;
         }
         if let Some(p) = cur.take() {
-            push_header(&raw, &mut headers, &mut spans, &mut content_length, p)?;
+            push_header(buf, &mut hdrs, &mut content_length, p)?;
         }
         let end = match content_length {
             Some(cl) => {
@@ -314,11 +375,11 @@ impl Message {
         Ok(Message {
             start,
             start_span: (sl_start, nl + 1),
-            headers,
-            spans,
+            hdrs,
             body,
             end,
             edits: Edits::default(),
+            lazy: Lazy::default(),
             raw,
         })
     }
@@ -361,19 +422,25 @@ impl Message {
 
     /// All headers as received, in order (edits are not reflected).
     pub fn headers(&self) -> &[Header] {
-        &self.headers
+        self.lazy
+            .headers
+            .get_or_init(|| self.hdrs.iter().map(|h| self.make_header(h)).collect())
     }
 
     /// First header of that name (case-insensitive, compact-form aware).
     pub fn header(&self, name: &str) -> Option<&Header> {
         let m = NameMatcher::new(name);
-        self.headers.iter().find(|h| m.matches(h.name, &h.raw_name))
+        let i = self
+            .hdrs
+            .iter()
+            .position(|h| m.matches(h.name, &self.raw[h.name_range()]))?;
+        Some(&self.headers()[i])
     }
 
     /// Values of all headers of that name, in order.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Bytes> + 'a {
         let m = NameMatcher::new(name);
-        self.headers
+        self.headers()
             .iter()
             .filter(move |h| m.matches(h.name, &h.raw_name))
             .map(|h| &h.value)
@@ -383,23 +450,50 @@ impl Message {
         &self.body
     }
 
-    fn values(&self, name: HeaderName) -> impl Iterator<Item = &Bytes> + '_ {
-        self.headers
+    fn make_header(&self, h: &HdrPos) -> Header {
+        let name_bytes = &self.raw[h.name_range()];
+        // When the received name is spelled exactly like the canonical or
+        // compact form, point at a static copy: same bytes, one refcount
+        // bump less.
+        let raw_name = match static_name(h.name, name_bytes) {
+            Some(s) => Bytes::from_static(s),
+            None => self.raw.slice(h.name_range()),
+        };
+        Header {
+            name: h.name,
+            raw_name,
+            value: self.raw.slice(h.value_range()),
+        }
+    }
+
+    /// Trimmed value of a header as a slice of the received bytes.
+    #[inline]
+    pub(crate) fn value_of(&self, h: &HdrPos) -> &[u8] {
+        &self.raw[h.value_range()]
+    }
+
+    fn values(&self, name: HeaderName) -> impl Iterator<Item = &[u8]> + '_ {
+        self.hdrs
             .iter()
             .filter(move |h| h.name == name)
-            .map(|h| &h.value)
+            .map(|h| self.value_of(h))
     }
 
-    fn first(&self, name: HeaderName) -> Option<&Bytes> {
-        self.headers
-            .iter()
-            .find(|h| h.name == name)
-            .map(|h| &h.value)
+    fn first_pos(&self, name: HeaderName) -> Option<&HdrPos> {
+        self.hdrs.iter().find(|h| h.name == name)
     }
 
-    fn require(&self, name: HeaderName) -> Result<&Bytes, ParseError> {
-        self.first(name)
+    fn first(&self, name: HeaderName) -> Option<&[u8]> {
+        self.first_pos(name).map(|h| self.value_of(h))
+    }
+
+    fn require_pos(&self, name: HeaderName) -> Result<&HdrPos, ParseError> {
+        self.first_pos(name)
             .ok_or(ParseError::Missing(name.canonical()))
+    }
+
+    fn require(&self, name: HeaderName) -> Result<&[u8], ParseError> {
+        self.require_pos(name).map(|h| self.value_of(h))
     }
 
     /// All Via values across all Via headers, topmost first.
@@ -426,14 +520,12 @@ impl Message {
     }
 
     pub fn call_id(&self) -> Result<&Bytes, ParseError> {
-        let v = self.require(HeaderName::CallId)?;
-        if v.is_empty() || v.iter().any(|b| is_lws(*b)) {
-            return Err(ParseError::header(
-                "Call-ID",
-                "empty or contains whitespace",
-            ));
-        }
-        Ok(v)
+        let h = self.require_pos(HeaderName::CallId)?;
+        check_call_id(self.value_of(h))?;
+        Ok(self
+            .lazy
+            .call_id
+            .get_or_init(|| self.raw.slice(h.value_range())))
     }
 
     pub fn cseq(&self) -> Result<CSeq, ParseError> {
@@ -449,7 +541,7 @@ impl Message {
     /// Contacts across all Contact headers; `*` alone gives `Star`; no
     /// Contact header gives an empty list.
     pub fn contacts(&self) -> Result<Contacts, ParseError> {
-        Contacts::parse_values(self.values(HeaderName::Contact).map(|b| &b[..]))
+        Contacts::parse_values(self.values(HeaderName::Contact))
     }
 
     pub fn routes(&self) -> Result<Vec<NameAddr>, ParseError> {
@@ -475,7 +567,12 @@ impl Message {
     }
 
     pub fn content_type(&self) -> Option<&Bytes> {
-        self.first(HeaderName::ContentType)
+        let h = self.first_pos(HeaderName::ContentType)?;
+        Some(
+            self.lazy
+                .content_type
+                .get_or_init(|| self.raw.slice(h.value_range())),
+        )
     }
 
     pub fn expires(&self) -> Result<Option<u32>, ParseError> {
@@ -542,14 +639,22 @@ fn take_param(params: Vec<(String, Option<String>)>, name: &str) -> Option<Strin
         .and_then(|(_, v)| v)
 }
 
+fn check_call_id(v: &[u8]) -> Result<(), ParseError> {
+    if v.is_empty() || v.iter().any(|b| is_lws(*b)) {
+        return Err(ParseError::header(
+            "Call-ID",
+            "empty or contains whitespace",
+        ));
+    }
+    Ok(())
+}
+
 fn push_header(
-    raw: &Bytes,
-    headers: &mut Vec<Header>,
-    spans: &mut Vec<(usize, usize)>,
+    buf: &[u8],
+    hdrs: &mut Vec<HdrPos>,
     content_length: &mut Option<usize>,
     p: Pending,
 ) -> Result<(), ParseError> {
-    let buf: &[u8] = raw;
     let (mut vs, mut ve) = p.value;
     while vs < ve && is_lws(buf[vs]) {
         vs += 1;
@@ -557,8 +662,7 @@ fn push_header(
     while ve > vs && is_lws(buf[ve - 1]) {
         ve -= 1;
     }
-    let name_bytes = &buf[p.name.0..p.name.1];
-    let name = HeaderName::from_bytes(name_bytes);
+    let name = HeaderName::from_bytes(&buf[p.name.0..p.name.1]);
     if name == HeaderName::ContentLength {
         let cl = parse_content_length(&buf[vs..ve])?;
         match *content_length {
@@ -569,18 +673,16 @@ fn push_header(
             Some(_) => {}
         }
     }
-    // When the received name is spelled exactly like the canonical or compact
-    // form, point at a static copy: same bytes, one refcount bump less.
-    let raw_name = match static_name(name, name_bytes) {
-        Some(s) => Bytes::from_static(s),
-        None => raw.slice(p.name.0..p.name.1),
-    };
-    headers.push(Header {
+    // `Message::parse` checked that the buffer length fits in u32.
+    hdrs.push(HdrPos {
         name,
-        raw_name,
-        value: raw.slice(vs..ve),
+        name_s: p.name.0 as u32,
+        name_e: p.name.1 as u32,
+        val_s: vs as u32,
+        val_e: ve as u32,
+        line_s: p.line.0 as u32,
+        line_e: p.line.1 as u32,
     });
-    spans.push(p.line);
     Ok(())
 }
 

@@ -38,7 +38,7 @@ pub fn build_reply(
     if !(100..=699).contains(&code) {
         return Err(ParseError::Invalid("status code out of range"));
     }
-    if !req.headers().iter().any(|h| h.name == HeaderName::Via) {
+    if !req.hdrs.iter().any(|h| h.name == HeaderName::Via) {
         return Err(ParseError::Missing("Via"));
     }
     let mut out = BytesMut::with_capacity(512 + opts.body.map_or(0, |b| b.1.len()));
@@ -53,14 +53,10 @@ pub fn build_reply(
         HeaderName::CallId,
         HeaderName::CSeq,
     ] {
-        for (i, h) in req
-            .headers()
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| h.name == want)
-        {
-            let (s, e) = req.spans[i];
-            let line = &req.raw()[s..e];
+        for h in req.hdrs.iter().filter(|h| h.name == want) {
+            let line = &req.raw()[h.line_range()];
+            let raw_name = &req.raw()[h.name_range()];
+            let value = req.value_of(h);
             match want {
                 HeaderName::Via if !top_via_done => {
                     top_via_done = true;
@@ -68,24 +64,24 @@ pub fn build_reply(
                         put_line(&mut out, line);
                         continue;
                     }
-                    let (first, rest) = first_element(&h.value)?;
+                    let (first, rest) = first_element(value)?;
                     let mut v = patch_via(first, opts.top_via_received, opts.top_via_rport);
                     if let Some(rest) = rest {
                         v.push(b',');
                         v.extend_from_slice(rest);
                     }
-                    put_header(&mut out, &h.raw_name, &v);
+                    put_header(&mut out, raw_name, &v);
                 }
                 HeaderName::To if opts.to_tag.is_some() => {
-                    let has_tag = crate::header::NameAddr::parse(&h.value)
+                    let has_tag = crate::header::NameAddr::parse(value)
                         .map(|n| n.tag().is_some())
                         .unwrap_or(false);
                     match opts.to_tag {
                         Some(tag) if !has_tag => {
-                            let mut v = h.value.to_vec();
+                            let mut v = value.to_vec();
                             v.extend_from_slice(b";tag=");
                             v.extend_from_slice(tag.as_bytes());
-                            put_header(&mut out, &h.raw_name, &v);
+                            put_header(&mut out, raw_name, &v);
                         }
                         _ => put_line(&mut out, line),
                     }
