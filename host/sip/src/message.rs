@@ -13,8 +13,11 @@ use memchr::memchr;
 
 use crate::edit::Edits;
 use crate::header::name::NameMatcher;
-use crate::header::{CSeq, Contacts, Credentials, Header, HeaderName, NameAddr, Via};
-use crate::parse::{ParseError, first_element, is_lws, is_token, parse_delta_seconds, parse_u32};
+use crate::header::{CSeq, Contacts, Credentials, Header, HeaderName, NameAddr, Via, via};
+use crate::parse::{
+    FirstParam, ParseError, first_element, is_lws, is_token, lossy, parse_delta_seconds,
+    parse_u32,
+};
 use crate::uri::Uri;
 
 /// Request methods; unknown ones are kept verbatim in `Other`.
@@ -614,29 +617,32 @@ impl Message {
 
     /// Resolves what transaction matching needs: top Via, From/To tags,
     /// Call-ID and CSeq (all typed).
+    ///
+    /// Validates exactly what `top_via()`, `from()`, `to()`, `call_id()`
+    /// and `cseq()` validate, in that order, but without building the Via
+    /// and name-addr structs: only the strings the key holds are made.
     pub fn transaction_key(&self) -> Result<TransactionKey, ParseError> {
-        let via = self.top_via()?;
-        let via_sent_by = via.sent_by();
-        let branch = take_param(via.params, "branch");
-        let from_tag = take_param(self.from()?.params, "tag");
-        let to_tag = take_param(self.to()?.params, "tag");
+        let (first, _) = first_element(self.require(HeaderName::Via)?)?;
+        let mut branch = FirstParam::new("branch");
+        let via = via::parse_one_with(first, |n, v| branch.see(n, v))?;
+        let via_sent_by = via.host.sent_by(via.port);
+        let tag = |name| -> Result<Option<String>, ParseError> {
+            let found = NameAddr::check_and_find_param(self.require(name)?, "tag")?;
+            Ok(found.flatten().map(lossy))
+        };
+        let from_tag = tag(HeaderName::From)?;
+        let to_tag = tag(HeaderName::To)?;
+        let call_id = self.require_pos(HeaderName::CallId)?;
+        check_call_id(self.value_of(call_id))?;
         Ok(TransactionKey {
-            branch,
-            call_id: self.call_id()?.clone(),
+            branch: branch.value_string(),
+            call_id: self.raw.slice(call_id.value_range()),
             cseq: self.cseq()?,
             from_tag,
             to_tag,
             via_sent_by,
         })
     }
-}
-
-/// Moves a parameter value out of a parsed list instead of cloning it.
-fn take_param(params: Vec<(String, Option<String>)>, name: &str) -> Option<String> {
-    params
-        .into_iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| v)
 }
 
 fn check_call_id(v: &[u8]) -> Result<(), ParseError> {

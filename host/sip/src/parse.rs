@@ -282,24 +282,71 @@ fn generic_param(i: &[u8]) -> IResult<&[u8], (&[u8], Option<&[u8]>)> {
 
 /// Parses `*(SEMI generic-param)` covering all of `s` (trailing LWS allowed).
 /// Values are kept as on the wire (quoted values keep their quotes) so that
-/// re-serialization is faithful.
+/// re-serialization is faithful. (The typed parsers use
+/// [`parse_params_with`] directly and build their lists themselves.)
+#[cfg(test)]
 pub(crate) fn parse_params(
-    mut s: &[u8],
+    s: &[u8],
     header: &'static str,
 ) -> Result<Vec<(String, Option<String>)>, ParseError> {
     let mut out = Vec::new();
+    parse_params_with(s, header, |name, value| {
+        out.push((lossy(name), value.map(lossy)))
+    })?;
+    Ok(out)
+}
+
+/// The grammar of [`parse_params`] without building anything: `f` sees
+/// each `(name, value)` as slices of `s`, in order, as it is validated.
+pub(crate) fn parse_params_with<'a>(
+    mut s: &'a [u8],
+    header: &'static str,
+    mut f: impl FnMut(&'a [u8], Option<&'a [u8]>),
+) -> Result<(), ParseError> {
     loop {
         s = trim_start_lws(s);
         if s.is_empty() {
-            return Ok(out);
+            return Ok(());
         }
         match generic_param(s) {
             Ok((rest, (name, value))) => {
-                out.push((lossy(name), value.map(lossy)));
+                f(name, value);
                 s = rest;
             }
             Err(_) => return Err(ParseError::header(header, "bad parameter")),
         }
+    }
+}
+
+/// Catches the value of the first parameter called `name` (ASCII
+/// case-insensitive) while a parameter list is validated: the
+/// allocation-free counterpart of `find_param` on a parsed list.
+pub(crate) struct FirstParam<'a> {
+    name: &'static str,
+    found: bool,
+    value: Option<&'a [u8]>,
+}
+
+impl<'a> FirstParam<'a> {
+    pub(crate) fn new(name: &'static str) -> Self {
+        FirstParam {
+            name,
+            found: false,
+            value: None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn see(&mut self, name: &'a [u8], value: Option<&'a [u8]>) {
+        if !self.found && name.eq_ignore_ascii_case(self.name.as_bytes()) {
+            self.found = true;
+            self.value = value;
+        }
+    }
+
+    /// The value as `find_param(..).flatten()` would give it, owned.
+    pub(crate) fn value_string(&self) -> Option<String> {
+        self.value.map(lossy)
     }
 }
 

@@ -65,6 +65,30 @@ impl Host {
     }
 
     pub(crate) fn from_bytes(b: &[u8]) -> Result<Host, ParseError> {
+        HostRef::parse(b).map(|h| h.to_host())
+    }
+
+    /// Lowercased text form (used for registrar keys and comparisons).
+    pub fn to_lowercase_string(&self) -> String {
+        match self {
+            Host::Domain(d) => d.to_ascii_lowercase(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A validated host that still borrows its text (no allocation for
+/// domain names); [`Host`] is made from it when a caller wants one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostRef<'a> {
+    /// Only host characters (ASCII).
+    Domain(&'a [u8]),
+    Ipv4(Ipv4Addr),
+    Ipv6(Ipv6Addr),
+}
+
+impl<'a> HostRef<'a> {
+    pub(crate) fn parse(b: &'a [u8]) -> Result<HostRef<'a>, ParseError> {
         if b.is_empty() {
             return Err(ParseError::Uri("empty host"));
         }
@@ -81,7 +105,7 @@ impl Host {
             return std::str::from_utf8(inner)
                 .ok()
                 .and_then(|s| s.parse::<Ipv6Addr>().ok())
-                .map(Host::Ipv6)
+                .map(HostRef::Ipv6)
                 .ok_or(ParseError::Uri("bad IPv6 address"));
         }
         if !b.iter().all(|c| is_host_char(*c)) {
@@ -93,19 +117,55 @@ impl Host {
             return std::str::from_utf8(b)
                 .ok()
                 .and_then(|s| s.parse::<Ipv4Addr>().ok())
-                .map(Host::Ipv4)
+                .map(HostRef::Ipv4)
                 .ok_or(ParseError::Uri("bad IPv4 address"));
         }
-        // All bytes are ASCII host chars here.
-        Ok(Host::Domain(crate::parse::lossy(b)))
+        Ok(HostRef::Domain(b))
     }
 
-    /// Lowercased text form (used for registrar keys and comparisons).
-    pub fn to_lowercase_string(&self) -> String {
+    pub(crate) fn to_host(self) -> Host {
         match self {
-            Host::Domain(d) => d.to_ascii_lowercase(),
-            other => other.to_string(),
+            // All bytes are ASCII host chars here.
+            HostRef::Domain(d) => Host::Domain(crate::parse::lossy(d)),
+            HostRef::Ipv4(a) => Host::Ipv4(a),
+            HostRef::Ipv6(a) => Host::Ipv6(a),
         }
+    }
+
+    /// `host[:port]` exactly as `format!("{}:{port}", host.to_host())`
+    /// writes it, without the formatting machinery for domain names.
+    pub(crate) fn sent_by(self, port: Option<u16>) -> String {
+        let mut s = match self {
+            HostRef::Domain(d) => {
+                let mut s = String::with_capacity(d.len() + 6);
+                s.push_str(&String::from_utf8_lossy(d));
+                s
+            }
+            other => other.to_host().to_string(),
+        };
+        if let Some(p) = port {
+            s.push(':');
+            push_u16(&mut s, p);
+        }
+        s
+    }
+}
+
+/// Decimal digits of `n`, as `Display` writes them.
+pub(crate) fn push_u16(s: &mut String, n: u16) {
+    let mut buf = [0u8; 5];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        s.push(char::from(d));
     }
 }
 
@@ -189,17 +249,22 @@ fn ascii(b: &[u8]) -> String {
 impl Uri {
     /// Parses `sip:`, `sips:` and `tel:` URIs; the scheme is case-insensitive.
     pub fn parse(input: &[u8]) -> Result<Uri, ParseError> {
-        let (rest, scheme) = scheme(input).map_err(|_| ParseError::Uri("unsupported scheme"))?;
-        if rest.is_empty() {
-            return Err(ParseError::Uri("empty URI"));
-        }
-        if rest.iter().any(|b| is_bad_uri_byte(*b)) {
-            return Err(ParseError::Uri("invalid character"));
-        }
-        match scheme {
-            Scheme::Tel => parse_tel(rest),
-            _ => parse_sip(scheme, rest),
-        }
+        let mut params = Vec::new();
+        let mut headers = Vec::new();
+        let p = parse_uri_with(
+            input,
+            |n, v| params.push((ascii(n), v.map(ascii))),
+            |n, v| headers.push((ascii(n), ascii(v))),
+        )?;
+        Ok(Uri {
+            scheme: p.scheme,
+            user: p.user.map(ascii),
+            password: p.password.map(ascii),
+            host: p.host.to_host(),
+            port: p.port,
+            params,
+            headers,
+        })
     }
 
     /// Looks a URI parameter up by name (case-insensitive).
@@ -242,7 +307,43 @@ impl Uri {
     }
 }
 
-fn parse_sip(scheme: Scheme, s: &[u8]) -> Result<Uri, ParseError> {
+/// A validated URI whose text parts still borrow the input; parameters
+/// and headers went to the callbacks of [`parse_uri_with`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UriParts<'a> {
+    pub(crate) scheme: Scheme,
+    pub(crate) user: Option<&'a [u8]>,
+    pub(crate) password: Option<&'a [u8]>,
+    pub(crate) host: HostRef<'a>,
+    pub(crate) port: Option<u16>,
+}
+
+/// The whole URI grammar of [`Uri::parse`] without allocating: `on_param`
+/// and `on_header` see each URI parameter and header as it is validated.
+pub(crate) fn parse_uri_with<'a>(
+    input: &'a [u8],
+    on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
+    on_header: impl FnMut(&'a [u8], &'a [u8]),
+) -> Result<UriParts<'a>, ParseError> {
+    let (rest, scheme) = scheme(input).map_err(|_| ParseError::Uri("unsupported scheme"))?;
+    if rest.is_empty() {
+        return Err(ParseError::Uri("empty URI"));
+    }
+    if rest.iter().any(|b| is_bad_uri_byte(*b)) {
+        return Err(ParseError::Uri("invalid character"));
+    }
+    match scheme {
+        Scheme::Tel => parse_tel(rest, on_param, on_header),
+        _ => parse_sip(scheme, rest, on_param, on_header),
+    }
+}
+
+fn parse_sip<'a>(
+    scheme: Scheme,
+    s: &'a [u8],
+    on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
+    on_header: impl FnMut(&'a [u8], &'a [u8]),
+) -> Result<UriParts<'a>, ParseError> {
     // '@' cannot appear unescaped after the host (headers must escape it),
     // while the user part may contain ';', '?' and ':' — so split on '@' first.
     let (userinfo, hostpart) = match memchr(b'@', s) {
@@ -258,28 +359,30 @@ fn parse_sip(scheme: Scheme, s: &[u8]) -> Result<Uri, ParseError> {
             if u.is_empty() {
                 return Err(ParseError::Uri("empty user part"));
             }
-            (Some(ascii(u)), p.map(ascii))
+            (Some(u), p)
         }
         None => (None, None),
     };
     let (rest, (host, port)) = (host_text, port_text(false))
         .parse(hostpart)
         .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| ParseError::Uri("bad host"))?;
-    let host = Host::from_bytes(host)?;
+    let host = HostRef::parse(host)?;
     let port = port.map(parse_port).transpose()?;
-    let (params, headers) = parse_tail(rest)?;
-    Ok(Uri {
+    parse_tail(rest, on_param, on_header)?;
+    Ok(UriParts {
         scheme,
         user,
         password,
         host,
         port,
-        params,
-        headers,
     })
 }
 
-fn parse_tel(s: &[u8]) -> Result<Uri, ParseError> {
+fn parse_tel<'a>(
+    s: &'a [u8],
+    on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
+    on_header: impl FnMut(&'a [u8], &'a [u8]),
+) -> Result<UriParts<'a>, ParseError> {
     let end = s
         .iter()
         .position(|b| matches!(b, b';' | b'?'))
@@ -288,28 +391,26 @@ fn parse_tel(s: &[u8]) -> Result<Uri, ParseError> {
     if number.is_empty() {
         return Err(ParseError::Uri("empty telephone number"));
     }
-    let (params, headers) = parse_tail(&s[end..])?;
-    Ok(Uri {
+    parse_tail(&s[end..], on_param, on_header)?;
+    Ok(UriParts {
         scheme: Scheme::Tel,
-        user: Some(ascii(number)),
+        user: Some(number),
         password: None,
-        host: Host::Domain(String::new()),
+        host: HostRef::Domain(b""),
         port: None,
-        params,
-        headers,
     })
 }
 
 /// `*( ";" pname ["=" pvalue] ) [ "?" header *( "&" header ) ]`.
-#[allow(clippy::type_complexity)]
-fn parse_tail(
-    s: &[u8],
-) -> Result<(Vec<(String, Option<String>)>, Vec<(String, String)>), ParseError> {
+fn parse_tail<'a>(
+    s: &'a [u8],
+    mut on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
+    mut on_header: impl FnMut(&'a [u8], &'a [u8]),
+) -> Result<(), ParseError> {
     let (pstr, hstr) = match memchr(b'?', s) {
         Some(q) => (&s[..q], Some(&s[q + 1..])),
         None => (s, None),
     };
-    let mut params = Vec::new();
     if !pstr.is_empty() {
         let body = pstr
             .strip_prefix(b";")
@@ -322,10 +423,9 @@ fn parse_tail(
             if n.is_empty() || v.is_some_and(|v| v.is_empty() || memchr(b'=', v).is_some()) {
                 return Err(ParseError::Uri("bad URI parameter"));
             }
-            params.push((ascii(n), v.map(ascii)));
+            on_param(n, v);
         }
     }
-    let mut headers = Vec::new();
     if let Some(h) = hstr {
         for kv in h.split(|b| *b == b'&') {
             let (n, v) = match memchr(b'=', kv) {
@@ -335,10 +435,10 @@ fn parse_tail(
             if n.is_empty() {
                 return Err(ParseError::Uri("bad URI header"));
             }
-            headers.push((ascii(n), ascii(v)));
+            on_header(n, v);
         }
     }
-    Ok((params, headers))
+    Ok(())
 }
 
 impl fmt::Display for Uri {

@@ -9,10 +9,10 @@ use std::fmt;
 use memchr::memchr;
 
 use crate::parse::{
-    ParseError, find_param, is_lws, is_token, parse_params, quoted_end, split_top_level, trim_lws,
-    unquote,
+    ParseError, find_param, is_lws, is_token, lossy, parse_params_with, quoted_end,
+    split_top_level, trim_lws, unquote,
 };
-use crate::uri::Uri;
+use crate::uri::{Uri, parse_uri_with};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameAddr {
@@ -28,54 +28,40 @@ const H: &str = "name-addr";
 impl NameAddr {
     /// Parses one value (no top-level commas expected).
     pub fn parse(value: &[u8]) -> Result<NameAddr, ParseError> {
-        let s = trim_lws(value);
-        if s.is_empty() {
-            return Err(ParseError::header(H, "empty value"));
-        }
-        if s[0] == b'"' {
-            let end =
-                quoted_end(s).ok_or(ParseError::header(H, "unterminated quoted display name"))?;
-            let display = unquote(&s[..end]);
-            let rest = trim_lws(&s[end..]);
-            if rest.first() != Some(&b'<') {
-                return Err(ParseError::header(H, "expected '<' after display name"));
-            }
-            let (uri, params) = bracketed(rest)?;
-            return Ok(NameAddr {
-                display_name: Some(display),
-                uri,
-                params,
-            });
-        }
-        if let Some(lt) = memchr(b'<', s) {
-            // Token display name: tokens separated by LWS (non-ASCII tolerated).
-            let disp = trim_lws(&s[..lt]);
-            if !disp
-                .iter()
-                .all(|b| is_token(*b) || is_lws(*b) || *b >= 0x80)
-            {
-                return Err(ParseError::header(H, "bad display name"));
-            }
-            let (uri, params) = bracketed(&s[lt..])?;
-            let display_name = (!disp.is_empty()).then(|| crate::parse::lossy(disp));
-            return Ok(NameAddr {
-                display_name,
-                uri,
-                params,
-            });
-        }
-        // addr-spec: URI runs to the first ';' or LWS, the rest are header params.
-        let end = s
-            .iter()
-            .position(|b| *b == b';' || is_lws(*b))
-            .unwrap_or(s.len());
-        let uri = Uri::parse(&s[..end])?;
-        let params = parse_params(&s[end..], H)?;
+        let mut params = Vec::new();
+        let (display, uri) = parse_with(value, Uri::parse, |n, v| {
+            params.push((lossy(n), v.map(lossy)))
+        })?;
+        let display_name = match display {
+            DisplayRef::None => None,
+            DisplayRef::Quoted(q) => Some(unquote(q)),
+            DisplayRef::Token(t) => (!t.is_empty()).then(|| lossy(t)),
+        };
         Ok(NameAddr {
-            display_name: None,
+            display_name,
             uri,
             params,
         })
+    }
+
+    /// Validates one value exactly like [`NameAddr::parse`] and returns the
+    /// first header parameter called `name` (`Some(None)` when it has no
+    /// value), without building the URI or any string.
+    pub(crate) fn check_and_find_param<'a>(
+        value: &'a [u8],
+        name: &'static str,
+    ) -> Result<Option<Option<&'a [u8]>>, ParseError> {
+        let mut found: Option<Option<&'a [u8]>> = None;
+        parse_with(
+            value,
+            |u| parse_uri_with(u, |_, _| {}, |_, _| {}).map(|_| ()),
+            |n, v| {
+                if found.is_none() && n.eq_ignore_ascii_case(name.as_bytes()) {
+                    found = Some(v);
+                }
+            },
+        )?;
+        Ok(found)
     }
 
     /// Parses a comma-separated list; commas inside quotes and `<>` do not split.
@@ -111,13 +97,65 @@ impl NameAddr {
     }
 }
 
+/// Display name as written: quoted (quotes included) or LWS-trimmed tokens.
+enum DisplayRef<'a> {
+    None,
+    Quoted(&'a [u8]),
+    Token(&'a [u8]),
+}
+
+/// The name-addr / addr-spec grammar; `uri` parses (or only validates)
+/// the URI text, `on_param` sees each header parameter as it is validated.
+fn parse_with<'a, U>(
+    value: &'a [u8],
+    uri: impl FnOnce(&'a [u8]) -> Result<U, ParseError>,
+    on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
+) -> Result<(DisplayRef<'a>, U), ParseError> {
+    let s = trim_lws(value);
+    if s.is_empty() {
+        return Err(ParseError::header(H, "empty value"));
+    }
+    if s[0] == b'"' {
+        let end = quoted_end(s).ok_or(ParseError::header(H, "unterminated quoted display name"))?;
+        let rest = trim_lws(&s[end..]);
+        if rest.first() != Some(&b'<') {
+            return Err(ParseError::header(H, "expected '<' after display name"));
+        }
+        let u = bracketed(rest, uri, on_param)?;
+        return Ok((DisplayRef::Quoted(&s[..end]), u));
+    }
+    if let Some(lt) = memchr(b'<', s) {
+        // Token display name: tokens separated by LWS (non-ASCII tolerated).
+        let disp = trim_lws(&s[..lt]);
+        if !disp
+            .iter()
+            .all(|b| is_token(*b) || is_lws(*b) || *b >= 0x80)
+        {
+            return Err(ParseError::header(H, "bad display name"));
+        }
+        let u = bracketed(&s[lt..], uri, on_param)?;
+        return Ok((DisplayRef::Token(disp), u));
+    }
+    // addr-spec: URI runs to the first ';' or LWS, the rest are header params.
+    let end = s
+        .iter()
+        .position(|b| *b == b';' || is_lws(*b))
+        .unwrap_or(s.len());
+    let u = uri(&s[..end])?;
+    parse_params_with(&s[end..], H, on_param)?;
+    Ok((DisplayRef::None, u))
+}
+
 /// `"<" URI ">" params` — `s` starts with '<'.
-#[allow(clippy::type_complexity)]
-fn bracketed(s: &[u8]) -> Result<(Uri, Vec<(String, Option<String>)>), ParseError> {
+fn bracketed<'a, U>(
+    s: &'a [u8],
+    uri: impl FnOnce(&'a [u8]) -> Result<U, ParseError>,
+    on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
+) -> Result<U, ParseError> {
     let gt = memchr(b'>', s).ok_or(ParseError::header(H, "missing '>'"))?;
-    let uri = Uri::parse(trim_lws(&s[1..gt]))?;
-    let params = parse_params(&s[gt + 1..], H)?;
-    Ok((uri, params))
+    let u = uri(trim_lws(&s[1..gt]))?;
+    parse_params_with(&s[gt + 1..], H, on_param)?;
+    Ok(u)
 }
 
 impl fmt::Display for NameAddr {

@@ -9,9 +9,10 @@ use std::fmt;
 use nom::{Parser, bytes::complete::tag};
 
 use crate::parse::{
-    ParseError, find_param, lws0, lws1, parse_params, split_top_level, token, trim_lws,
+    ParseError, find_param, lossy, lws0, lws1, parse_params_with, split_top_level, token,
+    trim_lws,
 };
-use crate::uri::{Host, host_text, parse_port, port_text};
+use crate::uri::{Host, HostRef, host_text, parse_port, port_text};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
@@ -38,39 +39,22 @@ impl Via {
 
     /// Parses a single via-parm (no commas at top level).
     pub(crate) fn parse_one(elem: &[u8]) -> Result<Via, ParseError> {
-        let elem = trim_lws(elem);
-        if elem.is_empty() {
-            return Err(ParseError::header(H, "empty Via element"));
-        }
-        type E<'a> = nom::Err<nom::error::Error<&'a [u8]>>;
-        let slash = || (lws0, tag("/"), lws0);
-        let (rest, (name, _, version, _, transport, _, host, port)) = (
-            token,
-            slash(),
-            token,
-            slash(),
-            token,
-            lws1,
-            host_text,
-            port_text(true),
-        )
-            .parse(elem)
-            .map_err(|_: E| ParseError::header(H, "bad sent-protocol or sent-by"))?;
-        let host = Host::from_bytes(host).map_err(|_| ParseError::header(H, "bad host"))?;
-        let port = port
-            .map(parse_port)
-            .transpose()
-            .map_err(|_| ParseError::header(H, "bad port"))?;
-        let params = parse_params(rest, H)?;
-        let mut protocol = String::with_capacity(name.len() + 1 + version.len());
-        protocol.push_str(&String::from_utf8_lossy(name).to_ascii_uppercase());
+        let mut params = Vec::new();
+        let p = parse_one_with(elem, |n, v| params.push((lossy(n), v.map(lossy))))?;
+        // Tokens are ASCII, so uppercasing byte by byte is exact.
+        let mut protocol = String::with_capacity(p.name.len() + 1 + p.version.len());
+        protocol.extend(p.name.iter().map(|b| char::from(b.to_ascii_uppercase())));
         protocol.push('/');
-        protocol.push_str(&String::from_utf8_lossy(version));
+        protocol.extend(p.version.iter().map(|b| char::from(*b)));
         Ok(Via {
             protocol,
-            transport: String::from_utf8_lossy(transport).to_ascii_uppercase(),
-            host,
-            port,
+            transport: p
+                .transport
+                .iter()
+                .map(|b| char::from(b.to_ascii_uppercase()))
+                .collect(),
+            host: p.host.to_host(),
+            port: p.port,
             params,
         })
     }
@@ -100,6 +84,57 @@ impl Via {
             None => self.host.to_string(),
         }
     }
+}
+
+/// A validated via-parm still borrowing its text; parameters went to the
+/// callback of [`parse_one_with`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ViaParts<'a> {
+    /// Protocol name, version and transport tokens as written.
+    pub(crate) name: &'a [u8],
+    pub(crate) version: &'a [u8],
+    pub(crate) transport: &'a [u8],
+    pub(crate) host: HostRef<'a>,
+    pub(crate) port: Option<u16>,
+}
+
+/// The grammar of `Via::parse_one` without allocating: `on_param` sees
+/// each via-param as it is validated.
+pub(crate) fn parse_one_with<'a>(
+    elem: &'a [u8],
+    on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
+) -> Result<ViaParts<'a>, ParseError> {
+    let elem = trim_lws(elem);
+    if elem.is_empty() {
+        return Err(ParseError::header(H, "empty Via element"));
+    }
+    type E<'a> = nom::Err<nom::error::Error<&'a [u8]>>;
+    let slash = || (lws0, tag("/"), lws0);
+    let (rest, (name, _, version, _, transport, _, host, port)) = (
+        token,
+        slash(),
+        token,
+        slash(),
+        token,
+        lws1,
+        host_text,
+        port_text(true),
+    )
+        .parse(elem)
+        .map_err(|_: E| ParseError::header(H, "bad sent-protocol or sent-by"))?;
+    let host = HostRef::parse(host).map_err(|_| ParseError::header(H, "bad host"))?;
+    let port = port
+        .map(parse_port)
+        .transpose()
+        .map_err(|_| ParseError::header(H, "bad port"))?;
+    parse_params_with(rest, H, on_param)?;
+    Ok(ViaParts {
+        name,
+        version,
+        transport,
+        host,
+        port,
+    })
 }
 
 impl fmt::Display for Via {
