@@ -2,7 +2,8 @@
 //! route decided so far (flags, destination set, whether it was answered).
 //! This is the host side of the WIT `msg` resource.
 
-use wisp_sip::Message;
+use bytes::Bytes;
+use wisp_sip::{Message, Uri, Via};
 
 use crate::transport::Source;
 
@@ -40,6 +41,16 @@ pub enum ActionError {
 /// Most branches a destination set may hold (Kamailio `max_branches`).
 pub const MAX_BRANCHES: usize = 16;
 
+/// What the sanity check parsed once, so that replies, `to_tag` and host
+/// functions do not parse the same headers again for every call.
+#[derive(Debug, Clone)]
+pub struct RequestSummary {
+    pub ruri: Uri,
+    pub top_via: Via,
+    pub from_tag: Option<String>,
+    pub cseq: u32,
+}
+
 /// The message a route works on, with the state the route builds up.
 pub struct MsgContext {
     pub msg: Message,
@@ -54,10 +65,12 @@ pub struct MsgContext {
     pub handled: Option<Handled>,
     /// The reply `sl_reply_error` sends: set by a failed action.
     pub last_error: Option<(u16, &'static str)>,
+    /// The request's transaction headers as received.
+    pub summary: RequestSummary,
 }
 
 impl MsgContext {
-    pub fn new(msg: Message, source: Source) -> Self {
+    pub fn new(msg: Message, source: Source, summary: RequestSummary) -> Self {
         MsgContext {
             msg,
             source,
@@ -66,7 +79,19 @@ impl MsgContext {
             dst_uri: None,
             handled: None,
             last_error: None,
+            summary,
         }
+    }
+
+    /// The current Request-URI, parsed (kept in step with every rewrite).
+    pub fn ruri(&self) -> &Uri {
+        &self.summary.ruri
+    }
+
+    /// Rewrite the Request-URI (`rewriteuri` and friends, `lookup`).
+    pub fn set_ruri(&mut self, uri: Uri) {
+        self.msg.set_request_uri(Bytes::from(uri.to_string()));
+        self.summary.ruri = uri;
     }
 
     /// Refuse a second final action on the same request.

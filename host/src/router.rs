@@ -160,19 +160,22 @@ impl Router {
         if !msg.is_request() {
             return forward::forward_response(&self.core, msg, source);
         }
-        if let Err(reason) = sanity::check_request(&msg) {
-            tracing::info!(remote = %source.remote, "400 {reason}");
-            if msg.method() != Some(&wisp_sip::Method::Ack) {
-                if let Err(e) =
-                    reply::send_stateless_reply(&self.core, &msg, source, 400, &reason, &[])
-                {
-                    tracing::info!(remote = %source.remote, "no 400 possible: {e}");
-                }
-            }
-            return;
-        }
-        let ctx = MsgContext::new(msg, source);
+        let summary = match sanity::check_request(&msg) {
+            Ok(summary) => summary,
+            Err(reason) => return self.refuse(msg, source, &reason),
+        };
+        let ctx = MsgContext::new(msg, source, summary);
         self.plugin.route(ctx);
+    }
+
+    /// A request that failed the sanity check: 400 with the reason (never to an ACK).
+    fn refuse(&self, msg: Message, source: Source, reason: &str) {
+        tracing::info!(remote = %source.remote, "400 {reason}");
+        if msg.method() != Some(&wisp_sip::Method::Ack) {
+            if let Err(e) = reply::send_reply_unchecked(&self.core, &msg, source, 400, reason) {
+                tracing::info!(remote = %source.remote, "no 400 possible: {e}");
+            }
+        }
     }
 }
 

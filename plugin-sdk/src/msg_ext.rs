@@ -43,7 +43,7 @@ impl MsgExt for Msg {
     }
 
     fn ruri_is_myself(&self) -> bool {
-        proxy::is_myself(&self.ruri())
+        proxy::ruri_is_myself(self)
     }
 
     fn sl_send_reply(&self, code: u16, reason: &str) -> Result {

@@ -217,21 +217,20 @@ fn apply(
 
 /// `lookup(table)`: Request-URI -> best binding; the rest become branches.
 pub fn lookup(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), ActionError> {
-    let uri = ctx
-        .msg
-        .request_uri()
-        .map_err(|e| ActionError::BadMessage(format!("Request-URI: {}", e.reason())))?;
-    let key = aor_key(&uri, core.usrloc().config.use_domain)
+    let key = aor_key(ctx.ruri(), core.usrloc().config.use_domain)
         .ok_or_else(|| ActionError::InvalidArgument("the Request-URI has no user part".into()))?;
     let bindings = core
         .usrloc()
         .current(table, &key, Instant::now())
         .map_err(|e| ActionError::InvalidArgument(e.to_string()))?;
     let Some((best, rest)) = bindings.split_first() else {
-        return Err(ActionError::NotFound);
+        // A route that passes this up with `?` answers 404, not 500.
+        return Err(ctx.fail(404, "Not Found", ActionError::NotFound));
     };
-    ctx.msg
-        .set_request_uri(bytes::Bytes::from(best.contact.clone()));
+    let contact = Uri::parse(best.contact.as_bytes()).map_err(|e| {
+        ActionError::Internal(format!("stored contact {:?}: {}", best.contact, e.reason()))
+    })?;
+    ctx.set_ruri(contact);
     ctx.dst_uri = best.received.clone();
     ctx.branches.clear();
     ctx.branches

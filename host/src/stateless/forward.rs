@@ -12,6 +12,7 @@ use wisp_sip::{Host, Message, Scheme, Uri};
 
 use crate::msg_context::{ActionError, Handled, MsgContext};
 use crate::router::RouterCore;
+use crate::stateless::reply;
 use crate::transport::{Proto, Source, Transports};
 
 /// An explicit next hop (`forward(host, port)`); none = the Request-URI.
@@ -52,18 +53,25 @@ pub fn forward_request(
             let dest = SocketAddr::new(ip, port);
             let data = with_our_via(&transports, &mut ctx.msg, proto, dest, ctx.source, &branch)
                 .map_err(|e| ctx.fail(478, "Unresolvable destination", e))?;
-            transports.send(proto, dest, None, data).map_err(|e| {
-                ctx.fail(
+            if let Err(e) = transports.send(proto, dest, None, data) {
+                // Take our Via out again so that a retry (or another
+                // destination) does not send it twice.
+                let _ = ctx.msg.remove_top_via();
+                return Err(ctx.fail(
                     503,
                     "Service Unavailable",
                     ActionError::SendFailed(e.to_string()),
-                )
-            })?;
+                ));
+            }
         }
         Err(_) => {
             // A name: resolve off the receive path, then send. Until RFC 3263
             // resolution lands, the system resolver (and /etc/hosts) answers.
+            // The request was accepted for forwarding, so a failure here is
+            // answered from this task, like Kamailio's 478 for an
+            // unresolvable next hop.
             let source = ctx.source;
+            let summary = ctx.summary.clone();
             let mut msg = ctx.msg.clone();
             tokio::spawn(async move {
                 let dest = match tokio::net::lookup_host((host.as_str(), port)).await {
@@ -71,7 +79,18 @@ pub fn forward_request(
                     Err(_) => None,
                 };
                 let Some(dest) = dest else {
-                    tracing::info!(%host, "forward: destination does not resolve");
+                    tracing::info!(%host, "forward: destination does not resolve; 478");
+                    if msg.method() != Some(&wisp_sip::Method::Ack) {
+                        let _ = reply::send_stateless_reply(
+                            &transports,
+                            &msg,
+                            &summary,
+                            source,
+                            478,
+                            "Unresolvable destination",
+                            &[],
+                        );
+                    }
                     return;
                 };
                 match with_our_via(&transports, &mut msg, proto, dest, source, &branch) {
@@ -98,9 +117,16 @@ pub fn next_hop_of(uri: &Uri) -> Result<(Proto, String, u16), ActionError> {
         ));
     }
     let proto = match uri.transport().map(str::to_ascii_lowercase).as_deref() {
-        Some("tcp") | Some("tls") => Proto::Tcp,
+        Some("tcp") => Proto::Tcp,
+        Some("tls") => {
+            return Err(ActionError::SendFailed("TLS is not supported yet".into()));
+        }
         Some("udp") | None if !matches!(uri.scheme, Scheme::Sips) => Proto::Udp,
-        None => Proto::Tcp,
+        None => {
+            return Err(ActionError::SendFailed(
+                "sips: needs TLS, which is not supported yet".into(),
+            ));
+        }
         Some(other) => {
             return Err(ActionError::SendFailed(format!(
                 "transport {other} is not supported"

@@ -4,14 +4,15 @@
 
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use wisp_sip::reply::{ReplyOptions, build_reply};
 use wisp_sip::{Host, Message, Method};
 
-use crate::msg_context::{ActionError, Handled, MsgContext};
+use crate::msg_context::{ActionError, Handled, MsgContext, RequestSummary};
 use crate::router::RouterCore;
-use crate::transport::{Proto, Source};
+use crate::transport::{Proto, Source, Transports};
 
 /// `Server:` header on every reply Wisp builds.
 pub const SERVER: &str = concat!("Wisp/", env!("CARGO_PKG_VERSION"));
@@ -50,8 +51,16 @@ pub fn send_reply_with(
             "an ACK is never answered".into(),
         ));
     }
-    send_stateless_reply(core, &ctx.msg, ctx.source, code, reason, extra_headers)
-        .map_err(|e| ActionError::SendFailed(e.to_string()))?;
+    send_stateless_reply(
+        core.transports(),
+        &ctx.msg,
+        &ctx.summary,
+        ctx.source,
+        code,
+        reason,
+        extra_headers,
+    )
+    .map_err(|e| ActionError::SendFailed(e.to_string()))?;
     if code >= 200 {
         ctx.handled = Some(Handled::Replied(code));
     }
@@ -64,25 +73,25 @@ pub fn sl_reply_error(core: &RouterCore, ctx: &mut MsgContext) -> Result<(), Act
     sl_send_reply(core, ctx, code, reason)
 }
 
-/// Build and send a reply to `req` that arrived from `source`.
+/// Build and send a reply to `req` that arrived from `source`; `summary` is
+/// what the sanity check parsed of it.
 pub fn send_stateless_reply(
-    core: &RouterCore,
+    transports: &Arc<Transports>,
     req: &Message,
+    summary: &RequestSummary,
     source: Source,
     code: u16,
     reason: &str,
     extra_headers: &[(&str, &str)],
 ) -> Result<(), ReplyError> {
-    let top = req
-        .top_via()
-        .map_err(|e| ReplyError::Unanswerable(e.reason()))?;
+    let top = &summary.top_via;
     let remote_ip = source.remote.ip().to_string();
     // RFC 3261 §18.2.1: `received` when sent-by differs from the packet's
     // source; RFC 3581 §4: `rport` filled, and then `received` always.
     let rport_requested = top.rport().is_some();
     let received = (rport_requested || !host_is_ip(&top.host, source.remote.ip()))
         .then_some(remote_ip.as_str());
-    let tag = (code > 100).then(|| to_tag(req));
+    let tag = (code > 100).then(|| to_tag(req, summary));
     let opts = ReplyOptions {
         to_tag: tag.as_deref(),
         top_via_received: received,
@@ -94,9 +103,30 @@ pub fn send_stateless_reply(
     let bytes =
         build_reply(req, code, reason, &opts).map_err(|e| ReplyError::Unanswerable(e.reason()))?;
     let dest = response_destination(source, top.port, rport_requested);
-    core.transports()
-        .send(source.proto, dest, Some(source.local), bytes)?;
+    transports.send(source.proto, dest, Some(source.local), bytes)?;
     Ok(())
+}
+
+/// Reply to a request the sanity check refused (or that did not parse):
+/// parse just what a reply needs, as far as it goes.
+pub fn send_reply_unchecked(
+    core: &RouterCore,
+    req: &Message,
+    source: Source,
+    code: u16,
+    reason: &str,
+) -> Result<(), ReplyError> {
+    let top_via = req
+        .top_via()
+        .map_err(|e| ReplyError::Unanswerable(e.reason()))?;
+    let summary = RequestSummary {
+        ruri: wisp_sip::Uri::parse(b"sip:invalid")
+            .map_err(|e| ReplyError::Unanswerable(e.reason()))?,
+        top_via,
+        from_tag: req.from().ok().and_then(|f| f.tag().map(str::to_owned)),
+        cseq: req.cseq().map(|c| c.seq).unwrap_or(0),
+    };
+    send_stateless_reply(core.transports(), req, &summary, source, code, reason, &[])
 }
 
 /// Why a reply could not be sent.
@@ -134,20 +164,14 @@ pub(crate) fn host_is_ip(host: &Host, ip: IpAddr) -> bool {
 
 /// A To-tag that depends only on what a retransmission repeats (Call-ID,
 /// From-tag, top Via branch, CSeq), so the same request gets the same reply.
-pub fn to_tag(req: &Message) -> String {
+pub fn to_tag(req: &Message, summary: &RequestSummary) -> String {
     let mut h = std::hash::DefaultHasher::new();
     if let Ok(id) = req.call_id() {
         id.hash(&mut h);
     }
-    if let Ok(from) = req.from() {
-        from.tag().hash(&mut h);
-    }
-    if let Ok(via) = req.top_via() {
-        via.branch().hash(&mut h);
-    }
-    if let Ok(cseq) = req.cseq() {
-        cseq.seq.hash(&mut h);
-    }
+    summary.from_tag.hash(&mut h);
+    summary.top_via.branch().hash(&mut h);
+    summary.cseq.hash(&mut h);
     format!("wsp{:016x}", h.finish())
 }
 
@@ -158,7 +182,7 @@ pub fn answer_unparsable(core: &RouterCore, data: &Bytes, source: Source, reason
     match minimal_request(data) {
         Some(msg) => {
             let phrase = format!("Bad Request - {}", sanitize(reason));
-            if let Err(e) = send_stateless_reply(core, &msg, source, 400, &phrase, &[]) {
+            if let Err(e) = send_reply_unchecked(core, &msg, source, 400, &phrase) {
                 tracing::info!(remote = %source.remote, "unparsable request, no reply possible ({e}): {reason}");
             } else {
                 tracing::info!(remote = %source.remote, "400 for unparsable request: {reason}");

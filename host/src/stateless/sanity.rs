@@ -4,18 +4,23 @@
 
 use wisp_sip::Message;
 
-/// `Err(reason)` for the 400's reason phrase.
-pub fn check_request(msg: &Message) -> Result<(), String> {
+use crate::msg_context::RequestSummary;
+
+/// `Err(reason)` for the 400's reason phrase; `Ok` carries what was parsed.
+pub fn check_request(msg: &Message) -> Result<RequestSummary, String> {
     let method = msg.method().ok_or_else(|| "not a request".to_owned())?;
-    msg.request_uri()
+    let ruri = msg
+        .request_uri()
         .map_err(|e| format!("Bad Request-URI ({})", e.reason()))?;
     let vias = msg
         .vias()
         .map_err(|e| format!("Bad Via ({})", e.reason()))?;
-    if vias.is_empty() {
-        return Err("Missing Via".into());
-    }
-    msg.from()
+    let top_via = vias
+        .into_iter()
+        .next()
+        .ok_or_else(|| "Missing Via".to_owned())?;
+    let from = msg
+        .from()
         .map_err(|e| format!("Bad From ({})", e.reason()))?;
     msg.to().map_err(|e| format!("Bad To ({})", e.reason()))?;
     msg.call_id().map_err(|_| "Missing Call-ID".to_owned())?;
@@ -27,5 +32,10 @@ pub fn check_request(msg: &Message) -> Result<(), String> {
     }
     msg.max_forwards()
         .map_err(|e| format!("Bad Max-Forwards ({})", e.reason()))?;
-    Ok(())
+    Ok(RequestSummary {
+        ruri,
+        top_via,
+        from_tag: from.tag().map(str::to_owned),
+        cseq: cseq.seq,
+    })
 }

@@ -43,7 +43,9 @@ pub(crate) struct ConnectionHandle {
 
 /// All sockets of the router and the send path.
 pub struct Transports {
-    udp: Vec<Arc<UdpSocket>>,
+    /// UDP sockets with their local addresses (asked once: `getsockname` on
+    /// every send showed up in profiles).
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp_listen: Vec<SocketAddr>,
     /// Open TCP connections by remote address: replies and forwards to a
     /// peer reuse the connection it opened (RFC 3261 §18.2.2).
@@ -60,6 +62,10 @@ impl Transports {
         tcp_listen: Vec<SocketAddr>,
         max_message_size: usize,
     ) -> Self {
+        let udp = udp
+            .into_iter()
+            .filter_map(|s| Some((s.local_addr().ok()?, s)))
+            .collect();
         Transports {
             udp,
             tcp_listen,
@@ -86,11 +92,7 @@ impl Transports {
         arrived_on: Option<SocketAddr>,
     ) -> Option<SocketAddr> {
         let candidates: Vec<SocketAddr> = match proto {
-            Proto::Udp => self
-                .udp
-                .iter()
-                .filter_map(|s| s.local_addr().ok())
-                .collect(),
+            Proto::Udp => self.udp.iter().map(|(a, _)| *a).collect(),
             Proto::Tcp => self.tcp_listen.clone(),
         };
         if let Some(a) = arrived_on {
@@ -125,13 +127,9 @@ impl Transports {
         from: Option<SocketAddr>,
         data: Bytes,
     ) -> Result<(), SendError> {
-        let sock = from
-            .and_then(|f| self.udp.iter().find(|s| s.local_addr().ok() == Some(f)))
-            .or_else(|| {
-                self.udp
-                    .iter()
-                    .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == dest.is_ipv4()))
-            })
+        let (_, sock) = from
+            .and_then(|f| self.udp.iter().find(|(a, _)| *a == f))
+            .or_else(|| self.udp.iter().find(|(a, _)| a.is_ipv4() == dest.is_ipv4()))
             .or(self.udp.first())
             .ok_or(SendError::NoSocket(Proto::Udp))?;
         match sock.try_send_to(&data, dest) {
@@ -193,12 +191,7 @@ impl Transports {
 
     /// Every local listen address with its transport.
     pub fn listen_addrs(&self) -> Vec<(Proto, SocketAddr)> {
-        let mut v: Vec<_> = self
-            .udp
-            .iter()
-            .filter_map(|s| s.local_addr().ok())
-            .map(|a| (Proto::Udp, a))
-            .collect();
+        let mut v: Vec<_> = self.udp.iter().map(|(a, _)| (Proto::Udp, *a)).collect();
         v.extend(self.tcp_listen.iter().map(|a| (Proto::Tcp, *a)));
         v
     }

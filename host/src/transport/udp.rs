@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio::net::UdpSocket;
 
 use super::{Proto, Source};
@@ -23,11 +23,11 @@ pub async fn receive_loop(router: Arc<Router>, sock: Arc<UdpSocket>) {
     let limit = router.transports().max_message_size();
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
-        if buf.capacity() < limit + 1 {
-            buf = BytesMut::with_capacity((limit + 1).max(64 * 1024));
-        }
-        buf.resize(limit + 1, 0);
-        let (n, remote) = match sock.recv_from(&mut buf[..]).await {
+        // Receive into spare capacity (no zeroing of 64 KB per datagram);
+        // one byte more than the limit tells an oversize datagram apart.
+        buf.clear();
+        buf.reserve(limit + 1);
+        let (n, remote) = match sock.recv_buf_from(&mut (&mut buf).limit(limit + 1)).await {
             Ok(r) => r,
             Err(e) => {
                 // ICMP port unreachable from an earlier send surfaces here on
@@ -41,7 +41,6 @@ pub async fn receive_loop(router: Arc<Router>, sock: Arc<UdpSocket>) {
             continue;
         }
         let data = buf.split_to(n).freeze();
-        buf.clear();
         router.handle_incoming(
             data,
             Source {

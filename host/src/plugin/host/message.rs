@@ -25,12 +25,9 @@ fn edit_ruri(
     ctx: &mut MsgContext,
     edit: impl FnOnce(&mut Uri) -> Result<(), ActionError>,
 ) -> Result<(), ActionError> {
-    let mut uri = ctx
-        .msg
-        .request_uri()
-        .map_err(|e| ActionError::BadMessage(format!("Request-URI: {}", e.reason())))?;
+    let mut uri = ctx.ruri().clone();
     edit(&mut uri)?;
-    ctx.msg.set_request_uri(Bytes::from(uri.to_string()));
+    ctx.set_ruri(uri);
     Ok(())
 }
 
@@ -77,26 +74,21 @@ impl message::HostMsg for PluginState {
     }
 
     fn ruri_user(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Option<String>> {
-        Ok(self.msg(&m)?.msg.request_uri().ok().and_then(|u| u.user))
+        Ok(self.msg(&m)?.ruri().user.clone())
     }
 
     fn ruri_host(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
-        Ok(self
-            .msg(&m)?
-            .msg
-            .request_uri()
-            .map(|u| u.host.to_string())
-            .unwrap_or_default())
+        Ok(self.msg(&m)?.ruri().host.to_string())
     }
 
     fn ruri_port(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Option<u16>> {
-        Ok(self.msg(&m)?.msg.request_uri().ok().and_then(|u| u.port))
+        Ok(self.msg(&m)?.ruri().port)
     }
 
     fn set_ruri(&mut self, m: Resource<MsgContext>, uri: String) -> Result<(), HostError> {
-        Uri::parse(uri.as_bytes())
+        let parsed = Uri::parse(uri.as_bytes())
             .map_err(|e| ActionError::InvalidArgument(format!("{uri:?}: {}", e.reason())))?;
-        self.msg(&m)?.msg.set_request_uri(Bytes::from(uri));
+        self.msg(&m)?.set_ruri(parsed);
         Ok(())
     }
 

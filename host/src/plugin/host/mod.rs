@@ -56,9 +56,8 @@ impl PluginState {
         handle: &Resource<MsgContext>,
         f: impl FnOnce(&RouterCore, &mut MsgContext) -> R,
     ) -> Result<R, ResourceTableError> {
-        let core = self.core.clone();
         let ctx = self.table.get_mut(handle)?;
-        Ok(f(&core, ctx))
+        Ok(f(&self.core, ctx))
     }
 }
 

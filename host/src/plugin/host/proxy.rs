@@ -15,6 +15,11 @@ impl proxy::Host for PluginState {
         Ok(Uri::parse(uri.as_bytes()).is_ok_and(|u| self.core.myself().uri_is_myself(&u)))
     }
 
+    fn ruri_is_myself(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<bool> {
+        let ctx = self.table.get(&m)?;
+        Ok(self.core.myself().uri_is_myself(ctx.ruri()))
+    }
+
     fn forward(
         &mut self,
         m: Resource<MsgContext>,
