@@ -7,9 +7,7 @@
 
 use nom::{
     IResult, Parser,
-    bytes::complete::{tag, take_while, take_while1},
-    combinator::opt,
-    sequence::preceded,
+    bytes::complete::{take_while, take_while1},
 };
 
 /// Why a message or header could not be parsed.
@@ -107,7 +105,8 @@ pub(crate) fn lws0(i: &[u8]) -> IResult<&[u8], &[u8]> {
     take_while(is_lws).parse(i)
 }
 
-/// nom: mandatory LWS.
+/// nom: mandatory LWS (reference grammars in tests).
+#[cfg(test)]
 pub(crate) fn lws1(i: &[u8]) -> IResult<&[u8], &[u8]> {
     take_while1(is_lws).parse(i)
 }
@@ -263,21 +262,58 @@ fn is_param_value_char(b: u8) -> bool {
     b > b' ' && b != 0x7f && !matches!(b, b';' | b',' | b'"' | b'=' | b'<' | b'>')
 }
 
-fn param_value(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    if i.first() == Some(&b'"') {
-        quoted_string(i)
-    } else {
-        take_while1(is_param_value_char).parse(i)
+/// End of the LWS run starting at `p`.
+#[inline]
+pub(crate) fn skip_lws(s: &[u8], mut p: usize) -> usize {
+    while p < s.len() && is_lws(s[p]) {
+        p += 1;
     }
+    p
 }
 
-/// nom: `LWS ";" LWS name [LWS "=" LWS value]`.
-fn generic_param(i: &[u8]) -> IResult<&[u8], (&[u8], Option<&[u8]>)> {
-    (
-        preceded((lws0, tag(";"), lws0), token),
-        opt(preceded((lws0, tag("="), lws0), param_value)),
-    )
-        .parse(i)
+/// End of the run of bytes matching `f` starting at `p`.
+#[inline]
+pub(crate) fn skip_while(s: &[u8], mut p: usize, f: impl Fn(u8) -> bool) -> usize {
+    while p < s.len() && f(s[p]) {
+        p += 1;
+    }
+    p
+}
+
+/// `LWS ";" LWS name [LWS "=" LWS value]`: the rest after it, name and
+/// value. When `=` is not followed by a valid value, the value is absent
+/// and the rest starts after the name (the caller then fails on the `=`).
+/// Written by hand for speed; `tests::generic_param_nom` is the grammar it
+/// must match.
+#[inline]
+#[allow(clippy::type_complexity)]
+fn generic_param(i: &[u8]) -> Option<(&[u8], (&[u8], Option<&[u8]>))> {
+    let mut p = skip_lws(i, 0);
+    if i.get(p) != Some(&b';') {
+        return None;
+    }
+    p = skip_lws(i, p + 1);
+    let ns = p;
+    p = skip_while(i, p, is_token);
+    if p == ns {
+        return None;
+    }
+    let name = &i[ns..p];
+    let q = skip_lws(i, p);
+    if i.get(q) == Some(&b'=') {
+        let vs = skip_lws(i, q + 1);
+        if i.get(vs) == Some(&b'"') {
+            if let Some(n) = quoted_end(&i[vs..]) {
+                return Some((&i[vs + n..], (name, Some(&i[vs..vs + n]))));
+            }
+        } else {
+            let ve = skip_while(i, vs, is_param_value_char);
+            if ve > vs {
+                return Some((&i[ve..], (name, Some(&i[vs..ve]))));
+            }
+        }
+    }
+    Some((&i[p..], (name, None)))
 }
 
 /// Parses `*(SEMI generic-param)` covering all of `s` (trailing LWS allowed).
@@ -309,11 +345,11 @@ pub(crate) fn parse_params_with<'a>(
             return Ok(());
         }
         match generic_param(s) {
-            Ok((rest, (name, value))) => {
+            Some((rest, (name, value))) => {
                 f(name, value);
                 s = rest;
             }
-            Err(_) => return Err(ParseError::header(header, "bad parameter")),
+            None => return Err(ParseError::header(header, "bad parameter")),
         }
     }
 }
@@ -411,6 +447,34 @@ pub(crate) fn percent_decode(s: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nom::{bytes::complete::tag, combinator::opt, sequence::preceded};
+    use proptest::prelude::*;
+
+    fn param_value_nom(i: &[u8]) -> IResult<&[u8], &[u8]> {
+        if i.first() == Some(&b'"') {
+            quoted_string(i)
+        } else {
+            take_while1(is_param_value_char).parse(i)
+        }
+    }
+
+    /// The nom grammar the hand-written `generic_param` replaces.
+    #[allow(clippy::type_complexity)]
+    fn generic_param_nom(i: &[u8]) -> IResult<&[u8], (&[u8], Option<&[u8]>)> {
+        (
+            preceded((lws0, tag(";"), lws0), token),
+            opt(preceded((lws0, tag("="), lws0), param_value_nom)),
+        )
+            .parse(i)
+    }
+
+    proptest! {
+        #[test]
+        fn generic_param_matches_nom(v in r#"[ ;=a-z0-9"\\,<>\t\r\n.\[\]:]{0,24}"#) {
+            let b = v.as_bytes();
+            prop_assert_eq!(generic_param(b), generic_param_nom(b).ok());
+        }
+    }
 
     #[test]
     fn split_respects_quotes_and_angles() {

@@ -8,16 +8,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use memchr::memchr;
-use nom::{
-    IResult, Parser,
-    branch::alt,
-    bytes::complete::{tag, tag_no_case, take_while1},
-    character::complete::digit1,
-    combinator::{opt, recognize, value},
-    sequence::preceded,
-};
 
-use crate::parse::{ParseError, find_param, lws0, percent_decode};
+use crate::parse::{ParseError, find_param, percent_decode, skip_lws, skip_while};
 
 /// URI scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,6 +69,31 @@ impl Host {
     }
 }
 
+const HOST_CHAR: u8 = 1;
+const DIGIT_DOT: u8 = 2;
+const COLON: u8 = 4;
+
+/// Byte classes for [`HostRef::parse`].
+static HOST_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        // Same set as `is_host_char`.
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+            t[i] |= HOST_CHAR;
+        }
+        if b.is_ascii_digit() || b == b'.' {
+            t[i] |= DIGIT_DOT;
+        }
+        if b == b':' {
+            t[i] |= COLON;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// A validated host that still borrows its text (no allocation for
 /// domain names); [`Host`] is made from it when a caller wants one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,8 +109,16 @@ impl<'a> HostRef<'a> {
         if b.is_empty() {
             return Err(ParseError::Uri("empty host"));
         }
+        // One pass over the bytes for the three questions below.
+        let (mut colon, mut bad, mut digits) = (false, false, true);
+        for &c in b {
+            let k = HOST_CLASS[c as usize];
+            colon |= k & COLON != 0;
+            bad |= k & HOST_CHAR == 0;
+            digits &= k & DIGIT_DOT != 0;
+        }
         let bracketed = b[0] == b'[';
-        if bracketed || memchr(b':', b).is_some() {
+        if bracketed || colon {
             let inner = if bracketed {
                 match b.strip_prefix(b"[").and_then(|x| x.strip_suffix(b"]")) {
                     Some(i) => i,
@@ -108,12 +133,12 @@ impl<'a> HostRef<'a> {
                 .map(HostRef::Ipv6)
                 .ok_or(ParseError::Uri("bad IPv6 address"));
         }
-        if !b.iter().all(|c| is_host_char(*c)) {
+        if bad {
             return Err(ParseError::Uri("bad character in host"));
         }
         // A name made only of digits and dots must be an IPv4 address: a
         // hostname's top label cannot start with a digit.
-        if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
+        if digits {
             return std::str::from_utf8(b)
                 .ok()
                 .and_then(|s| s.parse::<Ipv4Addr>().ok())
@@ -195,37 +220,49 @@ pub struct Uri {
     pub headers: Vec<(String, String)>,
 }
 
-fn scheme(i: &[u8]) -> IResult<&[u8], Scheme> {
-    alt((
-        value(Scheme::Sips, tag_no_case("sips:")),
-        value(Scheme::Sip, tag_no_case("sip:")),
-        value(Scheme::Tel, tag_no_case("tel:")),
-    ))
-    .parse(i)
-}
-
-/// nom: `host` — an IPv6 reference or a run of host characters.
-pub(crate) fn host_text(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    alt((
-        recognize((
-            tag("["),
-            take_while1(|b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
-            tag("]"),
-        )),
-        take_while1(is_host_char),
-    ))
-    .parse(i)
-}
-
-/// nom: `":" port`, optionally with LWS around the colon (Via allows it).
-pub(crate) fn port_text(lws: bool) -> impl Fn(&[u8]) -> IResult<&[u8], Option<&[u8]>> {
-    move |i| {
-        if lws {
-            opt(preceded((lws0, tag(":"), lws0), digit1)).parse(i)
-        } else {
-            opt(preceded(tag(":"), digit1)).parse(i)
-        }
+/// Case-insensitive `sips:` / `sip:` / `tel:` prefix; the rest after it.
+fn scheme(i: &[u8]) -> Option<(&[u8], Scheme)> {
+    let pre = |p: &[u8]| i.len() >= p.len() && i[..p.len()].eq_ignore_ascii_case(p);
+    if pre(b"sips:") {
+        Some((&i[5..], Scheme::Sips))
+    } else if pre(b"sip:") {
+        Some((&i[4..], Scheme::Sip))
+    } else if pre(b"tel:") {
+        Some((&i[4..], Scheme::Tel))
+    } else {
+        None
     }
+}
+
+/// `host` — an IPv6 reference or a run of host characters: `(rest, host)`.
+pub(crate) fn host_text(i: &[u8]) -> Option<(&[u8], &[u8])> {
+    if i.first() == Some(&b'[') {
+        let e = skip_while(i, 1, |b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        if e > 1 && i.get(e) == Some(&b']') {
+            return Some((&i[e + 1..], &i[..e + 1]));
+        }
+        return None;
+    }
+    let e = skip_while(i, 0, is_host_char);
+    (e > 0).then(|| (&i[e..], &i[..e]))
+}
+
+/// Optional `":" port`, with LWS allowed around the colon when `lws` (Via
+/// allows it): `(rest, port digits)`; without a port the input is returned.
+pub(crate) fn port_text(i: &[u8], lws: bool) -> (&[u8], Option<&[u8]>) {
+    let mut p = if lws { skip_lws(i, 0) } else { 0 };
+    if i.get(p) != Some(&b':') {
+        return (i, None);
+    }
+    p += 1;
+    if lws {
+        p = skip_lws(i, p);
+    }
+    let e = skip_while(i, p, |b| b.is_ascii_digit());
+    if e == p {
+        return (i, None);
+    }
+    (&i[e..], Some(&i[p..e]))
 }
 
 pub(crate) fn parse_port(p: &[u8]) -> Result<u16, ParseError> {
@@ -325,7 +362,7 @@ pub(crate) fn parse_uri_with<'a>(
     on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
     on_header: impl FnMut(&'a [u8], &'a [u8]),
 ) -> Result<UriParts<'a>, ParseError> {
-    let (rest, scheme) = scheme(input).map_err(|_| ParseError::Uri("unsupported scheme"))?;
+    let (rest, scheme) = scheme(input).ok_or(ParseError::Uri("unsupported scheme"))?;
     if rest.is_empty() {
         return Err(ParseError::Uri("empty URI"));
     }
@@ -363,9 +400,8 @@ fn parse_sip<'a>(
         }
         None => (None, None),
     };
-    let (rest, (host, port)) = (host_text, port_text(false))
-        .parse(hostpart)
-        .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| ParseError::Uri("bad host"))?;
+    let (rest, host) = host_text(hostpart).ok_or(ParseError::Uri("bad host"))?;
+    let (rest, port) = port_text(rest, false);
     let host = HostRef::parse(host)?;
     let port = port.map(parse_port).transpose()?;
     parse_tail(rest, on_param, on_header)?;
@@ -476,6 +512,101 @@ impl fmt::Display for Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::lws0;
+    use nom::{
+        IResult, Parser,
+        branch::alt,
+        bytes::complete::{tag, tag_no_case, take_while1},
+        character::complete::digit1,
+        combinator::{opt, recognize, value},
+        sequence::preceded,
+    };
+    use proptest::prelude::*;
+
+    // The nom grammars the hand-written scanners replace.
+    fn scheme_nom(i: &[u8]) -> IResult<&[u8], Scheme> {
+        alt((
+            value(Scheme::Sips, tag_no_case("sips:")),
+            value(Scheme::Sip, tag_no_case("sip:")),
+            value(Scheme::Tel, tag_no_case("tel:")),
+        ))
+        .parse(i)
+    }
+
+    fn host_text_nom(i: &[u8]) -> IResult<&[u8], &[u8]> {
+        alt((
+            recognize((
+                tag("["),
+                take_while1(|b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+                tag("]"),
+            )),
+            take_while1(is_host_char),
+        ))
+        .parse(i)
+    }
+
+    fn port_text_nom(i: &[u8], lws: bool) -> IResult<&[u8], Option<&[u8]>> {
+        if lws {
+            opt(preceded((lws0, tag(":"), lws0), digit1)).parse(i)
+        } else {
+            opt(preceded(tag(":"), digit1)).parse(i)
+        }
+    }
+
+    /// `Host::from_bytes` before the one-pass rewrite.
+    fn host_old(b: &[u8]) -> Result<Host, ParseError> {
+        if b.is_empty() {
+            return Err(ParseError::Uri("empty host"));
+        }
+        let bracketed = b[0] == b'[';
+        if bracketed || memchr(b':', b).is_some() {
+            let inner = if bracketed {
+                match b.strip_prefix(b"[").and_then(|x| x.strip_suffix(b"]")) {
+                    Some(i) => i,
+                    None => return Err(ParseError::Uri("unbalanced IPv6 brackets")),
+                }
+            } else {
+                b
+            };
+            return std::str::from_utf8(inner)
+                .ok()
+                .and_then(|s| s.parse::<Ipv6Addr>().ok())
+                .map(Host::Ipv6)
+                .ok_or(ParseError::Uri("bad IPv6 address"));
+        }
+        if !b.iter().all(|c| is_host_char(*c)) {
+            return Err(ParseError::Uri("bad character in host"));
+        }
+        if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
+            return std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse::<Ipv4Addr>().ok())
+                .map(Host::Ipv4)
+                .ok_or(ParseError::Uri("bad IPv4 address"));
+        }
+        Ok(Host::Domain(crate::parse::lossy(b)))
+    }
+
+    proptest! {
+        #[test]
+        fn scanners_match_nom(v in r"(?i)(sips?:|tel:)?[\[\]0-9a-fA-F:.x_ \t-]{0,20}[;?]?.{0,3}") {
+            let b = v.as_bytes();
+            prop_assert_eq!(scheme(b), scheme_nom(b).ok());
+            prop_assert_eq!(host_text(b), host_text_nom(b).ok());
+            prop_assert_eq!(port_text(b, true), port_text_nom(b, true).unwrap());
+            prop_assert_eq!(port_text(b, false), port_text_nom(b, false).unwrap());
+            prop_assert_eq!(Host::from_bytes(b), host_old(b));
+            if let Some((rest, _)) = host_text(b) {
+                prop_assert_eq!(port_text(rest, true), port_text_nom(rest, true).unwrap());
+                prop_assert_eq!(port_text(rest, false), port_text_nom(rest, false).unwrap());
+            }
+        }
+
+        #[test]
+        fn hosts_match_old(v in r"\[?[0-9a-fA-F:.]{0,40}\]?|[0-9.]{0,16}|.{0,12}") {
+            prop_assert_eq!(Host::from_bytes(v.as_bytes()), host_old(v.as_bytes()));
+        }
+    }
 
     #[test]
     fn basic() {

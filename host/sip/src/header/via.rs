@@ -6,11 +6,9 @@
 
 use std::fmt;
 
-use nom::{Parser, bytes::complete::tag};
-
 use crate::parse::{
-    ParseError, find_param, lossy, lws0, lws1, parse_params_with, split_top_level, token,
-    trim_lws,
+    ParseError, find_param, is_token, lossy, parse_params_with, skip_lws, skip_while,
+    split_top_level, trim_lws,
 };
 use crate::uri::{Host, HostRef, host_text, parse_port, port_text};
 
@@ -98,6 +96,34 @@ pub(crate) struct ViaParts<'a> {
     pub(crate) port: Option<u16>,
 }
 
+/// `token SLASH token SLASH token LWS host [COLON port]` (LWS allowed
+/// around `/` and `:`): `(rest, (name, version, transport, host, port))`.
+#[allow(clippy::type_complexity)]
+fn sent_protocol_and_by(
+    i: &[u8],
+) -> Option<(&[u8], (&[u8], &[u8], &[u8], &[u8], Option<&[u8]>))> {
+    let tok = |p: usize| {
+        let e = skip_while(i, p, is_token);
+        (e > p).then_some(e)
+    };
+    let slash = |p: usize| {
+        let p = skip_lws(i, p);
+        (i.get(p) == Some(&b'/')).then(|| skip_lws(i, p + 1))
+    };
+    let ne = tok(0)?;
+    let vs = slash(ne)?;
+    let ve = tok(vs)?;
+    let ts = slash(ve)?;
+    let te = tok(ts)?;
+    let hs = skip_lws(i, te);
+    if hs == te {
+        return None;
+    }
+    let (rest, host) = host_text(&i[hs..])?;
+    let (rest, port) = port_text(rest, true);
+    Some((rest, (&i[..ne], &i[vs..ve], &i[ts..te], host, port)))
+}
+
 /// The grammar of `Via::parse_one` without allocating: `on_param` sees
 /// each via-param as it is validated.
 pub(crate) fn parse_one_with<'a>(
@@ -108,20 +134,8 @@ pub(crate) fn parse_one_with<'a>(
     if elem.is_empty() {
         return Err(ParseError::header(H, "empty Via element"));
     }
-    type E<'a> = nom::Err<nom::error::Error<&'a [u8]>>;
-    let slash = || (lws0, tag("/"), lws0);
-    let (rest, (name, _, version, _, transport, _, host, port)) = (
-        token,
-        slash(),
-        token,
-        slash(),
-        token,
-        lws1,
-        host_text,
-        port_text(true),
-    )
-        .parse(elem)
-        .map_err(|_: E| ParseError::header(H, "bad sent-protocol or sent-by"))?;
+    let (rest, (name, version, transport, host, port)) =
+        sent_protocol_and_by(elem).ok_or(ParseError::header(H, "bad sent-protocol or sent-by"))?;
     let host = HostRef::parse(host).map_err(|_| ParseError::header(H, "bad host"))?;
     let port = port
         .map(parse_port)
@@ -156,6 +170,35 @@ impl fmt::Display for Via {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::{lws0, lws1, token};
+    use nom::{IResult, Parser, branch::alt, bytes::complete::{tag, take_while1}, character::complete::digit1, combinator::{opt, recognize}, sequence::preceded};
+    use proptest::prelude::*;
+
+    /// The nom grammar `sent_protocol_and_by` replaces.
+    #[allow(clippy::type_complexity)]
+    fn sent_nom(i: &[u8]) -> IResult<&[u8], (&[u8], &[u8], &[u8], &[u8], Option<&[u8]>)> {
+        let slash = || (lws0, tag("/"), lws0);
+        let host = alt((
+            recognize((
+                tag("["),
+                take_while1(|b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+                tag("]"),
+            )),
+            take_while1(crate::uri::is_host_char),
+        ));
+        let port = opt(preceded((lws0, tag(":"), lws0), digit1));
+        (token, slash(), token, slash(), token, lws1, host, port)
+            .parse(i)
+            .map(|(r, (n, _, v, _, t, _, h, p))| (r, (n, v, t, h, p)))
+    }
+
+    proptest! {
+        #[test]
+        fn sent_by_matches_nom(v in r"[SIPsip]{0,3}[ /\t\r\n]{0,3}[0-9.]{0,3}[ /\t]{0,3}[UDPTCudp]{0,3}[ \t\r\n]{0,2}[\[\]a-f0-9:.]{0,12}[ :\t]{0,3}[0-9]{0,3}[;x ]{0,2}") {
+            let b = v.as_bytes();
+            prop_assert_eq!(sent_protocol_and_by(b), sent_nom(b).ok());
+        }
+    }
 
     #[test]
     fn simple() {
