@@ -191,7 +191,8 @@ fn valid_version(v: &[u8]) -> bool {
         return false;
     }
     let rest = &v[4..];
-    match memchr(b'.', rest) {
+    // A short field: a plain scan beats memchr's setup.
+    match rest.iter().position(|b| *b == b'.') {
         Some(dot) => {
             let (maj, min) = (&rest[..dot], &rest[dot + 1..]);
             !maj.is_empty()
@@ -655,6 +656,7 @@ fn check_call_id(v: &[u8]) -> Result<(), ParseError> {
     Ok(())
 }
 
+#[inline]
 fn push_header(
     buf: &[u8],
     hdrs: &mut Vec<HdrPos>,

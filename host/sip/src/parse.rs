@@ -200,6 +200,16 @@ impl<'a> SplitTop<'a> {
     }
 }
 
+/// The bytes `SplitTop` acts on; everything else is skipped.
+static SPLIT_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b',' as usize] = true;
+    t
+};
+
 impl<'a> Iterator for SplitTop<'a> {
     /// `Err` when a quote or angle bracket is left open.
     type Item = Result<&'a [u8], ParseError>;
@@ -213,6 +223,10 @@ impl<'a> Iterator for SplitTop<'a> {
         let mut i = start;
         let mut in_angle = false;
         while i < s.len() {
+            if !SPLIT_SPECIAL[s[i] as usize] {
+                i += 1;
+                continue;
+            }
             match s[i] {
                 b'"' if !in_angle => match quoted_end(&s[i..]) {
                     Some(n) => {

@@ -7,8 +7,6 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use memchr::memchr;
-
 use crate::parse::{ParseError, find_param, percent_decode, skip_lws, skip_while};
 
 /// URI scheme.
@@ -163,7 +161,8 @@ impl<'a> HostRef<'a> {
         let mut s = match self {
             HostRef::Domain(d) => {
                 let mut s = String::with_capacity(d.len() + 6);
-                s.push_str(&String::from_utf8_lossy(d));
+                // Host characters only, so always valid UTF-8.
+                s.push_str(std::str::from_utf8(d).unwrap_or_default());
                 s
             }
             other => other.to_host().to_string(),
@@ -189,9 +188,8 @@ pub(crate) fn push_u16(s: &mut String, n: u16) {
             break;
         }
     }
-    for &d in &buf[i..] {
-        s.push(char::from(d));
-    }
+    // ASCII digits, so always valid UTF-8.
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 impl fmt::Display for Host {
@@ -366,30 +364,44 @@ pub(crate) fn parse_uri_with<'a>(
     if rest.is_empty() {
         return Err(ParseError::Uri("empty URI"));
     }
-    if rest.iter().any(|b| is_bad_uri_byte(*b)) {
-        return Err(ParseError::Uri("invalid character"));
+    // One pass: reject bad bytes and note the first '@' for parse_sip.
+    let mut at = None;
+    for (i, &b) in rest.iter().enumerate() {
+        if is_bad_uri_byte(b) {
+            return Err(ParseError::Uri("invalid character"));
+        }
+        if b == b'@' && at.is_none() {
+            at = Some(i);
+        }
     }
     match scheme {
         Scheme::Tel => parse_tel(rest, on_param, on_header),
-        _ => parse_sip(scheme, rest, on_param, on_header),
+        _ => parse_sip(scheme, rest, at, on_param, on_header),
     }
+}
+
+/// Index of the first `c` in a short slice (no memchr setup cost).
+#[inline]
+fn find(s: &[u8], c: u8) -> Option<usize> {
+    s.iter().position(|b| *b == c)
 }
 
 fn parse_sip<'a>(
     scheme: Scheme,
     s: &'a [u8],
+    at: Option<usize>,
     on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
     on_header: impl FnMut(&'a [u8], &'a [u8]),
 ) -> Result<UriParts<'a>, ParseError> {
     // '@' cannot appear unescaped after the host (headers must escape it),
     // while the user part may contain ';', '?' and ':' — so split on '@' first.
-    let (userinfo, hostpart) = match memchr(b'@', s) {
+    let (userinfo, hostpart) = match at {
         Some(at) => (Some(&s[..at]), &s[at + 1..]),
         None => (None, s),
     };
     let (user, password) = match userinfo {
         Some(ui) => {
-            let (u, p) = match memchr(b':', ui) {
+            let (u, p) = match find(ui, b':') {
                 Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                 None => (ui, None),
             };
@@ -443,7 +455,7 @@ fn parse_tail<'a>(
     mut on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
     mut on_header: impl FnMut(&'a [u8], &'a [u8]),
 ) -> Result<(), ParseError> {
-    let (pstr, hstr) = match memchr(b'?', s) {
+    let (pstr, hstr) = match find(s, b'?') {
         Some(q) => (&s[..q], Some(&s[q + 1..])),
         None => (s, None),
     };
@@ -452,11 +464,11 @@ fn parse_tail<'a>(
             .strip_prefix(b";")
             .ok_or(ParseError::Uri("garbage after host"))?;
         for p in body.split(|b| *b == b';') {
-            let (n, v) = match memchr(b'=', p) {
+            let (n, v) = match find(p, b'=') {
                 Some(e) => (&p[..e], Some(&p[e + 1..])),
                 None => (p, None),
             };
-            if n.is_empty() || v.is_some_and(|v| v.is_empty() || memchr(b'=', v).is_some()) {
+            if n.is_empty() || v.is_some_and(|v| v.is_empty() || find(v, b'=').is_some()) {
                 return Err(ParseError::Uri("bad URI parameter"));
             }
             on_param(n, v);
@@ -464,7 +476,7 @@ fn parse_tail<'a>(
     }
     if let Some(h) = hstr {
         for kv in h.split(|b| *b == b'&') {
-            let (n, v) = match memchr(b'=', kv) {
+            let (n, v) = match find(kv, b'=') {
                 Some(e) => (&kv[..e], &kv[e + 1..]),
                 None => (kv, &b""[..]),
             };
@@ -513,6 +525,7 @@ impl fmt::Display for Uri {
 mod tests {
     use super::*;
     use crate::parse::lws0;
+    use memchr::memchr;
     use nom::{
         IResult, Parser,
         branch::alt,

@@ -26,44 +26,58 @@ pub enum HeaderName {
     Other,
 }
 
+/// `name` equals `canonical` ignoring ASCII case (`lower` is its lowercase
+/// spelling). Most senders use the canonical spelling, so that is tried
+/// first: a fixed-size array compare, a couple of word compares.
+#[inline(always)]
+fn name_eq<const N: usize>(name: &[u8], canonical: &[u8; N], lower: &[u8; N]) -> bool {
+    let Ok(name) = <&[u8; N]>::try_from(name) else {
+        return false;
+    };
+    name == canonical
+        || name
+            .iter()
+            .zip(lower)
+            .all(|(a, b)| a.to_ascii_lowercase() == *b)
+}
+
 impl HeaderName {
     /// Case-insensitive lookup, compact forms included. Dispatches on length
     /// first so that the common case costs one or two comparisons: this
     /// runs for every header of every message.
     pub fn from_bytes(name: &[u8]) -> HeaderName {
         use HeaderName::*;
-        let eq = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
-        match name.len() {
-            1 => match name[0].to_ascii_lowercase() {
-                b'v' => Via,
-                b'f' => From,
-                b't' => To,
-                b'i' => CallId,
-                b'm' => Contact,
-                b'l' => ContentLength,
-                b'c' => ContentType,
-                b'k' => Supported,
-                b's' => Subject,
-                _ => Other,
-            },
-            2 if eq("to") => To,
-            3 if eq("via") => Via,
-            4 if eq("from") => From,
-            4 if eq("cseq") => CSeq,
-            5 if eq("route") => Route,
-            7 if eq("call-id") => CallId,
-            7 if eq("contact") => Contact,
-            7 if eq("expires") => Expires,
-            7 if eq("subject") => Subject,
-            9 if eq("supported") => Supported,
-            12 if eq("max-forwards") => MaxForwards,
-            12 if eq("record-route") => RecordRoute,
-            12 if eq("content-type") => ContentType,
-            13 if eq("authorization") => Authorization,
-            14 if eq("content-length") => ContentLength,
-            16 if eq("www-authenticate") => WwwAuthenticate,
-            18 if eq("proxy-authenticate") => ProxyAuthenticate,
-            19 if eq("proxy-authorization") => ProxyAuthorization,
+        let Some(first) = name.first() else {
+            return Other;
+        };
+        match (name.len(), first.to_ascii_lowercase()) {
+            (1, b'v') => Via,
+            (1, b'f') => From,
+            (1, b't') => To,
+            (1, b'i') => CallId,
+            (1, b'm') => Contact,
+            (1, b'l') => ContentLength,
+            (1, b'c') => ContentType,
+            (1, b'k') => Supported,
+            (1, b's') => Subject,
+            (2, b't') if name_eq(name, b"To", b"to") => To,
+            (3, b'v') if name_eq(name, b"Via", b"via") => Via,
+            (4, b'f') if name_eq(name, b"From", b"from") => From,
+            (4, b'c') if name_eq(name, b"CSeq", b"cseq") => CSeq,
+            (5, b'r') if name_eq(name, b"Route", b"route") => Route,
+            (7, b'c') if name_eq(name, b"Call-ID", b"call-id") => CallId,
+            (7, b'c') if name_eq(name, b"Contact", b"contact") => Contact,
+            (7, b'e') if name_eq(name, b"Expires", b"expires") => Expires,
+            (7, b's') if name_eq(name, b"Subject", b"subject") => Subject,
+            (9, b's') if name_eq(name, b"Supported", b"supported") => Supported,
+            (12, b'm') if name_eq(name, b"Max-Forwards", b"max-forwards") => MaxForwards,
+            (12, b'r') if name_eq(name, b"Record-Route", b"record-route") => RecordRoute,
+            (12, b'c') if name_eq(name, b"Content-Type", b"content-type") => ContentType,
+            (13, b'a') if name_eq(name, b"Authorization", b"authorization") => Authorization,
+            (14, b'c') if name_eq(name, b"Content-Length", b"content-length") => ContentLength,
+            (16, b'w') if name_eq(name, b"WWW-Authenticate", b"www-authenticate") => WwwAuthenticate,
+            (18, b'p') if name_eq(name, b"Proxy-Authenticate", b"proxy-authenticate") => ProxyAuthenticate,
+            (19, b'p') if name_eq(name, b"Proxy-Authorization", b"proxy-authorization") => ProxyAuthorization,
             _ => Other,
         }
     }
