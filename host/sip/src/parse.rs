@@ -200,16 +200,6 @@ impl<'a> SplitTop<'a> {
     }
 }
 
-/// The bytes `SplitTop` acts on; everything else is skipped.
-static SPLIT_SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'"' as usize] = true;
-    t[b'<' as usize] = true;
-    t[b'>' as usize] = true;
-    t[b',' as usize] = true;
-    t
-};
-
 impl<'a> Iterator for SplitTop<'a> {
     /// `Err` when a quote or angle bracket is left open.
     type Item = Result<&'a [u8], ParseError>;
@@ -223,9 +213,16 @@ impl<'a> Iterator for SplitTop<'a> {
         let mut i = start;
         let mut in_angle = false;
         while i < s.len() {
-            if !SPLIT_SPECIAL[s[i] as usize] {
-                i += 1;
-                continue;
+            // Outside <...> only '"', '<' and ',' matter ('>' is a no-op);
+            // inside, only '>' does.
+            let next = if in_angle {
+                memchr::memchr(b'>', &s[i..])
+            } else {
+                memchr::memchr3(b'"', b'<', b',', &s[i..])
+            };
+            match next {
+                Some(n) => i += n,
+                None => break,
             }
             match s[i] {
                 b'"' if !in_angle => match quoted_end(&s[i..]) {
@@ -273,8 +270,19 @@ pub(crate) fn first_element(s: &[u8]) -> Result<(&[u8], Option<&[u8]>), ParseErr
 /// the wild); `[`/`]`/`:` cover IPv6 references (`received=[::1]`).
 #[inline]
 fn is_param_value_char(b: u8) -> bool {
-    b > b' ' && b != 0x7f && !matches!(b, b';' | b',' | b'"' | b'=' | b'<' | b'>')
+    PARAM_VALUE[b as usize]
 }
+
+static PARAM_VALUE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b > b' ' && b != 0x7f && !matches!(b, b';' | b',' | b'"' | b'=' | b'<' | b'>');
+        i += 1;
+    }
+    t
+};
 
 /// End of the LWS run starting at `p`.
 #[inline]

@@ -44,8 +44,7 @@ pub enum Host {
 
 #[inline]
 pub(crate) fn is_host_char(b: u8) -> bool {
-    // '_' is not in RFC 1034 hostnames but shows up in the wild (SRV-like names).
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
+    HOST_CLASS[b as usize] & HOST_CHAR != 0
 }
 
 impl Host {
@@ -70,6 +69,7 @@ impl Host {
 const HOST_CHAR: u8 = 1;
 const DIGIT_DOT: u8 = 2;
 const COLON: u8 = 4;
+const BAD_URI: u8 = 8;
 
 /// Byte classes for [`HostRef::parse`].
 static HOST_CLASS: [u8; 256] = {
@@ -77,7 +77,8 @@ static HOST_CLASS: [u8; 256] = {
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        // Same set as `is_host_char`.
+        // Host characters. '_' is not in RFC 1034 hostnames but shows up
+        // in the wild (SRV-like names).
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
             t[i] |= HOST_CHAR;
         }
@@ -86,6 +87,10 @@ static HOST_CLASS: [u8; 256] = {
         }
         if b == b':' {
             t[i] |= COLON;
+        }
+        // Never allowed unescaped anywhere in a URI.
+        if b <= b' ' || b >= 0x7f || matches!(b, b'<' | b'>' | b'"') {
+            t[i] |= BAD_URI;
         }
         i += 1;
     }
@@ -142,6 +147,20 @@ impl<'a> HostRef<'a> {
                 .and_then(|s| s.parse::<Ipv4Addr>().ok())
                 .map(HostRef::Ipv4)
                 .ok_or(ParseError::Uri("bad IPv4 address"));
+        }
+        Ok(HostRef::Domain(b))
+    }
+
+    /// [`HostRef::parse`] for what [`host_text`] returned: a bracketed
+    /// reference or only host characters (so no ':' and no bad byte), which
+    /// leaves only the IPv6/IPv4/domain decision.
+    #[inline]
+    pub(crate) fn from_host_text(b: &'a [u8]) -> Result<HostRef<'a>, ParseError> {
+        if b.first() == Some(&b'[') || b.iter().any(|c| !is_host_char(*c)) {
+            return HostRef::parse(b);
+        }
+        if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
+            return HostRef::parse(b);
         }
         Ok(HostRef::Domain(b))
     }
@@ -272,7 +291,7 @@ pub(crate) fn parse_port(p: &[u8]) -> Result<u16, ParseError> {
 /// Bytes never allowed unescaped anywhere in a URI.
 #[inline]
 fn is_bad_uri_byte(b: u8) -> bool {
-    b <= b' ' || b >= 0x7f || matches!(b, b'<' | b'>' | b'"')
+    HOST_CLASS[b as usize] & BAD_URI != 0
 }
 
 fn ascii(b: &[u8]) -> String {
@@ -414,7 +433,7 @@ fn parse_sip<'a>(
     };
     let (rest, host) = host_text(hostpart).ok_or(ParseError::Uri("bad host"))?;
     let (rest, port) = port_text(rest, false);
-    let host = HostRef::parse(host)?;
+    let host = HostRef::from_host_text(host)?;
     let port = port.map(parse_port).transpose()?;
     parse_tail(rest, on_param, on_header)?;
     Ok(UriParts {

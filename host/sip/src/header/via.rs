@@ -136,7 +136,7 @@ pub(crate) fn parse_one_with<'a>(
     }
     let (rest, (name, version, transport, host, port)) =
         sent_protocol_and_by(elem).ok_or(ParseError::header(H, "bad sent-protocol or sent-by"))?;
-    let host = HostRef::parse(host).map_err(|_| ParseError::header(H, "bad host"))?;
+    let host = HostRef::from_host_text(host).map_err(|_| ParseError::header(H, "bad host"))?;
     let port = port
         .map(parse_port)
         .transpose()
