@@ -4,23 +4,39 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use wisp_sip::StreamFramer;
 
 use super::{ConnectionHandle, Proto, Source, Transports};
 use crate::router::Router;
 
+/// Most accepted connections served at once; past it new ones wait in the
+/// kernel's backlog instead of exhausting descriptors.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// A connection that carries nothing (not even a CRLF keepalive) for this
+/// long is closed (Kamailio `tcp_connection_lifetime`).
+const IDLE_LIFETIME: Duration = Duration::from_secs(120);
+
 /// Accept connections forever.
 pub async fn accept_loop(router: Arc<Router>, listener: TcpListener) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((stream, remote)) => {
                 let router = router.clone();
-                tokio::spawn(async move { serve_connection(router, stream, remote).await });
+                tokio::spawn(async move {
+                    serve_connection(router, stream, remote).await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 // Out of descriptors and similar: back off instead of spinning.
@@ -50,7 +66,13 @@ pub(crate) async fn connect_and_send(
 
 async fn serve_connection(router: Arc<Router>, stream: TcpStream, remote: SocketAddr) {
     match register(router.transports(), &stream, remote) {
-        Ok((handle, rx)) => read_connection(router, stream, remote, handle.local, rx).await,
+        // Only the connection map keeps a sender: when the connection is
+        // forgotten, the writer drains its queue and ends.
+        Ok((handle, rx)) => {
+            let local = handle.local;
+            drop(handle);
+            read_connection(router, stream, remote, local, rx).await
+        }
         Err(e) => tracing::debug!(%remote, "tcp setup: {e}"),
     }
 }
@@ -99,17 +121,40 @@ async fn read_connection(
                 }
             }
         }
-        match reader.read_buf(framer.buffer_mut()).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
+        for _ in 0..framer.take_pings() {
+            // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
+            let pong = Bytes::from_static(b"\r\n");
+            if router
+                .transports()
+                .send(Proto::Tcp, remote, None, pong)
+                .is_err()
+            {
+                break 'conn;
+            }
+        }
+        match tokio::time::timeout(IDLE_LIFETIME, reader.read_buf(framer.buffer_mut())).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
                 tracing::debug!(%remote, "tcp read: {e}");
+                break;
+            }
+            Err(_) => {
+                tracing::debug!(%remote, "tcp connection idle for {IDLE_LIFETIME:?}: closed");
                 break;
             }
         }
     }
+    // Let the writer drain what is queued (a reply to the last request), but
+    // not wait on a peer that stopped reading.
     router.transports().forget_connection(&remote);
-    writer_task.abort();
+    let abort = writer_task.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), writer_task)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
 }
 
 async fn write_connection(
