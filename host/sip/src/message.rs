@@ -504,7 +504,7 @@ impl Message {
     pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
         let mut out = Vec::with_capacity(4);
         for v in self.values(HeaderName::Via) {
-            out.extend(Via::parse(v)?);
+            Via::parse_into(v, &mut out)?;
         }
         Ok(out)
     }
@@ -559,7 +559,7 @@ impl Message {
     fn name_addr_list(&self, name: HeaderName) -> Result<Vec<NameAddr>, ParseError> {
         let mut out = Vec::new();
         for v in self.values(name) {
-            out.extend(NameAddr::parse_list(v)?);
+            NameAddr::parse_list_into(v, &mut out)?;
         }
         Ok(out)
     }
@@ -602,7 +602,12 @@ impl Message {
         if !self.is_request() {
             return Err(ParseError::Invalid("responses have no Request-URI"));
         }
-        Uri::parse(&self.request_uri_raw())
+        let raw: &[u8] = match (&self.edits.ruri, &self.start) {
+            (Some(u), _) => u,
+            (None, StartLine::Request { uri, .. }) => uri,
+            (None, StartLine::Response { .. }) => &[],
+        };
+        Uri::parse(raw)
     }
 
     /// Current Request-URI text (edited or original); empty for responses.

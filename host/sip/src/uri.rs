@@ -70,6 +70,7 @@ const HOST_CHAR: u8 = 1;
 const DIGIT_DOT: u8 = 2;
 const COLON: u8 = 4;
 const BAD_URI: u8 = 8;
+const AT: u8 = 16;
 
 /// Byte classes for [`HostRef::parse`].
 static HOST_CLASS: [u8; 256] = {
@@ -87,6 +88,9 @@ static HOST_CLASS: [u8; 256] = {
         }
         if b == b':' {
             t[i] |= COLON;
+        }
+        if b == b'@' {
+            t[i] |= AT;
         }
         // Never allowed unescaped anywhere in a URI.
         if b <= b' ' || b >= 0x7f || matches!(b, b'<' | b'>' | b'"') {
@@ -156,7 +160,8 @@ impl<'a> HostRef<'a> {
     /// leaves only the IPv6/IPv4/domain decision.
     #[inline]
     pub(crate) fn from_host_text(b: &'a [u8]) -> Result<HostRef<'a>, ParseError> {
-        if b.first() == Some(&b'[') || b.iter().any(|c| !is_host_char(*c)) {
+        debug_assert!(b.first() == Some(&b'[') || b.iter().all(|c| is_host_char(*c)));
+        if b.first() == Some(&b'[') {
             return HostRef::parse(b);
         }
         if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
@@ -239,15 +244,21 @@ pub struct Uri {
 
 /// Case-insensitive `sips:` / `sip:` / `tel:` prefix; the rest after it.
 fn scheme(i: &[u8]) -> Option<(&[u8], Scheme)> {
-    let pre = |p: &[u8]| i.len() >= p.len() && i[..p.len()].eq_ignore_ascii_case(p);
-    if pre(b"sips:") {
-        Some((&i[5..], Scheme::Sips))
-    } else if pre(b"sip:") {
-        Some((&i[4..], Scheme::Sip))
-    } else if pre(b"tel:") {
-        Some((&i[4..], Scheme::Tel))
-    } else {
-        None
+    // The position of ':' tells the candidates apart, so one compare each.
+    match i {
+        [a, b, c, b':', rest @ ..] => {
+            if [*a, *b, *c].eq_ignore_ascii_case(b"sip") {
+                Some((rest, Scheme::Sip))
+            } else if [*a, *b, *c].eq_ignore_ascii_case(b"tel") {
+                Some((rest, Scheme::Tel))
+            } else {
+                None
+            }
+        }
+        [a, b, c, d, b':', rest @ ..] if [*a, *b, *c, *d].eq_ignore_ascii_case(b"sips") => {
+            Some((rest, Scheme::Sips))
+        }
+        _ => None,
     }
 }
 
@@ -286,12 +297,6 @@ pub(crate) fn parse_port(p: &[u8]) -> Result<u16, ParseError> {
     crate::parse::parse_u32(p)
         .and_then(|n| u16::try_from(n).ok())
         .ok_or(ParseError::Uri("bad port"))
-}
-
-/// Bytes never allowed unescaped anywhere in a URI.
-#[inline]
-fn is_bad_uri_byte(b: u8) -> bool {
-    HOST_CLASS[b as usize] & BAD_URI != 0
 }
 
 fn ascii(b: &[u8]) -> String {
@@ -384,15 +389,17 @@ pub(crate) fn parse_uri_with<'a>(
         return Err(ParseError::Uri("empty URI"));
     }
     // One pass: reject bad bytes and note the first '@' for parse_sip.
-    let mut at = None;
+    let mut at = usize::MAX;
     for (i, &b) in rest.iter().enumerate() {
-        if is_bad_uri_byte(b) {
-            return Err(ParseError::Uri("invalid character"));
-        }
-        if b == b'@' && at.is_none() {
-            at = Some(i);
+        let k = HOST_CLASS[b as usize];
+        if k & (BAD_URI | AT) != 0 {
+            if k & BAD_URI != 0 {
+                return Err(ParseError::Uri("invalid character"));
+            }
+            at = at.min(i);
         }
     }
+    let at = (at != usize::MAX).then_some(at);
     match scheme {
         Scheme::Tel => parse_tel(rest, on_param, on_header),
         _ => parse_sip(scheme, rest, at, on_param, on_header),

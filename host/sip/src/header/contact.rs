@@ -35,7 +35,7 @@ impl Contacts {
                     "'*' mixed with other contacts",
                 ));
             }
-            list.extend(NameAddr::parse_list(v)?);
+            NameAddr::parse_list_into(v, &mut list)?;
         }
         Ok(if star {
             Contacts::Star

@@ -67,10 +67,19 @@ impl NameAddr {
     /// Parses a comma-separated list; commas inside quotes and `<>` do not split.
     pub fn parse_list(value: &[u8]) -> Result<Vec<NameAddr>, ParseError> {
         let mut out = Vec::new();
+        NameAddr::parse_list_into(value, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`NameAddr::parse_list`] appending to `out` (no Vec per header value).
+    pub(crate) fn parse_list_into(
+        value: &[u8],
+        out: &mut Vec<NameAddr>,
+    ) -> Result<(), ParseError> {
         for elem in split_top_level(value) {
             out.push(NameAddr::parse(elem?)?);
         }
-        Ok(out)
+        Ok(())
     }
 
     pub fn tag(&self) -> Option<&str> {

@@ -29,28 +29,29 @@ impl Via {
     /// Parses every comma-separated Via in one header value.
     pub fn parse(value: &[u8]) -> Result<Vec<Via>, ParseError> {
         let mut out = Vec::with_capacity(2);
+        Via::parse_into(value, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Via::parse`] appending to `out` (no Vec per header value).
+    pub(crate) fn parse_into(value: &[u8], out: &mut Vec<Via>) -> Result<(), ParseError> {
         for elem in split_top_level(value) {
             out.push(Via::parse_one(elem?)?);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Parses a single via-parm (no commas at top level).
     pub(crate) fn parse_one(elem: &[u8]) -> Result<Via, ParseError> {
         let mut params = Vec::new();
         let p = parse_one_with(elem, |n, v| params.push((lossy(n), v.map(lossy))))?;
-        // Tokens are ASCII, so uppercasing byte by byte is exact.
-        let mut protocol = String::with_capacity(p.name.len() + 1 + p.version.len());
-        protocol.extend(p.name.iter().map(|b| char::from(b.to_ascii_uppercase())));
-        protocol.push('/');
-        protocol.extend(p.version.iter().map(|b| char::from(*b)));
+        let mut protocol = Vec::with_capacity(p.name.len() + 1 + p.version.len());
+        protocol.extend(p.name.iter().map(u8::to_ascii_uppercase));
+        protocol.push(b'/');
+        protocol.extend_from_slice(p.version);
         Ok(Via {
-            protocol,
-            transport: p
-                .transport
-                .iter()
-                .map(|b| char::from(b.to_ascii_uppercase()))
-                .collect(),
+            protocol: token_string(protocol),
+            transport: token_string(p.transport.to_ascii_uppercase()),
             host: p.host.to_host(),
             port: p.port,
             params,
@@ -82,6 +83,11 @@ impl Via {
             None => self.host.to_string(),
         }
     }
+}
+
+/// Tokens are ASCII, so this never actually replaces anything.
+fn token_string(v: Vec<u8>) -> String {
+    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A validated via-parm still borrowing its text; parameters went to the
