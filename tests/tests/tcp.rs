@@ -110,3 +110,20 @@ fn tcp_caller_to_udp_callee() {
     assert_eq!(v.len(), 1, "{}", text(&r2));
     assert_eq!(v[0].branch(), Some(inv.branch.as_str()));
 }
+
+#[test]
+fn crlf_keepalive_ping_gets_a_pong_and_the_connection_keeps_serving() {
+    use std::io::Read;
+    let router = Router::start();
+    let mut ua = TcpUa::connect(router.tcp_addr(), "alice");
+    // RFC 5626 §3.5.1: CRLFCRLF is a ping, CRLF the pong.
+    ua.send(b"\r\n\r\n");
+    ua.stream.set_read_timeout(Some(RECV)).expect("timeout");
+    let mut pong = [0u8; 2];
+    ua.stream.read_exact(&mut pong).expect("a pong within the receive timeout");
+    assert_eq!(&pong, b"\r\n");
+    let opt = ua.request("OPTIONS", &router.uri());
+    ua.send(&opt.build());
+    let resp = ua.recv_msg(RECV).expect("OPTIONS after a ping is answered");
+    assert_eq!(resp.status(), Some(200), "{}", text(&resp));
+}
