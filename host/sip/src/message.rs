@@ -16,7 +16,7 @@ use crate::header::name::NameMatcher;
 use crate::header::{CSeq, Contacts, Credentials, Header, HeaderName, NameAddr, Via, via};
 use crate::parse::{
     FirstParam, ParseError, first_element, is_lws, is_token, lossy, parse_delta_seconds,
-    parse_u32,
+    parse_u32, skip_while,
 };
 use crate::uri::Uri;
 
@@ -331,14 +331,8 @@ impl Message {
                 continue;
             }
             // Common case in one pass: a token name, optional SP/HT, ':'.
-            let mut ne = pos;
-            while ne < buf.len() && is_token(buf[ne]) {
-                ne += 1;
-            }
-            let mut colon = ne;
-            while colon < buf.len() && (buf[colon] == b' ' || buf[colon] == b'\t') {
-                colon += 1;
-            }
+            let ne = skip_while(buf, pos, is_token);
+            let colon = skip_while(buf, ne, |b| b == b' ' || b == b'\t');
             let fast = ne > pos && colon < buf.len() && buf[colon] == b':';
             let scan_from = if fast { colon + 1 } else { pos };
             let nl = memchr(b'\n', &buf[scan_from..])
@@ -661,7 +655,7 @@ fn check_call_id(v: &[u8]) -> Result<(), ParseError> {
     Ok(())
 }
 
-#[inline]
+#[inline(always)]
 fn push_header(
     buf: &[u8],
     hdrs: &mut Vec<HdrPos>,
@@ -669,9 +663,7 @@ fn push_header(
     p: Pending,
 ) -> Result<(), ParseError> {
     let (mut vs, mut ve) = p.value;
-    while vs < ve && is_lws(buf[vs]) {
-        vs += 1;
-    }
+    vs = skip_while(&buf[..ve], vs, is_lws);
     while ve > vs && is_lws(buf[ve - 1]) {
         ve -= 1;
     }
