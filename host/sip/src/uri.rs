@@ -180,27 +180,47 @@ impl<'a> HostRef<'a> {
     }
 
     /// `host[:port]` exactly as `format!("{}:{port}", host.to_host())`
-    /// writes it, without the formatting machinery for domain names.
+    /// writes it, without the formatting machinery for domain names and
+    /// IPv4 addresses.
     pub(crate) fn sent_by(self, port: Option<u16>) -> String {
-        let mut s = match self {
-            HostRef::Domain(d) => {
-                let mut s = String::with_capacity(d.len() + 6);
-                // Host characters only, so always valid UTF-8.
-                s.push_str(std::str::from_utf8(d).unwrap_or_default());
-                s
+        let mut v = Vec::with_capacity(match self {
+            HostRef::Domain(d) => d.len() + 6,
+            _ => 24,
+        });
+        match self {
+            HostRef::Domain(d) => v.extend_from_slice(d),
+            HostRef::Ipv4(a) => {
+                for (i, o) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        v.push(b'.');
+                    }
+                    push_dec(&mut v, o.into());
+                }
             }
-            other => other.to_host().to_string(),
-        };
-        if let Some(p) = port {
-            s.push(':');
-            push_u16(&mut s, p);
+            HostRef::Ipv6(a) => v.extend_from_slice(format!("[{a}]").as_bytes()),
         }
-        s
+        if let Some(p) = port {
+            v.push(b':');
+            push_dec(&mut v, p);
+        }
+        // Host characters, digits, '.', ':' and brackets: always ASCII.
+        String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}
+
+impl Host {
+    /// The borrowed form, for code shared with the allocation-free parsers.
+    pub(crate) fn as_host_ref(&self) -> HostRef<'_> {
+        match self {
+            Host::Domain(d) => HostRef::Domain(d.as_bytes()),
+            Host::Ipv4(a) => HostRef::Ipv4(*a),
+            Host::Ipv6(a) => HostRef::Ipv6(*a),
+        }
     }
 }
 
 /// Decimal digits of `n`, as `Display` writes them.
-pub(crate) fn push_u16(s: &mut String, n: u16) {
+fn push_dec(v: &mut Vec<u8>, n: u16) {
     let mut buf = [0u8; 5];
     let mut i = buf.len();
     let mut n = n;
@@ -212,8 +232,7 @@ pub(crate) fn push_u16(s: &mut String, n: u16) {
             break;
         }
     }
-    // ASCII digits, so always valid UTF-8.
-    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    v.extend_from_slice(&buf[i..]);
 }
 
 impl fmt::Display for Host {
@@ -624,6 +643,28 @@ mod tests {
                 .ok_or(ParseError::Uri("bad IPv4 address"));
         }
         Ok(Host::Domain(crate::parse::lossy(b)))
+    }
+
+    proptest! {
+        #[test]
+        fn sent_by_matches_format(
+            a in any::<[u8; 4]>(),
+            b in any::<[u16; 8]>(),
+            d in "[a-zA-Z0-9._-]{1,20}",
+            port in prop::option::of(any::<u16>()),
+        ) {
+            for h in [
+                Host::Ipv4(Ipv4Addr::from(a)),
+                Host::Ipv6(Ipv6Addr::from(b)),
+                Host::Domain(d.clone()),
+            ] {
+                let want = match port {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                };
+                prop_assert_eq!(h.as_host_ref().sent_by(port), want);
+            }
+        }
     }
 
     proptest! {

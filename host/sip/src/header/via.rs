@@ -78,10 +78,7 @@ impl Via {
 
     /// `host[:port]` as written in the Via (IPv6 bracketed).
     pub fn sent_by(&self) -> String {
-        match self.port {
-            Some(p) => format!("{}:{p}", self.host),
-            None => self.host.to_string(),
-        }
+        self.host.as_host_ref().sent_by(self.port)
     }
 }
 
