@@ -116,16 +116,17 @@ pub fn next_hop_of(uri: &Uri) -> Result<(Proto, String, u16), ActionError> {
             "a tel URI has no host to forward to".into(),
         ));
     }
+    if matches!(uri.scheme, Scheme::Sips) {
+        // RFC 3261 §26.2: every hop of a sips: request must be TLS.
+        return Err(ActionError::SendFailed(
+            "sips: needs TLS, which is not supported yet".into(),
+        ));
+    }
     let proto = match uri.transport().map(str::to_ascii_lowercase).as_deref() {
         Some("tcp") => Proto::Tcp,
+        Some("udp") | None => Proto::Udp,
         Some("tls") => {
             return Err(ActionError::SendFailed("TLS is not supported yet".into()));
-        }
-        Some("udp") | None if !matches!(uri.scheme, Scheme::Sips) => Proto::Udp,
-        None => {
-            return Err(ActionError::SendFailed(
-                "sips: needs TLS, which is not supported yet".into(),
-            ));
         }
         Some(other) => {
             return Err(ActionError::SendFailed(format!(
@@ -254,5 +255,49 @@ pub fn forward_response(core: &RouterCore, mut msg: Message, source: Source) {
     let dest = SocketAddr::new(ip, port);
     if let Err(e) = core.transports().send(proto, dest, None, msg.serialize()) {
         tracing::info!(%dest, "response forward failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hop(uri: &str) -> Result<(Proto, String, u16), ActionError> {
+        next_hop_of(&Uri::parse(uri.as_bytes()).expect("uri"))
+    }
+
+    #[test]
+    fn next_hop_follows_transport_param_and_default_port() {
+        assert_eq!(
+            hop("sip:bob@10.0.0.1").unwrap(),
+            (Proto::Udp, "10.0.0.1".into(), 5060)
+        );
+        assert_eq!(
+            hop("sip:bob@10.0.0.1:5070;transport=TCP").unwrap(),
+            (Proto::Tcp, "10.0.0.1".into(), 5070)
+        );
+        assert_eq!(
+            hop("sip:[2001:db8::1]:5080").unwrap(),
+            (Proto::Udp, "2001:db8::1".into(), 5080)
+        );
+    }
+
+    #[test]
+    fn tls_is_refused_rather_than_sent_in_clear() {
+        for uri in [
+            "sips:bob@10.0.0.1",
+            "sips:bob@10.0.0.1;transport=tcp",
+            "sip:bob@10.0.0.1;transport=tls",
+        ] {
+            assert!(matches!(hop(uri), Err(ActionError::SendFailed(_))), "{uri}");
+        }
+        assert!(matches!(
+            hop("tel:+15551234"),
+            Err(ActionError::BadMessage(_))
+        ));
+        assert!(matches!(
+            hop("sip:bob@10.0.0.1;transport=sctp"),
+            Err(ActionError::SendFailed(_))
+        ));
     }
 }
