@@ -702,3 +702,160 @@ fn static_name(name: HeaderName, b: &[u8]) -> Option<&'static [u8]> {
     const COMPACT: [&[u8]; 9] = [b"v", b"f", b"t", b"i", b"m", b"l", b"c", b"k", b"s"];
     COMPACT.iter().find(|c| **c == b).copied()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    type OldHeaders = Vec<(HeaderName, Bytes, Bytes, (usize, usize))>;
+
+    /// The header split of `Message::parse` before header positions: one
+    /// memchr per line, then ':' and the name check. The new line scan
+    /// must produce the same headers, spans, body and errors.
+    #[allow(clippy::type_complexity)]
+    fn old_parse(
+        raw: &Bytes,
+    ) -> Result<(StartLine, (usize, usize), OldHeaders, Bytes, usize), ParseError> {
+        let buf: &[u8] = raw;
+        let mut pos = 0;
+        while pos < buf.len() && (buf[pos] == b'\r' || buf[pos] == b'\n') {
+            pos += 1;
+        }
+        if pos == buf.len() {
+            return Err(sl_err("empty message"));
+        }
+        let sl_start = pos;
+        let nl = memchr(b'\n', &buf[pos..]).ok_or(sl_err("unterminated start line"))? + pos;
+        let sl_end = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+        let start = parse_start_line(raw, sl_start, sl_end)?;
+        pos = nl + 1;
+        let mut headers = Vec::new();
+        let mut content_length: Option<usize> = None;
+        let mut cur: Option<Pending> = None;
+        let push = |headers: &mut OldHeaders, cl: &mut Option<usize>, p: Pending| {
+            let (mut vs, mut ve) = p.value;
+            while vs < ve && is_lws(buf[vs]) {
+                vs += 1;
+            }
+            while ve > vs && is_lws(buf[ve - 1]) {
+                ve -= 1;
+            }
+            let name = HeaderName::from_bytes(&buf[p.name.0..p.name.1]);
+            if name == HeaderName::ContentLength {
+                let v = parse_content_length(&buf[vs..ve])?;
+                match *cl {
+                    None => *cl = Some(v),
+                    Some(prev) if prev != v => {
+                        return Err(ParseError::header("Content-Length", "conflicting values"));
+                    }
+                    Some(_) => {}
+                }
+            }
+            headers.push((name, raw.slice(p.name.0..p.name.1), raw.slice(vs..ve), p.line));
+            Ok(())
+        };
+        let body_start;
+        loop {
+            if pos >= buf.len() {
+                body_start = buf.len();
+                break;
+            }
+            let nl = memchr(b'\n', &buf[pos..])
+                .ok_or(ParseError::Headers("unterminated header line"))?
+                + pos;
+            let le = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+            if le == pos {
+                body_start = nl + 1;
+                break;
+            }
+            let first = buf[pos];
+            if first == b' ' || first == b'\t' {
+                let c = cur
+                    .as_mut()
+                    .ok_or(ParseError::Headers("continuation line before first header"))?;
+                c.value.1 = le;
+                c.line.1 = nl + 1;
+            } else {
+                if let Some(p) = cur.take() {
+                    push(&mut headers, &mut content_length, p)?;
+                }
+                let colon = memchr(b':', &buf[pos..le])
+                    .ok_or(ParseError::Headers("header line without ':'"))?
+                    + pos;
+                let mut ne = colon;
+                while ne > pos && (buf[ne - 1] == b' ' || buf[ne - 1] == b'\t') {
+                    ne -= 1;
+                }
+                if ne == pos || !buf[pos..ne].iter().all(|b| is_token(*b)) {
+                    return Err(ParseError::Headers("bad header name"));
+                }
+                cur = Some(Pending {
+                    name: (pos, ne),
+                    value: (colon + 1, le),
+                    line: (pos, nl + 1),
+                });
+            }
+            pos = nl + 1;
+        }
+        if let Some(p) = cur.take() {
+            push(&mut headers, &mut content_length, p)?;
+        }
+        let end = match content_length {
+            Some(cl) => {
+                let end = body_start.checked_add(cl).filter(|e| *e <= buf.len());
+                end.ok_or(ParseError::Body("Content-Length larger than the message"))?
+            }
+            None => buf.len(),
+        };
+        Ok((start, (sl_start, nl + 1), headers, raw.slice(body_start..end), end))
+    }
+
+    const SEED: &[u8] = b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9\r\nv :x\r\n \tfold\r\nMax-Forwards:70\nTo: <sip:b@h>\r\nX-A\t: 1\r\nl: 3\r\nContent-Length: 3\r\n\r\nabcdef";
+
+    #[test]
+    fn seed_parses_like_old() {
+        let raw = Bytes::from_static(SEED);
+        let m = Message::parse(raw.clone()).unwrap();
+        let (_, _, headers, body, _) = old_parse(&raw).unwrap();
+        assert_eq!(m.headers().len(), 7);
+        assert_eq!(headers.len(), 7);
+        assert_eq!(&m.body[..], b"abc");
+        assert_eq!(body, m.body);
+    }
+
+    proptest! {
+        #[test]
+        fn line_scan_matches_old(muts in prop::collection::vec((any::<prop::sample::Index>(), 0usize..12, 0u8..3), 0..6)) {
+            let mut v = SEED.to_vec();
+            for (idx, b, op) in muts {
+                let interesting = [b'\r', b'\n', b' ', b'\t', b':', b'x', b'@', 0, b'9', b'(', b'-', b'\xff'];
+                let i = idx.index(v.len());
+                match op {
+                    0 => v[i] = interesting[b],
+                    1 => v.insert(i, interesting[b]),
+                    _ => { v.remove(i); }
+                }
+            }
+            let raw = Bytes::from(v);
+            let old = old_parse(&raw);
+            match Message::parse(raw.clone()) {
+                Ok(m) => {
+                    let (start, span, headers, body, end) = old.expect("new parse accepted what the old refused");
+                    prop_assert_eq!(&m.start, &start);
+                    prop_assert_eq!(m.start_span, span);
+                    prop_assert_eq!(&m.body, &body);
+                    prop_assert_eq!(m.end, end);
+                    prop_assert_eq!(m.headers().len(), headers.len());
+                    for ((h, p), (name, raw_name, value, line)) in m.headers().iter().zip(&m.hdrs).zip(&headers) {
+                        prop_assert_eq!(h.name, *name);
+                        prop_assert_eq!(&h.raw_name, raw_name);
+                        prop_assert_eq!(&h.value, value);
+                        prop_assert_eq!(p.line_range(), line.0..line.1);
+                    }
+                }
+                Err(e) => prop_assert_eq!(Err(e), old.map(|_| ())),
+            }
+        }
+    }
+}
