@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::header::HeaderName;
 use crate::header::name::NameMatcher;
-use crate::message::{Message, StartLine};
+use crate::message::{Head, Message};
 use crate::parse::{ParseError, first_element, trim_lws};
 
 #[derive(Debug, Clone, Default)]
@@ -203,12 +203,15 @@ impl Message {
             return self.raw.slice(self.start_span.0..self.end);
         }
         let e = &self.edits;
-        let body = e.body.as_ref().unwrap_or(&self.body);
+        let body: &[u8] = match &e.body {
+            Some(b) => b,
+            None => self.body_slice(),
+        };
         let mut out = BytesMut::with_capacity(self.raw.len() + 256);
 
-        match (&self.start, &e.ruri) {
+        match (&self.head, &e.ruri) {
             (
-                StartLine::Request {
+                Head::Request {
                     method, version, ..
                 },
                 Some(uri),
@@ -217,7 +220,7 @@ impl Message {
                 out.put_u8(b' ');
                 out.put_slice(uri);
                 out.put_u8(b' ');
-                out.put_slice(version);
+                out.put_slice(&self.raw[version.0..version.1]);
                 out.put_slice(b"\r\n");
             }
             _ => put_line(&mut out, &self.raw[self.start_span.0..self.start_span.1]),

@@ -126,11 +126,12 @@ pub struct TransactionKey {
 #[derive(Debug, Clone)]
 pub struct Message {
     pub(crate) raw: Bytes,
-    pub(crate) start: StartLine,
+    pub(crate) head: Head,
     /// Start line span in `raw` (from its first byte to past its line end).
     pub(crate) start_span: (usize, usize),
     pub(crate) hdrs: Vec<HdrPos>,
-    pub(crate) body: Bytes,
+    /// Body span in `raw`: `body_start..end`.
+    pub(crate) body_start: usize,
     /// End of the framed message in `raw` (trailing datagram bytes excluded).
     pub(crate) end: usize,
     pub(crate) edits: Edits,
@@ -140,6 +141,8 @@ pub struct Message {
 /// Views made on demand from `raw` and `hdrs`.
 #[derive(Debug, Clone, Default)]
 struct Lazy {
+    start: OnceLock<StartLine>,
+    body: OnceLock<Bytes>,
     headers: OnceLock<Vec<Header>>,
     call_id: OnceLock<Bytes>,
     content_type: OnceLock<Bytes>,
@@ -204,7 +207,48 @@ fn valid_version(v: &[u8]) -> bool {
     }
 }
 
-fn parse_start_line(raw: &Bytes, s: usize, e: usize) -> Result<StartLine, ParseError> {
+/// The start line as parsed: method or code, and spans into `raw`. The
+/// public [`StartLine`] (with `Bytes` fields) is made on first use.
+#[derive(Debug, Clone)]
+pub(crate) enum Head {
+    Request {
+        method: Method,
+        uri: (usize, usize),
+        version: (usize, usize),
+    },
+    Response {
+        code: u16,
+        version: (usize, usize),
+        reason: (usize, usize),
+    },
+}
+
+impl Head {
+    fn to_start_line(&self, raw: &Bytes) -> StartLine {
+        match self {
+            Head::Request {
+                method,
+                uri,
+                version,
+            } => StartLine::Request {
+                method: method.clone(),
+                uri: raw.slice(uri.0..uri.1),
+                version: raw.slice(version.0..version.1),
+            },
+            Head::Response {
+                code,
+                version,
+                reason,
+            } => StartLine::Response {
+                version: raw.slice(version.0..version.1),
+                code: *code,
+                reason: raw.slice(reason.0..reason.1),
+            },
+        }
+    }
+}
+
+fn parse_start_line(raw: &Bytes, s: usize, e: usize) -> Result<Head, ParseError> {
     let line = &raw[s..e];
     if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
         let sp = memchr(b' ', line).ok_or(sl_err("status line without code"))?;
@@ -226,10 +270,10 @@ fn parse_start_line(raw: &Bytes, s: usize, e: usize) -> Result<StartLine, ParseE
             return Err(sl_err("status code out of range"));
         }
         let reason_start = s + sp + 1 + rest.len().min(4);
-        return Ok(StartLine::Response {
-            version: raw.slice(s..s + sp),
+        return Ok(Head::Response {
+            version: (s, s + sp),
             code,
-            reason: raw.slice(reason_start..e),
+            reason: (reason_start, e),
         });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version: exactly two single
@@ -247,10 +291,10 @@ fn parse_start_line(raw: &Bytes, s: usize, e: usize) -> Result<StartLine, ParseE
     if !valid_version(version) {
         return Err(sl_err("bad SIP version"));
     }
-    Ok(StartLine::Request {
+    Ok(Head::Request {
         method: Method::from_bytes(method),
-        uri: raw.slice(s + sp1 + 1..s + sp2),
-        version: raw.slice(s + sp2 + 1..e),
+        uri: (s + sp1 + 1, s + sp2),
+        version: (s + sp2 + 1, e),
     })
 }
 
@@ -289,7 +333,7 @@ impl Message {
         } else {
             nl
         };
-        let start = parse_start_line(&raw, sl_start, sl_end)?;
+        let head = parse_start_line(&raw, sl_start, sl_end)?;
         pos = nl + 1;
 
         if u32::try_from(buf.len()).is_err() {
@@ -369,12 +413,11 @@ impl Message {
             }
             None => buf.len(),
         };
-        let body = raw.slice(body_start..end);
         Ok(Message {
-            start,
+            head,
             start_span: (sl_start, nl + 1),
             hdrs,
-            body,
+            body_start,
             end,
             edits: Edits::default(),
             lazy: Lazy::default(),
@@ -397,24 +440,26 @@ impl Message {
     }
 
     pub fn start_line(&self) -> &StartLine {
-        &self.start
+        self.lazy
+            .start
+            .get_or_init(|| self.head.to_start_line(&self.raw))
     }
 
     pub fn is_request(&self) -> bool {
-        matches!(self.start, StartLine::Request { .. })
+        matches!(self.head, Head::Request { .. })
     }
 
     pub fn method(&self) -> Option<&Method> {
-        match &self.start {
-            StartLine::Request { method, .. } => Some(method),
-            StartLine::Response { .. } => None,
+        match &self.head {
+            Head::Request { method, .. } => Some(method),
+            Head::Response { .. } => None,
         }
     }
 
     pub fn status(&self) -> Option<u16> {
-        match &self.start {
-            StartLine::Response { code, .. } => Some(*code),
-            StartLine::Request { .. } => None,
+        match &self.head {
+            Head::Response { code, .. } => Some(*code),
+            Head::Request { .. } => None,
         }
     }
 
@@ -445,7 +490,14 @@ impl Message {
     }
 
     pub fn body(&self) -> &Bytes {
-        &self.body
+        self.lazy
+            .body
+            .get_or_init(|| self.raw.slice(self.body_start..self.end))
+    }
+
+    /// The received body as a slice (no `Bytes` handle made).
+    pub(crate) fn body_slice(&self) -> &[u8] {
+        &self.raw[self.body_start..self.end]
     }
 
     fn make_header(&self, h: &HdrPos) -> Header {
@@ -596,10 +648,10 @@ impl Message {
         if !self.is_request() {
             return Err(ParseError::Invalid("responses have no Request-URI"));
         }
-        let raw: &[u8] = match (&self.edits.ruri, &self.start) {
+        let raw: &[u8] = match (&self.edits.ruri, &self.head) {
             (Some(u), _) => u,
-            (None, StartLine::Request { uri, .. }) => uri,
-            (None, StartLine::Response { .. }) => &[],
+            (None, Head::Request { uri, .. }) => &self.raw[uri.0..uri.1],
+            (None, Head::Response { .. }) => &[],
         };
         Uri::parse(raw)
     }
@@ -609,9 +661,9 @@ impl Message {
         if let Some(u) = &self.edits.ruri {
             return u.clone();
         }
-        match &self.start {
-            StartLine::Request { uri, .. } => uri.clone(),
-            StartLine::Response { .. } => Bytes::new(),
+        match &self.head {
+            Head::Request { uri, .. } => self.raw.slice(uri.0..uri.1),
+            Head::Response { .. } => Bytes::new(),
         }
     }
 
@@ -728,7 +780,7 @@ mod tests {
         let sl_start = pos;
         let nl = memchr(b'\n', &buf[pos..]).ok_or(sl_err("unterminated start line"))? + pos;
         let sl_end = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
-        let start = parse_start_line(raw, sl_start, sl_end)?;
+        let start = parse_start_line(raw, sl_start, sl_end)?.to_start_line(raw);
         pos = nl + 1;
         let mut headers = Vec::new();
         let mut content_length: Option<usize> = None;
@@ -820,8 +872,8 @@ mod tests {
         let (_, _, headers, body, _) = old_parse(&raw).unwrap();
         assert_eq!(m.headers().len(), 7);
         assert_eq!(headers.len(), 7);
-        assert_eq!(&m.body[..], b"abc");
-        assert_eq!(body, m.body);
+        assert_eq!(&m.body()[..], b"abc");
+        assert_eq!(&body, m.body());
     }
 
     proptest! {
@@ -842,9 +894,9 @@ mod tests {
             match Message::parse(raw.clone()) {
                 Ok(m) => {
                     let (start, span, headers, body, end) = old.expect("new parse accepted what the old refused");
-                    prop_assert_eq!(&m.start, &start);
+                    prop_assert_eq!(m.start_line(), &start);
                     prop_assert_eq!(m.start_span, span);
-                    prop_assert_eq!(&m.body, &body);
+                    prop_assert_eq!(m.body(), &body);
                     prop_assert_eq!(m.end, end);
                     prop_assert_eq!(m.headers().len(), headers.len());
                     for ((h, p), (name, raw_name, value, line)) in m.headers().iter().zip(&m.hdrs).zip(&headers) {
