@@ -24,8 +24,15 @@ run: build plugins
 check: build plugins
 	target/release/wisp check --config $(CONFIG)
 
-test: build plugins
-	cargo test --release --workspace --exclude wisp-plugin-default --exclude wisp-plugin-hello-world --exclude wisp-plugin-faulty $(TEST_ARGS)
+# Native crates only: plugins are built for wasm32 by `make plugins`.
+NATIVE = --workspace --exclude wisp-plugin-default --exclude wisp-plugin-hello-world --exclude wisp-plugin-faulty
+
+# One build of every target first: with dev-dependencies' features unified
+# the same way as the test run, so the wisp binary the end-to-end tests
+# drive is not compiled twice.
+test: setup plugins
+	cargo build --release $(NATIVE) --all-targets
+	cargo test --release $(NATIVE) $(TEST_ARGS)
 
 bench: build plugins
 	cargo bench -p wisp-sip --bench parse
