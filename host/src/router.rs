@@ -180,8 +180,24 @@ impl Router {
 }
 
 /// A UDP socket with large kernel buffers, so bursts are not dropped.
+/// Kernel buffers larger than Kamailio's `maxbuffer` probing reaches for: a
+/// burst of requests waits in the socket, not on the floor.
+const UDP_BUFFER: usize = 4 << 20;
+
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let std_sock = std::net::UdpSocket::bind(addr)?;
-    std_sock.set_nonblocking(true)?;
-    UdpSocket::from_std(std_sock)
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // The kernel caps these at net.core.{r,w}mem_max; a smaller buffer than
+    // asked for is not an error, only a note in the log.
+    for (what, result) in [
+        ("receive", sock.set_recv_buffer_size(UDP_BUFFER)),
+        ("send", sock.set_send_buffer_size(UDP_BUFFER)),
+    ] {
+        if let Err(e) = result {
+            tracing::info!(%addr, "udp {what} buffer not enlarged: {e}");
+        }
+    }
+    sock.bind(&addr.into())?;
+    sock.set_nonblocking(true)?;
+    UdpSocket::from_std(sock.into())
 }
