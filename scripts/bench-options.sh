@@ -9,6 +9,9 @@
 #   --count N                       requests per run (default 300000)
 #   --duration S                    max seconds of sending per run (default 20)
 #   --children N                    Kamailio UDP workers (default 1)
+#   --kamailio-mem qm|fm|tlsf       Kamailio memory manager (-x/-X). Default fm, its
+#                                   fastest: Debian's default (qm, built with memory
+#                                   debugging) spends most of its time in qm_malloc
 #   --json                          wisp-bench prints one JSON object per run
 #
 # Environment (all optional):
@@ -42,6 +45,7 @@ WINDOWS="64 256"
 COUNT=300000
 DURATION=20
 CHILDREN=1
+KAM_MEM=fm
 JSON=()
 EXTRA=()
 
@@ -53,6 +57,7 @@ while [[ $# -gt 0 ]]; do
         --count) COUNT=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --children) CHILDREN=$2; shift ;;
+        --kamailio-mem) KAM_MEM=$2; shift ;;
         --json) JSON=(--json) ;;
         --) shift; EXTRA=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -164,8 +169,8 @@ if ((RUN_KAM)); then
     if [[ ! -x $KAMAILIO ]]; then
         log "kamailio not found at $KAMAILIO, skipping"
     else
-        log "kamailio: port $KAM_PORT, children=$CHILDREN, cpu $SERVER_CPU"
-        start_server "$LOGDIR/kamailio.log" "$KAMAILIO" -f "$KAM_CFG" -DD -E -m 64 -M 8 \
+        log "kamailio: port $KAM_PORT, children=$CHILDREN, memory manager $KAM_MEM, cpu $SERVER_CPU"
+        start_server "$LOGDIR/kamailio.log" "$KAMAILIO" -f "$KAM_CFG" -DD -E -m 64 -M 8 -x "$KAM_MEM" -X "$KAM_MEM" \
             -A "BENCH_PORT=$KAM_PORT" -A "BENCH_CHILDREN=$CHILDREN"
         if wait_ready "$KAM_PORT" "$LOGDIR/kamailio.log"; then
             run_load kamailio "$KAM_PORT"
