@@ -16,7 +16,7 @@ use crate::header::name::NameMatcher;
 use crate::header::{CSeq, Contacts, Credentials, Header, HeaderName, NameAddr, Via, via};
 use crate::parse::{
     FirstParam, ParseError, first_element, is_lws, is_token, lossy, parse_delta_seconds,
-    parse_u32, skip_while,
+    parse_u32, skip_while, split_top_level,
 };
 use crate::uri::Uri;
 
@@ -561,6 +561,36 @@ impl Message {
         Via::parse_one(first)
     }
 
+    /// Validates every Via exactly like [`Message::vias`] (same errors, in
+    /// the same order) but builds only the topmost; `Ok(None)` when there
+    /// is no Via value at all.
+    pub fn checked_top_via(&self) -> Result<Option<Via>, ParseError> {
+        let mut top = None;
+        for v in self.values(HeaderName::Via) {
+            for elem in split_top_level(v) {
+                let elem = elem?;
+                if top.is_none() {
+                    top = Some(Via::parse_one(elem)?);
+                } else {
+                    via::parse_one_with(elem, |_, _| {})?;
+                }
+            }
+        }
+        Ok(top)
+    }
+
+    /// Validates From exactly like [`Message::from`] and returns its tag
+    /// (as `from()?.tag()` would), without building the name-addr.
+    pub fn checked_from_tag(&self) -> Result<Option<String>, ParseError> {
+        let found = NameAddr::check_and_find_param(self.require(HeaderName::From)?, "tag")?;
+        Ok(found.flatten().map(lossy))
+    }
+
+    /// Validates To exactly like [`Message::to`] without building it.
+    pub fn check_to(&self) -> Result<(), ParseError> {
+        NameAddr::check_and_find_param(self.require(HeaderName::To)?, "tag").map(|_| ())
+    }
+
     pub fn from(&self) -> Result<NameAddr, ParseError> {
         NameAddr::parse(self.require(HeaderName::From)?)
     }
@@ -874,6 +904,26 @@ mod tests {
         assert_eq!(headers.len(), 7);
         assert_eq!(&m.body()[..], b"abc");
         assert_eq!(&body, m.body());
+    }
+
+    #[test]
+    fn checked_accessors_match_full_parses() {
+        let cases: [&[u8]; 6] = [
+            b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9;rport, SIP/2.0/TCP b\r\nv: SIP/2.0/UDP c\r\nFrom: <sip:a@h>;TAG=x\r\nTo: sip:b@h\r\n\r\n",
+            b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9\r\nVia: bogus\r\nFrom: \"A\" <sip:a@h>\r\nTo: <sip:b@h>;tag=1\r\n\r\n",
+            b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP a, ,\r\nFrom: sip:a@h;tag\r\nTo: <sip:b@h\r\n\r\n",
+            b"OPTIONS sip:h SIP/2.0\r\nVia:\r\nVia: SIP/2.0/UDP a\r\nFrom: <bad>\r\nTo: x y\r\n\r\n",
+            b"OPTIONS sip:h SIP/2.0\r\nFrom: <sip:a@h>;tag=a;tag=b\r\n\r\n",
+            b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:5060;x=\"a,b\";branch=q\r\n\r\n",
+        ];
+        for raw in cases {
+            let m = Message::parse(Bytes::from_static(raw)).unwrap();
+            let full = m.vias().map(|v| v.into_iter().next());
+            assert_eq!(m.checked_top_via(), full);
+            let tag = m.from().map(|f| f.tag().map(str::to_owned));
+            assert_eq!(m.checked_from_tag(), tag);
+            assert_eq!(m.check_to(), m.to().map(|_| ()));
+        }
     }
 
     proptest! {

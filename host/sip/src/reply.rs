@@ -41,18 +41,47 @@ pub fn build_reply(
     if !req.hdrs.iter().any(|h| h.name == HeaderName::Via) {
         return Err(ParseError::Missing("Via"));
     }
-    let mut out = BytesMut::with_capacity(512 + opts.body.map_or(0, |b| b.1.len()));
-    out.put_slice(format!("SIP/2.0 {code} {reason}\r\n").as_bytes());
-
-    let mut top_via_done = false;
-    // Copy in the order of RFC 3261 §8.2.6.2: Vias, From, To, Call-ID, CSeq.
-    for want in [
+    const COPIED: [HeaderName; 5] = [
         HeaderName::Via,
         HeaderName::From,
         HeaderName::To,
         HeaderName::CallId,
         HeaderName::CSeq,
-    ] {
+    ];
+    // One buffer sized for everything written below, so it never grows.
+    let copied: usize = req
+        .hdrs
+        .iter()
+        .filter(|h| COPIED.contains(&h.name))
+        .map(|h| h.line_range().len() + 2)
+        .sum();
+    let extra: usize = opts
+        .extra_headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum();
+    let body = opts.body.map_or(&[][..], |b| b.1);
+    let capacity = 16
+        + reason.len()
+        + copied
+        + opts.top_via_received.map_or(0, |r| r.len() + 16)
+        + opts.top_via_rport.map_or(0, |_| 16)
+        + opts.to_tag.map_or(0, |t| t.len() + 8)
+        + extra
+        + opts.server.map_or(0, |s| s.len() + 10)
+        + opts.body.map_or(0, |(ct, _)| ct.len() + 16)
+        + 40
+        + body.len();
+    let mut out = BytesMut::with_capacity(capacity);
+    out.put_slice(b"SIP/2.0 ");
+    put_decimal(&mut out, code as u64);
+    out.put_u8(b' ');
+    out.put_slice(reason.as_bytes());
+    out.put_slice(b"\r\n");
+
+    let mut top_via_done = false;
+    // Copy in the order of RFC 3261 §8.2.6.2: Vias, From, To, Call-ID, CSeq.
+    for want in COPIED {
         for h in req.hdrs.iter().filter(|h| h.name == want) {
             let line = &req.raw()[h.line_range()];
             let raw_name = &req.raw()[h.name_range()];
@@ -65,23 +94,29 @@ pub fn build_reply(
                         continue;
                     }
                     let (first, rest) = first_element(value)?;
-                    let mut v = patch_via(first, opts.top_via_received, opts.top_via_rport);
+                    out.put_slice(raw_name);
+                    out.put_slice(b": ");
+                    patch_via(&mut out, first, opts.top_via_received, opts.top_via_rport);
                     if let Some(rest) = rest {
-                        v.push(b',');
-                        v.extend_from_slice(rest);
+                        out.put_u8(b',');
+                        out.put_slice(rest);
                     }
-                    put_header(&mut out, raw_name, &v);
+                    out.put_slice(b"\r\n");
                 }
                 HeaderName::To if opts.to_tag.is_some() => {
-                    let has_tag = crate::header::NameAddr::parse(value)
-                        .map(|n| n.tag().is_some())
-                        .unwrap_or(false);
+                    // A To that does not parse counts as untagged.
+                    let has_tag = matches!(
+                        crate::header::NameAddr::check_and_find_param(value, "tag"),
+                        Ok(Some(Some(_)))
+                    );
                     match opts.to_tag {
                         Some(tag) if !has_tag => {
-                            let mut v = value.to_vec();
-                            v.extend_from_slice(b";tag=");
-                            v.extend_from_slice(tag.as_bytes());
-                            put_header(&mut out, raw_name, &v);
+                            out.put_slice(raw_name);
+                            out.put_slice(b": ");
+                            out.put_slice(value);
+                            out.put_slice(b";tag=");
+                            out.put_slice(tag.as_bytes());
+                            out.put_slice(b"\r\n");
                         }
                         _ => put_line(&mut out, line),
                     }
@@ -99,23 +134,56 @@ pub fn build_reply(
     if let Some((ct, _)) = opts.body {
         put_header(&mut out, b"Content-Type", ct.as_bytes());
     }
-    let body = opts.body.map_or(&[][..], |b| b.1);
-    put_header(
-        &mut out,
-        b"Content-Length",
-        body.len().to_string().as_bytes(),
-    );
-    out.put_slice(b"\r\n");
+    out.put_slice(b"Content-Length: ");
+    put_decimal(&mut out, body.len() as u64);
+    out.put_slice(b"\r\n\r\n");
     out.put_slice(body);
     Ok(out.freeze())
 }
 
-/// Rewrites the `received`/`rport` params of one via-parm textually so the
-/// rest of its text stays exactly as received.
-fn patch_via(via: &[u8], received: Option<&str>, rport: Option<u16>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(via.len() + 40);
-    // Split at top-level ';' (quoted values may contain ';').
-    let mut segs = Vec::new();
+/// `n` in decimal, without a `String`.
+fn put_decimal(out: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[i..]);
+}
+
+/// Writes one via-parm with its `received`/`rport` params rewritten
+/// textually, so the rest of its text stays exactly as received.
+fn patch_via(out: &mut BytesMut, via: &[u8], received: Option<&str>, rport: Option<u16>) {
+    // Walk the top-level ';' segments (quoted values may contain ';').
+    let mut has_received = false;
+    let mut first = true;
+    let mut put_seg = |out: &mut BytesMut, seg: &[u8]| {
+        if first {
+            first = false;
+            out.put_slice(seg);
+            return;
+        }
+        out.put_u8(b';');
+        let n = seg.iter().position(|b| *b == b'=').unwrap_or(seg.len());
+        let name = trim_lws(&seg[..n]);
+        match (received, rport) {
+            (Some(r), _) if name.eq_ignore_ascii_case(b"received") => {
+                has_received = true;
+                out.put_slice(b"received=");
+                out.put_slice(r.as_bytes());
+            }
+            (_, Some(p)) if name.eq_ignore_ascii_case(b"rport") => {
+                out.put_slice(b"rport=");
+                put_decimal(out, p as u64);
+            }
+            _ => out.put_slice(seg),
+        }
+    };
     let mut start = 0;
     let mut i = 0;
     while i < via.len() {
@@ -125,43 +193,18 @@ fn patch_via(via: &[u8], received: Option<&str>, rport: Option<u16>) -> Vec<u8> 
                 continue;
             }
             b';' => {
-                segs.push(&via[start..i]);
+                put_seg(out, &via[start..i]);
                 start = i + 1;
             }
             _ => {}
         }
         i += 1;
     }
-    segs.push(&via[start..]);
-    let name_of = |seg: &[u8]| -> Vec<u8> {
-        let n = seg.iter().position(|b| *b == b'=').unwrap_or(seg.len());
-        trim_lws(&seg[..n]).to_ascii_lowercase()
-    };
-    let mut has_received = false;
-    for (k, seg) in segs.iter().enumerate() {
-        if k == 0 {
-            out.extend_from_slice(seg);
-            continue;
-        }
-        out.push(b';');
-        match (name_of(seg).as_slice(), received, rport) {
-            (b"received", Some(r), _) => {
-                has_received = true;
-                out.extend_from_slice(b"received=");
-                out.extend_from_slice(r.as_bytes());
-            }
-            (b"rport", _, Some(p)) => {
-                out.extend_from_slice(b"rport=");
-                out.extend_from_slice(p.to_string().as_bytes());
-            }
-            _ => out.extend_from_slice(seg),
-        }
-    }
+    put_seg(out, &via[start..]);
     if let (Some(r), false) = (received, has_received) {
-        out.extend_from_slice(b";received=");
-        out.extend_from_slice(r.as_bytes());
+        out.put_slice(b";received=");
+        out.put_slice(r.as_bytes());
     }
-    out
 }
 
 #[cfg(test)]
@@ -170,13 +213,18 @@ mod tests {
 
     #[test]
     fn patch() {
-        let p = patch_via(
+        let patch = |via: &[u8], received, rport| {
+            let mut out = BytesMut::new();
+            patch_via(&mut out, via, received, rport);
+            out.to_vec()
+        };
+        let p = patch(
             b"SIP/2.0/UDP h;rport;branch=z9",
             Some("1.2.3.4"),
             Some(5060),
         );
         assert_eq!(p, b"SIP/2.0/UDP h;rport=5060;branch=z9;received=1.2.3.4");
-        let p = patch_via(
+        let p = patch(
             b"SIP/2.0/UDP h;received=9.9.9.9;x=\"a;b\"",
             Some("1.2.3.4"),
             Some(5060),

@@ -85,15 +85,16 @@ pub fn send_stateless_reply(
     extra_headers: &[(&str, &str)],
 ) -> Result<(), ReplyError> {
     let top = &summary.top_via;
-    let remote_ip = source.remote.ip().to_string();
     // RFC 3261 §18.2.1: `received` when sent-by differs from the packet's
     // source; RFC 3581 §4: `rport` filled, and then `received` always.
     let rport_requested = top.rport().is_some();
+    let mut ip_buf = IpText::new();
     let received = (rport_requested || !host_is_ip(&top.host, source.remote.ip()))
-        .then_some(remote_ip.as_str());
-    let tag = (code > 100).then(|| to_tag(req, summary));
+        .then(|| ip_buf.format(source.remote.ip()));
+    let mut tag_buf = [0u8; TO_TAG_LEN];
+    let tag = (code > 100).then(|| to_tag_into(req, summary, &mut tag_buf));
     let opts = ReplyOptions {
-        to_tag: tag.as_deref(),
+        to_tag: tag,
         top_via_received: received,
         top_via_rport: rport_requested.then_some(source.remote.port()),
         extra_headers,
@@ -165,6 +166,19 @@ pub(crate) fn host_is_ip(host: &Host, ip: IpAddr) -> bool {
 /// A To-tag that depends only on what a retransmission repeats (Call-ID,
 /// From-tag, top Via branch, CSeq), so the same request gets the same reply.
 pub fn to_tag(req: &Message, summary: &RequestSummary) -> String {
+    let mut buf = [0u8; TO_TAG_LEN];
+    to_tag_into(req, summary, &mut buf).to_owned()
+}
+
+/// Length of a [`to_tag`]: `wsp` and 16 hex digits.
+const TO_TAG_LEN: usize = 3 + 16;
+
+/// [`to_tag`] written into `buf`, without an allocation.
+fn to_tag_into<'a>(
+    req: &Message,
+    summary: &RequestSummary,
+    buf: &'a mut [u8; TO_TAG_LEN],
+) -> &'a str {
     let mut h = std::hash::DefaultHasher::new();
     if let Ok(id) = req.call_id() {
         id.hash(&mut h);
@@ -172,7 +186,34 @@ pub fn to_tag(req: &Message, summary: &RequestSummary) -> String {
     summary.from_tag.hash(&mut h);
     summary.top_via.branch().hash(&mut h);
     summary.cseq.hash(&mut h);
-    format!("wsp{:016x}", h.finish())
+    let v = h.finish();
+    buf[..3].copy_from_slice(b"wsp");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in buf[3..].iter_mut().enumerate() {
+        *b = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    // Only ASCII was written.
+    std::str::from_utf8(buf).unwrap_or_default()
+}
+
+/// Text of an IP address on the stack (the longest IPv6 form is 45 bytes).
+struct IpText {
+    buf: [u8; 48],
+}
+
+impl IpText {
+    fn new() -> Self {
+        IpText { buf: [0; 48] }
+    }
+
+    fn format(&mut self, ip: IpAddr) -> &str {
+        use std::io::Write;
+        let mut cur = std::io::Cursor::new(&mut self.buf[..]);
+        // 48 bytes hold any IpAddr's Display.
+        let _ = write!(cur, "{ip}");
+        let n = cur.position() as usize;
+        std::str::from_utf8(&self.buf[..n]).unwrap_or_default()
+    }
 }
 
 /// A request that does not parse but has enough to answer gets 400 with the

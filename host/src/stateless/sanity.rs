@@ -12,17 +12,16 @@ pub fn check_request(msg: &Message) -> Result<RequestSummary, String> {
     let ruri = msg
         .request_uri()
         .map_err(|e| format!("Bad Request-URI ({})", e.reason()))?;
-    let vias = msg
-        .vias()
-        .map_err(|e| format!("Bad Via ({})", e.reason()))?;
-    let top_via = vias
-        .into_iter()
-        .next()
+    // Every Via is validated, only the top one is built.
+    let top_via = msg
+        .checked_top_via()
+        .map_err(|e| format!("Bad Via ({})", e.reason()))?
         .ok_or_else(|| "Missing Via".to_owned())?;
-    let from = msg
-        .from()
+    let from_tag = msg
+        .checked_from_tag()
         .map_err(|e| format!("Bad From ({})", e.reason()))?;
-    msg.to().map_err(|e| format!("Bad To ({})", e.reason()))?;
+    msg.check_to()
+        .map_err(|e| format!("Bad To ({})", e.reason()))?;
     msg.call_id().map_err(|_| "Missing Call-ID".to_owned())?;
     let cseq = msg
         .cseq()
@@ -35,7 +34,7 @@ pub fn check_request(msg: &Message) -> Result<RequestSummary, String> {
     Ok(RequestSummary {
         ruri,
         top_via,
-        from_tag: from.tag().map(str::to_owned),
+        from_tag,
         cseq: cseq.seq,
     })
 }
