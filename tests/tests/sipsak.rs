@@ -104,3 +104,15 @@ fn sipsak_usrloc_full_cycle() {
         out.describe()
     );
 }
+
+/// The issue's own command, without `-x`: sipsak asks for a 15 s expiry,
+/// which the default manifest raises to `min_expires` (Kamailio's behaviour)
+/// instead of refusing it with 423.
+#[test]
+fn sipsak_usrloc_with_its_default_expiry_registers() {
+    let router = Router::start_for_sipsak();
+    let ua = TestUa::new("alice");
+    let contact = format!("sip:alice@127.0.0.1:{}", ua.port());
+    let out = run_sipsak(&["-U".into(), "-C".into(), contact, "-s".into(), router.aor("alice")]);
+    assert!(out.success(), "sipsak -U -C ... -s ... failed\n{}", out.describe());
+}
