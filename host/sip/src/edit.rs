@@ -174,7 +174,14 @@ impl Message {
     }
 
     pub fn set_max_forwards(&mut self, n: u32) {
-        self.replace_header("Max-Forwards", Bytes::from(n.to_string()));
+        // The usual values (a decremented 70, a limit) need no allocation.
+        const DIGITS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+        let value = match n {
+            0..=9 => Bytes::from_static(&DIGITS[2 * n as usize + 1..2 * n as usize + 2]),
+            10..=99 => Bytes::from_static(&DIGITS[2 * n as usize..2 * n as usize + 2]),
+            _ => Bytes::from(n.to_string()),
+        };
+        self.replace_header("Max-Forwards", value);
     }
 
     /// Replaces the body. With `Some(content_type)` the Content-Type header

@@ -178,3 +178,18 @@ fn folded_headers_survive_edits() {
         b"OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\nContent-Length: 0\r\nX: 1\r\n\r\n"
     );
 }
+
+#[test]
+fn set_max_forwards_values() {
+    for n in [0u32, 1, 9, 10, 42, 69, 99, 100, 255, 4294967295] {
+        let mut m = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nMax-Forwards: 70\r\n\r\n",
+        ))
+        .unwrap();
+        m.set_max_forwards(n);
+        let out = Message::parse(m.serialize()).unwrap();
+        assert_eq!(out.max_forwards().unwrap(), Some(n));
+        let text = String::from_utf8(out.raw().to_vec()).unwrap();
+        assert!(text.contains(&format!("\r\nMax-Forwards: {n}\r\n")), "{text}");
+    }
+}

@@ -208,6 +208,27 @@ impl IpText {
 
     fn format(&mut self, ip: IpAddr) -> &str {
         use std::io::Write;
+        if let IpAddr::V4(v4) = ip {
+            // Dotted quad by hand: the common case, without fmt machinery.
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    self.buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    self.buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    self.buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                self.buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            return std::str::from_utf8(&self.buf[..n]).unwrap_or_default();
+        }
         let mut cur = std::io::Cursor::new(&mut self.buf[..]);
         // 48 bytes hold any IpAddr's Display.
         let _ = write!(cur, "{ip}");
@@ -277,4 +298,18 @@ fn minimal_request(data: &Bytes) -> Option<Message> {
     let msg = Message::parse(Bytes::from(out)).ok()?;
     msg.top_via().ok()?;
     Some(msg)
+}
+
+#[cfg(test)]
+mod ip_text_tests {
+    use super::IpText;
+    use std::net::IpAddr;
+
+    #[test]
+    fn formats_like_display() {
+        for ip in ["0.0.0.0", "127.0.0.1", "10.200.9.255", "1.22.103.4", "::1", "2001:db8::8:800:200c:417a", "::ffff:1.2.3.4"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::new().format(ip), ip.to_string());
+        }
+    }
 }
