@@ -113,6 +113,16 @@ fn sipsak_usrloc_with_its_default_expiry_registers() {
     let router = Router::start_for_sipsak();
     let ua = TestUa::new("alice");
     let contact = format!("sip:alice@127.0.0.1:{}", ua.port());
-    let out = run_sipsak(&["-U".into(), "-C".into(), contact, "-s".into(), router.aor("alice")]);
-    assert!(out.success(), "sipsak -U -C ... -s ... failed\n{}", out.describe());
+    let out = run_sipsak(&[
+        "-U".into(),
+        "-C".into(),
+        contact,
+        "-s".into(),
+        router.aor("alice"),
+    ]);
+    assert!(
+        out.success(),
+        "sipsak -U -C ... -s ... failed\n{}",
+        out.describe()
+    );
 }

@@ -120,7 +120,9 @@ fn crlf_keepalive_ping_gets_a_pong_and_the_connection_keeps_serving() {
     ua.send(b"\r\n\r\n");
     ua.stream.set_read_timeout(Some(RECV)).expect("timeout");
     let mut pong = [0u8; 2];
-    ua.stream.read_exact(&mut pong).expect("a pong within the receive timeout");
+    ua.stream
+        .read_exact(&mut pong)
+        .expect("a pong within the receive timeout");
     assert_eq!(&pong, b"\r\n");
     let opt = ua.request("OPTIONS", &router.uri());
     ua.send(&opt.build());

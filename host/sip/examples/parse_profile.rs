@@ -1,7 +1,7 @@
 //! Loops over the benchmark INVITE for profiling (callgrind/perf):
 //! `parse_profile [key|only|full] [iterations]`.
-use std::hint::black_box;
 use bytes::Bytes;
+use std::hint::black_box;
 use wisp_sip::Message;
 
 fn invite() -> Bytes {
@@ -40,7 +40,6 @@ Content-Length: {}\r\n\r\n{}",
     Bytes::from(msg)
 }
 
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "key".into());
@@ -50,7 +49,9 @@ fn main() {
         let m = Message::parse(black_box(raw.clone())).unwrap();
         match mode.as_str() {
             "only" => {}
-            "key" => { black_box(m.transaction_key().unwrap()); }
+            "key" => {
+                black_box(m.transaction_key().unwrap());
+            }
             _ => {
                 black_box(m.vias().unwrap());
                 black_box(m.from().unwrap());

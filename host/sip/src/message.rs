@@ -15,8 +15,8 @@ use crate::edit::Edits;
 use crate::header::name::NameMatcher;
 use crate::header::{CSeq, Contacts, Credentials, Header, HeaderName, NameAddr, Via, via};
 use crate::parse::{
-    FirstParam, ParseError, first_element, is_lws, is_token, lossy, parse_delta_seconds,
-    parse_u32, skip_while, split_top_level,
+    FirstParam, ParseError, first_element, is_lws, is_token, lossy, parse_delta_seconds, parse_u32,
+    skip_while, split_top_level,
 };
 use crate::uri::Uri;
 
@@ -393,7 +393,8 @@ impl Message {
             if !fast {
                 // Not `token *(SP/HT) ':'`: report it the way a plain
                 // line split would.
-                memchr(b':', &buf[pos..le]).ok_or(ParseError::Headers("header line without ':'"))?;
+                memchr(b':', &buf[pos..le])
+                    .ok_or(ParseError::Headers("header line without ':'"))?;
                 return Err(ParseError::Headers("bad header name"));
             }
             cur = Some(Pending {
@@ -809,7 +810,11 @@ mod tests {
         }
         let sl_start = pos;
         let nl = memchr(b'\n', &buf[pos..]).ok_or(sl_err("unterminated start line"))? + pos;
-        let sl_end = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+        let sl_end = if nl > pos && buf[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
         let start = parse_start_line(raw, sl_start, sl_end)?.to_start_line(raw);
         pos = nl + 1;
         let mut headers = Vec::new();
@@ -834,7 +839,12 @@ mod tests {
                     Some(_) => {}
                 }
             }
-            headers.push((name, raw.slice(p.name.0..p.name.1), raw.slice(vs..ve), p.line));
+            headers.push((
+                name,
+                raw.slice(p.name.0..p.name.1),
+                raw.slice(vs..ve),
+                p.line,
+            ));
             Ok(())
         };
         let body_start;
@@ -846,7 +856,11 @@ mod tests {
             let nl = memchr(b'\n', &buf[pos..])
                 .ok_or(ParseError::Headers("unterminated header line"))?
                 + pos;
-            let le = if nl > pos && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+            let le = if nl > pos && buf[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
             if le == pos {
                 body_start = nl + 1;
                 break;
@@ -890,7 +904,13 @@ mod tests {
             }
             None => buf.len(),
         };
-        Ok((start, (sl_start, nl + 1), headers, raw.slice(body_start..end), end))
+        Ok((
+            start,
+            (sl_start, nl + 1),
+            headers,
+            raw.slice(body_start..end),
+            end,
+        ))
     }
 
     const SEED: &[u8] = b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9\r\nv :x\r\n \tfold\r\nMax-Forwards:70\nTo: <sip:b@h>\r\nX-A\t: 1\r\nl: 3\r\nContent-Length: 3\r\n\r\nabcdef";

@@ -190,6 +190,9 @@ fn set_max_forwards_values() {
         let out = Message::parse(m.serialize()).unwrap();
         assert_eq!(out.max_forwards().unwrap(), Some(n));
         let text = String::from_utf8(out.raw().to_vec()).unwrap();
-        assert!(text.contains(&format!("\r\nMax-Forwards: {n}\r\n")), "{text}");
+        assert!(
+            text.contains(&format!("\r\nMax-Forwards: {n}\r\n")),
+            "{text}"
+        );
     }
 }

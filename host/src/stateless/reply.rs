@@ -307,7 +307,15 @@ mod ip_text_tests {
 
     #[test]
     fn formats_like_display() {
-        for ip in ["0.0.0.0", "127.0.0.1", "10.200.9.255", "1.22.103.4", "::1", "2001:db8::8:800:200c:417a", "::ffff:1.2.3.4"] {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.200.9.255",
+            "1.22.103.4",
+            "::1",
+            "2001:db8::8:800:200c:417a",
+            "::ffff:1.2.3.4",
+        ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(IpText::new().format(ip), ip.to_string());
         }

@@ -75,9 +75,15 @@ impl HeaderName {
             (12, b'c') if name_eq(name, b"Content-Type", b"content-type") => ContentType,
             (13, b'a') if name_eq(name, b"Authorization", b"authorization") => Authorization,
             (14, b'c') if name_eq(name, b"Content-Length", b"content-length") => ContentLength,
-            (16, b'w') if name_eq(name, b"WWW-Authenticate", b"www-authenticate") => WwwAuthenticate,
-            (18, b'p') if name_eq(name, b"Proxy-Authenticate", b"proxy-authenticate") => ProxyAuthenticate,
-            (19, b'p') if name_eq(name, b"Proxy-Authorization", b"proxy-authorization") => ProxyAuthorization,
+            (16, b'w') if name_eq(name, b"WWW-Authenticate", b"www-authenticate") => {
+                WwwAuthenticate
+            }
+            (18, b'p') if name_eq(name, b"Proxy-Authenticate", b"proxy-authenticate") => {
+                ProxyAuthenticate
+            }
+            (19, b'p') if name_eq(name, b"Proxy-Authorization", b"proxy-authorization") => {
+                ProxyAuthorization
+            }
             _ => Other,
         }
     }

@@ -72,10 +72,7 @@ impl NameAddr {
     }
 
     /// [`NameAddr::parse_list`] appending to `out` (no Vec per header value).
-    pub(crate) fn parse_list_into(
-        value: &[u8],
-        out: &mut Vec<NameAddr>,
-    ) -> Result<(), ParseError> {
+    pub(crate) fn parse_list_into(value: &[u8], out: &mut Vec<NameAddr>) -> Result<(), ParseError> {
         for elem in split_top_level(value) {
             out.push(NameAddr::parse(elem?)?);
         }

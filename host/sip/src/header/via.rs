@@ -102,9 +102,7 @@ pub(crate) struct ViaParts<'a> {
 /// `token SLASH token SLASH token LWS host [COLON port]` (LWS allowed
 /// around `/` and `:`): `(rest, (name, version, transport, host, port))`.
 #[allow(clippy::type_complexity)]
-fn sent_protocol_and_by(
-    i: &[u8],
-) -> Option<(&[u8], (&[u8], &[u8], &[u8], &[u8], Option<&[u8]>))> {
+fn sent_protocol_and_by(i: &[u8]) -> Option<(&[u8], (&[u8], &[u8], &[u8], &[u8], Option<&[u8]>))> {
     let tok = |p: usize| {
         let e = skip_while(i, p, is_token);
         (e > p).then_some(e)
@@ -174,7 +172,14 @@ impl fmt::Display for Via {
 mod tests {
     use super::*;
     use crate::parse::{lws0, lws1, token};
-    use nom::{IResult, Parser, branch::alt, bytes::complete::{tag, take_while1}, character::complete::digit1, combinator::{opt, recognize}, sequence::preceded};
+    use nom::{
+        IResult, Parser,
+        branch::alt,
+        bytes::complete::{tag, take_while1},
+        character::complete::digit1,
+        combinator::{opt, recognize},
+        sequence::preceded,
+    };
     use proptest::prelude::*;
 
     /// The nom grammar `sent_protocol_and_by` replaces.
