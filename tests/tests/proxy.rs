@@ -123,15 +123,17 @@ fn invite_to_registered_user_is_forwarded_and_responses_return() {
         text(&req)
     );
 
+    // Ringing, then (once A has seen it) the answer: back-to-back datagrams
+    // may be handled by two receive workers and overtake each other, as
+    // UDP allows, so the test orders them the way a call does.
     b.reply(&req, src, 180, "Ringing", "bobtag");
-    b.reply(&req, src, 200, "OK", "bobtag");
-
     let (r1, from1) = a
         .recv_response_for(&inv.call_id, RECV)
         .expect("180 did not come back to A");
     assert_eq!(r1.status(), Some(180), "{}", text(&r1));
     assert_eq!(from1, router.udp_addr());
     check_returned(&r1, &a, &inv.branch);
+    b.reply(&req, src, 200, "OK", "bobtag");
     let (r2, _) = a
         .recv_response_for(&inv.call_id, RECV)
         .expect("200 did not come back to A");
