@@ -168,6 +168,21 @@ pub(crate) fn unquote(q: &[u8]) -> String {
 /// text is mostly ASCII and a broken byte in a display name is no reason to
 /// drop a call.
 #[inline]
+/// Writes `;name=value` / `;name` parameters as URIs, Vias and name-addrs
+/// serialize them.
+pub(crate) fn write_params(
+    f: &mut std::fmt::Formatter<'_>,
+    params: &[(String, Option<String>)],
+) -> std::fmt::Result {
+    for (n, v) in params {
+        match v {
+            Some(v) => write!(f, ";{n}={v}")?,
+            None => write!(f, ";{n}")?,
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn lossy(b: &[u8]) -> String {
     // Fast path: valid UTF-8 (nearly always ASCII) is validated and copied once.
     match std::str::from_utf8(b) {

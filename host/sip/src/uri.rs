@@ -552,12 +552,7 @@ impl fmt::Display for Uri {
                 write!(f, ":{p}")?;
             }
         }
-        for (n, v) in &self.params {
-            match v {
-                Some(v) => write!(f, ";{n}={v}")?,
-                None => write!(f, ";{n}")?,
-            }
-        }
+        crate::parse::write_params(f, &self.params)?;
         for (i, (n, v)) in self.headers.iter().enumerate() {
             let sep = if i == 0 { '?' } else { '&' };
             write!(f, "{sep}{n}={v}")?;

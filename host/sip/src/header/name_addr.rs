@@ -177,12 +177,7 @@ impl fmt::Display for NameAddr {
             f.write_str("\" ")?;
         }
         write!(f, "<{}>", self.uri)?;
-        for (n, v) in &self.params {
-            match v {
-                Some(v) => write!(f, ";{n}={v}")?,
-                None => write!(f, ";{n}")?,
-            }
-        }
+        crate::parse::write_params(f, &self.params)?;
         Ok(())
     }
 }

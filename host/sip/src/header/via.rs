@@ -158,12 +158,7 @@ impl fmt::Display for Via {
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
         }
-        for (n, v) in &self.params {
-            match v {
-                Some(v) => write!(f, ";{n}={v}")?,
-                None => write!(f, ";{n}")?,
-            }
-        }
+        crate::parse::write_params(f, &self.params)?;
         Ok(())
     }
 }
