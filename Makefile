@@ -25,7 +25,7 @@ check: build plugins
 	target/release/wisp check --config $(CONFIG)
 
 # Native crates only: plugins are built for wasm32 by `make plugins`.
-NATIVE = --workspace --exclude wisp-plugin-default --exclude wisp-plugin-hello-world --exclude wisp-plugin-faulty
+NATIVE = --workspace $(foreach p,$(notdir $(wildcard plugins/*)),--exclude wisp-plugin-$(p))
 
 # One build of every target first: with dev-dependencies' features unified
 # the same way as the test run, so the wisp binary the end-to-end tests

@@ -34,6 +34,8 @@ pub struct Manifest {
     pub server: ServerConfig,
     #[serde(default)]
     pub usrloc: UsrlocConfig,
+    #[serde(default)]
+    pub tm: TmConfig,
     /// Routing plugins; this release runs exactly one.
     #[serde(default)]
     pub plugin: Vec<PluginConfig>,
@@ -101,6 +103,46 @@ impl Default for UsrlocConfig {
             min_expires: default_min_expires(),
             max_expires: default_max_expires(),
             brief_expires: BriefExpires::default(),
+        }
+    }
+}
+
+/// `[tm]`: transaction timers (RFC 3261 §17, Kamailio `tm` parameters) and
+/// the bound on transaction memory. Times in milliseconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TmConfig {
+    /// RTT estimate: first retransmission interval (timers A, E, G).
+    #[serde(default = "default_t1")]
+    pub t1_ms: u64,
+    /// Cap of the retransmission interval of non-INVITE requests and INVITE responses.
+    #[serde(default = "default_t2")]
+    pub t2_ms: u64,
+    /// How long the network may still hold a message (timers I, K).
+    #[serde(default = "default_t4")]
+    pub t4_ms: u64,
+    /// Wait for a final response when no provisional came (Kamailio `fr_timer`).
+    #[serde(default = "default_fr")]
+    pub fr_timer_ms: u64,
+    /// Wait for the final response to an INVITE after a provisional
+    /// (Kamailio `fr_inv_timer`, RFC 3261 timer C).
+    #[serde(default = "default_fr_inv")]
+    pub fr_inv_timer_ms: u64,
+    /// Most transactions held at once; past it new requests that need one
+    /// are answered 503 with Retry-After.
+    #[serde(default = "default_max_transactions")]
+    pub max_transactions: usize,
+}
+
+impl Default for TmConfig {
+    fn default() -> Self {
+        TmConfig {
+            t1_ms: default_t1(),
+            t2_ms: default_t2(),
+            t4_ms: default_t4(),
+            fr_timer_ms: default_fr(),
+            fr_inv_timer_ms: default_fr_inv(),
+            max_transactions: default_max_transactions(),
         }
     }
 }
@@ -229,6 +271,24 @@ fn default_min_expires() -> u32 {
 fn default_max_expires() -> u32 {
     86400
 }
+fn default_t1() -> u64 {
+    500
+}
+fn default_t2() -> u64 {
+    4000
+}
+fn default_t4() -> u64 {
+    5000
+}
+fn default_fr() -> u64 {
+    30_000
+}
+fn default_fr_inv() -> u64 {
+    120_000
+}
+fn default_max_transactions() -> usize {
+    100_000
+}
 fn default_deadline_ms() -> u64 {
     100
 }
@@ -303,6 +363,24 @@ impl Manifest {
                 "usrloc.tables".into(),
                 "at least one table is required".into(),
             ));
+        }
+        let tm = &self.tm;
+        for (key, v, lo, hi) in [
+            ("tm.t1_ms", tm.t1_ms, 1, 60_000),
+            ("tm.t2_ms", tm.t2_ms, 1, 600_000),
+            ("tm.t4_ms", tm.t4_ms, 0, 600_000),
+            ("tm.fr_timer_ms", tm.fr_timer_ms, 1, 3_600_000),
+            ("tm.fr_inv_timer_ms", tm.fr_inv_timer_ms, 1, 3_600_000),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err((key.into(), format!("expected {lo}..={hi} ms")));
+            }
+        }
+        if tm.t2_ms < tm.t1_ms {
+            return Err(("tm.t2_ms".into(), "must not be less than tm.t1_ms".into()));
+        }
+        if tm.max_transactions == 0 {
+            return Err(("tm.max_transactions".into(), "expected at least 1".into()));
         }
         match self.plugin.len() {
             0 => return Err(("plugin".into(), "one [[plugin]] table is required".into())),

@@ -14,6 +14,17 @@ pub enum Handled {
     Replied(u16),
     /// Forwarded statelessly.
     Forwarded,
+    /// Relayed statefully (`t_relay`).
+    Relayed,
+}
+
+/// Which route a message is in: what a host function may do depends on it
+/// (Kamailio's REQUEST_ROUTE / FAILURE_ROUTE / ONREPLY_ROUTE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Request,
+    Failure,
+    Reply,
 }
 
 /// A routing action failed. Mirrors the WIT `error` variant without depending
@@ -67,6 +78,20 @@ pub struct MsgContext {
     pub last_error: Option<(u16, &'static str)>,
     /// The request's transaction headers as received.
     pub summary: RequestSummary,
+    pub route: RouteKind,
+    /// The transaction, once `t_relay`/`t_newtran`/`t_reply` made one (and
+    /// always in a failure route).
+    pub txn: Option<crate::tm::TxnHandle>,
+    /// `t_relay` already ran in this route call.
+    pub relayed_in_route: bool,
+    /// Armed by `t_on_failure` / `t_on_reply`, taken by the next `t_relay`.
+    pub on_failure: Option<String>,
+    pub on_reply: Option<String>,
+    /// `t_set_fr(fr_inv, fr)`.
+    pub fr_override: Option<(std::time::Duration, std::time::Duration)>,
+    /// In a failure route: status of the best final response so far
+    /// (Kamailio `$T_reply_code`, `t_check_status`).
+    pub reply_code: Option<u16>,
 }
 
 impl MsgContext {
@@ -80,6 +105,13 @@ impl MsgContext {
             handled: None,
             last_error: None,
             summary,
+            route: RouteKind::Request,
+            txn: None,
+            relayed_in_route: false,
+            on_failure: None,
+            on_reply: None,
+            fr_override: None,
+            reply_code: None,
         }
     }
 

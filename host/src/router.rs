@@ -17,6 +17,8 @@ use crate::plugin::PluginRuntime;
 use crate::services::usrloc::Usrloc;
 use crate::stateless::myself::Myself;
 use crate::stateless::{forward, reply, sanity};
+use crate::tm::timer::SystemClock;
+use crate::tm::{FailureWork, RequestMatch, ResponseMatch, Tm};
 use crate::transport::{self, Source, Transports};
 
 /// What plugins act on: sockets, `myself`, user location. Everything but the
@@ -26,6 +28,7 @@ pub struct RouterCore {
     transports: Arc<Transports>,
     myself: Myself,
     usrloc: Usrloc,
+    tm: Tm,
 }
 
 impl RouterCore {
@@ -37,11 +40,13 @@ impl RouterCore {
             .collect();
         let myself = Myself::new(listen, &manifest.server.aliases);
         let usrloc = Usrloc::new(manifest.usrloc.clone());
+        let tm = Tm::new(&manifest.tm, Arc::new(SystemClock));
         RouterCore {
             manifest,
             transports,
             myself,
             usrloc,
+            tm,
         }
     }
     pub fn manifest(&self) -> &Manifest {
@@ -58,6 +63,9 @@ impl RouterCore {
     }
     pub fn usrloc(&self) -> &Usrloc {
         &self.usrloc
+    }
+    pub fn tm(&self) -> &Tm {
+        &self.tm
     }
 }
 
@@ -131,6 +139,7 @@ impl Router {
         for l in listeners {
             tokio::spawn(transport::tcp::accept_loop(self.clone(), l));
         }
+        tokio::spawn(timer_driver(self.clone()));
         let core = self.core.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -158,14 +167,69 @@ impl Router {
             Err(e) => return reply::answer_unparsable(&self.core, &data, source, &e.reason()),
         };
         if !msg.is_request() {
-            return forward::forward_response(&self.core, msg, source);
+            return self.handle_response(msg, source);
         }
         let summary = match sanity::check_request(&msg) {
             Ok(summary) => summary,
             Err(reason) => return self.refuse(msg, source, &reason),
         };
         let ctx = MsgContext::new(msg, source, summary);
-        self.plugin.route(ctx);
+        if self.core.tm().on_request(&self.core, &ctx) == RequestMatch::Absorbed {
+            return;
+        }
+        let Some(ctx) = self.plugin.route(ctx) else {
+            return;
+        };
+        if let Some(work) = self.core.tm().route_finished(&self.core, &ctx) {
+            self.run_failure_route(work);
+        }
+    }
+
+    /// A response: to its transaction's branch (through the reply route
+    /// when one is armed), else statelessly back along Via.
+    fn handle_response(&self, msg: Message, source: Source) {
+        let tm = self.core.tm();
+        match tm.match_response(&msg) {
+            ResponseMatch::NotOurs => forward::forward_response(&self.core, msg, source),
+            ResponseMatch::Ended => {
+                tracing::debug!(remote = %source.remote, "response for an ended transaction dropped");
+            }
+            ResponseMatch::Branch {
+                txn,
+                branch,
+                on_reply,
+            } => {
+                let msg = match on_reply {
+                    Some(name) if msg.status().is_some_and(|c| c > 100) => {
+                        let summary = crate::tm::lock_summary(&txn);
+                        let mut ctx = MsgContext::new(msg, source, summary);
+                        ctx.route = crate::msg_context::RouteKind::Reply;
+                        match self.plugin.onreply_route(&name, ctx) {
+                            Some(ctx) => ctx.msg,
+                            None => return,
+                        }
+                    }
+                    _ => msg,
+                };
+                if let Some(work) = tm.on_response(&self.core, &txn, branch, msg) {
+                    self.run_failure_route(work);
+                }
+            }
+        }
+    }
+
+    /// Run a failure route, and the next one it arms when its new branches
+    /// fail at once (bounded by the branch limit of a transaction).
+    pub(crate) fn run_failure_route(&self, mut work: FailureWork) {
+        loop {
+            let Some(ctx) = self.plugin.failure_route(&work.name, work.ctx) else {
+                return;
+            };
+            match self.core.tm().failure_route_finished(&self.core, &ctx) {
+                Some(next) => work = next,
+                None => return,
+            }
+        }
     }
 
     /// A request that failed the sanity check: 400 with the reason (never to an ACK).
@@ -175,6 +239,26 @@ impl Router {
             if let Err(e) = reply::send_reply_unchecked(&self.core, &msg, source, 400, reason) {
                 tracing::info!(remote = %source.remote, "no 400 possible: {e}");
             }
+        }
+    }
+}
+
+/// Fires the transaction layer's timers: sleeps until the earliest is due,
+/// or until an earlier one is scheduled.
+async fn timer_driver(router: Arc<Router>) {
+    let tm = router.core.tm();
+    loop {
+        let wake = tm.timer_wake().notified();
+        let sleep = match tm.next_deadline() {
+            Some(at) => at.saturating_duration_since(tm.clock().now()),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = wake => {}
+            _ = tokio::time::sleep(sleep) => {}
+        }
+        for work in tm.fire_due(&router.core) {
+            router.run_failure_route(work);
         }
     }
 }

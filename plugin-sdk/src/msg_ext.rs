@@ -1,7 +1,7 @@
 //! Kamailio-named functions as methods on [`Msg`], so that a route reads like
 //! a `ser.cfg` block: `msg.sl_send_reply(404, "Not Found")`, `msg.lookup("location")`.
 
-use crate::bindings::wisp::router::{proxy, registrar, sl};
+use crate::bindings::wisp::router::{proxy, registrar, sl, tm};
 use crate::{Msg, Result, Transport};
 
 /// Kamailio / SER functions that act on the current message. Each method is a
@@ -32,6 +32,28 @@ pub trait MsgExt {
     fn save(&self, table: &str) -> Result;
     /// `lookup(table)` (WIT `registrar.lookup`); `Err(Error::NotFound)` when unknown.
     fn lookup(&self, table: &str) -> Result;
+    /// `t_relay()`: stateful relay to the destination set (WIT `tm.t-relay`).
+    fn t_relay(&self) -> Result;
+    /// `t_relay_to_udp(host, port)` / `t_relay_to_tcp` (WIT `tm.t-relay-to`).
+    fn t_relay_to(&self, proto: Transport, host: &str, port: Option<u16>) -> Result;
+    /// `t_newtran()`: take the request over statefully (WIT `tm.t-newtran`).
+    fn t_newtran(&self) -> Result;
+    /// `t_reply(code, reason)`: stateful reply (WIT `tm.t-reply`).
+    fn t_reply(&self, code: u16, reason: &str) -> Result;
+    /// `t_replicate(uri)`: stateful copy to `uri` (WIT `tm.t-replicate`).
+    fn t_replicate(&self, uri: &str) -> Result;
+    /// `t_on_failure("name")`: arm `failure_route(name)` for the next `t_relay`.
+    fn t_on_failure(&self, name: &str);
+    /// `t_on_reply("name")`: arm `onreply_route(name)`.
+    fn t_on_reply(&self, name: &str);
+    /// `t_set_fr(fr_inv_ms, fr_ms)`: this transaction's final-response timers.
+    fn t_set_fr(&self, fr_inv_ms: u32, fr_ms: u32) -> Result;
+    /// `t_check_status("4[0-9][0-9]")`: the reply status matches (failure and reply routes).
+    fn t_check_status(&self, pattern: &str) -> Result<bool>;
+    /// `$T_reply_code`: best final status (failure route) or the reply's (reply route).
+    fn t_reply_code(&self) -> Option<u16>;
+    /// `t_is_canceled()`: the caller CANCELed.
+    fn t_is_canceled(&self) -> bool;
 }
 
 impl MsgExt for Msg {
@@ -84,5 +106,49 @@ impl MsgExt for Msg {
 
     fn lookup(&self, table: &str) -> Result {
         registrar::lookup(self, table)
+    }
+
+    fn t_relay(&self) -> Result {
+        tm::t_relay(self)
+    }
+
+    fn t_relay_to(&self, proto: Transport, host: &str, port: Option<u16>) -> Result {
+        tm::t_relay_to(self, proto, host, port)
+    }
+
+    fn t_newtran(&self) -> Result {
+        tm::t_newtran(self)
+    }
+
+    fn t_reply(&self, code: u16, reason: &str) -> Result {
+        tm::t_reply(self, code, reason)
+    }
+
+    fn t_replicate(&self, uri: &str) -> Result {
+        tm::t_replicate(self, uri)
+    }
+
+    fn t_on_failure(&self, name: &str) {
+        tm::t_on_failure(self, name)
+    }
+
+    fn t_on_reply(&self, name: &str) {
+        tm::t_on_reply(self, name)
+    }
+
+    fn t_set_fr(&self, fr_inv_ms: u32, fr_ms: u32) -> Result {
+        tm::t_set_fr(self, fr_inv_ms, fr_ms)
+    }
+
+    fn t_check_status(&self, pattern: &str) -> Result<bool> {
+        tm::t_check_status(self, pattern)
+    }
+
+    fn t_reply_code(&self) -> Option<u16> {
+        tm::t_reply_code(self)
+    }
+
+    fn t_is_canceled(&self) -> bool {
+        tm::t_is_canceled(self)
     }
 }

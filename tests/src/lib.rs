@@ -702,6 +702,23 @@ impl TestUa {
         }
     }
 
+    /// Next response for `call_id` with a status above 100: the `100 Trying`
+    /// a stateful proxy sends for an INVITE is hop-by-hop and skipped.
+    pub fn recv_answer_for(
+        &self,
+        call_id: &str,
+        timeout: Duration,
+    ) -> Option<(Message, SocketAddr)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (m, from) = self.recv_response_for(call_id, left)?;
+            if m.status() != Some(100) {
+                return Some((m, from));
+            }
+        }
+    }
+
     /// Next response (any) within `timeout`.
     pub fn recv_response(&self, timeout: Duration) -> Option<(Message, SocketAddr)> {
         let deadline = Instant::now() + timeout;

@@ -117,6 +117,12 @@ fn invite_to_registered_user_is_forwarded_and_responses_return() {
         .expect("INVITE did not reach the registered contact");
     assert_eq!(req.method(), Some(&Method::Invite), "{}", text(&req));
     check_forwarded(&router, &a, &b, &inv.branch, &req, src);
+    // t_relay answers an INVITE with 100 Trying at once (RFC 3261 §16.2).
+    let (trying, from0) = a
+        .recv_response_for(&inv.call_id, RECV)
+        .expect("no 100 Trying for the INVITE");
+    assert_eq!(trying.status(), Some(100), "{}", text(&trying));
+    assert_eq!(from0, router.udp_addr());
     assert!(
         req.body().starts_with(b"v=0"),
         "body must be forwarded intact:\n{}",
@@ -185,7 +191,7 @@ fn rport_response_routing_through_proxy() {
         .expect("INVITE did not reach the registered contact");
     // End-to-end outcome first: does the 200 reach A's real port?
     b.reply(&req, src, 200, "OK", "bobtag");
-    let got = a.recv_response_for(&inv.call_id, RECV);
+    let got = a.recv_answer_for(&inv.call_id, RECV);
     let vs = vias(&req);
     assert!(vs.len() >= 2, "{}", text(&req));
     let (resp, _) = got.unwrap_or_else(|| {

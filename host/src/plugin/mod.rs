@@ -172,13 +172,30 @@ impl PluginRuntime {
     }
 
     /// Run the plugin's `route` on a request. Whatever happens inside, the
-    /// request is answered or deliberately dropped when this returns.
-    pub fn route(&self, ctx: MsgContext) {
+    /// request is answered, relayed or deliberately dropped when this
+    /// returns; the message comes back for the transaction layer.
+    pub fn route(&self, ctx: MsgContext) -> Option<MsgContext> {
+        self.call(Export::Route, ctx)
+    }
+
+    /// Run `failure-route(name)` on a transaction's request.
+    pub fn failure_route(&self, name: &str, ctx: MsgContext) -> Option<MsgContext> {
+        self.call(Export::Failure(name), ctx)
+    }
+
+    /// Run `onreply-route(name)` on a response; the (possibly edited)
+    /// response comes back to be relayed.
+    pub fn onreply_route(&self, name: &str, ctx: MsgContext) -> Option<MsgContext> {
+        self.call(Export::Reply(name), ctx)
+    }
+
+    fn call(&self, export: Export<'_>, mut ctx: MsgContext) -> Option<MsgContext> {
         let mut instance = match self.checkout() {
             Ok(i) => i,
             Err(e) => {
                 tracing::error!(plugin = &*self.name, "no plugin instance: {e}");
-                return self.answer_500(ctx, "plugin unavailable");
+                self.answer_500(&mut ctx, "plugin unavailable");
+                return Some(ctx);
             }
         };
         let handle = match instance.store.data_mut().table.push(ctx) {
@@ -186,26 +203,39 @@ impl PluginRuntime {
             Err(e) => {
                 // The table is emptied after every call; full means a host bug.
                 tracing::error!(plugin = &*self.name, "resource table: {e}");
-                return;
+                return None;
             }
         };
         let borrowed = Resource::<MsgContext>::new_borrow(handle.rep());
         instance.store.set_epoch_deadline(self.deadline_ticks);
-        let result = instance.plugin.call_route(&mut instance.store, borrowed);
-        let ctx = match instance.store.data_mut().table.delete(handle) {
+        let result = match export {
+            Export::Route => instance.plugin.call_route(&mut instance.store, borrowed),
+            Export::Failure(name) => {
+                instance
+                    .plugin
+                    .call_failure_route(&mut instance.store, name, borrowed)
+            }
+            Export::Reply(name) => {
+                instance
+                    .plugin
+                    .call_onreply_route(&mut instance.store, name, borrowed)
+            }
+        };
+        let mut ctx = match instance.store.data_mut().table.delete(handle) {
             Ok(ctx) => ctx,
             Err(e) => {
                 tracing::error!(
                     plugin = &*self.name,
                     "message lost from resource table: {e}"
                 );
-                return;
+                return None;
             }
         };
+        let replying = !matches!(export, Export::Reply(_));
         match result {
             Ok(Ok(())) => {
                 self.checkin(instance);
-                if ctx.handled.is_none() {
+                if ctx.handled.is_none() && matches!(export, Export::Route) {
                     tracing::debug!(
                         plugin = &*self.name,
                         "route ended without reply or relay: request dropped"
@@ -214,9 +244,11 @@ impl PluginRuntime {
             }
             Ok(Err(e)) => {
                 self.checkin(instance);
-                let mut ctx = ctx;
-                tracing::info!(plugin = &*self.name, call_id = %call_id(&ctx), "route returned error: {e:?}");
-                if ctx.handled.is_none() && ctx.msg.method() != Some(&wisp_sip::Method::Ack) {
+                tracing::info!(plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error: {e:?}");
+                if replying
+                    && ctx.handled.is_none()
+                    && ctx.msg.method() != Some(&wisp_sip::Method::Ack)
+                {
                     if let Err(e) = reply::sl_reply_error(&self.core, &mut ctx) {
                         tracing::info!("no error reply possible: {e}");
                     }
@@ -228,23 +260,44 @@ impl PluginRuntime {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     plugin = &*self.name,
-                    export = "route",
+                    export = export.name(),
                     call_id = %call_id(&ctx),
                     "plugin trapped: {}",
                     trap_summary(&trap)
                 );
                 drop(instance);
-                self.answer_500(ctx, "plugin failure");
+                if replying {
+                    self.answer_500(&mut ctx, "plugin failure");
+                }
             }
         }
+        Some(ctx)
     }
 
-    fn answer_500(&self, mut ctx: MsgContext, why: &str) {
+    fn answer_500(&self, ctx: &mut MsgContext, why: &str) {
         if ctx.handled.is_some() || ctx.msg.method() == Some(&wisp_sip::Method::Ack) {
             return;
         }
-        if let Err(e) = reply::sl_send_reply(&self.core, &mut ctx, 500, "Server Internal Error") {
+        if let Err(e) = reply::sl_send_reply(&self.core, ctx, 500, "Server Internal Error") {
             tracing::info!("no 500 possible after {why}: {e}");
+        }
+    }
+}
+
+/// Which export a call runs.
+#[derive(Clone, Copy)]
+enum Export<'a> {
+    Route,
+    Failure(&'a str),
+    Reply(&'a str),
+}
+
+impl Export<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Export::Route => "route",
+            Export::Failure(_) => "failure-route",
+            Export::Reply(_) => "onreply-route",
         }
     }
 }

@@ -165,7 +165,7 @@ fn with_our_via(
 /// records where it really came from — `received` when the sent-by host is
 /// not the source IP, and `received` + `rport=<port>` when the client asked
 /// for rport — so that the response finds its way back through NAT.
-fn mark_received(msg: &mut Message, source: Source) {
+pub(crate) fn mark_received(msg: &mut Message, source: Source) {
     let Ok(mut top) = msg.top_via() else { return };
     let rport = top.rport().is_some();
     let src_ip = source.remote.ip();
@@ -222,8 +222,12 @@ pub fn forward_response(core: &RouterCore, mut msg: Message, source: Source) {
         }
     };
     let Some(top) = vias.first() else { return };
+    // Stateless branches only: a response on a stateful branch
+    // (`z9hG4bKwspT...`) whose transaction ended is not forwarded.
     let ours = core.myself().is_myself(&top.host, top.port, &Scheme::Sip)
-        && top.branch().is_some_and(|b| b.starts_with("z9hG4bKwsp"));
+        && top.branch().is_some_and(|b| {
+            b.starts_with("z9hG4bKwsp") && !b.starts_with(crate::tm::transaction::BRANCH_PREFIX)
+        });
     if !ours {
         tracing::debug!(remote = %source.remote, "response whose top Via is not ours dropped");
         return;

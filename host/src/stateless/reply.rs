@@ -10,7 +10,7 @@ use bytes::Bytes;
 use wisp_sip::reply::{ReplyOptions, build_reply};
 use wisp_sip::{Host, Message, Method};
 
-use crate::msg_context::{ActionError, Handled, MsgContext, RequestSummary};
+use crate::msg_context::{ActionError, Handled, MsgContext, RequestSummary, RouteKind};
 use crate::router::RouterCore;
 use crate::transport::{Proto, Source, Transports};
 
@@ -45,12 +45,23 @@ pub fn send_reply_with(
             "reason phrase contains CR or LF".into(),
         ));
     }
-    ctx.ensure_unhandled()?;
+    if ctx.route == RouteKind::Reply || !ctx.msg.is_request() {
+        return Err(ActionError::NotAllowedHere(
+            "a reply route cannot answer".into(),
+        ));
+    }
     if ctx.msg.method() == Some(&Method::Ack) {
         return Err(ActionError::NotAllowedHere(
             "an ACK is never answered".into(),
         ));
     }
+    if ctx.txn.is_some() {
+        // The request has a transaction (t_newtran, t_relay, a failure
+        // route): the reply goes through it, so a retransmission is
+        // answered from it (Kamailio's `send_reply`).
+        return core.tm().t_reply(core, ctx, code, reason, extra_headers);
+    }
+    ctx.ensure_unhandled()?;
     send_stateless_reply(
         core.transports(),
         &ctx.msg,
@@ -84,6 +95,21 @@ pub fn send_stateless_reply(
     reason: &str,
     extra_headers: &[(&str, &str)],
 ) -> Result<(), ReplyError> {
+    let (bytes, dest) = build_response(req, summary, source, code, reason, extra_headers)?;
+    transports.send(source.proto, dest, Some(source.local), bytes)?;
+    Ok(())
+}
+
+/// The bytes of a reply to `req` and where it goes (§18.2.2): the To-tag of
+/// [`to_tag`] for codes above 100, `received`/`rport` on the top Via.
+pub fn build_response(
+    req: &Message,
+    summary: &RequestSummary,
+    source: Source,
+    code: u16,
+    reason: &str,
+    extra_headers: &[(&str, &str)],
+) -> Result<(Bytes, SocketAddr), ReplyError> {
     let top = &summary.top_via;
     // RFC 3261 §18.2.1: `received` when sent-by differs from the packet's
     // source; RFC 3581 §4: `rport` filled, and then `received` always.
@@ -103,9 +129,13 @@ pub fn send_stateless_reply(
     };
     let bytes =
         build_reply(req, code, reason, &opts).map_err(|e| ReplyError::Unanswerable(e.reason()))?;
-    let dest = response_destination(source, top.port, rport_requested);
-    transports.send(source.proto, dest, Some(source.local), bytes)?;
-    Ok(())
+    Ok((bytes, reply_destination(source, summary)))
+}
+
+/// Where responses to the request of `summary` from `source` go.
+pub fn reply_destination(source: Source, summary: &RequestSummary) -> SocketAddr {
+    let top = &summary.top_via;
+    response_destination(source, top.port, top.rport().is_some())
 }
 
 /// Reply to a request the sanity check refused (or that did not parse):

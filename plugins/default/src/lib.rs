@@ -59,9 +59,9 @@ impl Plugin for Default {
     }
 }
 
-/// `route[1]`; stateless `forward` until transactions land (then `t_relay`).
+/// `route[1]`: `if (!t_relay()) { sl_reply_error(); }`
 fn relay(msg: &Msg) -> Result {
-    if msg.forward().is_err() {
+    if msg.t_relay().is_err() {
         return msg.sl_reply_error();
     }
     Ok(())

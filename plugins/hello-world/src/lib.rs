@@ -5,9 +5,6 @@
 //! message size), REGISTER -> `save("location")`, requests for a local user ->
 //! `lookup("location")` or 404, everything else relayed.
 //!
-//! Until transactions exist the relay is the stateless `forward()`; the one
-//! call to change when `t_relay` lands is marked below.
-//!
 //! Build: `make plugins` (component at `target/plugins/hello_world.wasm`).
 //! Run:   `target/release/wisp run --config config/hello-world.toml`.
 
@@ -54,8 +51,7 @@ impl Plugin for HelloWorld {
 
 /// `route[1]`: `if (!t_relay()) { sl_reply_error(); }`
 fn relay(msg: &Msg) -> Result {
-    // Stateless until the transaction layer lands; then: `msg.t_relay()`.
-    if msg.forward().is_err() {
+    if msg.t_relay().is_err() {
         return msg.sl_reply_error();
     }
     Ok(())

@@ -92,6 +92,16 @@ impl message::HostMsg for PluginState {
         Ok(())
     }
 
+    fn revert_uri(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<()> {
+        let ctx = self.msg(&m)?;
+        if let wisp_sip::StartLine::Request { uri, .. } = ctx.msg.start_line() {
+            if let Ok(original) = Uri::parse(uri) {
+                ctx.set_ruri(original);
+            }
+        }
+        Ok(())
+    }
+
     fn rewrite_host(&mut self, m: Resource<MsgContext>, host: String) -> Result<(), HostError> {
         let host = parse_host(&host)?;
         Ok(edit_ruri(self.msg(&m)?, |u| {

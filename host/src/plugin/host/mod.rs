@@ -8,6 +8,7 @@ mod message;
 mod proxy;
 mod registrar;
 mod sl;
+mod tm;
 mod types;
 
 use std::sync::Arc;

@@ -1,0 +1,189 @@
+//! A stateful proxy transaction (RFC 3261 §16): the server transaction that
+//! faces the caller, the branches (client transactions) it forked to, and
+//! the response context that picks the best final response (§16.7).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use wisp_sip::Message;
+
+use super::client::ClientTransaction;
+use super::server::ServerTransaction;
+use crate::msg_context::RequestSummary;
+use crate::transport::{Proto, Source};
+
+/// Branch numbers at or above this name a branch's CANCEL transaction in timers.
+pub const CANCEL_BIT: u16 = 0x8000;
+
+/// Prefix of the Via branch of every stateful branch: `z9hG4bKwspT<txn>.<branch>`.
+/// Stateless forwards use `z9hG4bKwsp<hash>` (no `T`).
+pub const BRANCH_PREFIX: &str = "z9hG4bKwspT";
+
+pub fn branch_id(txn: u64, branch: u16) -> String {
+    format!("{BRANCH_PREFIX}{txn:x}.{branch}")
+}
+
+/// `(transaction, branch)` from a Via branch this router made, if it is one.
+pub fn parse_branch_id(branch: &str) -> Option<(u64, u16)> {
+    let rest = branch.strip_prefix(BRANCH_PREFIX)?;
+    let (txn, b) = rest.split_once('.')?;
+    Some((u64::from_str_radix(txn, 16).ok()?, b.parse().ok()?))
+}
+
+/// How far a branch got.
+#[derive(Debug)]
+pub enum CancelState {
+    None,
+    /// CANCEL wanted but no provisional yet (§9.1: wait for one).
+    Wanted,
+    Sent(ClientTransaction),
+}
+
+/// One destination of the request.
+#[derive(Debug)]
+pub struct Branch {
+    pub uri: String,
+    pub proto: Proto,
+    pub dest: SocketAddr,
+    pub local: SocketAddr,
+    pub client: ClientTransaction,
+    /// Generation of the final-response timer; a provisional re-arms it.
+    pub fr_generation: u32,
+    pub provisional: bool,
+    /// The branch has its final answer (received, or 408/503 made up).
+    pub done: bool,
+    pub cancel: CancelState,
+    /// A `t_replicate` copy: its responses are absorbed, never forwarded.
+    pub replica: bool,
+}
+
+/// A final response a finished branch contributed.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub code: u16,
+    /// What goes upstream: the received response minus our Via, or one we made.
+    pub upstream: Bytes,
+    /// WWW-/Proxy-Authenticate values of a 401/407, for aggregation (§16.7 step 7).
+    pub challenges: Vec<(String, Bytes)>,
+}
+
+/// What a route is doing with the transaction right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// In the request route (or created by `t_newtran`).
+    Routing,
+    /// Branches out, waiting for responses.
+    Proxying,
+    /// The failure route is running.
+    FailureRoute,
+}
+
+/// A proxy transaction. Lives in the table behind a mutex; plugins never
+/// run while it is locked.
+pub struct Transaction {
+    pub id: u64,
+    pub key: String,
+    /// The request as the route left it at the first `t_relay`/`t_newtran`
+    /// (own copy: it must not pin the receive buffer).
+    pub request: Message,
+    pub source: Source,
+    pub summary: RequestSummary,
+    pub flags: u64,
+    pub invite: bool,
+    pub server: ServerTransaction,
+    pub response_dest: SocketAddr,
+    pub branches: Vec<Branch>,
+    pub candidates: Vec<Candidate>,
+    pub on_failure: Option<String>,
+    pub on_reply: Option<String>,
+    pub fr: Duration,
+    pub fr_inv: Duration,
+    /// The caller CANCELed (§16.10).
+    pub canceled: bool,
+    pub phase: Phase,
+    /// The server side ended (timer J/I/L/H): the transaction is forgotten.
+    pub ended: bool,
+    /// Branches whose next hop is still being resolved.
+    pub resolving: usize,
+}
+
+impl Transaction {
+    /// Branches that still wait for a final response (replicas excluded).
+    pub fn pending_branches(&self) -> usize {
+        self.branches
+            .iter()
+            .filter(|b| !b.done && !b.replica)
+            .count()
+    }
+
+    /// §16.7 step 6: the best of the final responses collected so far.
+    pub fn best_candidate(&self) -> Option<&Candidate> {
+        best_of(&self.candidates)
+    }
+}
+
+/// Best response per RFC 3261 §16.7 step 6: any 6xx wins; else the lowest
+/// class; within 4xx prefer 401, 407, 415, 420, 484; else the first received.
+pub fn best_of(candidates: &[Candidate]) -> Option<&Candidate> {
+    if let Some(c) = candidates.iter().find(|c| c.code >= 600) {
+        return Some(c);
+    }
+    let class = candidates.iter().map(|c| c.code / 100).min()?;
+    let in_class = || candidates.iter().filter(move |c| c.code / 100 == class);
+    if class == 4 {
+        for preferred in [401, 407, 415, 420, 484] {
+            if let Some(c) = in_class().find(|c| c.code == preferred) {
+                return Some(c);
+            }
+        }
+    }
+    in_class().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(code: u16) -> Candidate {
+        Candidate {
+            code,
+            upstream: Bytes::from(code.to_string()),
+            challenges: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rfc3261_16_7_step_6_lowest_class_wins_and_6xx_beats_all() {
+        assert_eq!(
+            best_of(&[c(486), c(302), c(503)]).map(|c| c.code),
+            Some(302)
+        );
+        assert_eq!(
+            best_of(&[c(486), c(603), c(302)]).map(|c| c.code),
+            Some(603)
+        );
+        assert_eq!(best_of(&[c(503), c(408)]).map(|c| c.code), Some(408));
+        assert_eq!(best_of(&[]).map(|c| c.code), None);
+    }
+
+    #[test]
+    fn rfc3261_16_7_step_6_challenges_are_preferred_within_4xx() {
+        assert_eq!(
+            best_of(&[c(404), c(407), c(486)]).map(|c| c.code),
+            Some(407)
+        );
+        assert_eq!(
+            best_of(&[c(486), c(404)]).map(|c| c.code),
+            Some(486),
+            "first received"
+        );
+    }
+
+    #[test]
+    fn branch_ids_round_trip_and_stateless_ones_are_not_ours() {
+        assert_eq!(parse_branch_id(&branch_id(0x1f2e, 3)), Some((0x1f2e, 3)));
+        assert_eq!(parse_branch_id("z9hG4bKwsp0123456789abcdef"), None);
+        assert_eq!(parse_branch_id("z9hG4bKwspTzz.1"), None);
+    }
+}

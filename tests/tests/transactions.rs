@@ -1,0 +1,310 @@
+//! Stateful proxying through the real binary (RFC 3261 §16/§17, Kamailio
+//! `tm`): retransmission absorption, parallel forking with CANCEL of the
+//! losing branch, the caller's CANCEL, failure routes on a busy callee and on
+//! `fr_inv_timer`, and hop-by-hop ACKs.
+
+use std::time::{Duration, Instant};
+
+use wisp_e2e::{Manifest, Router, TestUa, plugin_path, text};
+use wisp_sip::{Message, Method};
+
+const RECV: Duration = Duration::from_secs(3);
+
+/// The SER forward-on-unavailable plugin with its three destinations.
+fn forward_on_unavailable(
+    first: &TestUa,
+    second: &TestUa,
+    last: &TestUa,
+) -> impl Fn(Manifest) -> Manifest {
+    let (f, s, l) = (first.contact(), second.contact(), last.contact());
+    move |m: Manifest| {
+        m.plugin_file(&plugin_path("forward_on_unavailable"))
+            .set("plugin", "name", "\"forward-on-unavailable\"")
+            .set("params", "first", &format!("\"{f}\""))
+            .set("params", "second", &format!("\"{s}\""))
+            .set("params", "last", &format!("\"{l}\""))
+    }
+}
+
+/// Requests of `method` that arrive at `ua` within `within`, answering none.
+fn collect(ua: &TestUa, method: Method, within: Duration) -> Vec<Message> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    while let Some((m, _)) = ua.recv_msg(deadline.saturating_duration_since(Instant::now())) {
+        if m.method() == Some(&method) {
+            got.push(m);
+        }
+    }
+    got
+}
+
+fn expect_request(ua: &TestUa, method: Method) -> (Message, std::net::SocketAddr) {
+    let deadline = Instant::now() + RECV;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (m, src) = ua
+            .recv_request(left)
+            .unwrap_or_else(|| panic!("{} never received a {}", ua.user, method.as_str()));
+        if m.method() == Some(&method) {
+            return (m, src);
+        }
+        eprintln!("[e2e] {} skips {}", ua.user, text(&m));
+    }
+}
+
+#[test]
+fn retransmitted_invites_reach_neither_the_plugin_nor_the_callee_twice() {
+    let a = TestUa::new("alice");
+    let b = TestUa::new("bob");
+    let spare = TestUa::new("spare");
+    let router = Router::start_with(forward_on_unavailable(&b, &spare, &spare));
+    let inv = a.request("INVITE", &router.aor("bob"));
+    let bytes = inv.build();
+    a.send_to(router.udp_addr(), &bytes);
+    let (req, src) = expect_request(&b, Method::Invite);
+    b.reply(&req, src, 180, "Ringing", "bobtag");
+    // The caller retransmits, as it would over UDP before seeing a reply.
+    for _ in 0..3 {
+        a.send_to(router.udp_addr(), &bytes);
+    }
+    // Each retransmission is answered from the transaction (100, then the 180).
+    let mut answers = Vec::new();
+    while let Some((r, _)) = a.recv_response_for(&inv.call_id, Duration::from_millis(700)) {
+        answers.push(r.status().unwrap_or(0));
+    }
+    assert!(answers.len() >= 4, "one answer per INVITE: {answers:?}");
+    assert!(answers.contains(&180), "{answers:?}");
+    let extra = collect(&b, Method::Invite, Duration::from_millis(300));
+    assert!(
+        extra.is_empty(),
+        "callee got the INVITE again:\n{}",
+        text(&extra[0])
+    );
+    let runs = router
+        .log()
+        .matches(&format!("route INVITE {}", inv.call_id))
+        .count();
+    assert_eq!(runs, 1, "the plugin ran {runs} times:\n{}", router.log());
+}
+
+#[test]
+fn busy_first_destination_enters_failure_route_which_tries_the_second() {
+    let a = TestUa::new("alice");
+    let b1 = TestUa::new("busy");
+    let b2 = TestUa::new("second");
+    let last = TestUa::new("last");
+    let router = Router::start_with(forward_on_unavailable(&b1, &b2, &last));
+    let inv = a.request("INVITE", &router.aor("bob"));
+    a.send_to(router.udp_addr(), &inv.build());
+
+    let (req1, src1) = expect_request(&b1, Method::Invite);
+    assert_eq!(&req1.request_uri_raw()[..], b1.contact().as_bytes());
+    b1.reply(&req1, src1, 486, "Busy Here", "b1tag");
+    // The proxy ACKs the 486 itself (hop by hop, RFC 3261 §17.1.1.3).
+    let (ack, _) = expect_request(&b1, Method::Ack);
+    assert_eq!(ack.to().expect("To").tag(), Some("b1tag"), "{}", text(&ack));
+    assert_eq!(
+        ack.vias().expect("Via")[0].branch(),
+        req1.vias().expect("Via")[0].branch(),
+        "the ACK of a non-2xx shares the INVITE's branch"
+    );
+
+    // failure_route[1]: the second destination, same call.
+    let (req2, src2) = expect_request(&b2, Method::Invite);
+    assert_eq!(&req2.request_uri_raw()[..], b2.contact().as_bytes());
+    assert_eq!(
+        req2.call_id().expect("Call-ID"),
+        req1.call_id().expect("Call-ID")
+    );
+    assert_ne!(
+        req2.vias().expect("Via")[0].branch(),
+        req1.vias().expect("Via")[0].branch(),
+        "a new branch for the new destination"
+    );
+    b2.reply(&req2, src2, 200, "OK", "b2tag");
+    let (resp, _) = a
+        .recv_answer_for(&inv.call_id, RECV)
+        .expect("no answer reached the caller");
+    assert_eq!(
+        resp.status(),
+        Some(200),
+        "the 486 must not reach the caller:\n{}",
+        text(&resp)
+    );
+    assert!(router.log().contains("first redirection"));
+}
+
+#[test]
+fn both_failure_routes_then_the_best_response_goes_upstream() {
+    let a = TestUa::new("alice");
+    let b1 = TestUa::new("one");
+    let b2 = TestUa::new("two");
+    let b3 = TestUa::new("three");
+    let router = Router::start_with(forward_on_unavailable(&b1, &b2, &b3));
+    let inv = a.request("INVITE", &router.aor("bob"));
+    a.send_to(router.udp_addr(), &inv.build());
+    for (ua, code, reason) in [
+        (&b1, 503, "Service Unavailable"),
+        (&b2, 486, "Busy Here"),
+        (&b3, 603, "Decline"),
+    ] {
+        let (req, src) = expect_request(ua, Method::Invite);
+        ua.reply(&req, src, code, reason, "t");
+    }
+    let (resp, _) = a
+        .recv_answer_for(&inv.call_id, RECV)
+        .expect("no final response reached the caller");
+    // §16.7: a 6xx beats every other class.
+    assert_eq!(resp.status(), Some(603), "{}", text(&resp));
+    assert!(router.log().contains("second redirection"));
+    // The caller's ACK for the 603 is absorbed by the proxy.
+    let ack = a
+        .request("ACK", &router.aor("bob"))
+        .call_id(&inv.call_id)
+        .branch(&inv.branch);
+    a.send_to(router.udp_addr(), &ack.build());
+    for ua in [&b1, &b2, &b3] {
+        let acks = collect(ua, Method::Ack, Duration::from_millis(200));
+        assert!(
+            acks.iter()
+                .all(|m| m.to().ok().and_then(|t| t.tag().map(str::to_owned)) == Some("t".into())),
+            "only the proxy's own hop-by-hop ACKs reach the callees"
+        );
+    }
+}
+
+#[test]
+fn no_answer_triggers_fr_inv_timer_cancel_and_the_failure_route() {
+    let a = TestUa::new("alice");
+    let b1 = TestUa::new("sleepy");
+    let b2 = TestUa::new("second");
+    let router = Router::start_with(|m| {
+        let mut m = forward_on_unavailable(&b1, &b2, &b2)(m);
+        m.extra.push_str("[tm]\nfr_inv_timer_ms = 1000\n");
+        m
+    });
+    let inv = a.request("INVITE", &router.aor("bob"));
+    a.send_to(router.udp_addr(), &inv.build());
+    let (req1, src1) = expect_request(&b1, Method::Invite);
+    b1.reply(&req1, src1, 180, "Ringing", "b1tag");
+    let rang = Instant::now();
+    let (cancel, csrc) = expect_request(&b1, Method::Cancel);
+    let waited = rang.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(2500),
+        "CANCEL after fr_inv_timer (1 s), came after {waited:?}"
+    );
+    assert_eq!(
+        cancel.vias().expect("Via")[0].branch(),
+        req1.vias().expect("Via")[0].branch(),
+        "§9.1: the CANCEL matches the INVITE's branch"
+    );
+    b1.reply(&cancel, csrc, 200, "OK", "b1tag");
+    b1.reply(&req1, src1, 487, "Request Terminated", "b1tag");
+    let (req2, src2) = expect_request(&b2, Method::Invite);
+    b2.reply(&req2, src2, 200, "OK", "b2tag");
+    let mut statuses = Vec::new();
+    while let Some((r, _)) = a.recv_answer_for(&inv.call_id, RECV) {
+        statuses.push(r.status().unwrap_or(0));
+        if r.status() == Some(200) {
+            break;
+        }
+    }
+    assert_eq!(
+        statuses,
+        vec![180, 200],
+        "the 487 of the canceled branch stays in the proxy"
+    );
+}
+
+#[test]
+fn parallel_fork_first_200_wins_and_the_other_branch_is_canceled() {
+    let router = Router::start();
+    let a = TestUa::new("alice");
+    let b1 = TestUa::new("bob");
+    let b2 = TestUa::new("bob");
+    b1.register(&router);
+    b2.register(&router);
+    let inv = a.request("INVITE", &router.aor("bob"));
+    a.send_to(router.udp_addr(), &inv.build());
+    let (r1, s1) = expect_request(&b1, Method::Invite);
+    let (r2, s2) = expect_request(&b2, Method::Invite);
+    b1.reply(&r1, s1, 180, "Ringing", "b1");
+    b2.reply(&r2, s2, 180, "Ringing", "b2");
+    // Both rang; b1 answers first.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let (r, _) = a
+            .recv_answer_for(&inv.call_id, RECV)
+            .expect("180s reach the caller");
+        seen.push(r.status());
+    }
+    b1.reply(&r1, s1, 200, "OK", "b1");
+    let (cancel, cs) = expect_request(&b2, Method::Cancel);
+    b2.reply(&cancel, cs, 200, "OK", "b2");
+    b2.reply(&r2, s2, 487, "Request Terminated", "b2");
+    let (ack, _) = expect_request(&b2, Method::Ack);
+    assert_eq!(ack.to().expect("To").tag(), Some("b2"));
+    let (resp, _) = a
+        .recv_answer_for(&inv.call_id, RECV)
+        .expect("200 reaches the caller");
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(resp.to().expect("To").tag(), Some("b1"));
+    // The canceled branch's 487 never reaches the caller.
+    let late = a.recv_answer_for(&inv.call_id, Duration::from_millis(500));
+    assert!(
+        late.is_none(),
+        "{}",
+        late.map(|(m, _)| text(&m)).unwrap_or_default()
+    );
+}
+
+#[test]
+fn callers_cancel_reaches_every_branch_and_yields_487() {
+    let router = Router::start();
+    let a = TestUa::new("alice");
+    let b1 = TestUa::new("bob");
+    let b2 = TestUa::new("bob");
+    b1.register(&router);
+    b2.register(&router);
+    let inv = a.request("INVITE", &router.aor("bob"));
+    a.send_to(router.udp_addr(), &inv.build());
+    let (r1, s1) = expect_request(&b1, Method::Invite);
+    let (r2, s2) = expect_request(&b2, Method::Invite);
+    b1.reply(&r1, s1, 180, "Ringing", "b1");
+    b2.reply(&r2, s2, 183, "Session Progress", "b2");
+    for _ in 0..2 {
+        a.recv_answer_for(&inv.call_id, RECV)
+            .expect("provisionals reach the caller");
+    }
+    let cancel = a
+        .request("CANCEL", &router.aor("bob"))
+        .call_id(&inv.call_id)
+        .branch(&inv.branch);
+    a.send_to(router.udp_addr(), &cancel.build());
+    let (c1, cs1) = expect_request(&b1, Method::Cancel);
+    let (c2, cs2) = expect_request(&b2, Method::Cancel);
+    for (ua, c, cs, r, s, tag) in [
+        (&b1, &c1, cs1, &r1, s1, "b1"),
+        (&b2, &c2, cs2, &r2, s2, "b2"),
+    ] {
+        ua.reply(c, cs, 200, "OK", tag);
+        ua.reply(r, s, 487, "Request Terminated", tag);
+    }
+    let mut cancel_ok = false;
+    let mut final_code = None;
+    let deadline = Instant::now() + RECV;
+    while final_code.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (r, _) = a
+            .recv_response_for(&inv.call_id, left)
+            .expect("answers to CANCEL and INVITE");
+        match (r.cseq().map(|c| c.method).ok(), r.status()) {
+            (Some(Method::Cancel), Some(200)) => cancel_ok = true,
+            (Some(Method::Invite), Some(code)) if code >= 200 => final_code = Some(code),
+            _ => {}
+        }
+    }
+    assert!(cancel_ok, "200 to the CANCEL (§16.10)");
+    assert_eq!(final_code, Some(487));
+}
