@@ -67,6 +67,11 @@ pub struct MsgContext {
     pub last_error: Option<(u16, &'static str)>,
     /// The request's transaction headers as received.
     pub summary: RequestSummary,
+    /// `record_route` inserted our Record-Route (a second one is refused).
+    pub record_routed: bool,
+    /// What `loose_route` returned; a second call returns it again instead
+    /// of applying the Route edits twice.
+    pub loose_routed: Option<bool>,
 }
 
 impl MsgContext {
@@ -80,6 +85,8 @@ impl MsgContext {
             handled: None,
             last_error: None,
             summary,
+            record_routed: false,
+            loose_routed: None,
         }
     }
 
