@@ -142,12 +142,10 @@ fn plan(core: &RouterCore, ctx: &MsgContext, routes: &[NameAddr]) -> Result<Plan
 
     // 1. §16.4: the previous hop was a strict router.
     let strict_previous = myself.uri_is_myself(ctx.ruri()) && in_dialog(ctx)?;
-    if strict_previous {
-        if let Some(last) = routes.last() {
-            p.new_ruri = Some(last.uri.clone());
-            p.remove_last = true;
-            end -= 1;
-        }
+    if strict_previous && let Some(last) = routes.last() {
+        p.new_ruri = Some(last.uri.clone());
+        p.remove_last = true;
+        end -= 1;
     }
 
     // 2. §16.4: our own entries at the top.
