@@ -36,6 +36,8 @@ pub struct Manifest {
     pub usrloc: UsrlocConfig,
     #[serde(default)]
     pub tm: TmConfig,
+    #[serde(default)]
+    pub rr: RrConfig,
     /// Routing plugins; this release runs exactly one.
     #[serde(default)]
     pub plugin: Vec<PluginConfig>,
@@ -145,6 +147,16 @@ impl Default for TmConfig {
             max_transactions: default_max_transactions(),
         }
     }
+}
+
+/// `[rr]`: Record-Route (Kamailio `rr` module parameters).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RrConfig {
+    /// `record_route` writes `;lr=on` instead of `;lr`, for old parsers that
+    /// need a value on every parameter (Kamailio `enable_full_lr`).
+    #[serde(default)]
+    pub enable_full_lr: bool,
 }
 
 /// `[[plugin]]`: one routing component and its limits.
@@ -513,6 +525,27 @@ mode = "strict"
             e.contains(&format!(":{}:", text.lines().count() - 1)),
             "{e}"
         );
+    }
+
+    #[test]
+    fn rr_section_defaults_and_names_wrong_keys() {
+        let m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
+        assert!(!m.rr.enable_full_lr);
+        let text = format!("{GOOD}\n[rr]\nenable_full_lr = true\n");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("valid");
+        assert!(m.rr.enable_full_lr);
+        let text = format!("{GOOD}\n[rr]\nenable_full_lr = \"yes\"\n");
+        let e = Manifest::parse(&text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `rr.enable_full_lr`"), "{e}");
+        assert!(e.contains(&format!(":{}:", text.lines().count())), "{e}");
+        let text = format!("{GOOD}\n[rr]\nappend_fromtag = true\n");
+        let e = Manifest::parse(&text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("append_fromtag"), "{e}");
+        assert!(e.contains(&format!(":{}:", text.lines().count())), "{e}");
     }
 
     #[test]

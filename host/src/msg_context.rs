@@ -92,6 +92,11 @@ pub struct MsgContext {
     /// In a failure route: status of the best final response so far
     /// (Kamailio `$T_reply_code`, `t_check_status`).
     pub reply_code: Option<u16>,
+    /// `record_route` inserted our Record-Route (a second one is refused).
+    pub record_routed: bool,
+    /// What `loose_route` returned; a second call returns it again instead
+    /// of applying the Route edits twice.
+    pub loose_routed: Option<bool>,
 }
 
 impl MsgContext {
@@ -112,6 +117,8 @@ impl MsgContext {
             on_reply: None,
             fr_override: None,
             reply_code: None,
+            record_routed: false,
+            loose_routed: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Kamailio-named functions as methods on [`Msg`], so that a route reads like
 //! a `ser.cfg` block: `msg.sl_send_reply(404, "Not Found")`, `msg.lookup("location")`.
 
-use crate::bindings::wisp::router::{proxy, registrar, sl, tm};
+use crate::bindings::wisp::router::{proxy, registrar, rr, sl, tm};
 use crate::{Msg, Result, Transport};
 
 /// Kamailio / SER functions that act on the current message. Each method is a
@@ -54,6 +54,15 @@ pub trait MsgExt {
     fn t_reply_code(&self) -> Option<u16>;
     /// `t_is_canceled()`: the caller CANCELed.
     fn t_is_canceled(&self) -> bool;
+    /// `record_route()` (WIT `rr.record-route`): add our Record-Route, naming
+    /// the socket the request arrived on, so the dialog's later requests
+    /// come through this router. Once per request.
+    fn record_route(&self) -> Result;
+    /// `loose_route()` (WIT `rr.loose-route`): follow the Route set. `false`
+    /// when the request has no Route header; `true` when it was routed by it
+    /// (our entries removed, next hop in the destination URI or, for a strict
+    /// router, in the Request-URI) — then `forward()` sends it on.
+    fn loose_route(&self) -> Result<bool>;
 }
 
 impl MsgExt for Msg {
@@ -150,5 +159,13 @@ impl MsgExt for Msg {
 
     fn t_is_canceled(&self) -> bool {
         tm::t_is_canceled(self)
+    }
+
+    fn record_route(&self) -> Result {
+        rr::record_route(self)
+    }
+
+    fn loose_route(&self) -> Result<bool> {
+        rr::loose_route(self)
     }
 }

@@ -98,6 +98,10 @@ fn tcp_caller_to_udp_callee() {
     assert_eq!(vs[1].branch(), Some(inv.branch.as_str()));
     // B answers over UDP, where back-to-back datagrams may be handled by two
     // receive workers and overtake each other: ring first, then answer.
+    let trying = a
+        .recv_msg(RECV)
+        .expect("no 100 Trying on the caller's TCP connection");
+    assert_eq!(trying.status(), Some(100), "{}", text(&trying));
     b.reply(&req, src, 180, "Ringing", "bobtag");
     let r1 = a
         .recv_msg(RECV)

@@ -308,3 +308,105 @@ fn callers_cancel_reaches_every_branch_and_yields_487() {
     assert!(cancel_ok, "200 to the CANCEL (§16.10)");
     assert_eq!(final_code, Some(487));
 }
+
+/// A whole call through the default plugin: INVITE/100/180/200, the ACK and
+/// a BYE from the callee both follow the Record-Route the proxy inserted.
+#[test]
+fn call_set_up_and_torn_down_through_the_record_route() {
+    let router = Router::start();
+    let a = TestUa::new("alice");
+    let b = TestUa::new("bob");
+    b.register(&router);
+    let inv = a.request("INVITE", &router.aor("bob"));
+    a.send_to(router.udp_addr(), &inv.build());
+    let (req, src) = expect_request(&b, Method::Invite);
+    let rr: Vec<String> = req
+        .header_values("Record-Route")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    let ours = format!("<sip:127.0.0.1:{};lr>", router.port());
+    assert_eq!(rr, vec![ours.clone()], "{}", text(&req));
+    b.reply(&req, src, 180, "Ringing", "bobtag");
+    // The UAS copies Record-Route into its 2xx (RFC 3261 §12.1.1).
+    let ok = wisp_sip::build_reply(
+        &req,
+        200,
+        "OK",
+        &wisp_sip::ReplyOptions {
+            to_tag: Some("bobtag"),
+            extra_headers: &[
+                ("Record-Route", &ours),
+                ("Contact", &format!("<{}>", b.contact())),
+            ],
+            ..Default::default()
+        },
+    )
+    .expect("200");
+    b.send_to(wisp_e2e::response_destination(&req).unwrap_or(src), &ok);
+    let mut statuses = Vec::new();
+    let answer = loop {
+        let (r, _) = a
+            .recv_answer_for(&inv.call_id, RECV)
+            .expect("180 and 200 reach the caller");
+        statuses.push(r.status());
+        if r.status() == Some(200) {
+            break r;
+        }
+    };
+    assert_eq!(statuses, vec![Some(180), Some(200)]);
+    let rr_back: Vec<_> = answer.header_values("Record-Route").collect();
+    assert_eq!(rr_back.len(), 1, "{}", text(&answer));
+
+    // ACK: to the callee's Contact, via the route set.
+    let ack = a
+        .request("ACK", &b.contact())
+        .call_id(&inv.call_id)
+        .header("Route", &ours);
+    a.send_to(router.udp_addr(), &ack.build());
+    let (got_ack, _) = expect_request(&b, Method::Ack);
+    assert!(
+        got_ack.header("Route").is_none(),
+        "the proxy removes its own Route entry:\n{}",
+        text(&got_ack)
+    );
+    assert_eq!(&got_ack.request_uri_raw()[..], b.contact().as_bytes());
+
+    // BYE from the callee, also via the route set.
+    let bye = b
+        .request("BYE", &a.contact())
+        .call_id(&inv.call_id)
+        .cseq(1)
+        .header("Route", &ours);
+    b.send_to(router.udp_addr(), &bye.build());
+    let (got_bye, bye_src) = expect_request(&a, Method::Bye);
+    assert!(got_bye.header("Route").is_none(), "{}", text(&got_bye));
+    assert_eq!(&got_bye.request_uri_raw()[..], a.contact().as_bytes());
+    a.reply(&got_bye, bye_src, 200, "OK", "alicetag");
+    let (bye_ok, _) = b
+        .recv_answer_for(&bye.call_id, RECV)
+        .expect("200 for BYE reaches the callee");
+    assert_eq!(bye_ok.status(), Some(200));
+    assert_eq!(bye_ok.cseq().expect("CSeq").method, Method::Bye);
+}
+
+/// sipsak (a client nobody here wrote) sends OPTIONS to a registered user;
+/// Wisp relays it statefully and sipsak gets the callee's 200.
+#[test]
+fn sipsak_options_through_t_relay_gets_the_callees_200() {
+    let router = Router::start_for_sipsak();
+    let b = TestUa::new("bob");
+    b.register(&router);
+    let target = router.aor("bob");
+    let sipsak = std::thread::spawn(move || {
+        let mut cmd = std::process::Command::new(wisp_e2e::sipsak());
+        cmd.args(["-vv", "-H", "127.0.0.1", "-s", &target]);
+        wisp_e2e::run_with_timeout(cmd, Duration::from_secs(15))
+    });
+    let (req, src) = expect_request(&b, Method::Options);
+    let vias = req.vias().expect("Via");
+    assert_eq!(vias.len(), 2, "Wisp's Via above sipsak's:\n{}", text(&req));
+    b.reply(&req, src, 200, "OK", "bobtag");
+    let out = sipsak.join().expect("sipsak thread");
+    assert!(out.success(), "sipsak failed\n{}", out.describe());
+    assert!(out.stdout.contains("200"), "{}", out.describe());
+}

@@ -11,7 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::header::HeaderName;
 use crate::header::name::NameMatcher;
 use crate::message::{Head, Message};
-use crate::parse::{ParseError, first_element, trim_lws};
+use crate::parse::{ParseError, first_element, split_top_level, trim_lws};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Edits {
@@ -78,6 +78,39 @@ impl Message {
     /// Removes the first Route value.
     pub fn remove_top_route(&mut self) -> Result<(), ParseError> {
         self.remove_first_value(HeaderName::Route)
+    }
+
+    /// Removes the last Route value: the last value of the last remaining
+    /// Route header (only that value if the header holds a comma list).
+    /// RFC 3261 §16.4: after a strict router, the real Request-URI is the
+    /// last Route entry. Route headers added by `append_header` are not seen.
+    pub fn remove_last_route(&mut self) -> Result<(), ParseError> {
+        self.remove_last_value(HeaderName::Route)
+    }
+
+    fn remove_last_value(&mut self, name: HeaderName) -> Result<(), ParseError> {
+        self.edits_mut();
+        let idx = (0..self.hdrs.len())
+            .rev()
+            .find(|i| self.hdrs[*i].name == name && self.edits.states[*i] != State::Removed)
+            .ok_or(ParseError::Missing(name.canonical()))?;
+        let current = match &self.edits.states[idx] {
+            State::Value(v) => v.clone(),
+            _ => self.raw.slice(self.hdrs[idx].value_range()),
+        };
+        // End (exclusive, offset in `current`) of the element before the last.
+        let mut kept_end = None;
+        let mut prev_end = None;
+        for elem in split_top_level(&current) {
+            let elem = elem?;
+            kept_end = prev_end;
+            prev_end = Some(elem.as_ptr() as usize - current.as_ptr() as usize + elem.len());
+        }
+        self.edits.states[idx] = match kept_end {
+            Some(end) => State::Value(current.slice_ref(trim_lws(&current[..end]))),
+            None => State::Removed,
+        };
+        Ok(())
     }
 
     fn remove_first_value(&mut self, name: HeaderName) -> Result<(), ParseError> {

@@ -196,3 +196,44 @@ fn set_max_forwards_values() {
         );
     }
 }
+
+#[test]
+fn remove_last_route_takes_one_value_from_the_last_route_header() {
+    let mut m = Message::parse(crlf(
+        b"ACK sip:p1.example.com SIP/2.0
+Route: <sip:a.example.com;lr>
+Max-Forwards: 70
+Route: <sip:b.example.com;lr>, \"C, the UA\" <sip:c@example.com>
+Call-ID: r1
+Content-Length: 0
+
+",
+    ))
+    .unwrap();
+    m.remove_last_route().unwrap();
+    assert!(m.serialize().starts_with(
+        b"ACK sip:p1.example.com SIP/2.0\r\nRoute: <sip:a.example.com;lr>\r\nMax-Forwards: 70\r\nRoute: <sip:b.example.com;lr>\r\nCall-ID: r1\r\n"
+    ));
+    // Then the whole last header, then the one before it.
+    m.remove_last_route().unwrap();
+    m.remove_last_route().unwrap();
+    assert_eq!(
+        &m.serialize()[..],
+        b"ACK sip:p1.example.com SIP/2.0\r\nMax-Forwards: 70\r\nCall-ID: r1\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert!(m.remove_last_route().is_err());
+    // Reads still see the received Route set.
+    assert_eq!(m.routes().unwrap().len(), 3);
+
+    // Top and last removal on one comma list leave the middle value.
+    let mut m = msg();
+    m.remove_top_route().unwrap();
+    assert!(
+        m.serialize()
+            .windows(32)
+            .any(|w| w == b"\r\nRoute: <sip:p2.example.com;lr>")
+    );
+    m.remove_last_route().unwrap();
+    assert!(m.routes().is_ok());
+    assert!(!m.serialize().windows(7).any(|w| w == b"Route: "));
+}

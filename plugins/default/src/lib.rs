@@ -9,6 +9,8 @@
 //!     if (!mf_process_maxfwd_header("10")) { sl_send_reply("483","Too Many Hops"); exit; }
 //!     if (msg:len >= max_len) { sl_send_reply("513", "Message too big"); exit; }
 //!     if (is_method("OPTIONS") && uri==myself && $rU==$null) { sl_send_reply("200","Keepalive"); exit; }
+//!     if (!method=="REGISTER") { record_route(); }
+//!     if (loose_route()) { route(1); }
 //!     if (!uri==myself) { route(1); }
 //!     if (method=="REGISTER") { save("location"); exit; }
 //!     if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
@@ -44,6 +46,12 @@ impl Plugin for Default {
         let for_me = msg.ruri_is_myself();
         if for_me && msg.is_method("OPTIONS") && msg.ruri_user().is_none() {
             return msg.sl_send_reply(200, "Keepalive");
+        }
+        if !msg.is_method("REGISTER") {
+            msg.record_route()?;
+        }
+        if msg.loose_route()? {
+            return relay(msg);
         }
         if !for_me {
             return relay(msg);

@@ -32,8 +32,20 @@ impl Plugin for HelloWorld {
         if msg.len() >= *MAX_LEN.get().unwrap_or(&8192) {
             return msg.sl_send_reply(513, "Message too big");
         }
-        // if (!uri==myself) { route(1); }  -- not for us: relay
+        // if (!method=="REGISTER") { record_route(); }  -- dialogs stay on this proxy
+        // (the OpenSER guide prints `method=="REGISTER"`; every Hello World
+        // in use records the route of everything *but* REGISTER).
+        if !msg.is_method("REGISTER") {
+            msg.record_route()?;
+        }
+        // if (loose_route()) { append_hf("P-hint: rr-enforced\r\n"); route(1); }
+        if msg.loose_route()? {
+            msg.append_hf("P-hint: rr-enforced")?;
+            return relay(msg);
+        }
+        // if (!uri==myself) { append_hf("P-hint: outbound\r\n"); route(1); }
         if !msg.ruri_is_myself() {
+            msg.append_hf("P-hint: outbound")?;
             return relay(msg);
         }
         // if (method=="REGISTER") { save("location"); exit; }
@@ -45,6 +57,8 @@ impl Plugin for HelloWorld {
             Err(Error::NotFound) => return msg.sl_send_reply(404, "Not Found"),
             other => other?,
         }
+        // append_hf("P-hint: usrloc applied\r\n");
+        msg.append_hf("P-hint: usrloc applied")?;
         relay(msg)
     }
 }

@@ -7,6 +7,7 @@ mod log;
 mod message;
 mod proxy;
 mod registrar;
+mod rr;
 mod sl;
 mod tm;
 mod types;
