@@ -29,6 +29,9 @@ pub struct RouterCore {
     myself: Myself,
     usrloc: Usrloc,
     tm: Tm,
+    /// RFC 3263 next-hop resolution; none when the system resolver
+    /// configuration is unusable (then only IP literals are reachable).
+    resolver: Option<wisp_dns::Resolver>,
 }
 
 impl RouterCore {
@@ -41,7 +44,15 @@ impl RouterCore {
         let myself = Myself::new(listen, &manifest.server.aliases);
         let usrloc = Usrloc::new(manifest.usrloc.clone());
         let tm = Tm::new(&manifest.tm, Arc::new(SystemClock));
+        let resolver = match wisp_dns::Resolver::from_system_conf() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!("DNS resolver unavailable, names will not resolve: {e}");
+                None
+            }
+        };
         RouterCore {
+            resolver,
             manifest,
             transports,
             myself,
@@ -66,6 +77,9 @@ impl RouterCore {
     }
     pub fn tm(&self) -> &Tm {
         &self.tm
+    }
+    pub fn resolver(&self) -> Option<&wisp_dns::Resolver> {
+        self.resolver.as_ref()
     }
 }
 

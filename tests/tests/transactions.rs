@@ -410,3 +410,40 @@ fn sipsak_options_through_t_relay_gets_the_callees_200() {
     assert!(out.success(), "sipsak failed\n{}", out.describe());
     assert!(out.stdout.contains("200"), "{}", out.describe());
 }
+
+/// Next hops by name go through RFC 3263 resolution: `localhost` comes from
+/// /etc/hosts without any DNS server; a name that does not resolve is a
+/// 478 branch, which the failure route replaces with the next destination.
+#[test]
+fn names_resolve_from_etc_hosts_and_an_unresolvable_one_fails_over_in_the_failure_route() {
+    let a = TestUa::new("alice");
+    let b2 = TestUa::new("second");
+    let b2_port = b2.port();
+    let router = Router::start_with(move |m| {
+        m.plugin_file(&plugin_path("forward_on_unavailable"))
+            .set("plugin", "name", "\"forward-on-unavailable\"")
+            .set("params", "first", "\"sip:nobody@no-such-host.invalid\"")
+            .set(
+                "params",
+                "second",
+                &format!("\"sip:second@localhost:{b2_port}\""),
+            )
+            .set("params", "last", "\"sip:last@no-such-host.invalid\"")
+    });
+    let inv = a.request("INVITE", &router.aor("bob"));
+    a.send_to(router.udp_addr(), &inv.build());
+    // Without a reachable DNS server the unresolvable name takes up to the
+    // resolution timeout (5 s) to fail.
+    let (req, src) = b2
+        .recv_request(Duration::from_secs(8))
+        .expect("the second destination never received the INVITE");
+    assert_eq!(
+        &req.request_uri_raw()[..],
+        format!("sip:second@localhost:{}", b2.port()).as_bytes()
+    );
+    b2.reply(&req, src, 200, "OK", "b2");
+    let (resp, _) = a
+        .recv_answer_for(&inv.call_id, Duration::from_secs(8))
+        .expect("200 reaches the caller");
+    assert_eq!(resp.status(), Some(200), "{}", text(&resp));
+}

@@ -52,6 +52,9 @@ pub type TxnHandle = Arc<TxnCell>;
 /// routes together), so a failure route that keeps failing ends.
 const MAX_BRANCHES_PER_TRANSACTION: usize = 64;
 
+/// Longest wait for RFC 3263 resolution of one branch's next hop.
+const DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What happened to a request before routing.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RequestMatch {
@@ -456,11 +459,15 @@ impl Tm {
             Some(u) => u.clone(),
             None => ctx.ruri().to_string(),
         };
-        let (proto, host, port) = match target.hop {
+        // The next hop, and what the URI said explicitly (RFC 3263 uses
+        // SRV only when neither port nor IP is given).
+        let (proto, host, port, explicit_port, explicit_proto) = match target.hop {
             Some(h) => (
                 h.proto.unwrap_or(Proto::Udp),
                 h.host,
                 h.port.unwrap_or(5060),
+                h.port,
+                h.proto,
             ),
             None => {
                 let next = match (&target.uri, &ctx.dst_uri) {
@@ -470,7 +477,9 @@ impl Tm {
                 let uri = Uri::parse(next.as_bytes()).map_err(|e| {
                     ActionError::BadMessage(format!("next hop {next:?}: {}", e.reason()))
                 })?;
-                forward::next_hop_of(&uri)?
+                let (proto, host, port) = forward::next_hop_of(&uri)?;
+                let explicit_proto = uri.transport().map(|_| proto);
+                (proto, host, port, uri.port, explicit_proto)
             }
         };
         let idx = txn.branches.len() as u16;
@@ -481,18 +490,50 @@ impl Tm {
         match host.trim_matches(['[', ']']).parse::<IpAddr>() {
             Ok(ip) => {
                 let dest = std::net::SocketAddr::new(ip, port);
-                self.send_branch(core, txn, msg, uri_text, proto, dest, idx, replica, now)
+                self.send_branch(core, txn, msg, uri_text, proto, dest, idx, replica, now)?;
+                Ok(())
             }
             Err(_) => {
-                // A name: resolve off the receive path, then start the
-                // branch. Until then it counts as pending.
+                // A name: RFC 3263 resolution off the receive path, then the
+                // branch starts with the first destination and keeps the
+                // rest for fail-over. Until then it counts as pending.
                 txn.resolving += 1;
                 let handle = handle.clone();
                 let core_transports = core.transports().clone();
+                let resolver = core.resolver().cloned();
+                let sip_target = wisp_dns::SipTarget {
+                    host: host.clone(),
+                    port: explicit_port,
+                    transport: explicit_proto.map(|p| match p {
+                        Proto::Udp => wisp_dns::Transport::Udp,
+                        Proto::Tcp => wisp_dns::Transport::Tcp,
+                    }),
+                    secure: false,
+                };
+                let supported = core.transports().supported_dns_transports();
                 tokio::spawn(async move {
-                    let dest = match tokio::net::lookup_host((host.as_str(), port)).await {
-                        Ok(mut a) => a.next(),
-                        Err(_) => None,
+                    let found = match resolver {
+                        Some(r) => {
+                            tokio::time::timeout(DNS_TIMEOUT, r.resolve(&sip_target, &supported))
+                                .await
+                                .map_err(|_| "DNS timed out".to_owned())
+                                .and_then(|r| r.map_err(|e| e.to_string()))
+                        }
+                        None => Err("no DNS resolver".to_owned()),
+                    };
+                    let mut dests: Vec<(Proto, std::net::SocketAddr)> = match found {
+                        Ok(list) => list
+                            .into_iter()
+                            .filter_map(|d| match d.transport {
+                                wisp_dns::Transport::Udp => Some((Proto::Udp, d.addr)),
+                                wisp_dns::Transport::Tcp => Some((Proto::Tcp, d.addr)),
+                                wisp_dns::Transport::Tls => None,
+                            })
+                            .collect(),
+                        Err(e) => {
+                            tracing::info!(%host, "t_relay: {e}");
+                            Vec::new()
+                        }
                     };
                     let Some(router) = core_transports.router() else {
                         return;
@@ -503,16 +544,30 @@ impl Tm {
                     let work = {
                         let mut txn = lock(&handle);
                         txn.resolving = txn.resolving.saturating_sub(1);
-                        let idx = txn.branches.len() as u16;
-                        let started = match dest {
-                            Some(d) if !txn.ended && !txn.canceled && !txn.server.is_final() => tm
-                                .send_branch(
-                                    &core, &mut txn, msg, uri_text, proto, d, idx, replica, now,
-                                )
-                                .is_ok(),
-                            _ => false,
-                        };
-                        if !started && !replica {
+                        let live = !txn.ended && !txn.canceled && !txn.server.is_final();
+                        let mut started = false;
+                        while live && !started && !dests.is_empty() {
+                            let (p, d) = dests.remove(0);
+                            let idx = txn.branches.len() as u16;
+                            match tm.send_branch(
+                                &core,
+                                &mut txn,
+                                msg.clone(),
+                                uri_text.clone(),
+                                p,
+                                d,
+                                idx,
+                                replica,
+                                now,
+                            ) {
+                                Ok(i) => {
+                                    txn.branches[i].alternatives = std::mem::take(&mut dests);
+                                    started = true;
+                                }
+                                Err(e) => tracing::info!(dest = %d, "branch not sent: {e}"),
+                            }
+                        }
+                        if !started && !replica && live {
                             tracing::info!(%host, "t_relay: destination does not resolve");
                             let made = tm.local_candidate(&txn, 478, "Unresolvable destination");
                             txn.candidates.extend(made);
@@ -528,6 +583,36 @@ impl Tm {
         }
     }
 
+    /// RFC 3263 §4.3: a branch that timed out without any response tries
+    /// the next destination its name resolved to. True when one was started.
+    fn fail_over(&self, core: &RouterCore, txn: &mut Transaction, i: usize, now: Instant) -> bool {
+        let Some(b) = txn.branches.get_mut(i) else {
+            return false;
+        };
+        if b.provisional || b.alternatives.is_empty() {
+            return false;
+        }
+        let mut rest = std::mem::take(&mut b.alternatives);
+        let (uri, replica) = (b.uri.clone(), b.replica);
+        let mut msg = txn.request.clone();
+        if uri != txn.summary.ruri.to_string() {
+            msg.set_request_uri(Bytes::from(uri.clone()));
+        }
+        while !rest.is_empty() {
+            let (p, d) = rest.remove(0);
+            let idx = txn.branches.len() as u16;
+            match self.send_branch(core, txn, msg.clone(), uri.clone(), p, d, idx, replica, now) {
+                Ok(j) => {
+                    tracing::info!(dest = %d, "fail-over to the next destination");
+                    txn.branches[j].alternatives = rest;
+                    return true;
+                }
+                Err(e) => tracing::info!(dest = %d, "fail-over destination not sent: {e}"),
+            }
+        }
+        false
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn send_branch(
         &self,
@@ -540,7 +625,7 @@ impl Tm {
         idx: u16,
         replica: bool,
         now: Instant,
-    ) -> Result<(), ActionError> {
+    ) -> Result<usize, ActionError> {
         let transports = core.transports();
         let arrived_on = (txn.source.proto == proto).then_some(txn.source.local);
         let local = transports
@@ -579,6 +664,7 @@ impl Tm {
             done: false,
             cancel: CancelState::None,
             replica,
+            alternatives: Vec::new(),
         });
         out.remove(0);
         self.run_branch_actions(core, txn, idx, out);
@@ -593,7 +679,7 @@ impl Tm {
                 },
             );
         }
-        Ok(())
+        Ok(idx as usize)
     }
 
     /// The request route returned. A transaction it created but neither
@@ -949,6 +1035,14 @@ impl Tm {
                     // §16.8: no final response in time counts as a 408; a
                     // branch that rang is CANCELed, one that never answered
                     // is abandoned.
+                    if !br.provisional && self.fail_over(core, txn, i, now) {
+                        let mut out = Vec::new();
+                        txn.branches[i].done = true;
+                        txn.branches[i].client.abandon(now, &self.timers, &mut out);
+                        self.run_branch_actions(core, txn, b, out);
+                        continue;
+                    }
+                    let br = &mut txn.branches[i];
                     br.done = true;
                     tracing::debug!(txn = txn.id, branch = b, "final response timer: 408");
                     if br.provisional && txn.invite {
@@ -1058,6 +1152,13 @@ impl Tm {
                     },
                 ),
                 TxnAction::Timeout if idx & CANCEL_BIT == 0 => {
+                    let pending = txn.branches.get(i).is_some_and(|b| !b.done);
+                    if pending && self.fail_over(core, txn, i, self.clock.now()) {
+                        if let Some(b) = txn.branches.get_mut(i) {
+                            b.done = true;
+                        }
+                        continue;
+                    }
                     if let Some(b) = txn.branches.get_mut(i) {
                         if !b.done && !b.replica {
                             b.done = true;

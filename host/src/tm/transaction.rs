@@ -56,6 +56,9 @@ pub struct Branch {
     pub cancel: CancelState,
     /// A `t_replicate` copy: its responses are absorbed, never forwarded.
     pub replica: bool,
+    /// Further destinations the next hop's name resolved to (RFC 3263),
+    /// tried in order when this one times out without an answer.
+    pub alternatives: Vec<(Proto, SocketAddr)>,
 }
 
 /// A final response a finished branch contributed.

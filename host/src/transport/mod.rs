@@ -189,6 +189,18 @@ impl Transports {
         self.max_message_size
     }
 
+    /// The transports RFC 3263 resolution may pick, in order of preference.
+    pub fn supported_dns_transports(&self) -> Vec<wisp_dns::Transport> {
+        let mut v = Vec::new();
+        if !self.udp.is_empty() {
+            v.push(wisp_dns::Transport::Udp);
+        }
+        if !self.tcp_listen.is_empty() {
+            v.push(wisp_dns::Transport::Tcp);
+        }
+        v
+    }
+
     /// Every local listen address with its transport.
     pub fn listen_addrs(&self) -> Vec<(Proto, SocketAddr)> {
         let mut v: Vec<_> = self.udp.iter().map(|(a, _)| (Proto::Udp, *a)).collect();
