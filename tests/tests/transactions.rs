@@ -354,6 +354,12 @@ fn call_set_up_and_torn_down_through_the_record_route() {
         }
     };
     assert_eq!(statuses, vec![Some(180), Some(200)]);
+    // Until its ACK arrives a UAS retransmits the 200; each copy goes up.
+    b.send_to(wisp_e2e::response_destination(&req).unwrap_or(src), &ok);
+    let (again, _) = a
+        .recv_answer_for(&inv.call_id, RECV)
+        .expect("the retransmitted 200 reaches the caller");
+    assert_eq!(again.status(), Some(200));
     let rr_back: Vec<_> = answer.header_values("Record-Route").collect();
     assert_eq!(rr_back.len(), 1, "{}", text(&answer));
 

@@ -860,7 +860,21 @@ impl Tm {
         );
         let replica = b.replica;
         self.run_branch_actions(core, txn, idx, out);
-        if !pass_up || replica {
+        if replica {
+            return None;
+        }
+        if !pass_up {
+            // A retransmitted 2xx to an INVITE: the client transaction has
+            // ended, but the UAS repeats it until the caller's ACK comes, so
+            // it goes up as it is (RFC 6026 §8.4; the proxy is stateless for it).
+            if txn.invite && (200..300).contains(&code) && msg.remove_top_via().is_ok() {
+                let _ = core.transports().send(
+                    txn.source.proto,
+                    txn.response_dest,
+                    Some(txn.source.local),
+                    msg.serialize(),
+                );
+            }
             return None;
         }
         let was_done = txn.branches[i].done;
