@@ -12,6 +12,10 @@
 #   --kamailio-mem qm|fm|tlsf       Kamailio memory manager (-x/-X). Default fm, its
 #                                   fastest: Debian's default (qm, built with memory
 #                                   debugging) spends most of its time in qm_malloc
+#   --relay                         relay benchmark: wisp-bench also runs a stateless UAS
+#                                   (port UAS_PORT) and addresses every OPTIONS to it, so
+#                                   each router relays statefully (t_relay); Kamailio
+#                                   runs bench/kamailio-relay.cfg with -m 4096
 #   --json                          wisp-bench prints one JSON object per run
 #
 # Environment (all optional):
@@ -24,6 +28,7 @@
 #   WISP_CMD="target/release/wisp run --config config/bench.toml"  (pinned with taskset)
 #   WISP_BENCH=path/to/wisp-bench  (default: target/release/wisp-bench, else
 #                                   target/h-bench/release/wisp-bench, else built)
+#   UAS_PORT=5090          the UAS of --relay runs (127.0.0.1)
 #   READY_TIMEOUT=10       seconds to wait for a server to answer before giving up
 set -euo pipefail
 
@@ -48,6 +53,8 @@ CHILDREN=1
 KAM_MEM=fm
 JSON=()
 EXTRA=()
+RELAY=0
+KAM_SHM=64
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -59,6 +66,7 @@ while [[ $# -gt 0 ]]; do
         --children) CHILDREN=$2; shift ;;
         --kamailio-mem) KAM_MEM=$2; shift ;;
         --json) JSON=(--json) ;;
+        --relay) RELAY=1 ;;
         --) shift; EXTRA=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
@@ -67,6 +75,16 @@ while [[ $# -gt 0 ]]; do
 done
 
 log() { echo "== $*" >&2; }
+
+UAS_PORT=${UAS_PORT:-5090}
+LOAD=()
+if ((RELAY)); then
+    KAM_CFG=${KAM_CFG_RELAY:-bench/kamailio-relay.cfg}
+    # Kamailio holds ~15 KB of shared memory per transaction until its wait
+    # timer ends: the default 64 MB answers 500 after a few seconds.
+    KAM_SHM=4096
+    LOAD=(--uas "127.0.0.1:$UAS_PORT" --uri "sip:uas@127.0.0.1:$UAS_PORT")
+fi
 
 # --- wisp-bench binary -------------------------------------------------------
 if [[ -z "${WISP_BENCH:-}" ]]; then
@@ -150,7 +168,7 @@ run_load() {
         log "$name: window $w, count $COUNT, duration ${DURATION}s (wisp-bench on cpu $CLIENT_CPU)"
         t0=$(server_ticks)
         out=$(taskset -c "$CLIENT_CPU" "$WISP_BENCH" --target "127.0.0.1:$port" --method options \
-            --count "$COUNT" --duration "$DURATION" --window "$w" "${JSON[@]}" "${EXTRA[@]}")
+            --count "$COUNT" --duration "$DURATION" --window "$w" "${LOAD[@]}" "${JSON[@]}" "${EXTRA[@]}")
         t1=$(server_ticks)
         echo "$out"
         answered=$(grep -oE '"answered":[0-9]+|^  answered +[0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
@@ -170,7 +188,7 @@ if ((RUN_KAM)); then
         log "kamailio not found at $KAMAILIO, skipping"
     else
         log "kamailio: port $KAM_PORT, children=$CHILDREN, memory manager $KAM_MEM, cpu $SERVER_CPU"
-        start_server "$LOGDIR/kamailio.log" "$KAMAILIO" -f "$KAM_CFG" -DD -E -m 64 -M 8 -x "$KAM_MEM" -X "$KAM_MEM" \
+        start_server "$LOGDIR/kamailio.log" "$KAMAILIO" -f "$KAM_CFG" -DD -E -m "$KAM_SHM" -M 8 -x "$KAM_MEM" -X "$KAM_MEM" \
             -A "BENCH_PORT=$KAM_PORT" -A "BENCH_CHILDREN=$CHILDREN"
         if wait_ready "$KAM_PORT" "$LOGDIR/kamailio.log"; then
             run_load kamailio "$KAM_PORT"

@@ -130,6 +130,12 @@ pub struct TmConfig {
     /// (Kamailio `fr_inv_timer`, RFC 3261 timer C).
     #[serde(default = "default_fr_inv")]
     pub fr_inv_timer_ms: u64,
+    /// How long a completed transaction stays to absorb retransmissions
+    /// (Kamailio `wait_timer`; RFC 3261 timers J and L are 64*T1 = 32 s,
+    /// which holds ~6x more transactions under load for copies that, after
+    /// the final response, rarely come).
+    #[serde(default = "default_wait")]
+    pub wait_timer_ms: u64,
     /// Most transactions held at once; past it new requests that need one
     /// are answered 503 with Retry-After.
     #[serde(default = "default_max_transactions")]
@@ -144,6 +150,7 @@ impl Default for TmConfig {
             t4_ms: default_t4(),
             fr_timer_ms: default_fr(),
             fr_inv_timer_ms: default_fr_inv(),
+            wait_timer_ms: default_wait(),
             max_transactions: default_max_transactions(),
         }
     }
@@ -298,6 +305,9 @@ fn default_fr() -> u64 {
 fn default_fr_inv() -> u64 {
     120_000
 }
+fn default_wait() -> u64 {
+    5000
+}
 fn default_max_transactions() -> usize {
     100_000
 }
@@ -383,6 +393,7 @@ impl Manifest {
             ("tm.t4_ms", tm.t4_ms, 0, 600_000),
             ("tm.fr_timer_ms", tm.fr_timer_ms, 1, 3_600_000),
             ("tm.fr_inv_timer_ms", tm.fr_inv_timer_ms, 1, 3_600_000),
+            ("tm.wait_timer_ms", tm.wait_timer_ms, 0, 600_000),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err((key.into(), format!("expected {lo}..={hi} ms")));

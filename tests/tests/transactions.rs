@@ -453,3 +453,77 @@ fn names_resolve_from_etc_hosts_and_an_unresolvable_one_fails_over_in_the_failur
         .expect("200 reaches the caller");
     assert_eq!(resp.status(), Some(200), "{}", text(&resp));
 }
+
+/// SER's stateful UA server (seed 001): `t_newtran` + `t_reply`; the
+/// retransmissions get the same reply from the transaction and the plugin
+/// logs the request once.
+#[test]
+fn stateful_uas_answers_retransmissions_from_the_transaction() {
+    let router = Router::start_with(|m| {
+        m.plugin_file(&plugin_path("stateful_uas"))
+            .set("plugin", "name", "\"stateful-uas\"")
+    });
+    let a = TestUa::new("alice");
+    let msg = a.request("MESSAGE", &router.aor("sms"));
+    let bytes = msg.build();
+    let mut tags = Vec::new();
+    for _ in 0..3 {
+        a.send_to(router.udp_addr(), &bytes);
+        let (r, _) = a
+            .recv_response_for(&msg.call_id, RECV)
+            .expect("a reply for each copy");
+        assert_eq!(r.status(), Some(200), "{}", text(&r));
+        tags.push(r.to().expect("To").tag().map(str::to_owned));
+    }
+    assert!(
+        tags[0].is_some() && tags.iter().all(|t| *t == tags[0]),
+        "{tags:?}"
+    );
+    let logged = router
+        .log()
+        .matches(&format!("New Transaction Arrived: MESSAGE {}", msg.call_id))
+        .count();
+    assert_eq!(logged, 1, "{}", router.log());
+}
+
+/// SER's replicate.cfg (seed 003): the REGISTER is saved and answered here,
+/// and a stateful copy goes to the backup registrar.
+#[test]
+fn register_is_saved_and_replicated_to_the_backup() {
+    let backup = TestUa::new("backup");
+    let backup_uri = format!("sip:127.0.0.1:{}", backup.port());
+    let router = Router::start_with(move |m| {
+        m.plugin_file(&plugin_path("replicate"))
+            .set("plugin", "name", "\"replicate\"")
+            .set("params", "backup", &format!("\"{backup_uri}\""))
+            .set("params", "backup_ip", "\"192.0.2.1\"")
+    });
+    let alice = TestUa::new("alice");
+    let ok = alice.register(&router);
+    assert_eq!(ok.status(), Some(200));
+    let (copy, src) = expect_request(&backup, Method::Register);
+    assert_eq!(
+        &copy.request_uri_raw()[..],
+        format!("sip:127.0.0.1:{}", backup.port()).as_bytes()
+    );
+    assert_eq!(
+        copy.vias().expect("Via").len(),
+        2,
+        "Wisp's Via on the copy:\n{}",
+        text(&copy)
+    );
+    assert!(
+        copy.header("Contact")
+            .is_some_and(|c| String::from_utf8_lossy(&c.value).contains(&alice.contact())),
+        "{}",
+        text(&copy)
+    );
+    backup.reply(&copy, src, 200, "OK", "bk");
+    // The backup's 200 stays in the proxy: alice got exactly one answer.
+    let extra = alice.recv_msg(Duration::from_millis(500));
+    assert!(
+        extra.is_none(),
+        "{}",
+        extra.map(|(m, _)| text(&m)).unwrap_or_default()
+    );
+}

@@ -196,6 +196,10 @@ impl Tm {
             }
             _ => {
                 let txn = lock(&handle);
+                if txn.phase == Phase::Replicating {
+                    // Answered statelessly: the route answers the copy again.
+                    return RequestMatch::New;
+                }
                 if let Some(last) = txn.server.on_retransmission() {
                     let _ = core.transports().send(
                         txn.source.proto,
@@ -218,6 +222,17 @@ impl Tm {
         core: &RouterCore,
         ctx: &mut MsgContext,
     ) -> Result<TxnHandle, ActionError> {
+        ctx.ensure_unhandled()?;
+        self.transaction_for(core, ctx)
+    }
+
+    /// The transaction of `ctx`, also after a stateless reply (for
+    /// `t_replicate` after `save`, as in SER's replicate.cfg).
+    fn transaction_for(
+        &self,
+        core: &RouterCore,
+        ctx: &mut MsgContext,
+    ) -> Result<TxnHandle, ActionError> {
         if let Some(t) = &ctx.txn {
             return Ok(t.clone());
         }
@@ -231,7 +246,6 @@ impl Tm {
                 "an ACK has no transaction; t_relay forwards it statelessly".into(),
             ));
         }
-        ctx.ensure_unhandled()?;
         if self.len() >= self.max {
             tracing::warn!(max = self.max, "transaction limit reached: 503");
             let _ = reply::send_stateless_reply(
@@ -387,7 +401,7 @@ impl Tm {
     ) -> Result<(), ActionError> {
         Uri::parse(uri.as_bytes())
             .map_err(|e| ActionError::InvalidArgument(format!("{uri:?}: {}", e.reason())))?;
-        let handle = self.ensure_transaction(core, ctx)?;
+        let handle = self.transaction_for(core, ctx)?;
         let now = self.clock.now();
         let mut txn = lock(&handle);
         let target = RelayTarget {
@@ -696,6 +710,16 @@ impl Tm {
             self.forget(&mut txn);
             return None;
         }
+        if txn.resolving == 0
+            && !txn.branches.is_empty()
+            && txn.branches.iter().all(|b| b.replica)
+            && !txn.server.is_final()
+        {
+            // Only `t_replicate` copies: the route answered (statelessly) or
+            // dropped the request itself; the copies end on their own.
+            txn.phase = Phase::Replicating;
+            return None;
+        }
         txn.phase = Phase::Proxying;
         self.maybe_complete(core, handle, &mut txn)
     }
@@ -995,6 +1019,15 @@ impl Tm {
         {
             return None;
         }
+        if txn.candidates.is_empty() && txn.branches.iter().all(|b| b.replica) {
+            // Only replicas (e.g. `t_replicate` to a name that resolved late):
+            // nothing to answer from here.
+            txn.phase = Phase::Replicating;
+            if txn.branches.is_empty() {
+                self.forget(txn);
+            }
+            return None;
+        }
         if !txn.canceled {
             if let Some(name) = txn.on_failure.take() {
                 txn.phase = Phase::FailureRoute;
@@ -1184,7 +1217,16 @@ impl Tm {
                         txn.candidates.extend(c);
                     }
                 }
-                TxnAction::Timeout | TxnAction::Terminated => {}
+                TxnAction::Terminated => {
+                    let all_ended = txn
+                        .branches
+                        .iter()
+                        .all(|b| b.client.state() == client::ClientState::Terminated);
+                    if txn.phase == Phase::Replicating && all_ended {
+                        self.forget(txn);
+                    }
+                }
+                TxnAction::Timeout => {}
             }
         }
         timed_out

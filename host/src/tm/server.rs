@@ -99,7 +99,7 @@ impl ServerTransaction {
             100..=199 => self.state = Proceeding,
             200..=299 if self.invite => {
                 self.state = Accepted;
-                out.push(TxnAction::Schedule(TimerKind::L, now + t.t1x64()));
+                out.push(TxnAction::Schedule(TimerKind::L, now + t.wait));
             }
             _ if self.invite => {
                 self.state = Completed;
@@ -114,7 +114,7 @@ impl ServerTransaction {
                 let wait = if self.reliable {
                     Duration::ZERO
                 } else {
-                    t.t1x64()
+                    t.wait
                 };
                 out.push(TxnAction::Schedule(TimerKind::J, now + wait));
             }
@@ -239,7 +239,7 @@ mod tests {
         s.send_response(200, Bytes::from_static(b"200"), now, &t, &mut out)
             .unwrap();
         assert_eq!(s.state(), ServerState::Accepted);
-        assert!(out.contains(&TxnAction::Schedule(TimerKind::L, now + t.t1x64())));
+        assert!(out.contains(&TxnAction::Schedule(TimerKind::L, now + t.wait)));
         assert_eq!(
             s.send_response(486, Bytes::from_static(b"486"), now, &t, &mut out),
             Err(AlreadyFinal)
@@ -248,10 +248,10 @@ mod tests {
     }
 
     #[test]
-    fn rfc3261_17_2_2_non_invite_final_is_kept_for_timer_j_only_on_udp() {
+    fn rfc3261_17_2_2_non_invite_final_is_kept_for_timer_j_wait_timer_only_on_udp() {
         let t = Timers::default();
         let now = Instant::now();
-        for (reliable, wait) in [(false, t.t1x64()), (true, Duration::ZERO)] {
+        for (reliable, wait) in [(false, t.wait), (true, Duration::ZERO)] {
             let mut s = ServerTransaction::new(false, reliable);
             assert_eq!(s.on_retransmission(), None, "Trying: nothing to resend");
             let mut out = Vec::new();

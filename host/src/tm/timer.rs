@@ -22,6 +22,8 @@ pub struct Timers {
     pub t4: Duration,
     pub fr: Duration,
     pub fr_inv: Duration,
+    /// Kamailio `wait_timer`: timers J and L (see `TmConfig::wait_timer_ms`).
+    pub wait: Duration,
 }
 
 impl Timers {
@@ -32,6 +34,7 @@ impl Timers {
             t4: Duration::from_millis(c.t4_ms),
             fr: Duration::from_millis(c.fr_timer_ms),
             fr_inv: Duration::from_millis(c.fr_inv_timer_ms),
+            wait: Duration::from_millis(c.wait_timer_ms),
         }
     }
 
@@ -107,9 +110,10 @@ pub enum TimerKind {
     H,
     /// INVITE server Confirmed wait.
     I,
-    /// Non-INVITE server Completed wait.
+    /// Non-INVITE server Completed wait (`wait_timer` over UDP).
     J,
-    /// INVITE server after a 2xx (RFC 6026 Accepted): absorb retransmissions.
+    /// INVITE server after a 2xx (RFC 6026 Accepted): absorb retransmissions
+    /// for `wait_timer`.
     L,
     /// Proxy: no final response in time (Kamailio `fr_timer` / `fr_inv_timer`).
     FinalResponse,
@@ -219,5 +223,6 @@ mod tests {
         assert_eq!(t.t1x64(), Duration::from_secs(32));
         assert_eq!(t.fr, Duration::from_secs(30));
         assert_eq!(t.fr_inv, Duration::from_secs(120));
+        assert_eq!(t.wait, Duration::from_secs(5), "Kamailio's wait_timer");
     }
 }

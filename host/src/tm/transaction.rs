@@ -80,6 +80,9 @@ pub enum Phase {
     Proxying,
     /// The failure route is running.
     FailureRoute,
+    /// Only `t_replicate` copies are out; the request was answered without
+    /// the transaction. It ends when the copies do.
+    Replicating,
 }
 
 /// A proxy transaction. Lives in the table behind a mutex; plugins never

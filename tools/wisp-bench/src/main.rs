@@ -4,6 +4,7 @@
 mod engine;
 mod request;
 mod response;
+mod uas;
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -63,6 +64,11 @@ struct Args {
     /// Retransmit unanswered requests per RFC 3261 timer E (T1=500 ms, doubling to T2=4 s).
     #[arg(long)]
     retransmit: bool,
+    /// Also run a stateless UAS on this loopback address that answers every
+    /// request 200, for relay benchmarks: point `--uri` at it and the router
+    /// under test relays to it (e.g. `--uas 127.0.0.1:5090 --uri sip:uas@127.0.0.1:5090`).
+    #[arg(long)]
+    uas: Option<String>,
     /// Print one JSON object with the summary on stdout instead of the human report.
     #[arg(long)]
     json: bool,
@@ -261,7 +267,24 @@ fn json(s: &Summary) -> String {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The UAS lives until the load run ends.
+    let uas = match args.uas.as_deref().map(resolve_target).transpose() {
+        Ok(addr) => match addr.map(uas::Uas::start).transpose() {
+            Ok(u) => u,
+            Err(e) => {
+                eprintln!("wisp-bench: error: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
+        Err(e) => {
+            eprintln!("wisp-bench: error: --uas: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let result = config(&args).and_then(|c| engine::run(&c));
+    if let Some(u) = &uas {
+        eprintln!("wisp-bench: UAS answered {}", u.answered());
+    }
     match result {
         Ok(s) => {
             if args.json {
