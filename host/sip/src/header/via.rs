@@ -50,8 +50,8 @@ impl Via {
         protocol.push(b'/');
         protocol.extend_from_slice(p.version);
         Ok(Via {
-            protocol: token_string(protocol),
-            transport: token_string(p.transport.to_ascii_uppercase()),
+            protocol: crate::parse::vec_string(protocol),
+            transport: crate::parse::vec_string(p.transport.to_ascii_uppercase()),
             host: p.host.to_host(),
             port: p.port,
             params,
@@ -80,11 +80,6 @@ impl Via {
     pub fn sent_by(&self) -> String {
         self.host.as_host_ref().sent_by(self.port)
     }
-}
-
-/// Tokens are ASCII, so this never actually replaces anything.
-fn token_string(v: Vec<u8>) -> String {
-    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A validated via-parm still borrowing its text; parameters went to the
