@@ -5,6 +5,8 @@
 //! `;name=value` parameter lists. Input always comes from the network, so
 //! every function returns a [`ParseError`] instead of panicking.
 
+use std::borrow::Cow;
+
 use nom::{
     IResult, Parser,
     bytes::complete::{take_while, take_while1},
@@ -170,10 +172,7 @@ pub(crate) fn unquote(q: &[u8]) -> String {
 #[inline]
 /// Writes `;name=value` / `;name` parameters as URIs, Vias and name-addrs
 /// serialize them.
-pub(crate) fn write_params(
-    f: &mut std::fmt::Formatter<'_>,
-    params: &[(String, Option<String>)],
-) -> std::fmt::Result {
+pub(crate) fn write_params(f: &mut std::fmt::Formatter<'_>, params: &[Param]) -> std::fmt::Result {
     for (n, v) in params {
         match v {
             Some(v) => write!(f, ";{n}={v}")?,
@@ -444,11 +443,37 @@ pub(crate) fn trim_start_lws(s: &[u8]) -> &[u8] {
     &s[n..]
 }
 
+/// A `;name[=value]` parameter of a URI, Via or name-addr, both as
+/// received. The name is borrowed from a static table when it is one of
+/// the names nearly every message carries, spelled exactly like that
+/// (`branch`, `tag`, `lr`, ...), so those cost no allocation.
+pub type Param = (Cow<'static, str>, Option<String>);
+
+/// A parameter name as received: static when it is one of the common
+/// names below byte for byte, owned otherwise.
+#[inline]
+pub(crate) fn param_name(b: &[u8]) -> Cow<'static, str> {
+    Cow::Borrowed(match b {
+        b"branch" => "branch",
+        b"received" => "received",
+        b"rport" => "rport",
+        b"maddr" => "maddr",
+        b"ttl" => "ttl",
+        b"tag" => "tag",
+        b"lr" => "lr",
+        b"transport" => "transport",
+        b"user" => "user",
+        b"method" => "method",
+        b"expires" => "expires",
+        b"q" => "q",
+        b"ftag" => "ftag",
+        b"ob" => "ob",
+        _ => return Cow::Owned(lossy(b)),
+    })
+}
+
 /// Case-insensitive parameter lookup shared by all typed headers.
-pub(crate) fn find_param<'a>(
-    params: &'a [(String, Option<String>)],
-    name: &str,
-) -> Option<Option<&'a str>> {
+pub(crate) fn find_param<'a>(params: &'a [Param], name: &str) -> Option<Option<&'a str>> {
     params
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -578,6 +603,15 @@ mod tests {
         assert_eq!(vec_string(b"SIP/2.0".to_vec()), "SIP/2.0");
         assert_eq!(vec_string(vec![b'x', 0xc3, 0xa9]), "x\u{e9}");
         assert_eq!(vec_string(vec![0xfe]), "\u{fffd}");
+    }
+
+    #[test]
+    fn param_names() {
+        assert!(matches!(param_name(b"branch"), Cow::Borrowed("branch")));
+        assert!(matches!(param_name(b"lr"), Cow::Borrowed("lr")));
+        // Other spellings stay as received.
+        assert!(matches!(param_name(b"Branch"), Cow::Owned(ref s) if s == "Branch"));
+        assert!(matches!(param_name(b"x-foo"), Cow::Owned(ref s) if s == "x-foo"));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::parse::{ParseError, find_param, percent_decode, skip_lws, skip_while};
+use crate::parse::{
+    Param, ParseError, find_param, param_name, percent_decode, skip_lws, skip_while,
+};
 
 /// URI scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -256,7 +258,7 @@ pub struct Uri {
     pub host: Host,
     pub port: Option<u16>,
     /// `;transport=tcp;lr` in order.
-    pub params: Vec<(String, Option<String>)>,
+    pub params: Vec<Param>,
     /// `?subject=x&priority=y` in order.
     pub headers: Vec<(String, String)>,
 }
@@ -331,7 +333,7 @@ impl Uri {
         let mut headers = Vec::new();
         let p = parse_uri_with(
             input,
-            |n, v| params.push((ascii(n), v.map(ascii))),
+            |n, v| params.push((param_name(n), v.map(ascii))),
             |n, v| headers.push((ascii(n), ascii(v))),
         )?;
         Ok(Uri {
@@ -415,7 +417,11 @@ pub(crate) fn parse_uri_with<'a>(
     if seen & BAD_URI != 0 {
         return Err(ParseError::Uri("invalid character"));
     }
-    let at = if seen & AT != 0 { find(rest, b'@') } else { None };
+    let at = if seen & AT != 0 {
+        find(rest, b'@')
+    } else {
+        None
+    };
     match scheme {
         Scheme::Tel => parse_tel(rest, on_param, on_header),
         _ => parse_sip(scheme, rest, at, on_param, on_header),
