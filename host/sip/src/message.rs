@@ -793,10 +793,10 @@ fn push_header(
     }
     // `Message::parse` checked that the buffer length fits in u32, and
     // every header takes at least two bytes, so the count fits too.
-    if let Some(slot) = first_idx.get_mut(name as usize) {
-        if *slot == NO_HDR {
-            *slot = hdrs.len() as u32;
-        }
+    if let Some(slot) = first_idx.get_mut(name as usize)
+        && *slot == NO_HDR
+    {
+        *slot = hdrs.len() as u32;
     }
     hdrs.push(HdrPos {
         name,
