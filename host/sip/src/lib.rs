@@ -33,6 +33,6 @@ pub mod uri;
 pub use framer::{FrameError, StreamFramer};
 pub use header::{CSeq, Challenge, Contacts, Credentials, Header, HeaderName, NameAddr, Via};
 pub use message::{Message, Method, StartLine, TransactionKey};
-pub use parse::ParseError;
+pub use parse::{Param, ParseError};
 pub use reply::{ReplyOptions, build_reply};
 pub use uri::{Host, Scheme, Uri};

@@ -130,6 +130,10 @@ pub struct Message {
     /// Start line span in `raw` (from its first byte to past its line end).
     pub(crate) start_span: (usize, usize),
     pub(crate) hdrs: Vec<HdrPos>,
+    /// Index in `hdrs` of the first header of each well-known name
+    /// ([`NO_HDR`] when absent), filled during the split so that typed
+    /// accessors do not rescan the list.
+    first_idx: FirstIdx,
     /// Body span in `raw`: `body_start..end`.
     pub(crate) body_start: usize,
     /// End of the framed message in `raw` (trailing datagram bytes excluded).
@@ -176,6 +180,12 @@ impl HdrPos {
         self.line_s as usize..self.line_e as usize
     }
 }
+
+/// Number of well-known [`HeaderName`]s (all variants but `Other`).
+const KNOWN_NAMES: usize = HeaderName::Other as usize;
+/// "No such header" in [`FirstIdx`].
+const NO_HDR: u32 = u32::MAX;
+type FirstIdx = [u32; KNOWN_NAMES];
 
 /// A header line being accumulated until the next non-continuation line.
 struct Pending {
@@ -340,6 +350,7 @@ impl Message {
             return Err(ParseError::Headers("message larger than 4 GiB"));
         }
         let mut hdrs: Vec<HdrPos> = Vec::with_capacity(24);
+        let mut first_idx: FirstIdx = [NO_HDR; KNOWN_NAMES];
         let mut content_length: Option<usize> = None;
         let mut cur: Option<Pending> = None;
         let body_start;
@@ -388,7 +399,7 @@ impl Message {
                 nl
             };
             if let Some(p) = cur.take() {
-                push_header(buf, &mut hdrs, &mut content_length, p)?;
+                push_header(buf, &mut hdrs, &mut first_idx, &mut content_length, p)?;
             }
             if !fast {
                 // Not `token *(SP/HT) ':'`: report it the way a plain
@@ -405,7 +416,7 @@ impl Message {
             pos = nl + 1;
         }
         if let Some(p) = cur.take() {
-            push_header(buf, &mut hdrs, &mut content_length, p)?;
+            push_header(buf, &mut hdrs, &mut first_idx, &mut content_length, p)?;
         }
         let end = match content_length {
             Some(cl) => {
@@ -418,6 +429,7 @@ impl Message {
             head,
             start_span: (sl_start, nl + 1),
             hdrs,
+            first_idx,
             body_start,
             end,
             edits: Edits::default(),
@@ -523,15 +535,32 @@ impl Message {
         &self.raw[h.value_range()]
     }
 
+    /// Index of the first header called `name` (`hdrs.len()` when none).
+    #[inline]
+    fn first_index(&self, name: HeaderName) -> usize {
+        match self.first_idx.get(name as usize) {
+            Some(&NO_HDR) => self.hdrs.len(),
+            Some(&i) => i as usize,
+            // `Other` is not indexed: scan.
+            None => self
+                .hdrs
+                .iter()
+                .position(|h| h.name == name)
+                .unwrap_or(self.hdrs.len()),
+        }
+    }
+
     fn values(&self, name: HeaderName) -> impl Iterator<Item = &[u8]> + '_ {
-        self.hdrs
+        let from = self.first_index(name);
+        self.hdrs[from..]
             .iter()
             .filter(move |h| h.name == name)
             .map(|h| self.value_of(h))
     }
 
+    #[inline]
     fn first_pos(&self, name: HeaderName) -> Option<&HdrPos> {
-        self.hdrs.iter().find(|h| h.name == name)
+        self.hdrs.get(self.first_index(name))
     }
 
     fn first(&self, name: HeaderName) -> Option<&[u8]> {
@@ -742,6 +771,7 @@ fn check_call_id(v: &[u8]) -> Result<(), ParseError> {
 fn push_header(
     buf: &[u8],
     hdrs: &mut Vec<HdrPos>,
+    first_idx: &mut FirstIdx,
     content_length: &mut Option<usize>,
     p: Pending,
 ) -> Result<(), ParseError> {
@@ -761,7 +791,13 @@ fn push_header(
             Some(_) => {}
         }
     }
-    // `Message::parse` checked that the buffer length fits in u32.
+    // `Message::parse` checked that the buffer length fits in u32, and
+    // every header takes at least two bytes, so the count fits too.
+    if let Some(slot) = first_idx.get_mut(name as usize)
+        && *slot == NO_HDR
+    {
+        *slot = hdrs.len() as u32;
+    }
     hdrs.push(HdrPos {
         name,
         name_s: p.name.0 as u32,
@@ -927,6 +963,18 @@ mod tests {
     }
 
     #[test]
+    fn first_header_index() {
+        let m = Message::parse(Bytes::from_static(SEED)).unwrap();
+        // `v :x` comes after `Via:`; the index points at the first.
+        assert_eq!(m.first_idx[HeaderName::Via as usize], 0);
+        assert_eq!(m.first_idx[HeaderName::To as usize], 3);
+        assert_eq!(m.first_idx[HeaderName::From as usize], NO_HDR);
+        assert_eq!(m.values(HeaderName::Via).count(), 2);
+        assert_eq!(m.first(HeaderName::ContentLength), Some(&b"3"[..]));
+        assert!(m.first(HeaderName::CSeq).is_none());
+    }
+
+    #[test]
     fn checked_accessors_match_full_parses() {
         let cases: [&[u8]; 6] = [
             b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9;rport, SIP/2.0/TCP b\r\nv: SIP/2.0/UDP c\r\nFrom: <sip:a@h>;TAG=x\r\nTo: sip:b@h\r\n\r\n",
@@ -969,6 +1017,12 @@ mod tests {
                     prop_assert_eq!(m.body(), &body);
                     prop_assert_eq!(m.end, end);
                     prop_assert_eq!(m.headers().len(), headers.len());
+                    // The first-header index agrees with a scan of the list.
+                    for i in 0..KNOWN_NAMES {
+                        let want = m.hdrs.iter().position(|h| h.name as usize == i);
+                        let got = m.first_idx[i];
+                        prop_assert_eq!(want, (got != NO_HDR).then_some(got as usize));
+                    }
                     for ((h, p), (name, raw_name, value, line)) in m.headers().iter().zip(&m.hdrs).zip(&headers) {
                         prop_assert_eq!(h.name, *name);
                         prop_assert_eq!(&h.raw_name, raw_name);

@@ -5,6 +5,8 @@
 //! `;name=value` parameter lists. Input always comes from the network, so
 //! every function returns a [`ParseError`] instead of panicking.
 
+use std::borrow::Cow;
+
 use nom::{
     IResult, Parser,
     bytes::complete::{take_while, take_while1},
@@ -170,10 +172,7 @@ pub(crate) fn unquote(q: &[u8]) -> String {
 #[inline]
 /// Writes `;name=value` / `;name` parameters as URIs, Vias and name-addrs
 /// serialize them.
-pub(crate) fn write_params(
-    f: &mut std::fmt::Formatter<'_>,
-    params: &[(String, Option<String>)],
-) -> std::fmt::Result {
+pub(crate) fn write_params(f: &mut std::fmt::Formatter<'_>, params: &[Param]) -> std::fmt::Result {
     for (n, v) in params {
         match v {
             Some(v) => write!(f, ";{n}={v}")?,
@@ -183,12 +182,28 @@ pub(crate) fn write_params(
     Ok(())
 }
 
-pub(crate) fn lossy(b: &[u8]) -> String {
-    // Fast path: valid UTF-8 (nearly always ASCII) is validated and copied once.
-    match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
+/// [`lossy`] for bytes already in a `Vec` (no copy when they are ASCII,
+/// as the tokens, hosts and numbers passed here always are).
+pub(crate) fn vec_string(v: Vec<u8>) -> String {
+    if v.is_ascii() {
+        // SAFETY: every byte is < 0x80, and ASCII is valid UTF-8.
+        return unsafe { String::from_utf8_unchecked(v) };
     }
+    String::from_utf8_lossy(&v).into_owned()
+}
+
+pub(crate) fn lossy(b: &[u8]) -> String {
+    // Nearly every header field is ASCII: `is_ascii` is an inlined word
+    // loop, while `str::from_utf8` is an out-of-line call that costs more
+    // than the copy for the short strings of a SIP message (~50 of them in
+    // a full typed parse).
+    if b.is_ascii() {
+        // SAFETY: every byte is < 0x80, and ASCII is valid UTF-8.
+        return unsafe { String::from_utf8_unchecked(b.to_vec()) };
+    }
+    // Valid non-ASCII UTF-8 is borrowed and copied once; invalid bytes
+    // become U+FFFD.
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Splits a header value into its comma-separated elements, ignoring commas
@@ -428,11 +443,37 @@ pub(crate) fn trim_start_lws(s: &[u8]) -> &[u8] {
     &s[n..]
 }
 
+/// A `;name[=value]` parameter of a URI, Via or name-addr, both as
+/// received. The name is borrowed from a static table when it is one of
+/// the names nearly every message carries, spelled exactly like that
+/// (`branch`, `tag`, `lr`, ...), so those cost no allocation.
+pub type Param = (Cow<'static, str>, Option<String>);
+
+/// A parameter name as received: static when it is one of the common
+/// names below byte for byte, owned otherwise.
+#[inline]
+pub(crate) fn param_name(b: &[u8]) -> Cow<'static, str> {
+    Cow::Borrowed(match b {
+        b"branch" => "branch",
+        b"received" => "received",
+        b"rport" => "rport",
+        b"maddr" => "maddr",
+        b"ttl" => "ttl",
+        b"tag" => "tag",
+        b"lr" => "lr",
+        b"transport" => "transport",
+        b"user" => "user",
+        b"method" => "method",
+        b"expires" => "expires",
+        b"q" => "q",
+        b"ftag" => "ftag",
+        b"ob" => "ob",
+        _ => return Cow::Owned(lossy(b)),
+    })
+}
+
 /// Case-insensitive parameter lookup shared by all typed headers.
-pub(crate) fn find_param<'a>(
-    params: &'a [(String, Option<String>)],
-    name: &str,
-) -> Option<Option<&'a str>> {
+pub(crate) fn find_param<'a>(params: &'a [Param], name: &str) -> Option<Option<&'a str>> {
     params
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -552,6 +593,25 @@ mod tests {
         assert_eq!(percent_decode(b"%75se%72"), b"user");
         assert_eq!(percent_decode(b"a%2"), b"a%2");
         assert_eq!(percent_decode(b"%zz%00"), b"%zz\0");
+    }
+
+    #[test]
+    fn lossy_and_vec_string() {
+        assert_eq!(lossy(b"z9hG4bK-1"), "z9hG4bK-1");
+        assert_eq!(lossy("Jos\u{e9}".as_bytes()), "Jos\u{e9}");
+        assert_eq!(lossy(b"a\xffb"), "a\u{fffd}b");
+        assert_eq!(vec_string(b"SIP/2.0".to_vec()), "SIP/2.0");
+        assert_eq!(vec_string(vec![b'x', 0xc3, 0xa9]), "x\u{e9}");
+        assert_eq!(vec_string(vec![0xfe]), "\u{fffd}");
+    }
+
+    #[test]
+    fn param_names() {
+        assert!(matches!(param_name(b"branch"), Cow::Borrowed("branch")));
+        assert!(matches!(param_name(b"lr"), Cow::Borrowed("lr")));
+        // Other spellings stay as received.
+        assert!(matches!(param_name(b"Branch"), Cow::Owned(ref s) if s == "Branch"));
+        assert!(matches!(param_name(b"x-foo"), Cow::Owned(ref s) if s == "x-foo"));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::parse::{ParseError, find_param, percent_decode, skip_lws, skip_while};
+use crate::parse::{
+    Param, ParseError, find_param, param_name, percent_decode, skip_lws, skip_while,
+};
 
 /// URI scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -204,7 +206,7 @@ impl<'a> HostRef<'a> {
             push_dec(&mut v, p);
         }
         // Host characters, digits, '.', ':' and brackets: always ASCII.
-        String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        crate::parse::vec_string(v)
     }
 }
 
@@ -256,7 +258,7 @@ pub struct Uri {
     pub host: Host,
     pub port: Option<u16>,
     /// `;transport=tcp;lr` in order.
-    pub params: Vec<(String, Option<String>)>,
+    pub params: Vec<Param>,
     /// `?subject=x&priority=y` in order.
     pub headers: Vec<(String, String)>,
 }
@@ -331,7 +333,7 @@ impl Uri {
         let mut headers = Vec::new();
         let p = parse_uri_with(
             input,
-            |n, v| params.push((ascii(n), v.map(ascii))),
+            |n, v| params.push((param_name(n), v.map(ascii))),
             |n, v| headers.push((ascii(n), ascii(v))),
         )?;
         Ok(Uri {
@@ -407,18 +409,19 @@ pub(crate) fn parse_uri_with<'a>(
     if rest.is_empty() {
         return Err(ParseError::Uri("empty URI"));
     }
-    // One pass: reject bad bytes and note the first '@' for parse_sip.
-    let mut at = usize::MAX;
-    for (i, &b) in rest.iter().enumerate() {
-        let k = HOST_CLASS[b as usize];
-        if k & (BAD_URI | AT) != 0 {
-            if k & BAD_URI != 0 {
-                return Err(ParseError::Uri("invalid character"));
-            }
-            at = at.min(i);
-        }
+    // One branch-free pass: which classes occur at all. A bad byte is an
+    // error wherever it is; only when an '@' occurs is it looked for.
+    let seen = rest
+        .iter()
+        .fold(0u8, |acc, &b| acc | HOST_CLASS[b as usize]);
+    if seen & BAD_URI != 0 {
+        return Err(ParseError::Uri("invalid character"));
     }
-    let at = (at != usize::MAX).then_some(at);
+    let at = if seen & AT != 0 {
+        find(rest, b'@')
+    } else {
+        None
+    };
     match scheme {
         Scheme::Tel => parse_tel(rest, on_param, on_header),
         _ => parse_sip(scheme, rest, at, on_param, on_header),

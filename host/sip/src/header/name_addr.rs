@@ -9,8 +9,8 @@ use std::fmt;
 use memchr::memchr;
 
 use crate::parse::{
-    ParseError, find_param, is_lws, is_token, lossy, parse_params_with, quoted_end,
-    split_top_level, trim_lws, unquote,
+    Param, ParseError, find_param, is_lws, is_token, lossy, param_name, parse_params_with,
+    quoted_end, split_top_level, trim_lws, unquote,
 };
 use crate::uri::{Uri, parse_uri_with};
 
@@ -20,7 +20,7 @@ pub struct NameAddr {
     pub display_name: Option<String>,
     pub uri: Uri,
     /// Header parameters (`tag`, `q`, `expires`, `lr` on Route is a URI param).
-    pub params: Vec<(String, Option<String>)>,
+    pub params: Vec<Param>,
 }
 
 const H: &str = "name-addr";
@@ -30,7 +30,7 @@ impl NameAddr {
     pub fn parse(value: &[u8]) -> Result<NameAddr, ParseError> {
         let mut params = Vec::new();
         let (display, uri) = parse_with(value, Uri::parse, |n, v| {
-            params.push((lossy(n), v.map(lossy)))
+            params.push((param_name(n), v.map(lossy)))
         })?;
         let display_name = match display {
             DisplayRef::None => None,

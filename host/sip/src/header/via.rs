@@ -4,23 +4,24 @@
 //! around every `/`, `:`, `;` and `=` — RFC 4475 "wsinv" folds lines in
 //! the middle of the protocol. One header value may hold a comma list.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::parse::{
-    ParseError, find_param, is_token, lossy, parse_params_with, skip_lws, skip_while,
-    split_top_level, trim_lws,
+    Param, ParseError, find_param, is_token, lossy, param_name, parse_params_with, skip_lws,
+    skip_while, split_top_level, trim_lws,
 };
 use crate::uri::{Host, HostRef, host_text, parse_port, port_text};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
-    /// `SIP/2.0` (name uppercased, LWS removed).
-    pub protocol: String,
+    /// `SIP/2.0` (name uppercased, LWS removed; static for `SIP/2.0`).
+    pub protocol: Cow<'static, str>,
     /// Uppercased transport, e.g. `UDP`.
     pub transport: String,
     pub host: Host,
     pub port: Option<u16>,
-    pub params: Vec<(String, Option<String>)>,
+    pub params: Vec<Param>,
 }
 
 const H: &str = "Via";
@@ -44,14 +45,19 @@ impl Via {
     /// Parses a single via-parm (no commas at top level).
     pub(crate) fn parse_one(elem: &[u8]) -> Result<Via, ParseError> {
         let mut params = Vec::new();
-        let p = parse_one_with(elem, |n, v| params.push((lossy(n), v.map(lossy))))?;
-        let mut protocol = Vec::with_capacity(p.name.len() + 1 + p.version.len());
-        protocol.extend(p.name.iter().map(u8::to_ascii_uppercase));
-        protocol.push(b'/');
-        protocol.extend_from_slice(p.version);
+        let p = parse_one_with(elem, |n, v| params.push((param_name(n), v.map(lossy))))?;
+        let protocol = if p.name.eq_ignore_ascii_case(b"SIP") && p.version == b"2.0" {
+            Cow::Borrowed("SIP/2.0")
+        } else {
+            let mut protocol = Vec::with_capacity(p.name.len() + 1 + p.version.len());
+            protocol.extend(p.name.iter().map(u8::to_ascii_uppercase));
+            protocol.push(b'/');
+            protocol.extend_from_slice(p.version);
+            Cow::Owned(crate::parse::vec_string(protocol))
+        };
         Ok(Via {
-            protocol: token_string(protocol),
-            transport: token_string(p.transport.to_ascii_uppercase()),
+            protocol,
+            transport: crate::parse::vec_string(p.transport.to_ascii_uppercase()),
             host: p.host.to_host(),
             port: p.port,
             params,
@@ -80,11 +86,6 @@ impl Via {
     pub fn sent_by(&self) -> String {
         self.host.as_host_ref().sent_by(self.port)
     }
-}
-
-/// Tokens are ASCII, so this never actually replaces anything.
-fn token_string(v: Vec<u8>) -> String {
-    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A validated via-parm still borrowing its text; parameters went to the
@@ -222,6 +223,19 @@ mod tests {
             v.to_string(),
             "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=10.0.0.1"
         );
+    }
+
+    #[test]
+    fn protocol_and_param_names_as_received() {
+        let v = &Via::parse(b"sip/2.0/udp h;Branch=z9;x-a;rport").unwrap()[0];
+        assert!(matches!(v.protocol, Cow::Borrowed("SIP/2.0")));
+        assert_eq!(v.branch(), Some("z9"));
+        let names: Vec<&str> = v.params.iter().map(|(n, _)| n.as_ref()).collect();
+        assert_eq!(names, ["Branch", "x-a", "rport"]);
+        assert_eq!(v.to_string(), "SIP/2.0/UDP h;Branch=z9;x-a;rport");
+        let v = &Via::parse(b"sip/3.0/udp h").unwrap()[0];
+        assert_eq!(v.protocol, "SIP/3.0");
+        assert!(matches!(v.protocol, Cow::Owned(_)));
     }
 
     #[test]
