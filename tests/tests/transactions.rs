@@ -527,3 +527,41 @@ fn register_is_saved_and_replicated_to_the_backup() {
         extra.map(|(m, _)| text(&m)).unwrap_or_default()
     );
 }
+
+/// A destination that never answers at all: `fr_timer` (here 1 s) ends the
+/// branch as a 408 and the failure route tries the next one; meanwhile the
+/// INVITE was retransmitted to the silent one (timer A).
+#[test]
+fn silent_destination_hits_fr_timer_and_the_failure_route_takes_over() {
+    let a = TestUa::new("alice");
+    let silent = TestUa::new("silent");
+    let b2 = TestUa::new("second");
+    let router = Router::start_with(|m| {
+        let mut m = forward_on_unavailable(&silent, &b2, &b2)(m);
+        m.extra.push_str("[tm]\nfr_timer_ms = 1000\nt1_ms = 200\n");
+        m
+    });
+    let inv = a.request("INVITE", &router.aor("bob"));
+    a.send_to(router.udp_addr(), &inv.build());
+    let started = Instant::now();
+    let (req2, src2) = b2
+        .recv_request(Duration::from_secs(4))
+        .expect("the failure route never reached the second destination");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "fr_timer is 1 s, the second destination was tried after {waited:?}"
+    );
+    let copies = collect(&silent, Method::Invite, Duration::from_millis(100));
+    // T1 = 200 ms: sent at 0, retransmitted at 0.2 and 0.6 s before 1 s.
+    assert!(
+        copies.len() >= 3,
+        "timer A retransmissions: {}",
+        copies.len()
+    );
+    b2.reply(&req2, src2, 200, "OK", "b2");
+    let (resp, _) = a
+        .recv_answer_for(&inv.call_id, RECV)
+        .expect("200 reaches the caller");
+    assert_eq!(resp.status(), Some(200));
+}

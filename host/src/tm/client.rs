@@ -55,13 +55,28 @@ impl ClientTransaction {
         t: &Timers,
         out: &mut Vec<TxnAction>,
     ) -> Self {
+        Self::start_with_timeout(invite, reliable, request, t.t1x64(), now, t, out)
+    }
+
+    /// Like [`start`](Self::start) with timer B/F at `timeout` instead of
+    /// 64*T1: a proxy whose `fr_timer` is shorter gives up earlier, with one
+    /// timer instead of two.
+    pub fn start_with_timeout(
+        invite: bool,
+        reliable: bool,
+        request: Bytes,
+        timeout: Duration,
+        now: Instant,
+        t: &Timers,
+        out: &mut Vec<TxnAction>,
+    ) -> Self {
         out.push(TxnAction::Send(request.clone()));
         if !reliable {
             let kind = if invite { TimerKind::A } else { TimerKind::E };
             out.push(TxnAction::Schedule(kind, now + t.t1));
         }
         let kind = if invite { TimerKind::B } else { TimerKind::F };
-        out.push(TxnAction::Schedule(kind, now + t.t1x64()));
+        out.push(TxnAction::Schedule(kind, now + timeout));
         ClientTransaction {
             invite,
             reliable,
@@ -175,6 +190,15 @@ impl ClientTransaction {
                 out.push(TxnAction::Terminated);
             }
             _ => {}
+        }
+    }
+
+    /// Drop the request bytes once nothing can resend them (no longer
+    /// pending): a completed transaction waits out its timers on a few
+    /// hundred bytes instead of a copy of the request.
+    pub fn release_request(&mut self) {
+        if !self.is_pending() {
+            self.request = Bytes::new();
         }
     }
 

@@ -268,6 +268,7 @@ impl Tm {
         // Own copy of the request with the route's edits so far: it must
         // not pin the receive buffer for the transaction's lifetime.
         let request = Message::parse(Bytes::copy_from_slice(&ctx.msg.serialize()))
+            .map(Arc::new)
             .map_err(|e| ActionError::Internal(format!("request copy: {}", e.reason())))?;
         let invite = ctx.msg.method() == Some(&Method::Invite);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -603,12 +604,12 @@ impl Tm {
         let Some(b) = txn.branches.get_mut(i) else {
             return false;
         };
-        if b.provisional || b.alternatives.is_empty() {
+        if b.provisional || b.alternatives.is_empty() || txn.server.is_final() {
             return false;
         }
         let mut rest = std::mem::take(&mut b.alternatives);
         let (uri, replica) = (b.uri.clone(), b.replica);
-        let mut msg = txn.request.clone();
+        let mut msg = (*txn.request).clone();
         if uri != txn.summary.ruri.to_string() {
             msg.set_request_uri(Bytes::from(uri.clone()));
         }
@@ -650,10 +651,14 @@ impl Tm {
         msg.insert_via(Bytes::from(via));
         let bytes = msg.serialize();
         let mut out = Vec::new();
-        let client = ClientTransaction::start(
+        // fr_timer is timer B/F of the branch: no response (INVITE: no
+        // provisional) by then and it counts as 408. After a provisional an
+        // INVITE waits fr_inv_timer instead (armed in `on_response`).
+        let client = ClientTransaction::start_with_timeout(
             txn.invite,
             proto == Proto::Tcp,
             bytes,
+            txn.fr.min(self.timers.t1x64()),
             now,
             &self.timers,
             &mut out,
@@ -666,7 +671,6 @@ impl Tm {
         transports
             .send(proto, dest, Some(local), first)
             .map_err(|e| ActionError::SendFailed(e.to_string()))?;
-        let fr_at = now + txn.fr;
         txn.branches.push(Branch {
             uri,
             proto,
@@ -682,17 +686,6 @@ impl Tm {
         });
         out.remove(0);
         self.run_branch_actions(core, txn, idx, out);
-        if !replica {
-            self.queue.schedule(
-                fr_at,
-                TimerRef {
-                    txn: txn.id,
-                    branch: Some(idx),
-                    kind: TimerKind::FinalResponse,
-                    generation: 0,
-                },
-            );
-        }
         Ok(idx as usize)
     }
 
@@ -884,6 +877,10 @@ impl Tm {
         );
         let replica = b.replica;
         self.run_branch_actions(core, txn, idx, out);
+        if txn.server.is_final() && !txn.branches[i].client.is_pending() {
+            // A late final on a branch of an answered transaction.
+            txn.branches[i].client.release_request();
+        }
         if replica {
             return None;
         }
@@ -990,7 +987,12 @@ impl Tm {
             .server
             .send_response(code, bytes.clone(), now, &self.timers, &mut out)
         {
-            Ok(()) => self.run_server_actions(core, txn, out),
+            Ok(()) => {
+                self.run_server_actions(core, txn, out);
+                if code >= 200 {
+                    compact(txn);
+                }
+            }
             Err(_) if (200..300).contains(&code) => {
                 let _ = core.transports().send(
                     txn.source.proto,
@@ -1031,7 +1033,8 @@ impl Tm {
         if !txn.canceled {
             if let Some(name) = txn.on_failure.take() {
                 txn.phase = Phase::FailureRoute;
-                let mut ctx = MsgContext::new(txn.request.clone(), txn.source, txn.summary.clone());
+                let mut ctx =
+                    MsgContext::new((*txn.request).clone(), txn.source, txn.summary.clone());
                 ctx.flags = txn.flags;
                 ctx.route = RouteKind::Failure;
                 ctx.reply_code = txn.best_candidate().map(|c| c.code);
@@ -1278,6 +1281,30 @@ impl Tm {
             }
         }
         self.send_upstream(core, txn, best.code, bytes, now);
+    }
+}
+
+/// After the final response went up, a transaction only absorbs
+/// retransmissions until its timers end: drop the request copy, the
+/// candidates and the requests of finished branches.
+fn compact(txn: &mut Transaction) {
+    static SPENT: std::sync::LazyLock<Option<Arc<Message>>> = std::sync::LazyLock::new(|| {
+        Message::parse(Bytes::from_static(
+            b"OPTIONS sip:spent.invalid SIP/2.0\r\nVia: SIP/2.0/UDP spent.invalid;branch=z9hG4bKspent\r\nFrom: <sip:spent.invalid>;tag=x\r\nTo: <sip:spent.invalid>\r\nCall-ID: spent\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .ok()
+        .map(Arc::new)
+    });
+    if let Some(spent) = SPENT.as_ref() {
+        txn.request = spent.clone();
+    }
+    txn.candidates = Vec::new();
+    for b in &mut txn.branches {
+        b.client.release_request();
+        if !b.client.is_pending() {
+            b.uri = String::new();
+            b.alternatives = Vec::new();
+        }
     }
 }
 

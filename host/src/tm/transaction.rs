@@ -92,7 +92,7 @@ pub struct Transaction {
     pub key: String,
     /// The request as the route left it at the first `t_relay`/`t_newtran`
     /// (own copy: it must not pin the receive buffer).
-    pub request: Message,
+    pub request: std::sync::Arc<Message>,
     pub source: Source,
     pub summary: RequestSummary,
     pub flags: u64,
