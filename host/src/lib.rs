@@ -8,6 +8,8 @@
 //! - [`router`] — binds the manifest's sockets, loads the plugin, and runs each
 //!   incoming message: sanity checks, the plugin's `route`, responses along Via.
 //! - [`services`] — registrar (`save`, `lookup`) over user location (`usrloc`).
+//! - [`store`] — persistence: the SQLite schema and its migrations, the
+//!   background writer that batches binding changes into transactions.
 //! - [`tm`] — transactions (RFC 3261 §16/§17): `t_relay`, forking, CANCEL,
 //!   failure and reply routes, timers.
 //! - [`stateless`] — Kamailio's core/`sl`/`maxfwd`: replies, forwarding,
@@ -23,5 +25,6 @@ pub mod plugin;
 pub mod router;
 pub mod services;
 pub mod stateless;
+pub mod store;
 pub mod tm;
 pub mod transport;

@@ -119,6 +119,8 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
     for l in &mut probe.server.listen {
         l.addr.set_port(0);
     }
+    // Nor touch its database: a check never writes (or migrates) anything.
+    probe.usrloc.db_mode = 0;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
