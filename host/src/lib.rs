@@ -3,6 +3,7 @@
 //! ## Layout
 //! Layers depend downward only; each module has one job.
 //!
+//! - [`ctl`] — the management socket and `wisp ctl` (`ul show|add|rm`).
 //! - [`plugin`] — wasmtime engine, component loading, instance pool, the host
 //!   side of every WIT interface (`plugin::host::*`), deadlines and memory caps.
 //! - [`router`] — binds the manifest's sockets, loads the plugin, and runs each
@@ -20,6 +21,7 @@
 //! - The SIP message model itself is the `wisp-sip` crate (no I/O).
 
 pub mod config;
+pub mod ctl;
 pub mod msg_context;
 pub mod plugin;
 pub mod router;
