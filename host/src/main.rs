@@ -125,7 +125,14 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
         let _ctl = wisp::ctl::server::serve(router.core().clone(), &ctl_path)
             .context("management socket")?;
         tracing::info!(workers, "wisp ready, listening on {}", listen.join(", "));
-        tokio::signal::ctrl_c().await.context("signal handler")?;
+        // SIGINT from a terminal, SIGTERM from a service manager: both
+        // end with the last commit below.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("signal handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("signal handler")?,
+            _ = term.recv() => {}
+        }
         tracing::info!("shutting down");
         // Write-back holds up to an interval of changes: commit them.
         let (tx, rx) = tokio::sync::oneshot::channel();
