@@ -92,6 +92,10 @@ pub struct UsrlocConfig {
     /// committed), 2 write-back every `timer_interval` seconds.
     #[serde(default)]
     pub db_mode: u8,
+    /// Most bindings one AOR may have; a REGISTER that would exceed it is
+    /// refused with 503 (Kamailio registrar `max_contacts`). 0 = no limit.
+    #[serde(default)]
+    pub max_contacts: usize,
     /// The SQLite database, relative to the manifest's directory.
     #[serde(default = "default_db_path")]
     pub db_path: PathBuf,
@@ -140,6 +144,7 @@ impl Default for UsrlocConfig {
             max_expires: default_max_expires(),
             brief_expires: BriefExpires::default(),
             db_mode: 0,
+            max_contacts: 0,
             db_path: default_db_path(),
             timer_interval: default_timer_interval(),
         }

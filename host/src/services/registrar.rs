@@ -70,7 +70,11 @@ pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), 
     let persistent = usrloc.persistent();
     let now = Instant::now();
     let outcome = usrloc.with_table(table, |t| {
-        let touched = apply(t, &aor, changes, &call_id, cseq, now, persistent)?;
+        let limits = Limits {
+            max_contacts: usrloc.config.max_contacts,
+            record: persistent,
+        };
+        let touched = apply(t, &aor, changes, &call_id, cseq, now, limits)?;
         let contacts = reply_contacts(t.get(&aor), now);
         if persistent {
             let now_unix = unix_now();
@@ -96,7 +100,7 @@ pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), 
     });
     let (code, reason, contacts) = match outcome {
         Ok(Ok(contacts)) => (200, "OK", contacts),
-        Ok(Err(reason)) => (400, reason, Vec::new()),
+        Ok(Err((code, reason))) => (code, reason, Vec::new()),
         // `prepare` checked the table; kept for a table removed meanwhile.
         Err(e) => (500, "Server Internal Error", {
             tracing::warn!("save: {e}");
@@ -255,8 +259,18 @@ fn prepare(core: &RouterCore, ctx: &MsgContext, table: &str) -> Result<Update, R
 /// What [`apply`] changed: each contact with its new binding, `None` when removed.
 type Touched = Vec<(String, Option<ContactBinding>)>;
 
-/// Apply the changes to one AOR. `Err(reason)` aborts the whole update
-/// (§10.3 step 7: same Call-ID with a CSeq not higher than stored).
+/// How [`apply`] is bounded and what it reports.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// Most live bindings an AOR may have after the update; 0 = no limit.
+    max_contacts: usize,
+    /// Report what changed (only a persistent usrloc needs it).
+    record: bool,
+}
+
+/// Apply the changes to one AOR. `Err((code, reason))` aborts the whole
+/// update: §10.3 step 7 (same Call-ID with a CSeq not higher than stored),
+/// or more bindings than `max_contacts` (Kamailio's 503).
 fn apply(
     table: &mut std::collections::HashMap<String, Vec<ContactBinding>>,
     aor: &str,
@@ -264,8 +278,9 @@ fn apply(
     call_id: &str,
     cseq: u32,
     now: Instant,
-    record: bool,
-) -> Result<Touched, &'static str> {
+    limits: Limits,
+) -> Result<Touched, (u16, &'static str)> {
+    let record = limits.record;
     let Some(changes) = changes else {
         let removed = table.remove(aor).unwrap_or_default();
         return Ok(removed
@@ -280,7 +295,17 @@ fn apply(
             && b.call_id == call_id
             && cseq <= b.cseq
         {
-            return Err("Out of order CSeq");
+            return Err((400, "Out of order CSeq"));
+        }
+    }
+    if limits.max_contacts > 0 {
+        let kept = bindings
+            .iter()
+            .filter(|b| b.is_live(now) && !changes.iter().any(|(c, _, _)| *c == b.contact))
+            .count();
+        let added = changes.iter().filter(|(_, secs, _)| *secs > 0).count();
+        if kept + added > limits.max_contacts {
+            return Err((503, "Too Many Registered Contacts"));
         }
     }
     // Only a persistent usrloc needs to know what changed (memory-only
@@ -665,5 +690,35 @@ mod tests {
         assert!(r.is_ok(), "the refusal is the reply, as without a database");
         assert_eq!(reply.status(), Some(400));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn max_contacts_refuses_an_update_past_the_limit_with_503_and_changes_nothing() {
+        let b = bench("max_contacts = 2").await;
+        let (_, reply) = b.save(b.register(
+            "a",
+            "c1",
+            1,
+            &["<sip:a@10.0.0.1>", "<sip:a@10.0.0.2>"],
+            Some(600),
+        ));
+        assert_eq!(reply.status(), Some(200));
+        let (_, reply) = b.save(b.register("a", "c2", 1, &["<sip:a@10.0.0.3>"], Some(600)));
+        assert_eq!(reply.status(), Some(503));
+        // Refreshing, or replacing one binding by another, stays within it.
+        let (_, reply) = b.save(b.register(
+            "a",
+            "c1",
+            2,
+            &["<sip:a@10.0.0.1>;expires=0", "<sip:a@10.0.0.3>"],
+            Some(600),
+        ));
+        assert_eq!(reply.status(), Some(200));
+        let mut contacts: Vec<String> = Bench::contacts_of(&reply)
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        contacts.sort();
+        assert_eq!(contacts, ["sip:a@10.0.0.2", "sip:a@10.0.0.3"]);
     }
 }
