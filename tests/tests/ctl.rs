@@ -145,3 +145,33 @@ fn ctl_without_a_running_router_says_so() {
     assert!(!out.success());
     assert!(out.stderr.contains("is it running?"), "{}", out.describe());
 }
+
+#[test]
+fn alias_add_makes_requests_to_the_alias_reach_the_canonical_user() {
+    let mut router = Router::start_with(|m| m.set("usrloc", "db_mode", "1"));
+    let john = TestUa::new("john.doe");
+    let caller = TestUa::new("caller");
+    john.register(&router);
+    let canonical = router.aor("john.doe");
+
+    let out = ctl_ok(&router, &["alias", "add", "1234", &canonical]);
+    assert!(out.contains("added"), "{out}");
+    assert!(
+        reaches(&router, &caller, "1234", &john),
+        "lookup(\"aliases\") rewrote 1234 to john.doe"
+    );
+    let shown = ctl_ok(&router, &["alias", "show"]);
+    assert_eq!(shown.trim(), format!("1234 -> {canonical}"));
+
+    router.kill_hard();
+    router.restart();
+    assert!(
+        reaches(&router, &caller, "1234", &john),
+        "the alias survived the restart"
+    );
+
+    ctl_ok(&router, &["alias", "rm", "1234"]);
+    assert_eq!(status_of_request_to(&router, &caller, "1234"), Some(404));
+    let out = ctl(&router, &["alias", "show", "1234"]);
+    assert!(!out.success(), "{}", out.describe());
+}

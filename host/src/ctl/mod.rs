@@ -12,7 +12,10 @@
 //! command needs no new client. To add one: a variant of [`Command`], a
 //! module with its parser and handler (like [`ul`]), and a line in
 //! [`Command::parse`] and [`execute`].
+//!
+//! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]).
 
+pub mod alias;
 pub mod client;
 pub mod server;
 pub mod ul;
@@ -51,14 +54,19 @@ pub enum CtlError {
 pub enum Command {
     /// `ul ...`: user location (serctl `ul`).
     Ul(ul::UlCommand),
+    /// `alias ...`: user aliases (serctl `alias`).
+    Alias(alias::AliasCommand),
 }
 
-const USAGE: &str = "commands: ul show [aor] | ul add <aor> <contact> [--expires N | permanent] | ul rm <aor> [contact]  (each takes --table T, default location)";
+const USAGE: &str = "commands: ul show [aor] | ul add <aor> <contact> [--expires N | permanent] | ul rm <aor> [contact]  (each takes --table T, default location) | alias show [alias] | alias add <alias> <canonical uri> | alias rm <alias>";
 
 impl Command {
     pub fn parse(args: &[String]) -> Result<Command, CtlError> {
         match args.split_first() {
             Some((group, rest)) if group == "ul" => Ok(Command::Ul(ul::UlCommand::parse(rest)?)),
+            Some((group, rest)) if group == "alias" => {
+                Ok(Command::Alias(alias::AliasCommand::parse(rest)?))
+            }
             Some((other, _)) => Err(CtlError::Usage(format!(
                 "unknown command {other:?}; {USAGE}"
             ))),
@@ -71,6 +79,7 @@ impl Command {
 pub async fn execute(core: &RouterCore, command: Command) -> Result<String, CtlError> {
     match command {
         Command::Ul(c) => ul::execute(core, c).await,
+        Command::Alias(c) => alias::execute(core, c).await,
     }
 }
 

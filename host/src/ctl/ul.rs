@@ -213,7 +213,7 @@ pub async fn execute(core: &RouterCore, command: UlCommand) -> Result<String, Ct
 
 /// A writer completion and the future that resolves once it ran: a
 /// management change is acknowledged only once it is on disk.
-fn completion() -> (
+pub(super) fn completion() -> (
     Done,
     impl std::future::Future<Output = Result<(), CtlError>>,
 ) {

@@ -250,6 +250,31 @@ impl Usrloc {
         expires: Option<u32>,
         done: Option<Done>,
     ) -> Result<(), UnknownTable> {
+        self.put(table, aor, contact, expires, false, done)
+    }
+
+    /// Make `contact` the only binding of `aor`, permanent (`wisp ctl alias
+    /// add`: an alias names one canonical AOR). One step under the table
+    /// lock, so a `lookup` never sees the alias missing in between.
+    pub fn set_only(
+        &self,
+        table: &str,
+        aor: &str,
+        contact: &str,
+        done: Option<Done>,
+    ) -> Result<(), UnknownTable> {
+        self.put(table, aor, contact, None, true, done)
+    }
+
+    fn put(
+        &self,
+        table: &str,
+        aor: &str,
+        contact: &str,
+        expires: Option<u32>,
+        only: bool,
+        done: Option<Done>,
+    ) -> Result<(), UnknownTable> {
         let now = Instant::now();
         let binding = ContactBinding {
             contact: contact.to_owned(),
@@ -261,18 +286,29 @@ impl Usrloc {
             updated: now,
         };
         self.with_table(table, |t| {
-            let changes = if self.persistent() {
-                vec![Change::Put(Usrloc::stored(
+            let bindings = t.entry(aor.to_owned()).or_default();
+            let mut changes = Vec::new();
+            if self.persistent() {
+                if only {
+                    changes.extend(bindings.iter().filter(|b| b.contact != contact).map(|b| {
+                        Change::Delete {
+                            table: table.to_owned(),
+                            aor: aor.to_owned(),
+                            contact: b.contact.clone(),
+                        }
+                    }));
+                }
+                changes.push(Change::Put(Usrloc::stored(
                     table,
                     aor,
                     &binding,
                     now,
                     unix_now(),
-                ))]
-            } else {
-                Vec::new()
-            };
-            let bindings = t.entry(aor.to_owned()).or_default();
+                )));
+            }
+            if only {
+                bindings.clear();
+            }
             bindings.retain(|b| b.contact != contact);
             bindings.push(binding);
             self.persist(changes, done);
