@@ -63,6 +63,10 @@ pub struct ServerConfig {
     /// Receive workers; 0 = one per available core.
     #[serde(default)]
     pub workers: usize,
+    /// Unix socket of the management interface (`wisp ctl`), relative to
+    /// the manifest's directory.
+    #[serde(default = "default_ctl_socket")]
+    pub ctl_socket: PathBuf,
 }
 
 /// `[usrloc]`: registrar tables and expiry bounds.
@@ -83,6 +87,40 @@ pub struct UsrlocConfig {
     /// minimum (Kamailio's default) or `reject` the REGISTER with 423.
     #[serde(default)]
     pub brief_expires: BriefExpires,
+    /// Persistence (Kamailio usrloc `db_mode`): 0 memory only, 1
+    /// write-through (a REGISTER is answered after its binding is
+    /// committed), 2 write-back every `timer_interval` seconds.
+    #[serde(default)]
+    pub db_mode: u8,
+    /// Most bindings one AOR may have; a REGISTER that would exceed it is
+    /// refused with 503 (Kamailio registrar `max_contacts`). 0 = no limit.
+    #[serde(default)]
+    pub max_contacts: usize,
+    /// The SQLite database, relative to the manifest's directory.
+    #[serde(default = "default_db_path")]
+    pub db_path: PathBuf,
+    /// Seconds between write-back commits (`db_mode = 2`).
+    #[serde(default = "default_timer_interval")]
+    pub timer_interval: u64,
+}
+
+/// What `db_mode` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbMode {
+    MemoryOnly,
+    WriteThrough,
+    WriteBack,
+}
+
+impl UsrlocConfig {
+    /// `db_mode` as a type; validation has refused values above 2.
+    pub fn db_mode(&self) -> DbMode {
+        match self.db_mode {
+            0 => DbMode::MemoryOnly,
+            1 => DbMode::WriteThrough,
+            _ => DbMode::WriteBack,
+        }
+    }
 }
 
 /// What `save` does with an expiry below `min_expires`.
@@ -105,6 +143,10 @@ impl Default for UsrlocConfig {
             min_expires: default_min_expires(),
             max_expires: default_max_expires(),
             brief_expires: BriefExpires::default(),
+            db_mode: 0,
+            max_contacts: 0,
+            db_path: default_db_path(),
+            timer_interval: default_timer_interval(),
         }
     }
 }
@@ -278,6 +320,15 @@ fn default_log_level() -> LogLevel {
 fn default_max_message_size() -> usize {
     65535
 }
+fn default_ctl_socket() -> PathBuf {
+    PathBuf::from("var/wisp.ctl")
+}
+fn default_db_path() -> PathBuf {
+    PathBuf::from("var/wisp.db")
+}
+fn default_timer_interval() -> u64 {
+    60
+}
 fn default_tables() -> Vec<String> {
     vec!["location".into(), "aliases".into()]
 }
@@ -380,6 +431,18 @@ impl Manifest {
                 "must not exceed usrloc.max_expires".into(),
             ));
         }
+        if u.db_mode > 2 {
+            return Err((
+                "usrloc.db_mode".into(),
+                "expected 0 (memory only), 1 (write-through) or 2 (write-back)".into(),
+            ));
+        }
+        if u.timer_interval == 0 || u.timer_interval > 86_400 {
+            return Err((
+                "usrloc.timer_interval".into(),
+                "expected 1..=86400 seconds".into(),
+            ));
+        }
         if u.tables.is_empty() {
             return Err((
                 "usrloc.tables".into(),
@@ -430,6 +493,15 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    /// A manifest path: absolute as written, else relative to the manifest's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
     }
 
     /// Absolute-or-manifest-relative path of a plugin component.
@@ -493,6 +565,20 @@ mode = "strict"
         let params = m.plugin[0].params_as_strings();
         assert!(params.contains(&("max_len".into(), "8192".into())));
         assert!(params.contains(&("mode".into(), "strict".into())));
+    }
+
+    #[test]
+    fn persistence_keys_default_to_memory_only_and_db_mode_is_bounded() {
+        let m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
+        assert_eq!(m.usrloc.db_mode(), DbMode::MemoryOnly);
+        assert_eq!(m.usrloc.db_path, PathBuf::from("var/wisp.db"));
+        assert_eq!(m.server.ctl_socket, PathBuf::from("var/wisp.ctl"));
+        let text = format!("{GOOD}\n[usrloc]\ndb_mode = 3\n");
+        let e = Manifest::parse(&text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `usrloc.db_mode`"), "{e}");
+        assert!(e.contains(&format!(":{}:", text.lines().count())), "{e}");
     }
 
     #[test]

@@ -37,6 +37,19 @@ enum Command {
         #[arg(long, short, default_value = "config/wisp.toml")]
         config: PathBuf,
     },
+    /// Manage the running router (like `serctl`): `ul show [aor]`,
+    /// `ul add <aor> <contact> [--expires N | permanent]`, `ul rm <aor> [contact]`.
+    Ctl {
+        /// The manifest of the running router (names its `server.ctl_socket`).
+        #[arg(long, short, default_value = "config/wisp.toml")]
+        config: PathBuf,
+        /// The management socket itself, instead of reading the manifest.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +57,11 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(config),
         Command::Check { config } => check(config),
+        Command::Ctl {
+            config,
+            socket,
+            args,
+        } => ctl(config, socket, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -101,13 +119,51 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
             .iter()
             .map(|l| format!("{}:{}", l.proto, l.addr).to_lowercase())
             .collect();
+        let ctl_path = manifest.resolve(&manifest.server.ctl_socket);
         let router = Router::bind(manifest).await?;
         router.serve(workers);
+        let _ctl = wisp::ctl::server::serve(router.core().clone(), &ctl_path)
+            .context("management socket")?;
         tracing::info!(workers, "wisp ready, listening on {}", listen.join(", "));
-        tokio::signal::ctrl_c().await.context("signal handler")?;
+        // SIGINT from a terminal, SIGTERM from a service manager: both
+        // end with the last commit below.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("signal handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("signal handler")?,
+            _ = term.recv() => {}
+        }
         tracing::info!("shutting down");
+        // Write-back holds up to an interval of changes: commit them.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        router.core().usrloc().flush(Box::new(move |r| {
+            let _ = tx.send(r.map_err(|e| e.to_string()));
+        }));
+        match tokio::time::timeout(std::time::Duration::from_secs(10), rx).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!("usrloc: last commit failed: {e}"),
+            _ => tracing::error!("usrloc: last commit did not finish"),
+        }
         Ok(())
     })
+}
+
+/// `wisp ctl ...`: one request to the running router's management socket.
+fn ctl(config: PathBuf, socket: Option<PathBuf>, args: Vec<String>) -> anyhow::Result<()> {
+    let socket = match socket {
+        Some(s) => s,
+        None => {
+            let manifest = Manifest::load(&config)?;
+            manifest.resolve(&manifest.server.ctl_socket)
+        }
+    };
+    let response = wisp::ctl::client::call(&socket, args)?;
+    print!("{}", response.output);
+    if response.ok {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", response.error)
+    }
 }
 
 fn check(config: PathBuf) -> anyhow::Result<()> {
@@ -119,6 +175,8 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
     for l in &mut probe.server.listen {
         l.addr.set_port(0);
     }
+    // Nor touch its database: a check never writes (or migrates) anything.
+    probe.usrloc.db_mode = 0;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

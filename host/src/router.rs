@@ -35,14 +35,20 @@ pub struct RouterCore {
 }
 
 impl RouterCore {
+    /// A core with memory-only user location (tests, and whatever needs no database).
     pub fn new(manifest: Manifest, transports: Arc<Transports>) -> Self {
+        let usrloc = Usrloc::new(manifest.usrloc.clone());
+        RouterCore::with_usrloc(manifest, transports, usrloc)
+    }
+
+    /// A core over an already opened user location ([`Usrloc::open`]).
+    pub fn with_usrloc(manifest: Manifest, transports: Arc<Transports>, usrloc: Usrloc) -> Self {
         let listen: Vec<SocketAddr> = transports
             .listen_addrs()
             .into_iter()
             .map(|(_, a)| a)
             .collect();
         let myself = Myself::new(listen, &manifest.server.aliases);
-        let usrloc = Usrloc::new(manifest.usrloc.clone());
         let tm = Tm::new(&manifest.tm, Arc::new(SystemClock));
         let resolver = match wisp_dns::Resolver::from_system_conf() {
             Ok(r) => Some(r),
@@ -121,7 +127,20 @@ impl Router {
         ));
         let plugin_cfg = manifest.plugin[0].clone();
         let plugin_path = manifest.plugin_path(&plugin_cfg);
-        let core = Arc::new(RouterCore::new(manifest, transports.clone()));
+        let db_path = manifest.resolve(&manifest.usrloc.db_path);
+        // Deferred replies (write-through) are sent from the writer thread
+        // inside this runtime, so they may use its sockets and spawn.
+        let usrloc = Usrloc::open(
+            manifest.usrloc.clone(),
+            &db_path,
+            tokio::runtime::Handle::try_current().ok(),
+        )
+        .with_context(|| format!("user location database {}", db_path.display()))?;
+        let core = Arc::new(RouterCore::with_usrloc(
+            manifest,
+            transports.clone(),
+            usrloc,
+        ));
         let plugin = PluginRuntime::load(core.clone(), &plugin_cfg, &plugin_path)
             .with_context(|| format!("plugin {:?} ({})", plugin_cfg.name, plugin_path.display()))?;
         let router = Arc::new(Router {

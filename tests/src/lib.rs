@@ -6,7 +6,7 @@
 //! if the test is failing (panicking) at that point its log is printed.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -305,16 +305,7 @@ impl Router {
         let manifest_path = dir.path().join("wisp.toml");
         fs::write(&manifest_path, manifest.render())?;
         let log_path = dir.path().join("wisp.log");
-        let log = File::create(&log_path)?;
-        let child = Command::new(bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&manifest_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("spawning {}", bin.display()))?;
+        let child = Router::spawn_child(bin, &manifest_path, &log_path)?;
         let mut r = Router {
             child: Some(child),
             port,
@@ -333,6 +324,43 @@ impl Router {
                     manifest.render()
                 )
             }
+        }
+    }
+
+    /// `wisp run --config <manifest>`, its output appended to `log_path`.
+    fn spawn_child(bin: &Path, manifest_path: &Path, log_path: &Path) -> Result<Child> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)?;
+        Command::new(bin)
+            .arg("run")
+            .arg("--config")
+            .arg(manifest_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawning {}", bin.display()))
+    }
+
+    /// SIGKILL, like a crash: no shutdown code runs in the router.
+    pub fn kill_hard(&mut self) {
+        self.kill();
+    }
+
+    /// Starts `wisp run` again (after [`Router::kill_hard`]) on the same
+    /// manifest, port and directory — and so on the same database.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Router::spawn_child(&wisp_bin(), &self.manifest_path, &self.log_path)
+            .unwrap_or_else(|e| panic!("restart: {e:#}"));
+        self.child = Some(child);
+        if let Err(e) = self.wait_ready() {
+            panic!(
+                "router did not restart: {e:#}\n--- wisp log ---\n{}",
+                self.log()
+            );
         }
     }
 

@@ -7,10 +7,12 @@ use std::time::Instant;
 use wisp_sip::{Contacts, Method, Uri};
 
 use crate::config::BriefExpires;
-use crate::msg_context::{ActionError, MAX_BRANCHES, MsgContext};
+use crate::msg_context::{ActionError, Handled, MAX_BRANCHES, MsgContext};
 use crate::router::RouterCore;
-use crate::services::usrloc::ContactBinding;
-use crate::stateless::reply::send_reply_with;
+use crate::services::usrloc::{ContactBinding, Usrloc};
+use crate::stateless::reply::{DeferredReply, defer_reply, send_reply_with};
+use crate::store::writer::Done;
+use crate::store::{Change, unix_now};
 
 /// The usrloc key of a URI: the user part, plus `@host` with `use_domain`.
 pub fn aor_key(uri: &Uri, use_domain: bool) -> Option<String> {
@@ -26,6 +28,11 @@ pub fn aor_key(uri: &Uri, use_domain: bool) -> Option<String> {
 }
 
 /// `save(table)`: store/refresh/remove the REGISTER's bindings and answer it.
+///
+/// With write-through (`db_mode = 1`) the 200 OK waits for the commit of the
+/// bindings: the reply is built later, on the database writer, and sent
+/// after the transaction holding them commits (500 if it fails). The route
+/// sees the request as answered at once either way.
 pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), ActionError> {
     ctx.ensure_unhandled()?;
     if ctx.msg.method() != Some(&Method::Register) {
@@ -34,37 +41,13 @@ pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), 
         ));
     }
     let usrloc = core.usrloc();
-    let outcome = prepare(core, ctx, table);
-    let (code, reason, extra): (u16, &str, Vec<(String, String)>) = match outcome {
-        Ok(Update {
-            aor,
-            changes,
-            call_id,
-            cseq,
-        }) => {
-            let now = Instant::now();
-            let applied = usrloc
-                .with_table(table, |t| apply(t, &aor, changes, &call_id, cseq, now))
-                .map_err(|e| ActionError::InvalidArgument(e.to_string()))?;
-            match applied {
-                Ok(()) => {
-                    let bindings = usrloc
-                        .current(table, &aor, now)
-                        .map_err(|e| ActionError::Internal(e.to_string()))?;
-                    let contacts = bindings
-                        .iter()
-                        .map(|b| {
-                            (
-                                "Contact".to_owned(),
-                                format!("<{}>;expires={}", b.contact, b.remaining(now)),
-                            )
-                        })
-                        .collect();
-                    (200, "OK", contacts)
-                }
-                Err(reason) => (400, reason, Vec::new()),
-            }
-        }
+    let Update {
+        aor,
+        changes,
+        call_id,
+        cseq,
+    } = match prepare(core, ctx, table) {
+        Ok(update) => update,
         Err(Refusal {
             code,
             reason,
@@ -76,11 +59,112 @@ pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), 
             return Err(error);
         }
     };
-    let extra: Vec<(&str, &str)> = extra
+    // Write-through answers after the commit; a REGISTER inside a
+    // transaction is answered through it, at once (the transaction layer
+    // has no deferred reply yet).
+    let mut deferred = if usrloc.write_through() {
+        defer_reply(core, ctx)?
+    } else {
+        None
+    };
+    let persistent = usrloc.persistent();
+    let now = Instant::now();
+    let outcome = usrloc.with_table(table, |t| {
+        let limits = Limits {
+            max_contacts: usrloc.config.max_contacts,
+            record: persistent,
+        };
+        let touched = apply(t, &aor, changes, &call_id, cseq, now, limits)?;
+        let contacts = reply_contacts(t.get(&aor), now);
+        if persistent {
+            let now_unix = unix_now();
+            let stored = touched
+                .into_iter()
+                .map(|(contact, binding)| match binding {
+                    Some(b) => Change::Put(Usrloc::stored(table, &aor, &b, now, now_unix)),
+                    None => Change::Delete {
+                        table: table.to_owned(),
+                        aor: aor.clone(),
+                        contact,
+                    },
+                })
+                .collect();
+            let done = deferred
+                .take()
+                .map(|reply| reply_after_commit(reply, contacts.clone()));
+            // Queued while the table is held: the database sees the
+            // changes to one AOR in the order memory did.
+            usrloc.persist(stored, done);
+        }
+        Ok(contacts)
+    });
+    let (code, reason, contacts) = match outcome {
+        Ok(Ok(contacts)) => (200, "OK", contacts),
+        Ok(Err((code, reason))) => (code, reason, Vec::new()),
+        // `prepare` checked the table; kept for a table removed meanwhile.
+        Err(e) => (500, "Server Internal Error", {
+            tracing::warn!("save: {e}");
+            Vec::new()
+        }),
+    };
+    if usrloc.write_through() && ctx.txn.is_none() {
+        // Either the writer answers after the commit, or the update was
+        // refused before anything was queued and is answered now.
+        if let Some(reply) = deferred {
+            reply
+                .send(code, reason, &[])
+                .map_err(|e| ActionError::SendFailed(e.to_string()))?;
+        }
+        ctx.handled = Some(Handled::Replied(code));
+        return Ok(());
+    }
+    let extra: Vec<(&str, &str)> = contacts
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     send_reply_with(core, ctx, code, reason, &extra)
+}
+
+/// The Contact headers of a 200 OK to REGISTER: every current binding with
+/// its remaining expiry (RFC 3261 §10.3 step 8). A permanent contact is
+/// listed without `expires`: it has none.
+fn reply_contacts(bindings: Option<&Vec<ContactBinding>>, now: Instant) -> Vec<(String, String)> {
+    let mut live: Vec<&ContactBinding> = bindings
+        .map(|b| b.iter().filter(|b| b.is_live(now)).collect())
+        .unwrap_or_default();
+    live.sort_by(|a, b| b.q.total_cmp(&a.q).then(b.updated.cmp(&a.updated)));
+    live.iter()
+        .map(|b| {
+            let value = match b.remaining(now) {
+                Some(secs) => format!("<{}>;expires={secs}", b.contact),
+                None => format!("<{}>", b.contact),
+            };
+            ("Contact".to_owned(), value)
+        })
+        .collect()
+}
+
+/// The writer's completion for a write-through REGISTER: 200 with the
+/// bindings once committed, 500 if the commit failed.
+fn reply_after_commit(reply: DeferredReply, contacts: Vec<(String, String)>) -> Done {
+    Box::new(move |committed| {
+        let sent = match committed {
+            Ok(()) => {
+                let extra: Vec<(&str, &str)> = contacts
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                reply.send(200, "OK", &extra)
+            }
+            Err(e) => {
+                tracing::warn!("REGISTER answered 500: bindings not stored: {e}");
+                reply.send(500, "Server Internal Error", &[])
+            }
+        };
+        if let Err(e) = sent {
+            tracing::info!("reply to REGISTER not sent: {e}");
+        }
+    })
 }
 
 struct Update {
@@ -172,8 +256,21 @@ fn prepare(core: &RouterCore, ctx: &MsgContext, table: &str) -> Result<Update, R
     })
 }
 
-/// Apply the changes to one AOR. `Err(reason)` aborts the whole update
-/// (§10.3 step 7: same Call-ID with a CSeq not higher than stored).
+/// What [`apply`] changed: each contact with its new binding, `None` when removed.
+type Touched = Vec<(String, Option<ContactBinding>)>;
+
+/// How [`apply`] is bounded and what it reports.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// Most live bindings an AOR may have after the update; 0 = no limit.
+    max_contacts: usize,
+    /// Report what changed (only a persistent usrloc needs it).
+    record: bool,
+}
+
+/// Apply the changes to one AOR. `Err((code, reason))` aborts the whole
+/// update: §10.3 step 7 (same Call-ID with a CSeq not higher than stored),
+/// or more bindings than `max_contacts` (Kamailio's 503).
 fn apply(
     table: &mut std::collections::HashMap<String, Vec<ContactBinding>>,
     aor: &str,
@@ -181,38 +278,64 @@ fn apply(
     call_id: &str,
     cseq: u32,
     now: Instant,
-) -> Result<(), &'static str> {
+    limits: Limits,
+) -> Result<Touched, (u16, &'static str)> {
+    let record = limits.record;
     let Some(changes) = changes else {
-        table.remove(aor);
-        return Ok(());
+        let removed = table.remove(aor).unwrap_or_default();
+        return Ok(removed
+            .into_iter()
+            .filter(|_| record)
+            .map(|b| (b.contact, None))
+            .collect());
     };
     let bindings = table.entry(aor.to_owned()).or_default();
     for (contact, _, _) in &changes {
-        if let Some(b) = bindings.iter().find(|b| &b.contact == contact) {
-            if b.call_id == call_id && cseq <= b.cseq {
-                return Err("Out of order CSeq");
-            }
+        if let Some(b) = bindings.iter().find(|b| &b.contact == contact)
+            && b.call_id == call_id
+            && cseq <= b.cseq
+        {
+            return Err((400, "Out of order CSeq"));
         }
     }
+    if limits.max_contacts > 0 {
+        let kept = bindings
+            .iter()
+            .filter(|b| b.is_live(now) && !changes.iter().any(|(c, _, _)| *c == b.contact))
+            .count();
+        let added = changes.iter().filter(|(_, secs, _)| *secs > 0).count();
+        if kept + added > limits.max_contacts {
+            return Err((503, "Too Many Registered Contacts"));
+        }
+    }
+    // Only a persistent usrloc needs to know what changed (memory-only
+    // stays as cheap as it was).
+    let mut touched = Vec::new();
     for (contact, secs, q) in changes {
         bindings.retain(|b| b.contact != contact);
         if secs > 0 {
-            bindings.push(ContactBinding {
-                contact,
+            let binding = ContactBinding {
+                contact: contact.clone(),
                 q,
-                expires_at: now + std::time::Duration::from_secs(secs as u64),
+                expires_at: Some(now + std::time::Duration::from_secs(secs as u64)),
                 call_id: call_id.to_owned(),
                 cseq,
                 received: None,
                 updated: now,
-            });
+            };
+            if record {
+                touched.push((contact, Some(binding.clone())));
+            }
+            bindings.push(binding);
+        } else if record {
+            touched.push((contact, None));
         }
     }
-    bindings.retain(|b| b.expires_at > now);
+    bindings.retain(|b| b.is_live(now));
     if bindings.is_empty() {
         table.remove(aor);
     }
-    Ok(())
+    Ok(touched)
 }
 
 /// `lookup(table)`: Request-URI -> best binding; the rest become branches.
@@ -265,6 +388,11 @@ mod tests {
     /// Runs on a multi-thread runtime: the router's UDP send may complete on
     /// a spawned task while the test thread blocks on the UA's socket.
     async fn bench(usrloc: &str) -> Bench {
+        bench_in(usrloc, None).await
+    }
+
+    /// With `db`, user location is opened on that database as `run` opens it.
+    async fn bench_in(usrloc: &str, db: Option<&std::path::Path>) -> Bench {
         let text = format!(
             "[server]\nlisten = [\"udp:127.0.0.1:0\"]\n[usrloc]\n{usrloc}\n[[plugin]]\nname = \"t\"\npath = \"t.wasm\"\n"
         );
@@ -275,7 +403,18 @@ mod tests {
             .expect("bind");
         let server = sock.local_addr().expect("addr");
         let transports = Arc::new(Transports::new(vec![Arc::new(sock)], vec![], 65535));
-        let core = Arc::new(RouterCore::new(manifest, transports));
+        let core = Arc::new(match db {
+            None => RouterCore::new(manifest, transports),
+            Some(path) => {
+                let ul = crate::services::usrloc::Usrloc::open(
+                    manifest.usrloc.clone(),
+                    path,
+                    Some(tokio::runtime::Handle::current()),
+                )
+                .expect("open database");
+                RouterCore::with_usrloc(manifest, transports, ul)
+            }
+        });
         let ua = StdUdp::bind("127.0.0.1:0").expect("ua");
         ua.set_read_timeout(Some(Duration::from_secs(2)))
             .expect("timeout");
@@ -525,5 +664,61 @@ mod tests {
         let mut buf = [0u8; 4096];
         let n = b.ua.recv(&mut buf).expect("reply");
         assert!(buf[..n].starts_with(b"SIP/2.0 500 "));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_through_answers_after_the_commit_and_refusals_at_once() {
+        let dir = std::env::temp_dir().join(format!("wisp-reg-{}", rand::random::<u64>()));
+        let db = dir.join("wisp.db");
+        let b = bench_in("db_mode = 1", Some(&db)).await;
+        let (r, reply) = b.save(b.register("a", "c1", 1, &["<sip:a@10.0.0.1>"], Some(600)));
+        assert!(r.is_ok());
+        assert_eq!(reply.status(), Some(200));
+        assert_eq!(
+            Bench::contacts_of(&reply),
+            vec![("sip:a@10.0.0.1".into(), 600)]
+        );
+        // The 200 was sent after the commit: another connection sees the row.
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM bindings WHERE aor = 'a'", [], |r| {
+                r.get(0)
+            })
+            .expect("count");
+        assert_eq!(n, 1);
+        let (r, reply) = b.save(b.register("a", "c1", 1, &["<sip:a@10.0.0.1>"], Some(600)));
+        assert!(r.is_ok(), "the refusal is the reply, as without a database");
+        assert_eq!(reply.status(), Some(400));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn max_contacts_refuses_an_update_past_the_limit_with_503_and_changes_nothing() {
+        let b = bench("max_contacts = 2").await;
+        let (_, reply) = b.save(b.register(
+            "a",
+            "c1",
+            1,
+            &["<sip:a@10.0.0.1>", "<sip:a@10.0.0.2>"],
+            Some(600),
+        ));
+        assert_eq!(reply.status(), Some(200));
+        let (_, reply) = b.save(b.register("a", "c2", 1, &["<sip:a@10.0.0.3>"], Some(600)));
+        assert_eq!(reply.status(), Some(503));
+        // Refreshing, or replacing one binding by another, stays within it.
+        let (_, reply) = b.save(b.register(
+            "a",
+            "c1",
+            2,
+            &["<sip:a@10.0.0.1>;expires=0", "<sip:a@10.0.0.3>"],
+            Some(600),
+        ));
+        assert_eq!(reply.status(), Some(200));
+        let mut contacts: Vec<String> = Bench::contacts_of(&reply)
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        contacts.sort();
+        assert_eq!(contacts, ["sip:a@10.0.0.2", "sip:a@10.0.0.3"]);
     }
 }

@@ -1,11 +1,17 @@
 //! User location (Kamailio `usrloc`): Contact bindings per AOR, per table,
-//! with expiry. In memory; persistence comes with the registrar issue.
+//! with expiry. The in-memory tables answer every `lookup`; with
+//! `db_mode` 1 or 2 each change is also queued to the database writer
+//! ([`crate::store::writer`]) and the tables are loaded from it at start.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::UsrlocConfig;
+use crate::config::{DbMode, UsrlocConfig};
+use crate::store::sqlite::{Durability, SqliteStore};
+use crate::store::writer::{Done, WriteMode, Writer};
+use crate::store::{BindingStore, Change, StoreError, StoredBinding, unix_now};
 
 /// One Contact bound to an AOR (RFC 3261 §10.3).
 #[derive(Debug, Clone)]
@@ -13,7 +19,8 @@ pub struct ContactBinding {
     /// The Contact URI as registered.
     pub contact: String,
     pub q: f32,
-    pub expires_at: Instant,
+    /// `None`: a permanent contact (added with `wisp ctl ul add ... permanent`).
+    pub expires_at: Option<Instant>,
     pub call_id: String,
     pub cseq: u32,
     /// Where the REGISTER came from, as a URI (`sip:ip:port;transport=tcp`),
@@ -24,16 +31,26 @@ pub struct ContactBinding {
 }
 
 impl ContactBinding {
-    /// Seconds until expiry, 0 when expired.
-    pub fn remaining(&self, now: Instant) -> u32 {
-        self.expires_at.saturating_duration_since(now).as_secs() as u32
+    /// Seconds until expiry, 0 when expired; `None` for a permanent contact.
+    pub fn remaining(&self, now: Instant) -> Option<u32> {
+        self.expires_at
+            .map(|at| at.saturating_duration_since(now).as_secs() as u32)
+    }
+
+    /// Not expired at `now`.
+    pub fn is_live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
     }
 }
 
-/// Every table named in the manifest.
+type Table = HashMap<String, Vec<ContactBinding>>;
+
+/// Every table named in the manifest, and the database behind them.
 pub struct Usrloc {
-    tables: HashMap<String, Mutex<HashMap<String, Vec<ContactBinding>>>>,
+    tables: HashMap<String, Mutex<Table>>,
     pub config: UsrlocConfig,
+    /// The database writer; `None` in memory-only mode.
+    writer: Option<Writer>,
 }
 
 /// `save`/`lookup` named a table the manifest does not declare.
@@ -42,13 +59,138 @@ pub struct Usrloc {
 pub struct UnknownTable(pub String);
 
 impl Usrloc {
+    /// Memory only, whatever `db_mode` says (tests, `wisp check`).
     pub fn new(config: UsrlocConfig) -> Self {
         let tables = config
             .tables
             .iter()
             .map(|t| (t.clone(), Mutex::new(HashMap::new())))
             .collect();
-        Usrloc { tables, config }
+        Usrloc {
+            tables,
+            config,
+            writer: None,
+        }
+    }
+
+    /// As `db_mode` says: with 1 or 2, open (create, migrate) the database at
+    /// `db_path`, load the bindings not yet expired and start the writer.
+    /// Completions of the writer (deferred replies) run in `runtime`.
+    pub fn open(
+        config: UsrlocConfig,
+        db_path: &Path,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> Result<Self, StoreError> {
+        let (mode, durability) = match config.db_mode() {
+            DbMode::MemoryOnly => return Ok(Usrloc::new(config)),
+            DbMode::WriteThrough => (WriteMode::Through, Durability::Full),
+            DbMode::WriteBack => (
+                WriteMode::Back {
+                    interval: Duration::from_secs(config.timer_interval),
+                },
+                Durability::Normal,
+            ),
+        };
+        let mut store = SqliteStore::open(db_path, durability)?;
+        let rows = store.load(unix_now())?;
+        let mut usrloc = Usrloc::new(config);
+        let loaded = usrloc.restore(rows);
+        tracing::info!(
+            "usrloc: {loaded} bindings loaded from {}",
+            db_path.display()
+        );
+        usrloc.writer = Some(Writer::spawn(Box::new(store), mode, runtime)?);
+        Ok(usrloc)
+    }
+
+    /// Put rows loaded from the database into the tables.
+    fn restore(&self, rows: Vec<StoredBinding>) -> usize {
+        let (now, now_unix) = (Instant::now(), unix_now());
+        let mut loaded = 0;
+        for row in rows {
+            let Some(table) = self.tables.get(&row.table) else {
+                tracing::warn!(
+                    "usrloc: database row for undeclared table {:?} ignored",
+                    row.table
+                );
+                continue;
+            };
+            let binding = ContactBinding {
+                contact: row.contact,
+                q: row.q,
+                expires_at: row
+                    .expires
+                    .map(|e| now + Duration::from_secs(e.saturating_sub(now_unix).max(0) as u64)),
+                call_id: row.call_id,
+                cseq: row.cseq,
+                received: row.received,
+                updated: now
+                    .checked_sub(Duration::from_secs(
+                        now_unix.saturating_sub(row.updated).max(0) as u64,
+                    ))
+                    .unwrap_or(now),
+            };
+            let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
+            t.entry(row.aor).or_default().push(binding);
+            loaded += 1;
+        }
+        loaded
+    }
+
+    /// Whether changes go to a database (`db_mode` 1 or 2).
+    pub fn persistent(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Whether a REGISTER is answered only after its commit (`db_mode = 1`).
+    pub fn write_through(&self) -> bool {
+        self.persistent() && self.config.db_mode() == DbMode::WriteThrough
+    }
+
+    /// Queue `changes` for the database; `done` runs after their commit (at
+    /// once, with success, in memory-only mode). Call it while still holding
+    /// the table (inside [`Usrloc::with_table`]) so that the database sees
+    /// changes to one AOR in the order memory did.
+    pub fn persist(&self, changes: Vec<Change>, done: Option<Done>) {
+        match &self.writer {
+            Some(w) => w.submit(changes, done),
+            None => {
+                if let Some(d) = done {
+                    d(Ok(()))
+                }
+            }
+        }
+    }
+
+    /// Commit everything queued, then run `done` (at once when memory-only).
+    pub fn flush(&self, done: Done) {
+        match &self.writer {
+            Some(w) => w.flush(done),
+            None => done(Ok(())),
+        }
+    }
+
+    /// The database row of `binding` (wall-clock times from `now`).
+    pub fn stored(
+        table: &str,
+        aor: &str,
+        binding: &ContactBinding,
+        now: Instant,
+        now_unix: i64,
+    ) -> StoredBinding {
+        StoredBinding {
+            table: table.to_owned(),
+            aor: aor.to_owned(),
+            contact: binding.contact.clone(),
+            q: binding.q,
+            expires: binding
+                .remaining(now)
+                .map(|secs| now_unix + i64::from(secs)),
+            call_id: binding.call_id.clone(),
+            cseq: binding.cseq,
+            received: binding.received.clone(),
+            updated: now_unix - now.saturating_duration_since(binding.updated).as_secs() as i64,
+        }
     }
 
     /// Run `f` on the bindings map of `table`.
@@ -74,24 +216,158 @@ impl Usrloc {
         aor: &str,
         now: Instant,
     ) -> Result<Vec<ContactBinding>, UnknownTable> {
+        self.with_table(table, |t| live_sorted(t.get(aor), now))
+    }
+
+    /// Every AOR of `table` (or only `aor`) with its current bindings, by AOR.
+    pub fn snapshot(
+        &self,
+        table: &str,
+        aor: Option<&str>,
+        now: Instant,
+    ) -> Result<Vec<(String, Vec<ContactBinding>)>, UnknownTable> {
         self.with_table(table, |t| {
-            let mut v: Vec<ContactBinding> = t
-                .get(aor)
-                .map(|b| b.iter().filter(|b| b.expires_at > now).cloned().collect())
-                .unwrap_or_default();
-            v.sort_by(|a, b| b.q.total_cmp(&a.q).then(b.updated.cmp(&a.updated)));
-            v
+            let mut out: Vec<(String, Vec<ContactBinding>)> = match aor {
+                Some(a) => vec![(a.to_owned(), live_sorted(t.get(a), now))],
+                None => t
+                    .iter()
+                    .map(|(a, b)| (a.clone(), live_sorted(Some(b), now)))
+                    .collect(),
+            };
+            out.retain(|(_, b)| !b.is_empty());
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
         })
     }
 
-    /// Drop expired bindings (and AORs left without any).
+    /// Add or replace one binding outside of a REGISTER (`wisp ctl ul add`);
+    /// `expires` `None` makes it permanent. `done` runs after its commit.
+    pub fn add(
+        &self,
+        table: &str,
+        aor: &str,
+        contact: &str,
+        expires: Option<u32>,
+        done: Option<Done>,
+    ) -> Result<(), UnknownTable> {
+        self.put(table, aor, contact, expires, false, done)
+    }
+
+    /// Make `contact` the only binding of `aor`, permanent (`wisp ctl alias
+    /// add`: an alias names one canonical AOR). One step under the table
+    /// lock, so a `lookup` never sees the alias missing in between.
+    pub fn set_only(
+        &self,
+        table: &str,
+        aor: &str,
+        contact: &str,
+        done: Option<Done>,
+    ) -> Result<(), UnknownTable> {
+        self.put(table, aor, contact, None, true, done)
+    }
+
+    fn put(
+        &self,
+        table: &str,
+        aor: &str,
+        contact: &str,
+        expires: Option<u32>,
+        only: bool,
+        done: Option<Done>,
+    ) -> Result<(), UnknownTable> {
+        let now = Instant::now();
+        let binding = ContactBinding {
+            contact: contact.to_owned(),
+            q: 1.0,
+            expires_at: expires.map(|s| now + Duration::from_secs(u64::from(s))),
+            call_id: String::new(),
+            cseq: 0,
+            received: None,
+            updated: now,
+        };
+        self.with_table(table, |t| {
+            let bindings = t.entry(aor.to_owned()).or_default();
+            let mut changes = Vec::new();
+            if self.persistent() {
+                if only {
+                    changes.extend(bindings.iter().filter(|b| b.contact != contact).map(|b| {
+                        Change::Delete {
+                            table: table.to_owned(),
+                            aor: aor.to_owned(),
+                            contact: b.contact.clone(),
+                        }
+                    }));
+                }
+                changes.push(Change::Put(Usrloc::stored(
+                    table,
+                    aor,
+                    &binding,
+                    now,
+                    unix_now(),
+                )));
+            }
+            if only {
+                bindings.clear();
+            }
+            bindings.retain(|b| b.contact != contact);
+            bindings.push(binding);
+            self.persist(changes, done);
+        })
+    }
+
+    /// Remove one contact of `aor`, or all of them (`wisp ctl ul rm`).
+    /// Returns how many were removed; `done` runs after the commit.
+    pub fn remove(
+        &self,
+        table: &str,
+        aor: &str,
+        contact: Option<&str>,
+        done: Option<Done>,
+    ) -> Result<usize, UnknownTable> {
+        self.with_table(table, |t| {
+            let mut removed = Vec::new();
+            if let Some(bindings) = t.get_mut(aor) {
+                bindings.retain(|b| {
+                    let gone = contact.is_none_or(|c| c == b.contact);
+                    if gone {
+                        removed.push(b.contact.clone());
+                    }
+                    !gone
+                });
+                if bindings.is_empty() {
+                    t.remove(aor);
+                }
+            }
+            let n = removed.len();
+            let changes = removed
+                .into_iter()
+                .map(|contact| Change::Delete {
+                    table: table.to_owned(),
+                    aor: aor.to_owned(),
+                    contact,
+                })
+                .collect();
+            self.persist(
+                if self.persistent() {
+                    changes
+                } else {
+                    Vec::new()
+                },
+                done,
+            );
+            n
+        })
+    }
+
+    /// Drop expired bindings (and AORs left without any). The database
+    /// deletes its expired rows on its own (the writer's purge).
     pub fn purge_expired(&self, now: Instant) -> usize {
         let mut removed = 0;
         for t in self.tables.values() {
             let mut t = t.lock().unwrap_or_else(|p| p.into_inner());
             t.retain(|_, bindings| {
                 let before = bindings.len();
-                bindings.retain(|b| b.expires_at > now);
+                bindings.retain(|b| b.is_live(now));
                 removed += before - bindings.len();
                 !bindings.is_empty()
             });
@@ -107,5 +383,79 @@ impl Usrloc {
             requested.min(self.config.max_expires)
         };
         Duration::from_secs(secs as u64)
+    }
+}
+
+/// The live bindings of one AOR, best first: highest q, then freshest.
+fn live_sorted(bindings: Option<&Vec<ContactBinding>>, now: Instant) -> Vec<ContactBinding> {
+    let mut v: Vec<ContactBinding> = bindings
+        .map(|b| b.iter().filter(|b| b.is_live(now)).cloned().collect())
+        .unwrap_or_default();
+    v.sort_by(|a, b| b.q.total_cmp(&a.q).then(b.updated.cmp(&a.updated)));
+    v
+}
+
+/// Persistence driven through [`Usrloc`] on a real SQLite file: what one
+/// process writes, the next one loads.
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    fn config(db_mode: u8) -> UsrlocConfig {
+        UsrlocConfig {
+            db_mode,
+            ..UsrlocConfig::default()
+        }
+    }
+
+    fn flushed(u: &Usrloc) {
+        let (tx, rx) = mpsc::channel();
+        u.flush(Box::new(move |r| {
+            let _ = tx.send(r.is_ok());
+        }));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true));
+    }
+
+    #[test]
+    fn bindings_and_permanent_contacts_survive_a_reopen_with_their_remaining_expiry() {
+        let dir = std::env::temp_dir().join(format!("wisp-ul-{}", rand::random::<u64>()));
+        let path = dir.join("var/wisp.db");
+        for mode in [1, 2] {
+            let _ = std::fs::remove_file(&path);
+            let u = Usrloc::open(config(mode), &path, None).expect("open");
+            u.add("location", "alice", "sip:alice@10.0.0.1", Some(600), None)
+                .expect("table");
+            u.add("location", "bob", "sip:bob@10.0.0.2", None, None)
+                .expect("table");
+            u.add("location", "carol", "sip:carol@10.0.0.3", Some(600), None)
+                .expect("table");
+            assert_eq!(u.remove("location", "carol", None, None).expect("table"), 1);
+            flushed(&u);
+            drop(u);
+
+            let u = Usrloc::open(config(mode), &path, None).expect("reopen");
+            let now = Instant::now();
+            let all = u.snapshot("location", None, now).expect("table");
+            let aors: Vec<&str> = all.iter().map(|(a, _)| a.as_str()).collect();
+            assert_eq!(aors, ["alice", "bob"], "db_mode {mode}");
+            let alice = &all[0].1[0];
+            assert!(
+                (598..=600).contains(&alice.remaining(now).unwrap_or(0)),
+                "{alice:?}"
+            );
+            assert_eq!(all[1].1[0].expires_at, None, "permanent stays permanent");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn memory_only_mode_opens_no_database() {
+        let dir = std::env::temp_dir().join(format!("wisp-ul-{}", rand::random::<u64>()));
+        let path = dir.join("wisp.db");
+        let u = Usrloc::open(config(0), &path, None).expect("open");
+        assert!(!u.persistent());
+        assert!(!path.exists());
     }
 }

@@ -78,6 +78,65 @@ pub fn send_reply_with(
     Ok(())
 }
 
+/// A stateless reply whose sending waits for something (the registrar's
+/// write-through commit). It owns what building the reply needs, so it can
+/// be sent from another thread after the route has finished.
+pub struct DeferredReply {
+    transports: Arc<Transports>,
+    msg: Message,
+    summary: RequestSummary,
+    source: Source,
+}
+
+impl DeferredReply {
+    /// Build and send the reply now.
+    pub fn send(
+        self,
+        code: u16,
+        reason: &str,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<(), ReplyError> {
+        send_stateless_reply(
+            &self.transports,
+            &self.msg,
+            &self.summary,
+            self.source,
+            code,
+            reason,
+            extra_headers,
+        )
+    }
+}
+
+/// Take the right to answer the request in `ctx` later. `None` when the
+/// request has a transaction: its reply must go through it, now. The
+/// caller marks `ctx.handled` once it knows the status.
+pub fn defer_reply(
+    core: &RouterCore,
+    ctx: &MsgContext,
+) -> Result<Option<DeferredReply>, ActionError> {
+    if ctx.route == RouteKind::Reply || !ctx.msg.is_request() {
+        return Err(ActionError::NotAllowedHere(
+            "a reply route cannot answer".into(),
+        ));
+    }
+    if ctx.msg.method() == Some(&Method::Ack) {
+        return Err(ActionError::NotAllowedHere(
+            "an ACK is never answered".into(),
+        ));
+    }
+    if ctx.txn.is_some() {
+        return Ok(None);
+    }
+    ctx.ensure_unhandled()?;
+    Ok(Some(DeferredReply {
+        transports: core.transports().clone(),
+        msg: ctx.msg.clone(),
+        summary: ctx.summary.clone(),
+        source: ctx.source,
+    }))
+}
+
 /// `sl_reply_error()`: the reply matching the last failed action, else 500.
 pub fn sl_reply_error(core: &RouterCore, ctx: &mut MsgContext) -> Result<(), ActionError> {
     let (code, reason) = ctx.last_error.unwrap_or((500, "Server Internal Error"));

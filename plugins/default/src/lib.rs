@@ -13,6 +13,8 @@
 //!     if (loose_route()) { route(1); }
 //!     if (!uri==myself) { route(1); }
 //!     if (method=="REGISTER") { save("location"); exit; }
+//!     lookup("aliases");                  # seed 003, "User Aliases"
+//!     if (!uri==myself) { route(1); }
 //!     if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
 //!     route(1);
 //! }
@@ -58,6 +60,13 @@ impl Plugin for Default {
         }
         if msg.is_method("REGISTER") {
             return msg.save("location");
+        }
+        // An alias (`wisp ctl alias add`) rewrites the R-URI to its canonical
+        // AOR, which may be elsewhere. As in the seed the result is not
+        // checked: no alias, no user part or no `aliases` table all leave
+        // the request to `lookup("location")`.
+        if msg.lookup("aliases").is_ok() && !msg.ruri_is_myself() {
+            return relay(msg);
         }
         match msg.lookup("location") {
             Err(Error::NotFound) => return msg.sl_send_reply(404, "Not Found"),

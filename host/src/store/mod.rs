@@ -1,0 +1,100 @@
+//! Persistence of user location: the rows a binding becomes on disk, the
+//! narrow [`BindingStore`] trait a database implements (SQLite today; a
+//! shared PostgreSQL later, for routers that share users), and the
+//! background [`writer`] that batches changes into transactions off the
+//! receive path.
+//!
+//! Times on disk are wall-clock Unix seconds: an `Instant` means nothing to
+//! the next process.
+
+pub mod sqlite;
+pub mod writer;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One binding as it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredBinding {
+    pub table: String,
+    pub aor: String,
+    pub contact: String,
+    pub q: f32,
+    /// Unix seconds of expiry; `None` for a permanent contact (`wisp ctl ul add ... permanent`).
+    pub expires: Option<i64>,
+    pub call_id: String,
+    pub cseq: u32,
+    pub received: Option<String>,
+    /// Unix seconds of the last write (freshness ordering survives a restart).
+    pub updated: i64,
+}
+
+/// A change to one (table, AOR, contact) row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Insert or replace the binding.
+    Put(StoredBinding),
+    /// Remove the binding, if it is there.
+    Delete {
+        table: String,
+        aor: String,
+        contact: String,
+    },
+}
+
+impl Change {
+    /// The row this change writes: later changes to the same key supersede it.
+    pub fn key(&self) -> (&str, &str, &str) {
+        match self {
+            Change::Put(b) => (&b.table, &b.aor, &b.contact),
+            Change::Delete {
+                table,
+                aor,
+                contact,
+            } => (table, aor, contact),
+        }
+    }
+}
+
+/// Why the database refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database schema version {found} is newer than this wisp understands ({supported})")]
+    TooNew { found: i64, supported: i64 },
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database writer has stopped")]
+    WriterGone,
+    #[error("cannot start the database writer: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// A database of bindings. Called from the writer thread only (and once at
+/// start for [`BindingStore::load`]), so implementations need no locking.
+pub trait BindingStore: Send + 'static {
+    /// Every binding not yet expired at `now` (Unix seconds), permanent ones included.
+    fn load(&mut self, now: i64) -> Result<Vec<StoredBinding>, StoreError>;
+    /// Apply `changes` in order, all or nothing.
+    fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
+    /// Delete bindings expired at `now`; returns how many.
+    fn purge_expired(&mut self, now: i64) -> Result<usize, StoreError>;
+}
+
+/// Wall-clock Unix seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
