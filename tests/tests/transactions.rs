@@ -565,3 +565,32 @@ fn silent_destination_hits_fr_timer_and_the_failure_route_takes_over() {
         .expect("200 reaches the caller");
     assert_eq!(resp.status(), Some(200));
 }
+
+/// `tm.max_transactions` bounds transaction memory: past it a request that
+/// needs a transaction is answered 503 with Retry-After, not queued.
+#[test]
+fn past_max_transactions_requests_get_503_with_retry_after() {
+    let router = Router::start_with(|m| {
+        let mut m = m
+            .plugin_file(&plugin_path("stateful_uas"))
+            .set("plugin", "name", "\"stateful-uas\"");
+        m.extra.push_str("[tm]\nmax_transactions = 1\n");
+        m
+    });
+    let a = TestUa::new("alice");
+    // Answered transactions are held for wait_timer (5 s), so the limit is
+    // reached after a few (the harness's readiness probe may hold one).
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let m = a.request("MESSAGE", &router.aor("sms"));
+        a.send_to(router.udp_addr(), &m.build());
+        let (r, _) = a.recv_response_for(&m.call_id, RECV).expect("every request is answered");
+        codes.push(r.status().unwrap_or(0));
+        if r.status() == Some(503) {
+            assert!(r.header("Retry-After").is_some(), "{}", text(&r));
+            break;
+        }
+    }
+    assert_eq!(codes.last(), Some(&503), "{codes:?}");
+    assert!(codes.len() <= 2, "with max_transactions = 1: {codes:?}");
+}
