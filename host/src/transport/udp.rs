@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bytes::{BufMut, BytesMut};
+use bytes::Bytes;
 use tokio::net::UdpSocket;
 
 use super::{Proto, Source};
@@ -18,16 +18,16 @@ pub async fn receive_loop(router: Arc<Router>, sock: Arc<UdpSocket>) {
             return;
         }
     };
-    // One slab per loop; each datagram is split off so the message owns its
-    // bytes without a copy.
+    // One receive buffer per loop, reused; each datagram is copied out at
+    // its exact size. Splitting a shared slab instead (zero-copy) made every
+    // datagram allocate a fresh 64 KB slab — `reserve(limit + 1)` cannot
+    // reuse a slab the previous message still holds — and a transaction that
+    // kept its request kept the whole slab alive.
     let limit = router.transports().max_message_size();
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = vec![0u8; limit + 1];
     loop {
-        // Receive into spare capacity (no zeroing of 64 KB per datagram);
-        // one byte more than the limit tells an oversize datagram apart.
-        buf.clear();
-        buf.reserve(limit + 1);
-        let (n, remote) = match sock.recv_buf_from(&mut (&mut buf).limit(limit + 1)).await {
+        // One byte more than the limit tells an oversize datagram apart.
+        let (n, remote) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
             Err(e) => {
                 // ICMP port unreachable from an earlier send surfaces here on
@@ -40,7 +40,7 @@ pub async fn receive_loop(router: Arc<Router>, sock: Arc<UdpSocket>) {
             tracing::warn!(%remote, "datagram over max_message_size ({limit} bytes) dropped");
             continue;
         }
-        let data = buf.split_to(n).freeze();
+        let data = Bytes::copy_from_slice(&buf[..n]);
         router.handle_incoming(
             data,
             Source {
