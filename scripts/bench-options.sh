@@ -16,6 +16,11 @@
 #                                   (port UAS_PORT) and addresses every OPTIONS to it, so
 #                                   each router relays statefully (t_relay); Kamailio
 #                                   runs bench/kamailio-relay.cfg with -m 4096
+#   --register                      REGISTER benchmark: every REGISTER a new AOR, user
+#                                   location written through to SQLite on both sides
+#                                   (Kamailio: bench/kamailio-registrar-sqlite.cfg, db_mode 1,
+#                                   WAL; Wisp: config/bench-register.toml, db_mode 1);
+#                                   both databases start empty
 #   --json                          wisp-bench prints one JSON object per run
 #
 # Environment (all optional):
@@ -54,6 +59,8 @@ KAM_MEM=fm
 JSON=()
 EXTRA=()
 RELAY=0
+REGISTER=0
+METHOD=options
 KAM_SHM=64
 
 while [[ $# -gt 0 ]]; do
@@ -67,6 +74,7 @@ while [[ $# -gt 0 ]]; do
         --kamailio-mem) KAM_MEM=$2; shift ;;
         --json) JSON=(--json) ;;
         --relay) RELAY=1 ;;
+        --register) REGISTER=1 ;;
         --) shift; EXTRA=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
@@ -78,6 +86,21 @@ log() { echo "== $*" >&2; }
 
 UAS_PORT=${UAS_PORT:-5090}
 LOAD=()
+if ((REGISTER)); then
+    METHOD=register
+    KAM_CFG=${KAM_CFG_REGISTER:-bench/kamailio-registrar-sqlite.cfg}
+    KAM_SHM=1024
+    WISP_CMD=${WISP_CMD_REGISTER:-target/release/wisp run --config config/bench-register.toml}
+    if ! command -v sqlite3 >/dev/null || [[ ! -f /usr/share/kamailio/db_sqlite/usrloc-create.sql ]]; then
+        echo "--register needs sqlite3 and kamailio-sqlite-modules (apt-get install sqlite3 kamailio-sqlite-modules)" >&2
+        exit 2
+    fi
+    # Fresh databases: Kamailio's from its own schema, Wisp's created by Wisp.
+    rm -rf /tmp/kamailio-bench && mkdir -p /tmp/kamailio-bench
+    sqlite3 /tmp/kamailio-bench/kamailio.db </usr/share/kamailio/db_sqlite/standard-create.sql
+    sqlite3 /tmp/kamailio-bench/kamailio.db </usr/share/kamailio/db_sqlite/usrloc-create.sql
+    rm -f var/bench-register.db var/bench-register.db-wal var/bench-register.db-shm
+fi
 if ((RELAY)); then
     KAM_CFG=${KAM_CFG_RELAY:-bench/kamailio-relay.cfg}
     # Kamailio holds ~15 KB of shared memory per transaction until its wait
@@ -167,7 +190,7 @@ run_load() {
     for w in $WINDOWS; do
         log "$name: window $w, count $COUNT, duration ${DURATION}s (wisp-bench on cpu $CLIENT_CPU)"
         t0=$(server_ticks)
-        out=$(taskset -c "$CLIENT_CPU" "$WISP_BENCH" --target "127.0.0.1:$port" --method options \
+        out=$(taskset -c "$CLIENT_CPU" "$WISP_BENCH" --target "127.0.0.1:$port" --method "$METHOD" \
             --count "$COUNT" --duration "$DURATION" --window "$w" "${LOAD[@]}" "${JSON[@]}" "${EXTRA[@]}")
         t1=$(server_ticks)
         echo "$out"
