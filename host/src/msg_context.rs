@@ -49,6 +49,27 @@ pub enum ActionError {
     Internal(String),
 }
 
+/// One entry of the destination set beyond the Request-URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestBranch {
+    pub uri: String,
+    /// Next hop instead of `uri`'s host (Kamailio's per-branch `$du`): a
+    /// contact's NAT source, or the first hop of its Path.
+    pub dst_uri: Option<String>,
+    /// Route header values to add when relaying to it (the Path, RFC 3327).
+    pub path: Option<String>,
+}
+
+impl DestBranch {
+    pub fn to(uri: String) -> Self {
+        DestBranch {
+            uri,
+            dst_uri: None,
+            path: None,
+        }
+    }
+}
+
 /// Most branches a destination set may hold (Kamailio `max_branches`).
 pub const MAX_BRANCHES: usize = 16;
 
@@ -69,7 +90,12 @@ pub struct MsgContext {
     /// Message flags 0..=63 (`setflag`, `isflagset`).
     pub flags: u64,
     /// Destination set beyond the Request-URI (`append_branch`, `lookup`).
-    pub branches: Vec<String>,
+    pub branches: Vec<DestBranch>,
+    /// Route header values for the Request-URI branch (`lookup` of a contact
+    /// registered with a Path).
+    pub path: Option<String>,
+    /// `fix_nated_register()`: `save` stores the REGISTER's source.
+    pub nated_register: bool,
     /// Next hop overriding the Request-URI (Kamailio `$du`), e.g. a NATed
     /// contact's source address found by `lookup`.
     pub dst_uri: Option<String>,
@@ -106,6 +132,8 @@ impl MsgContext {
             source,
             flags: 0,
             branches: Vec::new(),
+            path: None,
+            nated_register: false,
             dst_uri: None,
             handled: None,
             last_error: None,

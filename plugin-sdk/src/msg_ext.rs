@@ -32,6 +32,9 @@ pub trait MsgExt {
     fn save(&self, table: &str) -> Result;
     /// `lookup(table)` (WIT `registrar.lookup`); `Err(Error::NotFound)` when unknown.
     fn lookup(&self, table: &str) -> Result;
+    /// nathelper `fix_nated_register()` (WIT `registrar.fix-nated-register`):
+    /// the next `save` stores the REGISTER's source for contacts behind NAT.
+    fn fix_nated_register(&self);
     /// `t_relay()`: stateful relay to the destination set (WIT `tm.t-relay`).
     fn t_relay(&self) -> Result;
     /// `t_relay_to_udp(host, port)` / `t_relay_to_tcp` (WIT `tm.t-relay-to`).
@@ -115,6 +118,10 @@ impl MsgExt for Msg {
 
     fn lookup(&self, table: &str) -> Result {
         registrar::lookup(self, table)
+    }
+
+    fn fix_nated_register(&self) {
+        registrar::fix_nated_register(self)
     }
 
     fn t_relay(&self) -> Result {

@@ -571,9 +571,9 @@ fn silent_destination_hits_fr_timer_and_the_failure_route_takes_over() {
 #[test]
 fn past_max_transactions_requests_get_503_with_retry_after() {
     let router = Router::start_with(|m| {
-        let mut m = m
-            .plugin_file(&plugin_path("stateful_uas"))
-            .set("plugin", "name", "\"stateful-uas\"");
+        let mut m =
+            m.plugin_file(&plugin_path("stateful_uas"))
+                .set("plugin", "name", "\"stateful-uas\"");
         m.extra.push_str("[tm]\nmax_transactions = 1\n");
         m
     });
@@ -584,7 +584,9 @@ fn past_max_transactions_requests_get_503_with_retry_after() {
     for _ in 0..4 {
         let m = a.request("MESSAGE", &router.aor("sms"));
         a.send_to(router.udp_addr(), &m.build());
-        let (r, _) = a.recv_response_for(&m.call_id, RECV).expect("every request is answered");
+        let (r, _) = a
+            .recv_response_for(&m.call_id, RECV)
+            .expect("every request is answered");
         codes.push(r.status().unwrap_or(0));
         if r.status() == Some(503) {
             assert!(r.header("Retry-After").is_some(), "{}", text(&r));

@@ -7,7 +7,7 @@ use std::time::Instant;
 use wisp_sip::{Contacts, Method, Uri};
 
 use crate::config::BriefExpires;
-use crate::msg_context::{ActionError, Handled, MAX_BRANCHES, MsgContext};
+use crate::msg_context::{ActionError, DestBranch, Handled, MAX_BRANCHES, MsgContext};
 use crate::router::RouterCore;
 use crate::services::usrloc::{ContactBinding, Usrloc};
 use crate::stateless::reply::{DeferredReply, defer_reply, send_reply_with};
@@ -44,6 +44,7 @@ pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), 
     let Update {
         aor,
         changes,
+        path,
         call_id,
         cseq,
     } = match prepare(core, ctx, table) {
@@ -74,7 +75,16 @@ pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), 
             max_contacts: usrloc.config.max_contacts,
             record: persistent,
         };
-        let touched = apply(t, &aor, changes, &call_id, cseq, now, limits)?;
+        let touched = apply(
+            t,
+            &aor,
+            changes,
+            path.as_deref(),
+            &call_id,
+            cseq,
+            now,
+            limits,
+        )?;
         let contacts = reply_contacts(t.get(&aor), now);
         if persistent {
             let now_unix = unix_now();
@@ -170,7 +180,9 @@ fn reply_after_commit(reply: DeferredReply, contacts: Vec<(String, String)>) -> 
 struct Update {
     aor: String,
     /// (contact URI, expires seconds (0 = remove), q); `None` = remove all (`*`).
-    changes: Option<Vec<(String, u32, f32)>>,
+    changes: Option<Vec<ContactChange>>,
+    /// Path header values of the REGISTER (RFC 3327), joined.
+    path: Option<String>,
     call_id: String,
     cseq: u32,
 }
@@ -243,16 +255,55 @@ fn prepare(core: &RouterCore, ctx: &MsgContext, table: &str) -> Result<Update, R
                 }
                 let secs = core.usrloc().clamp_expires(requested).as_secs() as u32;
                 let q = c.q().unwrap_or(1.0);
-                changes.push((c.uri.to_string(), secs, q));
+                let received = ctx
+                    .nated_register
+                    .then(|| nat_source(&c.uri, ctx.source))
+                    .flatten();
+                changes.push((c.uri.to_string(), secs, q, received));
             }
             Some(changes)
         }
     };
+    let path = {
+        let values: Vec<String> = msg
+            .header_values("Path")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    };
     Ok(Update {
         aor,
         changes,
+        path,
         call_id,
         cseq,
+    })
+}
+
+/// One Contact of a REGISTER: URI, granted seconds (0 removes), q, and
+/// where the REGISTER really came from when that is not the Contact (NAT).
+type ContactChange = (String, u32, f32, Option<String>);
+
+/// The REGISTER's source as a URI when the Contact names another address:
+/// a contact behind NAT is reached at the source (Kamailio's
+/// `fix_nated_register` + `received`), a TCP one on the connection it opened.
+fn nat_source(contact: &Uri, source: crate::transport::Source) -> Option<String> {
+    let same_ip = match &contact.host {
+        wisp_sip::Host::Ipv4(ip) => std::net::IpAddr::V4(*ip) == source.remote.ip(),
+        wisp_sip::Host::Ipv6(ip) => std::net::IpAddr::V6(*ip) == source.remote.ip(),
+        wisp_sip::Host::Domain(_) => false,
+    };
+    let same_port = contact.port.unwrap_or(5060) == source.remote.port();
+    if same_ip && same_port && source.proto == crate::config::Proto::Udp {
+        return None;
+    }
+    let host = match source.remote {
+        std::net::SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+        std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    };
+    Some(match source.proto {
+        crate::config::Proto::Udp => format!("sip:{host}"),
+        crate::config::Proto::Tcp => format!("sip:{host};transport=tcp"),
     })
 }
 
@@ -274,7 +325,8 @@ struct Limits {
 fn apply(
     table: &mut std::collections::HashMap<String, Vec<ContactBinding>>,
     aor: &str,
-    changes: Option<Vec<(String, u32, f32)>>,
+    changes: Option<Vec<ContactChange>>,
+    path: Option<&str>,
     call_id: &str,
     cseq: u32,
     now: Instant,
@@ -290,7 +342,7 @@ fn apply(
             .collect());
     };
     let bindings = table.entry(aor.to_owned()).or_default();
-    for (contact, _, _) in &changes {
+    for (contact, ..) in &changes {
         if let Some(b) = bindings.iter().find(|b| &b.contact == contact)
             && b.call_id == call_id
             && cseq <= b.cseq
@@ -301,9 +353,9 @@ fn apply(
     if limits.max_contacts > 0 {
         let kept = bindings
             .iter()
-            .filter(|b| b.is_live(now) && !changes.iter().any(|(c, _, _)| *c == b.contact))
+            .filter(|b| b.is_live(now) && !changes.iter().any(|(c, ..)| *c == b.contact))
             .count();
-        let added = changes.iter().filter(|(_, secs, _)| *secs > 0).count();
+        let added = changes.iter().filter(|(_, secs, ..)| *secs > 0).count();
         if kept + added > limits.max_contacts {
             return Err((503, "Too Many Registered Contacts"));
         }
@@ -311,7 +363,7 @@ fn apply(
     // Only a persistent usrloc needs to know what changed (memory-only
     // stays as cheap as it was).
     let mut touched = Vec::new();
-    for (contact, secs, q) in changes {
+    for (contact, secs, q, received) in changes {
         bindings.retain(|b| b.contact != contact);
         if secs > 0 {
             let binding = ContactBinding {
@@ -320,7 +372,8 @@ fn apply(
                 expires_at: Some(now + std::time::Duration::from_secs(secs as u64)),
                 call_id: call_id.to_owned(),
                 cseq,
-                received: None,
+                received,
+                path: path.map(str::to_owned),
                 updated: now,
             };
             if record {
@@ -336,6 +389,22 @@ fn apply(
         table.remove(aor);
     }
     Ok(touched)
+}
+
+/// How a binding is reached: through its Path (RFC 3327: Route headers, the
+/// first Path entry as next hop), else at its NAT source, else at the
+/// Contact itself.
+fn next_hop(b: &ContactBinding) -> (Option<String>, Option<String>) {
+    if let Some(path) = &b.path {
+        let first = wisp_sip::NameAddr::parse_list(path.as_bytes())
+            .ok()
+            .and_then(|l| l.into_iter().next())
+            .map(|n| n.uri.to_string());
+        if first.is_some() {
+            return (first, Some(path.clone()));
+        }
+    }
+    (b.received.clone(), None)
 }
 
 /// `lookup(table)`: Request-URI -> best binding; the rest become branches.
@@ -354,10 +423,18 @@ pub fn lookup(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<()
         ActionError::Internal(format!("stored contact {:?}: {}", best.contact, e.reason()))
     })?;
     ctx.set_ruri(contact);
-    ctx.dst_uri = best.received.clone();
+    let (dst_uri, path) = next_hop(best);
+    ctx.dst_uri = dst_uri;
+    ctx.path = path;
     ctx.branches.clear();
-    ctx.branches
-        .extend(rest.iter().take(MAX_BRANCHES).map(|b| b.contact.clone()));
+    ctx.branches.extend(rest.iter().take(MAX_BRANCHES).map(|b| {
+        let (dst_uri, path) = next_hop(b);
+        DestBranch {
+            uri: b.contact.clone(),
+            dst_uri,
+            path,
+        }
+    }));
     Ok(())
 }
 
@@ -517,6 +594,64 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rfc3581_contact_behind_nat_is_reached_at_the_registers_source() {
+        let b = bench("").await;
+        let ua = b.ua.local_addr().expect("ua");
+        let save_nated = |raw: String| {
+            let mut ctx = b.ctx(raw);
+            ctx.nated_register = true;
+            let r = save(&b.core, &mut ctx, "location");
+            let mut buf = vec![0u8; 65535];
+            let _ = b.ua.recv(&mut buf).expect("a reply");
+            r
+        };
+        // The Contact names a private address; the REGISTER came from `ua`.
+        let r = save_nated(b.register("n", "c1", 1, &["<sip:n@10.0.0.9:5060>"], Some(600)));
+        assert!(r.is_ok());
+        // One that registers its real source needs no detour.
+        let own = format!("<sip:o@{ua}>");
+        let _ = save_nated(b.register("o", "c2", 1, &[own.as_str()], Some(600)));
+        // Without fix_nated_register a (third-party) Contact is taken as written.
+        let _ = b.save(b.register("t", "c3", 1, &["<sip:t@10.0.0.9:5060>"], Some(600)));
+        let (_, ctx) = b.lookup("t");
+        assert_eq!(ctx.dst_uri, None);
+        let (r, ctx) = b.lookup("n");
+        assert!(r.is_ok());
+        assert_eq!(ctx.ruri().to_string(), "sip:n@10.0.0.9:5060");
+        assert_eq!(ctx.dst_uri.as_deref(), Some(format!("sip:{ua}").as_str()));
+        let (_, ctx) = b.lookup("o");
+        assert_eq!(ctx.dst_uri, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rfc3327_path_is_stored_and_lookup_routes_through_it() {
+        let b = bench("").await;
+        let mut raw = b.register(
+            "p",
+            "c1",
+            1,
+            &["<sip:p@10.0.0.7>", "<sip:p@10.0.0.8>;q=0.5"],
+            Some(600),
+        );
+        raw = raw.replace(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nPath: <sip:edge.example:5099;lr>\r\n",
+        );
+        let (r, _) = b.save(raw);
+        assert!(r.is_ok());
+        let (r, ctx) = b.lookup("p");
+        assert!(r.is_ok());
+        assert_eq!(ctx.dst_uri.as_deref(), Some("sip:edge.example:5099;lr"));
+        assert_eq!(ctx.path.as_deref(), Some("<sip:edge.example:5099;lr>"));
+        assert_eq!(ctx.branches.len(), 1);
+        assert_eq!(ctx.branches[0].uri, "sip:p@10.0.0.8");
+        assert_eq!(
+            ctx.branches[0].path.as_deref(),
+            Some("<sip:edge.example:5099;lr>")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rfc3261_10_3_step8_reply_lists_every_current_binding() {
         let b = bench("").await;
         let _ = b.save(b.register("a", "c1", 1, &["<sip:a@10.0.0.1>"], Some(600)));
@@ -638,8 +773,11 @@ mod tests {
             "no q means 1.0, the best"
         );
         assert_eq!(
-            ctx.branches,
-            vec!["sip:a@10.0.0.2".to_owned(), "sip:a@10.0.0.1".to_owned()]
+            ctx.branches
+                .iter()
+                .map(|b| b.uri.as_str())
+                .collect::<Vec<_>>(),
+            vec!["sip:a@10.0.0.2", "sip:a@10.0.0.1"]
         );
         assert_eq!(
             String::from_utf8_lossy(&ctx.msg.request_uri_raw()),

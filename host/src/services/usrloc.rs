@@ -26,6 +26,9 @@ pub struct ContactBinding {
     /// Where the REGISTER came from, as a URI (`sip:ip:port;transport=tcp`),
     /// when it differs from the Contact: how to reach a contact behind NAT.
     pub received: Option<String>,
+    /// The Path header values (RFC 3327) of the REGISTER: requests to the
+    /// contact are routed through them.
+    pub path: Option<String>,
     /// When this binding was last written (for freshness ordering).
     pub updated: Instant,
 }
@@ -124,6 +127,7 @@ impl Usrloc {
                 call_id: row.call_id,
                 cseq: row.cseq,
                 received: row.received,
+                path: row.path,
                 updated: now
                     .checked_sub(Duration::from_secs(
                         now_unix.saturating_sub(row.updated).max(0) as u64,
@@ -189,6 +193,7 @@ impl Usrloc {
             call_id: binding.call_id.clone(),
             cseq: binding.cseq,
             received: binding.received.clone(),
+            path: binding.path.clone(),
             updated: now_unix - now.saturating_duration_since(binding.updated).as_secs() as i64,
         }
     }
@@ -283,6 +288,7 @@ impl Usrloc {
             call_id: String::new(),
             cseq: 0,
             received: None,
+            path: None,
             updated: now,
         };
         self.with_table(table, |t| {

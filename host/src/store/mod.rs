@@ -24,6 +24,8 @@ pub struct StoredBinding {
     pub call_id: String,
     pub cseq: u32,
     pub received: Option<String>,
+    /// The Path header values (RFC 3327) the contact registered through.
+    pub path: Option<String>,
     /// Unix seconds of the last write (freshness ordering survives a restart).
     pub updated: i64,
 }

@@ -25,6 +25,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (usrloc_table, aor, contact)
     ) WITHOUT ROWID;
     CREATE INDEX bindings_expires ON bindings(expires) WHERE expires IS NOT NULL;",
+    // 2: the Path (RFC 3327) a contact registered through.
+    "ALTER TABLE bindings ADD COLUMN path TEXT;",
 ];
 
 /// How hard a commit insists on reaching the disk.
@@ -113,7 +115,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 impl BindingStore for SqliteStore {
     fn load(&mut self, now: i64) -> Result<Vec<StoredBinding>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated
+            "SELECT usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path
              FROM bindings WHERE expires IS NULL OR expires > ?1",
         )?;
         let rows = stmt.query_map([now], |r| {
@@ -127,6 +129,7 @@ impl BindingStore for SqliteStore {
                 cseq: r.get(6)?,
                 received: r.get(7)?,
                 updated: r.get(8)?,
+                path: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -137,8 +140,8 @@ impl BindingStore for SqliteStore {
         {
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO bindings
-                 (usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             let mut delete = tx.prepare_cached(
                 "DELETE FROM bindings WHERE usrloc_table = ?1 AND aor = ?2 AND contact = ?3",
@@ -148,7 +151,7 @@ impl BindingStore for SqliteStore {
                     Change::Put(b) => {
                         put.execute(params![
                             b.table, b.aor, b.contact, b.q as f64, b.expires, b.call_id, b.cseq,
-                            b.received, b.updated
+                            b.received, b.updated, b.path
                         ])?;
                     }
                     Change::Delete {
@@ -199,6 +202,7 @@ mod tests {
             call_id: "c1".into(),
             cseq: 7,
             received: Some("sip:10.0.0.1:5060".into()),
+            path: Some("<sip:edge.example;lr>".into()),
             updated: 1000,
         }
     }

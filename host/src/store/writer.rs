@@ -265,6 +265,7 @@ mod tests {
             call_id: "c".into(),
             cseq,
             received: None,
+            path: None,
             updated: 0,
         })
     }

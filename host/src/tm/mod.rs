@@ -408,6 +408,8 @@ impl Tm {
         let target = RelayTarget {
             uri: Some(uri.to_owned()),
             hop: None,
+            dst_uri: None,
+            path: None,
         };
         self.start_branch(core, &handle, &mut txn, ctx, target, true, now)
             .map_err(|e| ctx.fail(503, "Service Unavailable", e))
@@ -485,8 +487,8 @@ impl Tm {
                 h.proto,
             ),
             None => {
-                let next = match (&target.uri, &ctx.dst_uri) {
-                    (None, Some(du)) => du.clone(),
+                let next = match (&target.uri, &ctx.dst_uri, &target.dst_uri) {
+                    (None, Some(du), _) | (Some(_), _, Some(du)) => du.clone(),
                     _ => uri_text.clone(),
                 };
                 let uri = Uri::parse(next.as_bytes()).map_err(|e| {
@@ -501,6 +503,10 @@ impl Tm {
         let mut msg = ctx.msg.clone();
         if target.uri.is_some() {
             msg.set_request_uri(Bytes::from(uri_text.clone()));
+        }
+        if let Some(path) = &target.path {
+            // RFC 3327 §5.3: the Path becomes the Route set toward the contact.
+            msg.append_header("Route", Bytes::from(path.clone()));
         }
         match host.trim_matches(['[', ']']).parse::<IpAddr>() {
             Ok(ip) => {
@@ -1313,6 +1319,10 @@ fn compact(txn: &mut Transaction) {
 struct RelayTarget {
     uri: Option<String>,
     hop: Option<NextHop>,
+    /// Next hop of an appended branch (`lookup`: NAT source, Path).
+    dst_uri: Option<String>,
+    /// Route header values to add (a contact's Path).
+    path: Option<String>,
 }
 
 fn relay_targets(ctx: &MsgContext, hop: Option<NextHop>) -> Result<Vec<RelayTarget>, ActionError> {
@@ -1320,6 +1330,8 @@ fn relay_targets(ctx: &MsgContext, hop: Option<NextHop>) -> Result<Vec<RelayTarg
         return Ok(vec![RelayTarget {
             uri: None,
             hop: Some(h),
+            dst_uri: None,
+            path: None,
         }]);
     }
     let mut targets = Vec::new();
@@ -1329,12 +1341,16 @@ fn relay_targets(ctx: &MsgContext, hop: Option<NextHop>) -> Result<Vec<RelayTarg
         targets.push(RelayTarget {
             uri: None,
             hop: None,
+            dst_uri: None,
+            path: ctx.path.clone(),
         });
     }
     for b in &ctx.branches {
         targets.push(RelayTarget {
-            uri: Some(b.clone()),
+            uri: Some(b.uri.clone()),
             hop: None,
+            dst_uri: b.dst_uri.clone(),
+            path: b.path.clone(),
         });
     }
     Ok(targets)

@@ -84,11 +84,16 @@ impl proxy::Host for PluginState {
             ))
             .into());
         }
-        ctx.branches.push(uri);
+        ctx.branches.push(crate::msg_context::DestBranch::to(uri));
         Ok(())
     }
 
     fn branches(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Vec<String>> {
-        Ok(self.msg(&m)?.branches.clone())
+        Ok(self
+            .msg(&m)?
+            .branches
+            .iter()
+            .map(|b| b.uri.clone())
+            .collect())
     }
 }

@@ -15,4 +15,9 @@ impl registrar::Host for PluginState {
     fn lookup(&mut self, m: Resource<MsgContext>, table: String) -> Result<(), HostError> {
         Ok(self.with_msg(&m, |core, ctx| service::lookup(core, ctx, &table))??)
     }
+
+    fn fix_nated_register(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<()> {
+        self.msg(&m)?.nated_register = true;
+        Ok(())
+    }
 }
