@@ -87,6 +87,16 @@ pub struct UsrlocConfig {
     /// minimum (Kamailio's default) or `reject` the REGISTER with 423.
     #[serde(default)]
     pub brief_expires: BriefExpires,
+    /// `lookup` adds the AOR's other bindings as branches (Kamailio
+    /// registrar `append_branches`); false keeps only the best one (seed
+    /// 003, "Using Only Latest User's Contact", with `desc_time_order`).
+    #[serde(default = "default_true")]
+    pub append_branches: bool,
+    /// Order an AOR's bindings newest first, whatever their q (Kamailio
+    /// usrloc `desc_time_order`); by default highest q first, newest first
+    /// among equal q.
+    #[serde(default)]
+    pub desc_time_order: bool,
     /// Persistence (Kamailio usrloc `db_mode`): 0 memory only, 1
     /// write-through (a REGISTER is answered after its binding is
     /// committed), 2 write-back every `timer_interval` seconds.
@@ -143,6 +153,8 @@ impl Default for UsrlocConfig {
             min_expires: default_min_expires(),
             max_expires: default_max_expires(),
             brief_expires: BriefExpires::default(),
+            append_branches: true,
+            desc_time_order: false,
             db_mode: 0,
             max_contacts: 0,
             db_path: default_db_path(),
@@ -340,6 +352,9 @@ fn default_min_expires() -> u32 {
 }
 fn default_max_expires() -> u32 {
     86400
+}
+fn default_true() -> bool {
+    true
 }
 fn default_t1() -> u64 {
     500

@@ -427,6 +427,11 @@ pub fn lookup(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<()
     ctx.dst_uri = dst_uri;
     ctx.path = path;
     ctx.branches.clear();
+    let rest = if core.usrloc().config.append_branches {
+        rest
+    } else {
+        &[]
+    };
     ctx.branches.extend(rest.iter().take(MAX_BRANCHES).map(|b| {
         let (dst_uri, path) = next_hop(b);
         DestBranch {
@@ -621,6 +626,30 @@ mod tests {
         assert_eq!(ctx.dst_uri.as_deref(), Some(format!("sip:{ua}").as_str()));
         let (_, ctx) = b.lookup("o");
         assert_eq!(ctx.dst_uri, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_latest_contact_with_append_branches_off_and_desc_time_order() {
+        // Seed 003, "Using Only Latest User's Contact".
+        let b = bench("append_branches = false\ndesc_time_order = true").await;
+        let _ = b.save(b.register("l", "c1", 1, &["<sip:l@10.0.0.1>;q=1.0"], Some(600)));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let _ = b.save(b.register("l", "c2", 1, &["<sip:l@10.0.0.2>;q=0.1"], Some(600)));
+        let (r, ctx) = b.lookup("l");
+        assert!(r.is_ok());
+        assert_eq!(
+            ctx.ruri().to_string(),
+            "sip:l@10.0.0.2",
+            "newest, despite its q"
+        );
+        assert!(ctx.branches.is_empty(), "{:?}", ctx.branches);
+        // The default orders by q and keeps the others as branches.
+        let b = bench("").await;
+        let _ = b.save(b.register("l", "c1", 1, &["<sip:l@10.0.0.1>;q=1.0"], Some(600)));
+        let _ = b.save(b.register("l", "c2", 1, &["<sip:l@10.0.0.2>;q=0.1"], Some(600)));
+        let (_, ctx) = b.lookup("l");
+        assert_eq!(ctx.ruri().to_string(), "sip:l@10.0.0.1");
+        assert_eq!(ctx.branches.len(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

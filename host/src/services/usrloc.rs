@@ -221,7 +221,12 @@ impl Usrloc {
         aor: &str,
         now: Instant,
     ) -> Result<Vec<ContactBinding>, UnknownTable> {
-        self.with_table(table, |t| live_sorted(t.get(aor), now))
+        let mut v = self.with_table(table, |t| live_sorted(t.get(aor), now))?;
+        if self.config.desc_time_order {
+            // Stable: among equal times the q order stays.
+            v.sort_by(|a, b| b.updated.cmp(&a.updated));
+        }
+        Ok(v)
     }
 
     /// Every AOR of `table` (or only `aor`) with its current bindings, by AOR.
