@@ -85,7 +85,11 @@ pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), 
             now,
             limits,
         )?;
-        let contacts = reply_contacts(t.get(&aor), now);
+        let mut contacts = reply_contacts(t.get(&aor), now);
+        if let Some(path) = &path {
+            // RFC 3327 §5.3: the registrar returns the Path it stored.
+            contacts.push(("Path".to_owned(), path.clone()));
+        }
         if persistent {
             let now_unix = unix_now();
             let stored = touched
@@ -666,8 +670,13 @@ mod tests {
             "Max-Forwards: 70\r\n",
             "Max-Forwards: 70\r\nPath: <sip:edge.example:5099;lr>\r\n",
         );
-        let (r, _) = b.save(raw);
+        let (r, reply) = b.save(raw);
         assert!(r.is_ok());
+        assert_eq!(
+            reply.header("Path").map(|h| h.value.clone()),
+            Some(bytes::Bytes::from_static(b"<sip:edge.example:5099;lr>")),
+            "RFC 3327 §5.3: the 200 carries the stored Path"
+        );
         let (r, ctx) = b.lookup("p");
         assert!(r.is_ok());
         assert_eq!(ctx.dst_uri.as_deref(), Some("sip:edge.example:5099;lr"));
