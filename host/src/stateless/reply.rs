@@ -35,26 +35,8 @@ pub fn send_reply_with(
     reason: &str,
     extra_headers: &[(&str, &str)],
 ) -> Result<(), ActionError> {
-    if !(100..=699).contains(&code) {
-        return Err(ActionError::InvalidArgument(format!(
-            "status code {code} is not in 100..=699"
-        )));
-    }
-    if reason.contains(['\r', '\n']) {
-        return Err(ActionError::InvalidArgument(
-            "reason phrase contains CR or LF".into(),
-        ));
-    }
-    if ctx.route == RouteKind::Reply || !ctx.msg.is_request() {
-        return Err(ActionError::NotAllowedHere(
-            "a reply route cannot answer".into(),
-        ));
-    }
-    if ctx.msg.method() == Some(&Method::Ack) {
-        return Err(ActionError::NotAllowedHere(
-            "an ACK is never answered".into(),
-        ));
-    }
+    check_status_line(code, reason)?;
+    check_answerable(ctx)?;
     if ctx.txn.is_some() {
         // The request has a transaction (t_newtran, t_relay, a failure
         // route): the reply goes through it, so a retransmission is
@@ -115,16 +97,7 @@ pub fn defer_reply(
     core: &RouterCore,
     ctx: &MsgContext,
 ) -> Result<Option<DeferredReply>, ActionError> {
-    if ctx.route == RouteKind::Reply || !ctx.msg.is_request() {
-        return Err(ActionError::NotAllowedHere(
-            "a reply route cannot answer".into(),
-        ));
-    }
-    if ctx.msg.method() == Some(&Method::Ack) {
-        return Err(ActionError::NotAllowedHere(
-            "an ACK is never answered".into(),
-        ));
-    }
+    check_answerable(ctx)?;
     if ctx.txn.is_some() {
         return Ok(None);
     }
@@ -135,6 +108,37 @@ pub fn defer_reply(
         summary: ctx.summary.clone(),
         source: ctx.source,
     }))
+}
+
+/// A status code and reason phrase a reply may carry.
+pub fn check_status_line(code: u16, reason: &str) -> Result<(), ActionError> {
+    if !(100..=699).contains(&code) {
+        return Err(ActionError::InvalidArgument(format!(
+            "status code {code} is not in 100..=699"
+        )));
+    }
+    if reason.contains(['\r', '\n']) {
+        return Err(ActionError::InvalidArgument(
+            "reason phrase contains CR or LF".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A message the route may answer: a request other than ACK, outside a
+/// reply route.
+fn check_answerable(ctx: &MsgContext) -> Result<(), ActionError> {
+    if ctx.route == RouteKind::Reply || !ctx.msg.is_request() {
+        return Err(ActionError::NotAllowedHere(
+            "a reply route cannot answer".into(),
+        ));
+    }
+    if ctx.msg.method() == Some(&Method::Ack) {
+        return Err(ActionError::NotAllowedHere(
+            "an ACK is never answered".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `sl_reply_error()`: the reply matching the last failed action, else 500.

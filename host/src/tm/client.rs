@@ -201,20 +201,6 @@ impl ClientTransaction {
             self.request = Bytes::new();
         }
     }
-
-    /// The proxy gave up on this branch (fr timer, send failure): no more
-    /// retransmissions, but keep absorbing what still arrives until timer D/K.
-    pub fn abandon(&mut self, now: Instant, t: &Timers, out: &mut Vec<TxnAction>) {
-        if self.is_pending() {
-            self.state = ClientState::Completed;
-            let kind = if self.invite {
-                TimerKind::D
-            } else {
-                TimerKind::K
-            };
-            out.push(TxnAction::Schedule(kind, now + t.t1x64()));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -424,6 +424,7 @@ impl Tm {
         reason: &str,
         extra_headers: &[(&str, &str)],
     ) -> Result<(), ActionError> {
+        reply::check_status_line(code, reason)?;
         if ctx.route == RouteKind::Reply {
             return Err(ActionError::NotAllowedHere(
                 "t_reply in a reply route".into(),
@@ -1088,26 +1089,13 @@ impl Tm {
                     if br.done || br.fr_generation != r.generation || !br.client.is_pending() {
                         continue;
                     }
-                    // §16.8: no final response in time counts as a 408; a
-                    // branch that rang is CANCELed, one that never answered
-                    // is abandoned.
-                    if !br.provisional && self.fail_over(core, txn, i, now) {
-                        let mut out = Vec::new();
-                        txn.branches[i].done = true;
-                        txn.branches[i].client.abandon(now, &self.timers, &mut out);
-                        self.run_branch_actions(core, txn, b, out);
-                        continue;
-                    }
-                    let br = &mut txn.branches[i];
+                    // fr_inv_timer (timer C, §16.8), armed only when an
+                    // INVITE branch rang: no final response in time, so the
+                    // branch is CANCELed and counts as a 408. (A branch that
+                    // never answered ends by its timer B/F, which is fr_timer.)
                     br.done = true;
-                    tracing::debug!(txn = txn.id, branch = b, "final response timer: 408");
-                    if br.provisional && txn.invite {
-                        self.send_cancel(core, txn, i, now);
-                    } else {
-                        let mut out = Vec::new();
-                        txn.branches[i].client.abandon(now, &self.timers, &mut out);
-                        self.run_branch_actions(core, txn, b, out);
-                    }
+                    tracing::debug!(txn = txn.id, branch = b, "fr_inv_timer: 408");
+                    self.send_cancel(core, txn, i, now);
                     let c = self.local_candidate(txn, 408, "Request Timeout");
                     txn.candidates.extend(c);
                     if let Some(w) = self.maybe_complete(core, &handle, txn) {

@@ -63,6 +63,18 @@ impl PluginState {
     }
 }
 
+/// The transport a plugin named, as one the router can send on (no TLS yet).
+pub(crate) fn sendable(
+    proto: super::bindings::Transport,
+) -> Result<crate::config::Proto, ActionError> {
+    use super::bindings::Transport;
+    match proto {
+        Transport::Udp => Ok(crate::config::Proto::Udp),
+        Transport::Tcp => Ok(crate::config::Proto::Tcp),
+        Transport::Tls => Err(ActionError::SendFailed("TLS is not supported yet".into())),
+    }
+}
+
 /// What a host function returns: a WIT error the plugin sees, or a trap.
 #[derive(Debug)]
 pub enum HostError {

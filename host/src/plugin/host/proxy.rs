@@ -4,7 +4,6 @@ use wasmtime::component::Resource;
 use wisp_sip::Uri;
 
 use super::{HostError, PluginState};
-use crate::config::Proto;
 use crate::msg_context::{ActionError, MAX_BRANCHES, MsgContext};
 use crate::plugin::bindings::Transport;
 use crate::plugin::bindings::wisp::router::proxy;
@@ -41,13 +40,7 @@ impl proxy::Host for PluginState {
         host: String,
         port: Option<u16>,
     ) -> Result<(), HostError> {
-        let proto = match proto {
-            Transport::Udp => Proto::Udp,
-            Transport::Tcp => Proto::Tcp,
-            Transport::Tls => {
-                return Err(ActionError::SendFailed("TLS is not supported yet".into()).into());
-            }
-        };
+        let proto = super::sendable(proto)?;
         let hop = Some(forward::NextHop {
             proto: Some(proto),
             host,

@@ -5,7 +5,6 @@ use std::time::Duration;
 use wasmtime::component::Resource;
 
 use super::{HostError, PluginState};
-use crate::config::Proto;
 use crate::msg_context::{ActionError, MsgContext, RouteKind};
 use crate::plugin::bindings::Transport;
 use crate::plugin::bindings::wisp::router::tm;
@@ -23,13 +22,7 @@ impl tm::Host for PluginState {
         host: String,
         port: Option<u16>,
     ) -> Result<(), HostError> {
-        let proto = match proto {
-            Transport::Udp => Proto::Udp,
-            Transport::Tcp => Proto::Tcp,
-            Transport::Tls => {
-                return Err(ActionError::SendFailed("TLS is not supported yet".into()).into());
-            }
-        };
+        let proto = super::sendable(proto)?;
         let hop = NextHop {
             proto: Some(proto),
             host,
@@ -50,17 +43,6 @@ impl tm::Host for PluginState {
         code: u16,
         reason: String,
     ) -> Result<(), HostError> {
-        if !(100..=699).contains(&code) {
-            return Err(ActionError::InvalidArgument(format!(
-                "status code {code} is not in 100..=699"
-            ))
-            .into());
-        }
-        if reason.contains(['\r', '\n']) {
-            return Err(
-                ActionError::InvalidArgument("reason phrase contains CR or LF".into()).into(),
-            );
-        }
         Ok(self.with_msg(&m, |core, ctx| {
             core.tm().t_reply(core, ctx, code, &reason, &[])
         })??)
