@@ -733,11 +733,10 @@ impl Tm {
         let handle = ctx.txn.as_ref()?;
         let mut txn = lock(handle);
         txn.phase = Phase::Proxying;
-        if txn.pending_branches() == 0 && txn.resolving == 0 && !txn.server.is_final() {
-            // Nothing new started: the best response so far goes upstream.
-            self.send_best(core, &mut txn);
-            return None;
-        }
+        // Nothing new started: the best response so far goes upstream. New
+        // branches that already failed while the route ran (a fast 486) run
+        // the failure route the route armed again — the armed name is only
+        // on the transaction when the route relayed.
         self.maybe_complete(core, handle, &mut txn)
     }
 
