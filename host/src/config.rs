@@ -38,7 +38,8 @@ pub struct Manifest {
     pub tm: TmConfig,
     #[serde(default)]
     pub rr: RrConfig,
-    /// Routing plugins; this release runs exactly one.
+    /// Plugins, run in this order as a chain: each request goes through
+    /// them until one replies, relays or drops it.
     #[serde(default)]
     pub plugin: Vec<PluginConfig>,
     /// Directory of the manifest file; relative paths resolve against it.
@@ -233,6 +234,14 @@ pub struct PluginConfig {
     /// Linear memory cap in MiB.
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u64,
+    /// Most elements a table of the instance may grow to (function
+    /// references; a runaway `Vec<Box<dyn Fn>>` hits this).
+    #[serde(default = "default_max_table_elements")]
+    pub max_table_elements: usize,
+    /// Reload when the component file changes (`wisp ctl plugin reload`
+    /// works either way).
+    #[serde(default = "default_true")]
+    pub watch: bool,
     /// Handed to the plugin's `init` as strings.
     #[serde(default)]
     pub params: toml::Table,
@@ -383,6 +392,9 @@ fn default_deadline_ms() -> u64 {
 fn default_memory_mb() -> u64 {
     32
 }
+fn default_max_table_elements() -> usize {
+    20_000
+}
 
 impl Manifest {
     /// Read and validate the manifest at `path`.
@@ -483,17 +495,39 @@ impl Manifest {
         if tm.max_transactions == 0 {
             return Err(("tm.max_transactions".into(), "expected at least 1".into()));
         }
-        match self.plugin.len() {
-            0 => return Err(("plugin".into(), "one [[plugin]] table is required".into())),
-            1 => {}
-            _ => {
-                return Err((
-                    "plugin".into(),
-                    "this release runs one plugin; plugin chains come later".into(),
-                ));
-            }
+        if self.plugin.is_empty() {
+            return Err((
+                "plugin".into(),
+                "at least one [[plugin]] table is required".into(),
+            ));
         }
         for (i, p) in self.plugin.iter().enumerate() {
+            if p.name.is_empty()
+                || !p
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err((
+                    format!("plugin[{i}].name"),
+                    "expected a non-empty name of letters, digits, '-' and '_'".into(),
+                ));
+            }
+            if self.plugin[..i].iter().any(|q| q.name == p.name) {
+                return Err((
+                    format!("plugin[{i}].name"),
+                    format!(
+                        "{:?} names an earlier plugin too; names must be unique",
+                        p.name
+                    ),
+                ));
+            }
+            if p.max_table_elements == 0 {
+                return Err((
+                    format!("plugin[{i}].max_table_elements"),
+                    "expected at least 1".into(),
+                ));
+            }
             if p.deadline_ms == 0 || p.deadline_ms > 10_000 {
                 return Err((
                     format!("plugin[{i}].deadline_ms"),
@@ -658,6 +692,25 @@ mode = "strict"
             .to_string();
         assert!(e.contains("append_fromtag"), "{e}");
         assert!(e.contains(&format!(":{}:", text.lines().count())), "{e}");
+    }
+
+    #[test]
+    fn a_chain_of_plugins_needs_distinct_names() {
+        let two = |a: &str, b: &str| {
+            format!(
+                "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+                 [[plugin]]\nname = \"{a}\"\npath = \"a.wasm\"\n\
+                 [[plugin]]\nname = \"{b}\"\npath = \"b.wasm\"\nwatch = false\n"
+            )
+        };
+        let m = Manifest::parse(&two("sanity", "routing"), Path::new("w.toml")).expect("chain");
+        assert_eq!(m.plugin.len(), 2);
+        assert!(m.plugin[0].watch, "watched by default");
+        assert!(!m.plugin[1].watch);
+        let e = Manifest::parse(&two("x", "x"), Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plugin[1].name") && e.contains("unique"), "{e}");
     }
 
     #[test]

@@ -121,9 +121,13 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
             .collect();
         let ctl_path = manifest.resolve(&manifest.server.ctl_socket);
         let router = Router::bind(manifest).await?;
+        // Management and the plugin watch first: once the router answers,
+        // `wisp ctl` and a new build on disk are heard too.
+        let _ctl =
+            wisp::ctl::server::serve(router.clone(), &ctl_path).context("management socket")?;
+        let _watch = wisp::plugin::watch::watch(router.plugins().clone())
+            .context("watching plugin files")?;
         router.serve(workers);
-        let _ctl = wisp::ctl::server::serve(router.core().clone(), &ctl_path)
-            .context("management socket")?;
         tracing::info!(workers, "wisp ready, listening on {}", listen.join(", "));
         // SIGINT from a terminal, SIGTERM from a service manager: both
         // end with the last commit below.
@@ -181,10 +185,11 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(Router::bind(probe))?;
+    let names: Vec<&str> = manifest.plugin.iter().map(|p| p.name.as_str()).collect();
     println!(
-        "{}: OK (plugin {:?} loaded)",
+        "{}: OK (plugins loaded: {})",
         config.display(),
-        manifest.plugin[0].name
+        names.join(", ")
     );
     Ok(())
 }

@@ -16,6 +16,9 @@ pub enum Handled {
     Forwarded,
     /// Relayed statefully (`t_relay`).
     Relayed,
+    /// Dropped on purpose (`drop-request`, Kamailio `drop`): no later
+    /// plugin of the chain sees it.
+    Dropped,
 }
 
 /// Which route a message is in: what a host function may do depends on it
@@ -108,6 +111,9 @@ pub struct MsgContext {
     /// The transaction, once `t_relay`/`t_newtran`/`t_reply` made one (and
     /// always in a failure route).
     pub txn: Option<crate::tm::TxnHandle>,
+    /// The plugin build running this message's current route call: a
+    /// failure or reply route armed now runs in it, even after a reload.
+    pub plugin: Option<std::sync::Arc<crate::plugin::PluginRuntime>>,
     /// `t_relay` already ran in this route call.
     pub relayed_in_route: bool,
     /// Armed by `t_on_failure` / `t_on_reply`, taken by the next `t_relay`.
@@ -140,6 +146,7 @@ impl MsgContext {
             summary,
             route: RouteKind::Request,
             txn: None,
+            plugin: None,
             relayed_in_route: false,
             on_failure: None,
             on_reply: None,

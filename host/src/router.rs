@@ -14,6 +14,7 @@ use wisp_sip::Message;
 use crate::config::{Manifest, Proto};
 use crate::msg_context::MsgContext;
 use crate::plugin::PluginRuntime;
+use crate::plugin::chain::PluginChain;
 use crate::services::usrloc::Usrloc;
 use crate::stateless::myself::Myself;
 use crate::stateless::{forward, reply, sanity};
@@ -92,7 +93,7 @@ impl RouterCore {
 /// The running router.
 pub struct Router {
     core: Arc<RouterCore>,
-    plugin: PluginRuntime,
+    plugins: Arc<PluginChain>,
     udp: Vec<Arc<UdpSocket>>,
     tcp: std::sync::Mutex<Vec<TcpListener>>,
 }
@@ -125,8 +126,6 @@ impl Router {
             tcp_addrs,
             manifest.server.max_message_size,
         ));
-        let plugin_cfg = manifest.plugin[0].clone();
-        let plugin_path = manifest.plugin_path(&plugin_cfg);
         let db_path = manifest.resolve(&manifest.usrloc.db_path);
         // Deferred replies (write-through) are sent from the writer thread
         // inside this runtime, so they may use its sockets and spawn.
@@ -136,16 +135,18 @@ impl Router {
             tokio::runtime::Handle::try_current().ok(),
         )
         .with_context(|| format!("user location database {}", db_path.display()))?;
-        let core = Arc::new(RouterCore::with_usrloc(
-            manifest,
-            transports.clone(),
-            usrloc,
-        ));
-        let plugin = PluginRuntime::load(core.clone(), &plugin_cfg, &plugin_path)
-            .with_context(|| format!("plugin {:?} ({})", plugin_cfg.name, plugin_path.display()))?;
+        let chain = {
+            let core = Arc::new(RouterCore::with_usrloc(
+                manifest,
+                transports.clone(),
+                usrloc,
+            ));
+            (PluginChain::load(&core, core.manifest())?, core)
+        };
+        let (plugins, core) = chain;
         let router = Arc::new(Router {
             core,
-            plugin,
+            plugins: Arc::new(plugins),
             udp,
             tcp: std::sync::Mutex::new(tcp),
         });
@@ -159,6 +160,11 @@ impl Router {
 
     pub fn transports(&self) -> &Arc<Transports> {
         self.core.transports()
+    }
+
+    /// The plugin chain (reload, listing).
+    pub fn plugins(&self) -> &Arc<PluginChain> {
+        &self.plugins
     }
 
     /// Start receive loops (`workers` per UDP socket) and the housekeeping timer.
@@ -210,7 +216,7 @@ impl Router {
         if self.core.tm().on_request(&self.core, &ctx) == RequestMatch::Absorbed {
             return;
         }
-        let Some(ctx) = self.plugin.route(ctx) else {
+        let Some(ctx) = self.plugins.route(ctx) else {
             return;
         };
         if let Some(work) = self.core.tm().route_finished(&self.core, &ctx) {
@@ -232,12 +238,12 @@ impl Router {
                 branch,
                 on_reply,
             } => {
-                let msg = match on_reply {
-                    Some(name) if msg.status().is_some_and(|c| c > 100) => {
+                let msg = match on_reply.and_then(|r| Some((self.armed_by(r.plugin)?, r.name))) {
+                    Some((plugin, name)) if msg.status().is_some_and(|c| c > 100) => {
                         let summary = crate::tm::lock_summary(&txn);
                         let mut ctx = MsgContext::new(msg, source, summary);
                         ctx.route = crate::msg_context::RouteKind::Reply;
-                        match self.plugin.onreply_route(&name, ctx) {
+                        match plugin.onreply_route(&name, ctx) {
                             Some(ctx) => ctx.msg,
                             None => return,
                         }
@@ -255,7 +261,10 @@ impl Router {
     /// fail at once (bounded by the branch limit of a transaction).
     pub(crate) fn run_failure_route(&self, mut work: FailureWork) {
         loop {
-            let Some(ctx) = self.plugin.failure_route(&work.name, work.ctx) else {
+            let Some(plugin) = self.armed_by(work.route.plugin) else {
+                return;
+            };
+            let Some(ctx) = plugin.failure_route(&work.route.name, work.ctx) else {
                 return;
             };
             match self.core.tm().failure_route_finished(&self.core, &ctx) {
@@ -263,6 +272,11 @@ impl Router {
                 None => return,
             }
         }
+    }
+
+    /// The build a failure or reply route runs in: the one that armed it.
+    fn armed_by(&self, plugin: Option<Arc<PluginRuntime>>) -> Option<Arc<PluginRuntime>> {
+        plugin.or_else(|| self.plugins.fallback())
     }
 
     /// A request that failed the sanity check: 400 with the reason (never to an ACK).

@@ -28,6 +28,9 @@ pub trait MsgExt {
     fn append_branch(&self, uri: Option<&str>) -> Result;
     /// The destination set beyond the Request-URI.
     fn branches(&self) -> Vec<String>;
+    /// Kamailio `drop`: end the request without an answer; later plugins of
+    /// the chain do not see it (WIT `proxy.drop-request`).
+    fn drop_request(&self) -> Result;
     /// `save(table)` (WIT `registrar.save`): store the bindings and answer the REGISTER.
     fn save(&self, table: &str) -> Result;
     /// `lookup(table)` (WIT `registrar.lookup`); `Err(Error::NotFound)` when unknown.
@@ -110,6 +113,10 @@ impl MsgExt for Msg {
 
     fn branches(&self) -> Vec<String> {
         proxy::branches(self)
+    }
+
+    fn drop_request(&self) -> Result {
+        proxy::drop_request(self)
     }
 
     fn save(&self, table: &str) -> Result {

@@ -40,6 +40,14 @@ pub fn wisp_bin() -> PathBuf {
     }
 }
 
+/// The load generator: `$WISP_BENCH_BIN` or `<root>/target/release/wisp-bench`.
+pub fn wisp_bench_bin() -> PathBuf {
+    match std::env::var_os("WISP_BENCH_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => repo_root().join("target/release/wisp-bench"),
+    }
+}
+
 /// Absolute path of a built plugin component (`default`, `hello_world`).
 pub fn plugin_path(name: &str) -> PathBuf {
     repo_root()
@@ -424,6 +432,29 @@ impl Router {
         fs::read(&self.log_path)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
+    }
+
+    /// `wisp ctl --config <manifest> <args…>` against this router.
+    pub fn ctl(&self, args: &[&str]) -> RunOutput {
+        let mut all: Vec<&std::ffi::OsStr> = vec![
+            std::ffi::OsStr::new("ctl"),
+            std::ffi::OsStr::new("--config"),
+            self.manifest_path.as_os_str(),
+        ];
+        all.extend(args.iter().map(std::ffi::OsStr::new));
+        run_wisp(&all, Duration::from_secs(30))
+    }
+
+    /// Like [`Router::ctl`]; fails the test unless the command succeeds.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.success(),
+            "wisp ctl {args:?} failed:\n{}\n--- wisp log ---\n{}",
+            out.describe(),
+            self.log()
+        );
+        out.stdout
     }
 
     pub fn manifest_path(&self) -> &Path {

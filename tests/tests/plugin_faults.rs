@@ -88,3 +88,32 @@ fn a_deadline_overrun_does_not_block_other_requests_for_long() {
         .expect("the looping request is answered");
     assert_eq!(fin.status(), Some(500));
 }
+
+#[test]
+fn a_plugin_failing_every_call_is_held_back_not_restarted_in_a_loop() {
+    let router = start_faulty();
+    let ua = TestUa::new("alice");
+    for _ in 0..12 {
+        assert_eq!(ask(&router, &ua, "panic").0, 500);
+    }
+    let log = router.log();
+    assert!(
+        log.contains("plugin fails every call: no new instance for"),
+        "repeated failures hold back new instances:\n{log}"
+    );
+    let held = log.matches("no plugin instance: held back").count();
+    assert!(
+        held > 0,
+        "requests meanwhile are answered without an instance:\n{log}"
+    );
+    // The pause ends: a healthy request is served again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ask(&router, &ua, "ok").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "never served again:\n{}",
+            router.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

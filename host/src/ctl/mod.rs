@@ -13,16 +13,20 @@
 //! module with its parser and handler (like [`ul`]), and a line in
 //! [`Command::parse`] and [`execute`].
 //!
-//! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]).
+//! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]),
+//! `plugin list|reload` ([`plugin`]).
 
 pub mod alias;
 pub mod client;
+pub mod plugin;
 pub mod server;
 pub mod ul;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use crate::router::RouterCore;
+use crate::router::Router;
 
 /// One request on the socket.
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,9 +60,11 @@ pub enum Command {
     Ul(ul::UlCommand),
     /// `alias ...`: user aliases (serctl `alias`).
     Alias(alias::AliasCommand),
+    /// `plugin ...`: the plugin chain, reload.
+    Plugin(plugin::PluginCommand),
 }
 
-const USAGE: &str = "commands: ul show [aor] | ul add <aor> <contact> [--expires N | permanent] | ul rm <aor> [contact]  (each takes --table T, default location) | alias show [alias] | alias add <alias> <canonical uri> | alias rm <alias>";
+const USAGE: &str = "commands: ul show [aor] | ul add <aor> <contact> [--expires N | permanent] | ul rm <aor> [contact]  (each takes --table T, default location) | alias show [alias] | alias add <alias> <canonical uri> | alias rm <alias> | plugin list | plugin reload [name]";
 
 impl Command {
     pub fn parse(args: &[String]) -> Result<Command, CtlError> {
@@ -66,6 +72,9 @@ impl Command {
             Some((group, rest)) if group == "ul" => Ok(Command::Ul(ul::UlCommand::parse(rest)?)),
             Some((group, rest)) if group == "alias" => {
                 Ok(Command::Alias(alias::AliasCommand::parse(rest)?))
+            }
+            Some((group, rest)) if group == "plugin" => {
+                Ok(Command::Plugin(plugin::PluginCommand::parse(rest)?))
             }
             Some((other, _)) => Err(CtlError::Usage(format!(
                 "unknown command {other:?}; {USAGE}"
@@ -76,17 +85,18 @@ impl Command {
 }
 
 /// Carry out `command` on the running router; the text is for the operator.
-pub async fn execute(core: &RouterCore, command: Command) -> Result<String, CtlError> {
+pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, CtlError> {
     match command {
-        Command::Ul(c) => ul::execute(core, c).await,
-        Command::Alias(c) => alias::execute(core, c).await,
+        Command::Ul(c) => ul::execute(router.core(), c).await,
+        Command::Alias(c) => alias::execute(router.core(), c).await,
+        Command::Plugin(c) => plugin::execute(router, c).await,
     }
 }
 
 /// Parse and carry out one request.
-pub async fn handle(core: &RouterCore, request: Request) -> Response {
+pub async fn handle(router: &Arc<Router>, request: Request) -> Response {
     let result = match Command::parse(&request.args) {
-        Ok(c) => execute(core, c).await,
+        Ok(c) => execute(router, c).await,
         Err(e) => Err(e),
     };
     match result {

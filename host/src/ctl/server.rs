@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use super::{Request, Response, handle};
-use crate::router::RouterCore;
+use crate::router::Router;
 
 /// Most bytes one connection may send: a management client sends a few
 /// short lines, anything else is cut off.
@@ -43,7 +43,7 @@ impl Drop for CtlSocket {
 /// Bind `path` (creating its directory) and serve requests on the current
 /// runtime. A socket file left by a router that was killed is replaced; one
 /// that still answers is refused.
-pub fn serve(core: Arc<RouterCore>, path: &Path) -> Result<CtlSocket, ServeError> {
+pub fn serve(router: Arc<Router>, path: &Path) -> Result<CtlSocket, ServeError> {
     let io = |source| ServeError::Io {
         path: path.to_owned(),
         source,
@@ -61,17 +61,17 @@ pub fn serve(core: Arc<RouterCore>, path: &Path) -> Result<CtlSocket, ServeError
     }
     let listener = UnixListener::bind(path).map_err(io)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    tokio::spawn(accept_loop(core, listener));
+    tokio::spawn(accept_loop(router, listener));
     Ok(CtlSocket {
         path: path.to_owned(),
     })
 }
 
-async fn accept_loop(core: Arc<RouterCore>, listener: UnixListener) {
+async fn accept_loop(router: Arc<Router>, listener: UnixListener) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(connection(core.clone(), stream));
+                tokio::spawn(connection(router.clone(), stream));
             }
             Err(e) => {
                 tracing::warn!("management socket: accept failed: {e}");
@@ -82,7 +82,7 @@ async fn accept_loop(core: Arc<RouterCore>, listener: UnixListener) {
 }
 
 /// Requests of one client, one per line, until it closes.
-async fn connection(core: Arc<RouterCore>, stream: UnixStream) {
+async fn connection(router: Arc<Router>, stream: UnixStream) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read.take(MAX_REQUEST)).lines();
     loop {
@@ -97,7 +97,7 @@ async fn connection(core: Arc<RouterCore>, stream: UnixStream) {
         let response = match serde_json::from_str::<Request>(&line) {
             Ok(request) => {
                 tracing::info!(args = ?request.args, "management command");
-                handle(&core, request).await
+                handle(&router, request).await
             }
             Err(e) => Response {
                 ok: false,

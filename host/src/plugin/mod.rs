@@ -6,19 +6,31 @@
 //! thrown away and replaced on demand. Each call gets the message as a
 //! resource that is removed after the call, so no message state survives
 //! into the next call.
+//!
+//! One [`PluginRuntime`] is one loaded build (version) of a plugin. The
+//! manifest's plugins form a [`chain::PluginChain`]; each of its slots holds
+//! the current version and swaps it on reload ([`watch`] for file changes).
+//! Transactions keep the version that armed their routes through a
+//! [`VersionLease`].
 
 pub mod bindings;
+mod breaker;
+pub mod chain;
 pub mod host;
+pub mod watch;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
 
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
 
 use self::bindings::{Plugin, PluginPre};
+use self::breaker::Breaker;
 use self::host::PluginState;
 use crate::config::PluginConfig;
 use crate::msg_context::MsgContext;
@@ -43,6 +55,51 @@ pub enum PluginError {
     InitRefused(String),
     #[error("init trapped: {0:#}")]
     InitTrapped(wasmtime::Error),
+    #[error("held back for {} ms after repeated failures", .0.as_millis())]
+    HeldBack(Duration),
+}
+
+/// A transaction's hold on the build that armed its failure or reply route:
+/// that build stays loaded, and counts the transaction as live, until the
+/// lease is dropped with the transaction.
+pub struct VersionLease(Arc<PluginRuntime>);
+
+impl VersionLease {
+    pub fn new(plugin: Arc<PluginRuntime>) -> Self {
+        plugin.live_txns.fetch_add(1, Ordering::Relaxed);
+        VersionLease(plugin)
+    }
+
+    pub fn plugin(&self) -> &Arc<PluginRuntime> {
+        &self.0
+    }
+}
+
+impl Drop for VersionLease {
+    fn drop(&mut self) {
+        self.0.live_txns.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for VersionLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VersionLease({} {})", self.0.name, self.0.short_hash())
+    }
+}
+
+/// SHA-256 of a component file, hex: a build's identity.
+pub(crate) fn hash_of(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// One engine per process; its epoch ticker runs on a thread of its own.
@@ -74,17 +131,27 @@ struct Instance {
     plugin: Plugin,
 }
 
-/// A loaded plugin: compiled, linked, checked, with a pool of instances.
+/// One loaded build of a plugin: compiled, linked, checked, with a pool of
+/// instances.
 pub struct PluginRuntime {
     name: Arc<str>,
+    /// SHA-256 of the component file, hex: what `plugin list` shows and
+    /// what a reload compares to tell a new build from the same one.
+    hash: String,
+    loaded_at: SystemTime,
     pre: PluginPre<PluginState>,
     core: Arc<RouterCore>,
     params: Vec<(String, String)>,
     deadline_ticks: u64,
     memory_bytes: usize,
+    table_elements: usize,
     pool: Mutex<Vec<Instance>>,
     /// Calls that trapped or overran their deadline.
     failures: AtomicU64,
+    /// Transactions whose failure or reply route this build armed.
+    live_txns: AtomicUsize,
+    /// Holds back new instances while every call fails.
+    breaker: Breaker,
 }
 
 impl PluginRuntime {
@@ -97,6 +164,7 @@ impl PluginRuntime {
     ) -> Result<Self, PluginError> {
         let engine = engine()?;
         let bytes = std::fs::read(path).map_err(PluginError::Read)?;
+        let hash = hash_of(&bytes);
         let component = Component::new(engine, &bytes).map_err(PluginError::Compile)?;
         let mut linker: Linker<PluginState> = Linker::new(engine);
         Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
@@ -107,6 +175,8 @@ impl PluginRuntime {
         let pre = PluginPre::new(pre).map_err(PluginError::Link)?;
         let runtime = PluginRuntime {
             name: Arc::from(cfg.name.as_str()),
+            hash,
+            loaded_at: SystemTime::now(),
             pre,
             core,
             params: cfg.params_as_strings(),
@@ -115,8 +185,11 @@ impl PluginRuntime {
                 .div_ceil(EPOCH_TICK.as_millis() as u64)
                 .max(1),
             memory_bytes: (cfg.memory_mb as usize) << 20,
+            table_elements: cfg.max_table_elements,
             pool: Mutex::new(Vec::new()),
             failures: AtomicU64::new(0),
+            live_txns: AtomicUsize::new(0),
+            breaker: Breaker::default(),
         };
         let first = runtime.instantiate()?;
         runtime.checkin(first);
@@ -132,9 +205,30 @@ impl PluginRuntime {
         self.failures.load(Ordering::Relaxed)
     }
 
+    /// SHA-256 of the component, hex.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The first 12 hex digits of [`hash`](Self::hash), as logs and
+    /// `plugin list` show it.
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..12]
+    }
+
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// Transactions that will still run a failure or reply route of this build.
+    pub fn live_transactions(&self) -> usize {
+        self.live_txns.load(Ordering::Relaxed)
+    }
+
     fn instantiate(&self) -> Result<Instance, PluginError> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.memory_bytes)
+            .table_elements(self.table_elements)
             .instances(16)
             .tables(16)
             .memories(4)
@@ -158,9 +252,26 @@ impl PluginRuntime {
 
     fn checkout(&self) -> Result<Instance, PluginError> {
         let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match pooled {
-            Some(i) => Ok(i),
-            None => self.instantiate(),
+        if let Some(i) = pooled {
+            return Ok(i);
+        }
+        if let Some(left) = self.breaker.held_back(Instant::now()) {
+            return Err(PluginError::HeldBack(left));
+        }
+        self.instantiate().inspect_err(|_| self.note_failure())
+    }
+
+    /// A call trapped or an instance could not be made: count it, and hold
+    /// back new instances when it keeps happening.
+    fn note_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if let Some(pause) = self.breaker.failure(Instant::now()) {
+            tracing::warn!(
+                plugin = &*self.name,
+                version = self.short_hash(),
+                "plugin fails every call: no new instance for {} ms; requests meanwhile are answered 500",
+                pause.as_millis()
+            );
         }
     }
 
@@ -174,26 +285,28 @@ impl PluginRuntime {
     /// Run the plugin's `route` on a request. Whatever happens inside, the
     /// request is answered, relayed or deliberately dropped when this
     /// returns; the message comes back for the transaction layer.
-    pub fn route(&self, ctx: MsgContext) -> Option<MsgContext> {
+    pub fn route(self: &Arc<Self>, ctx: MsgContext) -> Option<MsgContext> {
         self.call(Export::Route, ctx)
     }
 
     /// Run `failure-route(name)` on a transaction's request.
-    pub fn failure_route(&self, name: &str, ctx: MsgContext) -> Option<MsgContext> {
+    pub fn failure_route(self: &Arc<Self>, name: &str, ctx: MsgContext) -> Option<MsgContext> {
         self.call(Export::Failure(name), ctx)
     }
 
     /// Run `onreply-route(name)` on a response; the (possibly edited)
     /// response comes back to be relayed.
-    pub fn onreply_route(&self, name: &str, ctx: MsgContext) -> Option<MsgContext> {
+    pub fn onreply_route(self: &Arc<Self>, name: &str, ctx: MsgContext) -> Option<MsgContext> {
         self.call(Export::Reply(name), ctx)
     }
 
-    fn call(&self, export: Export<'_>, mut ctx: MsgContext) -> Option<MsgContext> {
+    fn call(self: &Arc<Self>, export: Export<'_>, mut ctx: MsgContext) -> Option<MsgContext> {
+        // Routes armed in this call run in this build, whatever is loaded then.
+        ctx.plugin = Some(self.clone());
         let mut instance = match self.checkout() {
             Ok(i) => i,
             Err(e) => {
-                tracing::error!(plugin = &*self.name, "no plugin instance: {e}");
+                tracing::error!(plugin = &*self.name, version = self.short_hash(), export = export.name(), call_id = %call_id(&ctx), "no plugin instance: {e}");
                 self.answer_500(&mut ctx, "plugin unavailable");
                 return Some(ctx);
             }
@@ -234,6 +347,7 @@ impl PluginRuntime {
         let replying = !matches!(export, Export::Reply(_));
         match result {
             Ok(Ok(())) => {
+                self.breaker.success();
                 self.checkin(instance);
                 if ctx.handled.is_none() && matches!(export, Export::Route) {
                     tracing::debug!(
@@ -243,6 +357,7 @@ impl PluginRuntime {
                 }
             }
             Ok(Err(e)) => {
+                self.breaker.success();
                 self.checkin(instance);
                 tracing::info!(plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error: {e:?}");
                 if replying
@@ -257,15 +372,16 @@ impl PluginRuntime {
             Err(trap) => {
                 // The instance's state is unknown after a trap: drop it, a
                 // fresh one is made on the next checkout.
-                self.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     plugin = &*self.name,
+                    version = self.short_hash(),
                     export = export.name(),
                     call_id = %call_id(&ctx),
                     "plugin trapped: {}",
                     trap_summary(&trap)
                 );
                 drop(instance);
+                self.note_failure();
                 if replying {
                     self.answer_500(&mut ctx, "plugin failure");
                 }

@@ -40,6 +40,7 @@ use self::transaction::{
 };
 use crate::config::TmConfig;
 use crate::msg_context::{ActionError, Handled, MsgContext, RouteKind};
+use crate::plugin::{PluginRuntime, VersionLease};
 use crate::router::RouterCore;
 use crate::stateless::forward::{self, NextHop};
 use crate::stateless::reply;
@@ -73,15 +74,35 @@ pub enum ResponseMatch {
     Branch {
         txn: TxnHandle,
         branch: u16,
-        on_reply: Option<String>,
+        on_reply: Option<ArmedRoute>,
     },
+}
+
+/// A route a plugin armed, with the build that armed it (none when a
+/// transaction was made without a plugin call, as in unit tests).
+pub struct ArmedRoute {
+    pub name: String,
+    pub plugin: Option<Arc<PluginRuntime>>,
 }
 
 /// A failure route to run: the router calls the plugin's `failure-route`
 /// with `ctx`, then [`Tm::failure_route_finished`].
 pub struct FailureWork {
-    pub name: String,
+    pub route: ArmedRoute,
     pub ctx: MsgContext,
+}
+
+/// Record the build arming a transaction's routes; a lease it already holds
+/// on the same build is kept as it is.
+fn arm_with(lease: &mut Option<VersionLease>, plugin: Option<&Arc<PluginRuntime>>) {
+    let Some(plugin) = plugin else { return };
+    if lease
+        .as_ref()
+        .is_some_and(|l| Arc::ptr_eq(l.plugin(), plugin))
+    {
+        return;
+    }
+    *lease = Some(VersionLease::new(plugin.clone()));
 }
 
 /// The request summary of a transaction, for a reply route's context.
@@ -286,6 +307,7 @@ impl Tm {
             candidates: Vec::new(),
             on_failure: None,
             on_reply: None,
+            armed_by: None,
             fr: self.timers.fr,
             fr_inv: self.timers.fr_inv,
             canceled: false,
@@ -349,6 +371,9 @@ impl Tm {
             return Err(ActionError::LimitReached(format!(
                 "a transaction starts at most {MAX_BRANCHES_PER_TRANSACTION} branches"
             )));
+        }
+        if ctx.on_failure.is_some() || ctx.on_reply.is_some() {
+            arm_with(&mut txn.armed_by, ctx.plugin.as_ref());
         }
         if let Some(name) = ctx.on_failure.take() {
             txn.on_failure = Some(name);
@@ -832,7 +857,11 @@ impl Tm {
         let on_reply = if is_cancel {
             None
         } else {
-            lock(&handle).on_reply.clone()
+            let txn = lock(&handle);
+            txn.on_reply.clone().map(|name| ArmedRoute {
+                name,
+                plugin: txn.armed_by.as_ref().map(|l| l.plugin().clone()),
+            })
         };
         ResponseMatch::Branch {
             txn: handle,
@@ -1045,7 +1074,11 @@ impl Tm {
                 ctx.route = RouteKind::Failure;
                 ctx.reply_code = txn.best_candidate().map(|c| c.code);
                 ctx.txn = Some(handle.clone());
-                return Some(FailureWork { name, ctx });
+                let plugin = txn.armed_by.as_ref().map(|l| l.plugin().clone());
+                return Some(FailureWork {
+                    route: ArmedRoute { name, plugin },
+                    ctx,
+                });
             }
         }
         self.send_best(core, txn);

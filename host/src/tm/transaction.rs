@@ -103,6 +103,8 @@ pub struct Transaction {
     pub candidates: Vec<Candidate>,
     pub on_failure: Option<String>,
     pub on_reply: Option<String>,
+    /// The plugin build that armed `on_failure` / `on_reply`: they run in it.
+    pub armed_by: Option<crate::plugin::VersionLease>,
     pub fr: Duration,
     pub fr_inv: Duration,
     /// The caller CANCELed (§16.10).

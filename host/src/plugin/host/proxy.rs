@@ -4,7 +4,7 @@ use wasmtime::component::Resource;
 use wisp_sip::Uri;
 
 use super::{HostError, PluginState};
-use crate::msg_context::{ActionError, MAX_BRANCHES, MsgContext};
+use crate::msg_context::{ActionError, Handled, MAX_BRANCHES, MsgContext, RouteKind};
 use crate::plugin::bindings::Transport;
 use crate::plugin::bindings::wisp::router::proxy;
 use crate::stateless::{forward, maxfwd};
@@ -55,6 +55,19 @@ impl proxy::Host for PluginState {
         limit: u32,
     ) -> Result<bool, HostError> {
         Ok(maxfwd::process_maxfwd(self.msg(&m)?, limit)?)
+    }
+
+    fn drop_request(&mut self, m: Resource<MsgContext>) -> Result<(), HostError> {
+        let ctx = self.msg(&m)?;
+        if ctx.route != RouteKind::Request {
+            return Err(ActionError::NotAllowedHere(
+                "drop-request ends a request route; return instead".into(),
+            )
+            .into());
+        }
+        ctx.ensure_unhandled()?;
+        ctx.handled = Some(Handled::Dropped);
+        Ok(())
     }
 
     fn append_branch(
