@@ -82,6 +82,7 @@ pub struct PluginRuntime {
     params: Vec<(String, String)>,
     deadline_ticks: u64,
     memory_bytes: usize,
+    caps: Arc<host::Capabilities>,
     pool: Mutex<Vec<Instance>>,
     /// Calls that trapped or overran their deadline.
     failures: AtomicU64,
@@ -106,6 +107,7 @@ impl PluginRuntime {
             .map_err(PluginError::Link)?;
         let pre = PluginPre::new(pre).map_err(PluginError::Link)?;
         let runtime = PluginRuntime {
+            caps: host::Capabilities::from_config(cfg, &core.manifest().base_dir),
             name: Arc::from(cfg.name.as_str()),
             pre,
             core,
@@ -140,7 +142,8 @@ impl PluginRuntime {
             .memories(4)
             .trap_on_grow_failure(true)
             .build();
-        let state = PluginState::new(self.core.clone(), self.name.clone(), limits);
+        let state = PluginState::new(self.core.clone(), self.name.clone(), limits)
+            .with_capabilities(self.caps.clone());
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.deadline_ticks);
