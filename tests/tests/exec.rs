@@ -145,3 +145,35 @@ fn redirect_with_no_capabilities_at_all_is_refused_and_runs_nothing() {
     );
     assert!(!log_file.exists(), "no program ran without a grant");
 }
+
+#[test]
+fn a_program_past_the_deadline_is_killed_and_other_requests_are_served() {
+    let slow = fixture("slow-lcr.sh");
+    let router = Router::start_with(|mut m| {
+        m.extra = format!("[plugin.capabilities]\nexec = {}\n", toml_list(&[&slow]));
+        m.set("plugin", "name", "\"exec-redirect\"")
+            .plugin_file(&plugin_path("exec_redirect"))
+            .set("plugin", "deadline_ms", "300")
+            .set("params", "dset_command", &format!("{slow:?}"))
+    });
+    let a = TestUa::new("alice");
+    let b = TestUa::new("bob");
+    let hanging = a.request("OPTIONS", &router.aor("slow"));
+    let started = Instant::now();
+    a.send_to(router.udp_addr(), &hanging.build());
+    // While one worker waits for the hanging program, another request is answered.
+    let (fin, took) = ask(&router, &b, "fast");
+    assert_eq!(fin.status(), Some(300), "{}", text(&fin));
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    let (fin, _) = a
+        .recv_response_for(&hanging.call_id, RECV)
+        .expect("the hanging request is answered");
+    assert_eq!(fin.status(), Some(500), "{}", text(&fin));
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "killed at the 300 ms deadline, answered after {waited:?}"
+    );
+    let log = router.log();
+    assert!(log.contains("killed"), "{log}");
+}
