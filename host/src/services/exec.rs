@@ -26,6 +26,9 @@ pub const MAX_OUTPUT: usize = 64 * 1024;
 #[derive(Debug, Clone, Default)]
 pub struct ExecGrant {
     programs: Vec<(String, PathBuf)>,
+    /// The manifest's directory: where programs run, so relative paths in
+    /// their arguments mean what they mean in the manifest.
+    dir: PathBuf,
 }
 
 /// A granted command, split and resolved, ready to start.
@@ -33,6 +36,8 @@ pub struct ExecGrant {
 pub struct Invocation {
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Working directory; empty = the router's.
+    pub dir: PathBuf,
 }
 
 impl ExecGrant {
@@ -40,6 +45,9 @@ impl ExecGrant {
     /// against `base_dir` (the manifest's directory) now, so a later change
     /// of working directory cannot change what runs.
     pub fn new(listed: &[String], base_dir: &Path) -> Self {
+        // Absolute, because the program runs with `base_dir` as its working
+        // directory: a relative `config/x.sh` would be looked up from there.
+        let base_dir = &std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
         let programs = listed
             .iter()
             .map(|p| {
@@ -52,7 +60,10 @@ impl ExecGrant {
                 (p.clone(), resolved)
             })
             .collect();
-        ExecGrant { programs }
+        ExecGrant {
+            programs,
+            dir: base_dir.to_path_buf(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -74,6 +85,7 @@ impl ExecGrant {
             Some((_, program)) => Ok(Invocation {
                 program: program.clone(),
                 args: args.to_vec(),
+                dir: self.dir.clone(),
             }),
             None => Err(ActionError::NotPermitted(format!(
                 "exec of {first:?} is not granted to plugin {plugin:?} \
@@ -109,6 +121,9 @@ pub fn run(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    if !inv.dir.as_os_str().is_empty() {
+        cmd.current_dir(&inv.dir);
+    }
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
     }
@@ -224,6 +239,7 @@ mod tests {
         assert_eq!(inv.args, ["a b", "c"]);
         let inv = g.authorize("p", "scripts/lcr.sh").expect("granted");
         assert_eq!(inv.program, PathBuf::from("/etc/wisp/scripts/lcr.sh"));
+        assert_eq!(inv.dir, PathBuf::from("/etc/wisp"));
         for refused in [
             "echo hi",
             "/bin/echoo",
@@ -242,7 +258,7 @@ mod tests {
 
     #[test]
     fn shell_syntax_is_not_interpreted() {
-        let g = grant(&["/bin/echo"]);
+        let g = ExecGrant::new(&["/bin/echo".to_string()], Path::new("/"));
         let inv = g
             .authorize("p", "/bin/echo x; rm -rf / > /dev/null")
             .expect("granted");
@@ -274,6 +290,7 @@ mod tests {
         let inv = Invocation {
             program: "/bin/sh".into(),
             args: vec!["-c".into(), "echo \"$SRCIP ${HOME:-nohome}\"; cat".into()],
+            dir: PathBuf::new(),
         };
         let out = run(
             &inv,
@@ -287,10 +304,31 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_manifest_directory_is_made_absolute() {
+        let g = ExecGrant::new(&["x/run.sh".to_string()], Path::new("config"));
+        let inv = g.authorize("p", "x/run.sh").expect("granted");
+        assert!(inv.program.is_absolute(), "{inv:?}");
+        assert!(inv.program.ends_with("config/x/run.sh"), "{inv:?}");
+        assert!(
+            inv.dir.is_absolute() && inv.dir.ends_with("config"),
+            "{inv:?}"
+        );
+    }
+
+    #[test]
+    fn runs_in_the_manifests_directory() {
+        let g = ExecGrant::new(&["/bin/pwd".to_string()], Path::new("/tmp"));
+        let inv = g.authorize("p", "/bin/pwd").expect("granted");
+        let out = run(&inv, None, &[], None, Duration::from_secs(5)).expect("ran");
+        assert_eq!(out, b"/tmp\n");
+    }
+
+    #[test]
     fn last_argument_is_appended() {
         let inv = Invocation {
             program: "/bin/echo".into(),
             args: vec!["a".into()],
+            dir: PathBuf::new(),
         };
         let out = run(&inv, Some("sip:b@c"), &[], None, Duration::from_secs(5)).expect("ran");
         assert_eq!(out, b"a sip:b@c\n");
@@ -301,6 +339,7 @@ mod tests {
         let inv = Invocation {
             program: "/bin/sh".into(),
             args: vec!["-c".into(), "sleep 30 & sleep 30".into()],
+            dir: PathBuf::new(),
         };
         let started = std::time::Instant::now();
         let e = run(&inv, None, &[], None, Duration::from_millis(200)).unwrap_err();
@@ -320,6 +359,7 @@ mod tests {
         let fail = Invocation {
             program: "/bin/false".into(),
             args: vec![],
+            dir: PathBuf::new(),
         };
         assert!(matches!(
             run(&fail, None, &[], None, Duration::from_secs(5)),
@@ -328,6 +368,7 @@ mod tests {
         let flood = Invocation {
             program: "/bin/sh".into(),
             args: vec!["-c".into(), "head -c 200000 /dev/zero".into()],
+            dir: PathBuf::new(),
         };
         assert!(matches!(
             run(&flood, None, &[], None, Duration::from_secs(5)),
@@ -336,6 +377,7 @@ mod tests {
         let missing = Invocation {
             program: "/nonexistent/prog".into(),
             args: vec![],
+            dir: PathBuf::new(),
         };
         assert!(matches!(
             run(&missing, None, &[], None, Duration::from_secs(5)),
