@@ -245,6 +245,27 @@ pub struct PluginConfig {
     /// Handed to the plugin's `init` as strings.
     #[serde(default)]
     pub params: toml::Table,
+    /// What the plugin may use beyond the router's own functions; nothing
+    /// unless granted here.
+    #[serde(default)]
+    pub capabilities: CapabilitiesConfig,
+}
+
+/// `[plugin.capabilities]`: named grants. A host function that needs one
+/// refuses with `not-permitted` when it is missing. An unknown name is a
+/// manifest error, so a misspelt grant cannot silently grant nothing.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitiesConfig {
+    /// Programs `exec-dset` / `exec-msg` may run: an absolute path, or a
+    /// path relative to the manifest's directory (`scripts/lcr.sh`). A
+    /// command is run only when its first word is exactly one of these.
+    #[serde(default)]
+    pub exec: Vec<String>,
+    /// Reserved for outbound HTTP to listed hosts. Not built: naming it
+    /// refuses the manifest rather than pretending to grant something.
+    #[serde(default)]
+    pub http: Option<toml::Value>,
 }
 
 impl PluginConfig {
@@ -540,6 +561,20 @@ impl Manifest {
                     "expected 1..=4096 MiB".into(),
                 ));
             }
+            if p.capabilities.http.is_some() {
+                return Err((
+                    format!("plugin[{i}].capabilities.http"),
+                    "the `http` capability is reserved and not built yet".into(),
+                ));
+            }
+            for program in &p.capabilities.exec {
+                if let Err(why) = check_exec_grant(program) {
+                    return Err((
+                        format!("plugin[{i}].capabilities.exec"),
+                        format!("{program:?}: {why}"),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -561,6 +596,24 @@ impl Manifest {
             self.base_dir.join(&plugin.path)
         }
     }
+}
+
+/// An `exec` grant names one program by path. A bare name would be looked
+/// up in `PATH` at each call (what runs could change under the grant), and
+/// an entry with blanks could never equal a command's first word.
+fn check_exec_grant(program: &str) -> Result<(), &'static str> {
+    if program.is_empty() {
+        return Err("empty program");
+    }
+    if program.chars().any(char::is_whitespace) {
+        return Err("list one program, without arguments or blanks");
+    }
+    if !program.contains('/') {
+        return Err(
+            "give a path (absolute, or relative to the manifest's directory), not a bare name",
+        );
+    }
+    Ok(())
 }
 
 /// 1-based line of a byte offset span (1 when unknown).
@@ -711,6 +764,59 @@ mode = "strict"
             .unwrap_err()
             .to_string();
         assert!(e.contains("plugin[1].name") && e.contains("unique"), "{e}");
+    }
+
+    #[test]
+    fn capabilities_default_to_none_and_exec_lists_programs() {
+        let m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
+        assert!(m.plugin[0].capabilities.exec.is_empty());
+        let text =
+            format!("{GOOD}\n[plugin.capabilities]\nexec = [\"/bin/echo\", \"scripts/lcr.sh\"]\n");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("valid");
+        assert_eq!(
+            m.plugin[0].capabilities.exec,
+            ["/bin/echo", "scripts/lcr.sh"]
+        );
+    }
+
+    #[test]
+    fn unknown_capability_names_file_line_and_key() {
+        let text = format!("{GOOD}\n[plugin.capabilities]\nexec = []\nsockets = true\n");
+        let e = Manifest::parse(&text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("w.toml:{}:", text.lines().count())),
+            "{e}"
+        );
+        assert!(e.contains("capabilities"), "{e}");
+        assert!(e.contains("sockets"), "{e}");
+    }
+
+    #[test]
+    fn http_capability_is_reserved_not_granted() {
+        let text = format!("{GOOD}\n[plugin.capabilities]\nhttp = [\"example.com\"]\n");
+        let e = Manifest::parse(&text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `plugin[0].capabilities.http`"), "{e}");
+        assert!(e.contains("not built"), "{e}");
+        assert!(e.contains(&format!(":{}:", text.lines().count())), "{e}");
+    }
+
+    #[test]
+    fn exec_grant_must_be_one_program_path() {
+        for bad in ["echo", "/bin/echo hi", ""] {
+            let text = format!("{GOOD}\n[plugin.capabilities]\nexec = [{bad:?}]\n");
+            let e = Manifest::parse(&text, Path::new("w.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("key `plugin[0].capabilities.exec`"),
+                "{bad:?}: {e}"
+            );
+            assert!(e.contains(&format!(":{}:", text.lines().count())), "{e}");
+        }
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub enum ActionError {
     LimitReached(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The manifest does not grant the capability the action needs.
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
 }
 
 /// One entry of the destination set beyond the Request-URI.

@@ -1,7 +1,7 @@
 //! Kamailio-named functions as methods on [`Msg`], so that a route reads like
 //! a `ser.cfg` block: `msg.sl_send_reply(404, "Not Found")`, `msg.lookup("location")`.
 
-use crate::bindings::wisp::router::{proxy, registrar, rr, sl, tm};
+use crate::bindings::wisp::router::{exec, proxy, registrar, rr, sl, tm};
 use crate::{Msg, Result, Transport};
 
 /// Kamailio / SER functions that act on the current message. Each method is a
@@ -69,6 +69,15 @@ pub trait MsgExt {
     /// (our entries removed, next hop in the destination URI or, for a strict
     /// router, in the Request-URI) — then `forward()` sends it on.
     fn loose_route(&self) -> Result<bool>;
+    /// `exec_dset(command)` (WIT `exec.exec-dset`): run a granted program
+    /// with the Request-URI as last argument; its first output line becomes
+    /// the Request-URI, the others the branches. `Err(Error::NotPermitted)`
+    /// without the manifest's `[plugin.capabilities] exec` grant.
+    fn exec_dset(&self, command: &str) -> Result;
+    /// `exec_msg(command)` (WIT `exec.exec-msg`): run a granted program
+    /// with the message on its standard input and `SRCIP` in its
+    /// environment; its output is ignored.
+    fn exec_msg(&self, command: &str) -> Result;
 }
 
 impl MsgExt for Msg {
@@ -181,5 +190,13 @@ impl MsgExt for Msg {
 
     fn loose_route(&self) -> Result<bool> {
         rr::loose_route(self)
+    }
+
+    fn exec_dset(&self, command: &str) -> Result {
+        exec::exec_dset(self, command)
+    }
+
+    fn exec_msg(&self, command: &str) -> Result {
+        exec::exec_msg(self, command)
     }
 }

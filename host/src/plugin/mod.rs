@@ -145,6 +145,7 @@ pub struct PluginRuntime {
     deadline_ticks: u64,
     memory_bytes: usize,
     table_elements: usize,
+    caps: Arc<host::Capabilities>,
     pool: Mutex<Vec<Instance>>,
     /// Calls that trapped or overran their deadline.
     failures: AtomicU64,
@@ -174,6 +175,7 @@ impl PluginRuntime {
             .map_err(PluginError::Link)?;
         let pre = PluginPre::new(pre).map_err(PluginError::Link)?;
         let runtime = PluginRuntime {
+            caps: host::Capabilities::from_config(cfg, &core.manifest().base_dir),
             name: Arc::from(cfg.name.as_str()),
             hash,
             loaded_at: SystemTime::now(),
@@ -234,7 +236,8 @@ impl PluginRuntime {
             .memories(4)
             .trap_on_grow_failure(true)
             .build();
-        let state = PluginState::new(self.core.clone(), self.name.clone(), limits);
+        let state = PluginState::new(self.core.clone(), self.name.clone(), limits)
+            .with_capabilities(self.caps.clone());
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.deadline_ticks);

@@ -17,14 +17,44 @@ use crate::transport::{Proto, Source, Transports};
 /// `Server:` header on every reply Wisp builds.
 pub const SERVER: &str = concat!("Wisp/", env!("CARGO_PKG_VERSION"));
 
-/// `sl_send_reply(code, reason)` on the request in `ctx`.
+/// `sl_send_reply(code, reason)` on the request in `ctx`. A 3xx lists the
+/// destination set in Contact, as SER's and Kamailio's `sl` do: that is
+/// how a redirect server names where to go.
 pub fn sl_send_reply(
     core: &RouterCore,
     ctx: &mut MsgContext,
     code: u16,
     reason: &str,
 ) -> Result<(), ActionError> {
-    send_reply_with(core, ctx, code, reason, &[])
+    match dset_contact(ctx) {
+        Some(contact) if (300..400).contains(&code) => {
+            send_reply_with(core, ctx, code, reason, &[("Contact", &contact)])
+        }
+        _ => send_reply_with(core, ctx, code, reason, &[]),
+    }
+}
+
+/// The destination set as one Contact value: the Request-URI when a route
+/// rewrote it (Kamailio's `ruri_is_new`; the unchanged one would redirect
+/// the caller back here), then every branch. `None` when that is empty.
+fn dset_contact(ctx: &MsgContext) -> Option<String> {
+    let mut uris: Vec<String> = Vec::with_capacity(ctx.branches.len() + 1);
+    if let wisp_sip::StartLine::Request { uri, .. } = ctx.msg.start_line() {
+        let current = ctx.ruri().to_string();
+        if current.as_bytes() != &uri[..] {
+            uris.push(current);
+        }
+    }
+    uris.extend(ctx.branches.iter().map(|b| b.uri.clone()));
+    if uris.is_empty() {
+        return None;
+    }
+    Some(
+        uris.iter()
+            .map(|u| format!("<{u}>"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }
 
 /// A reply with extra headers (the registrar's Contact list).

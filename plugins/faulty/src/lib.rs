@@ -10,6 +10,7 @@
 //! | `alloc` | allocates without end (memory cap)          | 500            |
 //! | `error` | returns an error without replying           | 500            |
 //! | `stale` | keeps nothing; replies twice (second refused) | 200          |
+//! | `ungranted` | `exec_dset("/bin/echo sip:x@y")` without an `exec` grant; returns the `not-permitted` error | 500 |
 //! | other   | `sl_send_reply(200, "OK")`                  | 200            |
 //!
 //! Build: `make plugins` (component at `target/plugins/faulty.wasm`).
@@ -36,6 +37,15 @@ impl Plugin for Faulty {
                 }
             }
             Some("error") => Err(Error::Internal("asked to fail".into())),
+            // The manifest grants faulty nothing: the host refuses at once
+            // and the error goes back to the router, which answers 500.
+            Some("ungranted") => match msg.exec_dset("/bin/echo sip:x@y") {
+                Err(e @ Error::NotPermitted(_)) => Err(e),
+                Err(other) => Err(Error::Internal(format!(
+                    "expected not-permitted, got {other:?}"
+                ))),
+                Ok(()) => msg.sl_send_reply(200, "Granted?"),
+            },
             Some("stale") => {
                 msg.sl_send_reply(200, "OK")?;
                 match msg.sl_send_reply(200, "Again") {

@@ -3,6 +3,7 @@
 //! conversions it needs; the work is done by the stateless core and the
 //! services, which know nothing of Wasm.
 
+mod exec;
 mod log;
 mod message;
 mod proxy;
@@ -12,14 +13,40 @@ mod sl;
 mod tm;
 mod types;
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::StoreLimits;
 use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
 
 use super::bindings::WitError;
+use crate::config::PluginConfig;
 use crate::msg_context::{ActionError, MsgContext};
 use crate::router::RouterCore;
+use crate::services::exec::ExecGrant;
+
+/// What the manifest grants one plugin (`[plugin.capabilities]`), decided
+/// at load. The default grants nothing: every capability-gated host
+/// function refuses with `not-permitted`.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    pub(crate) exec: ExecGrant,
+    /// How long one exec'd program may run: the plugin's `deadline_ms`,
+    /// since a call past it traps anyway on return to Wasm.
+    pub(crate) exec_timeout: Duration,
+}
+
+impl Capabilities {
+    /// The grants of `cfg`; relative program paths resolve against
+    /// `base_dir`, the manifest's directory.
+    pub fn from_config(cfg: &PluginConfig, base_dir: &Path) -> Arc<Self> {
+        Arc::new(Capabilities {
+            exec: ExecGrant::new(&cfg.capabilities.exec, base_dir),
+            exec_timeout: Duration::from_millis(cfg.deadline_ms),
+        })
+    }
+}
 
 /// Per-instance data of a plugin's store: the resource table holding the
 /// message being routed, the instance's limits and the router it acts on.
@@ -31,6 +58,7 @@ pub struct PluginState {
     /// Compiled `search` patterns, so a route that searches every message
     /// compiles its regex once per instance.
     pub(crate) regex_cache: Vec<(String, regex::bytes::Regex)>,
+    pub(crate) caps: Arc<Capabilities>,
 }
 
 impl PluginState {
@@ -41,7 +69,14 @@ impl PluginState {
             core,
             plugin_name,
             regex_cache: Vec::new(),
+            caps: Arc::new(Capabilities::default()),
         }
+    }
+
+    /// Grant what the manifest lists for this plugin; without it, nothing.
+    pub(crate) fn with_capabilities(mut self, caps: Arc<Capabilities>) -> Self {
+        self.caps = caps;
+        self
     }
 
     /// The message behind a handle; a stale handle traps the plugin.
@@ -93,6 +128,7 @@ impl From<ActionError> for HostError {
             ActionError::SendFailed(s) => WitError::SendFailed(s),
             ActionError::LimitReached(s) => WitError::LimitReached(s),
             ActionError::Internal(s) => WitError::Internal(s),
+            ActionError::NotPermitted(s) => WitError::NotPermitted(s),
         })
     }
 }

@@ -1,0 +1,147 @@
+//! `wisp:router/exec`: `exec-dset` and `exec-msg`, only for the programs the
+//! manifest's `[plugin.capabilities] exec` grants this plugin. Starting and
+//! bounding the process is `services::exec`; here: the grant check, the
+//! environment Kamailio sets, and the output as a destination set.
+
+use wasmtime::component::Resource;
+use wisp_sip::{StartLine, Uri};
+
+use super::{HostError, PluginState};
+use crate::msg_context::{ActionError, DestBranch, MAX_BRANCHES, MsgContext, RouteKind};
+use crate::plugin::bindings::wisp::router::exec;
+use crate::services::exec::{self as service, Invocation};
+
+impl exec::Host for PluginState {
+    fn exec_dset(&mut self, m: Resource<MsgContext>, command: String) -> Result<(), HostError> {
+        if self.msg(&m)?.route == RouteKind::Reply {
+            return Err(ActionError::NotAllowedHere(
+                "exec_dset rewrites a request's destination set; this is a reply".into(),
+            )
+            .into());
+        }
+        let inv = self.authorize(&command)?;
+        let ctx = self.msg(&m)?;
+        let env = sip_env(ctx);
+        let ruri = ctx.ruri().to_string();
+        let out = self.run(&inv, Some(&ruri), &env, None)?;
+        let (first, branches) = parse_dset(&out)?;
+        let ctx = self.msg(&m)?;
+        ctx.set_ruri(first);
+        ctx.branches = branches.into_iter().map(DestBranch::to).collect();
+        Ok(())
+    }
+
+    fn exec_msg(&mut self, m: Resource<MsgContext>, command: String) -> Result<(), HostError> {
+        let inv = self.authorize(&command)?;
+        let ctx = self.msg(&m)?;
+        let env = sip_env(ctx);
+        let input = ctx.msg.raw().clone();
+        self.run(&inv, None, &env, Some(input))?;
+        Ok(())
+    }
+}
+
+impl PluginState {
+    fn authorize(&self, command: &str) -> Result<Invocation, ActionError> {
+        self.caps
+            .exec
+            .authorize(&self.plugin_name, command)
+            .inspect_err(|e| tracing::info!(plugin = &*self.plugin_name, "exec refused: {e}"))
+    }
+
+    fn run(
+        &self,
+        inv: &Invocation,
+        last_arg: Option<&str>,
+        env: &[(&str, String)],
+        stdin: Option<bytes::Bytes>,
+    ) -> Result<service::Output, ActionError> {
+        let timeout = self.caps.exec_timeout;
+        service::blocking(|| service::run(inv, last_arg, env, stdin, timeout))
+            .inspect_err(|e| tracing::info!(plugin = &*self.plugin_name, "{e}"))
+    }
+}
+
+/// The environment SER's `exec_msg` (`SRCIP`) and Kamailio's `setvars` give
+/// a program (those that cost nothing to compute).
+fn sip_env(ctx: &MsgContext) -> Vec<(&'static str, String)> {
+    let src = ctx.source.remote.ip().to_string();
+    let mut env = vec![("SRCIP", src.clone()), ("SIP_SRCIP", src)];
+    if let StartLine::Request { uri, .. } = ctx.msg.start_line() {
+        let ouser = Uri::parse(uri)
+            .ok()
+            .and_then(|u| u.user)
+            .unwrap_or_default();
+        env.push(("SIP_ORURI", String::from_utf8_lossy(uri).into_owned()));
+        env.push(("SIP_OUSER", ouser));
+        env.push(("SIP_RURI", ctx.ruri().to_string()));
+        env.push(("SIP_USER", ctx.ruri().user.clone().unwrap_or_default()));
+    }
+    env
+}
+
+/// `exec_dset` output: the first non-empty line is the new Request-URI,
+/// the others branches. All are checked before anything changes.
+fn parse_dset(out: &[u8]) -> Result<(Uri, Vec<String>), ActionError> {
+    let text = String::from_utf8_lossy(out);
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let Some(first) = lines.next() else {
+        return Err(ActionError::Internal(
+            "exec_dset: the command printed no URI".into(),
+        ));
+    };
+    let parse = |line: &str| {
+        Uri::parse(line.as_bytes()).map_err(|e| {
+            ActionError::Internal(format!("exec_dset: output line {line:?}: {}", e.reason()))
+        })
+    };
+    let ruri = parse(first)?;
+    let mut branches = Vec::new();
+    for line in lines {
+        parse(line)?;
+        if branches.len() == MAX_BRANCHES {
+            return Err(ActionError::LimitReached(format!(
+                "exec_dset: more than {MAX_BRANCHES} branches besides the Request-URI"
+            )));
+        }
+        branches.push(line.to_owned());
+    }
+    Ok((ruri, branches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dset_output_first_line_is_ruri_rest_are_branches() {
+        let (ruri, branches) =
+            parse_dset(b"\n sip:2234@foo.bar \r\nsip:a@b;transport=tcp\n\nsips:c@d:5061\n")
+                .expect("valid");
+        assert_eq!(ruri.to_string(), "sip:2234@foo.bar");
+        assert_eq!(branches, ["sip:a@b;transport=tcp", "sips:c@d:5061"]);
+    }
+
+    #[test]
+    fn dset_output_that_is_not_uris_changes_nothing() {
+        assert!(matches!(parse_dset(b""), Err(ActionError::Internal(_))));
+        assert!(matches!(
+            parse_dset(b"sip:a@b\nnot a uri\n"),
+            Err(ActionError::Internal(_))
+        ));
+        let many: String = (0..=MAX_BRANCHES + 1)
+            .map(|i| format!("sip:u{i}@h\n"))
+            .collect();
+        assert!(matches!(
+            parse_dset(many.as_bytes()),
+            Err(ActionError::LimitReached(_))
+        ));
+        let exactly: String = (0..=MAX_BRANCHES)
+            .map(|i| format!("sip:u{i}@h\n"))
+            .collect();
+        assert_eq!(
+            parse_dset(exactly.as_bytes()).expect("fits").1.len(),
+            MAX_BRANCHES
+        );
+    }
+}
