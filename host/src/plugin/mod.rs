@@ -8,6 +8,7 @@
 //! into the next call.
 
 pub mod bindings;
+pub mod cache;
 pub mod host;
 
 use std::path::Path;
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, Resource};
+use wasmtime::component::{Linker, Resource};
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
 
 use self::bindings::{Plugin, PluginPre};
@@ -97,7 +98,9 @@ impl PluginRuntime {
     ) -> Result<Self, PluginError> {
         let engine = engine()?;
         let bytes = std::fs::read(path).map_err(PluginError::Read)?;
-        let component = Component::new(engine, &bytes).map_err(PluginError::Compile)?;
+        let cache = core.manifest().plugin_cache_dir().map(cache::ComponentCache::new);
+        let component = cache::load_component(engine, &bytes, cache.as_ref(), &cfg.name)
+            .map_err(PluginError::Compile)?;
         let mut linker: Linker<PluginState> = Linker::new(engine);
         Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(PluginError::Link)?;
