@@ -196,8 +196,8 @@ mod tests {
     /// different values.
     fn component_bytes(value: i32) -> Vec<u8> {
         use wasm_encoder::{
-            CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction,
-            Module, ModuleSection, TypeSection, ValType,
+            CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, Module,
+            ModuleSection, TypeSection, ValType,
         };
         let mut types = TypeSection::new();
         types.ty().function([], [ValType::I32]);

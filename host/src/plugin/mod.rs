@@ -98,7 +98,10 @@ impl PluginRuntime {
     ) -> Result<Self, PluginError> {
         let engine = engine()?;
         let bytes = std::fs::read(path).map_err(PluginError::Read)?;
-        let cache = core.manifest().plugin_cache_dir().map(cache::ComponentCache::new);
+        let cache = core
+            .manifest()
+            .plugin_cache_dir()
+            .map(cache::ComponentCache::new);
         let component = cache::load_component(engine, &bytes, cache.as_ref(), &cfg.name)
             .map_err(PluginError::Compile)?;
         let mut linker: Linker<PluginState> = Linker::new(engine);
