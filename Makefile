@@ -36,6 +36,8 @@ test: setup plugins
 
 bench: build plugins
 	cargo bench -p wisp-sip --bench parse
+	cargo bench -p wisp --bench plugin_call
+	scripts/bench-startup.sh
 	scripts/bench-options.sh
 
 fmt:

@@ -68,6 +68,10 @@ pub struct ServerConfig {
     /// the manifest's directory.
     #[serde(default = "default_ctl_socket")]
     pub ctl_socket: PathBuf,
+    /// Directory of compiled plugins, relative to the manifest's directory,
+    /// so a restart loads the plugin instead of compiling it; `""` = off.
+    #[serde(default = "default_plugin_cache")]
+    pub plugin_cache: PathBuf,
 }
 
 /// `[usrloc]`: registrar tables and expiry bounds.
@@ -365,6 +369,9 @@ fn default_max_message_size() -> usize {
 fn default_ctl_socket() -> PathBuf {
     PathBuf::from("var/wisp.ctl")
 }
+fn default_plugin_cache() -> PathBuf {
+    PathBuf::from("var/plugin-cache")
+}
 fn default_db_path() -> PathBuf {
     PathBuf::from("var/wisp.db")
 }
@@ -588,6 +595,12 @@ impl Manifest {
         }
     }
 
+    /// The compiled-plugin cache directory, none when `plugin_cache = ""`.
+    pub fn plugin_cache_dir(&self) -> Option<PathBuf> {
+        let dir = &self.server.plugin_cache;
+        (!dir.as_os_str().is_empty()).then(|| self.resolve(dir))
+    }
+
     /// Absolute-or-manifest-relative path of a plugin component.
     pub fn plugin_path(&self, plugin: &PluginConfig) -> PathBuf {
         if plugin.path.is_absolute() {
@@ -681,6 +694,19 @@ mode = "strict"
             .to_string();
         assert!(e.contains("key `usrloc.db_mode`"), "{e}");
         assert!(e.contains(&format!(":{}:", text.lines().count())), "{e}");
+    }
+
+    #[test]
+    fn plugin_cache_is_on_by_default_and_empty_turns_it_off() {
+        let mut m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
+        m.base_dir = PathBuf::from("/etc/wisp");
+        assert_eq!(
+            m.plugin_cache_dir(),
+            Some(PathBuf::from("/etc/wisp/var/plugin-cache"))
+        );
+        let text = GOOD.replace("[server]\n", "[server]\nplugin_cache = \"\"\n");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("valid");
+        assert_eq!(m.plugin_cache_dir(), None);
     }
 
     #[test]

@@ -181,6 +181,9 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
     }
     // Nor touch its database: a check never writes (or migrates) anything.
     probe.usrloc.db_mode = 0;
+    // Nor the plugin cache: a check run by another user would leave files
+    // the router cannot replace; and it compiles, proving the component does.
+    probe.server.plugin_cache = PathBuf::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

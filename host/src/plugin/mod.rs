@@ -15,6 +15,7 @@
 
 pub mod bindings;
 mod breaker;
+pub mod cache;
 pub mod chain;
 pub mod host;
 pub mod watch;
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use wasmtime::component::{Component, Linker, Resource};
+use wasmtime::component::{Linker, Resource};
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
 
 use self::bindings::{Plugin, PluginPre};
@@ -166,7 +167,12 @@ impl PluginRuntime {
         let engine = engine()?;
         let bytes = std::fs::read(path).map_err(PluginError::Read)?;
         let hash = hash_of(&bytes);
-        let component = Component::new(engine, &bytes).map_err(PluginError::Compile)?;
+        let cache = core
+            .manifest()
+            .plugin_cache_dir()
+            .map(cache::ComponentCache::new);
+        let component = cache::load_component(engine, &bytes, cache.as_ref(), &cfg.name)
+            .map_err(PluginError::Compile)?;
         let mut linker: Linker<PluginState> = Linker::new(engine);
         Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(PluginError::Link)?;

@@ -50,9 +50,10 @@ impl Capabilities {
 
 /// Per-instance data of a plugin's store: the resource table holding the
 /// message being routed, the instance's limits and the router it acts on.
+/// Public so that benchmarks can drive instances outside `PluginRuntime`.
 pub struct PluginState {
-    pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub table: ResourceTable,
+    pub limits: StoreLimits,
     pub(crate) core: Arc<RouterCore>,
     pub(crate) plugin_name: Arc<str>,
     /// Compiled `search` patterns, so a route that searches every message
@@ -62,7 +63,7 @@ pub struct PluginState {
 }
 
 impl PluginState {
-    pub(crate) fn new(core: Arc<RouterCore>, plugin_name: Arc<str>, limits: StoreLimits) -> Self {
+    pub fn new(core: Arc<RouterCore>, plugin_name: Arc<str>, limits: StoreLimits) -> Self {
         PluginState {
             table: ResourceTable::new(),
             limits,

@@ -1,0 +1,243 @@
+//! What routing a message through a Wasm plugin costs over the same logic in
+//! native Rust, and which instance strategy is cheaper.
+//!
+//! Every variant runs the logic of `plugins/minimal` on an OPTIONS request:
+//! read the method, set flag 1, append `X-Wisp-Seen: 1`. Nothing is sent, so
+//! the numbers are the call, not a socket. Each iteration gets a freshly
+//! parsed request (criterion's setup, not timed).
+//!
+//! - `native`: the logic as Rust calling the message model directly, as a
+//!   native module would.
+//! - `wasm_route_reused_instance`: `PluginRuntime::route`, the production
+//!   path (an instance from the runtime's pool, reused call after call).
+//! - `wasm_route_fresh_pooled_instance`: per message, a new instance from a
+//!   pre-linked `InstancePre` on an engine with the pooling allocator, `init`,
+//!   `route`, drop — the strategy the issue asked to compare.
+//!
+//! A second group, `route_info`, sends an INFO instead: the route only reads
+//! the method, which splits the cost of entering the plugin from that of the
+//! two edits.
+//!
+//! Needs `target/plugins/minimal.wasm` (`make plugins`).
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use wasmtime::component::{Component, HasSelf, Linker, Resource};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+};
+use wisp::config::{Manifest, Proto};
+use wisp::msg_context::MsgContext;
+use wisp::plugin::PluginRuntime;
+use wisp::plugin::bindings::{Plugin, PluginPre};
+use wisp::plugin::host::PluginState;
+use wisp::router::{Router, RouterCore};
+use wisp::stateless::sanity;
+use wisp::transport::Source;
+use wisp_sip::{Message, Method};
+
+const OPTIONS: &[u8] = b"OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-bench-1;rport\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:bench@127.0.0.1:5070>;tag=bench-from\r\n\
+To: <sip:127.0.0.1:5060>\r\n\
+Call-ID: plugin-call-bench@127.0.0.1\r\n\
+CSeq: 1 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n";
+
+const INFO: &[u8] = b"INFO sip:127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-bench-2;rport\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:bench@127.0.0.1:5070>;tag=bench-from\r\n\
+To: <sip:127.0.0.1:5060>\r\n\
+Call-ID: plugin-call-bench@127.0.0.1\r\n\
+CSeq: 2 INFO\r\n\
+Content-Length: 0\r\n\r\n";
+
+fn minimal_wasm() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/minimal.wasm")
+}
+
+/// A router core on an ephemeral loopback port with memory-only user
+/// location, whose own plugin is the minimal one; the cache is off so the
+/// bench writes nothing.
+fn core(rt: &tokio::runtime::Runtime) -> (Arc<Router>, Manifest) {
+    let text = format!(
+        "[server]\nlisten = [\"udp:127.0.0.1:0\"]\nplugin_cache = \"\"\n\
+         [usrloc]\ndb_mode = 0\n\
+         [[plugin]]\nname = \"minimal\"\npath = {:?}\n",
+        minimal_wasm().display().to_string()
+    );
+    let manifest = Manifest::parse(&text, Path::new("bench.toml")).expect("bench manifest");
+    let router = rt
+        .block_on(Router::bind(manifest.clone()))
+        .expect("router binds (is target/plugins/minimal.wasm built? `make plugins`)");
+    (router, manifest)
+}
+
+fn options_ctx() -> MsgContext {
+    ctx_of(OPTIONS)
+}
+
+fn info_ctx() -> MsgContext {
+    ctx_of(INFO)
+}
+
+fn ctx_of(raw: &'static [u8]) -> MsgContext {
+    let msg = Message::parse(Bytes::from_static(raw)).expect("bench request parses");
+    let summary = sanity::check_request(&msg).expect("bench request is sane");
+    let source = Source {
+        proto: Proto::Udp,
+        remote: SocketAddr::from(([127, 0, 0, 1], 5070)),
+        local: SocketAddr::from(([127, 0, 0, 1], 5060)),
+    };
+    MsgContext::new(msg, source, summary)
+}
+
+/// `plugins/minimal`'s route in native Rust.
+fn native_route(mut ctx: MsgContext) -> MsgContext {
+    if ctx.msg.method() == Some(&Method::Options) {
+        ctx.flags |= 1 << 1;
+        ctx.msg
+            .append_raw_header_lines(Bytes::from_static(b"X-Wisp-Seen: 1\r\n"));
+    }
+    ctx
+}
+
+/// The fresh-instance strategy: a pooling-allocator engine and a pre-linked
+/// component, instantiated once per message.
+struct FreshInstances {
+    engine: Engine,
+    pre: PluginPre<PluginState>,
+    core: Arc<RouterCore>,
+    name: Arc<str>,
+}
+
+impl FreshInstances {
+    fn new(core: Arc<RouterCore>) -> Self {
+        let mut pooling = PoolingAllocationConfig::default();
+        // The production memory cap (`memory_mb` 32), and batched decommits,
+        // which halve the cost of dropping an instance.
+        pooling.max_memory_size(32 << 20).decommit_batch_size(64);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config).expect("pooling engine");
+        let bytes = std::fs::read(minimal_wasm()).expect("minimal.wasm");
+        let component = Component::new(&engine, &bytes).expect("compiles");
+        let mut linker: Linker<PluginState> = Linker::new(&engine);
+        Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).expect("links");
+        let pre = PluginPre::new(linker.instantiate_pre(&component).expect("pre-links"))
+            .expect("fits the world");
+        FreshInstances {
+            engine,
+            pre,
+            core,
+            name: Arc::from("minimal"),
+        }
+    }
+
+    /// What `PluginRuntime::route` does, with a new instance for the message.
+    fn route(&self, ctx: MsgContext) -> MsgContext {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(32 << 20)
+            .instances(16)
+            .tables(16)
+            .memories(4)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = PluginState::new(self.core.clone(), self.name.clone(), limits);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1_000);
+        let plugin = self.pre.instantiate(&mut store).expect("instantiates");
+        plugin
+            .call_init(&mut store, &[])
+            .expect("init runs")
+            .expect("init accepts");
+        let handle = store.data_mut().table.push(ctx).expect("table");
+        let borrowed = Resource::<MsgContext>::new_borrow(handle.rep());
+        plugin
+            .call_route(&mut store, borrowed)
+            .expect("route runs")
+            .expect("route succeeds");
+        store.data_mut().table.delete(handle).expect("message back")
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (router, manifest) = core(&rt);
+    let _guard = rt.enter();
+    let runtime = PluginRuntime::load(
+        router.core().clone(),
+        &manifest.plugin[0],
+        &manifest.plugin_path(&manifest.plugin[0]),
+    )
+    .expect("minimal plugin loads");
+    let fresh = FreshInstances::new(router.core().clone());
+
+    // The two sides must do the same work: check once before timing.
+    let native = native_route(options_ctx());
+    let wasm = runtime.route(options_ctx()).expect("message comes back");
+    let pooled = fresh.route(options_ctx());
+    for ctx in [&wasm, &pooled] {
+        assert_eq!(ctx.flags, native.flags);
+        assert_eq!(ctx.msg.serialize(), native.msg.serialize());
+    }
+    assert_eq!(runtime.failures(), 0);
+
+    let mut group = c.benchmark_group("route_options");
+    group.bench_function("native", |b| {
+        b.iter_batched(
+            options_ctx,
+            |ctx| black_box(native_route(ctx)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("wasm_route_reused_instance", |b| {
+        b.iter_batched(
+            options_ctx,
+            |ctx| black_box(runtime.route(ctx)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("wasm_route_fresh_pooled_instance", |b| {
+        b.iter_batched(
+            options_ctx,
+            |ctx| black_box(fresh.route(ctx)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("route_info");
+    group.bench_function("native", |b| {
+        b.iter_batched(
+            info_ctx,
+            |ctx| black_box(native_route(ctx)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("wasm_route_reused_instance", |b| {
+        b.iter_batched(
+            info_ctx,
+            |ctx| black_box(runtime.route(ctx)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
