@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
 
 use self::bindings::{Plugin, PluginPre};
@@ -320,15 +320,7 @@ impl PluginRuntime {
                 return Some(ctx);
             }
         };
-        let handle = match instance.store.data_mut().table.push(ctx) {
-            Ok(h) => h,
-            Err(e) => {
-                // The table is emptied after every call; full means a host bug.
-                tracing::error!(plugin = &*self.name, "resource table: {e}");
-                return None;
-            }
-        };
-        let borrowed = Resource::<MsgContext>::new_borrow(handle.rep());
+        let borrowed = instance.store.data_mut().lend(ctx);
         instance.store.set_epoch_deadline(self.deadline_ticks);
         let result = match export {
             Export::Route => instance.plugin.call_route(&mut instance.store, borrowed),
@@ -343,15 +335,10 @@ impl PluginRuntime {
                     .call_onreply_route(&mut instance.store, name, borrowed)
             }
         };
-        let mut ctx = match instance.store.data_mut().table.delete(handle) {
-            Ok(ctx) => ctx,
-            Err(e) => {
-                tracing::error!(
-                    plugin = &*self.name,
-                    "message lost from resource table: {e}"
-                );
-                return None;
-            }
+        let Some(mut ctx) = instance.store.data_mut().take_back() else {
+            // Only `lend` fills the slot and nothing else empties it.
+            tracing::error!(plugin = &*self.name, "message lost during the call");
+            return None;
         };
         let replying = !matches!(export, Export::Reply(_));
         match result {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::StoreLimits;
-use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
+use wasmtime::component::{Resource, ResourceTableError};
 
 use super::bindings::WitError;
 use crate::config::PluginConfig;
@@ -48,11 +48,12 @@ impl Capabilities {
     }
 }
 
-/// Per-instance data of a plugin's store: the resource table holding the
-/// message being routed, the instance's limits and the router it acts on.
+/// Per-instance data of a plugin's store: the message being routed, the
+/// instance's limits and the router it acts on.
 /// Public so that benchmarks can drive instances outside `PluginRuntime`.
 pub struct PluginState {
-    pub table: ResourceTable,
+    /// The message of the call in progress ([`PluginState::lend`]).
+    message: Option<MsgContext>,
     pub limits: StoreLimits,
     pub(crate) core: Arc<RouterCore>,
     pub(crate) plugin_name: Arc<str>,
@@ -62,10 +63,13 @@ pub struct PluginState {
     pub(crate) caps: Arc<Capabilities>,
 }
 
+/// The representation of the one message a call works on.
+const MESSAGE_REP: u32 = 1;
+
 impl PluginState {
     pub fn new(core: Arc<RouterCore>, plugin_name: Arc<str>, limits: StoreLimits) -> Self {
         PluginState {
-            table: ResourceTable::new(),
+            message: None,
             limits,
             core,
             plugin_name,
@@ -80,12 +84,29 @@ impl PluginState {
         self
     }
 
+    /// Hand the message to the plugin for one call: the borrow handle the
+    /// export takes. The message stays in place in this state rather than
+    /// in the `ResourceTable`, which would box and move it on every call;
+    /// a call works on exactly one message, so one slot is all it needs.
+    pub fn lend(&mut self, ctx: MsgContext) -> Resource<MsgContext> {
+        self.message = Some(ctx);
+        Resource::new_borrow(MESSAGE_REP)
+    }
+
+    /// Take the message back after the call.
+    pub fn take_back(&mut self) -> Option<MsgContext> {
+        self.message.take()
+    }
+
     /// The message behind a handle; a stale handle traps the plugin.
     pub(crate) fn msg(
         &mut self,
         handle: &Resource<MsgContext>,
     ) -> Result<&mut MsgContext, ResourceTableError> {
-        self.table.get_mut(handle)
+        match &mut self.message {
+            Some(ctx) if handle.rep() == MESSAGE_REP => Ok(ctx),
+            _ => Err(ResourceTableError::NotPresent),
+        }
     }
 
     /// Run `f` with the core and the message behind `handle`.
@@ -94,8 +115,10 @@ impl PluginState {
         handle: &Resource<MsgContext>,
         f: impl FnOnce(&RouterCore, &mut MsgContext) -> R,
     ) -> Result<R, ResourceTableError> {
-        let ctx = self.table.get_mut(handle)?;
-        Ok(f(&self.core, ctx))
+        match &mut self.message {
+            Some(ctx) if handle.rep() == MESSAGE_REP => Ok(f(&self.core, ctx)),
+            _ => Err(ResourceTableError::NotPresent),
+        }
     }
 }
 

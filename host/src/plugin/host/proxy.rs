@@ -15,8 +15,7 @@ impl proxy::Host for PluginState {
     }
 
     fn ruri_is_myself(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<bool> {
-        let ctx = self.table.get(&m)?;
-        Ok(self.core.myself().uri_is_myself(ctx.ruri()))
+        Ok(self.with_msg(&m, |core, ctx| core.myself().uri_is_myself(ctx.ruri()))?)
     }
 
     fn forward(
