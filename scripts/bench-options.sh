@@ -16,6 +16,9 @@
 #                                   (port UAS_PORT) and addresses every OPTIONS to it, so
 #                                   each router relays statefully (t_relay); Kamailio
 #                                   runs bench/kamailio-relay.cfg with -m 4096
+#   --calls                         call benchmark: as --relay, but every unit is a call
+#                                   (wisp-bench --method call: INVITE, then ACK and BYE
+#                                   through the router's loose_route); --count counts calls
 #   --register                      REGISTER benchmark: every REGISTER a new AOR, user
 #                                   location written through to SQLite on both sides
 #                                   (Kamailio: bench/kamailio-registrar-sqlite.cfg, db_mode 1,
@@ -74,6 +77,7 @@ while [[ $# -gt 0 ]]; do
         --kamailio-mem) KAM_MEM=$2; shift ;;
         --json) JSON=(--json) ;;
         --relay) RELAY=1 ;;
+        --calls) RELAY=1; METHOD=call ;;
         --register) REGISTER=1 ;;
         --) shift; EXTRA=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -188,16 +192,17 @@ run_load() {
     local name=$1 port=$2 w out t0 t1 answered hz
     hz=$(getconf CLK_TCK)
     for w in $WINDOWS; do
-        log "$name: window $w, count $COUNT, duration ${DURATION}s (wisp-bench on cpu $CLIENT_CPU)"
+        log "$name: $METHOD, window $w, count $COUNT, duration ${DURATION}s (wisp-bench on cpu $CLIENT_CPU)"
         t0=$(server_ticks)
         out=$(taskset -c "$CLIENT_CPU" "$WISP_BENCH" --target "127.0.0.1:$port" --method "$METHOD" \
             --count "$COUNT" --duration "$DURATION" --window "$w" "${LOAD[@]}" "${JSON[@]}" "${EXTRA[@]}")
         t1=$(server_ticks)
         echo "$out"
         answered=$(grep -oE '"answered":[0-9]+|^  answered +[0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
-        awk -v d=$((t1 - t0)) -v hz="$hz" -v n="${answered:-0}" -v name="$name" 'BEGIN {
+        awk -v d=$((t1 - t0)) -v hz="$hz" -v n="${answered:-0}" -v name="$name" \
+            -v unit="$([[ $METHOD == call ]] && echo call || echo request)" 'BEGIN {
             printf "== %s: server CPU %.2f s", name, d / hz
-            if (n > 0) printf " = %.1f us/request", d / hz * 1e6 / n
+            if (n > 0) printf " = %.1f us/%s", d / hz * 1e6 / n, unit
             printf "\n" }' >&2
     done
 }

@@ -32,9 +32,9 @@ const T1_NS: u64 = 500_000_000;
 const T2_NS: u64 = 4_000_000_000;
 const TIMER_F_NS: u64 = 64 * T1_NS;
 /// Max in-flight table size (entries of 8 bytes).
-const MAX_RING: u64 = 1 << 21;
+pub(crate) const MAX_RING: u64 = 1 << 21;
 /// Per-iteration bound on new sends so receiving interleaves under load.
-const SEND_BATCH: usize = 128;
+pub(crate) const SEND_BATCH: usize = 128;
 const SOCK_BUF: usize = 16 << 20;
 
 #[derive(Debug, Clone)]
@@ -83,6 +83,13 @@ pub struct Summary {
     /// (duplicate final response, or answer after it was counted lost).
     pub stale: u64,
     pub provisional: u64,
+    /// Final responses to any transaction (calls: INVITE and BYE; else = answered).
+    pub transactions: u64,
+    /// Calls: ACKs and BYEs sent (an ACK for each INVITE final, a BYE for each 2xx).
+    pub acks: u64,
+    pub byes: u64,
+    /// Calls: 2xx to an INVITE that set up no dialog (no To tag or Contact); counted failed.
+    pub unusable_2xx: u64,
     /// First send to last final response (or to the end of sending if none arrived).
     pub elapsed: Duration,
     /// Whole run including the straggler wait.
@@ -93,13 +100,51 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn throughput(&self) -> f64 {
-        let s = self.elapsed.as_secs_f64();
-        if s > 0.0 {
-            self.answered as f64 / s
-        } else {
-            0.0
+    pub(crate) fn new(cfg: &Config, local: SocketAddr, rcvbuf: usize, sndbuf: usize) -> Summary {
+        Summary {
+            method: cfg.method,
+            target: cfg.target,
+            local,
+            rate: cfg.rate,
+            window: cfg.window,
+            expect: cfg.expect,
+            timeout: cfg.timeout,
+            sent: 0,
+            retransmissions: 0,
+            send_errors: 0,
+            answered: 0,
+            succeeded: 0,
+            failed: 0,
+            failed_by_code: BTreeMap::new(),
+            lost: 0,
+            unmatched: 0,
+            stale: 0,
+            provisional: 0,
+            transactions: 0,
+            acks: 0,
+            byes: 0,
+            unusable_2xx: 0,
+            elapsed: Duration::ZERO,
+            wall: Duration::ZERO,
+            hist: Histogram::new(1).expect("histogram"),
+            rcvbuf,
+            sndbuf,
         }
+    }
+
+    fn per_s(&self, n: u64) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 { n as f64 / s } else { 0.0 }
+    }
+
+    /// Answered requests (calls: completed calls) per second.
+    pub fn throughput(&self) -> f64 {
+        self.per_s(self.answered)
+    }
+
+    /// Transactions answered with a final response per second (calls: INVITE + BYE).
+    pub fn transactions_per_s(&self) -> f64 {
+        self.per_s(self.transactions)
     }
 }
 
@@ -112,7 +157,7 @@ pub fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
-fn make_socket(bind: SocketAddr) -> Result<(UdpSocket, usize, usize)> {
+pub(crate) fn make_socket(bind: SocketAddr) -> Result<(UdpSocket, usize, usize)> {
     let s = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))
         .context("socket")?;
     // Big kernel buffers so bursts are not dropped; FORCE variants work as root and
@@ -158,7 +203,7 @@ fn retransmit_offsets(limit_ns: u64) -> Vec<u64> {
     }
 }
 
-fn run_nonce() -> u32 {
+pub(crate) fn run_nonce() -> u32 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -171,7 +216,7 @@ fn run_nonce() -> u32 {
 }
 
 /// Blocks until the socket is readable (or writable if `want_write`) or `wait_ns` passes.
-fn wait_fd(fd: libc::c_int, wait_ns: u64, want_write: bool) {
+pub(crate) fn wait_fd(fd: libc::c_int, wait_ns: u64, want_write: bool) {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },
@@ -230,6 +275,7 @@ impl Tracker {
         self.inflight -= 1;
         self.last_answer_ns = now;
         s.answered += 1;
+        s.transactions += 1;
         self.hist
             .saturating_record((now.saturating_sub(sent_at) / 1000).max(1));
         if code == self.expect {
@@ -243,7 +289,7 @@ impl Tracker {
 
 /// `recv(2)`; non-blocking unless `block` (then bounded by the socket's SO_RCVTIMEO).
 #[inline]
-fn recv(fd: libc::c_int, buf: &mut [u8], block: bool) -> io::Result<usize> {
+pub(crate) fn recv(fd: libc::c_int, buf: &mut [u8], block: bool) -> io::Result<usize> {
     let flags = if block { 0 } else { libc::MSG_DONTWAIT };
     // SAFETY: buf is valid for writes of buf.len() bytes.
     let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
@@ -256,7 +302,7 @@ fn recv(fd: libc::c_int, buf: &mut [u8], block: bool) -> io::Result<usize> {
 
 /// Non-blocking `sendto(2)` of one datagram.
 #[inline]
-fn send_to(fd: libc::c_int, buf: &[u8], dest: &socket2::SockAddr) -> io::Result<()> {
+pub(crate) fn send_to(fd: libc::c_int, buf: &[u8], dest: &socket2::SockAddr) -> io::Result<()> {
     // SAFETY: buf valid for reads; dest is a valid socket address of dest.len() bytes.
     let n = unsafe {
         libc::sendto(
@@ -275,6 +321,38 @@ fn send_to(fd: libc::c_int, buf: &[u8], dest: &socket2::SockAddr) -> io::Result<
     }
 }
 
+/// The bound socket and the address advertised in Via/Contact.
+pub(crate) struct Endpoint {
+    pub sock: UdpSocket,
+    pub local: SocketAddr,
+    pub via_addr: SocketAddr,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+}
+
+pub(crate) fn open(cfg: &Config) -> Result<Endpoint> {
+    let (sock, rcvbuf, sndbuf) = make_socket(cfg.bind)?;
+    let local = sock.local_addr()?;
+    // Never advertise an unspecified address in Via/Contact.
+    let via_addr = if local.ip().is_unspecified() {
+        let ip = match local {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        };
+        SocketAddr::new(ip, local.port())
+    } else {
+        local
+    };
+    sock.set_read_timeout(Some(Duration::from_millis(1)))?;
+    Ok(Endpoint {
+        sock,
+        local,
+        via_addr,
+        rcvbuf,
+        sndbuf,
+    })
+}
+
 pub fn run(cfg: &Config) -> Result<Summary> {
     if !is_loopback(cfg.target.ip()) {
         bail!(
@@ -288,19 +366,12 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     if cfg.rate == 0 && cfg.window == 0 {
         bail!("--window must be at least 1 in closed-loop mode");
     }
-    let (sock, rcvbuf, sndbuf) = make_socket(cfg.bind)?;
+    if cfg.method == Method::Invite {
+        return crate::calls::run(cfg);
+    }
+    let ep = open(cfg)?;
+    let (sock, local, via_addr) = (ep.sock, ep.local, ep.via_addr);
     let fd = sock.as_raw_fd();
-    let local = sock.local_addr()?;
-    // Never advertise an unspecified address in Via/Contact.
-    let via_addr = if local.ip().is_unspecified() {
-        let ip = match local {
-            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        };
-        SocketAddr::new(ip, local.port())
-    } else {
-        local
-    };
     let tmpl = RequestTemplate::new(
         cfg.method,
         &cfg.uri,
@@ -309,7 +380,6 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         run_nonce(),
     )?;
     let token = tmpl.token().as_bytes().to_vec();
-    sock.set_read_timeout(Some(Duration::from_millis(1)))?;
 
     let ring_len = cfg.count.clamp(1, MAX_RING).next_power_of_two();
     let hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds");
@@ -323,31 +393,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     };
     let mut rtx_cursor = vec![0u64; rtx_offsets.len()];
 
-    let mut s = Summary {
-        method: cfg.method,
-        target: cfg.target,
-        local,
-        rate: cfg.rate,
-        window: cfg.window,
-        expect: cfg.expect,
-        timeout: cfg.timeout,
-        sent: 0,
-        retransmissions: 0,
-        send_errors: 0,
-        answered: 0,
-        succeeded: 0,
-        failed: 0,
-        failed_by_code: BTreeMap::new(),
-        lost: 0,
-        unmatched: 0,
-        stale: 0,
-        provisional: 0,
-        elapsed: Duration::ZERO,
-        wall: Duration::ZERO,
-        hist: Histogram::new(1).unwrap(),
-        rcvbuf,
-        sndbuf,
-    };
+    let mut s = Summary::new(cfg, local, ep.rcvbuf, ep.sndbuf);
 
     let mut out = Vec::with_capacity(1024);
     let mut rbuf = vec![0u8; 65536];

@@ -1,6 +1,8 @@
-//! wisp-bench: a small, fast UDP SIP load generator (OPTIONS / REGISTER), bounded in
+//! wisp-bench: a small, fast UDP SIP load generator (OPTIONS / REGISTER / calls), bounded in
 //! count and time, loopback targets only. See `wisp-bench --help`.
 
+mod calls;
+mod dialog;
 mod engine;
 mod request;
 mod response;
@@ -21,10 +23,15 @@ use request::Method;
 enum MethodArg {
     Options,
     Register,
+    /// INVITE -> 200 -> ACK -> BYE -> 200 per call (counts are calls).
+    Call,
 }
 
 /// UDP SIP load generator (sipp-lite). Sends OPTIONS or REGISTER to a loopback target,
 /// matches final responses by Call-ID (or Via branch) and reports throughput and latency.
+/// `--method call` makes calls instead: INVITE, then ACK and BYE within the dialog
+/// (Route = the 200's Record-Route set); a call succeeds when the BYE is answered
+/// `--expect`, and `--count`, `--window`, `--rate` and `--timeout-ms` (per step) apply to calls.
 #[derive(Parser, Debug)]
 #[command(name = "wisp-bench", version, about, long_about = None)]
 struct Args {
@@ -65,7 +72,7 @@ struct Args {
     #[arg(long)]
     retransmit: bool,
     /// Also run a stateless UAS on this loopback address that answers every
-    /// request 200, for relay benchmarks: point `--uri` at it and the router
+    /// request but ACK 200 (an INVITE's with Contact and Record-Route), for relay benchmarks: point `--uri` at it and the router
     /// under test relays to it (e.g. `--uas 127.0.0.1:5090 --uri sip:uas@127.0.0.1:5090`).
     #[arg(long)]
     uas: Option<String>,
@@ -113,6 +120,7 @@ fn config(a: &Args) -> Result<Config> {
         method: match a.method {
             MethodArg::Options => Method::Options,
             MethodArg::Register => Method::Register,
+            MethodArg::Call => Method::Invite,
         },
         rate: a.rate,
         window: a.window,
@@ -134,6 +142,10 @@ fn pct(s: &Summary, q: f64) -> u64 {
     }
 }
 
+fn is_call(s: &Summary) -> bool {
+    s.method == Method::Invite
+}
+
 fn mode(s: &Summary) -> String {
     if s.rate > 0 {
         format!("open loop, {} req/s", s.rate)
@@ -152,7 +164,11 @@ fn human(s: &Summary) -> String {
     let _ = writeln!(
         o,
         "wisp-bench: {} {} -> {} ({})",
-        s.method.as_str(),
+        if is_call(s) {
+            "calls (INVITE, ACK, BYE)"
+        } else {
+            s.method.as_str()
+        },
         s.local,
         s.target,
         mode(s)
@@ -199,10 +215,29 @@ fn human(s: &Summary) -> String {
         s.elapsed.as_secs_f64(),
         s.wall.as_secs_f64()
     );
-    let _ = writeln!(o, "  throughput  {:>10.0} answered/s", s.throughput());
+    if is_call(s) {
+        let _ = writeln!(
+            o,
+            "  in dialog   {:>10}   ACKs, {} BYEs sent; 2xx without dialog: {}",
+            s.acks, s.byes, s.unusable_2xx
+        );
+        let _ = writeln!(
+            o,
+            "  throughput  {:>10.0} calls/s ({:.0} transactions/s: INVITE + BYE, ACKs aside)",
+            s.throughput(),
+            s.transactions_per_s()
+        );
+    } else {
+        let _ = writeln!(o, "  throughput  {:>10.0} answered/s", s.throughput());
+    }
     let _ = writeln!(
         o,
-        "  latency µs  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        "  {} µs  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        if is_call(s) {
+            "call latency"
+        } else {
+            "latency"
+        },
         pct(s, 0.5),
         pct(s, 0.9),
         pct(s, 0.99),
@@ -224,10 +259,15 @@ fn json(s: &Summary) -> String {
             "\"expect\":{},\"timeout_ms\":{},\"sent\":{},\"retransmissions\":{},\"send_errors\":{},",
             "\"answered\":{},\"succeeded\":{},\"failed\":{},\"failed_by_code\":{{{}}},\"lost\":{},",
             "\"unmatched\":{},\"stale\":{},\"provisional\":{},\"elapsed_s\":{:.6},\"wall_s\":{:.6},",
-            "\"throughput\":{:.1},\"latency_us\":{{\"min\":{},\"mean\":{:.1},\"p50\":{},\"p90\":{},\"p99\":{},",
+            "\"throughput\":{:.1},\"transactions\":{},\"transactions_per_s\":{:.1},",
+            "\"acks\":{},\"byes\":{},\"unusable_2xx\":{},\"latency_us\":{{\"min\":{},\"mean\":{:.1},\"p50\":{},\"p90\":{},\"p99\":{},",
             "\"p999\":{},\"max\":{}}},\"rcvbuf\":{},\"sndbuf\":{}}}"
         ),
-        s.method.as_str(),
+        if is_call(s) {
+            "CALL"
+        } else {
+            s.method.as_str()
+        },
         s.target,
         s.local,
         if s.rate > 0 { "open" } else { "closed" },
@@ -249,6 +289,11 @@ fn json(s: &Summary) -> String {
         s.elapsed.as_secs_f64(),
         s.wall.as_secs_f64(),
         s.throughput(),
+        s.transactions,
+        s.transactions_per_s(),
+        s.acks,
+        s.byes,
+        s.unusable_2xx,
         if s.hist.is_empty() { 0 } else { s.hist.min() },
         if s.hist.is_empty() {
             0.0

@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 pub enum Method {
     Options,
     Register,
+    /// A call: INVITE, then ACK and BYE within the dialog the 200 set up.
+    Invite,
 }
 
 impl Method {
@@ -18,6 +20,7 @@ impl Method {
         match self {
             Method::Options => "OPTIONS",
             Method::Register => "REGISTER",
+            Method::Invite => "INVITE",
         }
     }
 }
@@ -95,7 +98,7 @@ impl RequestTemplate {
         ));
         t.push_str("Max-Forwards: 70\r\n");
         match method {
-            Method::Options => {
+            Method::Options | Method::Invite => {
                 t.push_str(&format!(
                     "From: <sip:wisp-bench@{}>;tag={token}{s}\r\n",
                     local.ip_str()
@@ -114,6 +117,11 @@ impl RequestTemplate {
         if method == Method::Register {
             t.push_str(&format!("Contact: <sip:user{u}@{local}>\r\n"));
             t.push_str("Expires: 3600\r\n");
+        }
+        if method == Method::Invite {
+            // Mandatory in an INVITE (RFC 3261 §8.1.1.8). The UAS never sends
+            // us requests, so its user part is just a label.
+            t.push_str(&format!("Contact: <sip:wisp-bench@{local}>\r\n"));
         }
         t.push_str("User-Agent: wisp-bench\r\n");
         t.push_str("Content-Length: 0\r\n\r\n");
@@ -274,6 +282,32 @@ mod tests {
         assert_eq!(header(&m, "CSeq"), ["1 REGISTER"]);
         assert_eq!(header(&m, "Call-ID"), ["wb00000001-7@bench"]);
         assert!(!m.contains("999"));
+    }
+
+    #[test]
+    fn invite_request_has_a_contact() {
+        let t = RequestTemplate::new(
+            Method::Invite,
+            "sip:uas@127.0.0.1:5090",
+            "127.0.0.1",
+            local(),
+            0xabc,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        t.write(5, 0, &mut out);
+        let m = String::from_utf8(out).unwrap();
+        assert!(
+            m.starts_with("INVITE sip:uas@127.0.0.1:5090 SIP/2.0\r\n"),
+            "{m}"
+        );
+        assert_eq!(header(&m, "CSeq"), ["1 INVITE"]);
+        assert_eq!(header(&m, "Contact"), ["<sip:wisp-bench@127.0.0.1:40000>"]);
+        assert_eq!(
+            header(&m, "From"),
+            ["<sip:wisp-bench@127.0.0.1>;tag=wb00000abc-5"]
+        );
+        assert_eq!(header(&m, "To"), ["<sip:uas@127.0.0.1:5090>"]);
     }
 
     #[test]

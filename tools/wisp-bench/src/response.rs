@@ -22,27 +22,40 @@ pub fn status_code(msg: &[u8]) -> Option<u16> {
 /// Only the header section is searched; folded continuation lines are not joined
 /// (not needed for Call-ID / Via produced by routers answering our requests).
 pub fn header<'a>(msg: &'a [u8], long: &[u8], compact: &[u8]) -> Option<&'a [u8]> {
-    let mut lines = msg.split(|&b| b == b'\n');
-    lines.next()?; // start line
-    for line in lines {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let name = trim(&line[..colon]);
-        if name.eq_ignore_ascii_case(long)
-            || (!compact.is_empty() && name.eq_ignore_ascii_case(compact))
-        {
-            return Some(trim(&line[colon + 1..]));
-        }
-    }
-    None
+    headers(msg, long, compact).next()
 }
 
-fn trim(mut s: &[u8]) -> &[u8] {
+/// Values of every header line named `long` or `compact` (case-insensitive), in
+/// message order, trimmed; a line holding a comma-separated list is one value.
+pub fn headers<'a: 'n, 'n>(
+    msg: &'a [u8],
+    long: &'n [u8],
+    compact: &'n [u8],
+) -> impl Iterator<Item = &'a [u8]> + 'n {
+    let mut lines = msg.split(|&b| b == b'\n');
+    let started = lines.next().is_some(); // start line
+    lines
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(move |line| started && !line.is_empty())
+        .filter_map(move |line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let name = trim(&line[..colon]);
+            (name.eq_ignore_ascii_case(long)
+                || (!compact.is_empty() && name.eq_ignore_ascii_case(compact)))
+            .then(|| trim(&line[colon + 1..]))
+        })
+}
+
+/// Method of the CSeq header (`CSeq: 2 BYE` -> `BYE`): which of a call's
+/// transactions a response belongs to.
+pub fn cseq_method(msg: &[u8]) -> Option<&[u8]> {
+    let v = header(msg, b"CSeq", b"")?;
+    let sp = v.iter().position(|b| b.is_ascii_whitespace())?;
+    let m = trim(&v[sp..]);
+    (!m.is_empty()).then_some(m)
+}
+
+pub fn trim(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
     }
@@ -181,5 +194,15 @@ mod tests {
         assert_eq!(header(m, b"to", b"t"), Some(&b"<sip:a@b>;tag=1"[..]));
         assert_eq!(header(m, b"content-length", b"l"), Some(&b"0"[..]));
         assert_eq!(header(m, b"Via", b"v"), None);
+    }
+
+    #[test]
+    fn all_headers_of_a_name_and_cseq_method() {
+        let m = b"SIP/2.0 200 OK\r\nRecord-Route: <sip:a;lr>\r\nCSeq:  2   BYE\r\nrecord-route : <sip:b;lr>, <sip:c;lr>\r\n\r\nRecord-Route: <sip:body>\r\n";
+        let rr: Vec<&[u8]> = headers(m, b"Record-Route", b"").collect();
+        assert_eq!(rr, [&b"<sip:a;lr>"[..], &b"<sip:b;lr>, <sip:c;lr>"[..]]);
+        assert_eq!(cseq_method(m), Some(&b"BYE"[..]));
+        assert_eq!(cseq_method(b"SIP/2.0 200 OK\r\nCSeq: 1\r\n\r\n"), None);
+        assert_eq!(headers(b"", b"To", b"t").count(), 0);
     }
 }

@@ -1,7 +1,9 @@
 //! A stateless user agent server for relay benchmarks: every request but
 //! ACK is answered `200 OK` at once, with Via, From, To (plus a tag),
-//! Call-ID and CSeq copied. It stands behind the router under test, so
-//! `--uas` runs measure request -> router -> UAS -> router -> load tool.
+//! Call-ID and CSeq copied. An INVITE's 200 also carries the UAS's Contact
+//! and the INVITE's Record-Route set (RFC 3261 §12.1.1), so the caller's ACK
+//! and BYE go back through the router. It stands behind the router under
+//! test, so `--uas` runs measure request -> router -> UAS -> router -> load tool.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -52,11 +54,15 @@ impl Drop for Uas {
 fn serve(sock: UdpSocket, stop: &AtomicBool, answered: &AtomicU64) {
     let mut buf = vec![0u8; 65536];
     let mut out = Vec::with_capacity(2048);
+    let contact = match sock.local_addr() {
+        Ok(a) => format!("<sip:uas@{a}>").into_bytes(),
+        Err(_) => return,
+    };
     while !stop.load(Ordering::Relaxed) {
         let Ok((n, from)) = sock.recv_from(&mut buf) else {
             continue;
         };
-        if answer(&buf[..n], &mut out) {
+        if answer(&buf[..n], &contact, &mut out) {
             if sock.send_to(&out, from).is_ok() {
                 answered.fetch_add(1, Ordering::Relaxed);
             }
@@ -65,7 +71,8 @@ fn serve(sock: UdpSocket, stop: &AtomicBool, answered: &AtomicU64) {
 }
 
 /// Build the 200 for `req` into `out`; false for ACKs, responses and junk.
-pub fn answer(req: &[u8], out: &mut Vec<u8>) -> bool {
+/// `contact` (a name-addr) goes into the 200 to an INVITE.
+pub fn answer(req: &[u8], contact: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
     let Some(head_end) = req.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;
@@ -77,6 +84,7 @@ pub fn answer(req: &[u8], out: &mut Vec<u8>) -> bool {
     if first.starts_with(b"SIP/2.0") || first.starts_with(b"ACK ") {
         return false;
     }
+    let invite = first.starts_with(b"INVITE ");
     out.extend_from_slice(b"SIP/2.0 200 OK\r\n");
     for line in lines {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -92,6 +100,7 @@ pub fn answer(req: &[u8], out: &mut Vec<u8>) -> bool {
             || copy(b"call-id")
             || copy(b"i")
             || copy(b"cseq")
+            || (invite && copy(b"record-route"))
         {
             out.extend_from_slice(line);
             out.extend_from_slice(b"\r\n");
@@ -103,6 +112,11 @@ pub fn answer(req: &[u8], out: &mut Vec<u8>) -> bool {
             out.extend_from_slice(b"\r\n");
         }
     }
+    if invite {
+        out.extend_from_slice(b"Contact: ");
+        out.extend_from_slice(contact);
+        out.extend_from_slice(b"\r\n");
+    }
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     true
 }
@@ -112,10 +126,44 @@ mod tests {
     use super::answer;
 
     #[test]
+    fn an_invite_gets_contact_and_the_record_route_set_a_bye_not() {
+        let req = b"INVITE sip:uas@127.0.0.1:5090 SIP/2.0\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\nRecord-Route: <sip:127.0.0.2;lr>, <sip:127.0.0.3;lr>\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:uas@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:4000>\r\nContent-Length: 0\r\n\r\n";
+        let mut out = Vec::new();
+        assert!(answer(req, b"<sip:uas@127.0.0.1:5090>", &mut out));
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.contains("Record-Route: <sip:127.0.0.1:5060;lr>\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\nRecord-Route: <sip:127.0.0.2;lr>, <sip:127.0.0.3;lr>\r\n"), "{text}");
+        assert!(
+            text.contains("To: <sip:uas@127.0.0.1>;tag=uas\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nContact: <sip:uas@127.0.0.1:5090>\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("sip:a@127.0.0.1:4000"), "{text}");
+        let dlg = crate::dialog::dialog(&out).unwrap();
+        assert_eq!(dlg.target, b"sip:uas@127.0.0.1:5090");
+        assert_eq!(dlg.route.len(), 3);
+
+        let bye = b"BYE sip:uas@127.0.0.1:5090 SIP/2.0\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKy\r\nTo: <sip:uas@127.0.0.1>;tag=uas\r\nCSeq: 2 BYE\r\n\r\n";
+        assert!(answer(bye, b"<sip:uas@127.0.0.1:5090>", &mut out));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("SIP/2.0 200 OK\r\nVia:"), "{text}");
+        assert!(
+            !text.contains("Record-Route") && !text.contains("Contact"),
+            "{text}"
+        );
+        assert!(
+            text.contains("To: <sip:uas@127.0.0.1>;tag=uas\r\nCSeq: 2 BYE"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn answers_with_the_transaction_headers_and_a_to_tag() {
         let req = b"OPTIONS sip:uas@127.0.0.1:5090 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\nv: SIP/2.0/UDP 127.0.0.1:4000;branch=z9hG4bKy\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:uas@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 3 OPTIONS\r\nMax-Forwards: 69\r\nContent-Length: 0\r\n\r\n";
         let mut out = Vec::new();
-        assert!(answer(req, &mut out));
+        assert!(answer(req, b"<sip:uas@127.0.0.1:5090>", &mut out));
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\nv: SIP/2.0/UDP 127.0.0.1:4000"), "{text}");
         assert!(
@@ -126,12 +174,15 @@ mod tests {
             text.contains("CSeq: 3 OPTIONS\r\n") && !text.contains("Max-Forwards"),
             "{text}"
         );
+        assert!(!text.contains("Contact"), "{text}");
         assert!(!answer(
             b"ACK sip:x SIP/2.0\r\nVia: x\r\n\r\n",
+            b"<sip:uas@h>",
             &mut Vec::new()
         ));
         assert!(!answer(
             b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n",
+            b"<sip:uas@h>",
             &mut Vec::new()
         ));
     }
