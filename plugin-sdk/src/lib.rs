@@ -62,6 +62,11 @@ pub use params::Params;
 /// The SIP message a route works on (WIT resource `wisp:router/message.msg`).
 #[doc(inline)]
 pub use bindings::wisp::router::message::Msg;
+/// A SIP method (WIT variant `wisp:router/message.request-method`), what
+/// `msg.method()` returns. Compares with a string (`msg.method() ==
+/// "INVITE"`) and prints as the method token.
+#[doc(inline)]
+pub use bindings::wisp::router::message::RequestMethod;
 /// Why a host function refused or failed (WIT variant `wisp:router/types.error`).
 #[doc(inline)]
 pub use bindings::wisp::router::types::Error;
@@ -71,6 +76,49 @@ pub use bindings::wisp::router::types::LogLevel;
 /// Transport protocol (WIT enum `wisp:router/types.transport`).
 #[doc(inline)]
 pub use bindings::wisp::router::types::Transport;
+
+impl RequestMethod {
+    /// The method token as in the request line (`"INVITE"`, or the
+    /// extension token of `Other`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            RequestMethod::Invite => "INVITE",
+            RequestMethod::Ack => "ACK",
+            RequestMethod::Bye => "BYE",
+            RequestMethod::Cancel => "CANCEL",
+            RequestMethod::Register => "REGISTER",
+            RequestMethod::Options => "OPTIONS",
+            RequestMethod::Info => "INFO",
+            RequestMethod::Prack => "PRACK",
+            RequestMethod::Subscribe => "SUBSCRIBE",
+            RequestMethod::Notify => "NOTIFY",
+            RequestMethod::Update => "UPDATE",
+            RequestMethod::Message => "MESSAGE",
+            RequestMethod::Refer => "REFER",
+            RequestMethod::Publish => "PUBLISH",
+            RequestMethod::Other(token) => token,
+        }
+    }
+}
+
+impl core::fmt::Display for RequestMethod {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Case-sensitive, like methods in SIP (RFC 3261 §7.1).
+impl PartialEq<str> for RequestMethod {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RequestMethod {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 /// Result of a route or host function.
 pub type Result<T = (), E = Error> = core::result::Result<T, E>;
@@ -115,7 +163,8 @@ pub fn is_myself(uri: &str) -> bool {
 /// Everything a route block needs, for `use wisp_sdk::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        Error, LogLevel, Msg, MsgExt, Params, Plugin, Result, Transport, is_myself, log,
+        Error, LogLevel, Msg, MsgExt, Params, Plugin, RequestMethod, Result, Transport, is_myself,
+        log,
     };
 }
 

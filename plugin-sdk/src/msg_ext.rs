@@ -85,7 +85,7 @@ impl MsgExt for Msg {
         let m = self.method();
         methods
             .split('|')
-            .any(|candidate| candidate.eq_ignore_ascii_case(&m))
+            .any(|candidate| candidate.eq_ignore_ascii_case(m.as_str()))
     }
 
     fn ruri_is_myself(&self) -> bool {

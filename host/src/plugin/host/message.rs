@@ -10,6 +10,7 @@ use crate::config::Proto;
 use crate::msg_context::{ActionError, MsgContext};
 use crate::plugin::bindings::Transport;
 use crate::plugin::bindings::wisp::router::message;
+use crate::plugin::bindings::wisp::router::message::RequestMethod;
 
 /// Compiled `search` patterns kept per instance.
 const REGEX_CACHE: usize = 32;
@@ -48,16 +49,38 @@ fn check_user(user: &str) -> Result<(), ActionError> {
     Ok(())
 }
 
+/// The WIT form of a method: a case for the common ones (no string to copy
+/// into the plugin), `other` with the token for the rest.
+fn request_method(m: &wisp_sip::Method) -> RequestMethod {
+    use wisp_sip::Method;
+    match m {
+        Method::Invite => RequestMethod::Invite,
+        Method::Ack => RequestMethod::Ack,
+        Method::Bye => RequestMethod::Bye,
+        Method::Cancel => RequestMethod::Cancel,
+        Method::Register => RequestMethod::Register,
+        Method::Options => RequestMethod::Options,
+        Method::Info => RequestMethod::Info,
+        Method::Prack => RequestMethod::Prack,
+        Method::Subscribe => RequestMethod::Subscribe,
+        Method::Notify => RequestMethod::Notify,
+        Method::Update => RequestMethod::Update,
+        Method::Message => RequestMethod::Message,
+        Method::Refer => RequestMethod::Refer,
+        Method::Publish => RequestMethod::Publish,
+        Method::Other(token) => RequestMethod::Other(token.clone()),
+    }
+}
+
 impl message::HostMsg for PluginState {
-    fn method(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
+    fn method(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<RequestMethod> {
         let ctx = self.msg(&m)?;
         Ok(match ctx.msg.method() {
-            Some(method) => method.as_str().to_owned(),
-            None => ctx
-                .msg
-                .cseq()
-                .map(|c| c.method.as_str().to_owned())
-                .unwrap_or_default(),
+            Some(method) => request_method(method),
+            None => match ctx.msg.cseq() {
+                Ok(c) => request_method(&c.method),
+                Err(_) => RequestMethod::Other(String::new()),
+            },
         })
     }
 
@@ -303,5 +326,27 @@ impl message::HostMsg for PluginState {
         // Plugins only ever borrow a `msg`; the host owns and removes it after
         // the route call, so there is nothing to drop here.
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_methods_cross_as_cases_and_extensions_keep_their_token() {
+        assert!(matches!(
+            request_method(&wisp_sip::Method::Invite),
+            RequestMethod::Invite
+        ));
+        assert!(matches!(
+            request_method(&wisp_sip::Method::from_bytes(b"PUBLISH")),
+            RequestMethod::Publish
+        ));
+        // Methods are case-sensitive: `invite` is an extension token.
+        match request_method(&wisp_sip::Method::from_bytes(b"invite")) {
+            RequestMethod::Other(token) => assert_eq!(token, "invite"),
+            other => panic!("expected Other, got {other:?}"),
+        }
     }
 }
