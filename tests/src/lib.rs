@@ -812,6 +812,22 @@ impl TestUa {
         }
     }
 
+    /// The next request with `method` within [`RECV`], skipping others;
+    /// FAILS the test when none arrives.
+    pub fn expect_request(&self, method: Method) -> (Message, SocketAddr) {
+        let deadline = Instant::now() + RECV;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (m, src) = self
+                .recv_request(left)
+                .unwrap_or_else(|| panic!("{} never received a {}", self.user, method.as_str()));
+            if m.method() == Some(&method) {
+                return (m, src);
+            }
+            eprintln!("[e2e] {} skips {}", self.user, text(&m));
+        }
+    }
+
     /// Sends `req` to `to` and waits for the final (>= 200) response with
     /// the same Call-ID; provisional responses are returned in the first element.
     pub fn transact(

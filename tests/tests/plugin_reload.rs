@@ -136,7 +136,7 @@ fn a_failure_route_armed_before_a_reload_runs_in_the_build_that_armed_it() {
     let call = || {
         let inv = caller.request("INVITE", &callee.contact());
         caller.send_to(router.udp_addr(), &inv.build());
-        let (req, src) = expect_request(&callee, Method::Invite);
+        let (req, src) = callee.expect_request(Method::Invite);
         (inv, req, src)
     };
 
@@ -258,17 +258,4 @@ fn plugins_run_in_order_until_one_answers_or_drops() {
     let probe = list.find("probe ").expect("probe listed");
     let second = list.find("second ").expect("second listed");
     assert!(probe < second, "listed in chain order:\n{list}");
-}
-
-fn expect_request(ua: &TestUa, method: Method) -> (wisp_sip::Message, std::net::SocketAddr) {
-    let deadline = Instant::now() + RECV;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (m, src) = ua
-            .recv_request(left)
-            .unwrap_or_else(|| panic!("{} never received a {}", ua.user, method.as_str()));
-        if m.method() == Some(&method) {
-            return (m, src);
-        }
-    }
 }

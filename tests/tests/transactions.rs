@@ -38,20 +38,6 @@ fn collect(ua: &TestUa, method: Method, within: Duration) -> Vec<Message> {
     got
 }
 
-fn expect_request(ua: &TestUa, method: Method) -> (Message, std::net::SocketAddr) {
-    let deadline = Instant::now() + RECV;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (m, src) = ua
-            .recv_request(left)
-            .unwrap_or_else(|| panic!("{} never received a {}", ua.user, method.as_str()));
-        if m.method() == Some(&method) {
-            return (m, src);
-        }
-        eprintln!("[e2e] {} skips {}", ua.user, text(&m));
-    }
-}
-
 #[test]
 fn retransmitted_invites_reach_neither_the_plugin_nor_the_callee_twice() {
     let a = TestUa::new("alice");
@@ -61,7 +47,7 @@ fn retransmitted_invites_reach_neither_the_plugin_nor_the_callee_twice() {
     let inv = a.request("INVITE", &router.aor("bob"));
     let bytes = inv.build();
     a.send_to(router.udp_addr(), &bytes);
-    let (req, src) = expect_request(&b, Method::Invite);
+    let (req, src) = b.expect_request(Method::Invite);
     b.reply(&req, src, 180, "Ringing", "bobtag");
     // The caller retransmits, as it would over UDP before seeing a reply.
     for _ in 0..3 {
@@ -97,11 +83,11 @@ fn busy_first_destination_enters_failure_route_which_tries_the_second() {
     let inv = a.request("INVITE", &router.aor("bob"));
     a.send_to(router.udp_addr(), &inv.build());
 
-    let (req1, src1) = expect_request(&b1, Method::Invite);
+    let (req1, src1) = b1.expect_request(Method::Invite);
     assert_eq!(&req1.request_uri_raw()[..], b1.contact().as_bytes());
     b1.reply(&req1, src1, 486, "Busy Here", "b1tag");
     // The proxy ACKs the 486 itself (hop by hop, RFC 3261 §17.1.1.3).
-    let (ack, _) = expect_request(&b1, Method::Ack);
+    let (ack, _) = b1.expect_request(Method::Ack);
     assert_eq!(ack.to().expect("To").tag(), Some("b1tag"), "{}", text(&ack));
     assert_eq!(
         ack.vias().expect("Via")[0].branch(),
@@ -110,7 +96,7 @@ fn busy_first_destination_enters_failure_route_which_tries_the_second() {
     );
 
     // failure_route[1]: the second destination, same call.
-    let (req2, src2) = expect_request(&b2, Method::Invite);
+    let (req2, src2) = b2.expect_request(Method::Invite);
     assert_eq!(&req2.request_uri_raw()[..], b2.contact().as_bytes());
     assert_eq!(
         req2.call_id().expect("Call-ID"),
@@ -148,7 +134,7 @@ fn both_failure_routes_then_the_best_response_goes_upstream() {
         (&b2, 486, "Busy Here"),
         (&b3, 603, "Decline"),
     ] {
-        let (req, src) = expect_request(ua, Method::Invite);
+        let (req, src) = ua.expect_request(Method::Invite);
         ua.reply(&req, src, code, reason, "t");
     }
     let (resp, _) = a
@@ -185,10 +171,10 @@ fn no_answer_triggers_fr_inv_timer_cancel_and_the_failure_route() {
     });
     let inv = a.request("INVITE", &router.aor("bob"));
     a.send_to(router.udp_addr(), &inv.build());
-    let (req1, src1) = expect_request(&b1, Method::Invite);
+    let (req1, src1) = b1.expect_request(Method::Invite);
     b1.reply(&req1, src1, 180, "Ringing", "b1tag");
     let rang = Instant::now();
-    let (cancel, csrc) = expect_request(&b1, Method::Cancel);
+    let (cancel, csrc) = b1.expect_request(Method::Cancel);
     let waited = rang.elapsed();
     assert!(
         waited >= Duration::from_millis(900) && waited < Duration::from_millis(2500),
@@ -201,7 +187,7 @@ fn no_answer_triggers_fr_inv_timer_cancel_and_the_failure_route() {
     );
     b1.reply(&cancel, csrc, 200, "OK", "b1tag");
     b1.reply(&req1, src1, 487, "Request Terminated", "b1tag");
-    let (req2, src2) = expect_request(&b2, Method::Invite);
+    let (req2, src2) = b2.expect_request(Method::Invite);
     b2.reply(&req2, src2, 200, "OK", "b2tag");
     let mut statuses = Vec::new();
     while let Some((r, _)) = a.recv_answer_for(&inv.call_id, RECV) {
@@ -227,8 +213,8 @@ fn parallel_fork_first_200_wins_and_the_other_branch_is_canceled() {
     b2.register(&router);
     let inv = a.request("INVITE", &router.aor("bob"));
     a.send_to(router.udp_addr(), &inv.build());
-    let (r1, s1) = expect_request(&b1, Method::Invite);
-    let (r2, s2) = expect_request(&b2, Method::Invite);
+    let (r1, s1) = b1.expect_request(Method::Invite);
+    let (r2, s2) = b2.expect_request(Method::Invite);
     b1.reply(&r1, s1, 180, "Ringing", "b1");
     b2.reply(&r2, s2, 180, "Ringing", "b2");
     // Both rang; b1 answers first.
@@ -240,10 +226,10 @@ fn parallel_fork_first_200_wins_and_the_other_branch_is_canceled() {
         seen.push(r.status());
     }
     b1.reply(&r1, s1, 200, "OK", "b1");
-    let (cancel, cs) = expect_request(&b2, Method::Cancel);
+    let (cancel, cs) = b2.expect_request(Method::Cancel);
     b2.reply(&cancel, cs, 200, "OK", "b2");
     b2.reply(&r2, s2, 487, "Request Terminated", "b2");
-    let (ack, _) = expect_request(&b2, Method::Ack);
+    let (ack, _) = b2.expect_request(Method::Ack);
     assert_eq!(ack.to().expect("To").tag(), Some("b2"));
     let (resp, _) = a
         .recv_answer_for(&inv.call_id, RECV)
@@ -269,8 +255,8 @@ fn callers_cancel_reaches_every_branch_and_yields_487() {
     b2.register(&router);
     let inv = a.request("INVITE", &router.aor("bob"));
     a.send_to(router.udp_addr(), &inv.build());
-    let (r1, s1) = expect_request(&b1, Method::Invite);
-    let (r2, s2) = expect_request(&b2, Method::Invite);
+    let (r1, s1) = b1.expect_request(Method::Invite);
+    let (r2, s2) = b2.expect_request(Method::Invite);
     b1.reply(&r1, s1, 180, "Ringing", "b1");
     b2.reply(&r2, s2, 183, "Session Progress", "b2");
     for _ in 0..2 {
@@ -282,8 +268,8 @@ fn callers_cancel_reaches_every_branch_and_yields_487() {
         .call_id(&inv.call_id)
         .branch(&inv.branch);
     a.send_to(router.udp_addr(), &cancel.build());
-    let (c1, cs1) = expect_request(&b1, Method::Cancel);
-    let (c2, cs2) = expect_request(&b2, Method::Cancel);
+    let (c1, cs1) = b1.expect_request(Method::Cancel);
+    let (c2, cs2) = b2.expect_request(Method::Cancel);
     for (ua, c, cs, r, s, tag) in [
         (&b1, &c1, cs1, &r1, s1, "b1"),
         (&b2, &c2, cs2, &r2, s2, "b2"),
@@ -319,7 +305,7 @@ fn call_set_up_and_torn_down_through_the_record_route() {
     b.register(&router);
     let inv = a.request("INVITE", &router.aor("bob"));
     a.send_to(router.udp_addr(), &inv.build());
-    let (req, src) = expect_request(&b, Method::Invite);
+    let (req, src) = b.expect_request(Method::Invite);
     let rr: Vec<String> = req
         .header_values("Record-Route")
         .map(|v| String::from_utf8_lossy(v).into_owned())
@@ -376,7 +362,7 @@ fn call_set_up_and_torn_down_through_the_record_route() {
         .call_id(&inv.call_id)
         .header("Route", &ours);
     a.send_to(router.udp_addr(), &ack.build());
-    let (got_ack, _) = expect_request(&b, Method::Ack);
+    let (got_ack, _) = b.expect_request(Method::Ack);
     assert!(
         got_ack.header("Route").is_none(),
         "the proxy removes its own Route entry:\n{}",
@@ -391,7 +377,7 @@ fn call_set_up_and_torn_down_through_the_record_route() {
         .cseq(1)
         .header("Route", &ours);
     b.send_to(router.udp_addr(), &bye.build());
-    let (got_bye, bye_src) = expect_request(&a, Method::Bye);
+    let (got_bye, bye_src) = a.expect_request(Method::Bye);
     assert!(got_bye.header("Route").is_none(), "{}", text(&got_bye));
     assert_eq!(&got_bye.request_uri_raw()[..], a.contact().as_bytes());
     a.reply(&got_bye, bye_src, 200, "OK", "alicetag");
@@ -415,7 +401,7 @@ fn sipsak_options_through_t_relay_gets_the_callees_200() {
         cmd.args(["-vv", "-H", "127.0.0.1", "-s", &target]);
         wisp_e2e::run_with_timeout(cmd, Duration::from_secs(15))
     });
-    let (req, src) = expect_request(&b, Method::Options);
+    let (req, src) = b.expect_request(Method::Options);
     let vias = req.vias().expect("Via");
     assert_eq!(vias.len(), 2, "Wisp's Via above sipsak's:\n{}", text(&req));
     b.reply(&req, src, 200, "OK", "bobtag");
@@ -508,7 +494,7 @@ fn register_is_saved_and_replicated_to_the_backup() {
     let alice = TestUa::new("alice");
     let ok = alice.register(&router);
     assert_eq!(ok.status(), Some(200));
-    let (copy, src) = expect_request(&backup, Method::Register);
+    let (copy, src) = backup.expect_request(Method::Register);
     assert_eq!(
         &copy.request_uri_raw()[..],
         format!("sip:127.0.0.1:{}", backup.port()).as_bytes()
