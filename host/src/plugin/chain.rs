@@ -113,16 +113,25 @@ impl PluginSlot {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let serving = self.current();
         let started = Instant::now();
-        match std::fs::read(&self.path) {
-            Ok(bytes) if super::hash_of(&bytes) == serving.hash() => {
-                return ReloadOutcome::Unchanged {
-                    version: serving.short_hash().to_owned(),
-                };
-            }
-            _ => {}
-        }
-        match load_build(&self.core, &self.cfg, &self.path) {
-            Ok(new) => {
+        // Read once: the build checked for "unchanged" is the build loaded.
+        let loaded = std::fs::read(&self.path)
+            .map_err(PluginError::Read)
+            .and_then(|bytes| {
+                if super::hash_of(&bytes) == serving.hash() {
+                    return Ok(None);
+                }
+                PluginRuntime::from_component(self.core.clone(), &self.cfg, &bytes).map(Some)
+            });
+        let loaded = loaded.map_err(|source| LoadError {
+            name: self.cfg.name.clone(),
+            path: self.path.clone(),
+            source,
+        });
+        match loaded {
+            Ok(None) => ReloadOutcome::Unchanged {
+                version: serving.short_hash().to_owned(),
+            },
+            Ok(Some(new)) => {
                 let new = Arc::new(new);
                 let to = new.short_hash().to_owned();
                 let old = self.current.swap(new);

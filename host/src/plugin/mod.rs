@@ -164,14 +164,23 @@ impl PluginRuntime {
         cfg: &PluginConfig,
         path: &Path,
     ) -> Result<Self, PluginError> {
-        let engine = engine()?;
         let bytes = std::fs::read(path).map_err(PluginError::Read)?;
-        let hash = hash_of(&bytes);
+        PluginRuntime::from_component(core, cfg, &bytes)
+    }
+
+    /// [`load`](Self::load) from the component's bytes already read.
+    pub fn from_component(
+        core: Arc<RouterCore>,
+        cfg: &PluginConfig,
+        bytes: &[u8],
+    ) -> Result<Self, PluginError> {
+        let engine = engine()?;
+        let hash = hash_of(bytes);
         let cache = core
             .manifest()
             .plugin_cache_dir()
             .map(cache::ComponentCache::new);
-        let component = cache::load_component(engine, &bytes, cache.as_ref(), &cfg.name)
+        let component = cache::load_component(engine, bytes, cache.as_ref(), &cfg.name)
             .map_err(PluginError::Compile)?;
         let mut linker: Linker<PluginState> = Linker::new(engine);
         Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
