@@ -21,93 +21,21 @@
 //! Needs `target/plugins/minimal.wasm` (`make plugins`).
 
 use std::hint::black_box;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
 };
-use wisp::config::{Manifest, Proto};
 use wisp::msg_context::MsgContext;
 use wisp::plugin::PluginRuntime;
 use wisp::plugin::bindings::{Plugin, PluginPre};
 use wisp::plugin::host::PluginState;
-use wisp::router::{Router, RouterCore};
-use wisp::stateless::sanity;
-use wisp::transport::Source;
-use wisp_sip::{Message, Method};
+use wisp::router::RouterCore;
 
-const OPTIONS: &[u8] = b"OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\n\
-Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-bench-1;rport\r\n\
-Max-Forwards: 70\r\n\
-From: <sip:bench@127.0.0.1:5070>;tag=bench-from\r\n\
-To: <sip:127.0.0.1:5060>\r\n\
-Call-ID: plugin-call-bench@127.0.0.1\r\n\
-CSeq: 1 OPTIONS\r\n\
-Content-Length: 0\r\n\r\n";
-
-const INFO: &[u8] = b"INFO sip:127.0.0.1:5060 SIP/2.0\r\n\
-Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-bench-2;rport\r\n\
-Max-Forwards: 70\r\n\
-From: <sip:bench@127.0.0.1:5070>;tag=bench-from\r\n\
-To: <sip:127.0.0.1:5060>\r\n\
-Call-ID: plugin-call-bench@127.0.0.1\r\n\
-CSeq: 2 INFO\r\n\
-Content-Length: 0\r\n\r\n";
-
-fn minimal_wasm() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/minimal.wasm")
-}
-
-/// A router core on an ephemeral loopback port with memory-only user
-/// location, whose own plugin is the minimal one; the cache is off so the
-/// bench writes nothing.
-fn core(rt: &tokio::runtime::Runtime) -> (Arc<Router>, Manifest) {
-    let text = format!(
-        "[server]\nlisten = [\"udp:127.0.0.1:0\"]\nplugin_cache = \"\"\n\
-         [usrloc]\ndb_mode = 0\n\
-         [[plugin]]\nname = \"minimal\"\npath = {:?}\n",
-        minimal_wasm().display().to_string()
-    );
-    let manifest = Manifest::parse(&text, Path::new("bench.toml")).expect("bench manifest");
-    let router = rt
-        .block_on(Router::bind(manifest.clone()))
-        .expect("router binds (is target/plugins/minimal.wasm built? `make plugins`)");
-    (router, manifest)
-}
-
-fn options_ctx() -> MsgContext {
-    ctx_of(OPTIONS)
-}
-
-fn info_ctx() -> MsgContext {
-    ctx_of(INFO)
-}
-
-fn ctx_of(raw: &'static [u8]) -> MsgContext {
-    let msg = Message::parse(Bytes::from_static(raw)).expect("bench request parses");
-    let summary = sanity::check_request(&msg).expect("bench request is sane");
-    let source = Source {
-        proto: Proto::Udp,
-        remote: SocketAddr::from(([127, 0, 0, 1], 5070)),
-        local: SocketAddr::from(([127, 0, 0, 1], 5060)),
-    };
-    MsgContext::new(msg, source, summary)
-}
-
-/// `plugins/minimal`'s route in native Rust.
-fn native_route(mut ctx: MsgContext) -> MsgContext {
-    if ctx.msg.method() == Some(&Method::Options) {
-        ctx.flags |= 1 << 1;
-        ctx.msg
-            .append_raw_header_lines(Bytes::from_static(b"X-Wisp-Seen: 1\r\n"));
-    }
-    ctx
-}
+mod common;
+use common::minimal::{OPTIONS, Template, core, info_ctx, minimal_wasm, native_route, options_ctx};
 
 /// The fresh-instance strategy: a pooling-allocator engine and a pre-linked
 /// component, instantiated once per message.
@@ -145,7 +73,7 @@ impl FreshInstances {
     }
 
     /// What `PluginRuntime::route` does, with a new instance for the message.
-    fn route(&self, ctx: MsgContext) -> MsgContext {
+    fn route(&self, ctx: Box<MsgContext>) -> Box<MsgContext> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(32 << 20)
             .instances(16)
@@ -262,6 +190,20 @@ fn bench(c: &mut Criterion) {
             }
             started.elapsed()
         })
+    });
+    group.finish();
+
+    // OPTIONS again, steady: each iteration routes a fresh copy of one
+    // parsed request and drops the result, natively or through the plugin.
+    // Copy and drop cost both sides the same, so the difference is what
+    // the plugin adds per message: the call and its three host calls.
+    let template = Template::of(OPTIONS);
+    let mut group = c.benchmark_group("route_options_steady");
+    group.bench_function("native", |b| {
+        b.iter(|| drop(black_box(native_route(black_box(template.ctx())))))
+    });
+    group.bench_function("wasm_route_reused_instance", |b| {
+        b.iter(|| drop(black_box(runtime.route(black_box(template.ctx())))))
     });
     group.finish();
 }

@@ -212,7 +212,7 @@ impl Router {
             Ok(summary) => summary,
             Err(reason) => return self.refuse(msg, source, &reason),
         };
-        let ctx = MsgContext::new(msg, source, summary);
+        let ctx = Box::new(MsgContext::new(msg, source, summary));
         if self.core.tm().on_request(&self.core, &ctx) == RequestMatch::Absorbed {
             return;
         }
@@ -241,7 +241,7 @@ impl Router {
                 let msg = match on_reply.and_then(|r| Some((self.armed_by(r.plugin)?, r.name))) {
                     Some((plugin, name)) if msg.status().is_some_and(|c| c > 100) => {
                         let summary = crate::tm::lock_summary(&txn);
-                        let mut ctx = MsgContext::new(msg, source, summary);
+                        let mut ctx = Box::new(MsgContext::new(msg, source, summary));
                         ctx.route = crate::msg_context::RouteKind::Reply;
                         match plugin.onreply_route(&name, ctx) {
                             Some(ctx) => ctx.msg,

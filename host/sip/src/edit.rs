@@ -40,7 +40,12 @@ enum State {
 #[derive(Debug, Clone)]
 enum Appended {
     Header(String, Bytes),
-    Raw(Bytes),
+    /// Header line(s) as given; `add_crlf` when the final line end is
+    /// still to be written.
+    Raw {
+        lines: Bytes,
+        add_crlf: bool,
+    },
 }
 
 impl Message {
@@ -137,17 +142,20 @@ impl Message {
             .push(Appended::Header(name.to_owned(), value));
     }
 
-    /// Appends raw header line(s), e.g. `b"P-hint: x\r\n"`; a missing final CRLF is added.
+    /// Appends raw header line(s), e.g. `b"P-hint: x\r\n"`; a missing final
+    /// CRLF (or a bare final LF) is written at serialization, so the caller's
+    /// buffer is kept as it is rather than copied to add two bytes.
     pub fn append_raw_header_lines(&mut self, lines: Bytes) {
-        let lines = if lines.ends_with(b"\r\n") {
-            lines
+        let (lines, add_crlf) = if lines.ends_with(b"\r\n") {
+            (lines, false)
+        } else if lines.ends_with(b"\n") {
+            (lines.slice(..lines.len() - 1), true)
         } else {
-            let mut b = BytesMut::with_capacity(lines.len() + 2);
-            b.extend_from_slice(lines.strip_suffix(b"\n").unwrap_or(&lines));
-            b.extend_from_slice(b"\r\n");
-            b.freeze()
+            (lines, true)
         };
-        self.edits_mut().appended.push(Appended::Raw(lines));
+        self.edits_mut()
+            .appended
+            .push(Appended::Raw { lines, add_crlf });
     }
 
     /// Removes every header of that name (original, replaced, appended or
@@ -176,7 +184,7 @@ impl Message {
         let before = e.appended.len();
         e.appended.retain(|a| match a {
             Appended::Header(nm, _) => !named(nm),
-            Appended::Raw(_) => true,
+            Appended::Raw { .. } => true,
         });
         n += before - e.appended.len();
         if named("Via") {
@@ -332,7 +340,12 @@ impl Message {
                         put_header(&mut out, name.as_bytes(), value);
                     }
                 }
-                Appended::Raw(lines) => out.put_slice(lines),
+                Appended::Raw { lines, add_crlf } => {
+                    out.put_slice(lines);
+                    if *add_crlf {
+                        out.put_slice(b"\r\n");
+                    }
+                }
             }
         }
         if !wrote_cl {

@@ -253,7 +253,7 @@ impl PluginChain {
     }
 
     /// Run a request through the chain's `route` exports.
-    pub fn route(&self, mut ctx: MsgContext) -> Option<MsgContext> {
+    pub fn route(&self, mut ctx: Box<MsgContext>) -> Option<Box<MsgContext>> {
         for slot in &self.slots {
             let build = slot.current.load();
             ctx = build.route(ctx)?;

@@ -303,22 +303,37 @@ impl PluginRuntime {
     /// Run the plugin's `route` on a request. Whatever happens inside, the
     /// request is answered, relayed or deliberately dropped when this
     /// returns; the message comes back for the transaction layer.
-    pub fn route(self: &Arc<Self>, ctx: MsgContext) -> Option<MsgContext> {
+    pub fn route(self: &Arc<Self>, ctx: Box<MsgContext>) -> Option<Box<MsgContext>> {
         self.call(Export::Route, ctx)
     }
 
     /// Run `failure-route(name)` on a transaction's request.
-    pub fn failure_route(self: &Arc<Self>, name: &str, ctx: MsgContext) -> Option<MsgContext> {
+    pub fn failure_route(
+        self: &Arc<Self>,
+        name: &str,
+        ctx: Box<MsgContext>,
+    ) -> Option<Box<MsgContext>> {
         self.call(Export::Failure(name), ctx)
     }
 
     /// Run `onreply-route(name)` on a response; the (possibly edited)
     /// response comes back to be relayed.
-    pub fn onreply_route(self: &Arc<Self>, name: &str, ctx: MsgContext) -> Option<MsgContext> {
+    pub fn onreply_route(
+        self: &Arc<Self>,
+        name: &str,
+        ctx: Box<MsgContext>,
+    ) -> Option<Box<MsgContext>> {
         self.call(Export::Reply(name), ctx)
     }
 
-    fn call(self: &Arc<Self>, export: Export<'_>, mut ctx: MsgContext) -> Option<MsgContext> {
+    /// The message travels boxed: it is over a kilobyte, and a call moves it
+    /// into the store and back out, which for the bare struct cost more
+    /// than the route call's own bookkeeping.
+    fn call(
+        self: &Arc<Self>,
+        export: Export<'_>,
+        mut ctx: Box<MsgContext>,
+    ) -> Option<Box<MsgContext>> {
         // Routes armed in this call run in this build, whatever is loaded then.
         ctx.plugin = Some(self.clone());
         let mut instance = match self.checkout() {

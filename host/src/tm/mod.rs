@@ -89,7 +89,7 @@ pub struct ArmedRoute {
 /// with `ctx`, then [`Tm::failure_route_finished`].
 pub struct FailureWork {
     pub route: ArmedRoute,
-    pub ctx: MsgContext,
+    pub ctx: Box<MsgContext>,
 }
 
 /// Record the build arming a transaction's routes; a lease it already holds
@@ -1068,8 +1068,11 @@ impl Tm {
         if !txn.canceled {
             if let Some(name) = txn.on_failure.take() {
                 txn.phase = Phase::FailureRoute;
-                let mut ctx =
-                    MsgContext::new((*txn.request).clone(), txn.source, txn.summary.clone());
+                let mut ctx = Box::new(MsgContext::new(
+                    (*txn.request).clone(),
+                    txn.source,
+                    txn.summary.clone(),
+                ));
                 ctx.flags = txn.flags;
                 ctx.route = RouteKind::Failure;
                 ctx.reply_code = txn.best_candidate().map(|c| c.code);

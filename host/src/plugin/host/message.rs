@@ -49,6 +49,35 @@ fn check_user(user: &str) -> Result<(), ActionError> {
     Ok(())
 }
 
+/// `append_hf`'s argument: one or more `Name: value` lines joined by CRLF,
+/// the final CRLF optional. An empty line, a bare CR or LF, or a folded line
+/// would end or corrupt the header section, so each is refused.
+fn check_header_lines(text: &str) -> Result<(), ActionError> {
+    let body = text.strip_suffix("\r\n").unwrap_or(text);
+    let mut pieces = body.split('\n').peekable();
+    while let Some(piece) = pieces.next() {
+        let line = match pieces.peek() {
+            Some(_) => piece.strip_suffix('\r'),
+            None => Some(piece),
+        };
+        let valid = line.is_some_and(|l| {
+            !l.contains('\r')
+                && l.split_once(':').is_some_and(|(name, _)| {
+                    !name.is_empty()
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+                })
+        });
+        if !valid {
+            return Err(ActionError::InvalidArgument(format!(
+                "{piece:?} is not a `Name: value` header line"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The WIT form of a method: a case for the common ones (no string to copy
 /// into the plugin), `other` with the token for the rest.
 fn request_method(m: &wisp_sip::Method) -> RequestMethod {
@@ -228,24 +257,9 @@ impl message::HostMsg for PluginState {
     }
 
     fn append_hf(&mut self, m: Resource<MsgContext>, line: String) -> Result<(), HostError> {
-        for l in line.split("\r\n").filter(|l| !l.is_empty()) {
-            let valid = l.split_once(':').is_some_and(|(name, _)| {
-                !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
-            });
-            if !valid || l.contains('\n') {
-                return Err(ActionError::InvalidArgument(format!(
-                    "{l:?} is not a `Name: value` header line"
-                ))
-                .into());
-            }
-        }
-        let mut line = line;
-        if !line.ends_with("\r\n") {
-            line.push_str("\r\n");
-        }
+        check_header_lines(&line)?;
+        // The lifted string becomes the edit as it is: no copy, and the
+        // serializer writes a missing final CRLF.
         self.msg(&m)?.msg.append_raw_header_lines(Bytes::from(line));
         Ok(())
     }
@@ -347,6 +361,40 @@ mod tests {
         match request_method(&wisp_sip::Method::from_bytes(b"invite")) {
             RequestMethod::Other(token) => assert_eq!(token, "invite"),
             other => panic!("expected Other, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn header_lines_are_checked_before_they_reach_the_message() {
+        for ok in [
+            "X-Wisp-Seen: 1",
+            "X-Wisp-Seen: 1\r\n",
+            "P-Hint: a\r\nP-Other: b",
+            "P-Hint: a\r\nP-Other: b\r\n",
+            "X-Empty:",
+        ] {
+            assert!(check_header_lines(ok).is_ok(), "{ok:?} refused");
+        }
+        for bad in [
+            "",
+            "\r\n",
+            "no colon",
+            ": no name",
+            "Bad Name: x",
+            "X-A: 1\nX-B: 2",
+            "X-A: 1\n",
+            "X-A: 1\r\n\r\nbody",
+            "X-A: 1\rX-B: 2",
+            "X-A: 1\r\n folded",
+            "X-A: 1\r\n\r\n",
+        ] {
+            assert!(
+                matches!(
+                    check_header_lines(bad),
+                    Err(ActionError::InvalidArgument(_))
+                ),
+                "{bad:?} accepted"
+            );
         }
     }
 }

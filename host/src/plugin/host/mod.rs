@@ -53,7 +53,7 @@ impl Capabilities {
 /// Public so that benchmarks can drive instances outside `PluginRuntime`.
 pub struct PluginState {
     /// The message of the call in progress ([`PluginState::lend`]).
-    message: Option<MsgContext>,
+    message: Option<Box<MsgContext>>,
     pub limits: StoreLimits,
     pub(crate) core: Arc<RouterCore>,
     pub(crate) plugin_name: Arc<str>,
@@ -88,13 +88,13 @@ impl PluginState {
     /// export takes. The message stays in place in this state rather than
     /// in the `ResourceTable`, which would box and move it on every call;
     /// a call works on exactly one message, so one slot is all it needs.
-    pub fn lend(&mut self, ctx: MsgContext) -> Resource<MsgContext> {
+    pub fn lend(&mut self, ctx: Box<MsgContext>) -> Resource<MsgContext> {
         self.message = Some(ctx);
         Resource::new_borrow(MESSAGE_REP)
     }
 
     /// Take the message back after the call.
-    pub fn take_back(&mut self) -> Option<MsgContext> {
+    pub fn take_back(&mut self) -> Option<Box<MsgContext>> {
         self.message.take()
     }
 
