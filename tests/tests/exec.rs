@@ -56,6 +56,15 @@ fn ungranted_exec_is_refused_and_the_next_request_is_answered_promptly() {
 }
 
 fn start_redirect(pick: fn() -> u16, grant: &[&str], log_file: &str) -> Router {
+    start_redirect_with(pick, grant, log_file, false)
+}
+
+fn start_redirect_with(
+    pick: fn() -> u16,
+    grant: &[&str],
+    log_file: &str,
+    stateful: bool,
+) -> Router {
     let dset = format!("{} gw1.example.net gw2.example.net", fixture("lcr.sh"));
     let log_cmd = format!("{} {log_file}", fixture("log-src.sh"));
     let extra = if grant.is_empty() {
@@ -70,7 +79,49 @@ fn start_redirect(pick: fn() -> u16, grant: &[&str], log_file: &str) -> Router {
             .set("plugin", "deadline_ms", "2000")
             .set("params", "dset_command", &format!("{dset:?}"))
             .set("params", "log_command", &format!("{log_cmd:?}"))
+            .set("params", "stateful", &stateful.to_string())
     })
+}
+
+fn contact_of(reply: &wisp_sip::Message) -> String {
+    reply
+        .header("Contact")
+        .map(|c| String::from_utf8_lossy(&c.value).into_owned())
+        .unwrap_or_default()
+}
+
+/// The same redirect with `t_newtran` + `t_reply`: the 300 from the
+/// transaction lists the destination set too, and a retransmission is
+/// answered from the transaction without running either program again.
+#[test]
+fn stateful_redirect_lists_the_destination_set_and_absorbs_retransmissions() {
+    let dir = TempDir::new();
+    let log_file = dir.path().join("src.log").to_string_lossy().into_owned();
+    let router = start_redirect_with(
+        free_port,
+        &[&fixture("lcr.sh"), &fixture("log-src.sh")],
+        &log_file,
+        true,
+    );
+    let ua = TestUa::new("alice");
+    let req = ua.request("OPTIONS", &router.aor("4931"));
+    let mut contacts = Vec::new();
+    for _ in 0..2 {
+        let (_, fin) = ua.transact(router.udp_addr(), &req, RECV);
+        let fin = fin.unwrap_or_else(|| panic!("no final answer; log:\n{}", router.log()));
+        assert_eq!(fin.status(), Some(300), "{}\n{}", text(&fin), router.log());
+        contacts.push(contact_of(&fin));
+    }
+    assert_eq!(
+        contacts,
+        ["<sip:4931@gw1.example.net>, <sip:4931@gw2.example.net>"; 2]
+    );
+    let logged = std::fs::read_to_string(&log_file).expect("exec_msg wrote the log");
+    let runs = logged
+        .lines()
+        .filter(|l| l.contains(&router.aor("4931")))
+        .count();
+    assert_eq!(runs, 1, "the retransmission ran exec_msg again:\n{logged}");
 }
 
 #[test]

@@ -26,11 +26,19 @@ pub fn sl_send_reply(
     code: u16,
     reason: &str,
 ) -> Result<(), ActionError> {
-    match dset_contact(ctx) {
-        Some(contact) if (300..400).contains(&code) => {
-            send_reply_with(core, ctx, code, reason, &[("Contact", &contact)])
-        }
-        _ => send_reply_with(core, ctx, code, reason, &[]),
+    match redirect_contact(ctx, code) {
+        Some(contact) => send_reply_with(core, ctx, code, reason, &[("Contact", &contact)]),
+        None => send_reply_with(core, ctx, code, reason, &[]),
+    }
+}
+
+/// The Contact a reply with `code` carries: the destination set for a 3xx
+/// (`sl_send_reply` and `t_reply` alike), nothing otherwise.
+pub(crate) fn redirect_contact(ctx: &MsgContext, code: u16) -> Option<String> {
+    if (300..400).contains(&code) {
+        dset_contact(ctx)
+    } else {
+        None
     }
 }
 

@@ -15,7 +15,9 @@
 //!
 //! Params: `dset_command` (required) — the command whose output lines become
 //! the destination set; `log_command` (optional) — run with the request on
-//! its standard input. Both programs must be granted in the manifest, else
+//! its standard input; `stateful` (optional, `true`) — `t_newtran` first and
+//! `t_reply("300", ...)`, so a retransmission is answered from the
+//! transaction and runs no command again. Both programs must be granted in the manifest, else
 //! the call returns `not-permitted` and the request is answered 500:
 //!
 //! ```toml
@@ -35,8 +37,14 @@
 use std::sync::OnceLock;
 use wisp_sdk::prelude::*;
 
-/// `(dset_command, log_command)` from the manifest.
-static COMMANDS: OnceLock<(String, Option<String>)> = OnceLock::new();
+/// What the manifest configured.
+struct Config {
+    dset_command: String,
+    log_command: Option<String>,
+    stateful: bool,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
 
 struct ExecRedirect;
 
@@ -45,8 +53,11 @@ impl Plugin for ExecRedirect {
         let dset = params
             .get("dset_command")
             .ok_or("param `dset_command` (a granted command line) is required")?;
-        let log = params.get("log_command").map(str::to_owned);
-        let _ = COMMANDS.set((dset.to_owned(), log));
+        let _ = CONFIG.set(Config {
+            dset_command: dset.to_owned(),
+            log_command: params.get("log_command").map(str::to_owned),
+            stateful: params.get("stateful") == Some("true"),
+        });
         Ok(())
     }
 
@@ -54,16 +65,23 @@ impl Plugin for ExecRedirect {
         if msg.is_method("ACK") {
             return Ok(());
         }
-        let Some((dset, log_command)) = COMMANDS.get() else {
+        let Some(config) = CONFIG.get() else {
             return Err(Error::Internal("init did not run".into()));
         };
-        if let Some(cmd) = log_command {
+        if config.stateful {
+            msg.t_newtran()?;
+        }
+        if let Some(cmd) = &config.log_command {
             msg.exec_msg(cmd)?;
         }
         // An error (no grant, the program failed) is returned: the router
         // answers it with sl_reply_error, 500.
-        msg.exec_dset(dset)?;
-        msg.sl_send_reply(300, "Redirect")
+        msg.exec_dset(&config.dset_command)?;
+        if config.stateful {
+            msg.t_reply(300, "Redirect")
+        } else {
+            msg.sl_send_reply(300, "Redirect")
+        }
     }
 }
 
