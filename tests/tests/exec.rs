@@ -136,12 +136,8 @@ fn granted_exec_redirects_to_the_programs_destination_set() {
     let ua = TestUa::new("alice");
     let (fin, _) = ask(&router, &ua, "4930");
     assert_eq!(fin.status(), Some(300), "{}\n{}", text(&fin), router.log());
-    let contact = fin
-        .header("Contact")
-        .map(|c| String::from_utf8_lossy(&c.value).into_owned())
-        .unwrap_or_default();
     assert_eq!(
-        contact,
+        contact_of(&fin),
         "<sip:4930@gw1.example.net>, <sip:4930@gw2.example.net>",
         "{}",
         text(&fin)
