@@ -6,6 +6,10 @@
 //! the engine's compatibility hash (wasmtime version, target, compiler flags,
 //! tunables, features). A new build of the plugin, or a new Wisp with another
 //! engine configuration, gets another name; old files are never read again.
+//! So that a plugin rebuilt and reloaded all day does not fill the disk, a
+//! hit marks its file as used and every store keeps only the [`KEEP`] most
+//! recently used artifacts. Deleting a file a running build still maps is
+//! safe: the mapping outlives the directory entry.
 
 use std::fs::DirBuilder;
 use std::hash::Hasher;
@@ -18,6 +22,10 @@ use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+/// Artifacts kept in the cache directory: enough for every plugin of a
+/// chain and the builds an operator switches between.
+pub const KEEP: usize = 32;
 
 /// Where a component came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +104,10 @@ impl ComponentCache {
             // and engine settings and refuses a damaged or foreign file, which
             // then falls through to compiling.
             match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, Outcome::Cached)),
+                Ok(component) => {
+                    mark_used(&path);
+                    return Ok((component, Outcome::Cached));
+                }
                 Err(e) => tracing::warn!(
                     "plugin cache: {} unusable, compiling again: {e:#}",
                     path.display()
@@ -104,10 +115,41 @@ impl ComponentCache {
             }
         }
         let component = Component::new(engine, bytes)?;
-        if let Err(e) = self.store(&component, &path) {
-            tracing::warn!("plugin cache: not stored: {e}");
+        match self.store(&component, &path) {
+            Ok(()) => self.prune(KEEP, &path),
+            Err(e) => tracing::warn!("plugin cache: not stored: {e}"),
         }
         Ok((component, Outcome::Compiled))
+    }
+
+    /// Delete all but the `keep` most recently used artifacts; `current`
+    /// (just stored) always stays. Failures are logged, never fatal.
+    fn prune(&self, keep: usize, current: &Path) {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!("plugin cache: cannot list {}: {e}", self.dir.display());
+                return;
+            }
+        };
+        let mut artifacts: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm") && p != current)
+            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+            .collect();
+        // `current` takes one of the `keep` places.
+        let room = keep.saturating_sub(1);
+        if artifacts.len() <= room {
+            return;
+        }
+        artifacts.sort_by(|a, b| b.0.cmp(&a.0));
+        for (_, old) in &artifacts[room..] {
+            match std::fs::remove_file(old) {
+                Ok(()) => tracing::debug!("plugin cache: removed {}", old.display()),
+                Err(e) => tracing::warn!("plugin cache: cannot remove {}: {e}", old.display()),
+            }
+        }
     }
 
     fn store(&self, component: &Component, path: &Path) -> Result<(), CacheWriteError> {
@@ -129,6 +171,17 @@ impl ComponentCache {
         tmp.as_file().sync_all().map_err(write_error)?;
         tmp.persist(path).map_err(|e| write_error(e.error))?;
         Ok(())
+    }
+}
+
+/// Note that a cached artifact was used, for [`ComponentCache::prune`].
+fn mark_used(path: &Path) {
+    let touched = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    if let Err(e) = touched {
+        tracing::debug!("plugin cache: cannot mark {} used: {e}", path.display());
     }
 }
 
@@ -272,6 +325,50 @@ mod tests {
             cache.path_for(&engine(), &bytes),
             cache.path_for(&other, &bytes)
         );
+    }
+
+    #[test]
+    fn only_the_most_recently_used_artifacts_are_kept() {
+        let engine = engine();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = ComponentCache::new(dir.path());
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let set_age = |path: &Path, age_s: u64| {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_modified(old - std::time::Duration::from_secs(age_s)))
+                .expect("set mtime");
+        };
+        // A used artifact, made old, then read again: a hit marks it used.
+        let used = component_bytes(1000);
+        cache.load(&engine, &used).expect("compiles");
+        set_age(&cache.path_for(&engine, &used), 10_000);
+        assert_eq!(cache.load(&engine, &used).expect("hit").1, Outcome::Cached);
+        // KEEP + 3 stale artifacts, each older than the last.
+        let stale: Vec<PathBuf> = (0..KEEP as u64 + 3)
+            .map(|i| {
+                let p = dir.path().join(format!("stale-{i}.cwasm"));
+                std::fs::write(&p, b"stale").expect("write");
+                set_age(&p, i);
+                p
+            })
+            .collect();
+        let other = dir.path().join("notes.txt");
+        std::fs::write(&other, b"not an artifact").expect("write");
+        // A store prunes down to KEEP: the new one, the used one, and the
+        // KEEP - 2 youngest stale ones.
+        let fresh = component_bytes(2000);
+        cache.load(&engine, &fresh).expect("compiles");
+        assert!(cache.path_for(&engine, &fresh).is_file());
+        assert!(
+            cache.path_for(&engine, &used).is_file(),
+            "the used one was pruned"
+        );
+        let kept: Vec<bool> = stale.iter().map(|p| p.is_file()).collect();
+        assert!(kept[..KEEP - 2].iter().all(|k| *k), "{kept:?}");
+        assert!(kept[KEEP - 2..].iter().all(|k| !*k), "{kept:?}");
+        assert!(other.is_file(), "only .cwasm files are the cache's");
     }
 
     #[test]
