@@ -4,6 +4,9 @@
 //!
 //! Needs `target/plugins/minimal.wasm` (`make plugins`).
 
+// Each of the two targets uses only part of the fixture.
+#![allow(dead_code)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -143,7 +143,7 @@ impl ComponentCache {
         if artifacts.len() <= room {
             return;
         }
-        artifacts.sort_by(|a, b| b.0.cmp(&a.0));
+        artifacts.sort_by_key(|(used, _)| std::cmp::Reverse(*used));
         for (_, old) in &artifacts[room..] {
             match std::fs::remove_file(old) {
                 Ok(()) => tracing::debug!("plugin cache: removed {}", old.display()),
