@@ -46,10 +46,14 @@ impl Plugin for Default {
             return msg.sl_send_reply(513, "Message too big");
         }
         let for_me = msg.ruri_is_myself();
-        if for_me && msg.is_method("OPTIONS") && msg.ruri_user().is_none() {
+        // Ask for the method once and compare it here, case-insensitively like
+        // `is_method`: every `is_method` is a host call.
+        let method = msg.method();
+        let is = |name: &str| method.as_str().eq_ignore_ascii_case(name);
+        if for_me && is("OPTIONS") && msg.ruri_user().is_none() {
             return msg.sl_send_reply(200, "Keepalive");
         }
-        if !msg.is_method("REGISTER") {
+        if !is("REGISTER") {
             msg.record_route()?;
         }
         if msg.loose_route()? {
@@ -58,7 +62,7 @@ impl Plugin for Default {
         if !for_me {
             return relay(msg);
         }
-        if msg.is_method("REGISTER") {
+        if is("REGISTER") {
             return msg.save("location");
         }
         // An alias (`wisp ctl alias add`) rewrites the R-URI to its canonical
