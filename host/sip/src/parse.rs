@@ -72,8 +72,10 @@ const fn token_table() -> [bool; 256] {
 }
 static TOKEN: [bool; 256] = token_table();
 
+/// A `token` character (RFC 3261 §25.1): what header names and methods are
+/// made of.
 #[inline]
-pub(crate) fn is_token(b: u8) -> bool {
+pub fn is_token(b: u8) -> bool {
     TOKEN[b as usize]
 }
 

@@ -26,15 +26,28 @@ pub fn sl_send_reply(
     code: u16,
     reason: &str,
 ) -> Result<(), ActionError> {
-    match redirect_contact(ctx, code) {
-        Some(contact) => send_reply_with(core, ctx, code, reason, &[("Contact", &contact)]),
-        None => send_reply_with(core, ctx, code, reason, &[]),
-    }
+    let contact = redirect_contact(ctx, code);
+    let contact = contact.as_deref().map(|c| ("Contact", c));
+    send_reply_with(core, ctx, code, reason, contact.as_slice())
 }
 
-/// The Contact a reply with `code` carries: the destination set for a 3xx
-/// (`sl_send_reply` and `t_reply` alike), nothing otherwise.
-pub(crate) fn redirect_contact(ctx: &MsgContext, code: u16) -> Option<String> {
+/// `t_reply(code, reason)`: the stateful reply, with the same Contact as
+/// [`sl_send_reply`] for a 3xx.
+pub fn t_reply(
+    core: &RouterCore,
+    ctx: &mut MsgContext,
+    code: u16,
+    reason: &str,
+) -> Result<(), ActionError> {
+    let contact = redirect_contact(ctx, code);
+    let contact = contact.as_deref().map(|c| ("Contact", c));
+    core.tm()
+        .t_reply(core, ctx, code, reason, contact.as_slice())
+}
+
+/// The Contact a reply with `code` carries: the destination set for a 3xx,
+/// nothing otherwise.
+fn redirect_contact(ctx: &MsgContext, code: u16) -> Option<String> {
     if (300..400).contains(&code) {
         dset_contact(ctx)
     } else {

@@ -63,10 +63,7 @@ fn check_header_lines(text: &str) -> Result<(), ActionError> {
         let valid = line.is_some_and(|l| {
             !l.contains('\r')
                 && l.split_once(':').is_some_and(|(name, _)| {
-                    !name.is_empty()
-                        && name
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+                    !name.is_empty() && name.bytes().all(wisp_sip::parse::is_token)
                 })
         });
         if !valid {

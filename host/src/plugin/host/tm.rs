@@ -43,16 +43,9 @@ impl tm::Host for PluginState {
         code: u16,
         reason: String,
     ) -> Result<(), HostError> {
-        Ok(self.with_msg(
-            &m,
-            |core, ctx| match crate::stateless::reply::redirect_contact(ctx, code) {
-                Some(contact) => {
-                    core.tm()
-                        .t_reply(core, ctx, code, &reason, &[("Contact", &contact)])
-                }
-                None => core.tm().t_reply(core, ctx, code, &reason, &[]),
-            },
-        )??)
+        Ok(self.with_msg(&m, |core, ctx| {
+            crate::stateless::reply::t_reply(core, ctx, code, &reason)
+        })??)
     }
 
     fn t_replicate(&mut self, m: Resource<MsgContext>, uri: String) -> Result<(), HostError> {
