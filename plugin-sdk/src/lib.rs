@@ -99,6 +99,14 @@ impl RequestMethod {
             RequestMethod::Other(token) => token,
         }
     }
+
+    /// Kamailio's `is_method` on a method already fetched: `"INVITE"`, or
+    /// several as `"INVITE|ACK"`, compared without regard to case.
+    pub fn is(&self, methods: &str) -> bool {
+        methods
+            .split('|')
+            .any(|candidate| candidate.eq_ignore_ascii_case(self.as_str()))
+    }
 }
 
 impl core::fmt::Display for RequestMethod {

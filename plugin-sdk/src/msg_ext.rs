@@ -9,6 +9,8 @@ use crate::{Msg, Result, Transport};
 /// errors and the routes each may be called from.
 pub trait MsgExt {
     /// `is_method("INVITE")`; several methods may be given as `"INVITE|ACK"`.
+    /// One host call each time: a route that tests the method more than
+    /// once keeps `msg.method()` and asks [`RequestMethod::is`](crate::RequestMethod::is).
     fn is_method(&self, methods: &str) -> bool;
     /// `uri==myself`: the Request-URI names this router.
     fn ruri_is_myself(&self) -> bool;
@@ -82,10 +84,7 @@ pub trait MsgExt {
 
 impl MsgExt for Msg {
     fn is_method(&self, methods: &str) -> bool {
-        let m = self.method();
-        methods
-            .split('|')
-            .any(|candidate| candidate.eq_ignore_ascii_case(m.as_str()))
+        self.method().is(methods)
     }
 
     fn ruri_is_myself(&self) -> bool {

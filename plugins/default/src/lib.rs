@@ -46,14 +46,12 @@ impl Plugin for Default {
             return msg.sl_send_reply(513, "Message too big");
         }
         let for_me = msg.ruri_is_myself();
-        // Ask for the method once and compare it here, case-insensitively like
-        // `is_method`: every `is_method` is a host call.
+        // The method once: every `is_method` is a host call.
         let method = msg.method();
-        let is = |name: &str| method.as_str().eq_ignore_ascii_case(name);
-        if for_me && is("OPTIONS") && msg.ruri_user().is_none() {
+        if for_me && method.is("OPTIONS") && msg.ruri_user().is_none() {
             return msg.sl_send_reply(200, "Keepalive");
         }
-        if !is("REGISTER") {
+        if !method.is("REGISTER") {
             msg.record_route()?;
         }
         if msg.loose_route()? {
@@ -62,7 +60,7 @@ impl Plugin for Default {
         if !for_me {
             return relay(msg);
         }
-        if is("REGISTER") {
+        if method.is("REGISTER") {
             return msg.save("location");
         }
         // An alias (`wisp ctl alias add`) rewrites the R-URI to its canonical
