@@ -180,6 +180,14 @@ pub mod prelude {
 pub mod __export {
     //! Glue used by [`export!`](crate::export); not part of the API.
     pub use crate::bindings::Guest;
+
+    /// A route's `Result` as the WIT export returns it: the error goes to
+    /// the host by `log.route-error`, the export says only `err` (see
+    /// `wit/world.wit` for why).
+    #[inline]
+    pub fn outcome(r: crate::Result) -> Result<(), ()> {
+        r.map_err(|e| crate::bindings::wisp::router::log::route_error(&e))
+    }
 }
 
 /// Export a type implementing [`Plugin`] as the plugin's component exports.
@@ -195,14 +203,20 @@ macro_rules! export {
                 ) -> ::core::result::Result<(), ::std::string::String> {
                     <$plugin as $crate::Plugin>::init(&$crate::Params::from(params))
                 }
-                fn route(msg: &$crate::Msg) -> $crate::Result {
-                    <$plugin as $crate::Plugin>::route(msg)
+                fn route(msg: &$crate::Msg) -> ::core::result::Result<(), ()> {
+                    $crate::__export::outcome(<$plugin as $crate::Plugin>::route(msg))
                 }
-                fn failure_route(name: ::std::string::String, msg: &$crate::Msg) -> $crate::Result {
-                    <$plugin as $crate::Plugin>::failure_route(&name, msg)
+                fn failure_route(
+                    name: ::std::string::String,
+                    msg: &$crate::Msg,
+                ) -> ::core::result::Result<(), ()> {
+                    $crate::__export::outcome(<$plugin as $crate::Plugin>::failure_route(&name, msg))
                 }
-                fn onreply_route(name: ::std::string::String, msg: &$crate::Msg) -> $crate::Result {
-                    <$plugin as $crate::Plugin>::onreply_route(&name, msg)
+                fn onreply_route(
+                    name: ::std::string::String,
+                    msg: &$crate::Msg,
+                ) -> ::core::result::Result<(), ()> {
+                    $crate::__export::outcome(<$plugin as $crate::Plugin>::onreply_route(&name, msg))
                 }
             }
     $crate::bindings::export_plugin_world!(__WispGuest with_types_in $crate::bindings);

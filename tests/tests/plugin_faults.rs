@@ -56,6 +56,12 @@ fn every_failure_kind_answers_500_and_the_router_keeps_serving() {
         log.contains("export=\"route\""),
         "the export is logged:\n{log}"
     );
+    // The route's `Err` reaches the log through `log.route-error`, since
+    // the export itself returns a bare `err`.
+    assert!(
+        log.contains("route returned error: Error::Internal(\"asked to fail\")"),
+        "the reason of a failed route is logged:\n{log}"
+    );
 }
 
 #[test]

@@ -344,7 +344,9 @@ impl PluginRuntime {
                 return Some(ctx);
             }
         };
-        let borrowed = instance.store.data_mut().lend(ctx);
+        let state = instance.store.data_mut();
+        state.route_error = None;
+        let borrowed = state.lend(ctx);
         instance.store.set_epoch_deadline(self.deadline_ticks);
         let result = match export {
             Export::Route => instance.plugin.call_route(&mut instance.store, borrowed),
@@ -376,10 +378,18 @@ impl PluginRuntime {
                     );
                 }
             }
-            Ok(Err(e)) => {
+            Ok(Err(())) => {
                 self.breaker.success();
+                let why = instance.store.data_mut().route_error.take();
                 self.checkin(instance);
-                tracing::info!(plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error: {e:?}");
+                match why {
+                    Some(e) => {
+                        tracing::info!(plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error: {e:?}")
+                    }
+                    None => {
+                        tracing::info!(plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error (no reason given)")
+                    }
+                }
                 if replying
                     && ctx.handled.is_none()
                     && ctx.msg.method() != Some(&wisp_sip::Method::Ack)

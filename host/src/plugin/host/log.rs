@@ -2,7 +2,7 @@
 //! the plugin's name.
 
 use super::PluginState;
-use crate::plugin::bindings::LogLevel;
+use crate::plugin::bindings::{LogLevel, WitError};
 use crate::plugin::bindings::wisp::router::log;
 
 impl log::Host for PluginState {
@@ -15,6 +15,11 @@ impl log::Host for PluginState {
             LogLevel::Debug => tracing::debug!(plugin, "{text}"),
             LogLevel::Trace => tracing::trace!(plugin, "{text}"),
         }
+        Ok(())
+    }
+
+    fn route_error(&mut self, e: WitError) -> wasmtime::Result<()> {
+        self.route_error = Some(e);
         Ok(())
     }
 }

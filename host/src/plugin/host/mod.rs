@@ -61,6 +61,8 @@ pub struct PluginState {
     /// compiles its regex once per instance.
     pub(crate) regex_cache: Vec<(String, regex::bytes::Regex)>,
     pub(crate) caps: Arc<Capabilities>,
+    /// Why the route in progress fails, from `log.route-error`.
+    pub(crate) route_error: Option<crate::plugin::bindings::WitError>,
 }
 
 /// The representation of the one message a call works on.
@@ -75,6 +77,7 @@ impl PluginState {
             plugin_name,
             regex_cache: Vec::new(),
             caps: Arc::new(Capabilities::default()),
+            route_error: None,
         }
     }
 
