@@ -104,11 +104,15 @@ pub fn build_reply(
                     out.put_slice(b"\r\n");
                 }
                 HeaderName::To if opts.to_tag.is_some() => {
-                    // A To that does not parse counts as untagged.
-                    let has_tag = matches!(
-                        crate::header::NameAddr::check_and_find_param(value, "tag"),
-                        Ok(Some(Some(_)))
-                    );
+                    // A To that does not parse counts as untagged. Most
+                    // To headers a reply is built for have no tag at all,
+                    // and a value without the letters `tag` cannot have
+                    // one: that test spares the full name-addr parse.
+                    let has_tag = mentions_tag(value)
+                        && matches!(
+                            crate::header::NameAddr::check_and_find_param(value, "tag"),
+                            Ok(Some(Some(_)))
+                        );
                     match opts.to_tag {
                         Some(tag) if !has_tag => {
                             out.put_slice(raw_name);
@@ -158,6 +162,14 @@ fn put_decimal(out: &mut BytesMut, mut n: u64) {
 
 /// Writes one via-parm with its `received`/`rport` params rewritten
 /// textually, so the rest of its text stays exactly as received.
+/// `tag`, in any case, somewhere in `v`.
+fn mentions_tag(v: &[u8]) -> bool {
+    memchr::memchr2_iter(b't', b'T', v).any(|i| {
+        v.get(i + 1..i + 3)
+            .is_some_and(|ag| ag.eq_ignore_ascii_case(b"ag"))
+    })
+}
+
 fn patch_via(out: &mut BytesMut, via: &[u8], received: Option<&str>, rport: Option<u16>) {
     // Walk the top-level ';' segments (quoted values may contain ';').
     let mut has_received = false;

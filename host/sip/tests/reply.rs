@@ -94,3 +94,31 @@ fn reply_rport_absent_not_added_and_errors() {
     let novia = Message::parse(crlf(b"OPTIONS sip:a@b SIP/2.0\nCall-ID: c\n\n")).unwrap();
     assert!(build_reply(&novia, 200, "OK", &ReplyOptions::default()).is_err());
 }
+
+/// The To tag is looked for as a header parameter, in any case; the letters
+/// `tag` elsewhere in To (a user part, a URI parameter) are not one.
+#[test]
+fn reply_to_tag_only_when_to_has_none() {
+    let cases = [
+        ("<sip:a@b>;TAG=x", "<sip:a@b>;TAG=x"),
+        ("\"Tag\" <sip:tag@b;tag=u>", "\"Tag\" <sip:tag@b;tag=u>;tag=t1"),
+        ("sip:vintage@b", "sip:vintage@b;tag=t1"),
+        ("<sip:a@b>;Tag=", "<sip:a@b>;Tag=;tag=t1"),
+    ];
+    for (to, want) in cases {
+        let raw = format!(
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: {to}\r\nCall-ID: c\r\n\r\n"
+        );
+        let req = Message::parse(bytes::Bytes::from(raw)).unwrap();
+        let opts = ReplyOptions {
+            to_tag: Some("t1"),
+            ..Default::default()
+        };
+        let out = build_reply(&req, 200, "OK", &opts).unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(
+            text.contains(&format!("\r\nTo: {want}\r\n")),
+            "To {to:?} should become {want:?}:\n{text}"
+        );
+    }
+}

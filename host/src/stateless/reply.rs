@@ -2,7 +2,7 @@
 //! a retransmission of the same request gets again, and send it where RFC
 //! 3261 §18.2.2 and RFC 3581 say responses go.
 
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -323,7 +323,9 @@ fn to_tag_into<'a>(
     summary: &RequestSummary,
     buf: &'a mut [u8; TO_TAG_LEN],
 ) -> &'a str {
-    let mut h = std::hash::DefaultHasher::new();
+    // A fixed seed: the tag must come out the same for a retransmission,
+    // also one that reaches a restarted router.
+    let mut h = foldhash::fast::FixedState::with_seed(0x7769_7370_2d74_6167).build_hasher();
     if let Ok(id) = req.call_id() {
         id.hash(&mut h);
     }
