@@ -222,6 +222,27 @@ impl Message {
             10..=99 => Bytes::from_static(&DIGITS[2 * n as usize..2 * n as usize + 2]),
             _ => Bytes::from(n.to_string()),
         };
+        // The usual case, one Max-Forwards as received and not edited yet,
+        // takes the new value in place: `replace_header` would mark every
+        // header, copy the name and scan the other edits (~1k instructions
+        // on every relayed or answered request).
+        let mut received = self
+            .hdrs
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.name == HeaderName::MaxForwards);
+        if let (Some((i, _)), None) = (received.next(), received.next()) {
+            let is_mf = |nm: &str| nm.eq_ignore_ascii_case("Max-Forwards");
+            let e = self.edits_mut();
+            let added = e.replacements.iter().any(|(_, nm, _)| is_mf(nm))
+                || e.appended
+                    .iter()
+                    .any(|a| matches!(a, Appended::Header(nm, _) if is_mf(nm)));
+            if !added && e.states[i] == State::Keep {
+                e.states[i] = State::Value(value);
+                return;
+            }
+        }
         self.replace_header("Max-Forwards", value);
     }
 

@@ -237,3 +237,40 @@ Content-Length: 0
     assert!(m.routes().is_ok());
     assert!(!m.serialize().windows(7).any(|w| w == b"Route: "));
 }
+
+/// Max-Forwards set twice, on a message with two of them, or after a
+/// removal: always exactly one header with the last value, where the first
+/// one was received.
+#[test]
+fn set_max_forwards_leaves_one_header() {
+    let count = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .to_ascii_lowercase()
+            .matches("max-forwards:")
+            .count()
+    };
+    let once = "OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nMax-Forwards: 70\r\nCall-ID: c\r\n\r\n";
+    let twice = "OPTIONS sip:h SIP/2.0\r\nMax-Forwards: 70\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nmax-forwards: 5\r\nCall-ID: c\r\n\r\n";
+    for raw in [once, twice] {
+        let mut m = Message::parse(Bytes::from_static(raw.as_bytes())).unwrap();
+        m.set_max_forwards(69);
+        m.set_max_forwards(68);
+        let out = m.serialize();
+        assert_eq!(count(&out), 1, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(Message::parse(out).unwrap().max_forwards().unwrap(), Some(68));
+
+        let mut m = Message::parse(Bytes::from_static(raw.as_bytes())).unwrap();
+        m.remove_headers("Max-Forwards");
+        m.set_max_forwards(3);
+        let out = m.serialize();
+        assert_eq!(count(&out), 1, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(Message::parse(out).unwrap().max_forwards().unwrap(), Some(3));
+    }
+    // In place: where the received header was.
+    let mut m = Message::parse(Bytes::from_static(once.as_bytes())).unwrap();
+    m.set_max_forwards(69);
+    assert_eq!(
+        &m.serialize()[..],
+        b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nMax-Forwards: 69\r\nCall-ID: c\r\nContent-Length: 0\r\n\r\n"
+    );
+}
