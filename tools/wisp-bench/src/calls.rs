@@ -9,16 +9,16 @@
 //! 200s, so their deadlines go in a FIFO.
 
 use std::collections::VecDeque;
-use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use hdrhistogram::Histogram;
 
 use crate::dialog::{CallWriter, dialog};
 use crate::engine::{
-    Config, MAX_RING, SEND_BATCH, Summary, open, recv, run_nonce, send_to, wait_fd,
+    Config, MAX_RING, Received, SEND_BATCH, SendErrors, Sent, Summary, idle, open, receive,
+    run_nonce, send_to,
 };
 use crate::request::{RequestTemplate, uri_host};
 use crate::response::{cseq_method, match_seq, status_code};
@@ -235,7 +235,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let mut rbuf = vec![0u8; 65536];
     let mut sending_done = cfg.count == 0;
     let mut send_end_ns = 0u64;
-    let mut consecutive_send_errors = 0u32;
+    let mut send_errors = SendErrors::default();
     let t0 = Instant::now();
     let now_ns = || t0.elapsed().as_nanos() as u64;
     let due_ns =
@@ -268,30 +268,21 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 let seq = c.next_seq;
                 tmpl.write(seq, 0, &mut out);
                 let t_send = now_ns();
-                match send_to(fd, &out, &dest) {
-                    Ok(()) => {
-                        consecutive_send_errors = 0;
+                match send_errors.check(send_to(fd, &out, &dest), &mut s, cfg.target)? {
+                    Sent::Ok => {
                         let i = c.idx(seq);
                         c.start[i] = t_send + 1;
                         c.phase[i] = INVITING;
                         c.next_seq += 1;
                         c.inflight += 1;
-                        s.sent += 1;
                         progressed = true;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Sent::Blocked => {
                         send_blocked = true;
                         break;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        s.send_errors += 1;
-                        consecutive_send_errors += 1;
-                        if consecutive_send_errors >= 1000 {
-                            return Err(e).context(format!("sendto {} keeps failing", cfg.target));
-                        }
-                        break;
-                    }
+                    Sent::Retry => continue,
+                    Sent::Failed => break,
                 }
             }
         }
@@ -303,21 +294,13 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         // As in the request loop: block in recv (1 ms) when only an answer can
         // let the run progress.
         let block = cfg.rate == 0 && !send_blocked && (sending_done || !can_send(&c, now));
-        match recv(fd, &mut rbuf, block) {
-            Ok(n) => {
+        match receive(fd, &mut rbuf, block)? {
+            Received::Datagram(n) => {
                 io.on_datagram(&mut c, &rbuf[..n], now_ns(), &mut s);
                 continue;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionRefused
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(e).context("recv"),
+            Received::Again => continue,
+            Received::Nothing => {}
         }
         if block || progressed {
             continue;
@@ -331,14 +314,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 wake = wake.min(due_ns(c.next_seq));
             }
         }
-        let wait = wake.saturating_sub(now);
-        if send_blocked {
-            wait_fd(fd, wait.min(1_000_000), true);
-        } else if wait > 50_000 {
-            wait_fd(fd, wait.min(100_000_000), false);
-        } else {
-            std::hint::spin_loop();
-        }
+        idle(fd, now, wake, send_blocked);
     }
 
     let end = now_ns();

@@ -321,6 +321,94 @@ pub(crate) fn send_to(fd: libc::c_int, buf: &[u8], dest: &socket2::SockAddr) -> 
     }
 }
 
+/// What one receive attempt of a run loop came to.
+pub(crate) enum Received {
+    /// A datagram of this many bytes is in the buffer.
+    Datagram(usize),
+    /// Nothing was waiting (or the 1 ms block ran out).
+    Nothing,
+    /// EINTR, or an ICMP error surfaced on the socket: not a response; try again.
+    Again,
+}
+
+/// One receive for a run loop: non-blocking unless `block`.
+#[inline]
+pub(crate) fn receive(fd: libc::c_int, buf: &mut [u8], block: bool) -> Result<Received> {
+    match recv(fd, buf, block) {
+        Ok(n) => Ok(Received::Datagram(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Received::Nothing),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(Received::Again)
+        }
+        Err(e) => Err(e).context("recv"),
+    }
+}
+
+/// What a run loop does after sending a new request.
+pub(crate) enum Sent {
+    Ok,
+    /// The send buffer is full: stop sending until the socket is writable.
+    Blocked,
+    /// EINTR: send the same request again.
+    Retry,
+    /// Another error (e.g. ECONNREFUSED from an earlier ICMP error): counted;
+    /// the same sequence number is tried in the next round.
+    Failed,
+}
+
+/// Counts send errors of new requests and gives up on a target that keeps
+/// refusing them.
+#[derive(Default)]
+pub(crate) struct SendErrors {
+    consecutive: u32,
+}
+
+impl SendErrors {
+    pub(crate) fn check(
+        &mut self,
+        result: io::Result<()>,
+        s: &mut Summary,
+        target: SocketAddr,
+    ) -> Result<Sent> {
+        match result {
+            Ok(()) => {
+                self.consecutive = 0;
+                s.sent += 1;
+                Ok(Sent::Ok)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Sent::Blocked),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Sent::Retry),
+            Err(e) => {
+                s.send_errors += 1;
+                self.consecutive += 1;
+                if self.consecutive >= 1000 {
+                    return Err(e).context(format!("sendto {target} keeps failing"));
+                }
+                Ok(Sent::Failed)
+            }
+        }
+    }
+}
+
+/// Idle (open loop, or send buffer full) until `wake_ns`: sleep in poll
+/// until a datagram arrives (or the socket is writable again) or the time
+/// comes; spin when that is very close.
+pub(crate) fn idle(fd: libc::c_int, now_ns: u64, wake_ns: u64, send_blocked: bool) {
+    let wait = wake_ns.saturating_sub(now_ns);
+    if send_blocked {
+        wait_fd(fd, wait.min(1_000_000), true);
+    } else if wait > 50_000 {
+        wait_fd(fd, wait.min(100_000_000), false);
+    } else {
+        std::hint::spin_loop();
+    }
+}
+
 /// The bound socket and the address advertised in Via/Contact.
 pub(crate) struct Endpoint {
     pub sock: UdpSocket,
@@ -411,7 +499,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     };
     let mut sending_done = cfg.count == 0;
     let mut send_end_ns = 0u64;
-    let mut consecutive_send_errors = 0u32;
+    let mut send_errors = SendErrors::default();
     let t0 = Instant::now();
     let now_ns = || t0.elapsed().as_nanos() as u64;
     // Open loop schedule: request n is due at n * 1e9 / rate (no drift accumulation).
@@ -484,29 +572,19 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 let seq = tr.next_seq;
                 tmpl.write(seq, seq % cfg.users, &mut out);
                 let t_send = now_ns();
-                match send_to(fd, &out, &dest) {
-                    Ok(()) => {
-                        consecutive_send_errors = 0;
+                match send_errors.check(send_to(fd, &out, &dest), &mut s, cfg.target)? {
+                    Sent::Ok => {
                         tr.ring[(seq & tr.mask) as usize] = t_send + 1;
                         tr.next_seq += 1;
                         tr.inflight += 1;
-                        s.sent += 1;
                         progressed = true;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Sent::Blocked => {
                         send_blocked = true;
                         break;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        s.send_errors += 1;
-                        consecutive_send_errors += 1;
-                        if consecutive_send_errors >= 1000 {
-                            return Err(e).context(format!("sendto {} keeps failing", cfg.target));
-                        }
-                        // e.g. ECONNREFUSED from an earlier ICMP error: retry this seq.
-                        break;
-                    }
+                    Sent::Retry => continue,
+                    Sent::Failed => break,
                 }
             }
         }
@@ -520,22 +598,13 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         //    answer arrives, block in recv (SO_RCVTIMEO = 1 ms, so timers still run):
         //    at saturation that is one sendto + one recv per request.
         let block = cfg.rate == 0 && !send_blocked && (sending_done || !can_send(&tr, now));
-        match recv(fd, &mut rbuf, block) {
-            Ok(n) => {
+        match receive(fd, &mut rbuf, block)? {
+            Received::Datagram(n) => {
                 tr.on_datagram(&rbuf[..n], now_ns(), &mut s);
                 continue;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // EINTR, or an ICMP error surfaced on the socket: not a response.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionRefused
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(e).context("recv"),
+            Received::Again => continue,
+            Received::Nothing => {}
         }
         if block || progressed {
             continue;
@@ -565,14 +634,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 wake = wake.min(if slot != 0 { slot - 1 + off } else { now });
             }
         }
-        let wait = wake.saturating_sub(now);
-        if send_blocked {
-            wait_fd(fd, wait.min(1_000_000), true);
-        } else if wait > 50_000 {
-            wait_fd(fd, wait.min(100_000_000), false);
-        } else {
-            std::hint::spin_loop();
-        }
+        idle(fd, now, wake, send_blocked);
     }
 
     let end = now_ns();
