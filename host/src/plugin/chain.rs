@@ -26,20 +26,22 @@ use crate::msg_context::MsgContext;
 use crate::router::RouterCore;
 
 /// A plugin of the chain could not be loaded or reloaded.
+///
+/// The message already ends with the reason, so `cause` is deliberately
+/// not the error's `source()`: `{:#}` would print the reason twice.
 #[derive(Debug, thiserror::Error)]
-#[error("plugin {name:?} ({path}): {source}")]
+#[error("plugin {name:?} ({path}): {cause}")]
 pub struct LoadError {
     pub name: String,
     pub path: PathBuf,
-    #[source]
-    pub source: PluginError,
+    pub cause: PluginError,
 }
 
 impl LoadError {
     /// Why, on one line: wasmtime's parse errors span several lines, and a
     /// log line or a `wisp ctl` answer should not.
     pub fn reason(&self) -> String {
-        self.source
+        self.cause
             .to_string()
             .split_whitespace()
             .collect::<Vec<_>>()
@@ -122,10 +124,10 @@ impl PluginSlot {
                 }
                 PluginRuntime::from_component(self.core.clone(), &self.cfg, &bytes).map(Some)
             });
-        let loaded = loaded.map_err(|source| LoadError {
+        let loaded = loaded.map_err(|cause| LoadError {
             name: self.cfg.name.clone(),
             path: self.path.clone(),
-            source,
+            cause,
         });
         match loaded {
             Ok(None) => ReloadOutcome::Unchanged {
@@ -221,10 +223,10 @@ fn load_build(
     cfg: &PluginConfig,
     path: &Path,
 ) -> Result<PluginRuntime, LoadError> {
-    PluginRuntime::load(core.clone(), cfg, path).map_err(|source| LoadError {
+    PluginRuntime::load(core.clone(), cfg, path).map_err(|cause| LoadError {
         name: cfg.name.clone(),
         path: path.to_owned(),
-        source,
+        cause,
     })
 }
 
