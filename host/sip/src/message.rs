@@ -193,6 +193,10 @@ fn sl_err(r: &'static str) -> ParseError {
 
 /// `SIP/1*DIGIT.1*DIGIT`, case-insensitive name.
 fn valid_version(v: &[u8]) -> bool {
+    // Nearly every message says exactly this.
+    if v == b"SIP/2.0" {
+        return true;
+    }
     if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
         return false;
     }
@@ -254,7 +258,7 @@ impl Head {
 fn parse_start_line(raw: &Bytes, s: usize, e: usize) -> Result<Head, ParseError> {
     let line = &raw[s..e];
     if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
-        let sp = memchr(b' ', line).ok_or(sl_err("status line without code"))?;
+        let sp = find_byte::<b' '>(line, 0).ok_or(sl_err("status line without code"))?;
         if !valid_version(&line[..sp]) {
             return Err(sl_err("bad SIP version"));
         }
@@ -281,14 +285,18 @@ fn parse_start_line(raw: &Bytes, s: usize, e: usize) -> Result<Head, ParseError>
     }
     // Request-Line = Method SP Request-URI SP SIP-Version: exactly two single
     // spaces (RFC 4475 "lwsstart"/"lwsruri"/"trws" are rejected).
-    let sp1 = memchr(b' ', line).ok_or(sl_err("request line without URI"))?;
-    let sp2 =
-        memchr(b' ', &line[sp1 + 1..]).ok_or(sl_err("request line without version"))? + sp1 + 1;
+    let sp1 = find_byte::<b' '>(line, 0).ok_or(sl_err("request line without URI"))?;
+    let sp2 = find_byte::<b' '>(line, sp1 + 1).ok_or(sl_err("request line without version"))?;
     let (method, uri, version) = (&line[..sp1], &line[sp1 + 1..sp2], &line[sp2 + 1..]);
     if method.is_empty() || !method.iter().all(|b| is_token(*b)) {
         return Err(sl_err("bad method"));
     }
-    if uri.is_empty() || uri.iter().any(|b| *b <= b' ' || *b == 0x7f) {
+    // No early exit: the fold vectorizes, and valid URIs are read whole anyway.
+    if uri.is_empty()
+        || uri
+            .iter()
+            .fold(false, |a, &b| a | (b <= b' ') | (b == 0x7f))
+    {
         return Err(sl_err("bad Request-URI"));
     }
     if !valid_version(version) {
@@ -330,7 +338,7 @@ impl Message {
             return Err(sl_err("empty message"));
         }
         let sl_start = pos;
-        let nl = memchr(b'\n', &buf[pos..]).ok_or(sl_err("unterminated start line"))? + pos;
+        let nl = find_byte::<b'\n'>(buf, pos).ok_or(sl_err("unterminated start line"))?;
         let sl_end = if nl > pos && buf[nl - 1] == b'\r' {
             nl - 1
         } else {
