@@ -378,6 +378,21 @@ pub(crate) fn skip_while(s: &[u8], mut p: usize, f: impl Fn(u8) -> bool) -> usiz
     p
 }
 
+/// [`skip_while`] for runs that are usually longer than a few bytes
+/// (hosts, parameter values): four bytes per step while they all match
+/// (no short-circuit between them, so one branch instead of four), then
+/// byte by byte. A table lookup loop costs ~6 instructions a byte.
+#[inline]
+pub(crate) fn skip_run(s: &[u8], mut p: usize, f: impl Fn(u8) -> bool) -> usize {
+    while let Some(&[a, b, c, d]) = s.get(p..p.wrapping_add(4)) {
+        if !(f(a) & f(b) & f(c) & f(d)) {
+            break;
+        }
+        p += 4;
+    }
+    skip_while(s, p, f)
+}
+
 /// `LWS ";" LWS name [LWS "=" LWS value]`: the rest after it, name and
 /// value. When `=` is not followed by a valid value, the value is absent
 /// and the rest starts after the name (the caller then fails on the `=`).
@@ -392,7 +407,7 @@ fn generic_param(i: &[u8]) -> Option<(&[u8], (&[u8], Option<&[u8]>))> {
     }
     p = skip_lws(i, p + 1);
     let ns = p;
-    p = skip_while(i, p, is_token);
+    p = skip_run(i, p, is_token);
     if p == ns {
         return None;
     }
@@ -405,7 +420,7 @@ fn generic_param(i: &[u8]) -> Option<(&[u8], (&[u8], Option<&[u8]>))> {
                 return Some((&i[vs + n..], (name, Some(&i[vs..vs + n]))));
             }
         } else {
-            let ve = skip_while(i, vs, is_param_value_char);
+            let ve = skip_run(i, vs, is_param_value_char);
             if ve > vs {
                 return Some((&i[ve..], (name, Some(&i[vs..ve]))));
             }
@@ -613,6 +628,13 @@ mod tests {
                 };
                 prop_assert_eq!(got, want);
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn skip_run_matches_skip_while(v in prop::collection::vec(prop::sample::select(vec![b'a', b'-', b';', b' ', 0x80]), 0..20), p in 0usize..24) {
+            prop_assert_eq!(skip_run(&v, p, is_token), skip_while(&v, p, is_token));
         }
     }
 

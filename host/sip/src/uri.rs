@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::parse::{
-    Param, ParseError, find_param, param_name, percent_decode, skip_lws, skip_while,
+    Param, ParseError, find_param, param_name, percent_decode, skip_lws, skip_run, skip_while,
 };
 
 /// URI scheme.
@@ -292,7 +292,7 @@ pub(crate) fn host_text(i: &[u8]) -> Option<(&[u8], &[u8])> {
         }
         return None;
     }
-    let e = skip_while(i, 0, is_host_char);
+    let e = skip_run(i, 0, is_host_char);
     (e > 0).then(|| (&i[e..], &i[..e]))
 }
 
