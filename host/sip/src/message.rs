@@ -15,8 +15,8 @@ use crate::edit::Edits;
 use crate::header::name::NameMatcher;
 use crate::header::{CSeq, Contacts, Credentials, Header, HeaderName, NameAddr, Via, via};
 use crate::parse::{
-    FirstParam, ParseError, find_byte, first_element, is_lws, is_token, lossy, parse_delta_seconds,
-    parse_u32, skip_while, split_top_level,
+    FirstParam, ParseError, find_byte, find_byte_near, first_element, is_lws, is_token, lossy,
+    parse_delta_seconds, parse_u32, skip_while, split_top_level,
 };
 use crate::uri::Uri;
 
@@ -771,7 +771,7 @@ impl Message {
 /// `Other` names need the byte-by-byte token check.
 #[inline(always)]
 fn header_name(buf: &[u8], pos: usize) -> Option<(usize, usize, HeaderName)> {
-    let colon = find_byte::<b':'>(buf, pos)?;
+    let colon = find_byte_near::<b':'>(buf, pos)?;
     let mut ne = colon;
     while ne > pos && matches!(buf[ne - 1], b' ' | b'\t') {
         ne -= 1;
