@@ -494,8 +494,9 @@ pub(crate) fn parse_params_with<'a>(
 }
 
 /// Catches the value of the first parameter called `name` (ASCII
-/// case-insensitive) while a parameter list is validated: the
-/// allocation-free counterpart of `find_param` on a parsed list.
+/// case-insensitive; `name` in lowercase letters, see [`name_is`]) while a
+/// parameter list is validated: the allocation-free counterpart of
+/// `find_param` on a parsed list.
 pub(crate) struct FirstParam<'a> {
     name: &'static str,
     found: bool,
@@ -513,7 +514,7 @@ impl<'a> FirstParam<'a> {
 
     #[inline]
     pub(crate) fn see(&mut self, name: &'a [u8], value: Option<&'a [u8]>) {
-        if !self.found && name.eq_ignore_ascii_case(self.name.as_bytes()) {
+        if !self.found && name_is(name, self.name) {
             self.found = true;
             self.value = value;
         }
@@ -523,6 +524,18 @@ impl<'a> FirstParam<'a> {
     pub(crate) fn value_string(&self) -> Option<String> {
         self.value.map(lossy)
     }
+}
+
+/// `name` equals `lower` ignoring ASCII case, where `lower` is a
+/// parameter name made of lowercase letters only (`tag`, `branch`). For a
+/// lowercase letter `l`, `b | 0x20 == l` holds exactly when `b` is `l` or
+/// its uppercase: ~4 instructions a byte instead of ~16 for
+/// `eq_ignore_ascii_case`.
+#[inline]
+pub(crate) fn name_is(name: &[u8], lower: &str) -> bool {
+    let lower = lower.as_bytes();
+    debug_assert!(lower.iter().all(u8::is_ascii_lowercase), "{lower:?}");
+    name.len() == lower.len() && name.iter().zip(lower).all(|(b, l)| b | 0x20 == *l)
 }
 
 pub(crate) fn trim_start_lws(s: &[u8]) -> &[u8] {
@@ -668,6 +681,19 @@ mod tests {
         #[test]
         fn skip_run_matches_skip_while(v in prop::collection::vec(prop::sample::select(vec![b'a', b'-', b';', b' ', 0x80]), 0..20), p in 0usize..24) {
             prop_assert_eq!(skip_run(&v, p, is_token), skip_while(&v, p, is_token));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn name_is_matches_eq_ignore_ascii_case(v in prop::collection::vec(any::<u8>(), 0..8), i in 0usize..5) {
+            let names = ["tag", "branch", "rport", "", "lr"];
+            let mut v = v;
+            // Often a case variant of the name itself.
+            if i % 2 == 0 {
+                v = names[i].bytes().enumerate().map(|(k, b)| if v.get(k).is_some_and(|x| x & 1 == 1) { b.to_ascii_uppercase() } else { b }).collect();
+            }
+            prop_assert_eq!(name_is(&v, names[i]), v.eq_ignore_ascii_case(names[i].as_bytes()));
         }
     }
 

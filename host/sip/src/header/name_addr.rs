@@ -9,7 +9,7 @@ use std::fmt;
 use memchr::memchr;
 
 use crate::parse::{
-    Param, ParseError, find_param, is_lws, is_token, lossy, param_name, parse_params_with,
+    Param, ParseError, find_param, is_lws, is_token, lossy, name_is, param_name, parse_params_with,
     quoted_end, split_top_level, trim_lws, unquote,
 };
 use crate::uri::{Uri, parse_uri_with};
@@ -46,7 +46,8 @@ impl NameAddr {
 
     /// Validates one value exactly like [`NameAddr::parse`] and returns the
     /// first header parameter called `name` (`Some(None)` when it has no
-    /// value), without building the URI or any string.
+    /// value), without building the URI or any string. `name` is in
+    /// lowercase letters (see [`crate::parse::name_is`]).
     pub(crate) fn check_and_find_param<'a>(
         value: &'a [u8],
         name: &'static str,
@@ -56,7 +57,7 @@ impl NameAddr {
             value,
             |u| parse_uri_with(u, |_, _| {}, |_, _| {}).map(|_| ()),
             |n, v| {
-                if found.is_none() && n.eq_ignore_ascii_case(name.as_bytes()) {
+                if found.is_none() && name_is(n, name) {
                     found = Some(v);
                 }
             },
