@@ -345,88 +345,13 @@ impl Message {
             nl
         };
         let head = parse_start_line(&raw, sl_start, sl_end)?;
-        pos = nl + 1;
 
         if u32::try_from(buf.len()).is_err() {
             return Err(ParseError::Headers("message larger than 4 GiB"));
         }
         let mut hdrs: Vec<HdrPos> = Vec::with_capacity(24);
         let mut first_idx: FirstIdx = [NO_HDR; KNOWN_NAMES];
-        let mut content_length: Option<usize> = None;
-        // A Content-Length header whose value is checked once the next
-        // line is known to be terminated: errors come in the order of a
-        // split that pushes each header when the following line starts.
-        let mut cl_pending: Option<usize> = None;
-        let body_start;
-        loop {
-            let Some(&first) = buf.get(pos) else {
-                // Buffer ends right after a header line with no empty line.
-                // Tolerated: there is no body either way.
-                body_start = buf.len();
-                break;
-            };
-            // CR, LF, SP and HT are all <= SP: one test keeps the empty
-            // line and folds off the common path.
-            if first <= b' ' {
-                // Empty line: end of the header block.
-                if first == b'\n' {
-                    body_start = pos + 1;
-                    break;
-                }
-                if first == b'\r' && buf.get(pos + 1) == Some(&b'\n') {
-                    body_start = pos + 2;
-                    break;
-                }
-                if first == b' ' || first == b'\t' {
-                    pos = fold_line(buf, pos, &mut hdrs)?;
-                    continue;
-                }
-            }
-            // Common case: `token *(SP/HT) ':'`. The first ':' is found
-            // with a block search; the name before it (SP/HT trimmed) is
-            // valid when it is a well-known name (all of them are tokens)
-            // or, for other names, all token bytes. This is what a
-            // token-then-SP/HT-then-':' scan accepts, in fewer instructions.
-            let Some((ne, colon, name)) = header_name(buf, pos) else {
-                return Err(bad_header_line(
-                    buf,
-                    pos,
-                    &hdrs,
-                    cl_pending,
-                    &mut content_length,
-                ));
-            };
-            let nl = find_byte::<b'\n'>(buf, colon + 1)
-                .ok_or(ParseError::Headers("unterminated header line"))?;
-            if let Some(i) = cl_pending.take() {
-                check_content_length(buf, &hdrs[i], &mut content_length)?;
-            }
-            let le = if buf[nl - 1] == b'\r' { nl - 1 } else { nl };
-            let (vs, ve) = trim_value(buf, colon + 1, le);
-            // `Message::parse` checked that the buffer length fits in u32, and
-            // every header takes at least two bytes, so the count fits too.
-            if let Some(slot) = first_idx.get_mut(name as usize)
-                && *slot == NO_HDR
-            {
-                *slot = hdrs.len() as u32;
-            }
-            if name == HeaderName::ContentLength {
-                cl_pending = Some(hdrs.len());
-            }
-            hdrs.push(HdrPos {
-                name,
-                name_s: pos as u32,
-                name_e: ne as u32,
-                val_s: vs as u32,
-                val_e: ve as u32,
-                line_s: pos as u32,
-                line_e: (nl + 1) as u32,
-            });
-            pos = nl + 1;
-        }
-        if let Some(i) = cl_pending {
-            check_content_length(buf, &hdrs[i], &mut content_length)?;
-        }
+        let (body_start, content_length) = split_headers(buf, nl + 1, &mut hdrs, &mut first_idx)?;
         let end = match content_length {
             Some(cl) => {
                 let end = body_start.checked_add(cl).filter(|e| *e <= buf.len());
@@ -764,6 +689,95 @@ impl Message {
             via_sent_by,
         })
     }
+}
+
+/// Splits the header block starting at `pos` into `hdrs` (see
+/// [`Message::parse`]): the body start and the Content-Length. Out of line
+/// so that the per-line loop does not share registers with the start line
+/// and the `Message` being built.
+#[inline(never)]
+fn split_headers(
+    buf: &[u8],
+    mut pos: usize,
+    hdrs: &mut Vec<HdrPos>,
+    first_idx: &mut FirstIdx,
+) -> Result<(usize, Option<usize>), ParseError> {
+    let mut content_length: Option<usize> = None;
+    // A Content-Length header whose value is checked once the next
+    // line is known to be terminated: errors come in the order of a
+    // split that pushes each header when the following line starts.
+    let mut cl_pending: Option<usize> = None;
+    let body_start;
+    loop {
+        let Some(&first) = buf.get(pos) else {
+            // Buffer ends right after a header line with no empty line.
+            // Tolerated: there is no body either way.
+            body_start = buf.len();
+            break;
+        };
+        // CR, LF, SP and HT are all <= SP: one test keeps the empty
+        // line and folds off the common path.
+        if first <= b' ' {
+            // Empty line: end of the header block.
+            if first == b'\n' {
+                body_start = pos + 1;
+                break;
+            }
+            if first == b'\r' && buf.get(pos + 1) == Some(&b'\n') {
+                body_start = pos + 2;
+                break;
+            }
+            if first == b' ' || first == b'\t' {
+                pos = fold_line(buf, pos, hdrs)?;
+                continue;
+            }
+        }
+        // Common case: `token *(SP/HT) ':'`. The first ':' is found
+        // with a block search; the name before it (SP/HT trimmed) is
+        // valid when it is a well-known name (all of them are tokens)
+        // or, for other names, all token bytes. This is what a
+        // token-then-SP/HT-then-':' scan accepts, in fewer instructions.
+        let Some((ne, colon, name)) = header_name(buf, pos) else {
+            return Err(bad_header_line(
+                buf,
+                pos,
+                hdrs,
+                cl_pending,
+                &mut content_length,
+            ));
+        };
+        let nl = find_byte::<b'\n'>(buf, colon + 1)
+            .ok_or(ParseError::Headers("unterminated header line"))?;
+        if let Some(i) = cl_pending.take() {
+            check_content_length(buf, &hdrs[i], &mut content_length)?;
+        }
+        let le = if buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+        let (vs, ve) = trim_value(buf, colon + 1, le);
+        // `Message::parse` checked that the buffer length fits in u32, and
+        // every header takes at least two bytes, so the count fits too.
+        if let Some(slot) = first_idx.get_mut(name as usize)
+            && *slot == NO_HDR
+        {
+            *slot = hdrs.len() as u32;
+        }
+        if name == HeaderName::ContentLength {
+            cl_pending = Some(hdrs.len());
+        }
+        hdrs.push(HdrPos {
+            name,
+            name_s: pos as u32,
+            name_e: ne as u32,
+            val_s: vs as u32,
+            val_e: ve as u32,
+            line_s: pos as u32,
+            line_e: (nl + 1) as u32,
+        });
+        pos = nl + 1;
+    }
+    if let Some(i) = cl_pending {
+        check_content_length(buf, &hdrs[i], &mut content_length)?;
+    }
+    Ok((body_start, content_length))
 }
 
 /// The name of the header line at `pos` when it is `token *(SP/HT) ':'`:
