@@ -8,7 +8,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::parse::{
-    Param, ParseError, find_param, param_name, percent_decode, skip_lws, skip_run, skip_while,
+    Param, ParseError, any_byte, find_param, param_name, percent_decode, skip_lws, skip_run,
+    skip_while,
 };
 
 /// URI scheme.
@@ -446,9 +447,18 @@ pub(crate) fn parse_uri_with<'a>(
     }
     // One branch-free pass: which classes occur at all. A bad byte is an
     // error wherever it is; only when an '@' occurs is it looked for.
-    let seen = rest
-        .iter()
-        .fold(0u8, |acc, &b| acc | HOST_CLASS[b as usize]);
+    let seen = if rest.len() >= 16 {
+        // The same two questions as compares, which vectorize (see
+        // `any_byte`): ~30 instead of ~110 instructions for 30 bytes.
+        let bad = any_byte(rest, |b| {
+            (b <= b' ') | (b >= 0x7f) | (b == b'<') | (b == b'>') | (b == b'"')
+        });
+        let at = any_byte(rest, |b| b == b'@');
+        (if bad { BAD_URI } else { 0 }) | (if at { AT } else { 0 })
+    } else {
+        rest.iter()
+            .fold(0u8, |acc, &b| acc | HOST_CLASS[b as usize])
+    };
     if seen & BAD_URI != 0 {
         return Err(ParseError::Uri("invalid character"));
     }
