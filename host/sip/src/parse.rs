@@ -487,6 +487,7 @@ pub(crate) fn parse_params(
 
 /// The grammar of [`parse_params`] without building anything: `f` sees
 /// each `(name, value)` as slices of `s`, in order, as it is validated.
+#[inline]
 pub(crate) fn parse_params_with<'a>(
     mut s: &'a [u8],
     header: &'static str,
