@@ -8,8 +8,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::parse::{
-    Param, ParseError, any_byte, find_param, param_name, percent_decode, skip_lws, skip_run,
-    skip_while,
+    Param, ParseError, any_byte, find_param, param_name, percent_decode, push_first4, skip_lws,
+    skip_run, skip_while,
 };
 
 /// URI scheme.
@@ -369,8 +369,8 @@ impl Uri {
         let mut headers = Vec::new();
         let p = parse_uri_with(
             input,
-            |n, v| params.push((param_name(n), v.map(ascii))),
-            |n, v| headers.push((ascii(n), ascii(v))),
+            |n, v| push_first4(&mut params, (param_name(n), v.map(ascii))),
+            |n, v| push_first4(&mut headers, (ascii(n), ascii(v))),
         )?;
         Ok(Uri {
             scheme: p.scheme,

@@ -10,7 +10,7 @@ use memchr::memchr;
 
 use crate::parse::{
     Param, ParseError, find_param, is_lws, is_token, lossy, name_is, param_name, parse_params_with,
-    quoted_end, split_top_level, trim_lws, unquote,
+    push_first4, quoted_end, split_top_level, trim_lws, unquote,
 };
 use crate::uri::{Uri, parse_uri_with};
 
@@ -30,7 +30,7 @@ impl NameAddr {
     pub fn parse(value: &[u8]) -> Result<NameAddr, ParseError> {
         let mut params = Vec::new();
         let (display, uri) = parse_with(value, Uri::parse, |n, v| {
-            params.push((param_name(n), v.map(lossy)))
+            push_first4(&mut params, (param_name(n), v.map(lossy)))
         })?;
         let display_name = match display {
             DisplayRef::None => None,
@@ -75,7 +75,7 @@ impl NameAddr {
     /// [`NameAddr::parse_list`] appending to `out` (no Vec per header value).
     pub(crate) fn parse_list_into(value: &[u8], out: &mut Vec<NameAddr>) -> Result<(), ParseError> {
         for elem in split_top_level(value) {
-            out.push(NameAddr::parse(elem?)?);
+            push_first4(out, NameAddr::parse(elem?)?);
         }
         Ok(())
     }
