@@ -300,19 +300,21 @@ pub struct Uri {
 }
 
 /// Case-insensitive `sips:` / `sip:` / `tel:` prefix; the rest after it.
+#[inline]
 fn scheme(i: &[u8]) -> Option<(&[u8], Scheme)> {
     // The position of ':' tells the candidates apart, so one compare each.
+    // The schemes are letters, for which `b | 0x20 == l` holds exactly for
+    // `l` and its uppercase (see `name_is`): one word compare.
+    let low3 = |a: u8, b: u8, c: u8| u32::from_le_bytes([a | 0x20, b | 0x20, c | 0x20, 0]);
     match i {
-        [a, b, c, b':', rest @ ..] => {
-            if [*a, *b, *c].eq_ignore_ascii_case(b"sip") {
-                Some((rest, Scheme::Sip))
-            } else if [*a, *b, *c].eq_ignore_ascii_case(b"tel") {
-                Some((rest, Scheme::Tel))
-            } else {
-                None
-            }
-        }
-        [a, b, c, d, b':', rest @ ..] if [*a, *b, *c, *d].eq_ignore_ascii_case(b"sips") => {
+        [a, b, c, b':', rest @ ..] => match low3(*a, *b, *c) {
+            x if x == u32::from_le_bytes(*b"sip\0") => Some((rest, Scheme::Sip)),
+            x if x == u32::from_le_bytes(*b"tel\0") => Some((rest, Scheme::Tel)),
+            _ => None,
+        },
+        [a, b, c, d, b':', rest @ ..]
+            if low3(*a, *b, *c) == u32::from_le_bytes(*b"sip\0") && d | 0x20 == b's' =>
+        {
             Some((rest, Scheme::Sips))
         }
         _ => None,
@@ -837,6 +839,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn scheme_matches_nom_near_misses(v in "[sStT3S\x13\x53@][iIeEI)\x09][pPlL0P\x10][sS:\x13][:x]?a") {
+            let b = v.as_bytes();
+            prop_assert_eq!(scheme(b), scheme_nom(b).ok());
+        }
+
         #[test]
         fn scanners_match_nom(v in r"(?i)(sips?:|tel:)?[\[\]0-9a-fA-F:.x_ \t-]{0,20}[;?]?.{0,3}") {
             let b = v.as_bytes();
