@@ -131,7 +131,13 @@ fn parse_with<'a, U>(
         let u = bracketed(rest, uri, on_param)?;
         return Ok((DisplayRef::Quoted(&s[..end]), u));
     }
-    if let Some(lt) = memchr(b'<', s) {
+    // Contact/Route values mostly start with '<': no memchr call for them.
+    let lt = if s[0] == b'<' {
+        Some(0)
+    } else {
+        memchr(b'<', s)
+    };
+    if let Some(lt) = lt {
         // Token display name: tokens separated by LWS (non-ASCII tolerated).
         let disp = trim_lws(&s[..lt]);
         if !disp
