@@ -250,6 +250,10 @@ impl<'a> Iterator for SplitTop<'a> {
             // inside, only '>' does.
             let next = if in_angle {
                 memchr::memchr(b'>', &s[i..])
+            } else if matches!(s[i], b'"' | b'<' | b',') {
+                // `<uri>` elements and the ',' right after a '>': no
+                // memchr3 call (~60 instructions of setup) for those.
+                Some(0)
             } else {
                 memchr::memchr3(b'"', b'<', b',', &s[i..])
             };
