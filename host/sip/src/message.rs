@@ -1,9 +1,9 @@
 //! Framing one datagram into a [`Message`] and reading it.
 //!
 //! [`Message::parse`] does the minimum every message needs: the start line,
-//! one pass with block byte searches that cuts the header block into raw name/value slices
-//! (handling folding, LF-only line ends and whitespace around `:`), and
-//! body framing by Content-Length. Typed views are parsed only when an
+//! one pass of block byte searches (`parse::find_byte`) that cuts the header
+//! block into raw name/value slices (handling folding, LF-only line ends
+//! and whitespace around `:`), and body framing by Content-Length. Typed views are parsed only when an
 //! accessor is called, so a proxy that looks at five headers pays for five.
 
 use std::sync::OnceLock;
