@@ -2,10 +2,11 @@
 //!
 //! A received datagram or stream frame becomes a [`Message`] by splitting
 //! its start line and header block into raw, zero-copy [`bytes::Bytes`]
-//! slices (one `memchr` pass). Typed views (Via, From/To, Contact, CSeq,
-//! credentials, URIs) are parsed with nom only when asked for. Changes are
-//! recorded as edits and applied once, when the message is serialized —
-//! the same idea as Kamailio's lumps. No I/O happens in this crate.
+//! slices (one pass of block byte searches). Typed views (Via, From/To,
+//! Contact, CSeq, credentials, URIs) are parsed with nom only when asked
+//! for. Changes are recorded as edits and applied once, when the message
+//! is serialized — the same idea as Kamailio's lumps. No I/O happens in
+//! this crate.
 //!
 //! # Layout
 //!

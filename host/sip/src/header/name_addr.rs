@@ -9,8 +9,8 @@ use std::fmt;
 use memchr::memchr;
 
 use crate::parse::{
-    Param, ParseError, find_param, is_lws, is_token, lossy, param_name, parse_params_with,
-    quoted_end, split_top_level, trim_lws, unquote,
+    Param, ParseError, find_param, is_lws, is_token, lossy, name_is, param_name, parse_params_with,
+    push_first4, quoted_end, split_top_level, trim_lws, unquote,
 };
 use crate::uri::{Uri, parse_uri_with};
 
@@ -30,7 +30,7 @@ impl NameAddr {
     pub fn parse(value: &[u8]) -> Result<NameAddr, ParseError> {
         let mut params = Vec::new();
         let (display, uri) = parse_with(value, Uri::parse, |n, v| {
-            params.push((param_name(n), v.map(lossy)))
+            push_first4(&mut params, (param_name(n), v.map(lossy)))
         })?;
         let display_name = match display {
             DisplayRef::None => None,
@@ -46,7 +46,8 @@ impl NameAddr {
 
     /// Validates one value exactly like [`NameAddr::parse`] and returns the
     /// first header parameter called `name` (`Some(None)` when it has no
-    /// value), without building the URI or any string.
+    /// value), without building the URI or any string. `name` is in
+    /// lowercase letters (see [`crate::parse::name_is`]).
     pub(crate) fn check_and_find_param<'a>(
         value: &'a [u8],
         name: &'static str,
@@ -56,7 +57,7 @@ impl NameAddr {
             value,
             |u| parse_uri_with(u, |_, _| {}, |_, _| {}).map(|_| ()),
             |n, v| {
-                if found.is_none() && n.eq_ignore_ascii_case(name.as_bytes()) {
+                if found.is_none() && name_is(n, name) {
                     found = Some(v);
                 }
             },
@@ -74,7 +75,7 @@ impl NameAddr {
     /// [`NameAddr::parse_list`] appending to `out` (no Vec per header value).
     pub(crate) fn parse_list_into(value: &[u8], out: &mut Vec<NameAddr>) -> Result<(), ParseError> {
         for elem in split_top_level(value) {
-            out.push(NameAddr::parse(elem?)?);
+            push_first4(out, NameAddr::parse(elem?)?);
         }
         Ok(())
     }
@@ -130,7 +131,13 @@ fn parse_with<'a, U>(
         let u = bracketed(rest, uri, on_param)?;
         return Ok((DisplayRef::Quoted(&s[..end]), u));
     }
-    if let Some(lt) = memchr(b'<', s) {
+    // Contact/Route values mostly start with '<': no memchr call for them.
+    let lt = if s[0] == b'<' {
+        Some(0)
+    } else {
+        memchr(b'<', s)
+    };
+    if let Some(lt) = lt {
         // Token display name: tokens separated by LWS (non-ASCII tolerated).
         let disp = trim_lws(&s[..lt]);
         if !disp

@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::parse::{
-    Param, ParseError, find_param, is_token, lossy, param_name, parse_params_with, skip_lws,
-    skip_while, split_top_level, trim_lws,
+    Param, ParseError, find_param, is_token, lossy, param_name, parse_params_with, push_first4,
+    skip_lws, skip_while, split_top_level, trim_lws,
 };
 use crate::uri::{Host, HostRef, host_text, parse_port, port_text};
 
@@ -45,7 +45,9 @@ impl Via {
     /// Parses a single via-parm (no commas at top level).
     pub(crate) fn parse_one(elem: &[u8]) -> Result<Via, ParseError> {
         let mut params = Vec::new();
-        let p = parse_one_with(elem, |n, v| params.push((param_name(n), v.map(lossy))))?;
+        let p = parse_one_with(elem, |n, v| {
+            push_first4(&mut params, (param_name(n), v.map(lossy)))
+        })?;
         let protocol = if p.name.eq_ignore_ascii_case(b"SIP") && p.version == b"2.0" {
             Cow::Borrowed("SIP/2.0")
         } else {
