@@ -185,6 +185,7 @@ pub mod __export {
     /// the host by `log.route-error`, the export says only `err` (see
     /// `wit/world.wit` for why).
     #[inline]
+    #[allow(clippy::result_unit_err)] // the WIT export's own type: a bare `result`
     pub fn outcome(r: crate::Result) -> Result<(), ()> {
         r.map_err(|e| crate::bindings::wisp::router::log::route_error(&e))
     }
@@ -210,16 +211,20 @@ macro_rules! export {
                     name: ::std::string::String,
                     msg: &$crate::Msg,
                 ) -> ::core::result::Result<(), ()> {
-                    $crate::__export::outcome(<$plugin as $crate::Plugin>::failure_route(&name, msg))
+                    $crate::__export::outcome(<$plugin as $crate::Plugin>::failure_route(
+                        &name, msg,
+                    ))
                 }
                 fn onreply_route(
                     name: ::std::string::String,
                     msg: &$crate::Msg,
                 ) -> ::core::result::Result<(), ()> {
-                    $crate::__export::outcome(<$plugin as $crate::Plugin>::onreply_route(&name, msg))
+                    $crate::__export::outcome(<$plugin as $crate::Plugin>::onreply_route(
+                &name, msg,
+                    ))
                 }
             }
-    $crate::bindings::export_plugin_world!(__WispGuest with_types_in $crate::bindings);
+            $crate::bindings::export_plugin_world!(__WispGuest with_types_in $crate::bindings);
         };
     };
 }

@@ -388,14 +388,13 @@ impl Router {
             cseq += 1;
             // Errors (ICMP port unreachable -> ECONNREFUSED) just mean "not yet".
             let _ = ua.sock.send_to(&req, self.udp_addr());
-            if let Some((b, _)) = ua.recv(Duration::from_millis(200)) {
-                if Message::parse(b)
+            if let Some((b, _)) = ua.recv(Duration::from_millis(200))
+                && Message::parse(b)
                     .map(|m| m.status().is_some())
                     .unwrap_or(false)
-                {
-                    // Drain late answers to earlier probes: they are harmless.
-                    return Ok(());
-                }
+            {
+                // Drain late answers to earlier probes: they are harmless.
+                return Ok(());
             }
         }
         bail!(
@@ -472,10 +471,10 @@ impl Router {
 
     /// Panics (with the log) if the router has exited.
     pub fn assert_alive(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            if let Ok(Some(st)) = c.try_wait() {
-                panic!("wisp exited with {st}\n--- wisp log ---\n{}", self.log());
-            }
+        if let Some(c) = self.child.as_mut()
+            && let Ok(Some(st)) = c.try_wait()
+        {
+            panic!("wisp exited with {st}\n--- wisp log ---\n{}", self.log());
         }
     }
 

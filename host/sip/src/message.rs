@@ -601,7 +601,7 @@ impl Message {
 
     pub fn content_length(&self) -> Result<Option<usize>, ParseError> {
         self.first(HeaderName::ContentLength)
-            .map(|v| parse_content_length(v))
+            .map(parse_content_length)
             .transpose()
     }
 
@@ -622,13 +622,13 @@ impl Message {
 
     pub fn authorization(&self) -> Result<Option<Credentials>, ParseError> {
         self.first(HeaderName::Authorization)
-            .map(|v| Credentials::parse(v))
+            .map(Credentials::parse)
             .transpose()
     }
 
     pub fn proxy_authorization(&self) -> Result<Option<Credentials>, ParseError> {
         self.first(HeaderName::ProxyAuthorization)
-            .map(|v| Credentials::parse(v))
+            .map(Credentials::parse)
             .transpose()
     }
 

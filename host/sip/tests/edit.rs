@@ -257,14 +257,20 @@ fn set_max_forwards_leaves_one_header() {
         m.set_max_forwards(68);
         let out = m.serialize();
         assert_eq!(count(&out), 1, "{}", String::from_utf8_lossy(&out));
-        assert_eq!(Message::parse(out).unwrap().max_forwards().unwrap(), Some(68));
+        assert_eq!(
+            Message::parse(out).unwrap().max_forwards().unwrap(),
+            Some(68)
+        );
 
         let mut m = Message::parse(Bytes::from_static(raw.as_bytes())).unwrap();
         m.remove_headers("Max-Forwards");
         m.set_max_forwards(3);
         let out = m.serialize();
         assert_eq!(count(&out), 1, "{}", String::from_utf8_lossy(&out));
-        assert_eq!(Message::parse(out).unwrap().max_forwards().unwrap(), Some(3));
+        assert_eq!(
+            Message::parse(out).unwrap().max_forwards().unwrap(),
+            Some(3)
+        );
     }
     // In place: where the received header was.
     let mut m = Message::parse(Bytes::from_static(once.as_bytes())).unwrap();

@@ -77,13 +77,8 @@ fn exercise(raw: Bytes) {
     let mut f = StreamFramer::new(2048);
     for chunk in raw.chunks(37) {
         f.buffer_mut().extend_from_slice(chunk);
-        loop {
-            match f.next_message() {
-                Ok(Some(m)) => {
-                    let _ = Message::parse(m);
-                }
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(m)) = f.next_message() {
+            let _ = Message::parse(m);
         }
     }
 }

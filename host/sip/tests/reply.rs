@@ -101,7 +101,10 @@ fn reply_rport_absent_not_added_and_errors() {
 fn reply_to_tag_only_when_to_has_none() {
     let cases = [
         ("<sip:a@b>;TAG=x", "<sip:a@b>;TAG=x"),
-        ("\"Tag\" <sip:tag@b;tag=u>", "\"Tag\" <sip:tag@b;tag=u>;tag=t1"),
+        (
+            "\"Tag\" <sip:tag@b;tag=u>",
+            "\"Tag\" <sip:tag@b;tag=u>;tag=t1",
+        ),
         ("sip:vintage@b", "sip:vintage@b;tag=t1"),
         ("<sip:a@b>;Tag=", "<sip:a@b>;Tag=;tag=t1"),
     ];

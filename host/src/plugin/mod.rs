@@ -393,10 +393,9 @@ impl PluginRuntime {
                 if replying
                     && ctx.handled.is_none()
                     && ctx.msg.method() != Some(&wisp_sip::Method::Ack)
+                    && let Err(e) = reply::sl_reply_error(&self.core, &mut ctx)
                 {
-                    if let Err(e) = reply::sl_reply_error(&self.core, &mut ctx) {
-                        tracing::info!("no error reply possible: {e}");
-                    }
+                    tracing::info!("no error reply possible: {e}");
                 }
             }
             Err(trap) => {

@@ -224,7 +224,7 @@ impl Usrloc {
         let mut v = self.with_table(table, |t| live_sorted(t.get(aor), now))?;
         if self.config.desc_time_order {
             // Stable: among equal times the q order stays.
-            v.sort_by(|a, b| b.updated.cmp(&a.updated));
+            v.sort_by_key(|b| std::cmp::Reverse(b.updated));
         }
         Ok(v)
     }

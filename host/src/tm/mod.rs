@@ -1065,24 +1065,24 @@ impl Tm {
             }
             return None;
         }
-        if !txn.canceled {
-            if let Some(name) = txn.on_failure.take() {
-                txn.phase = Phase::FailureRoute;
-                let mut ctx = Box::new(MsgContext::new(
-                    (*txn.request).clone(),
-                    txn.source,
-                    txn.summary.clone(),
-                ));
-                ctx.flags = txn.flags;
-                ctx.route = RouteKind::Failure;
-                ctx.reply_code = txn.best_candidate().map(|c| c.code);
-                ctx.txn = Some(handle.clone());
-                let plugin = txn.armed_by.as_ref().map(|l| l.plugin().clone());
-                return Some(FailureWork {
-                    route: ArmedRoute { name, plugin },
-                    ctx,
-                });
-            }
+        if !txn.canceled
+            && let Some(name) = txn.on_failure.take()
+        {
+            txn.phase = Phase::FailureRoute;
+            let mut ctx = Box::new(MsgContext::new(
+                (*txn.request).clone(),
+                txn.source,
+                txn.summary.clone(),
+            ));
+            ctx.flags = txn.flags;
+            ctx.route = RouteKind::Failure;
+            ctx.reply_code = txn.best_candidate().map(|c| c.code);
+            ctx.txn = Some(handle.clone());
+            let plugin = txn.armed_by.as_ref().map(|l| l.plugin().clone());
+            return Some(FailureWork {
+                route: ArmedRoute { name, plugin },
+                ctx,
+            });
         }
         self.send_best(core, txn);
         None
@@ -1142,10 +1142,10 @@ impl Tm {
                     if let Some(br) = txn.branches.get_mut(b as usize) {
                         br.client.on_timer(r.kind, now, &self.timers, &mut out);
                     }
-                    if self.run_branch_actions(core, txn, b, out) {
-                        if let Some(w) = self.maybe_complete(core, &handle, txn) {
-                            work.push(w);
-                        }
+                    if self.run_branch_actions(core, txn, b, out)
+                        && let Some(w) = self.maybe_complete(core, &handle, txn)
+                    {
+                        work.push(w);
                     }
                 }
             }
@@ -1212,13 +1212,12 @@ impl Tm {
         for a in out {
             match a {
                 TxnAction::Send(bytes) => {
-                    if let Some(b) = txn.branches.get(i) {
-                        if let Err(e) =
+                    if let Some(b) = txn.branches.get(i)
+                        && let Err(e) =
                             core.transports()
                                 .send(b.proto, b.dest, Some(b.local), bytes)
-                        {
-                            tracing::info!(dest = %b.dest, "branch send failed: {e}");
-                        }
+                    {
+                        tracing::info!(dest = %b.dest, "branch send failed: {e}");
                     }
                 }
                 TxnAction::Schedule(kind, at) => self.queue.schedule(
@@ -1238,11 +1237,12 @@ impl Tm {
                         }
                         continue;
                     }
-                    if let Some(b) = txn.branches.get_mut(i) {
-                        if !b.done && !b.replica {
-                            b.done = true;
-                            timed_out = true;
-                        }
+                    if let Some(b) = txn.branches.get_mut(i)
+                        && !b.done
+                        && !b.replica
+                    {
+                        b.done = true;
+                        timed_out = true;
                     }
                     if timed_out {
                         let c = self.local_candidate(txn, 408, "Request Timeout");
@@ -1300,13 +1300,13 @@ impl Tm {
                 .flat_map(|c| c.challenges.iter().cloned())
                 .filter(|ch| !best.challenges.contains(ch))
                 .collect();
-            if !others.is_empty() {
-                if let Ok(mut m) = Message::parse(bytes.clone()) {
-                    for (name, value) in others {
-                        m.append_header(&name, value);
-                    }
-                    bytes = m.serialize();
+            if !others.is_empty()
+                && let Ok(mut m) = Message::parse(bytes.clone())
+            {
+                for (name, value) in others {
+                    m.append_header(&name, value);
                 }
+                bytes = m.serialize();
             }
         }
         self.send_upstream(core, txn, best.code, bytes, now);

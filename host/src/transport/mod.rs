@@ -95,10 +95,11 @@ impl Transports {
             Proto::Udp => self.udp.iter().map(|(a, _)| *a).collect(),
             Proto::Tcp => self.tcp_listen.clone(),
         };
-        if let Some(a) = arrived_on {
-            if candidates.contains(&a) && a.is_ipv4() == dest.is_ipv4() {
-                return Some(a);
-            }
+        if let Some(a) = arrived_on
+            && candidates.contains(&a)
+            && a.is_ipv4() == dest.is_ipv4()
+        {
+            return Some(a);
         }
         candidates
             .iter()

@@ -82,10 +82,10 @@ fn seq_after(s: &[u8], token: &[u8], suffix: &[u8]) -> Option<u64> {
 /// Sequence number of the request a response belongs to: Call-ID `<token><seq>@bench`,
 /// else the top Via's `branch=z9hG4bK-<token><seq>`. `token` is the run token (`wb<nonce>-`).
 pub fn match_seq(msg: &[u8], token: &[u8]) -> Option<u64> {
-    if let Some(cid) = header(msg, b"Call-ID", b"i") {
-        if let Some(seq) = seq_after(cid, token, b"@bench") {
-            return Some(seq);
-        }
+    if let Some(cid) = header(msg, b"Call-ID", b"i")
+        && let Some(seq) = seq_after(cid, token, b"@bench")
+    {
+        return Some(seq);
     }
     let via = header(msg, b"Via", b"v")?;
     // Top Via only: cut at a comma separating multiple values.

@@ -62,10 +62,8 @@ fn serve(sock: UdpSocket, stop: &AtomicBool, answered: &AtomicU64) {
         let Ok((n, from)) = sock.recv_from(&mut buf) else {
             continue;
         };
-        if answer(&buf[..n], &contact, &mut out) {
-            if sock.send_to(&out, from).is_ok() {
-                answered.fetch_add(1, Ordering::Relaxed);
-            }
+        if answer(&buf[..n], &contact, &mut out) && sock.send_to(&out, from).is_ok() {
+            answered.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

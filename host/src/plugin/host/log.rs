@@ -2,8 +2,8 @@
 //! the plugin's name.
 
 use super::PluginState;
-use crate::plugin::bindings::{LogLevel, WitError};
 use crate::plugin::bindings::wisp::router::log;
+use crate::plugin::bindings::{LogLevel, WitError};
 
 impl log::Host for PluginState {
     fn log(&mut self, level: LogLevel, text: String) -> wasmtime::Result<()> {

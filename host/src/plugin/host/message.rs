@@ -143,10 +143,10 @@ impl message::HostMsg for PluginState {
 
     fn revert_uri(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<()> {
         let ctx = self.msg(&m)?;
-        if let wisp_sip::StartLine::Request { uri, .. } = ctx.msg.start_line() {
-            if let Ok(original) = Uri::parse(uri) {
-                ctx.set_ruri(original);
-            }
+        if let wisp_sip::StartLine::Request { uri, .. } = ctx.msg.start_line()
+            && let Ok(original) = Uri::parse(uri)
+        {
+            ctx.set_ruri(original);
         }
         Ok(())
     }
