@@ -3,6 +3,11 @@
 
 use std::hint::black_box;
 
+// The router's allocator (host/src/main.rs): typed values are owned
+// strings, so the allocator is part of what a parse costs there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use wisp_sip::Message;
 

@@ -1,6 +1,11 @@
 //! Loops over the benchmark INVITE for profiling (callgrind/perf):
 //! `parse_profile [key|only|full] [iterations]`.
 use std::hint::black_box;
+
+// The router's allocator (host/src/main.rs): typed values are owned
+// strings, so the allocator is part of what a parse costs there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use wisp_sip::Message;
 
 #[path = "../benches/common/invite.rs"]

@@ -113,25 +113,30 @@ static HOST_CLASS: [u8; 256] = {
 #[inline]
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = b.split(|c| *c == b'.');
-    for octet in &mut octets {
-        let digits = parts.next()?;
-        let value = match digits {
-            [d] if d.is_ascii_digit() => u16::from(d - b'0'),
-            // Longer octets: no leading zero (std refuses "01" as octal-looking).
-            [b'1'..=b'9', rest @ ..] if rest.len() <= 2 && rest.iter().all(u8::is_ascii_digit) => {
-                digits
-                    .iter()
-                    .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'))
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
             }
-            _ => return None,
-        };
-        *octet = u8::try_from(value).ok()?;
+            i += 1;
+        }
+        let start = i;
+        let mut v: u32 = 0;
+        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+            if i - start == 3 {
+                return None;
+            }
+            v = v * 10 + u32::from(d - b'0');
+            i += 1;
+        }
+        // No digits, or a leading zero std would read as octal-looking.
+        if i == start || (i - start > 1 && b[start] == b'0') {
+            return None;
+        }
+        *octet = u8::try_from(v).ok()?;
     }
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(Ipv4Addr::from(octets))
+    (i == b.len()).then(|| Ipv4Addr::from(octets))
 }
 
 /// A validated host that still borrows its text (no allocation for
@@ -195,11 +200,14 @@ impl<'a> HostRef<'a> {
         if b.first() == Some(&b'[') {
             return HostRef::parse(b);
         }
+        // What `HostRef::parse` decides: digits and dots must be a dotted
+        // quad, anything else is a name. A name fails `parse_ipv4` at its
+        // first letter, so the address is tried first.
+        if let Some(a) = parse_ipv4(b) {
+            return Ok(HostRef::Ipv4(a));
+        }
         if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
-            // What `HostRef::parse` decides for digits and dots.
-            return parse_ipv4(b)
-                .map(HostRef::Ipv4)
-                .ok_or(ParseError::Uri("bad IPv4 address"));
+            return Err(ParseError::Uri("bad IPv4 address"));
         }
         Ok(HostRef::Domain(b))
     }
