@@ -38,6 +38,43 @@ use crate::msg_context::MsgContext;
 use crate::router::RouterCore;
 use crate::stateless::reply;
 
+/// The WIT package this router implements (`package` in `wit/*.wit`).
+pub const WIT_PACKAGE: &str = "wisp:router@0.2.0";
+
+/// A component built against another version of the contract fails to
+/// link anyway, with wasmtime's message about a missing instance; this
+/// check says what an operator needs to know instead. Versions are
+/// compatible as wasmtime's linker matches them: the same major version,
+/// and for 0.x the same minor.
+fn check_contract_version(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+) -> Result<(), PluginError> {
+    fn compatible(version: &str) -> Option<&str> {
+        let mut parts = version.splitn(3, '.');
+        let major = parts.next()?;
+        let minor = parts.next()?;
+        Some(if major == "0" {
+            &version[..major.len() + 1 + minor.len()]
+        } else {
+            major
+        })
+    }
+    let ours = WIT_PACKAGE.rsplit_once('@').and_then(|(_, v)| compatible(v));
+    for (name, _) in component.component_type().imports(engine) {
+        let Some(interface) = name.strip_prefix("wisp:router/") else {
+            continue;
+        };
+        let version = interface.rsplit_once('@').map(|(_, v)| v);
+        if version.and_then(compatible) != ours {
+            return Err(PluginError::ContractVersion {
+                found: format!("wisp:router@{}", version.unwrap_or("(no version)")),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// How often the engine's epoch advances; deadlines are counted in these.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
@@ -50,6 +87,11 @@ pub enum PluginError {
     Compile(wasmtime::Error),
     #[error("the component does not fit the wisp:router world: {0:#}")]
     Link(wasmtime::Error),
+    #[error(
+        "the component was built against {found}, this router implements {WIT_PACKAGE}: \
+         rebuild it with the current wisp-sdk (`make plugins`)"
+    )]
+    ContractVersion { found: String },
     #[error("instantiation failed: {0:#}")]
     Instantiate(wasmtime::Error),
     #[error("init refused: {0}")]
@@ -182,6 +224,7 @@ impl PluginRuntime {
             .map(cache::ComponentCache::new);
         let component = cache::load_component(engine, bytes, cache.as_ref(), &cfg.name)
             .map_err(PluginError::Compile)?;
+        check_contract_version(engine, &component)?;
         let mut linker: Linker<PluginState> = Linker::new(engine);
         Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(PluginError::Link)?;
@@ -462,4 +505,59 @@ fn call_id(ctx: &MsgContext) -> String {
         .call_id()
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A component that only imports an empty instance called `name`.
+    fn importing(name: &str) -> Vec<u8> {
+        use wasm_encoder::{
+            Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection,
+            InstanceType,
+        };
+        let mut types = ComponentTypeSection::new();
+        types.instance(&InstanceType::new());
+        let mut imports = ComponentImportSection::new();
+        imports.import(name, ComponentTypeRef::Instance(0));
+        let mut component = Component::new();
+        component.section(&types).section(&imports);
+        component.finish()
+    }
+
+    fn check(name: &str) -> Result<(), PluginError> {
+        let engine = engine().expect("engine");
+        let component =
+            wasmtime::component::Component::new(engine, importing(name)).expect("compiles");
+        check_contract_version(engine, &component)
+    }
+
+    #[test]
+    fn a_plugin_of_another_contract_version_is_named_as_such() {
+        let err = check("wisp:router/log@0.1.0").expect_err("0.1 is not 0.2");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the component was built against wisp:router@0.1.0, this router implements \
+                 {WIT_PACKAGE}: rebuild it with the current wisp-sdk (`make plugins`)"
+            )
+        );
+        assert!(check("wisp:router/log").is_err());
+        assert!(check("wisp:router/log@1.2.0").is_err());
+        // Same contract, or one wasmtime's linker accepts as the same.
+        check(&format!("wisp:router/log@{}", WIT_PACKAGE.rsplit_once('@').unwrap().1))
+            .expect("this router's own version");
+        check("wisp:router/log@0.2.7").expect("a 0.2 patch release links");
+        check("other:pkg/iface@9.0.0").expect("not ours: left to the linker");
+    }
+
+    #[test]
+    fn the_contract_version_is_the_wit_package() {
+        let world = include_str!("../../../wit/world.wit");
+        assert!(
+            world.contains(&format!("package {WIT_PACKAGE};")),
+            "WIT_PACKAGE must match wit/world.wit"
+        );
+    }
 }
