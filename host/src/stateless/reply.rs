@@ -243,7 +243,8 @@ pub fn build_response(
     };
     let bytes =
         build_reply(req, code, reason, &opts).map_err(|e| ReplyError::Unanswerable(e.reason()))?;
-    Ok((bytes, reply_destination(source, summary)))
+    let destination = response_destination(source, top.port, rport_requested);
+    Ok((bytes, destination))
 }
 
 /// Where responses to the request of `summary` from `source` go.
