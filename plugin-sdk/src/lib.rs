@@ -220,11 +220,11 @@ macro_rules! export {
                     msg: &$crate::Msg,
                 ) -> ::core::result::Result<(), ()> {
                     $crate::__export::outcome(<$plugin as $crate::Plugin>::onreply_route(
-                &name, msg,
+                        &name, msg,
                     ))
                 }
             }
-            $crate::bindings::export_plugin_world!(__WispGuest with_types_in $crate::bindings);
+    $crate::bindings::export_plugin_world!(__WispGuest with_types_in $crate::bindings);
         };
     };
 }

@@ -56,17 +56,20 @@ fn ungranted_exec_is_refused_and_the_next_request_is_answered_promptly() {
 }
 
 fn start_redirect(pick: fn() -> u16, grant: &[&str], log_file: &str) -> Router {
-    start_redirect_with(pick, grant, log_file, false)
+    start_redirect_with(pick, grant, "log-src.sh", log_file, false)
 }
 
+/// The exec-redirect plugin: `exec_msg(<log_script> <log_file>)`, then
+/// `exec_dset(lcr.sh ...)` and a 300.
 fn start_redirect_with(
     pick: fn() -> u16,
     grant: &[&str],
+    log_script: &str,
     log_file: &str,
     stateful: bool,
 ) -> Router {
     let dset = format!("{} gw1.example.net gw2.example.net", fixture("lcr.sh"));
-    let log_cmd = format!("{} {log_file}", fixture("log-src.sh"));
+    let log_cmd = format!("{} {log_file}", fixture(log_script));
     let extra = if grant.is_empty() {
         String::new()
     } else {
@@ -100,6 +103,7 @@ fn stateful_redirect_lists_the_destination_set_and_absorbs_retransmissions() {
     let router = start_redirect_with(
         free_port,
         &[&fixture("lcr.sh"), &fixture("log-src.sh")],
+        "log-src.sh",
         &log_file,
         true,
     );
@@ -223,4 +227,48 @@ fn a_program_past_the_deadline_is_killed_and_other_requests_are_served() {
     );
     let log = router.log();
     assert!(log.contains("killed"), "{log}");
+}
+
+/// Kamailio's `setvars`: the program sees the transaction (top Via branch),
+/// the dialog (To-tag) and every header field as `SIP_HF_<NAME>`.
+#[test]
+fn exec_msg_gets_the_header_fields_and_ids_kamailio_gives() {
+    let dir = TempDir::new();
+    let log_file = dir.path().join("env.log").to_string_lossy().into_owned();
+    let router = start_redirect_with(
+        free_port,
+        &[&fixture("lcr.sh"), &fixture("log-env.sh")],
+        "log-env.sh",
+        &log_file,
+        false,
+    );
+    let ua = TestUa::new("alice");
+    let req = ua
+        .request("OPTIONS", &router.aor("4930"))
+        .call_id("env-test-1@e2e.wisp")
+        .branch("z9hG4bK-env-1");
+    let (_, fin) = ua.transact(router.udp_addr(), &req, RECV);
+    let fin = fin.unwrap_or_else(|| panic!("no answer; log:\n{}", router.log()));
+    assert_eq!(fin.status(), Some(300), "{}", text(&fin));
+    let logged = std::fs::read_to_string(&log_file).expect("exec_msg wrote the log");
+    // The last five lines: the router's readiness probe came through first.
+    let last: Vec<&str> = logged.lines().rev().take(5).collect();
+    let sent = wisp_sip::Message::parse(req.build()).expect("our request parses");
+    let want = [
+        "TID=z9hG4bK-env-1".to_owned(),
+        "DID=".to_owned(),
+        "CALL_ID=env-test-1@e2e.wisp".to_owned(),
+        format!("CSEQ={}", sent.cseq().expect("cseq")),
+        // As received: Max-Forwards is decremented on the way out only.
+        format!(
+            "MAX_FORWARDS={}",
+            sent.max_forwards().expect("mf").expect("mf")
+        ),
+    ];
+    let got: Vec<&str> = last.into_iter().rev().collect();
+    assert_eq!(
+        got,
+        want.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{logged}"
+    );
 }

@@ -60,7 +60,9 @@ fn check_contract_version(
             major
         })
     }
-    let ours = WIT_PACKAGE.rsplit_once('@').and_then(|(_, v)| compatible(v));
+    let ours = WIT_PACKAGE
+        .rsplit_once('@')
+        .and_then(|(_, v)| compatible(v));
     for (name, _) in component.component_type().imports(engine) {
         let Some(interface) = name.strip_prefix("wisp:router/") else {
             continue;
@@ -514,8 +516,7 @@ mod tests {
     /// A component that only imports an empty instance called `name`.
     fn importing(name: &str) -> Vec<u8> {
         use wasm_encoder::{
-            Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection,
-            InstanceType,
+            Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection, InstanceType,
         };
         let mut types = ComponentTypeSection::new();
         types.instance(&InstanceType::new());
@@ -546,8 +547,11 @@ mod tests {
         assert!(check("wisp:router/log").is_err());
         assert!(check("wisp:router/log@1.2.0").is_err());
         // Same contract, or one wasmtime's linker accepts as the same.
-        check(&format!("wisp:router/log@{}", WIT_PACKAGE.rsplit_once('@').unwrap().1))
-            .expect("this router's own version");
+        check(&format!(
+            "wisp:router/log@{}",
+            WIT_PACKAGE.rsplit_once('@').unwrap().1
+        ))
+        .expect("this router's own version");
         check("wisp:router/log@0.2.7").expect("a 0.2 patch release links");
         check("other:pkg/iface@9.0.0").expect("not ours: left to the linker");
     }

@@ -105,7 +105,7 @@ pub type Output = Vec<u8>;
 pub fn run(
     inv: &Invocation,
     last_arg: Option<&str>,
-    env: &[(&str, String)],
+    env: &[(String, String)],
     stdin: Option<bytes::Bytes>,
     timeout: Duration,
 ) -> Result<Output, ActionError> {
@@ -295,7 +295,7 @@ mod tests {
         let out = run(
             &inv,
             None,
-            &[("SRCIP", "192.0.2.1".into())],
+            &[("SRCIP".into(), "192.0.2.1".into())],
             Some(bytes::Bytes::from_static(b"OPTIONS sip:x SIP/2.0\r\n")),
             Duration::from_secs(5),
         )

@@ -178,6 +178,16 @@ pub struct Header {
 
 impl Header {
     /// Case-insensitive, compact-form-aware name check: `is("Via")` is true for `v:`.
+    /// The header's full name: the canonical spelling of a known header
+    /// (compact forms expanded), else the name as received with a known
+    /// compact form expanded (`e` → `Content-Encoding`).
+    pub fn full_name(&self) -> &[u8] {
+        match self.name {
+            HeaderName::Other => expand_other_compact(&self.raw_name),
+            known => known.canonical().as_bytes(),
+        }
+    }
+
     pub fn is(&self, name: &str) -> bool {
         NameMatcher::new(name).matches(self.name, &self.raw_name)
     }

@@ -53,7 +53,7 @@ impl PluginState {
         &self,
         inv: &Invocation,
         last_arg: Option<&str>,
-        env: &[(&str, String)],
+        env: &[(String, String)],
         stdin: Option<bytes::Bytes>,
     ) -> Result<service::Output, ActionError> {
         let timeout = self.caps.exec_timeout;
@@ -62,22 +62,75 @@ impl PluginState {
     }
 }
 
-/// The environment SER's `exec_msg` (`SRCIP`) and Kamailio's `setvars` give
-/// a program (those that cost nothing to compute).
-fn sip_env(ctx: &MsgContext) -> Vec<(&'static str, String)> {
+/// The environment SER's `exec_msg` (`SRCIP`) and Kamailio's `setvars`
+/// give a program: the source address, the Request-URIs and their users,
+/// `SIP_TID` (the top Via branch, what identifies the transaction),
+/// `SIP_DID` (the To-tag) and every header field as `SIP_HF_<NAME>`.
+fn sip_env(ctx: &MsgContext) -> Vec<(String, String)> {
     let src = ctx.source.remote.ip().to_string();
-    let mut env = vec![("SRCIP", src.clone()), ("SIP_SRCIP", src)];
+    let mut env = vec![
+        ("SRCIP".to_owned(), src.clone()),
+        ("SIP_SRCIP".to_owned(), src),
+    ];
     if let StartLine::Request { uri, .. } = ctx.msg.start_line() {
         let ouser = Uri::parse(uri)
             .ok()
             .and_then(|u| u.user)
             .unwrap_or_default();
-        env.push(("SIP_ORURI", String::from_utf8_lossy(uri).into_owned()));
-        env.push(("SIP_OUSER", ouser));
-        env.push(("SIP_RURI", ctx.ruri().to_string()));
-        env.push(("SIP_USER", ctx.ruri().user.clone().unwrap_or_default()));
+        env.push((
+            "SIP_ORURI".into(),
+            String::from_utf8_lossy(uri).into_owned(),
+        ));
+        env.push(("SIP_OUSER".into(), ouser));
+        env.push(("SIP_RURI".into(), ctx.ruri().to_string()));
+        env.push((
+            "SIP_USER".into(),
+            ctx.ruri().user.clone().unwrap_or_default(),
+        ));
     }
+    let branch = ctx
+        .msg
+        .top_via()
+        .ok()
+        .and_then(|v| v.branch().map(str::to_owned));
+    env.push(("SIP_TID".into(), branch.unwrap_or_default()));
+    let to_tag = ctx.msg.to().ok().and_then(|t| t.tag().map(str::to_owned));
+    env.push(("SIP_DID".into(), to_tag.unwrap_or_default()));
+    env.extend(header_vars(&ctx.msg));
     env
+}
+
+/// Kamailio's `SIP_HF_<NAME>`: the full header name in capitals with
+/// every other character an underscore (`Call-ID` → `SIP_HF_CALL_ID`,
+/// compact `i` too), the values of repeated headers joined with commas.
+/// As Kamailio's `exec_bash_safety`, a value starting `() {` loses its
+/// `()`, so no shell can take it for a function definition.
+fn header_vars(msg: &wisp_sip::Message) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for h in msg.headers() {
+        let name: String = "SIP_HF_"
+            .chars()
+            .chain(h.full_name().iter().map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => b.to_ascii_uppercase() as char,
+                _ => '_',
+            }))
+            .collect();
+        let raw = String::from_utf8_lossy(&h.value);
+        let value = raw.strip_prefix("()").filter(|_| raw.starts_with("() {"));
+        let value = value.unwrap_or(&raw);
+        // A NUL cannot be passed in an environment; such a header is left out.
+        if value.contains('\0') {
+            continue;
+        }
+        match vars.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, joined)) => {
+                joined.push(',');
+                joined.push_str(value);
+            }
+            None => vars.push((name, value.to_owned())),
+        }
+    }
+    vars
 }
 
 /// `exec_dset` output: the first non-empty line is the new Request-URI,
@@ -112,6 +165,33 @@ fn parse_dset(out: &[u8]) -> Result<(Uri, Vec<String>), ActionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_fields_become_sip_hf_variables_as_kamailio_names_them() {
+        let msg = wisp_sip::Message::parse(bytes::Bytes::from_static(
+            b"INVITE sip:bob@b SIP/2.0\r\n\
+v: SIP/2.0/UDP a;branch=z9hG4bK1\r\n\
+Via: SIP/2.0/UDP b;branch=z9hG4bK2\r\n\
+i: abc@h\r\n\
+X-Odd.Name: () { :; }; echo pwned\r\n\
+e: gzip\r\n\
+Content-Length: 0\r\n\r\n",
+        ))
+        .expect("parses");
+        let vars = header_vars(&msg);
+        let get = |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        // Compact forms by their full names; repeated headers joined.
+        assert_eq!(
+            get("SIP_HF_VIA"),
+            Some("SIP/2.0/UDP a;branch=z9hG4bK1,SIP/2.0/UDP b;branch=z9hG4bK2")
+        );
+        assert_eq!(get("SIP_HF_CALL_ID"), Some("abc@h"));
+        assert_eq!(get("SIP_HF_CONTENT_ENCODING"), Some("gzip"));
+        assert_eq!(get("SIP_HF_CONTENT_LENGTH"), Some("0"));
+        // Symbols become '_', and no value looks like a shell function.
+        assert_eq!(get("SIP_HF_X_ODD_NAME"), Some(" { :; }; echo pwned"));
+        assert_eq!(vars.len(), 5, "{vars:?}");
+    }
 
     #[test]
     fn dset_output_first_line_is_ruri_rest_are_branches() {
