@@ -359,7 +359,7 @@ pub(crate) fn find_byte<const N: u8>(s: &[u8], p: usize) -> Option<usize> {
         rest = tail;
     }
     while let Some((block, tail)) = rest.split_first_chunk::<16>() {
-        if block.iter().fold(false, |a, &b| a | (b == N)) {
+        if any(block) {
             return Some(s.len() - rest.len() + first_in(block, N));
         }
         rest = tail;

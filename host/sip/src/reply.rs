@@ -160,8 +160,6 @@ fn put_decimal(out: &mut BytesMut, mut n: u64) {
     out.put_slice(&digits[i..]);
 }
 
-/// Writes one via-parm with its `received`/`rport` params rewritten
-/// textually, so the rest of its text stays exactly as received.
 /// `tag`, in any case, somewhere in `v`.
 fn mentions_tag(v: &[u8]) -> bool {
     memchr::memchr2_iter(b't', b'T', v).any(|i| {
@@ -170,6 +168,8 @@ fn mentions_tag(v: &[u8]) -> bool {
     })
 }
 
+/// Writes one via-parm with its `received`/`rport` params rewritten
+/// textually, so the rest of its text stays exactly as received.
 fn patch_via(out: &mut BytesMut, via: &[u8], received: Option<&str>, rport: Option<u16>) {
     // Walk the top-level ';' segments (quoted values may contain ';').
     let mut has_received = false;

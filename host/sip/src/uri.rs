@@ -732,11 +732,6 @@ mod tests {
 
     proptest! {
         #[test]
-        fn ipv4_near_misses_match_std(v in "[0-9.]{0,16}|(25[0-9]|2[0-4][0-9]|1?[0-9]?[0-9]|0[0-9])(\\.[0-9]{1,4}){3}") {
-            prop_assert_eq!(parse_ipv4(v.as_bytes()), v.parse::<Ipv4Addr>().ok());
-        }
-
-        #[test]
         fn parse_tail_matches_old(v in "[;=?&ab]{0,12}") {
             let s = v.as_bytes();
             let new = tail_events(|s, p, h| parse_tail(s, p, h), s);
@@ -864,7 +859,7 @@ mod tests {
         }
 
         #[test]
-        fn ipv4_matches_std(v in r"([0-9]{1,4}\.){0,4}[0-9]{0,4}\.?|.{0,8}") {
+        fn ipv4_matches_std(v in r"([0-9]{1,4}\.){0,4}[0-9]{0,4}\.?|.{0,8}|[0-9.]{0,16}|(25[0-9]|2[0-4][0-9]|1?[0-9]?[0-9]|0[0-9])(\.[0-9]{1,4}){3}") {
             prop_assert_eq!(parse_ipv4(v.as_bytes()), v.parse::<Ipv4Addr>().ok());
         }
     }

@@ -177,7 +177,6 @@ pub struct Header {
 }
 
 impl Header {
-    /// Case-insensitive, compact-form-aware name check: `is("Via")` is true for `v:`.
     /// The header's full name: the canonical spelling of a known header
     /// (compact forms expanded), else the name as received with a known
     /// compact form expanded (`e` → `Content-Encoding`).
@@ -188,6 +187,7 @@ impl Header {
         }
     }
 
+    /// Case-insensitive, compact-form-aware name check: `is("Via")` is true for `v:`.
     pub fn is(&self, name: &str) -> bool {
         NameMatcher::new(name).matches(self.name, &self.raw_name)
     }
