@@ -1,5 +1,7 @@
 //! Error answers of the default plugin and robustness against bad input.
 
+use std::time::Duration;
+
 use wisp_e2e::*;
 
 fn options_ok(router: &Router, ua: &TestUa) {
@@ -94,6 +96,54 @@ fn garbage_is_dropped_and_router_keeps_answering() {
     );
     assert_eq!(m.status(), Some(200), "{}", text(&m));
     router.assert_alive();
+}
+
+/// Datagrams sent back to back reach the router together and are taken in
+/// bursts; every answer of a burst must still go to its own sender, and a
+/// datagram dropped inside the burst (garbage, oversize) must not cost the
+/// others theirs.
+#[test]
+fn back_to_back_requests_are_each_answered_to_their_sender() {
+    let router = Router::start_with(|m| m.set("server", "max_message_size", "2048"));
+    let uas: Vec<TestUa> = (0..4).map(|i| TestUa::new(&format!("ua{i}"))).collect();
+    let mut sent: Vec<Vec<String>> = vec![Vec::new(); uas.len()];
+    for round in 0..10 {
+        for (ua, ids) in uas.iter().zip(&mut sent) {
+            let opt = ua.request("OPTIONS", &router.uri());
+            ua.send_to(router.udp_addr(), &opt.build());
+            ids.push(opt.call_id.clone());
+        }
+        if round == 4 {
+            uas[0].send_to(router.udp_addr(), b"hello world");
+            let big = uas[1].request("OPTIONS", &router.uri());
+            let pad = "x".repeat(3000);
+            uas[1].send_to(router.udp_addr(), &big.header("X-Pad", &pad).build());
+        }
+    }
+    for (ua, ids) in uas.iter().zip(&sent) {
+        let mut answered = Vec::new();
+        while answered.len() < ids.len() {
+            let (m, from) = ua
+                .recv_msg(RECV)
+                .unwrap_or_else(|| panic!("{}: answers so far {answered:?} of {ids:?}", ua.user));
+            assert_eq!(from, router.udp_addr());
+            assert_eq!(m.status(), Some(200), "{}", text(&m));
+            answered.push(call_id_of(&m).expect("Call-ID"));
+        }
+        answered.sort();
+        let mut expected = ids.clone();
+        expected.sort();
+        assert_eq!(
+            answered, expected,
+            "{} got answers meant for others",
+            ua.user
+        );
+        assert!(
+            ua.recv(Duration::from_millis(200)).is_none(),
+            "{}: an extra datagram",
+            ua.user
+        );
+    }
 }
 
 fn expect_400_then_alive(router: &mut Router, a: &TestUa, req: RequestBuilder) {

@@ -257,7 +257,10 @@ pub fn forward_response(core: &RouterCore, mut msg: Message, source: Source) {
         return;
     }
     let dest = SocketAddr::new(ip, port);
-    if let Err(e) = core.transports().send(proto, dest, None, msg.serialize()) {
+    if let Err(e) = core
+        .transports()
+        .send_response(proto, dest, None, msg.serialize())
+    {
         tracing::info!(%dest, "response forward failed: {e}");
     }
 }

@@ -210,7 +210,7 @@ pub fn send_stateless_reply(
     extra_headers: &[(&str, &str)],
 ) -> Result<(), ReplyError> {
     let (bytes, dest) = build_response(req, summary, source, code, reason, extra_headers)?;
-    transports.send(source.proto, dest, Some(source.local), bytes)?;
+    transports.send_response(source.proto, dest, Some(source.local), bytes)?;
     Ok(())
 }
 

@@ -222,7 +222,7 @@ impl Tm {
                     return RequestMatch::New;
                 }
                 if let Some(last) = txn.server.on_retransmission() {
-                    let _ = core.transports().send(
+                    let _ = core.transports().send_response(
                         txn.source.proto,
                         txn.response_dest,
                         Some(txn.source.local),
@@ -924,7 +924,7 @@ impl Tm {
             // ended, but the UAS repeats it until the caller's ACK comes, so
             // it goes up as it is (RFC 6026 §8.4; the proxy is stateless for it).
             if txn.invite && (200..300).contains(&code) && msg.remove_top_via().is_ok() {
-                let _ = core.transports().send(
+                let _ = core.transports().send_response(
                     txn.source.proto,
                     txn.response_dest,
                     Some(txn.source.local),
@@ -1029,7 +1029,7 @@ impl Tm {
                 }
             }
             Err(_) if (200..300).contains(&code) => {
-                let _ = core.transports().send(
+                let _ = core.transports().send_response(
                     txn.source.proto,
                     txn.response_dest,
                     Some(txn.source.local),
@@ -1173,7 +1173,7 @@ impl Tm {
         for a in out {
             match a {
                 TxnAction::Send(b) => {
-                    if let Err(e) = core.transports().send(
+                    if let Err(e) = core.transports().send_response(
                         txn.source.proto,
                         txn.response_dest,
                         Some(txn.source.local),

@@ -122,17 +122,52 @@ impl Transports {
         }
     }
 
+    /// Send a response, as [`send`](Self::send). While a UDP receive burst
+    /// is being handled, a UDP response waits for the burst's end and leaves
+    /// with the others in one `sendmmsg` (see [`udp`]); an error of that
+    /// send is logged, not returned. Requests do not wait: a forward's send
+    /// error decides what the route does next.
+    pub fn send_response(
+        self: &Arc<Self>,
+        proto: Proto,
+        dest: SocketAddr,
+        from: Option<SocketAddr>,
+        data: Bytes,
+    ) -> Result<(), SendError> {
+        if proto == Proto::Udp {
+            let sock = self.udp_socket(dest, from)?;
+            return match udp::queue_response(sock, dest, data) {
+                Ok(()) => Ok(()),
+                Err(data) => Self::send_on(sock, dest, data),
+            };
+        }
+        self.send(proto, dest, from, data)
+    }
+
+    /// The UDP socket a datagram to `dest` leaves from: `from` when it is
+    /// one, else the first of `dest`'s family, else any.
+    fn udp_socket(
+        &self,
+        dest: SocketAddr,
+        from: Option<SocketAddr>,
+    ) -> Result<&Arc<UdpSocket>, SendError> {
+        from.and_then(|f| self.udp.iter().find(|(a, _)| *a == f))
+            .or_else(|| self.udp.iter().find(|(a, _)| a.is_ipv4() == dest.is_ipv4()))
+            .or(self.udp.first())
+            .map(|(_, s)| s)
+            .ok_or(SendError::NoSocket(Proto::Udp))
+    }
+
     fn send_udp(
         &self,
         dest: SocketAddr,
         from: Option<SocketAddr>,
         data: Bytes,
     ) -> Result<(), SendError> {
-        let (_, sock) = from
-            .and_then(|f| self.udp.iter().find(|(a, _)| *a == f))
-            .or_else(|| self.udp.iter().find(|(a, _)| a.is_ipv4() == dest.is_ipv4()))
-            .or(self.udp.first())
-            .ok_or(SendError::NoSocket(Proto::Udp))?;
+        Self::send_on(self.udp_socket(dest, from)?, dest, data)
+    }
+
+    fn send_on(sock: &Arc<UdpSocket>, dest: SocketAddr, data: Bytes) -> Result<(), SendError> {
         match sock.try_send_to(&data, dest) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {

@@ -1,12 +1,31 @@
-//! UDP receive loop: one datagram is one SIP message.
+//! UDP: one datagram is one SIP message.
+//!
+//! Datagrams are taken in bursts (`recvmmsg`), and the responses a burst
+//! produces leave together (`sendmmsg`) when it has been handled. Under load
+//! one system call, and one wake-up of the peer waiting for the answers,
+//! serves many messages; a lone datagram is still handled, and answered,
+//! the moment it arrives, because a burst never waits to fill up.
 
+use std::cell::RefCell;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use super::{Proto, Source};
 use crate::router::Router;
+
+/// Most datagrams taken per receive, and sent per `sendmmsg`.
+const BURST: usize = 32;
+
+/// No UDP payload is longer (65535 less the 8-byte UDP header).
+const MAX_DATAGRAM: usize = 65_527;
 
 /// Receive datagrams on `sock` forever and hand each to the router. Several
 /// of these run per socket (one per worker); the kernel spreads datagrams.
@@ -18,36 +37,314 @@ pub async fn receive_loop(router: Arc<Router>, sock: Arc<UdpSocket>) {
             return;
         }
     };
-    // One receive buffer per loop, reused; each datagram is copied out at
-    // its exact size. Splitting a shared slab instead (zero-copy) made every
-    // datagram allocate a fresh 64 KB slab — `reserve(limit + 1)` cannot
-    // reuse a slab the previous message still holds — and a transaction that
-    // kept its request kept the whole slab alive.
+    // Receive buffers are reused; each datagram is copied out at its exact
+    // size. Splitting a shared slab instead (zero-copy) made every datagram
+    // allocate a fresh slab — `reserve` cannot reuse one the previous
+    // message still holds — and a transaction that kept its request kept
+    // the whole slab alive. One byte more than the limit tells an oversize
+    // datagram apart.
     let limit = router.transports().max_message_size();
-    let mut buf = vec![0u8; limit + 1];
+    let mut bufs: [Vec<u8>; BURST] =
+        std::array::from_fn(|_| vec![0u8; (limit + 1).min(MAX_DATAGRAM)]);
+    let mut burst: Vec<(usize, Option<SocketAddr>)> = Vec::with_capacity(BURST);
     loop {
-        // One byte more than the limit tells an oversize datagram apart.
-        let (n, remote) = match sock.recv_from(&mut buf).await {
-            Ok(r) => r,
+        if let Err(e) = sock.readable().await {
+            tracing::error!(%local, "udp socket failed: {e}");
+            return;
+        }
+        burst.clear();
+        match sock.try_io(Interest::READABLE, || {
+            receive_burst(&sock, local.is_ipv4(), &mut bufs, &mut burst)
+        }) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 // ICMP port unreachable from an earlier send surfaces here on
                 // Linux; it concerns that peer only.
                 tracing::debug!("udp recv: {e}");
                 continue;
             }
-        };
-        if n > limit {
-            tracing::warn!(%remote, "datagram over max_message_size ({limit} bytes) dropped");
+        }
+        let _responses = ResponseBurst::open();
+        for (buf, &(n, remote)) in bufs.iter().zip(&burst) {
+            let Some(remote) = remote else {
+                tracing::debug!(%local, "udp datagram without a source address dropped");
+                continue;
+            };
+            if n > limit {
+                tracing::warn!(%remote, "datagram over max_message_size ({limit} bytes) dropped");
+                continue;
+            }
+            let data = Bytes::copy_from_slice(&buf[..n]);
+            router.handle_incoming(
+                data,
+                Source {
+                    proto: Proto::Udp,
+                    remote,
+                    local,
+                },
+            );
+        }
+        // Dropping `_responses` sends what the burst answered.
+    }
+}
+
+/// One `recvmmsg` without waiting: the length and source of each datagram
+/// taken, in the order of `bufs`.
+fn receive_burst(
+    sock: &UdpSocket,
+    sock_is_ipv4: bool,
+    bufs: &mut [Vec<u8>; BURST],
+    out: &mut Vec<(usize, Option<SocketAddr>)>,
+) -> io::Result<()> {
+    let headers = if sock_is_ipv4 {
+        &RECEIVE_HEADERS_V4
+    } else {
+        &RECEIVE_HEADERS_V6
+    };
+    headers.with_borrow_mut(|headers| {
+        let mut iovs = bufs.each_mut().map(|b| [IoSliceMut::new(b.as_mut_slice())]);
+        let received = recvmmsg(
+            sock.as_raw_fd(),
+            headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        out.extend(received.map(|m| (m.bytes, m.address.as_ref().and_then(socket_addr))));
+        Ok(())
+    })
+}
+
+fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::from(*v4));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
+}
+
+/// A response waiting for the end of the receive burst.
+struct PendingResponse {
+    sock: Arc<UdpSocket>,
+    dest: SocketAddr,
+    data: Bytes,
+}
+
+/// The responses of the receive burst being handled on this thread, if one is.
+#[derive(Default)]
+struct ResponseQueue {
+    open: bool,
+    pending: Vec<PendingResponse>,
+}
+
+thread_local! {
+    static RESPONSES: RefCell<ResponseQueue> = RefCell::new(ResponseQueue::default());
+    // The kernel's message headers, set up once per thread (they hold raw
+    // pointers, so they cannot live in a task). Receiving and sending each
+    // have their own: `sendmmsg` points the headers' addresses at the
+    // caller's, where a later `recvmmsg` would write. And receiving has one
+    // per address family: the kernel shrinks an address's room to the size
+    // of the last one it wrote.
+    static RECEIVE_HEADERS_V4: RefCell<MultiHeaders<SockaddrStorage>> =
+        RefCell::new(MultiHeaders::preallocate(BURST, None));
+    static RECEIVE_HEADERS_V6: RefCell<MultiHeaders<SockaddrStorage>> =
+        RefCell::new(MultiHeaders::preallocate(BURST, None));
+    static SEND_HEADERS: RefCell<MultiHeaders<SockaddrStorage>> =
+        RefCell::new(MultiHeaders::preallocate(BURST, None));
+}
+
+/// While alive, responses sent on this thread wait in the queue; dropping
+/// it sends them. Handling a message is synchronous, so nothing else runs on
+/// the thread between `open` and the drop.
+struct ResponseBurst(());
+
+impl ResponseBurst {
+    fn open() -> ResponseBurst {
+        RESPONSES.with_borrow_mut(|q| q.open = true);
+        ResponseBurst(())
+    }
+}
+
+impl Drop for ResponseBurst {
+    fn drop(&mut self) {
+        RESPONSES.with_borrow_mut(|q| {
+            q.open = false;
+            send_all(&q.pending);
+            q.pending.clear();
+        });
+    }
+}
+
+/// Queue `data` for the end of the receive burst being handled on this
+/// thread; gives it back when no burst is open.
+pub(super) fn queue_response(
+    sock: &Arc<UdpSocket>,
+    dest: SocketAddr,
+    data: Bytes,
+) -> Result<(), Bytes> {
+    RESPONSES.with_borrow_mut(|q| {
+        if !q.open {
+            return Err(data);
+        }
+        q.pending.push(PendingResponse {
+            sock: Arc::clone(sock),
+            dest,
+            data,
+        });
+        Ok(())
+    })
+}
+
+/// Send `pending` with as few `sendmmsg` calls as its sockets allow. A
+/// datagram the kernel refuses is logged and skipped; a full socket buffer
+/// hands the rest to a task that waits for room.
+fn send_all(pending: &[PendingResponse]) {
+    let mut start = 0;
+    while start < pending.len() {
+        let sock = &pending[start].sock;
+        let run_len = pending[start..]
+            .iter()
+            .take(BURST)
+            .take_while(|p| Arc::ptr_eq(&p.sock, sock))
+            .count();
+        let run = &pending[start..start + run_len];
+        if run.len() == 1 {
+            // Light load: a plain send, no `sendmmsg` set-up.
+            match sock.try_send_to(&run[0].data, run[0].dest) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => send_later(run),
+                Err(e) => tracing::warn!(dest = %run[0].dest, "udp send failed: {e}"),
+            }
+            start += 1;
             continue;
         }
-        let data = Bytes::copy_from_slice(&buf[..n]);
-        router.handle_incoming(
-            data,
-            Source {
-                proto: Proto::Udp,
-                remote,
-                local,
-            },
-        );
+        let iovs: Vec<[IoSlice<'_>; 1]> = run.iter().map(|p| [IoSlice::new(&p.data)]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = run
+            .iter()
+            .map(|p| Some(SockaddrStorage::from(p.dest)))
+            .collect();
+        let sent = SEND_HEADERS.with_borrow_mut(|headers| {
+            sendmmsg(
+                sock.as_raw_fd(),
+                headers,
+                &iovs,
+                &addrs,
+                [],
+                MsgFlags::MSG_DONTWAIT,
+            )
+            .map(|sent| sent.count())
+        });
+        match sent {
+            // The kernel stops at the first datagram it refuses; the next
+            // call reports why.
+            Ok(sent) => start += sent.max(1),
+            Err(Errno::EAGAIN) => {
+                send_later(run);
+                start += run.len();
+            }
+            Err(e) => {
+                tracing::warn!(dest = %run[0].dest, "udp send failed: {e}");
+                start += 1;
+            }
+        }
+    }
+}
+
+/// Socket buffer full: finish these sends off the receive path.
+fn send_later(run: &[PendingResponse]) {
+    for p in run {
+        let (sock, dest, data) = (Arc::clone(&p.sock), p.dest, p.data.clone());
+        tokio::spawn(async move {
+            if let Err(e) = sock.send_to(&data, dest).await {
+                tracing::warn!(%dest, "udp send failed: {e}");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn receiver() -> std::net::UdpSocket {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        s
+    }
+
+    fn recv(s: &std::net::UdpSocket) -> Vec<u8> {
+        let mut buf = [0u8; 64];
+        let n = s.recv(&mut buf).expect("datagram");
+        buf[..n].to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_burst_keeps_each_datagram_with_its_source() {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let dest = sock.local_addr().expect("addr");
+        let senders: Vec<_> = (0..5).map(|_| receiver()).collect();
+        for round in 0..2 {
+            for s in &senders {
+                let text = format!("{round} from {}", s.local_addr().expect("addr"));
+                s.send_to(text.as_bytes(), dest).expect("send");
+            }
+        }
+        let mut bufs: [Vec<u8>; BURST] = std::array::from_fn(|_| vec![0u8; 100]);
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            sock.readable().await.expect("readable");
+            let mut burst = Vec::new();
+            if sock
+                .try_io(Interest::READABLE, || {
+                    receive_burst(&sock, true, &mut bufs, &mut burst)
+                })
+                .is_err()
+            {
+                continue;
+            }
+            for (buf, (n, from)) in bufs.iter().zip(burst) {
+                let from = from.expect("source");
+                got.push((String::from_utf8_lossy(&buf[..n]).into_owned(), from));
+            }
+        }
+        for (text, from) in &got {
+            assert!(
+                text.ends_with(&format!("from {from}")),
+                "{text:?} arrived from {from}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn responses_wait_for_the_burst_and_a_refused_one_does_not_stop_the_rest() {
+        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let (a, b) = (receiver(), receiver());
+        let to = |s: &std::net::UdpSocket| s.local_addr().expect("addr");
+        // Port 0 is refused by the kernel (EINVAL), in the middle of the run.
+        let refused: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+
+        let burst = ResponseBurst::open();
+        for (dest, data) in [
+            (to(&a), "one"),
+            (refused, "lost"),
+            (to(&b), "two"),
+            (to(&a), "three"),
+        ] {
+            assert!(queue_response(&sock, dest, Bytes::from(data)).is_ok());
+        }
+        a.set_nonblocking(true).expect("nonblocking");
+        let mut buf = [0u8; 8];
+        assert!(a.recv(&mut buf).is_err(), "sent before the burst ended");
+        a.set_nonblocking(false).expect("blocking");
+        drop(burst);
+
+        assert_eq!(recv(&a), b"one");
+        assert_eq!(recv(&a), b"three");
+        assert_eq!(recv(&b), b"two");
+        // No burst open: the caller sends itself.
+        assert!(queue_response(&sock, to(&a), Bytes::from("now")).is_err());
     }
 }
