@@ -1,8 +1,9 @@
 //! Sockets: UDP and TCP listeners from the manifest, and the send path every
 //! other layer uses. Sending never blocks the caller: a UDP datagram is
-//! written with `try_send_to` (a full socket buffer falls back to a spawned
-//! send), a TCP message is queued to its connection's writer task (a new
-//! connection is opened in a spawned task).
+//! written with `try_send_to`, or with the other responses of its receive
+//! burst in one `sendmmsg` ([`udp`]); a full socket buffer falls back to a
+//! spawned send. A TCP message is queued to its connection's writer task (a
+//! new connection is opened in a spawned task).
 
 pub mod tcp;
 pub mod udp;

@@ -281,11 +281,14 @@ mod tests {
         buf[..n].to_vec()
     }
 
-    #[tokio::test]
-    async fn a_burst_keeps_each_datagram_with_its_source() {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    /// Sends two rounds from five sockets on `ip` and checks each datagram
+    /// comes out of the bursts with its own source.
+    async fn burst_sources(ip: &str) {
+        let sock = UdpSocket::bind((ip, 0)).await.expect("bind");
         let dest = sock.local_addr().expect("addr");
-        let senders: Vec<_> = (0..5).map(|_| receiver()).collect();
+        let senders: Vec<_> = (0..5)
+            .map(|_| std::net::UdpSocket::bind((ip, 0)).expect("bind"))
+            .collect();
         for round in 0..2 {
             for s in &senders {
                 let text = format!("{round} from {}", s.local_addr().expect("addr"));
@@ -297,9 +300,10 @@ mod tests {
         while got.len() < 10 {
             sock.readable().await.expect("readable");
             let mut burst = Vec::new();
+            let v4 = dest.is_ipv4();
             if sock
                 .try_io(Interest::READABLE, || {
-                    receive_burst(&sock, true, &mut bufs, &mut burst)
+                    receive_burst(&sock, v4, &mut bufs, &mut burst)
                 })
                 .is_err()
             {
@@ -315,6 +319,17 @@ mod tests {
                 text.ends_with(&format!("from {from}")),
                 "{text:?} arrived from {from}"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_keeps_each_datagram_with_its_source() {
+        burst_sources("127.0.0.1").await;
+        // On the same thread: an IPv6 source must not be cut to the size
+        // of the IPv4 ones received before.
+        if std::net::UdpSocket::bind("[::1]:0").is_ok() {
+            burst_sources("::1").await;
+            burst_sources("127.0.0.1").await;
         }
     }
 
