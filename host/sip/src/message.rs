@@ -9,6 +9,7 @@
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use compact_str::CompactString;
 use memchr::memchr;
 
 use crate::edit::Edits;
@@ -16,7 +17,7 @@ use crate::header::name::NameMatcher;
 use crate::header::{CSeq, Contacts, Credentials, Header, HeaderName, NameAddr, Via, via};
 use crate::parse::{
     FirstParam, ParseError, any_byte, find_byte, find_byte_near, first_element, is_lws, is_token,
-    lossy, parse_delta_seconds, parse_u32, skip_while, split_top_level,
+    lossy_compact, parse_delta_seconds, parse_u32, skip_while, split_top_level,
 };
 use crate::uri::Uri;
 
@@ -107,13 +108,13 @@ pub enum StartLine {
 /// What identifies a transaction (RFC 3261 §17.2.3) plus dialog tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionKey {
-    pub branch: Option<String>,
+    pub branch: Option<CompactString>,
     pub call_id: Bytes,
     pub cseq: CSeq,
-    pub from_tag: Option<String>,
-    pub to_tag: Option<String>,
+    pub from_tag: Option<CompactString>,
+    pub to_tag: Option<CompactString>,
     /// Top Via `host[:port]`.
-    pub via_sent_by: String,
+    pub via_sent_by: CompactString,
 }
 
 /// A parsed SIP message: the received bytes plus header positions, and
@@ -507,7 +508,7 @@ impl Message {
 
     /// All Via values across all Via headers, topmost first.
     pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
-        let mut out = Vec::with_capacity(4);
+        let mut out = Vec::new();
         for v in self.values(HeaderName::Via) {
             Via::parse_into(v, &mut out)?;
         }
@@ -540,9 +541,9 @@ impl Message {
 
     /// Validates From exactly like [`Message::from`] and returns its tag
     /// (as `from()?.tag()` would), without building the name-addr.
-    pub fn checked_from_tag(&self) -> Result<Option<String>, ParseError> {
+    pub fn checked_from_tag(&self) -> Result<Option<CompactString>, ParseError> {
         let found = NameAddr::check_and_find_param(self.require(HeaderName::From)?, "tag")?;
-        Ok(found.flatten().map(lossy))
+        Ok(found.flatten().map(lossy_compact))
     }
 
     /// Validates To exactly like [`Message::to`] without building it.
@@ -667,9 +668,9 @@ impl Message {
         let mut branch = FirstParam::new("branch");
         let via = via::parse_one_with(first, |n, v| branch.see(n, v))?;
         let via_sent_by = via.host.sent_by(via.port);
-        let tag = |name| -> Result<Option<String>, ParseError> {
+        let tag = |name| -> Result<Option<CompactString>, ParseError> {
             let found = NameAddr::check_and_find_param(self.require(name)?, "tag")?;
-            Ok(found.flatten().map(lossy))
+            Ok(found.flatten().map(lossy_compact))
         };
         let from_tag = tag(HeaderName::From)?;
         let to_tag = tag(HeaderName::To)?;
@@ -1089,7 +1090,7 @@ mod tests {
             let full = m.vias().map(|v| v.into_iter().next());
             assert_eq!(m.checked_top_via(), full);
             let tag = m.from().map(|f| f.tag().map(str::to_owned));
-            assert_eq!(m.checked_from_tag(), tag);
+            assert_eq!(m.checked_from_tag(), tag.map(|t| t.map(Into::into)));
             assert_eq!(m.check_to(), m.to().map(|_| ()));
         }
     }

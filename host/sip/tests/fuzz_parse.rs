@@ -15,11 +15,11 @@ fn reference_key(m: &Message) -> Result<TransactionKey, ParseError> {
     let from = m.from()?;
     let to = m.to()?;
     Ok(TransactionKey {
-        branch: via.branch().map(str::to_owned),
+        branch: via.branch().map(Into::into),
         call_id: m.call_id()?.clone(),
         cseq: m.cseq()?,
-        from_tag: from.tag().map(str::to_owned),
-        to_tag: to.tag().map(str::to_owned),
+        from_tag: from.tag().map(Into::into),
+        to_tag: to.tag().map(Into::into),
         via_sent_by: via.sent_by(),
     })
 }

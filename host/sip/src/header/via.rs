@@ -4,24 +4,25 @@
 //! around every `/`, `:`, `;` and `=` — RFC 4475 "wsinv" folds lines in
 //! the middle of the protocol. One header value may hold a comma list.
 
-use std::borrow::Cow;
 use std::fmt;
 
+use compact_str::CompactString;
+
 use crate::parse::{
-    Param, ParseError, find_param, is_token, lossy, param_name, parse_params_with, push_first4,
+    Params, ParseError, find_param, is_token, lossy_compact, parse_params_with, push_in_place,
     skip_lws, skip_while, split_top_level, trim_lws,
 };
 use crate::uri::{Host, HostRef, host_text, parse_port, port_text};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
-    /// `SIP/2.0` (name uppercased, LWS removed; static for `SIP/2.0`).
-    pub protocol: Cow<'static, str>,
+    /// `SIP/2.0` (name uppercased, LWS removed).
+    pub protocol: CompactString,
     /// Uppercased transport, e.g. `UDP`.
-    pub transport: String,
+    pub transport: CompactString,
     pub host: Host,
     pub port: Option<u16>,
-    pub params: Vec<Param>,
+    pub params: Params,
 }
 
 const H: &str = "Via";
@@ -37,33 +38,60 @@ impl Via {
     /// [`Via::parse`] appending to `out` (no Vec per header value).
     pub(crate) fn parse_into(value: &[u8], out: &mut Vec<Via>) -> Result<(), ParseError> {
         for elem in split_top_level(value) {
-            out.push(Via::parse_one(elem?)?);
+            let elem = elem?;
+            // Built in its slot of `out` (see `push_in_place`).
+            let via = push_in_place(out, 4, Via::empty);
+            if let Err(e) = via.parse_in_place(elem) {
+                out.pop();
+                return Err(e);
+            }
         }
         Ok(())
     }
 
+    /// A placeholder for [`Via::parse_in_place`] (no allocation).
+    #[inline(always)]
+    fn empty() -> Via {
+        Via {
+            protocol: CompactString::const_new(""),
+            transport: CompactString::const_new(""),
+            host: Host::Domain(CompactString::const_new("")),
+            port: None,
+            params: Params::new(),
+        }
+    }
+
     /// Parses a single via-parm (no commas at top level).
     pub(crate) fn parse_one(elem: &[u8]) -> Result<Via, ParseError> {
-        let mut params = Vec::new();
+        let mut via = Via::empty();
+        via.parse_in_place(elem)?;
+        Ok(via)
+    }
+
+    /// [`Via::parse_one`] into `self`, which must be [`Via::empty`]. On
+    /// error `self` is left half-filled.
+    fn parse_in_place(&mut self, elem: &[u8]) -> Result<(), ParseError> {
+        let params = &mut self.params;
         let p = parse_one_with(elem, |n, v| {
-            push_first4(&mut params, (param_name(n), v.map(lossy)))
+            params.push((lossy_compact(n), v.map(lossy_compact)))
         })?;
         let protocol = if p.name.eq_ignore_ascii_case(b"SIP") && p.version == b"2.0" {
-            Cow::Borrowed("SIP/2.0")
+            CompactString::const_new("SIP/2.0")
         } else {
-            let mut protocol = Vec::with_capacity(p.name.len() + 1 + p.version.len());
-            protocol.extend(p.name.iter().map(u8::to_ascii_uppercase));
-            protocol.push(b'/');
-            protocol.extend_from_slice(p.version);
-            Cow::Owned(crate::parse::vec_string(protocol))
+            // Tokens: ASCII.
+            let mut protocol = lossy_compact(p.name);
+            protocol.make_ascii_uppercase();
+            protocol.push('/');
+            protocol.push_str(&crate::parse::ascii_str(p.version));
+            protocol
         };
-        Ok(Via {
-            protocol,
-            transport: crate::parse::vec_string(p.transport.to_ascii_uppercase()),
-            host: p.host.to_host(),
-            port: p.port,
-            params,
-        })
+        let mut transport = lossy_compact(p.transport);
+        transport.make_ascii_uppercase();
+        self.protocol = protocol;
+        self.transport = transport;
+        self.host = p.host.to_host();
+        self.port = p.port;
+        Ok(())
     }
 
     pub fn branch(&self) -> Option<&str> {
@@ -85,7 +113,7 @@ impl Via {
     }
 
     /// `host[:port]` as written in the Via (IPv6 bracketed).
-    pub fn sent_by(&self) -> String {
+    pub fn sent_by(&self) -> CompactString {
         self.host.as_host_ref().sent_by(self.port)
     }
 }
@@ -138,10 +166,10 @@ pub(crate) fn parse_one_with<'a>(
     if elem.is_empty() {
         return Err(ParseError::header(H, "empty Via element"));
     }
-    let (rest, (name, version, transport, host, port)) =
+    let (rest, (name, version, transport, host_text, port_text)) =
         sent_protocol_and_by(elem).ok_or(ParseError::header(H, "bad sent-protocol or sent-by"))?;
-    let host = HostRef::from_host_text(host).map_err(|_| ParseError::header(H, "bad host"))?;
-    let port = port
+    let host = HostRef::from_host_text(host_text).map_err(|_| ParseError::header(H, "bad host"))?;
+    let port = port_text
         .map(parse_port)
         .transpose()
         .map_err(|_| ParseError::header(H, "bad port"))?;
@@ -230,14 +258,13 @@ mod tests {
     #[test]
     fn protocol_and_param_names_as_received() {
         let v = &Via::parse(b"sip/2.0/udp h;Branch=z9;x-a;rport").unwrap()[0];
-        assert!(matches!(v.protocol, Cow::Borrowed("SIP/2.0")));
+        assert_eq!(v.protocol, "SIP/2.0");
         assert_eq!(v.branch(), Some("z9"));
         let names: Vec<&str> = v.params.iter().map(|(n, _)| n.as_ref()).collect();
         assert_eq!(names, ["Branch", "x-a", "rport"]);
         assert_eq!(v.to_string(), "SIP/2.0/UDP h;Branch=z9;x-a;rport");
         let v = &Via::parse(b"sip/3.0/udp h").unwrap()[0];
         assert_eq!(v.protocol, "SIP/3.0");
-        assert!(matches!(v.protocol, Cow::Owned(_)));
     }
 
     #[test]
