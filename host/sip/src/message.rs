@@ -113,8 +113,9 @@ pub struct TransactionKey {
     pub cseq: CSeq,
     pub from_tag: Option<CompactString>,
     pub to_tag: Option<CompactString>,
-    /// Top Via `host[:port]`.
-    pub via_sent_by: CompactString,
+    /// Top Via `host[:port]`, as [`Via::sent_by`] writes it (usually a
+    /// slice of the message).
+    pub via_sent_by: Bytes,
 }
 
 /// A parsed SIP message: the received bytes plus header positions, and
@@ -667,7 +668,10 @@ impl Message {
         let (first, _) = first_element(self.require(HeaderName::Via)?)?;
         let mut branch = FirstParam::new("branch");
         let via = via::parse_one_with(first, |n, v| branch.see(n, v))?;
-        let via_sent_by = via.host.sent_by(via.port);
+        let via_sent_by = match via.sent_by_text {
+            Some(text) => self.raw.slice_ref(text),
+            None => Bytes::copy_from_slice(via.host.sent_by(via.port).as_bytes()),
+        };
         let tag = |name| -> Result<Option<CompactString>, ParseError> {
             let found = NameAddr::check_and_find_param(self.require(name)?, "tag")?;
             Ok(found.flatten().map(lossy_compact))

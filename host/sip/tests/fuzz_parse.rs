@@ -20,7 +20,7 @@ fn reference_key(m: &Message) -> Result<TransactionKey, ParseError> {
         cseq: m.cseq()?,
         from_tag: from.tag().map(Into::into),
         to_tag: to.tag().map(Into::into),
-        via_sent_by: via.sent_by(),
+        via_sent_by: Bytes::copy_from_slice(via.sent_by().as_bytes()),
     })
 }
 

@@ -128,6 +128,11 @@ pub(crate) struct ViaParts<'a> {
     pub(crate) transport: &'a [u8],
     pub(crate) host: HostRef<'a>,
     pub(crate) port: Option<u16>,
+    /// The received `host[:port]` when it is byte for byte what
+    /// `host.sent_by(port)` writes (a name or dotted quad, no LWS around
+    /// ':', no leading zero in the port): a slice of the input can stand
+    /// for it.
+    pub(crate) sent_by_text: Option<&'a [u8]>,
 }
 
 /// `token SLASH token SLASH token LWS host [COLON port]` (LWS allowed
@@ -169,6 +174,13 @@ pub(crate) fn parse_one_with<'a>(
     let (rest, (name, version, transport, host_text, port_text)) =
         sent_protocol_and_by(elem).ok_or(ParseError::header(H, "bad sent-protocol or sent-by"))?;
     let host = HostRef::from_host_text(host_text).map_err(|_| ParseError::header(H, "bad host"))?;
+    // `host_text` is a slice of `elem`: from its start to `rest` is the
+    // sent-by as received.
+    let sent_by =
+        &elem[host_text.as_ptr() as usize - elem.as_ptr() as usize..elem.len() - rest.len()];
+    let canonical = matches!(host, HostRef::Domain(_) | HostRef::Ipv4(_))
+        && sent_by.len() == host_text.len() + port_text.map_or(0, |p| 1 + p.len())
+        && port_text.is_none_or(|p| p.len() == 1 || p[0] != b'0');
     let port = port_text
         .map(parse_port)
         .transpose()
@@ -180,6 +192,7 @@ pub(crate) fn parse_one_with<'a>(
         transport,
         host,
         port,
+        sent_by_text: canonical.then_some(sent_by),
     })
 }
 
@@ -231,6 +244,41 @@ mod tests {
         fn sent_by_matches_nom(v in r"[SIPsip]{0,3}[ /\t\r\n]{0,3}[0-9.]{0,3}[ /\t]{0,3}[UDPTCudp]{0,3}[ \t\r\n]{0,2}[\[\]a-f0-9:.]{0,12}[ :\t]{0,3}[0-9]{0,3}[;x ]{0,2}") {
             let b = v.as_bytes();
             prop_assert_eq!(sent_protocol_and_by(b), sent_nom(b).ok());
+        }
+    }
+
+    proptest! {
+        /// The received sent-by stands for `sent_by` only when it is the same text.
+        #[test]
+        fn sent_by_text_is_sent_by(v in r"SIP/2.0/UDP[ \t]{1,2}(\[[0-9a-f:]{2,8}\]|[0-9.]{1,15}|[a-zA-Z0-9.-]{1,12})([ \t]{0,1}:[ \t]{0,1}[0-9]{1,6})?[ ;a-z=]{0,4}") {
+            if let Ok(p) = parse_one_with(v.as_bytes(), |_, _| {}) {
+                let want = p.host.sent_by(p.port);
+                if let Some(t) = p.sent_by_text {
+                    prop_assert_eq!(t, want.as_bytes());
+                } else {
+                    // Only LWS, a leading zero or an IPv6 reference make it differ.
+                    let plain = !v.contains(['[', '\t']) && !v[12..].trim_start().contains(" :") && !v.contains(": ") && !v.contains(":0");
+                    prop_assert!(!plain, "{v}: {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sent_by_text() {
+        for (elem, text) in [
+            (
+                &b"SIP/2.0/UDP h.example:5060;branch=x"[..],
+                Some(&b"h.example:5060"[..]),
+            ),
+            (b"SIP/2.0/UDP 192.0.2.1", Some(b"192.0.2.1")),
+            (b"SIP/2.0/UDP h:0", Some(b"h:0")),
+            (b"SIP/2.0/UDP h:05060", None),
+            (b"SIP/2.0/UDP h : 5060", None),
+            (b"SIP/2.0/UDP [::1]:5060", None),
+        ] {
+            let p = parse_one_with(elem, |_, _| {}).unwrap();
+            assert_eq!(p.sent_by_text, text, "{}", String::from_utf8_lossy(elem));
         }
     }
 
