@@ -150,8 +150,6 @@ struct Lazy {
     start: OnceLock<StartLine>,
     body: OnceLock<Bytes>,
     headers: OnceLock<Vec<Header>>,
-    call_id: OnceLock<Bytes>,
-    content_type: OnceLock<Bytes>,
 }
 
 /// Where one header is in `raw`: name, trimmed value and its full line(s),
@@ -560,13 +558,12 @@ impl Message {
         NameAddr::parse(self.require(HeaderName::To)?)
     }
 
-    pub fn call_id(&self) -> Result<&Bytes, ParseError> {
-        let h = self.require_pos(HeaderName::CallId)?;
-        check_call_id(self.value_of(h))?;
-        Ok(self
-            .lazy
-            .call_id
-            .get_or_init(|| self.raw.slice(h.value_range())))
+    /// The Call-ID as received (a slice of the message: no copy, no
+    /// reference count; `raw().slice_ref(id)` makes a `Bytes` of it).
+    pub fn call_id(&self) -> Result<&[u8], ParseError> {
+        let v = self.require(HeaderName::CallId)?;
+        check_call_id(v)?;
+        Ok(v)
     }
 
     pub fn cseq(&self) -> Result<CSeq, ParseError> {
@@ -607,13 +604,9 @@ impl Message {
             .transpose()
     }
 
-    pub fn content_type(&self) -> Option<&Bytes> {
-        let h = self.first_pos(HeaderName::ContentType)?;
-        Some(
-            self.lazy
-                .content_type
-                .get_or_init(|| self.raw.slice(h.value_range())),
-        )
+    /// The Content-Type value as received (a slice of the message).
+    pub fn content_type(&self) -> Option<&[u8]> {
+        self.first(HeaderName::ContentType)
     }
 
     pub fn expires(&self) -> Result<Option<u32>, ParseError> {

@@ -16,7 +16,7 @@ fn reference_key(m: &Message) -> Result<TransactionKey, ParseError> {
     let to = m.to()?;
     Ok(TransactionKey {
         branch: via.branch().map(Into::into),
-        call_id: m.call_id()?.clone(),
+        call_id: Bytes::copy_from_slice(m.call_id()?),
         cseq: m.cseq()?,
         from_tag: from.tag().map(Into::into),
         to_tag: to.tag().map(Into::into),
