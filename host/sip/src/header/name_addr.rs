@@ -9,8 +9,8 @@ use std::fmt;
 use compact_str::CompactString;
 
 use crate::parse::{
-    Params, ParseError, find_byte, find_param, is_lws, is_token, lossy_compact, name_is,
-    parse_params_with, push_in_place, quoted_end, split_top_level, trim_lws, unquote,
+    Params, ParseError, ascii_compact, find_byte, find_param, is_lws, is_token, lossy_compact,
+    name_is, parse_params_with, push_in_place, quoted_end, split_top_level, trim_lws, unquote,
 };
 use crate::uri::{Uri, parse_uri_with};
 
@@ -52,7 +52,8 @@ impl NameAddr {
         let (display, ()) = parse_with(
             value,
             |u| uri.parse_in_place(u),
-            |n, v| params.push((lossy_compact(n), v.map(lossy_compact))),
+            // Names are tokens: ASCII.
+            |n, v| params.push((ascii_compact(n), v.map(lossy_compact))),
         )?;
         self.display_name = match display {
             DisplayRef::None => None,

@@ -9,8 +9,8 @@ use std::fmt;
 use compact_str::CompactString;
 
 use crate::parse::{
-    Params, ParseError, find_param, is_token, lossy_compact, parse_params_with, push_in_place,
-    skip_lws, skip_while, split_top_level, trim_lws,
+    Params, ParseError, ascii_compact, find_param, is_token, lossy_compact, parse_params_with,
+    push_in_place, skip_lws, skip_while, split_top_level, trim_lws,
 };
 use crate::uri::{Host, HostRef, host_text, parse_port, port_text};
 
@@ -73,19 +73,20 @@ impl Via {
     fn parse_in_place(&mut self, elem: &[u8]) -> Result<(), ParseError> {
         let params = &mut self.params;
         let p = parse_one_with(elem, |n, v| {
-            params.push((lossy_compact(n), v.map(lossy_compact)))
+            // Names are tokens: ASCII.
+            params.push((ascii_compact(n), v.map(lossy_compact)))
         })?;
         let protocol = if p.name.eq_ignore_ascii_case(b"SIP") && p.version == b"2.0" {
             CompactString::const_new("SIP/2.0")
         } else {
             // Tokens: ASCII.
-            let mut protocol = lossy_compact(p.name);
+            let mut protocol = ascii_compact(p.name);
             protocol.make_ascii_uppercase();
             protocol.push('/');
             protocol.push_str(&crate::parse::ascii_str(p.version));
             protocol
         };
-        let mut transport = lossy_compact(p.transport);
+        let mut transport = ascii_compact(p.transport);
         transport.make_ascii_uppercase();
         self.protocol = protocol;
         self.transport = transport;
