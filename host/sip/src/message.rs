@@ -658,9 +658,18 @@ impl Message {
     /// and `cseq()` validate, in that order, but without building the Via
     /// and name-addr structs: only the strings the key holds are made.
     pub fn transaction_key(&self) -> Result<TransactionKey, ParseError> {
-        let (first, _) = first_element(self.require(HeaderName::Via)?)?;
+        let vias = self.require(HeaderName::Via)?;
         let mut branch = FirstParam::new("branch");
-        let via = via::parse_one_with(first, |n, v| branch.see(n, v))?;
+        // One pass over the top Via (see `Via::parse_into`); the split
+        // for anything that pass refuses, which gives the exact error.
+        let via = match via::parse_prefix_with(vias, |n, v| branch.see(n, v)) {
+            Some((via, _)) => via,
+            None => {
+                branch = FirstParam::new("branch");
+                let (first, _) = first_element(vias)?;
+                via::parse_one_with(first, |n, v| branch.see(n, v))?
+            }
+        };
         let via_sent_by = match via.sent_by_text {
             Some(text) => self.raw.slice_ref(text),
             None => Bytes::copy_from_slice(via.host.sent_by(via.port).as_bytes()),

@@ -493,7 +493,7 @@ pub(crate) fn skip_run(s: &[u8], mut p: usize, f: impl Fn(u8) -> bool) -> usize 
 /// must match.
 #[inline]
 #[allow(clippy::type_complexity)]
-fn generic_param(i: &[u8]) -> Option<(&[u8], (&[u8], Option<&[u8]>))> {
+pub(crate) fn generic_param(i: &[u8]) -> Option<(&[u8], (&[u8], Option<&[u8]>))> {
     let mut p = skip_lws(i, 0);
     if i.get(p) != Some(&b';') {
         return None;

@@ -9,8 +9,9 @@ use std::fmt;
 use compact_str::CompactString;
 
 use crate::parse::{
-    Params, ParseError, ascii_compact, find_param, is_token, lossy_compact, parse_params_with,
-    push_in_place, skip_lws, skip_while, split_top_level, trim_lws,
+    Params, ParseError, ascii_compact, find_param, generic_param, is_token, lossy_compact,
+    parse_params_with, push_in_place, skip_lws, skip_while, split_top_level, trim_lws,
+    trim_start_lws,
 };
 use crate::uri::{Host, HostRef, host_text, parse_port, port_text};
 
@@ -36,7 +37,43 @@ impl Via {
     }
 
     /// [`Via::parse`] appending to `out` (no Vec per header value).
+    ///
+    /// One pass: each via-parm is parsed from the front of what is left
+    /// and ends at a top-level ',' ([`parse_prefix_with`]), instead of a
+    /// split that searches the value for commas, quotes and '<' first. A
+    /// value that pass does not accept goes through the split-based
+    /// parse, which gives the exact error.
     pub(crate) fn parse_into(value: &[u8], out: &mut Vec<Via>) -> Result<(), ParseError> {
+        let len = out.len();
+        if Via::parse_list_one_pass(value, out).is_some() {
+            return Ok(());
+        }
+        out.truncate(len);
+        Via::parse_into_split(value, out)
+    }
+
+    /// The one-pass list parse of [`Via::parse_into`]; `None` (with `out`
+    /// partly filled) for anything it does not accept.
+    fn parse_list_one_pass(value: &[u8], out: &mut Vec<Via>) -> Option<()> {
+        let mut s = value;
+        loop {
+            // Built in its slot of `out` (see `push_in_place`).
+            let via = push_in_place(out, 4, Via::empty);
+            let params = &mut via.params;
+            let (p, next) = parse_prefix_with(s, |n, v| {
+                params.push((ascii_compact(n), v.map(lossy_compact)))
+            })?;
+            via.fill(p);
+            match next {
+                Some(rest) => s = rest,
+                None => return Some(()),
+            }
+        }
+    }
+
+    /// Split on top-level commas first, then parse each element: the
+    /// reference for [`Via::parse_into`] and its fallback.
+    pub(crate) fn parse_into_split(value: &[u8], out: &mut Vec<Via>) -> Result<(), ParseError> {
         for elem in split_top_level(value) {
             let elem = elem?;
             // Built in its slot of `out` (see `push_in_place`).
@@ -76,6 +113,13 @@ impl Via {
             // Names are tokens: ASCII.
             params.push((ascii_compact(n), v.map(lossy_compact)))
         })?;
+        self.fill(p);
+        Ok(())
+    }
+
+    /// Sets everything but the parameters from `p`.
+    #[inline(always)]
+    fn fill(&mut self, p: ViaParts<'_>) {
         let protocol = if p.name.eq_ignore_ascii_case(b"SIP") && p.version == b"2.0" {
             CompactString::const_new("SIP/2.0")
         } else {
@@ -92,7 +136,6 @@ impl Via {
         self.transport = transport;
         self.host = p.host.to_host();
         self.port = p.port;
-        Ok(())
     }
 
     pub fn branch(&self) -> Option<&str> {
@@ -172,6 +215,46 @@ pub(crate) fn parse_one_with<'a>(
     if elem.is_empty() {
         return Err(ParseError::header(H, "empty Via element"));
     }
+    let (parts, rest) = sent_protocol_and_by_parts(elem)?;
+    parse_params_with(rest, H, on_param)?;
+    Ok(parts)
+}
+
+/// A via-parm at the front of `s` (LWS before it allowed) followed by LWS
+/// and a top-level ',' or the end: its parts and what follows the comma
+/// (`None` at the end). `on_param` sees its parameters. `None` for
+/// anything else, including every input on which `parse_one_with` over
+/// the split elements would fail, so that callers can fall back to the
+/// split for the exact error: a via-parm that parses has no '<' and no
+/// '"' outside its quoted parameter values, so it ends exactly where the
+/// split would end it.
+pub(crate) fn parse_prefix_with<'a>(
+    s: &'a [u8],
+    mut on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
+) -> Option<(ViaParts<'a>, Option<&'a [u8]>)> {
+    let s = trim_start_lws(s);
+    if s.is_empty() {
+        return None;
+    }
+    let (parts, mut rest) = sent_protocol_and_by_parts(s).ok()?;
+    loop {
+        rest = trim_start_lws(rest);
+        match rest.first() {
+            None => return Some((parts, None)),
+            Some(b',') => return Some((parts, Some(&rest[1..]))),
+            Some(_) => {
+                let (r, (name, value)) = generic_param(rest)?;
+                on_param(name, value);
+                rest = r;
+            }
+        }
+    }
+}
+
+/// `sent-protocol LWS sent-by` at the start of `elem` (which neither is
+/// empty nor starts with LWS), validated: the parts and the rest.
+#[inline(always)]
+fn sent_protocol_and_by_parts(elem: &[u8]) -> Result<(ViaParts<'_>, &[u8]), ParseError> {
     let (rest, (name, version, transport, host_text, port_text)) =
         sent_protocol_and_by(elem).ok_or(ParseError::header(H, "bad sent-protocol or sent-by"))?;
     let host = HostRef::from_host_text(host_text).map_err(|_| ParseError::header(H, "bad host"))?;
@@ -186,15 +269,15 @@ pub(crate) fn parse_one_with<'a>(
         .map(parse_port)
         .transpose()
         .map_err(|_| ParseError::header(H, "bad port"))?;
-    parse_params_with(rest, H, on_param)?;
-    Ok(ViaParts {
+    let parts = ViaParts {
         name,
         version,
         transport,
         host,
         port,
         sent_by_text: canonical.then_some(sent_by),
-    })
+    };
+    Ok((parts, rest))
 }
 
 impl fmt::Display for Via {
@@ -261,6 +344,31 @@ mod tests {
                     let plain = !v.contains(['[', '\t']) && !v[12..].trim_start().contains(" :") && !v.contains(": ") && !v.contains(":0");
                     prop_assert!(!plain, "{v}: {want}");
                 }
+            }
+        }
+    }
+
+    proptest! {
+        /// The one-pass list parse gives what splitting first gives:
+        /// the same Vias or the same error.
+        #[test]
+        fn one_pass_list_matches_split(v in r#"([ \t]{0,2}(SIP/2.0/UDP|sip / 2.0 /tcp|SIP/2.0)[ \t\r\n]{0,2}[a-z0-9.:\[\]]{0,8}([ \t]{0,1};[ \t]{0,1}[a-z]{0,3}(=("[a-z,<;]{0,3}"?|[a-z0-9,<>]{1,3}))?){0,3}[ \t]{0,1}[,<>";]{0,2}){1,3}"#) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = Via::parse_into(v.as_bytes(), &mut a).map(|_| a);
+            let rb = Via::parse_into_split(v.as_bytes(), &mut b).map(|_| b);
+            prop_assert_eq!(ra, rb);
+        }
+
+        /// The top Via of the one pass is the first split element's.
+        #[test]
+        fn prefix_matches_first_element(v in r#"[ \t]{0,2}SIP/2.0/UDP[ \t]{1,2}[a-z0-9.:]{1,8}([ \t]{0,1};[ \t]{0,1}[a-z]{0,3}(=("[a-z,<]{0,3}"?|[a-z0-9,<>]{1,3}))?){0,3}[ \t]{0,1}[,<>"]{0,2}.{0,4}"#) {
+            let mut seen = Vec::new();
+            if let Some((p, _)) = parse_prefix_with(v.as_bytes(), |n, v| seen.push((n, v))) {
+                let (first, _) = crate::parse::first_element(v.as_bytes()).expect("split accepts it");
+                let mut want = Vec::new();
+                let q = parse_one_with(first, |n, v| want.push((n, v))).expect("element parses");
+                prop_assert_eq!((p.name, p.version, p.transport, p.host, p.port, p.sent_by_text), (q.name, q.version, q.transport, q.host, q.port, q.sent_by_text));
+                prop_assert_eq!(seen, want);
             }
         }
     }
