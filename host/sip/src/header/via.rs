@@ -117,6 +117,14 @@ impl Via {
         Ok(())
     }
 
+    /// A Via from validated parts and its parameters.
+    pub(crate) fn from_parts(p: ViaParts<'_>, params: Params) -> Via {
+        let mut via = Via::empty();
+        via.params = params;
+        via.fill(p);
+        via
+    }
+
     /// Sets everything but the parameters from `p`.
     #[inline(always)]
     fn fill(&mut self, p: ViaParts<'_>) {
