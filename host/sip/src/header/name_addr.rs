@@ -9,8 +9,9 @@ use std::fmt;
 use compact_str::CompactString;
 
 use crate::parse::{
-    Params, ParseError, ascii_compact, find_byte, find_param, is_lws, is_token, lossy_compact,
-    name_is, parse_params_with, push_in_place, quoted_end, split_top_level, trim_lws, unquote,
+    Params, ParseError, ascii_compact, find_byte, find_param, generic_param, is_lws, is_token,
+    lossy_compact, name_is, parse_params_with, push_in_place, quoted_end, split_top_level,
+    trim_lws, trim_start_lws, unquote,
 };
 use crate::uri::{Uri, parse_uri_with};
 
@@ -55,11 +56,7 @@ impl NameAddr {
             // Names are tokens: ASCII.
             |n, v| params.push((ascii_compact(n), v.map(lossy_compact))),
         )?;
-        self.display_name = match display {
-            DisplayRef::None => None,
-            DisplayRef::Quoted(q) => Some(unquote(q)),
-            DisplayRef::Token(t) => (!t.is_empty()).then(|| lossy_compact(t)),
-        };
+        self.display_name = display.to_name();
         Ok(())
     }
 
@@ -92,7 +89,49 @@ impl NameAddr {
     }
 
     /// [`NameAddr::parse_list`] appending to `out` (no Vec per header value).
+    ///
+    /// One pass when every element is `"display" <uri>` or `<uri>`: each
+    /// is parsed from the front of what is left and ends at a top-level
+    /// ',' ([`parse_prefix_with`]), instead of a split that searches the
+    /// value for commas, quotes and angle brackets first. Anything that
+    /// pass does not accept goes through the split-based parse, which
+    /// gives the exact error.
     pub(crate) fn parse_list_into(value: &[u8], out: &mut Vec<NameAddr>) -> Result<(), ParseError> {
+        let len = out.len();
+        if NameAddr::parse_list_one_pass(value, out).is_some() {
+            return Ok(());
+        }
+        out.truncate(len);
+        NameAddr::parse_list_split(value, out)
+    }
+
+    /// The one pass of [`NameAddr::parse_list_into`]; `None` (with `out`
+    /// partly filled) for anything it does not accept.
+    fn parse_list_one_pass(value: &[u8], out: &mut Vec<NameAddr>) -> Option<()> {
+        let mut s = value;
+        loop {
+            // Built in its slot of `out` (see `parse_list_split`).
+            let na = push_in_place(out, 3, NameAddr::empty);
+            let (uri, params) = (&mut na.uri, &mut na.params);
+            let (display, next) = parse_prefix_with(
+                s,
+                |u| uri.parse_in_place(u),
+                |n, v| params.push((ascii_compact(n), v.map(lossy_compact))),
+            )?;
+            na.display_name = display.to_name();
+            match next {
+                Some(rest) => s = rest,
+                None => return Some(()),
+            }
+        }
+    }
+
+    /// Split on top-level commas first, then parse each element: the
+    /// reference for [`NameAddr::parse_list_into`] and its fallback.
+    pub(crate) fn parse_list_split(
+        value: &[u8],
+        out: &mut Vec<NameAddr>,
+    ) -> Result<(), ParseError> {
         for elem in split_top_level(value) {
             let elem = elem?;
             // Built in its slot of `out`. Three fit mimalloc's small-object
@@ -135,6 +174,63 @@ enum DisplayRef<'a> {
     None,
     Quoted(&'a [u8]),
     Token(&'a [u8]),
+}
+
+impl DisplayRef<'_> {
+    /// `NameAddr::display_name`: unquoted; an empty token list is none.
+    fn to_name(&self) -> Option<CompactString> {
+        match *self {
+            DisplayRef::None => None,
+            DisplayRef::Quoted(q) => Some(unquote(q)),
+            DisplayRef::Token(t) => (!t.is_empty()).then(|| lossy_compact(t)),
+        }
+    }
+}
+
+/// A name-addr in one of its bracketed forms, `"display" <uri>` or
+/// `<uri>`, at the front of `s` (LWS before it allowed), then its header
+/// parameters, LWS and a top-level ',' or the end: the display name and
+/// what follows the comma (`None` at the end). `uri` and `on_param` are
+/// called as in [`parse_with`]. `None` for anything else (token display
+/// names and addr-specs included), and for every input on which
+/// [`parse_with`] over the split elements would fail, so that callers can
+/// fall back to the split for the exact error: an element of these forms
+/// that parses has '"' only in its display name and quoted parameter
+/// values and '<' only before its URI, so it ends exactly where the split
+/// would end it.
+fn parse_prefix_with<'a>(
+    s: &'a [u8],
+    uri: impl FnOnce(&'a [u8]) -> Result<(), ParseError>,
+    mut on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
+) -> Option<(DisplayRef<'a>, Option<&'a [u8]>)> {
+    let s = trim_start_lws(s);
+    let (display, s) = match s.first()? {
+        b'"' => {
+            let end = quoted_end(s)?;
+            (DisplayRef::Quoted(&s[..end]), trim_start_lws(&s[end..]))
+        }
+        // What `parse_with` reports for `<uri>`: an empty token list.
+        b'<' => (DisplayRef::Token(&s[..0]), s),
+        _ => return None,
+    };
+    if s.first() != Some(&b'<') {
+        return None;
+    }
+    let gt = find_byte::<b'>'>(s, 1)?;
+    uri(trim_lws(&s[1..gt])).ok()?;
+    let mut rest = &s[gt + 1..];
+    loop {
+        rest = trim_start_lws(rest);
+        match rest.first() {
+            None => return Some((display, None)),
+            Some(b',') => return Some((display, Some(&rest[1..]))),
+            Some(_) => {
+                let (r, (name, value)) = generic_param(rest)?;
+                on_param(name, value);
+                rest = r;
+            }
+        }
+    }
 }
 
 /// The name-addr / addr-spec grammar; `uri` parses (or only validates)
@@ -242,6 +338,71 @@ mod tests {
         assert_eq!(n.display_name.as_deref(), Some("caller"));
         let n = NameAddr::parse(b"<sip:a@b>").unwrap();
         assert_eq!(n.display_name, None);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The one-pass list parse gives what splitting first gives: the
+        /// same name-addrs or the same error.
+        #[test]
+        fn one_pass_list_matches_split(
+            elems in prop::collection::vec(
+                (
+                    r#"[ \t]{0,2}("[a-z ,<>]{0,4}" ?|[a-z]{1,3} )?(<sip:[a-z]{1,3}@[a-z.]{1,4}(;lr)?>|sip:[a-z]{1,3})(;[ ]?[a-z]{1,3}(=([a-z0-9]{1,3}|"[a-z,<>]{0,3}"))?){0,2}[ ]?"#,
+                    prop::option::weighted(0.2, r#"[ ,<>";=\\]{1,2}"#),
+                    prop::option::weighted(0.2, 0usize..30),
+                ),
+                1..4,
+            ),
+            sep in "[ ]?,[ \t]?",
+        ) {
+            // Valid elements, sometimes with junk put in somewhere.
+            let v = elems
+                .iter()
+                .map(|(e, junk, at)| match (junk, at) {
+                    (Some(j), Some(at)) => {
+                        let at = (*at).min(e.len());
+                        let at = (0..=at).rev().find(|i| e.is_char_boundary(*i)).unwrap_or(0);
+                        format!("{}{j}{}", &e[..at], &e[at..])
+                    }
+                    (Some(j), None) => format!("{e}{j}"),
+                    _ => e.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(&sep);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = NameAddr::parse_list_into(v.as_bytes(), &mut a).map(|_| a);
+            let rb = NameAddr::parse_list_split(v.as_bytes(), &mut b).map(|_| b);
+            prop_assert_eq!(ra, rb);
+        }
+    }
+
+    #[test]
+    fn one_pass_forms() {
+        // Accepted in one pass, and what the split gives.
+        for v in [
+            &br#""A, B" <sip:a@x>;q=0.7;expires=3600 , <sip:b@y;lr>;x="a,b""#[..],
+            b"<sip:proxy1.example.com;lr>, <sip:proxy2.example.com;lr>",
+            b"  <sip:a@b>  ",
+        ] {
+            let mut a = Vec::new();
+            assert!(NameAddr::parse_list_one_pass(v, &mut a).is_some());
+            assert_eq!(Ok(a), NameAddr::parse_list(v));
+            let mut b = Vec::new();
+            NameAddr::parse_list_split(v, &mut b).unwrap();
+            assert_eq!(NameAddr::parse_list(v), Ok(b));
+        }
+        // Left to the split.
+        for v in [
+            &b"sip:a@b"[..],
+            b"Bob <sip:a@b>",
+            b"<sip:a@b>,",
+            b"<sip:a@b",
+            b"",
+        ] {
+            assert!(NameAddr::parse_list_one_pass(v, &mut Vec::new()).is_none());
+        }
     }
 
     #[test]
