@@ -3,7 +3,7 @@
 //! This is the host side of the WIT `msg` resource.
 
 use bytes::Bytes;
-use wisp_sip::{Message, Uri, Via};
+use wisp_sip::{CompactString, Message, Uri, Via};
 
 use crate::transport::Source;
 
@@ -85,7 +85,7 @@ pub const MAX_BRANCHES: usize = 16;
 pub struct RequestSummary {
     pub ruri: Uri,
     pub top_via: Via,
-    pub from_tag: Option<String>,
+    pub from_tag: Option<CompactString>,
     pub cseq: u32,
 }
 

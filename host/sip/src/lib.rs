@@ -31,9 +31,10 @@ pub mod parse;
 pub mod reply;
 pub mod uri;
 
+pub use compact_str::CompactString;
 pub use framer::{FrameError, StreamFramer};
 pub use header::{CSeq, Challenge, Contacts, Credentials, Header, HeaderName, NameAddr, Via};
 pub use message::{Message, Method, StartLine, TransactionKey};
-pub use parse::{Param, ParseError};
+pub use parse::{Param, Params, ParseError};
 pub use reply::{ReplyOptions, build_reply};
 pub use uri::{Host, Scheme, Uri};

@@ -9,6 +9,7 @@
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use compact_str::CompactString;
 use memchr::memchr;
 
 use crate::edit::Edits;
@@ -16,7 +17,7 @@ use crate::header::name::NameMatcher;
 use crate::header::{CSeq, Contacts, Credentials, Header, HeaderName, NameAddr, Via, via};
 use crate::parse::{
     FirstParam, ParseError, any_byte, find_byte, find_byte_near, first_element, is_lws, is_token,
-    lossy, parse_delta_seconds, parse_u32, skip_while, split_top_level,
+    lossy_compact, parse_delta_seconds, parse_u32, skip_while, split_top_level,
 };
 use crate::uri::Uri;
 
@@ -107,13 +108,14 @@ pub enum StartLine {
 /// What identifies a transaction (RFC 3261 §17.2.3) plus dialog tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionKey {
-    pub branch: Option<String>,
+    pub branch: Option<CompactString>,
     pub call_id: Bytes,
     pub cseq: CSeq,
-    pub from_tag: Option<String>,
-    pub to_tag: Option<String>,
-    /// Top Via `host[:port]`.
-    pub via_sent_by: String,
+    pub from_tag: Option<CompactString>,
+    pub to_tag: Option<CompactString>,
+    /// Top Via `host[:port]`, as [`Via::sent_by`] writes it (usually a
+    /// slice of the message).
+    pub via_sent_by: Bytes,
 }
 
 /// A parsed SIP message: the received bytes plus header positions, and
@@ -148,8 +150,6 @@ struct Lazy {
     start: OnceLock<StartLine>,
     body: OnceLock<Bytes>,
     headers: OnceLock<Vec<Header>>,
-    call_id: OnceLock<Bytes>,
-    content_type: OnceLock<Bytes>,
 }
 
 /// Where one header is in `raw`: name, trimmed value and its full line(s),
@@ -507,7 +507,7 @@ impl Message {
 
     /// All Via values across all Via headers, topmost first.
     pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
-        let mut out = Vec::with_capacity(4);
+        let mut out = Vec::new();
         for v in self.values(HeaderName::Via) {
             Via::parse_into(v, &mut out)?;
         }
@@ -524,6 +524,15 @@ impl Message {
     /// the same order) but builds only the topmost; `Ok(None)` when there
     /// is no Via value at all.
     pub fn checked_top_via(&self) -> Result<Option<Via>, ParseError> {
+        match self.checked_top_via_one_pass() {
+            Some(top) => Ok(top),
+            // The split for anything the one pass refuses: the exact error.
+            None => self.checked_top_via_split(),
+        }
+    }
+
+    /// [`Message::checked_top_via`] splitting each value first.
+    fn checked_top_via_split(&self) -> Result<Option<Via>, ParseError> {
         let mut top = None;
         for v in self.values(HeaderName::Via) {
             for elem in split_top_level(v) {
@@ -538,11 +547,38 @@ impl Message {
         Ok(top)
     }
 
+    /// [`Message::checked_top_via`] with each value parsed in one pass
+    /// (see `Via::parse_into`); `None` for anything that pass refuses.
+    fn checked_top_via_one_pass(&self) -> Option<Option<Via>> {
+        let mut top: Option<Via> = None;
+        for v in self.values(HeaderName::Via) {
+            let mut s = v;
+            loop {
+                let next = match top {
+                    None => {
+                        let mut params = crate::parse::Params::new();
+                        let (p, next) = via::parse_prefix_with(s, |n, v| {
+                            params.push((crate::parse::ascii_compact(n), v.map(lossy_compact)))
+                        })?;
+                        top = Some(Via::from_parts(p, params));
+                        next
+                    }
+                    Some(_) => via::parse_prefix_with(s, |_, _| {})?.1,
+                };
+                match next {
+                    Some(rest) => s = rest,
+                    None => break,
+                }
+            }
+        }
+        Some(top)
+    }
+
     /// Validates From exactly like [`Message::from`] and returns its tag
     /// (as `from()?.tag()` would), without building the name-addr.
-    pub fn checked_from_tag(&self) -> Result<Option<String>, ParseError> {
+    pub fn checked_from_tag(&self) -> Result<Option<CompactString>, ParseError> {
         let found = NameAddr::check_and_find_param(self.require(HeaderName::From)?, "tag")?;
-        Ok(found.flatten().map(lossy))
+        Ok(found.flatten().map(lossy_compact))
     }
 
     /// Validates To exactly like [`Message::to`] without building it.
@@ -558,13 +594,12 @@ impl Message {
         NameAddr::parse(self.require(HeaderName::To)?)
     }
 
-    pub fn call_id(&self) -> Result<&Bytes, ParseError> {
-        let h = self.require_pos(HeaderName::CallId)?;
-        check_call_id(self.value_of(h))?;
-        Ok(self
-            .lazy
-            .call_id
-            .get_or_init(|| self.raw.slice(h.value_range())))
+    /// The Call-ID as received (a slice of the message: no copy, no
+    /// reference count; `raw().slice_ref(id)` makes a `Bytes` of it).
+    pub fn call_id(&self) -> Result<&[u8], ParseError> {
+        let v = self.require(HeaderName::CallId)?;
+        check_call_id(v)?;
+        Ok(v)
     }
 
     pub fn cseq(&self) -> Result<CSeq, ParseError> {
@@ -605,13 +640,9 @@ impl Message {
             .transpose()
     }
 
-    pub fn content_type(&self) -> Option<&Bytes> {
-        let h = self.first_pos(HeaderName::ContentType)?;
-        Some(
-            self.lazy
-                .content_type
-                .get_or_init(|| self.raw.slice(h.value_range())),
-        )
+    /// The Content-Type value as received (a slice of the message).
+    pub fn content_type(&self) -> Option<&[u8]> {
+        self.first(HeaderName::ContentType)
     }
 
     pub fn expires(&self) -> Result<Option<u32>, ParseError> {
@@ -663,13 +694,25 @@ impl Message {
     /// and `cseq()` validate, in that order, but without building the Via
     /// and name-addr structs: only the strings the key holds are made.
     pub fn transaction_key(&self) -> Result<TransactionKey, ParseError> {
-        let (first, _) = first_element(self.require(HeaderName::Via)?)?;
+        let vias = self.require(HeaderName::Via)?;
         let mut branch = FirstParam::new("branch");
-        let via = via::parse_one_with(first, |n, v| branch.see(n, v))?;
-        let via_sent_by = via.host.sent_by(via.port);
-        let tag = |name| -> Result<Option<String>, ParseError> {
+        // One pass over the top Via (see `Via::parse_into`); the split
+        // for anything that pass refuses, which gives the exact error.
+        let via = match via::parse_prefix_with(vias, |n, v| branch.see(n, v)) {
+            Some((via, _)) => via,
+            None => {
+                branch = FirstParam::new("branch");
+                let (first, _) = first_element(vias)?;
+                via::parse_one_with(first, |n, v| branch.see(n, v))?
+            }
+        };
+        let via_sent_by = match via.sent_by_text {
+            Some(text) => self.raw.slice_ref(text),
+            None => Bytes::copy_from_slice(via.host.sent_by(via.port).as_bytes()),
+        };
+        let tag = |name| -> Result<Option<CompactString>, ParseError> {
             let found = NameAddr::check_and_find_param(self.require(name)?, "tag")?;
-            Ok(found.flatten().map(lossy))
+            Ok(found.flatten().map(lossy_compact))
         };
         let from_tag = tag(HeaderName::From)?;
         let to_tag = tag(HeaderName::To)?;
@@ -1089,12 +1132,26 @@ mod tests {
             let full = m.vias().map(|v| v.into_iter().next());
             assert_eq!(m.checked_top_via(), full);
             let tag = m.from().map(|f| f.tag().map(str::to_owned));
-            assert_eq!(m.checked_from_tag(), tag);
+            assert_eq!(m.checked_from_tag(), tag.map(|t| t.map(Into::into)));
             assert_eq!(m.check_to(), m.to().map(|_| ()));
         }
     }
 
     proptest! {
+        /// The one-pass `checked_top_via` gives what splitting first gives.
+        #[test]
+        fn checked_top_via_matches_split(vias in prop::collection::vec(r#"[ ]{0,1}(SIP/2.0/UDP|SIP/2.0/tcp)[ ]{1,2}[a-z0-9.:]{0,6}(;[a-z]{0,3}(=("[a-z,<]{0,2}"?|[a-z0-9,<]{1,3}))?){0,2}[ ]{0,1}[,<"]{0,1}"#, 0..4)) {
+            let mut raw = b"OPTIONS sip:h SIP/2.0\r\n".to_vec();
+            for v in &vias {
+                raw.extend_from_slice(b"Via: ");
+                raw.extend_from_slice(v.as_bytes());
+                raw.extend_from_slice(b"\r\n");
+            }
+            raw.extend_from_slice(b"\r\n");
+            let m = Message::parse(Bytes::from(raw)).unwrap();
+            prop_assert_eq!(m.checked_top_via(), m.checked_top_via_split());
+        }
+
         #[test]
         fn line_scan_matches_old(seed in 0usize..2, muts in prop::collection::vec((any::<prop::sample::Index>(), 0usize..12, 0u8..3), 0..6)) {
             let mut v = [SEED, SEED2][seed].to_vec();

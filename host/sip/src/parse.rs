@@ -5,7 +5,8 @@
 //! `;name=value` parameter lists. Input always comes from the network, so
 //! every function returns a [`ParseError`] instead of panicking.
 
-use std::borrow::Cow;
+use compact_str::CompactString;
+use smallvec::SmallVec;
 
 use nom::{
     IResult, Parser,
@@ -148,12 +149,13 @@ pub(crate) fn quoted_string(i: &[u8]) -> IResult<&[u8], &[u8]> {
     }
 }
 
-/// Contents of a quoted string (quotes included in `q`) with quoted-pairs resolved.
-pub(crate) fn unquote(q: &[u8]) -> String {
+/// Contents of a quoted string (quotes included in `q`) with quoted-pairs
+/// resolved. Display names are short: inline (no allocation) up to 24 bytes.
+pub(crate) fn unquote(q: &[u8]) -> CompactString {
     let inner = if q.len() >= 2 { &q[1..q.len() - 1] } else { q };
     // Display names are a few bytes: a plain scan beats memchr's setup.
     if !inner.contains(&b'\\') {
-        return lossy(inner);
+        return lossy_compact(inner);
     }
     let mut out = Vec::with_capacity(inner.len());
     let mut i = 0;
@@ -166,13 +168,9 @@ pub(crate) fn unquote(q: &[u8]) -> String {
             i += 1;
         }
     }
-    lossy(&out)
+    lossy_compact(&out)
 }
 
-/// Bytes to `String`, replacing invalid UTF-8 rather than failing: header
-/// text is mostly ASCII and a broken byte in a display name is no reason to
-/// drop a call.
-#[inline]
 /// Writes `;name=value` / `;name` parameters as URIs, Vias and name-addrs
 /// serialize them.
 pub(crate) fn write_params(f: &mut std::fmt::Formatter<'_>, params: &[Param]) -> std::fmt::Result {
@@ -185,16 +183,10 @@ pub(crate) fn write_params(f: &mut std::fmt::Formatter<'_>, params: &[Param]) ->
     Ok(())
 }
 
-/// [`lossy`] for bytes already in a `Vec` (no copy when they are ASCII,
-/// as the tokens, hosts and numbers passed here always are).
-pub(crate) fn vec_string(v: Vec<u8>) -> String {
-    if v.is_ascii() {
-        // SAFETY: every byte is < 0x80, and ASCII is valid UTF-8.
-        return unsafe { String::from_utf8_unchecked(v) };
-    }
-    String::from_utf8_lossy(&v).into_owned()
-}
-
+/// Bytes to `String`, replacing invalid UTF-8 rather than failing: header
+/// text is mostly ASCII and a broken byte in a display name is no reason to
+/// drop a call.
+#[inline]
 pub(crate) fn lossy(b: &[u8]) -> String {
     // Nearly every header field is ASCII: `is_ascii` is an inlined word
     // loop, while `str::from_utf8` is an out-of-line call that costs more
@@ -207,6 +199,48 @@ pub(crate) fn lossy(b: &[u8]) -> String {
     // Valid non-ASCII UTF-8 is borrowed and copied once; invalid bytes
     // become U+FFFD.
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// `b` as text without a copy when it is ASCII (as hosts always are);
+/// invalid UTF-8 becomes U+FFFD.
+#[inline]
+pub(crate) fn ascii_str(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    if b.is_ascii() {
+        // SAFETY: every byte is < 0x80, and ASCII is valid UTF-8.
+        return std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(b) });
+    }
+    String::from_utf8_lossy(b)
+}
+
+/// [`lossy`] into a [`CompactString`]: the text of a typed header value.
+/// Up to 24 bytes (users, hosts, tags, most branches, parameter names and
+/// values) it is stored inline, so building it costs a copy and no
+/// allocation; freeing it costs nothing.
+#[inline]
+pub(crate) fn lossy_compact(b: &[u8]) -> CompactString {
+    if b.is_ascii() {
+        // SAFETY: every byte is < 0x80, and ASCII is valid UTF-8.
+        // (`CompactString::new` builds an inline string in registers;
+        // `from_utf8_unchecked` goes through a capacity and a memcpy call.)
+        return CompactString::new(unsafe { std::str::from_utf8_unchecked(b) });
+    }
+    CompactString::from(String::from_utf8_lossy(b))
+}
+
+/// [`lossy_compact`] for text that its scanner has already confined to
+/// ASCII: URI parts (`parse_uri_with` refuses every byte >= 0x7f),
+/// tokens (parameter names, Via protocol and transport) and host names.
+/// Skips the `is_ascii` pass (~10 instructions for each of the ~30 such
+/// strings of a full parse). Debug builds check the claim.
+#[inline]
+pub(crate) fn ascii_compact(b: &[u8]) -> CompactString {
+    debug_assert!(b.is_ascii(), "{b:?}");
+    if cfg!(debug_assertions) {
+        return lossy_compact(b);
+    }
+    // SAFETY: callers pass only bytes their scanner limited to ASCII (see
+    // above; checked in debug builds), and ASCII is valid UTF-8.
+    CompactString::new(unsafe { std::str::from_utf8_unchecked(b) })
 }
 
 /// Splits a header value into its comma-separated elements, ignoring commas
@@ -459,7 +493,7 @@ pub(crate) fn skip_run(s: &[u8], mut p: usize, f: impl Fn(u8) -> bool) -> usize 
 /// must match.
 #[inline]
 #[allow(clippy::type_complexity)]
-fn generic_param(i: &[u8]) -> Option<(&[u8], (&[u8], Option<&[u8]>))> {
+pub(crate) fn generic_param(i: &[u8]) -> Option<(&[u8], (&[u8], Option<&[u8]>))> {
     let mut p = skip_lws(i, 0);
     if i.get(p) != Some(&b';') {
         return None;
@@ -555,8 +589,8 @@ impl<'a> FirstParam<'a> {
     }
 
     /// The value as `find_param(..).flatten()` would give it, owned.
-    pub(crate) fn value_string(&self) -> Option<String> {
-        self.value.map(lossy)
+    pub(crate) fn value_string(&self) -> Option<CompactString> {
+        self.value.map(lossy_compact)
     }
 }
 
@@ -578,38 +612,45 @@ pub(crate) fn trim_start_lws(s: &[u8]) -> &[u8] {
 }
 
 /// A `;name[=value]` parameter of a URI, Via or name-addr, both as
-/// received. The name is borrowed from a static table when it is one of
-/// the names nearly every message carries, spelled exactly like that
-/// (`branch`, `tag`, `lr`, ...), so those cost no allocation.
-pub type Param = (Cow<'static, str>, Option<String>);
+/// received (quoted values keep their quotes).
+pub type Param = (CompactString, Option<CompactString>);
 
-/// A parameter name as received: static when it is one of the common
-/// names below byte for byte, owned otherwise.
-#[inline]
-pub(crate) fn param_name(b: &[u8]) -> Cow<'static, str> {
-    Cow::Borrowed(match b {
-        b"branch" => "branch",
-        b"received" => "received",
-        b"rport" => "rport",
-        b"maddr" => "maddr",
-        b"ttl" => "ttl",
-        b"tag" => "tag",
-        b"lr" => "lr",
-        b"transport" => "transport",
-        b"user" => "user",
-        b"method" => "method",
-        b"expires" => "expires",
-        b"q" => "q",
-        b"ftag" => "ftag",
-        b"ob" => "ob",
-        _ => return Cow::Owned(lossy(b)),
-    })
+/// The parameters of a URI, Via or name-addr, in order. Nearly every one
+/// has at most two (`;branch=..;rport`, `;tag=..`, `;lr`), which are kept
+/// inline: no allocation for the list.
+pub type Params = SmallVec<[Param; 2]>;
+
+/// Pushes `make()` onto `v` and returns it, for a parser to fill in
+/// place: the typed values with inline parameters (`NameAddr`, `Via`) are
+/// a few hundred bytes, and `v.push(T::parse(..)?)` copies each of them
+/// two or three times on the way (a memcpy call each). The first push
+/// reserves `first_cap` elements.
+#[inline(always)]
+pub(crate) fn push_in_place<T>(
+    v: &mut Vec<T>,
+    first_cap: usize,
+    make: impl FnOnce() -> T,
+) -> &mut T {
+    if v.capacity() == 0 {
+        *v = Vec::with_capacity(first_cap);
+    } else {
+        v.reserve(1);
+    }
+    let len = v.len();
+    // Writing into the spare slot lets the placeholder be stored straight
+    // into the Vec's buffer; `v.push(make())` builds it on the stack and
+    // copies it over.
+    v.spare_capacity_mut()[0].write(make());
+    // SAFETY: `reserve` above made slot `len` part of the capacity, and
+    // it was just initialized.
+    unsafe { v.set_len(len + 1) };
+    &mut v[len]
 }
 
 /// `v.push(x)` where the first push allocates through
 /// `Vec::with_capacity(4)`: the capacity a first push gets anyway for
 /// these element sizes, without the generic growth path (~60 instructions
-/// each time a parameter list or address list gets its first element).
+/// each time an address list gets its first element).
 #[inline(always)]
 pub(crate) fn push_first4<T>(v: &mut Vec<T>, x: T) {
     if v.capacity() == 0 {
@@ -794,22 +835,32 @@ mod tests {
     }
 
     #[test]
-    fn lossy_and_vec_string() {
+    fn lossy_strings() {
         assert_eq!(lossy(b"z9hG4bK-1"), "z9hG4bK-1");
         assert_eq!(lossy("Jos\u{e9}".as_bytes()), "Jos\u{e9}");
         assert_eq!(lossy(b"a\xffb"), "a\u{fffd}b");
-        assert_eq!(vec_string(b"SIP/2.0".to_vec()), "SIP/2.0");
-        assert_eq!(vec_string(vec![b'x', 0xc3, 0xa9]), "x\u{e9}");
-        assert_eq!(vec_string(vec![0xfe]), "\u{fffd}");
+        assert_eq!(lossy_compact(b"z9hG4bK-1"), "z9hG4bK-1");
+        assert_eq!(lossy_compact("Jos\u{e9}".as_bytes()), "Jos\u{e9}");
+        assert_eq!(lossy_compact(b"a\xffb"), "a\u{fffd}b");
+        // Past the inline capacity too.
+        let long = "z9hG4bK-524287-1---7ebd6fcd2a1a9b51";
+        assert_eq!(lossy_compact(long.as_bytes()), long);
+        assert!(!lossy_compact(b"pc33.atlanta.example.com").is_heap_allocated());
     }
 
     #[test]
-    fn param_names() {
-        assert!(matches!(param_name(b"branch"), Cow::Borrowed("branch")));
-        assert!(matches!(param_name(b"lr"), Cow::Borrowed("lr")));
-        // Other spellings stay as received.
-        assert!(matches!(param_name(b"Branch"), Cow::Owned(ref s) if s == "Branch"));
-        assert!(matches!(param_name(b"x-foo"), Cow::Owned(ref s) if s == "x-foo"));
+    fn push_in_place_appends() {
+        let mut v: Vec<String> = Vec::new();
+        push_in_place(&mut v, 3, String::new).push('a');
+        assert_eq!(v.capacity(), 3);
+        for c in ['b', 'c', 'd', 'e'] {
+            push_in_place(&mut v, 3, || String::from("x")).push(c);
+        }
+        assert_eq!(v, ["a", "xb", "xc", "xd", "xe"]);
+        v.pop();
+        push_in_place(&mut v, 3, String::new);
+        assert_eq!(v.len(), 5);
+        assert_eq!(v[4], "");
     }
 
     #[test]

@@ -7,8 +7,10 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use compact_str::CompactString;
+
 use crate::parse::{
-    Param, ParseError, any_byte, find_param, param_name, percent_decode, push_first4, skip_lws,
+    Params, ParseError, any_byte, ascii_compact, find_param, percent_decode, push_first4, skip_lws,
     skip_run, skip_while,
 };
 
@@ -40,7 +42,7 @@ impl fmt::Display for Scheme {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
     /// Domain name as received (case preserved).
-    Domain(String),
+    Domain(CompactString),
     Ipv4(Ipv4Addr),
     Ipv6(Ipv6Addr),
 }
@@ -63,7 +65,7 @@ impl Host {
     /// Lowercased text form (used for registrar keys and comparisons).
     pub fn to_lowercase_string(&self) -> String {
         match self {
-            Host::Domain(d) => d.to_ascii_lowercase(),
+            Host::Domain(d) => d.as_str().to_ascii_lowercase(),
             other => other.to_string(),
         }
     }
@@ -202,8 +204,12 @@ impl<'a> HostRef<'a> {
         }
         // What `HostRef::parse` decides: digits and dots must be a dotted
         // quad, anything else is a name. A name fails `parse_ipv4` at its
-        // first letter, so the address is tried first.
-        if let Some(a) = parse_ipv4(b) {
+        // first letter, so the address is tried first, and only when the
+        // text starts with a digit (it fails at once otherwise, but costs
+        // its set-up).
+        if b.first().is_some_and(u8::is_ascii_digit)
+            && let Some(a) = parse_ipv4(b)
+        {
             return Ok(HostRef::Ipv4(a));
         }
         if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
@@ -215,7 +221,8 @@ impl<'a> HostRef<'a> {
     pub(crate) fn to_host(self) -> Host {
         match self {
             // All bytes are ASCII host chars here.
-            HostRef::Domain(d) => Host::Domain(crate::parse::lossy(d)),
+            // Host characters only.
+            HostRef::Domain(d) => Host::Domain(ascii_compact(d)),
             HostRef::Ipv4(a) => Host::Ipv4(a),
             HostRef::Ipv6(a) => Host::Ipv6(a),
         }
@@ -224,29 +231,31 @@ impl<'a> HostRef<'a> {
     /// `host[:port]` exactly as `format!("{}:{port}", host.to_host())`
     /// writes it, without the formatting machinery for domain names and
     /// IPv4 addresses.
-    pub(crate) fn sent_by(self, port: Option<u16>) -> String {
-        let mut v = Vec::with_capacity(match self {
+    pub(crate) fn sent_by(self, port: Option<u16>) -> CompactString {
+        let mut v = CompactString::with_capacity(match self {
             HostRef::Domain(d) => d.len() + 6,
             _ => 24,
         });
         match self {
-            HostRef::Domain(d) => v.extend_from_slice(d),
+            HostRef::Domain(d) => v.push_str(&crate::parse::ascii_str(d)),
             HostRef::Ipv4(a) => {
                 for (i, o) in a.octets().into_iter().enumerate() {
                     if i > 0 {
-                        v.push(b'.');
+                        v.push('.');
                     }
                     push_dec(&mut v, o.into());
                 }
             }
-            HostRef::Ipv6(a) => v.extend_from_slice(format!("[{a}]").as_bytes()),
+            HostRef::Ipv6(a) => {
+                use std::fmt::Write;
+                let _ = write!(v, "[{a}]");
+            }
         }
         if let Some(p) = port {
-            v.push(b':');
+            v.push(':');
             push_dec(&mut v, p);
         }
-        // Host characters, digits, '.', ':' and brackets: always ASCII.
-        crate::parse::vec_string(v)
+        v
     }
 }
 
@@ -262,7 +271,7 @@ impl Host {
 }
 
 /// Decimal digits of `n`, as `Display` writes them.
-fn push_dec(v: &mut Vec<u8>, n: u16) {
+fn push_dec(v: &mut CompactString, n: u16) {
     let mut buf = [0u8; 5];
     let mut i = buf.len();
     let mut n = n;
@@ -274,7 +283,9 @@ fn push_dec(v: &mut Vec<u8>, n: u16) {
             break;
         }
     }
-    v.extend_from_slice(&buf[i..]);
+    for &d in &buf[i..] {
+        v.push(char::from(d));
+    }
 }
 
 impl fmt::Display for Host {
@@ -292,15 +303,15 @@ impl fmt::Display for Host {
 pub struct Uri {
     pub scheme: Scheme,
     /// Still %-escaped as on the wire; for tel: the number.
-    pub user: Option<String>,
-    pub password: Option<String>,
-    /// For tel URIs: `Host::Domain(String::new())`.
+    pub user: Option<CompactString>,
+    pub password: Option<CompactString>,
+    /// For tel URIs: `Host::Domain(CompactString::default())`.
     pub host: Host,
     pub port: Option<u16>,
     /// `;transport=tcp;lr` in order.
-    pub params: Vec<Param>,
+    pub params: Params,
     /// `?subject=x&priority=y` in order.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(CompactString, CompactString)>,
 }
 
 /// Case-insensitive `sips:` / `sip:` / `tel:` prefix; the rest after it.
@@ -362,31 +373,54 @@ pub(crate) fn parse_port(p: &[u8]) -> Result<u16, ParseError> {
         .ok_or(ParseError::Uri("bad port"))
 }
 
-fn ascii(b: &[u8]) -> String {
-    // Callers only pass bytes already checked against `is_bad_uri_byte`, so
-    // this is ASCII; lossy conversion never actually replaces anything.
-    crate::parse::lossy(b)
+/// Text of a part of a URI that [`parse_uri_with`] accepted: ASCII, as
+/// it refuses every byte >= 0x7f.
+#[inline]
+fn ascii(b: &[u8]) -> CompactString {
+    ascii_compact(b)
 }
 
 impl Uri {
     /// Parses `sip:`, `sips:` and `tel:` URIs; the scheme is case-insensitive.
     pub fn parse(input: &[u8]) -> Result<Uri, ParseError> {
-        let mut params = Vec::new();
-        let mut headers = Vec::new();
+        let mut uri = Uri::empty();
+        uri.parse_in_place(input)?;
+        Ok(uri)
+    }
+
+    /// A placeholder for [`Uri::parse_in_place`] to fill: `sip:` with an
+    /// empty host. Cheap to make (no allocation).
+    #[inline(always)]
+    pub(crate) fn empty() -> Uri {
+        Uri {
+            scheme: Scheme::Sip,
+            user: None,
+            password: None,
+            host: Host::Domain(CompactString::const_new("")),
+            port: None,
+            params: Params::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// [`Uri::parse`] into `self`, which must be [`Uri::empty`]. A `Uri`
+    /// with its inline parameters is a few hundred bytes: building it
+    /// where it is kept (e.g. inside a `NameAddr` already in its list)
+    /// saves a memcpy per move. On error `self` is left half-filled.
+    pub(crate) fn parse_in_place(&mut self, input: &[u8]) -> Result<(), ParseError> {
+        let (params, headers) = (&mut self.params, &mut self.headers);
+        debug_assert!(params.is_empty() && headers.is_empty());
         let p = parse_uri_with(
             input,
-            |n, v| push_first4(&mut params, (param_name(n), v.map(ascii))),
-            |n, v| push_first4(&mut headers, (ascii(n), ascii(v))),
+            |n, v| params.push((ascii(n), v.map(ascii))),
+            |n, v| push_first4(headers, (ascii(n), ascii(v))),
         )?;
-        Ok(Uri {
-            scheme: p.scheme,
-            user: p.user.map(ascii),
-            password: p.password.map(ascii),
-            host: p.host.to_host(),
-            port: p.port,
-            params,
-            headers,
-        })
+        self.scheme = p.scheme;
+        self.user = p.user.map(ascii);
+        self.password = p.password.map(ascii);
+        self.host = p.host.to_host();
+        self.port = p.port;
+        Ok(())
     }
 
     /// Looks a URI parameter up by name (case-insensitive).
@@ -807,7 +841,7 @@ mod tests {
                 .map(Host::Ipv4)
                 .ok_or(ParseError::Uri("bad IPv4 address"));
         }
-        Ok(Host::Domain(crate::parse::lossy(b)))
+        Ok(Host::Domain(crate::parse::lossy_compact(b)))
     }
 
     proptest! {
@@ -821,7 +855,7 @@ mod tests {
             for h in [
                 Host::Ipv4(Ipv4Addr::from(a)),
                 Host::Ipv6(Ipv6Addr::from(b)),
-                Host::Domain(d.clone()),
+                Host::Domain(d.as_str().into()),
             ] {
                 let want = match port {
                     Some(p) => format!("{h}:{p}"),
@@ -850,6 +884,13 @@ mod tests {
             if let Some((rest, _)) = host_text(b) {
                 prop_assert_eq!(port_text(rest, true), port_text_nom(rest, true).unwrap());
                 prop_assert_eq!(port_text(rest, false), port_text_nom(rest, false).unwrap());
+            }
+        }
+
+        #[test]
+        fn host_text_hosts_match_parse(v in r"\[[0-9a-f:.]{0,10}\]|[0-9.]{0,16}|[0-9][0-9a-z.-]{0,10}|[a-z0-9._-]{0,12}") {
+            if let Some((_, h)) = host_text(v.as_bytes()) {
+                prop_assert_eq!(HostRef::from_host_text(h), HostRef::parse(h));
             }
         }
 

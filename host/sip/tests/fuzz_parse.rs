@@ -15,12 +15,12 @@ fn reference_key(m: &Message) -> Result<TransactionKey, ParseError> {
     let from = m.from()?;
     let to = m.to()?;
     Ok(TransactionKey {
-        branch: via.branch().map(str::to_owned),
-        call_id: m.call_id()?.clone(),
+        branch: via.branch().map(Into::into),
+        call_id: Bytes::copy_from_slice(m.call_id()?),
         cseq: m.cseq()?,
-        from_tag: from.tag().map(str::to_owned),
-        to_tag: to.tag().map(str::to_owned),
-        via_sent_by: via.sent_by(),
+        from_tag: from.tag().map(Into::into),
+        to_tag: to.tag().map(Into::into),
+        via_sent_by: Bytes::copy_from_slice(via.sent_by().as_bytes()),
     })
 }
 

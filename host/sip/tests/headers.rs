@@ -37,7 +37,7 @@ fn uri_forms() {
     let t = Uri::parse(b"TEL:+1-201-555-0123;phone-context=example.com").unwrap();
     assert_eq!(t.scheme, Scheme::Tel);
     assert_eq!(t.user.as_deref(), Some("+1-201-555-0123"));
-    assert_eq!(t.host, Host::Domain(String::new()));
+    assert_eq!(t.host, Host::Domain("".into()));
     assert_eq!(t.param("phone-context"), Some(Some("example.com")));
     assert_eq!(t.aor(), "tel:+1-201-555-0123");
     assert_eq!(

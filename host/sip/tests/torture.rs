@@ -64,7 +64,7 @@ fn wsinv_short_tortuous_invite() {
     assert_eq!(from.uri.user.as_deref(), Some("jdrosen"));
 
     assert_eq!(m.max_forwards().unwrap(), Some(68));
-    assert_eq!(&m.call_id().unwrap()[..], b"wsinv.ndaksdj@192.0.2.1");
+    assert_eq!(m.call_id().unwrap(), b"wsinv.ndaksdj@192.0.2.1");
     assert_eq!(m.content_length().unwrap(), Some(150));
     assert_eq!(m.body().len(), 150);
     let cseq = m.cseq().unwrap();
@@ -95,7 +95,7 @@ fn wsinv_short_tortuous_invite() {
         &m.header("UnknownHeaderWithUnusualValue").unwrap().value[..],
         b";;,,;;,;"
     );
-    assert_eq!(&m.content_type().unwrap()[..], b"application/sdp");
+    assert_eq!(m.content_type().unwrap(), b"application/sdp");
 
     let routes = m.routes().unwrap();
     assert_eq!(routes.len(), 1);
@@ -168,7 +168,7 @@ fn intmeth_wide_range_of_valid_characters() {
         Some(Some("\"работающий\""))
     );
     assert_eq!(
-        &m.call_id().unwrap()[..],
+        m.call_id().unwrap(),
         b"intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"
     );
     let cseq = m.cseq().unwrap();
@@ -214,11 +214,8 @@ a=rtpmap:31 LPC
         m.from().unwrap().uri.user_unescaped().as_deref(),
         Some("I have spaces")
     );
-    assert_eq!(
-        &m.call_id().unwrap()[..],
-        b"esc01.239409asdfakjkn23onasd0-3234"
-    );
-    assert_eq!(&m.content_type().unwrap()[..], b"application/sdp");
+    assert_eq!(m.call_id().unwrap(), b"esc01.239409asdfakjkn23onasd0-3234");
+    assert_eq!(m.content_type().unwrap(), b"application/sdp");
     let c = m.contacts().unwrap();
     let c = &c.list()[0];
     assert_eq!(c.uri.user_unescaped().as_deref(), Some("caller"));

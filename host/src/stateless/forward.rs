@@ -175,10 +175,12 @@ pub(crate) fn mark_received(msg: &mut Message, source: Source) {
     top.params
         .retain(|(k, _)| !k.eq_ignore_ascii_case("received") && !k.eq_ignore_ascii_case("rport"));
     top.params
-        .push(("received".into(), Some(src_ip.to_string())));
+        .push(("received".into(), Some(src_ip.to_string().into())));
     if rport {
-        top.params
-            .push(("rport".into(), Some(source.remote.port().to_string())));
+        top.params.push((
+            "rport".into(),
+            Some(source.remote.port().to_string().into()),
+        ));
     }
     if msg.remove_top_via().is_ok() {
         msg.insert_via(Bytes::from(top.to_string()));

@@ -269,7 +269,7 @@ pub fn send_reply_unchecked(
         ruri: wisp_sip::Uri::parse(b"sip:invalid")
             .map_err(|e| ReplyError::Unanswerable(e.reason()))?,
         top_via,
-        from_tag: req.from().ok().and_then(|f| f.tag().map(str::to_owned)),
+        from_tag: req.from().ok().and_then(|f| f.tag().map(Into::into)),
         cseq: req.cseq().map(|c| c.seq).unwrap_or(0),
     };
     send_stateless_reply(core.transports(), req, &summary, source, code, reason, &[])

@@ -83,7 +83,7 @@ fn parse_auth(
             .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| err("bad auth-param"))?;
         let (rest, v) = if rest.first() == Some(&b'"') {
             let (rest, q) = quoted_string(rest).map_err(|_| err("unterminated quoted string"))?;
-            (rest, unquote(q))
+            (rest, unquote(q).into_string())
         } else {
             // Unquoted values are tokens, but some UAs send e.g. `uri=sip:x@y`
             // unquoted; accept anything up to the next comma or LWS.

@@ -4,24 +4,26 @@
 //! around every `/`, `:`, `;` and `=` — RFC 4475 "wsinv" folds lines in
 //! the middle of the protocol. One header value may hold a comma list.
 
-use std::borrow::Cow;
 use std::fmt;
 
+use compact_str::CompactString;
+
 use crate::parse::{
-    Param, ParseError, find_param, is_token, lossy, param_name, parse_params_with, push_first4,
-    skip_lws, skip_while, split_top_level, trim_lws,
+    Params, ParseError, ascii_compact, find_param, generic_param, is_token, lossy_compact,
+    parse_params_with, push_in_place, skip_lws, skip_while, split_top_level, trim_lws,
+    trim_start_lws,
 };
 use crate::uri::{Host, HostRef, host_text, parse_port, port_text};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
-    /// `SIP/2.0` (name uppercased, LWS removed; static for `SIP/2.0`).
-    pub protocol: Cow<'static, str>,
+    /// `SIP/2.0` (name uppercased, LWS removed).
+    pub protocol: CompactString,
     /// Uppercased transport, e.g. `UDP`.
-    pub transport: String,
+    pub transport: CompactString,
     pub host: Host,
     pub port: Option<u16>,
-    pub params: Vec<Param>,
+    pub params: Params,
 }
 
 const H: &str = "Via";
@@ -35,35 +37,113 @@ impl Via {
     }
 
     /// [`Via::parse`] appending to `out` (no Vec per header value).
+    ///
+    /// One pass: each via-parm is parsed from the front of what is left
+    /// and ends at a top-level ',' ([`parse_prefix_with`]), instead of a
+    /// split that searches the value for commas, quotes and '<' first. A
+    /// value that pass does not accept goes through the split-based
+    /// parse, which gives the exact error.
     pub(crate) fn parse_into(value: &[u8], out: &mut Vec<Via>) -> Result<(), ParseError> {
+        let len = out.len();
+        if Via::parse_list_one_pass(value, out).is_some() {
+            return Ok(());
+        }
+        out.truncate(len);
+        Via::parse_into_split(value, out)
+    }
+
+    /// The one-pass list parse of [`Via::parse_into`]; `None` (with `out`
+    /// partly filled) for anything it does not accept.
+    fn parse_list_one_pass(value: &[u8], out: &mut Vec<Via>) -> Option<()> {
+        let mut s = value;
+        loop {
+            // Built in its slot of `out` (see `push_in_place`).
+            let via = push_in_place(out, 4, Via::empty);
+            let params = &mut via.params;
+            let (p, next) = parse_prefix_with(s, |n, v| {
+                params.push((ascii_compact(n), v.map(lossy_compact)))
+            })?;
+            via.fill(p);
+            match next {
+                Some(rest) => s = rest,
+                None => return Some(()),
+            }
+        }
+    }
+
+    /// Split on top-level commas first, then parse each element: the
+    /// reference for [`Via::parse_into`] and its fallback.
+    pub(crate) fn parse_into_split(value: &[u8], out: &mut Vec<Via>) -> Result<(), ParseError> {
         for elem in split_top_level(value) {
-            out.push(Via::parse_one(elem?)?);
+            let elem = elem?;
+            // Built in its slot of `out` (see `push_in_place`).
+            let via = push_in_place(out, 4, Via::empty);
+            if let Err(e) = via.parse_in_place(elem) {
+                out.pop();
+                return Err(e);
+            }
         }
         Ok(())
     }
 
+    /// A placeholder for [`Via::parse_in_place`] (no allocation).
+    #[inline(always)]
+    fn empty() -> Via {
+        Via {
+            protocol: CompactString::const_new(""),
+            transport: CompactString::const_new(""),
+            host: Host::Domain(CompactString::const_new("")),
+            port: None,
+            params: Params::new(),
+        }
+    }
+
     /// Parses a single via-parm (no commas at top level).
     pub(crate) fn parse_one(elem: &[u8]) -> Result<Via, ParseError> {
-        let mut params = Vec::new();
+        let mut via = Via::empty();
+        via.parse_in_place(elem)?;
+        Ok(via)
+    }
+
+    /// [`Via::parse_one`] into `self`, which must be [`Via::empty`]. On
+    /// error `self` is left half-filled.
+    fn parse_in_place(&mut self, elem: &[u8]) -> Result<(), ParseError> {
+        let params = &mut self.params;
         let p = parse_one_with(elem, |n, v| {
-            push_first4(&mut params, (param_name(n), v.map(lossy)))
+            // Names are tokens: ASCII.
+            params.push((ascii_compact(n), v.map(lossy_compact)))
         })?;
+        self.fill(p);
+        Ok(())
+    }
+
+    /// A Via from validated parts and its parameters.
+    pub(crate) fn from_parts(p: ViaParts<'_>, params: Params) -> Via {
+        let mut via = Via::empty();
+        via.params = params;
+        via.fill(p);
+        via
+    }
+
+    /// Sets everything but the parameters from `p`.
+    #[inline(always)]
+    fn fill(&mut self, p: ViaParts<'_>) {
         let protocol = if p.name.eq_ignore_ascii_case(b"SIP") && p.version == b"2.0" {
-            Cow::Borrowed("SIP/2.0")
+            CompactString::const_new("SIP/2.0")
         } else {
-            let mut protocol = Vec::with_capacity(p.name.len() + 1 + p.version.len());
-            protocol.extend(p.name.iter().map(u8::to_ascii_uppercase));
-            protocol.push(b'/');
-            protocol.extend_from_slice(p.version);
-            Cow::Owned(crate::parse::vec_string(protocol))
+            // Tokens: ASCII.
+            let mut protocol = ascii_compact(p.name);
+            protocol.make_ascii_uppercase();
+            protocol.push('/');
+            protocol.push_str(&crate::parse::ascii_str(p.version));
+            protocol
         };
-        Ok(Via {
-            protocol,
-            transport: crate::parse::vec_string(p.transport.to_ascii_uppercase()),
-            host: p.host.to_host(),
-            port: p.port,
-            params,
-        })
+        let mut transport = ascii_compact(p.transport);
+        transport.make_ascii_uppercase();
+        self.protocol = protocol;
+        self.transport = transport;
+        self.host = p.host.to_host();
+        self.port = p.port;
     }
 
     pub fn branch(&self) -> Option<&str> {
@@ -85,7 +165,7 @@ impl Via {
     }
 
     /// `host[:port]` as written in the Via (IPv6 bracketed).
-    pub fn sent_by(&self) -> String {
+    pub fn sent_by(&self) -> CompactString {
         self.host.as_host_ref().sent_by(self.port)
     }
 }
@@ -100,6 +180,11 @@ pub(crate) struct ViaParts<'a> {
     pub(crate) transport: &'a [u8],
     pub(crate) host: HostRef<'a>,
     pub(crate) port: Option<u16>,
+    /// The received `host[:port]` when it is byte for byte what
+    /// `host.sent_by(port)` writes (a name or dotted quad, no LWS around
+    /// ':', no leading zero in the port): a slice of the input can stand
+    /// for it.
+    pub(crate) sent_by_text: Option<&'a [u8]>,
 }
 
 /// `token SLASH token SLASH token LWS host [COLON port]` (LWS allowed
@@ -138,21 +223,69 @@ pub(crate) fn parse_one_with<'a>(
     if elem.is_empty() {
         return Err(ParseError::header(H, "empty Via element"));
     }
-    let (rest, (name, version, transport, host, port)) =
+    let (parts, rest) = sent_protocol_and_by_parts(elem)?;
+    parse_params_with(rest, H, on_param)?;
+    Ok(parts)
+}
+
+/// A via-parm at the front of `s` (LWS before it allowed) followed by LWS
+/// and a top-level ',' or the end: its parts and what follows the comma
+/// (`None` at the end). `on_param` sees its parameters. `None` for
+/// anything else, including every input on which `parse_one_with` over
+/// the split elements would fail, so that callers can fall back to the
+/// split for the exact error: a via-parm that parses has no '<' and no
+/// '"' outside its quoted parameter values, so it ends exactly where the
+/// split would end it.
+pub(crate) fn parse_prefix_with<'a>(
+    s: &'a [u8],
+    mut on_param: impl FnMut(&'a [u8], Option<&'a [u8]>),
+) -> Option<(ViaParts<'a>, Option<&'a [u8]>)> {
+    let s = trim_start_lws(s);
+    if s.is_empty() {
+        return None;
+    }
+    let (parts, mut rest) = sent_protocol_and_by_parts(s).ok()?;
+    loop {
+        rest = trim_start_lws(rest);
+        match rest.first() {
+            None => return Some((parts, None)),
+            Some(b',') => return Some((parts, Some(&rest[1..]))),
+            Some(_) => {
+                let (r, (name, value)) = generic_param(rest)?;
+                on_param(name, value);
+                rest = r;
+            }
+        }
+    }
+}
+
+/// `sent-protocol LWS sent-by` at the start of `elem` (which neither is
+/// empty nor starts with LWS), validated: the parts and the rest.
+#[inline(always)]
+fn sent_protocol_and_by_parts(elem: &[u8]) -> Result<(ViaParts<'_>, &[u8]), ParseError> {
+    let (rest, (name, version, transport, host_text, port_text)) =
         sent_protocol_and_by(elem).ok_or(ParseError::header(H, "bad sent-protocol or sent-by"))?;
-    let host = HostRef::from_host_text(host).map_err(|_| ParseError::header(H, "bad host"))?;
-    let port = port
+    let host = HostRef::from_host_text(host_text).map_err(|_| ParseError::header(H, "bad host"))?;
+    // `host_text` is a slice of `elem`: from its start to `rest` is the
+    // sent-by as received.
+    let sent_by =
+        &elem[host_text.as_ptr() as usize - elem.as_ptr() as usize..elem.len() - rest.len()];
+    let canonical = matches!(host, HostRef::Domain(_) | HostRef::Ipv4(_))
+        && sent_by.len() == host_text.len() + port_text.map_or(0, |p| 1 + p.len())
+        && port_text.is_none_or(|p| p.len() == 1 || p[0] != b'0');
+    let port = port_text
         .map(parse_port)
         .transpose()
         .map_err(|_| ParseError::header(H, "bad port"))?;
-    parse_params_with(rest, H, on_param)?;
-    Ok(ViaParts {
+    let parts = ViaParts {
         name,
         version,
         transport,
         host,
         port,
-    })
+        sent_by_text: canonical.then_some(sent_by),
+    };
+    Ok((parts, rest))
 }
 
 impl fmt::Display for Via {
@@ -206,6 +339,66 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// The received sent-by stands for `sent_by` only when it is the same text.
+        #[test]
+        fn sent_by_text_is_sent_by(v in r"SIP/2.0/UDP[ \t]{1,2}(\[[0-9a-f:]{2,8}\]|[0-9.]{1,15}|[a-zA-Z0-9.-]{1,12})([ \t]{0,1}:[ \t]{0,1}[0-9]{1,6})?[ ;a-z=]{0,4}") {
+            if let Ok(p) = parse_one_with(v.as_bytes(), |_, _| {}) {
+                let want = p.host.sent_by(p.port);
+                if let Some(t) = p.sent_by_text {
+                    prop_assert_eq!(t, want.as_bytes());
+                } else {
+                    // Only LWS, a leading zero or an IPv6 reference make it differ.
+                    let plain = !v.contains(['[', '\t']) && !v[12..].trim_start().contains(" :") && !v.contains(": ") && !v.contains(":0");
+                    prop_assert!(!plain, "{v}: {want}");
+                }
+            }
+        }
+    }
+
+    proptest! {
+        /// The one-pass list parse gives what splitting first gives:
+        /// the same Vias or the same error.
+        #[test]
+        fn one_pass_list_matches_split(v in r#"([ \t]{0,2}(SIP/2.0/UDP|sip / 2.0 /tcp|SIP/2.0)[ \t\r\n]{0,2}[a-z0-9.:\[\]]{0,8}([ \t]{0,1};[ \t]{0,1}[a-z]{0,3}(=("[a-z,<;]{0,3}"?|[a-z0-9,<>]{1,3}))?){0,3}[ \t]{0,1}[,<>";]{0,2}){1,3}"#) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = Via::parse_into(v.as_bytes(), &mut a).map(|_| a);
+            let rb = Via::parse_into_split(v.as_bytes(), &mut b).map(|_| b);
+            prop_assert_eq!(ra, rb);
+        }
+
+        /// The top Via of the one pass is the first split element's.
+        #[test]
+        fn prefix_matches_first_element(v in r#"[ \t]{0,2}SIP/2.0/UDP[ \t]{1,2}[a-z0-9.:]{1,8}([ \t]{0,1};[ \t]{0,1}[a-z]{0,3}(=("[a-z,<]{0,3}"?|[a-z0-9,<>]{1,3}))?){0,3}[ \t]{0,1}[,<>"]{0,2}.{0,4}"#) {
+            let mut seen = Vec::new();
+            if let Some((p, _)) = parse_prefix_with(v.as_bytes(), |n, v| seen.push((n, v))) {
+                let (first, _) = crate::parse::first_element(v.as_bytes()).expect("split accepts it");
+                let mut want = Vec::new();
+                let q = parse_one_with(first, |n, v| want.push((n, v))).expect("element parses");
+                prop_assert_eq!((p.name, p.version, p.transport, p.host, p.port, p.sent_by_text), (q.name, q.version, q.transport, q.host, q.port, q.sent_by_text));
+                prop_assert_eq!(seen, want);
+            }
+        }
+    }
+
+    #[test]
+    fn sent_by_text() {
+        for (elem, text) in [
+            (
+                &b"SIP/2.0/UDP h.example:5060;branch=x"[..],
+                Some(&b"h.example:5060"[..]),
+            ),
+            (b"SIP/2.0/UDP 192.0.2.1", Some(b"192.0.2.1")),
+            (b"SIP/2.0/UDP h:0", Some(b"h:0")),
+            (b"SIP/2.0/UDP h:05060", None),
+            (b"SIP/2.0/UDP h : 5060", None),
+            (b"SIP/2.0/UDP [::1]:5060", None),
+        ] {
+            let p = parse_one_with(elem, |_, _| {}).unwrap();
+            assert_eq!(p.sent_by_text, text, "{}", String::from_utf8_lossy(elem));
+        }
+    }
+
     #[test]
     fn simple() {
         let v = Via::parse(
@@ -230,14 +423,13 @@ mod tests {
     #[test]
     fn protocol_and_param_names_as_received() {
         let v = &Via::parse(b"sip/2.0/udp h;Branch=z9;x-a;rport").unwrap()[0];
-        assert!(matches!(v.protocol, Cow::Borrowed("SIP/2.0")));
+        assert_eq!(v.protocol, "SIP/2.0");
         assert_eq!(v.branch(), Some("z9"));
         let names: Vec<&str> = v.params.iter().map(|(n, _)| n.as_ref()).collect();
         assert_eq!(names, ["Branch", "x-a", "rport"]);
         assert_eq!(v.to_string(), "SIP/2.0/UDP h;Branch=z9;x-a;rport");
         let v = &Via::parse(b"sip/3.0/udp h").unwrap()[0];
         assert_eq!(v.protocol, "SIP/3.0");
-        assert!(matches!(v.protocol, Cow::Owned(_)));
     }
 
     #[test]

@@ -76,6 +76,7 @@ fn sip_env(ctx: &MsgContext) -> Vec<(String, String)> {
         let ouser = Uri::parse(uri)
             .ok()
             .and_then(|u| u.user)
+            .map(String::from)
             .unwrap_or_default();
         env.push((
             "SIP_ORURI".into(),
@@ -85,7 +86,7 @@ fn sip_env(ctx: &MsgContext) -> Vec<(String, String)> {
         env.push(("SIP_RURI".into(), ctx.ruri().to_string()));
         env.push((
             "SIP_USER".into(),
-            ctx.ruri().user.clone().unwrap_or_default(),
+            ctx.ruri().user.as_deref().unwrap_or_default().to_owned(),
         ));
     }
     let branch = ctx

@@ -123,7 +123,7 @@ impl message::HostMsg for PluginState {
     }
 
     fn ruri_user(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Option<String>> {
-        Ok(self.msg(&m)?.ruri().user.clone())
+        Ok(self.msg(&m)?.ruri().user.as_deref().map(str::to_owned))
     }
 
     fn ruri_host(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
@@ -185,7 +185,7 @@ impl message::HostMsg for PluginState {
     fn rewrite_user(&mut self, m: Resource<MsgContext>, user: String) -> Result<(), HostError> {
         check_user(&user)?;
         Ok(edit_ruri(self.msg(&m)?, |u| {
-            u.user = (!user.is_empty()).then_some(user);
+            u.user = (!user.is_empty()).then(|| user.into());
             Ok(())
         })?)
     }
@@ -201,8 +201,8 @@ impl message::HostMsg for PluginState {
         };
         check_user(&user)?;
         Ok(edit_ruri(self.msg(&m)?, |u| {
-            u.user = (!user.is_empty()).then_some(user);
-            u.password = pass;
+            u.user = (!user.is_empty()).then(|| user.into());
+            u.password = pass.map(Into::into);
             Ok(())
         })?)
     }
@@ -217,7 +217,7 @@ impl message::HostMsg for PluginState {
     fn prefix(&mut self, m: Resource<MsgContext>, prefix: String) -> Result<(), HostError> {
         check_user(&prefix)?;
         Ok(edit_ruri(self.msg(&m)?, |u| {
-            u.user = Some(format!("{prefix}{}", u.user.as_deref().unwrap_or("")));
+            u.user = Some(format!("{prefix}{}", u.user.as_deref().unwrap_or("")).into());
             Ok(())
         })?)
     }
@@ -231,7 +231,7 @@ impl message::HostMsg for PluginState {
                 .chars()
                 .skip(count as usize)
                 .collect();
-            u.user = (!rest.is_empty()).then_some(rest);
+            u.user = (!rest.is_empty()).then(|| rest.into());
             Ok(())
         })?)
     }
