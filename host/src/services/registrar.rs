@@ -75,16 +75,12 @@ pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), 
             max_contacts: usrloc.config.max_contacts,
             record: persistent,
         };
-        let touched = apply(
-            t,
-            &aor,
-            changes,
-            path.as_deref(),
-            &call_id,
+        let request = RegisterRequest {
+            path: path.as_deref(),
+            call_id: &call_id,
             cseq,
-            now,
-            limits,
-        )?;
+        };
+        let touched = apply(t, &aor, changes, &request, now, limits)?;
         let mut contacts = reply_contacts(t.get(&aor), now);
         if let Some(path) = &path {
             // RFC 3327 §5.3: the registrar returns the Path it stored.
@@ -323,6 +319,14 @@ struct Limits {
     record: bool,
 }
 
+/// What every binding a REGISTER writes records of it.
+struct RegisterRequest<'a> {
+    /// Its Path header values (RFC 3327), stored with each binding.
+    path: Option<&'a str>,
+    call_id: &'a str,
+    cseq: u32,
+}
+
 /// Apply the changes to one AOR. `Err((code, reason))` aborts the whole
 /// update: §10.3 step 7 (same Call-ID with a CSeq not higher than stored),
 /// or more bindings than `max_contacts` (Kamailio's 503).
@@ -330,12 +334,15 @@ fn apply(
     table: &mut std::collections::HashMap<String, Vec<ContactBinding>>,
     aor: &str,
     changes: Option<Vec<ContactChange>>,
-    path: Option<&str>,
-    call_id: &str,
-    cseq: u32,
+    request: &RegisterRequest<'_>,
     now: Instant,
     limits: Limits,
 ) -> Result<Touched, (u16, &'static str)> {
+    let RegisterRequest {
+        path,
+        call_id,
+        cseq,
+    } = *request;
     let record = limits.record;
     let Some(changes) = changes else {
         let removed = table.remove(aor).unwrap_or_default();
