@@ -139,7 +139,7 @@ impl Transports {
             let sock = self.udp_socket(dest, from)?;
             return match udp::queue_response(sock, dest, data) {
                 Ok(()) => Ok(()),
-                Err(data) => Self::send_on(sock, dest, data),
+                Err(data) => Ok(udp::send_datagram(sock, dest, data)?),
             };
         }
         self.send(proto, dest, from, data)
@@ -165,24 +165,11 @@ impl Transports {
         from: Option<SocketAddr>,
         data: Bytes,
     ) -> Result<(), SendError> {
-        Self::send_on(self.udp_socket(dest, from)?, dest, data)
-    }
-
-    fn send_on(sock: &Arc<UdpSocket>, dest: SocketAddr, data: Bytes) -> Result<(), SendError> {
-        match sock.try_send_to(&data, dest) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                // Socket buffer full: finish the send off the receive path.
-                let sock = sock.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = sock.send_to(&data, dest).await {
-                        tracing::warn!(%dest, "udp send failed: {e}");
-                    }
-                });
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(udp::send_datagram(
+            self.udp_socket(dest, from)?,
+            dest,
+            data,
+        )?)
     }
 
     fn send_tcp(self: &Arc<Self>, dest: SocketAddr, data: Bytes) -> Result<(), SendError> {

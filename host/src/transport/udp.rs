@@ -209,12 +209,10 @@ fn send_all(pending: &[PendingResponse]) {
             .take_while(|p| Arc::ptr_eq(&p.sock, sock))
             .count();
         let run = &pending[start..start + run_len];
-        if run.len() == 1 {
+        if let [one] = run {
             // Light load: a plain send, no `sendmmsg` set-up.
-            match sock.try_send_to(&run[0].data, run[0].dest) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => send_later(run),
-                Err(e) => tracing::warn!(dest = %run[0].dest, "udp send failed: {e}"),
+            if let Err(e) = send_datagram(sock, one.dest, one.data.clone()) {
+                tracing::warn!(dest = %one.dest, "udp send failed: {e}");
             }
             start += 1;
             continue;
@@ -240,7 +238,9 @@ fn send_all(pending: &[PendingResponse]) {
             // call reports why.
             Ok(sent) => start += sent.max(1),
             Err(Errno::EAGAIN) => {
-                send_later(run);
+                for p in run {
+                    send_when_room(Arc::clone(&p.sock), p.dest, p.data.clone());
+                }
                 start += run.len();
             }
             Err(e) => {
@@ -251,16 +251,30 @@ fn send_all(pending: &[PendingResponse]) {
     }
 }
 
-/// Socket buffer full: finish these sends off the receive path.
-fn send_later(run: &[PendingResponse]) {
-    for p in run {
-        let (sock, dest, data) = (Arc::clone(&p.sock), p.dest, p.data.clone());
-        tokio::spawn(async move {
-            if let Err(e) = sock.send_to(&data, dest).await {
-                tracing::warn!(%dest, "udp send failed: {e}");
-            }
-        });
+/// Send one datagram now. A full socket buffer does not fail the send: it
+/// is finished off the receive path ([`send_when_room`]).
+pub(super) fn send_datagram(
+    sock: &Arc<UdpSocket>,
+    dest: SocketAddr,
+    data: Bytes,
+) -> io::Result<()> {
+    match sock.try_send_to(&data, dest) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            send_when_room(Arc::clone(sock), dest, data);
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
+}
+
+/// Socket buffer full: a task waits for room and sends then.
+fn send_when_room(sock: Arc<UdpSocket>, dest: SocketAddr, data: Bytes) {
+    tokio::spawn(async move {
+        if let Err(e) = sock.send_to(&data, dest).await {
+            tracing::warn!(%dest, "udp send failed: {e}");
+        }
+    });
 }
 
 #[cfg(test)]
