@@ -556,11 +556,9 @@ impl Message {
             loop {
                 let next = match top {
                     None => {
-                        let mut params = crate::parse::Params::new();
-                        let (p, next) = via::parse_prefix_with(s, |n, v| {
-                            params.push((crate::parse::ascii_compact(n), v.map(lossy_compact)))
-                        })?;
-                        top = Some(Via::from_parts(p, params));
+                        let mut via = Via::empty();
+                        let next = via.parse_prefix_in_place(s)?;
+                        top = Some(via);
                         next
                     }
                     Some(_) => via::parse_prefix_with(s, |_, _| {})?.1,

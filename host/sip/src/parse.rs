@@ -611,6 +611,13 @@ pub(crate) fn trim_start_lws(s: &[u8]) -> &[u8] {
 /// received (quoted values keep their quotes).
 pub type Param = (CompactString, Option<CompactString>);
 
+/// A parameter a scanner accepted, as a typed [`Param`]: the name is a
+/// token (ASCII), the value may be quoted text in any encoding.
+#[inline(always)]
+pub(crate) fn typed_param(name: &[u8], value: Option<&[u8]>) -> Param {
+    (ascii_compact(name), value.map(lossy_compact))
+}
+
 /// The parameters of a URI, Via or name-addr, in order. Nearly every one
 /// has at most two (`;branch=..;rport`, `;tag=..`, `;lr`), which are kept
 /// inline: no allocation for the list.

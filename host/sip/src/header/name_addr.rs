@@ -9,9 +9,9 @@ use std::fmt;
 use compact_str::CompactString;
 
 use crate::parse::{
-    Params, ParseError, ascii_compact, find_byte, find_param, generic_param, is_lws, is_token,
-    lossy_compact, name_is, parse_params_with, push_in_place, quoted_end, split_top_level,
-    trim_lws, trim_start_lws, unquote,
+    Params, ParseError, find_byte, find_param, generic_param, is_lws, is_token, lossy_compact,
+    name_is, parse_params_with, push_in_place, quoted_end, split_top_level, trim_lws,
+    trim_start_lws, typed_param, unquote,
 };
 use crate::uri::{Uri, parse_uri_with};
 
@@ -54,7 +54,7 @@ impl NameAddr {
             value,
             |u| uri.parse_in_place(u),
             // Names are tokens: ASCII.
-            |n, v| params.push((ascii_compact(n), v.map(lossy_compact))),
+            |n, v| params.push(typed_param(n, v)),
         )?;
         self.display_name = display.to_name();
         Ok(())
@@ -116,7 +116,7 @@ impl NameAddr {
             let (display, next) = parse_prefix_with(
                 s,
                 |u| uri.parse_in_place(u),
-                |n, v| params.push((ascii_compact(n), v.map(lossy_compact))),
+                |n, v| params.push(typed_param(n, v)),
             )?;
             na.display_name = display.to_name();
             match next {

@@ -9,9 +9,8 @@ use std::fmt;
 use compact_str::CompactString;
 
 use crate::parse::{
-    Params, ParseError, ascii_compact, find_param, generic_param, is_token, lossy_compact,
-    parse_params_with, push_in_place, skip_lws, skip_while, split_top_level, trim_lws,
-    trim_start_lws,
+    Params, ParseError, ascii_compact, find_param, generic_param, is_token, parse_params_with,
+    push_in_place, skip_lws, skip_while, split_top_level, trim_lws, trim_start_lws, typed_param,
 };
 use crate::uri::{Host, HostRef, host_text, parse_port, port_text};
 
@@ -59,12 +58,7 @@ impl Via {
         loop {
             // Built in its slot of `out` (see `push_in_place`).
             let via = push_in_place(out, 4, Via::empty);
-            let params = &mut via.params;
-            let (p, next) = parse_prefix_with(s, |n, v| {
-                params.push((ascii_compact(n), v.map(lossy_compact)))
-            })?;
-            via.fill(p);
-            match next {
+            match via.parse_prefix_in_place(s)? {
                 Some(rest) => s = rest,
                 None => return Some(()),
             }
@@ -88,7 +82,7 @@ impl Via {
 
     /// A placeholder for [`Via::parse_in_place`] (no allocation).
     #[inline(always)]
-    fn empty() -> Via {
+    pub(crate) fn empty() -> Via {
         Via {
             protocol: CompactString::const_new(""),
             transport: CompactString::const_new(""),
@@ -109,20 +103,20 @@ impl Via {
     /// error `self` is left half-filled.
     fn parse_in_place(&mut self, elem: &[u8]) -> Result<(), ParseError> {
         let params = &mut self.params;
-        let p = parse_one_with(elem, |n, v| {
-            // Names are tokens: ASCII.
-            params.push((ascii_compact(n), v.map(lossy_compact)))
-        })?;
+        let p = parse_one_with(elem, |n, v| params.push(typed_param(n, v)))?;
         self.fill(p);
         Ok(())
     }
 
-    /// A Via from validated parts and its parameters.
-    pub(crate) fn from_parts(p: ViaParts<'_>, params: Params) -> Via {
-        let mut via = Via::empty();
-        via.params = params;
-        via.fill(p);
-        via
+    /// One via-parm from the front of `s` into `self`, which must be
+    /// [`Via::empty`] (see [`parse_prefix_with`]): what follows its
+    /// top-level ',', if anything. `None` for anything the one pass does
+    /// not accept, with `self` half-filled.
+    pub(crate) fn parse_prefix_in_place<'a>(&mut self, s: &'a [u8]) -> Option<Option<&'a [u8]>> {
+        let params = &mut self.params;
+        let (p, next) = parse_prefix_with(s, |n, v| params.push(typed_param(n, v)))?;
+        self.fill(p);
+        Some(next)
     }
 
     /// Sets everything but the parameters from `p`.
