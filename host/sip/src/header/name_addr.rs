@@ -60,6 +60,21 @@ impl NameAddr {
         Ok(())
     }
 
+    /// One bracketed name-addr from the front of `s` into `self`, which
+    /// must be [`NameAddr::empty`] (see [`parse_prefix_with`]): what follows
+    /// its top-level ',', if anything. `None` for anything the one pass does
+    /// not accept, with `self` half-filled.
+    fn parse_prefix_in_place<'a>(&mut self, s: &'a [u8]) -> Option<Option<&'a [u8]>> {
+        let (uri, params) = (&mut self.uri, &mut self.params);
+        let (display, next) = parse_prefix_with(
+            s,
+            |u| uri.parse_in_place(u),
+            |n, v| params.push(typed_param(n, v)),
+        )?;
+        self.display_name = display.to_name();
+        Some(next)
+    }
+
     /// Validates one value exactly like [`NameAddr::parse`] and returns the
     /// first header parameter called `name` (`Some(None)` when it has no
     /// value), without building the URI or any string. `name` is in
@@ -112,14 +127,7 @@ impl NameAddr {
         loop {
             // Built in its slot of `out` (see `parse_list_split`).
             let na = push_in_place(out, 3, NameAddr::empty);
-            let (uri, params) = (&mut na.uri, &mut na.params);
-            let (display, next) = parse_prefix_with(
-                s,
-                |u| uri.parse_in_place(u),
-                |n, v| params.push(typed_param(n, v)),
-            )?;
-            na.display_name = display.to_name();
-            match next {
+            match na.parse_prefix_in_place(s)? {
                 Some(rest) => s = rest,
                 None => return Some(()),
             }
