@@ -11,7 +11,7 @@ use compact_str::CompactString;
 
 use crate::parse::{
     Params, ParseError, any_byte, ascii_compact, find_param, percent_decode, push_first4, skip_lws,
-    skip_run, skip_while,
+    skip_run, skip_while, typed_param,
 };
 
 /// URI scheme.
@@ -373,13 +373,6 @@ pub(crate) fn parse_port(p: &[u8]) -> Result<u16, ParseError> {
         .ok_or(ParseError::Uri("bad port"))
 }
 
-/// Text of a part of a URI that [`parse_uri_with`] accepted: ASCII, as
-/// it refuses every byte >= 0x7f.
-#[inline]
-fn ascii(b: &[u8]) -> CompactString {
-    ascii_compact(b)
-}
-
 impl Uri {
     /// Parses `sip:`, `sips:` and `tel:` URIs; the scheme is case-insensitive.
     pub fn parse(input: &[u8]) -> Result<Uri, ParseError> {
@@ -410,14 +403,15 @@ impl Uri {
     pub(crate) fn parse_in_place(&mut self, input: &[u8]) -> Result<(), ParseError> {
         let (params, headers) = (&mut self.params, &mut self.headers);
         debug_assert!(params.is_empty() && headers.is_empty());
+        // `parse_uri_with` refuses every byte >= 0x7f: every part is ASCII.
         let p = parse_uri_with(
             input,
-            |n, v| params.push((ascii(n), v.map(ascii))),
-            |n, v| push_first4(headers, (ascii(n), ascii(v))),
+            |n, v| params.push(typed_param(n, v)),
+            |n, v| push_first4(headers, (ascii_compact(n), ascii_compact(v))),
         )?;
         self.scheme = p.scheme;
-        self.user = p.user.map(ascii);
-        self.password = p.password.map(ascii);
+        self.user = p.user.map(ascii_compact);
+        self.password = p.password.map(ascii_compact);
         self.host = p.host.to_host();
         self.port = p.port;
         Ok(())
