@@ -117,6 +117,9 @@ impl Transports {
         from: Option<SocketAddr>,
         data: Bytes,
     ) -> Result<(), SendError> {
+        // Responses queued on this thread go first: what is sent now may
+        // be caused by them.
+        udp::send_queued_responses();
         match proto {
             Proto::Udp => self.send_udp(dest, from, data),
             Proto::Tcp => self.send_tcp(dest, data),

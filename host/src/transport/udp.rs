@@ -168,12 +168,21 @@ impl ResponseBurst {
 
 impl Drop for ResponseBurst {
     fn drop(&mut self) {
-        RESPONSES.with_borrow_mut(|q| {
-            q.open = false;
+        RESPONSES.with_borrow_mut(|q| q.open = false);
+        send_queued_responses();
+    }
+}
+
+/// Send now what the burst open on this thread has queued so far. Whatever
+/// is sent at once after those responses (a forwarded CANCEL after the 200
+/// to it, ...) may cause answers elsewhere that must not overtake them.
+pub(super) fn send_queued_responses() {
+    RESPONSES.with_borrow_mut(|q| {
+        if !q.pending.is_empty() {
             send_all(&q.pending);
             q.pending.clear();
-        });
-    }
+        }
+    });
 }
 
 /// Queue `data` for the end of the receive burst being handled on this
@@ -345,6 +354,32 @@ mod tests {
             burst_sources("::1").await;
             burst_sources("127.0.0.1").await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_message_sent_at_once_does_not_overtake_queued_responses() {
+        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let transports = Arc::new(super::super::Transports::new(
+            vec![sock.clone()],
+            vec![],
+            65535,
+        ));
+        // Sends go through tokio's `try_send_to`, which needs the reactor
+        // to have seen the socket writable once (the router's sockets have).
+        sock.writable().await.expect("writable");
+        let a = receiver();
+        let dest = a.local_addr().expect("addr");
+        let burst = ResponseBurst::open();
+        assert!(queue_response(&sock, dest, Bytes::from("response")).is_ok());
+        transports
+            .send(Proto::Udp, dest, None, Bytes::from("request"))
+            .expect("send");
+        assert_eq!(recv(&a), b"response");
+        assert_eq!(recv(&a), b"request");
+        drop(burst);
+        a.set_nonblocking(true).expect("nonblocking");
+        let mut buf = [0u8; 16];
+        assert!(a.recv(&mut buf).is_err(), "the response went out twice");
     }
 
     #[tokio::test]
