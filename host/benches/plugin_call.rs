@@ -28,11 +28,11 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
 };
-use wisp::msg_context::MsgContext;
 use wisp::plugin::PluginRuntime;
 use wisp::plugin::bindings::{Plugin, PluginPre};
+use wisp::plugin::host::HostContext;
 use wisp::plugin::host::PluginState;
-use wisp::router::RouterCore;
+use wisp::tm::RouteContext;
 
 mod common;
 use common::minimal::{OPTIONS, Template, core, info_ctx, minimal_wasm, native_route, options_ctx};
@@ -42,12 +42,12 @@ use common::minimal::{OPTIONS, Template, core, info_ctx, minimal_wasm, native_ro
 struct FreshInstances {
     engine: Engine,
     pre: PluginPre<PluginState>,
-    core: Arc<RouterCore>,
+    core: Arc<HostContext>,
     name: Arc<str>,
 }
 
 impl FreshInstances {
-    fn new(core: Arc<RouterCore>) -> Self {
+    fn new(core: Arc<HostContext>) -> Self {
         let mut pooling = PoolingAllocationConfig::default();
         // The production memory cap (`memory_mb` 32), and batched decommits,
         // which halve the cost of dropping an instance.
@@ -73,7 +73,7 @@ impl FreshInstances {
     }
 
     /// What `PluginRuntime::route` does, with a new instance for the message.
-    fn route(&self, ctx: Box<MsgContext>) -> Box<MsgContext> {
+    fn route(&self, ctx: Box<RouteContext>) -> Box<RouteContext> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(32 << 20)
             .instances(16)
@@ -108,13 +108,13 @@ fn bench(c: &mut Criterion) {
     let _guard = rt.enter();
     let runtime = Arc::new(
         PluginRuntime::load(
-            router.core().clone(),
+            router.host().clone(),
             &manifest.plugin[0],
             &manifest.plugin_path(&manifest.plugin[0]),
         )
         .expect("minimal plugin loads"),
     );
-    let fresh = FreshInstances::new(router.core().clone());
+    let fresh = FreshInstances::new(router.host().clone());
 
     // The two sides must do the same work: check once before timing.
     let native = native_route(options_ctx());

@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
     let (router, manifest) = core(&rt);
     let _guard = rt.enter();
     let runtime = Arc::new(PluginRuntime::load(
-        router.core().clone(),
+        router.host().clone(),
         &manifest.plugin[0],
         &manifest.plugin_path(&manifest.plugin[0]),
     )?);

@@ -1,28 +1,35 @@
 //! # wisp — a SIP router whose routing logic runs in WebAssembly plugins
 //!
 //! ## Layout
-//! Layers depend downward only; each module has one job.
+//! Layers, top to bottom. A module uses only the layers below it (the test
+//! `tests/layers.rs` keeps this true, reading [`LAYERS`]); each has one job.
 //!
-//! - [`ctl`] — the management socket and `wisp ctl` (`ul show|add|rm`).
+//! - [`ctl`] — the management socket and `wisp ctl`.
+//! - [`router`] — the composition root: binds the manifest's sockets, builds
+//!   every layer below, loads the plugins, runs each incoming message (the
+//!   transports' `Inbound`) and the failure routes tm hands it.
 //! - [`plugin`] — wasmtime engine, component loading, instance pool, the host
-//!   side of every WIT interface (`plugin::host::*`), deadlines and memory caps.
-//! - [`router`] — binds the manifest's sockets, loads the plugin, and runs each
-//!   incoming message: sanity checks, the plugin's `route`, responses along Via.
-//! - [`services`] — registrar (`save`, `lookup`) over user location (`usrloc`).
+//!   side of every WIT interface (`plugin::host::*`, over a `HostContext`),
+//!   deadlines and memory caps, reload.
+//! - [`services`] — registrar (`save`, `lookup`) over user location
+//!   (`usrloc`), `exec`.
+//! - [`tm`] — transactions (RFC 3261 §16/§17): `t_relay`, forking, CANCEL,
+//!   failure and reply routes, timers; the one place deciding how a request
+//!   is answered (`tm::answer`).
+//! - [`stateless`] — Kamailio's core/`sl`/`maxfwd`/`rr`: replies,
+//!   forwarding, Max-Forwards, `myself`, request sanity, and the message
+//!   context every route sees.
+//! - [`transport`] — UDP and TCP sockets, stream framing, the send path; hands
+//!   what it receives to an `Inbound`.
 //! - [`store`] — persistence: the SQLite schema and its migrations, the
 //!   background writer that batches binding changes into transactions.
-//! - [`tm`] — transactions (RFC 3261 §16/§17): `t_relay`, forking, CANCEL,
-//!   failure and reply routes, timers.
-//! - [`stateless`] — Kamailio's core/`sl`/`maxfwd`: replies, forwarding,
-//!   Max-Forwards, `myself`, request sanity.
-//! - [`msg_context`] — a message in a route's hands (the WIT `msg` resource).
-//! - [`transport`] — UDP and TCP sockets, stream framing, the send path.
 //! - [`config`] — the TOML manifest, its defaults and its validation.
-//! - The SIP message model itself is the `wisp-sip` crate (no I/O).
+//! - [`util`] — small helpers every layer uses.
+//! - The SIP message model itself is the `wisp-sip` crate (no I/O), DNS
+//!   (RFC 3263) the `wisp-dns` crate.
 
 pub mod config;
 pub mod ctl;
-pub mod msg_context;
 pub mod plugin;
 pub mod router;
 pub mod services;
@@ -30,3 +37,19 @@ pub mod stateless;
 pub mod store;
 pub mod tm;
 pub mod transport;
+pub mod util;
+
+/// The router crate's top-level modules, top layer first. A module may use
+/// the ones after it, never one before it.
+pub const LAYERS: &[&str] = &[
+    "ctl",
+    "router",
+    "plugin",
+    "services",
+    "tm",
+    "stateless",
+    "transport",
+    "store",
+    "config",
+    "util",
+];

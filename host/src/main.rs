@@ -140,7 +140,7 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         // Write-back holds up to an interval of changes: commit them.
         let (tx, rx) = tokio::sync::oneshot::channel();
-        router.core().usrloc().flush(Box::new(move |r| {
+        router.services().usrloc().flush(Box::new(move |r| {
             let _ = tx.send(r.map_err(|e| e.to_string()));
         }));
         match tokio::time::timeout(std::time::Duration::from_secs(10), rx).await {

@@ -1,106 +1,50 @@
-//! The router: binds the sockets of the manifest, loads the plugin, and runs
-//! each incoming message through sanity checks, the plugin's route and the
-//! stateless core.
+//! The router, the composition root: binds the sockets of the manifest,
+//! builds every layer over them, loads the plugins, and runs each incoming
+//! message (it is the transports' [`Inbound`]): sanity checks, the plugins'
+//! `route`, responses to their transaction or along Via. It also runs the
+//! failure routes the transaction layer hands it on a channel; nothing
+//! below calls up.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
 use wisp_sip::Message;
 
 use crate::config::{Manifest, Proto};
-use crate::msg_context::MsgContext;
-use crate::plugin::PluginRuntime;
 use crate::plugin::chain::PluginChain;
+use crate::plugin::host::HostContext;
+use crate::plugin::{PluginRuntime, owner_build};
+use crate::services::Services;
 use crate::services::usrloc::Usrloc;
-use crate::stateless::myself::Myself;
-use crate::stateless::{forward, reply, sanity};
+use crate::stateless::{RouteKind, Stateless, forward, reply, sanity};
 use crate::tm::timer::SystemClock;
-use crate::tm::{FailureWork, RequestMatch, ResponseMatch, Tm};
-use crate::transport::{self, Source, Transports};
-
-/// What plugins act on: sockets, `myself`, user location. Everything but the
-/// plugin itself, so plugin instances can hold it without a cycle.
-pub struct RouterCore {
-    manifest: Manifest,
-    transports: Arc<Transports>,
-    myself: Myself,
-    usrloc: Usrloc,
-    tm: Tm,
-    /// RFC 3263 next-hop resolution; none when the system resolver
-    /// configuration is unusable (then only IP literals are reachable).
-    resolver: Option<wisp_dns::Resolver>,
-}
-
-impl RouterCore {
-    /// A core with memory-only user location (tests, and whatever needs no database).
-    pub fn new(manifest: Manifest, transports: Arc<Transports>) -> Self {
-        let usrloc = Usrloc::new(manifest.usrloc.clone());
-        RouterCore::with_usrloc(manifest, transports, usrloc)
-    }
-
-    /// A core over an already opened user location ([`Usrloc::open`]).
-    pub fn with_usrloc(manifest: Manifest, transports: Arc<Transports>, usrloc: Usrloc) -> Self {
-        let listen: Vec<SocketAddr> = transports
-            .listen_addrs()
-            .into_iter()
-            .map(|(_, a)| a)
-            .collect();
-        let myself = Myself::new(listen, &manifest.server.aliases);
-        let tm = Tm::new(&manifest.tm, Arc::new(SystemClock));
-        let resolver = match wisp_dns::Resolver::from_system_conf() {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!("DNS resolver unavailable, names will not resolve: {e}");
-                None
-            }
-        };
-        RouterCore {
-            resolver,
-            manifest,
-            transports,
-            myself,
-            usrloc,
-            tm,
-        }
-    }
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-    pub fn transports(&self) -> &Arc<Transports> {
-        &self.transports
-    }
-    pub fn transports_arc(&self) -> &Arc<Transports> {
-        &self.transports
-    }
-    pub fn myself(&self) -> &Myself {
-        &self.myself
-    }
-    pub fn usrloc(&self) -> &Usrloc {
-        &self.usrloc
-    }
-    pub fn tm(&self) -> &Tm {
-        &self.tm
-    }
-    pub fn resolver(&self) -> Option<&wisp_dns::Resolver> {
-        self.resolver.as_ref()
-    }
-}
+use crate::tm::{FailureWork, RequestMatch, ResponseMatch, RouteContext, RouteOwner, Tm};
+use crate::transport::{self, Inbound, Source, Transports};
+use crate::util::lock;
 
 /// The running router.
 pub struct Router {
-    core: Arc<RouterCore>,
+    sl: Arc<Stateless>,
+    tm: Arc<Tm>,
+    services: Arc<Services>,
+    /// What plugins act on.
+    host: Arc<HostContext>,
     plugins: Arc<PluginChain>,
     udp: Vec<Arc<UdpSocket>>,
-    tcp: std::sync::Mutex<Vec<TcpListener>>,
+    /// Taken by [`serve`](Self::serve).
+    tcp: Mutex<Vec<TcpListener>>,
+    failure_routes: Mutex<Option<mpsc::UnboundedReceiver<FailureWork>>>,
 }
 
 impl Router {
-    /// Bind every listen address and load the plugin. Fails (naming what) when
-    /// a socket cannot be bound or the plugin does not load.
+    /// Bind every listen address, build the layers and load the plugins.
+    /// Fails (naming what) when a socket cannot be bound, the user location
+    /// database cannot be opened or a plugin does not load.
     pub async fn bind(manifest: Manifest) -> anyhow::Result<Arc<Router>> {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
@@ -135,31 +79,52 @@ impl Router {
             tokio::runtime::Handle::try_current().ok(),
         )
         .with_context(|| format!("user location database {}", db_path.display()))?;
-        let chain = {
-            let core = Arc::new(RouterCore::with_usrloc(
-                manifest,
-                transports.clone(),
-                usrloc,
-            ));
-            (PluginChain::load(&core, core.manifest())?, core)
+        let resolver = match wisp_dns::Resolver::from_system_conf() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!("DNS resolver unavailable, names will not resolve: {e}");
+                None
+            }
         };
-        let (plugins, core) = chain;
+        let layers = Layers::build(&manifest, transports.clone(), usrloc, resolver);
+        let host = Arc::new(HostContext {
+            sl: layers.sl.clone(),
+            tm: layers.tm.clone(),
+            services: layers.services.clone(),
+            base_dir: manifest.base_dir.clone(),
+            cache_dir: manifest.plugin_cache_dir(),
+        });
+        let plugins = PluginChain::load(&host, &manifest)?;
         let router = Arc::new(Router {
-            core,
+            sl: layers.sl,
+            tm: layers.tm,
+            services: layers.services,
+            host,
             plugins: Arc::new(plugins),
             udp,
-            tcp: std::sync::Mutex::new(tcp),
+            tcp: Mutex::new(tcp),
+            failure_routes: Mutex::new(Some(layers.failure_routes)),
         });
-        transports.set_router(Arc::downgrade(&router));
+        let inbound: Arc<dyn Inbound> = router.clone();
+        transports.set_inbound(Arc::downgrade(&inbound));
         Ok(router)
     }
 
-    pub fn core(&self) -> &Arc<RouterCore> {
-        &self.core
+    pub fn transports(&self) -> &Arc<Transports> {
+        self.sl.transports()
     }
 
-    pub fn transports(&self) -> &Arc<Transports> {
-        self.core.transports()
+    pub fn tm(&self) -> &Arc<Tm> {
+        &self.tm
+    }
+
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
+    /// The layers plugins act on (benchmarks drive plugin instances with it).
+    pub fn host(&self) -> &Arc<HostContext> {
+        &self.host
     }
 
     /// The plugin chain (reload, listing).
@@ -167,24 +132,42 @@ impl Router {
         &self.plugins
     }
 
-    /// Start receive loops (`workers` per UDP socket) and the housekeeping timer.
+    /// Start the receive loops (`workers` per UDP socket), the transaction
+    /// timers, the failure-route runner and the user location purge.
     pub fn serve(self: &Arc<Self>, workers: usize) {
+        let limit = self.transports().max_message_size();
         for sock in &self.udp {
             for _ in 0..workers.max(1) {
-                tokio::spawn(transport::udp::receive_loop(self.clone(), sock.clone()));
+                tokio::spawn(transport::udp::receive_loop(
+                    self.clone(),
+                    sock.clone(),
+                    limit,
+                ));
             }
         }
-        let listeners = std::mem::take(&mut *self.tcp.lock().unwrap_or_else(|p| p.into_inner()));
-        for l in listeners {
-            tokio::spawn(transport::tcp::accept_loop(self.clone(), l));
+        for l in std::mem::take(&mut *lock(&self.tcp)) {
+            let inbound: Arc<dyn Inbound> = self.clone();
+            tokio::spawn(transport::tcp::accept_loop(
+                self.transports().clone(),
+                inbound,
+                l,
+            ));
         }
-        tokio::spawn(timer_driver(self.clone()));
-        let core = self.core.clone();
+        tokio::spawn(self.tm.clone().run_timers());
+        if let Some(mut work) = lock(&self.failure_routes).take() {
+            let router = self.clone();
+            tokio::spawn(async move {
+                while let Some(w) = work.recv().await {
+                    router.run_failure_route(w);
+                }
+            });
+        }
+        let services = self.services.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             loop {
                 tick.tick().await;
-                let n = core.usrloc().purge_expired(Instant::now());
+                let n = services.usrloc().purge_expired(Instant::now());
                 if n > 0 {
                     tracing::debug!("usrloc: purged {n} expired bindings");
                 }
@@ -192,8 +175,86 @@ impl Router {
         });
     }
 
+    /// A request: sanity checks, retransmissions to their transaction, then
+    /// the plugin chain.
+    fn handle_request(&self, msg: Message, source: Source) {
+        let summary = match sanity::check_request(&msg) {
+            Ok(summary) => summary,
+            Err(reason) => return self.refuse(msg, source, &reason),
+        };
+        let mut ctx = Box::new(RouteContext::new(msg, source, summary, RouteKind::Request));
+        if self.tm.on_request(&ctx) == RequestMatch::Absorbed {
+            return;
+        }
+        ctx = match self.plugins.route(ctx) {
+            Some(ctx) => ctx,
+            None => return,
+        };
+        self.tm.route_finished(&mut ctx);
+    }
+
+    /// A response: to its transaction's branch (through the reply route
+    /// when one is armed), else statelessly back along Via.
+    fn handle_response(&self, msg: Message, source: Source) {
+        match self.tm.match_response(&msg) {
+            ResponseMatch::NotOurs => forward::forward_response(&self.sl, msg, source),
+            ResponseMatch::Ended => {
+                tracing::debug!(remote = %source.remote, "response for an ended transaction dropped");
+            }
+            ResponseMatch::Branch {
+                txn,
+                branch,
+                on_reply,
+            } => {
+                let msg = match on_reply.and_then(|r| Some((self.armed_by(r.owner)?, r.name))) {
+                    Some((plugin, name)) if msg.status().is_some_and(|c| c > 100) => {
+                        let summary = crate::tm::lock_summary(&txn);
+                        let ctx = RouteContext::new(msg, source, summary, RouteKind::Reply);
+                        match plugin.onreply_route(&name, Box::new(ctx)) {
+                            Some(ctx) => ctx.base.msg,
+                            None => return,
+                        }
+                    }
+                    _ => msg,
+                };
+                self.tm.on_response(&txn, branch, msg);
+            }
+        }
+    }
+
+    /// Run a failure route. When its new branches fail at once, the
+    /// transaction layer hands over the next one (bounded by the branch
+    /// limit of a transaction).
+    fn run_failure_route(&self, work: FailureWork) {
+        let Some(plugin) = self.armed_by(work.route.owner) else {
+            return;
+        };
+        if let Some(ctx) = plugin.failure_route(&work.route.name, work.ctx) {
+            self.tm.failure_route_finished(&ctx);
+        }
+    }
+
+    /// The build a failure or reply route runs in: the one that armed it.
+    fn armed_by(&self, owner: Option<Arc<dyn RouteOwner>>) -> Option<Arc<PluginRuntime>> {
+        owner
+            .and_then(owner_build)
+            .or_else(|| self.plugins.fallback())
+    }
+
+    /// A request that failed the sanity check: 400 with the reason (never to an ACK).
+    fn refuse(&self, msg: Message, source: Source, reason: &str) {
+        tracing::info!(remote = %source.remote, "400 {reason}");
+        if msg.method() != Some(&wisp_sip::Method::Ack)
+            && let Err(e) = reply::send_reply_unchecked(&self.sl, &msg, source, 400, reason)
+        {
+            tracing::info!(remote = %source.remote, "no 400 possible: {e}");
+        }
+    }
+}
+
+impl Inbound for Router {
     /// One message from the network, from any transport.
-    pub fn handle_incoming(&self, data: Bytes, source: Source) {
+    fn receive(&self, data: Bytes, source: Source) {
         // CRLF keepalives (RFC 5626 §3.5.1) carry no message.
         if data
             .iter()
@@ -203,109 +264,48 @@ impl Router {
         }
         let msg = match Message::parse(data.clone()) {
             Ok(m) => m,
-            Err(e) => return reply::answer_unparsable(&self.core, &data, source, &e.reason()),
+            Err(e) => return reply::answer_unparsable(&self.sl, &data, source, &e.reason()),
         };
-        if !msg.is_request() {
-            return self.handle_response(msg, source);
-        }
-        let summary = match sanity::check_request(&msg) {
-            Ok(summary) => summary,
-            Err(reason) => return self.refuse(msg, source, &reason),
-        };
-        let ctx = Box::new(MsgContext::new(msg, source, summary));
-        if self.core.tm().on_request(&self.core, &ctx) == RequestMatch::Absorbed {
-            return;
-        }
-        let Some(ctx) = self.plugins.route(ctx) else {
-            return;
-        };
-        if let Some(work) = self.core.tm().route_finished(&self.core, &ctx) {
-            self.run_failure_route(work);
-        }
-    }
-
-    /// A response: to its transaction's branch (through the reply route
-    /// when one is armed), else statelessly back along Via.
-    fn handle_response(&self, msg: Message, source: Source) {
-        let tm = self.core.tm();
-        match tm.match_response(&msg) {
-            ResponseMatch::NotOurs => forward::forward_response(&self.core, msg, source),
-            ResponseMatch::Ended => {
-                tracing::debug!(remote = %source.remote, "response for an ended transaction dropped");
-            }
-            ResponseMatch::Branch {
-                txn,
-                branch,
-                on_reply,
-            } => {
-                let msg = match on_reply.and_then(|r| Some((self.armed_by(r.plugin)?, r.name))) {
-                    Some((plugin, name)) if msg.status().is_some_and(|c| c > 100) => {
-                        let summary = crate::tm::lock_summary(&txn);
-                        let mut ctx = Box::new(MsgContext::new(msg, source, summary));
-                        ctx.route = crate::msg_context::RouteKind::Reply;
-                        match plugin.onreply_route(&name, ctx) {
-                            Some(ctx) => ctx.msg,
-                            None => return,
-                        }
-                    }
-                    _ => msg,
-                };
-                if let Some(work) = tm.on_response(&self.core, &txn, branch, msg) {
-                    self.run_failure_route(work);
-                }
-            }
-        }
-    }
-
-    /// Run a failure route, and the next one it arms when its new branches
-    /// fail at once (bounded by the branch limit of a transaction).
-    pub(crate) fn run_failure_route(&self, mut work: FailureWork) {
-        loop {
-            let Some(plugin) = self.armed_by(work.route.plugin) else {
-                return;
-            };
-            let Some(ctx) = plugin.failure_route(&work.route.name, work.ctx) else {
-                return;
-            };
-            match self.core.tm().failure_route_finished(&self.core, &ctx) {
-                Some(next) => work = next,
-                None => return,
-            }
-        }
-    }
-
-    /// The build a failure or reply route runs in: the one that armed it.
-    fn armed_by(&self, plugin: Option<Arc<PluginRuntime>>) -> Option<Arc<PluginRuntime>> {
-        plugin.or_else(|| self.plugins.fallback())
-    }
-
-    /// A request that failed the sanity check: 400 with the reason (never to an ACK).
-    fn refuse(&self, msg: Message, source: Source, reason: &str) {
-        tracing::info!(remote = %source.remote, "400 {reason}");
-        if msg.method() != Some(&wisp_sip::Method::Ack)
-            && let Err(e) = reply::send_reply_unchecked(&self.core, &msg, source, 400, reason)
-        {
-            tracing::info!(remote = %source.remote, "no 400 possible: {e}");
+        if msg.is_request() {
+            self.handle_request(msg, source)
+        } else {
+            self.handle_response(msg, source)
         }
     }
 }
 
-/// Fires the transaction layer's timers: sleeps until the earliest is due,
-/// or until an earlier one is scheduled.
-async fn timer_driver(router: Arc<Router>) {
-    let tm = router.core.tm();
-    loop {
-        let wake = tm.timer_wake().notified();
-        let sleep = match tm.next_deadline() {
-            Some(at) => at.saturating_duration_since(tm.clock().now()),
-            None => Duration::from_secs(3600),
-        };
-        tokio::select! {
-            _ = wake => {}
-            _ = tokio::time::sleep(sleep) => {}
-        }
-        for work in tm.fire_due(&router.core) {
-            router.run_failure_route(work);
+/// Every layer below the plugins, built over bound sockets.
+pub struct Layers {
+    pub sl: Arc<Stateless>,
+    pub tm: Arc<Tm>,
+    pub services: Arc<Services>,
+    /// Failure routes the transaction layer asks for.
+    pub failure_routes: mpsc::UnboundedReceiver<FailureWork>,
+}
+
+impl Layers {
+    /// The layers of `manifest` over `transports` and an opened user
+    /// location (tests build them over sockets of their own, without a
+    /// plugin).
+    pub fn build(
+        manifest: &Manifest,
+        transports: Arc<Transports>,
+        usrloc: Usrloc,
+        resolver: Option<wisp_dns::Resolver>,
+    ) -> Layers {
+        let sl = Arc::new(Stateless::new(
+            transports,
+            &manifest.server.aliases,
+            manifest.rr.clone(),
+        ));
+        let (tm, failure_routes) =
+            Tm::new(&manifest.tm, Arc::new(SystemClock), sl.clone(), resolver);
+        let services = Arc::new(Services::new(usrloc, tm.clone()));
+        Layers {
+            sl,
+            tm,
+            services,
+            failure_routes,
         }
     }
 }

@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use wisp::config::{Manifest, Proto};
-use wisp::msg_context::{MsgContext, RequestSummary};
 use wisp::router::Router;
 use wisp::stateless::sanity;
+use wisp::stateless::{RequestSummary, RouteKind};
+use wisp::tm::RouteContext;
 use wisp::transport::Source;
 use wisp_sip::{Message, Method};
 
@@ -58,15 +59,15 @@ pub fn core(rt: &tokio::runtime::Runtime) -> (Arc<Router>, Manifest) {
     (router, manifest)
 }
 
-pub fn options_ctx() -> Box<MsgContext> {
+pub fn options_ctx() -> Box<RouteContext> {
     ctx_of(OPTIONS)
 }
 
-pub fn info_ctx() -> Box<MsgContext> {
+pub fn info_ctx() -> Box<RouteContext> {
     ctx_of(INFO)
 }
 
-pub fn ctx_of(raw: &'static [u8]) -> Box<MsgContext> {
+pub fn ctx_of(raw: &'static [u8]) -> Box<RouteContext> {
     Template::of(raw).into_ctx()
 }
 
@@ -96,21 +97,27 @@ impl Template {
         }
     }
 
-    pub fn ctx(&self) -> Box<MsgContext> {
-        Box::new(MsgContext::new(
+    pub fn ctx(&self) -> Box<RouteContext> {
+        Box::new(RouteContext::new(
             self.msg.clone(),
             self.source,
             self.summary.clone(),
+            RouteKind::Request,
         ))
     }
 
-    fn into_ctx(self) -> Box<MsgContext> {
-        Box::new(MsgContext::new(self.msg, self.source, self.summary))
+    fn into_ctx(self) -> Box<RouteContext> {
+        Box::new(RouteContext::new(
+            self.msg,
+            self.source,
+            self.summary,
+            RouteKind::Request,
+        ))
     }
 }
 
 /// `plugins/minimal`'s route in native Rust.
-pub fn native_route(mut ctx: Box<MsgContext>) -> Box<MsgContext> {
+pub fn native_route(mut ctx: Box<RouteContext>) -> Box<RouteContext> {
     if ctx.msg.method() == Some(&Method::Options) {
         ctx.flags |= 1 << 1;
         ctx.msg

@@ -11,7 +11,7 @@ use wisp_sip::Uri;
 
 use super::CtlError;
 use super::ul::{aor_from_arg, completion};
-use crate::router::RouterCore;
+use crate::services::Services;
 
 /// The usrloc table aliases live in (Kamailio's name for it).
 pub const TABLE: &str = "aliases";
@@ -63,8 +63,8 @@ impl AliasCommand {
     }
 }
 
-pub async fn execute(core: &RouterCore, command: AliasCommand) -> Result<String, CtlError> {
-    let usrloc = core.usrloc();
+pub async fn execute(svc: &Services, command: AliasCommand) -> Result<String, CtlError> {
+    let usrloc = svc.usrloc();
     let use_domain = usrloc.config.use_domain;
     let failed = |e: &dyn std::fmt::Display| {
         CtlError::Failed(format!("{e} (aliases need the table {TABLE:?})"))

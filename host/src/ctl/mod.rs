@@ -87,8 +87,8 @@ impl Command {
 /// Carry out `command` on the running router; the text is for the operator.
 pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, CtlError> {
     match command {
-        Command::Ul(c) => ul::execute(router.core(), c).await,
-        Command::Alias(c) => alias::execute(router.core(), c).await,
+        Command::Ul(c) => ul::execute(router.services(), c).await,
+        Command::Alias(c) => alias::execute(router.services(), c).await,
         Command::Plugin(c) => plugin::execute(router, c).await,
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use wisp_sip::Uri;
 
 use super::CtlError;
-use crate::router::RouterCore;
+use crate::services::Services;
 use crate::services::registrar::aor_key;
 use crate::store::writer::Done;
 
@@ -148,8 +148,8 @@ pub fn aor_from_arg(arg: &str, use_domain: bool) -> Result<String, CtlError> {
     }
 }
 
-pub async fn execute(core: &RouterCore, command: UlCommand) -> Result<String, CtlError> {
-    let usrloc = core.usrloc();
+pub async fn execute(svc: &Services, command: UlCommand) -> Result<String, CtlError> {
+    let usrloc = svc.usrloc();
     let use_domain = usrloc.config.use_domain;
     let failed = |e: &dyn std::fmt::Display| CtlError::Failed(e.to_string());
     match command {

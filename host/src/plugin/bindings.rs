@@ -1,7 +1,7 @@
 //! The one place `bindgen!` runs over `wit/`. Imports are trappable: a host
 //! function returns either a guest-visible WIT `error` or a trap (a host bug
 //! or a stale resource handle), via [`HostError`]. The `msg` resource is the
-//! host's [`MsgContext`](crate::msg_context::MsgContext), kept in the store's
+//! host's [`RouteContext`](crate::tm::RouteContext), kept in the store's
 //! `ResourceTable`.
 
 wasmtime::component::bindgen!({
@@ -12,7 +12,7 @@ wasmtime::component::bindgen!({
         "wisp:router/types.error" => super::host::HostError,
     },
     with: {
-        "wisp:router/message.msg": crate::msg_context::MsgContext,
+        "wisp:router/message.msg": crate::tm::RouteContext,
     },
 });
 

@@ -46,7 +46,7 @@ impl Breaker {
         }
         let doublings = (n - THRESHOLD).min(16);
         let pause = FIRST_PAUSE.saturating_mul(1 << doublings).min(MAX_PAUSE);
-        *self.held_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(now + pause);
+        *crate::util::lock(&self.held_until) = Some(now + pause);
         Some(pause)
     }
 
@@ -55,7 +55,7 @@ impl Breaker {
         if self.in_a_row.load(Ordering::Relaxed) < THRESHOLD {
             return None;
         }
-        let until = (*self.held_until.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let until = (*crate::util::lock(&self.held_until))?;
         until.checked_duration_since(now).filter(|d| !d.is_zero())
     }
 }

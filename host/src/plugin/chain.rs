@@ -20,10 +20,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
+use super::host::HostContext;
 use super::{PluginError, PluginRuntime};
 use crate::config::{Manifest, PluginConfig};
-use crate::msg_context::MsgContext;
-use crate::router::RouterCore;
+use crate::tm::RouteContext;
 
 /// A plugin of the chain could not be loaded or reloaded.
 ///
@@ -67,7 +67,7 @@ pub enum ReloadOutcome {
 pub struct PluginSlot {
     cfg: PluginConfig,
     path: PathBuf,
-    core: Arc<RouterCore>,
+    host: Arc<HostContext>,
     current: ArcSwap<PluginRuntime>,
     /// Builds replaced by a reload; each goes away with its last lease.
     retired: Mutex<Vec<Weak<PluginRuntime>>>,
@@ -78,12 +78,12 @@ pub struct PluginSlot {
 }
 
 impl PluginSlot {
-    fn load(core: &Arc<RouterCore>, cfg: &PluginConfig, path: PathBuf) -> Result<Self, LoadError> {
-        let runtime = load_build(core, cfg, &path)?;
+    fn load(host: &Arc<HostContext>, cfg: &PluginConfig, path: PathBuf) -> Result<Self, LoadError> {
+        let runtime = load_build(host, cfg, &path)?;
         Ok(PluginSlot {
             cfg: cfg.clone(),
             path,
-            core: core.clone(),
+            host: host.clone(),
             current: ArcSwap::from_pointee(runtime),
             retired: Mutex::new(Vec::new()),
             reloading: Mutex::new(()),
@@ -112,7 +112,7 @@ impl PluginSlot {
     /// Load the file again and swap it in if it is a new build that passes
     /// every check. Blocking (it compiles): call it off the receive path.
     pub fn reload(&self) -> ReloadOutcome {
-        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = crate::util::lock(&self.reloading);
         let serving = self.current();
         let started = Instant::now();
         // Read once: the build checked for "unchanged" is the build loaded.
@@ -122,7 +122,7 @@ impl PluginSlot {
                 if super::hash_of(&bytes) == serving.hash() {
                     return Ok(None);
                 }
-                PluginRuntime::from_component(self.core.clone(), &self.cfg, &bytes).map(Some)
+                PluginRuntime::from_component(self.host.clone(), &self.cfg, &bytes).map(Some)
             });
         let loaded = loaded.map_err(|cause| LoadError {
             name: self.cfg.name.clone(),
@@ -138,7 +138,7 @@ impl PluginSlot {
                 let to = new.short_hash().to_owned();
                 let old = self.current.swap(new);
                 self.reloads.fetch_add(1, Ordering::Relaxed);
-                let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+                let mut retired = crate::util::lock(&self.retired);
                 retired.retain(|w| w.strong_count() > 0);
                 retired.push(Arc::downgrade(&old));
                 let took = started.elapsed();
@@ -176,7 +176,7 @@ impl PluginSlot {
     pub fn versions(&self) -> Vec<VersionStatus> {
         let current = self.current();
         let mut out = vec![VersionStatus::of(&current, true)];
-        let retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        let retired = crate::util::lock(&self.retired);
         out.extend(
             retired
                 .iter()
@@ -219,11 +219,11 @@ impl VersionStatus {
 }
 
 fn load_build(
-    core: &Arc<RouterCore>,
+    host: &Arc<HostContext>,
     cfg: &PluginConfig,
     path: &Path,
 ) -> Result<PluginRuntime, LoadError> {
-    PluginRuntime::load(core.clone(), cfg, path).map_err(|cause| LoadError {
+    PluginRuntime::load(host.clone(), cfg, path).map_err(|cause| LoadError {
         name: cfg.name.clone(),
         path: path.to_owned(),
         cause,
@@ -237,11 +237,11 @@ pub struct PluginChain {
 
 impl PluginChain {
     /// Load every plugin of the manifest; the first that fails stops it.
-    pub fn load(core: &Arc<RouterCore>, manifest: &Manifest) -> Result<Self, LoadError> {
+    pub fn load(host: &Arc<HostContext>, manifest: &Manifest) -> Result<Self, LoadError> {
         let slots = manifest
             .plugin
             .iter()
-            .map(|cfg| PluginSlot::load(core, cfg, manifest.plugin_path(cfg)))
+            .map(|cfg| PluginSlot::load(host, cfg, manifest.plugin_path(cfg)))
             .collect::<Result<_, _>>()?;
         Ok(PluginChain { slots })
     }
@@ -255,7 +255,7 @@ impl PluginChain {
     }
 
     /// Run a request through the chain's `route` exports.
-    pub fn route(&self, mut ctx: Box<MsgContext>) -> Option<Box<MsgContext>> {
+    pub fn route(&self, mut ctx: Box<RouteContext>) -> Option<Box<RouteContext>> {
         for slot in &self.slots {
             let build = slot.current.load();
             ctx = build.route(ctx)?;

@@ -10,8 +10,8 @@
 //! One [`PluginRuntime`] is one loaded build (version) of a plugin. The
 //! manifest's plugins form a [`chain::PluginChain`]; each of its slots holds
 //! the current version and swaps it on reload ([`watch`] for file changes).
-//! Transactions keep the version that armed their routes through a
-//! [`VersionLease`].
+//! Transactions keep the version that armed their routes: it is their
+//! [`RouteOwner`].
 
 pub mod bindings;
 mod breaker;
@@ -32,11 +32,10 @@ use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
 
 use self::bindings::{Plugin, PluginPre};
 use self::breaker::Breaker;
+use self::host::HostContext;
 use self::host::PluginState;
 use crate::config::PluginConfig;
-use crate::msg_context::MsgContext;
-use crate::router::RouterCore;
-use crate::stateless::reply;
+use crate::tm::{RouteContext, RouteOwner};
 
 /// The WIT package this router implements (`package` in `wit/*.wit`).
 pub const WIT_PACKAGE: &str = "wisp:router@0.2.0";
@@ -104,32 +103,23 @@ pub enum PluginError {
     HeldBack(Duration),
 }
 
-/// A transaction's hold on the build that armed its failure or reply route:
-/// that build stays loaded, and counts the transaction as live, until the
-/// lease is dropped with the transaction.
-pub struct VersionLease(Arc<PluginRuntime>);
-
-impl VersionLease {
-    pub fn new(plugin: Arc<PluginRuntime>) -> Self {
-        plugin.live_txns.fetch_add(1, Ordering::Relaxed);
-        VersionLease(plugin)
+/// A build is the owner of the routes it arms: a transaction holds it
+/// ([`crate::tm::OwnerHold`]) until it ends, which keeps the build loaded
+/// after a reload and counts the transaction as live.
+impl RouteOwner for PluginRuntime {
+    fn armed(&self) {
+        self.live_txns.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn plugin(&self) -> &Arc<PluginRuntime> {
-        &self.0
+    fn released(&self) {
+        self.live_txns.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-impl Drop for VersionLease {
-    fn drop(&mut self) {
-        self.0.live_txns.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl std::fmt::Debug for VersionLease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "VersionLease({} {})", self.0.name, self.0.short_hash())
-    }
+/// The build an owner handed back by the transaction layer is, if it is one.
+pub fn owner_build(owner: Arc<dyn RouteOwner>) -> Option<Arc<PluginRuntime>> {
+    let any: Arc<dyn std::any::Any + Send + Sync> = owner;
+    any.downcast::<PluginRuntime>().ok()
 }
 
 /// SHA-256 of a component file, hex: a build's identity.
@@ -185,7 +175,7 @@ pub struct PluginRuntime {
     hash: String,
     loaded_at: SystemTime,
     pre: PluginPre<PluginState>,
-    core: Arc<RouterCore>,
+    host: Arc<HostContext>,
     params: Vec<(String, String)>,
     deadline_ticks: u64,
     memory_bytes: usize,
@@ -204,26 +194,23 @@ impl PluginRuntime {
     /// Compile and link the component at `path`, and make one instance (which
     /// runs `init`) to prove it works before any traffic reaches it.
     pub fn load(
-        core: Arc<RouterCore>,
+        host: Arc<HostContext>,
         cfg: &PluginConfig,
         path: &Path,
     ) -> Result<Self, PluginError> {
         let bytes = std::fs::read(path).map_err(PluginError::Read)?;
-        PluginRuntime::from_component(core, cfg, &bytes)
+        PluginRuntime::from_component(host, cfg, &bytes)
     }
 
     /// [`load`](Self::load) from the component's bytes already read.
     pub fn from_component(
-        core: Arc<RouterCore>,
+        host: Arc<HostContext>,
         cfg: &PluginConfig,
         bytes: &[u8],
     ) -> Result<Self, PluginError> {
         let engine = engine()?;
         let hash = hash_of(bytes);
-        let cache = core
-            .manifest()
-            .plugin_cache_dir()
-            .map(cache::ComponentCache::new);
+        let cache = host.cache_dir.clone().map(cache::ComponentCache::new);
         let component = cache::load_component(engine, bytes, cache.as_ref(), &cfg.name)
             .map_err(PluginError::Compile)?;
         check_contract_version(engine, &component)?;
@@ -235,12 +222,12 @@ impl PluginRuntime {
             .map_err(PluginError::Link)?;
         let pre = PluginPre::new(pre).map_err(PluginError::Link)?;
         let runtime = PluginRuntime {
-            caps: host::Capabilities::from_config(cfg, &core.manifest().base_dir),
+            caps: host::Capabilities::from_config(cfg, &host.base_dir),
             name: Arc::from(cfg.name.as_str()),
             hash,
             loaded_at: SystemTime::now(),
             pre,
-            core,
+            host,
             params: cfg.params_as_strings(),
             deadline_ticks: cfg
                 .deadline_ms
@@ -296,7 +283,7 @@ impl PluginRuntime {
             .memories(4)
             .trap_on_grow_failure(true)
             .build();
-        let state = PluginState::new(self.core.clone(), self.name.clone(), limits)
+        let state = PluginState::new(self.host.clone(), self.name.clone(), limits)
             .with_capabilities(self.caps.clone());
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -314,7 +301,7 @@ impl PluginRuntime {
     }
 
     fn checkout(&self) -> Result<Instance, PluginError> {
-        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let pooled = crate::util::lock(&self.pool).pop();
         if let Some(i) = pooled {
             return Ok(i);
         }
@@ -339,16 +326,13 @@ impl PluginRuntime {
     }
 
     fn checkin(&self, instance: Instance) {
-        self.pool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(instance);
+        crate::util::lock(&self.pool).push(instance);
     }
 
     /// Run the plugin's `route` on a request. Whatever happens inside, the
     /// request is answered, relayed or deliberately dropped when this
     /// returns; the message comes back for the transaction layer.
-    pub fn route(self: &Arc<Self>, ctx: Box<MsgContext>) -> Option<Box<MsgContext>> {
+    pub fn route(self: &Arc<Self>, ctx: Box<RouteContext>) -> Option<Box<RouteContext>> {
         self.call(Export::Route, ctx)
     }
 
@@ -356,8 +340,8 @@ impl PluginRuntime {
     pub fn failure_route(
         self: &Arc<Self>,
         name: &str,
-        ctx: Box<MsgContext>,
-    ) -> Option<Box<MsgContext>> {
+        ctx: Box<RouteContext>,
+    ) -> Option<Box<RouteContext>> {
         self.call(Export::Failure(name), ctx)
     }
 
@@ -366,8 +350,8 @@ impl PluginRuntime {
     pub fn onreply_route(
         self: &Arc<Self>,
         name: &str,
-        ctx: Box<MsgContext>,
-    ) -> Option<Box<MsgContext>> {
+        ctx: Box<RouteContext>,
+    ) -> Option<Box<RouteContext>> {
         self.call(Export::Reply(name), ctx)
     }
 
@@ -377,10 +361,10 @@ impl PluginRuntime {
     fn call(
         self: &Arc<Self>,
         export: Export<'_>,
-        mut ctx: Box<MsgContext>,
-    ) -> Option<Box<MsgContext>> {
+        mut ctx: Box<RouteContext>,
+    ) -> Option<Box<RouteContext>> {
         // Routes armed in this call run in this build, whatever is loaded then.
-        ctx.plugin = Some(self.clone());
+        ctx.owner = Some(self.clone() as Arc<dyn RouteOwner>);
         let mut instance = match self.checkout() {
             Ok(i) => i,
             Err(e) => {
@@ -438,7 +422,7 @@ impl PluginRuntime {
                 if replying
                     && ctx.handled.is_none()
                     && ctx.msg.method() != Some(&wisp_sip::Method::Ack)
-                    && let Err(e) = reply::sl_reply_error(&self.core, &mut ctx)
+                    && let Err(e) = self.host.tm.sl_reply_error(&mut ctx)
                 {
                     tracing::info!("no error reply possible: {e}");
                 }
@@ -464,11 +448,15 @@ impl PluginRuntime {
         Some(ctx)
     }
 
-    fn answer_500(&self, ctx: &mut MsgContext, why: &str) {
+    fn answer_500(&self, ctx: &mut RouteContext, why: &str) {
         if ctx.handled.is_some() || ctx.msg.method() == Some(&wisp_sip::Method::Ack) {
             return;
         }
-        if let Err(e) = reply::sl_send_reply(&self.core, ctx, 500, "Server Internal Error") {
+        if let Err(e) = self
+            .host
+            .tm
+            .sl_send_reply(ctx, 500, "Server Internal Error")
+        {
             tracing::info!("no 500 possible after {why}: {e}");
         }
     }
@@ -502,7 +490,7 @@ fn trap_summary(trap: &wasmtime::Error) -> String {
     }
 }
 
-fn call_id(ctx: &MsgContext) -> String {
+fn call_id(ctx: &RouteContext) -> String {
     ctx.msg
         .call_id()
         .map(|c| String::from_utf8_lossy(c).into_owned())

@@ -15,7 +15,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::msg_context::ActionError;
+use crate::stateless::context::ActionError;
 
 /// Most output read from a program; more is an error (Kamailio reads into a
 /// fixed buffer too). Enough for 16 URIs many times over.

@@ -7,12 +7,13 @@ use std::time::Instant;
 use wisp_sip::{Contacts, Method, Uri};
 
 use crate::config::BriefExpires;
-use crate::msg_context::{ActionError, DestBranch, Handled, MAX_BRANCHES, MsgContext};
-use crate::router::RouterCore;
+use crate::services::Services;
 use crate::services::usrloc::{ContactBinding, Usrloc};
-use crate::stateless::reply::{DeferredReply, defer_reply, send_reply_with};
+use crate::stateless::context::{ActionError, DestBranch, Handled, MAX_BRANCHES};
+use crate::stateless::reply::DeferredReply;
 use crate::store::writer::Done;
 use crate::store::{Change, unix_now};
+use crate::tm::RouteContext;
 
 /// The usrloc key of a URI: the user part, plus `@host` with `use_domain`.
 pub fn aor_key(uri: &Uri, use_domain: bool) -> Option<String> {
@@ -33,21 +34,21 @@ pub fn aor_key(uri: &Uri, use_domain: bool) -> Option<String> {
 /// bindings: the reply is built later, on the database writer, and sent
 /// after the transaction holding them commits (500 if it fails). The route
 /// sees the request as answered at once either way.
-pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), ActionError> {
+pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), ActionError> {
     ctx.ensure_unhandled()?;
     if ctx.msg.method() != Some(&Method::Register) {
         return Err(ActionError::NotAllowedHere(
             "save() needs a REGISTER".into(),
         ));
     }
-    let usrloc = core.usrloc();
+    let usrloc = svc.usrloc();
     let Update {
         aor,
         changes,
         path,
         call_id,
         cseq,
-    } = match prepare(core, ctx, table) {
+    } = match prepare(svc, ctx, table) {
         Ok(update) => update,
         Err(Refusal {
             code,
@@ -56,7 +57,7 @@ pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), 
             error,
         }) => {
             let extra: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            send_reply_with(core, ctx, code, reason, &extra)?;
+            svc.tm().reply(ctx, code, reason, &extra)?;
             return Err(error);
         }
     };
@@ -64,7 +65,7 @@ pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), 
     // transaction is answered through it, at once (the transaction layer
     // has no deferred reply yet).
     let mut deferred = if usrloc.write_through() {
-        defer_reply(core, ctx)?
+        svc.tm().defer_reply(ctx)?
     } else {
         None
     };
@@ -132,7 +133,7 @@ pub fn save(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), 
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    send_reply_with(core, ctx, code, reason, &extra)
+    svc.tm().reply(ctx, code, reason, &extra)
 }
 
 /// The Contact headers of a 200 OK to REGISTER: every current binding with
@@ -204,8 +205,8 @@ fn refuse(code: u16, reason: &'static str, error: ActionError) -> Refusal {
 }
 
 /// Validate the REGISTER and work out the changes (RFC 3261 §10.3 steps 5–7).
-fn prepare(core: &RouterCore, ctx: &MsgContext, table: &str) -> Result<Update, Refusal> {
-    let cfg = &core.usrloc().config;
+fn prepare(svc: &Services, ctx: &RouteContext, table: &str) -> Result<Update, Refusal> {
+    let cfg = &svc.usrloc().config;
     if !cfg.tables.iter().any(|t| t == table) {
         return Err(refuse(
             500,
@@ -253,7 +254,7 @@ fn prepare(core: &RouterCore, ctx: &MsgContext, table: &str) -> Result<Update, R
                         )),
                     });
                 }
-                let secs = core.usrloc().clamp_expires(requested).as_secs() as u32;
+                let secs = svc.usrloc().clamp_expires(requested).as_secs() as u32;
                 let q = c.q().unwrap_or(1.0);
                 let received = ctx
                     .nated_register
@@ -419,10 +420,10 @@ fn next_hop(b: &ContactBinding) -> (Option<String>, Option<String>) {
 }
 
 /// `lookup(table)`: Request-URI -> best binding; the rest become branches.
-pub fn lookup(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<(), ActionError> {
-    let key = aor_key(ctx.ruri(), core.usrloc().config.use_domain)
+pub fn lookup(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), ActionError> {
+    let key = aor_key(ctx.ruri(), svc.usrloc().config.use_domain)
         .ok_or_else(|| ActionError::InvalidArgument("the Request-URI has no user part".into()))?;
-    let bindings = core
+    let bindings = svc
         .usrloc()
         .current(table, &key, Instant::now())
         .map_err(|e| ActionError::InvalidArgument(e.to_string()))?;
@@ -438,7 +439,7 @@ pub fn lookup(core: &RouterCore, ctx: &mut MsgContext, table: &str) -> Result<()
     ctx.dst_uri = dst_uri;
     ctx.path = path;
     ctx.branches.clear();
-    let rest = if core.usrloc().config.append_branches {
+    let rest = if svc.usrloc().config.append_branches {
         rest
     } else {
         &[]
@@ -468,12 +469,12 @@ mod tests {
 
     use super::*;
     use crate::config::{Manifest, Proto};
-    use crate::msg_context::MsgContext;
+    use crate::stateless::RouteKind;
     use crate::stateless::sanity;
     use crate::transport::{Source, Transports};
 
     struct Bench {
-        core: Arc<RouterCore>,
+        svc: Services,
         ua: StdUdp,
         server: std::net::SocketAddr,
     }
@@ -496,26 +497,31 @@ mod tests {
             .expect("bind");
         let server = sock.local_addr().expect("addr");
         let transports = Arc::new(Transports::new(vec![Arc::new(sock)], vec![], 65535));
-        let core = Arc::new(match db {
-            None => RouterCore::new(manifest, transports),
-            Some(path) => {
-                let ul = crate::services::usrloc::Usrloc::open(
-                    manifest.usrloc.clone(),
-                    path,
-                    Some(tokio::runtime::Handle::current()),
-                )
-                .expect("open database");
-                RouterCore::with_usrloc(manifest, transports, ul)
-            }
-        });
+        let usrloc = match db {
+            None => crate::services::usrloc::Usrloc::new(manifest.usrloc.clone()),
+            Some(path) => crate::services::usrloc::Usrloc::open(
+                manifest.usrloc.clone(),
+                path,
+                Some(tokio::runtime::Handle::current()),
+            )
+            .expect("open database"),
+        };
+        let sl = Arc::new(crate::stateless::Stateless::new(
+            transports,
+            &manifest.server.aliases,
+            manifest.rr.clone(),
+        ));
+        let clock = Arc::new(crate::tm::timer::SystemClock);
+        let (tm, _failure_routes) = crate::tm::Tm::new(&manifest.tm, clock, sl, None);
         let ua = StdUdp::bind("127.0.0.1:0").expect("ua");
         ua.set_read_timeout(Some(Duration::from_secs(2)))
             .expect("timeout");
-        Bench { core, ua, server }
+        let svc = Services::new(usrloc, tm);
+        Bench { svc, ua, server }
     }
 
     impl Bench {
-        fn ctx(&self, raw: String) -> MsgContext {
+        fn ctx(&self, raw: String) -> RouteContext {
             let msg = Message::parse(Bytes::from(raw)).expect("request parses");
             let summary = sanity::check_request(&msg).expect("sane request");
             let source = Source {
@@ -523,7 +529,7 @@ mod tests {
                 remote: self.ua.local_addr().expect("ua"),
                 local: self.server,
             };
-            MsgContext::new(msg, source, summary)
+            RouteContext::new(msg, source, summary, RouteKind::Request)
         }
 
         fn register(
@@ -553,7 +559,7 @@ mod tests {
         /// `save` one REGISTER; returns the reply the UA received.
         fn save(&self, raw: String) -> (Result<(), ActionError>, Message) {
             let mut ctx = self.ctx(raw);
-            let result = save(&self.core, &mut ctx, "location");
+            let result = save(&self.svc, &mut ctx, "location");
             let mut buf = vec![0u8; 65535];
             let n = self.ua.recv(&mut buf).expect("a reply to every REGISTER");
             buf.truncate(n);
@@ -573,7 +579,7 @@ mod tests {
             }
         }
 
-        fn lookup(&self, user: &str) -> (Result<(), ActionError>, MsgContext) {
+        fn lookup(&self, user: &str) -> (Result<(), ActionError>, RouteContext) {
             let ua = self.ua.local_addr().expect("ua");
             let raw = format!(
                 "INVITE sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {ua};branch=z9hG4bKinv\r\n\
@@ -581,7 +587,7 @@ mod tests {
                  CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
             );
             let mut ctx = self.ctx(raw);
-            let r = lookup(&self.core, &mut ctx, "location");
+            let r = lookup(&self.svc, &mut ctx, "location");
             (r, ctx)
         }
     }
@@ -616,7 +622,7 @@ mod tests {
         let save_nated = |raw: String| {
             let mut ctx = b.ctx(raw);
             ctx.nated_register = true;
-            let r = save(&b.core, &mut ctx, "location");
+            let r = save(&b.svc, &mut ctx, "location");
             let mut buf = vec![0u8; 65535];
             let _ = b.ua.recv(&mut buf).expect("a reply");
             r
@@ -842,7 +848,7 @@ mod tests {
     async fn save_into_an_undeclared_table_is_refused_with_500() {
         let b = bench("tables = [\"location\"]").await;
         let mut ctx = b.ctx(b.register("a", "c1", 1, &["<sip:a@10.0.0.1>"], Some(60)));
-        let r = save(&b.core, &mut ctx, "elsewhere");
+        let r = save(&b.svc, &mut ctx, "elsewhere");
         assert!(matches!(r, Err(ActionError::InvalidArgument(_))), "{r:?}");
         let mut buf = [0u8; 4096];
         let n = b.ua.recv(&mut buf).expect("reply");

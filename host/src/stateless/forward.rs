@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use wisp_sip::{Host, Message, Scheme, Uri};
 
-use crate::msg_context::{ActionError, Handled, MsgContext};
-use crate::router::RouterCore;
+use crate::stateless::Stateless;
+use crate::stateless::context::{ActionError, Handled, MsgContext};
 use crate::stateless::reply;
 use crate::transport::{Proto, Source, Transports};
 
@@ -24,7 +24,7 @@ pub struct NextHop {
 
 /// `forward()` / `forward(host, port)`.
 pub fn forward_request(
-    core: &RouterCore,
+    sl: &Stateless,
     ctx: &mut MsgContext,
     hop: Option<NextHop>,
 ) -> Result<(), ActionError> {
@@ -47,7 +47,7 @@ pub fn forward_request(
         }
     };
     let branch = stateless_branch(&ctx.msg, &host, port);
-    let transports = Arc::clone(core.transports_arc());
+    let transports = Arc::clone(sl.transports());
     match host.trim_matches(['[', ']']).parse::<IpAddr>() {
         Ok(ip) => {
             let dest = SocketAddr::new(ip, port);
@@ -210,12 +210,23 @@ fn stateless_branch(msg: &Message, host: &str, port: u16) -> String {
     }
     host.hash(&mut h);
     port.hash(&mut h);
-    format!("z9hG4bKwsp{:016x}", h.finish())
+    format!("{STATELESS_BRANCH_PREFIX}{:016x}", h.finish())
+}
+
+/// Prefix of the Via branch of a stateless forward, followed by 16 hex
+/// digits. Other layers that put a Via on requests use other prefixes.
+pub const STATELESS_BRANCH_PREFIX: &str = "z9hG4bKwsp";
+
+/// A Via branch [`stateless_branch`] made.
+pub fn is_stateless_branch(branch: &str) -> bool {
+    branch
+        .strip_prefix(STATELESS_BRANCH_PREFIX)
+        .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// A response arrived: if its top Via is ours, remove it and send the
 /// response to the next Via (RFC 3261 §16.7 step 9 / §18.2.2); else drop it.
-pub fn forward_response(core: &RouterCore, mut msg: Message, source: Source) {
+pub fn forward_response(sl: &Stateless, mut msg: Message, source: Source) {
     let vias = match msg.vias() {
         Ok(v) => v,
         Err(e) => {
@@ -224,12 +235,10 @@ pub fn forward_response(core: &RouterCore, mut msg: Message, source: Source) {
         }
     };
     let Some(top) = vias.first() else { return };
-    // Stateless branches only: a response on a stateful branch
-    // (`z9hG4bKwspT...`) whose transaction ended is not forwarded.
-    let ours = core.myself().is_myself(&top.host, top.port, &Scheme::Sip)
-        && top.branch().is_some_and(|b| {
-            b.starts_with("z9hG4bKwsp") && !b.starts_with(crate::tm::transaction::BRANCH_PREFIX)
-        });
+    // Stateless branches only: a response on any other branch of ours (a
+    // transaction's, whose transaction ended) is not forwarded.
+    let ours = sl.myself().is_myself(&top.host, top.port, &Scheme::Sip)
+        && top.branch().is_some_and(is_stateless_branch);
     if !ours {
         tracing::debug!(remote = %source.remote, "response whose top Via is not ours dropped");
         return;
@@ -259,7 +268,7 @@ pub fn forward_response(core: &RouterCore, mut msg: Message, source: Source) {
         return;
     }
     let dest = SocketAddr::new(ip, port);
-    if let Err(e) = core
+    if let Err(e) = sl
         .transports()
         .send_response(proto, dest, None, msg.serialize())
     {

@@ -1,6 +1,6 @@
 //! Max-Forwards (Kamailio `maxfwd` module, RFC 3261 §16.6 step 3).
 
-use crate::msg_context::{ActionError, MsgContext};
+use crate::stateless::context::{ActionError, MsgContext};
 
 /// `mf_process_maxfwd_header(limit)`: decrement Max-Forwards, or add it with
 /// `limit` when absent. `Ok(false)` when the request arrived with 0 (answer 483).

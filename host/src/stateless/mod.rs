@@ -1,10 +1,63 @@
 //! The stateless core (Kamailio core + `sl` + `maxfwd` + `rr`): replies, forwarding
 //! of requests and of responses along Via, Max-Forwards, `myself`, and the
 //! sanity checks a request passes before any plugin sees it.
+//!
+//! - [`context`]: a message in a route's hands, as every route sees it.
+//! - [`reply`]: stateless replies, their To-tag and destination.
+//! - [`forward`]: stateless forwarding of requests and responses.
+//! - [`rr`]: `record_route`, `loose_route`.
+//! - [`maxfwd`], [`myself`], [`sanity`]: one check each.
+//!
+//! Everything here acts through a [`Stateless`] handle: the sockets, the
+//! router's own names and the `[rr]` settings. Nothing here knows of
+//! transactions or plugins.
 
+pub mod context;
 pub mod forward;
 pub mod maxfwd;
 pub mod myself;
 pub mod reply;
 pub mod rr;
 pub mod sanity;
+
+use std::sync::Arc;
+
+pub use context::{ActionError, DestBranch, Handled, MsgContext, RequestSummary, RouteKind};
+
+use crate::config::RrConfig;
+use crate::transport::Transports;
+use myself::Myself;
+
+/// What the stateless core acts with: the sockets, `myself` and the
+/// Record-Route settings.
+pub struct Stateless {
+    transports: Arc<Transports>,
+    myself: Myself,
+    rr: RrConfig,
+}
+
+impl Stateless {
+    /// A core over bound sockets: `myself` is every address they listen on
+    /// (the bound port when the manifest asked for port 0) and `aliases`.
+    pub fn new(transports: Arc<Transports>, aliases: &[String], rr: RrConfig) -> Self {
+        let listen = transports.listen_addrs().into_iter().map(|(_, a)| a);
+        let myself = Myself::new(listen, aliases);
+        Stateless {
+            transports,
+            myself,
+            rr,
+        }
+    }
+
+    pub fn transports(&self) -> &Arc<Transports> {
+        &self.transports
+    }
+
+    pub fn myself(&self) -> &Myself {
+        &self.myself
+    }
+
+    pub fn rr(&self) -> &RrConfig {
+        &self.rr
+    }
+}

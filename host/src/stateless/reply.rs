@@ -10,44 +10,17 @@ use bytes::Bytes;
 use wisp_sip::reply::{ReplyOptions, build_reply};
 use wisp_sip::{Host, Message, Method};
 
-use crate::msg_context::{ActionError, Handled, MsgContext, RequestSummary, RouteKind};
-use crate::router::RouterCore;
+use crate::stateless::Stateless;
+use crate::stateless::context::{ActionError, Handled, MsgContext, RequestSummary, RouteKind};
 use crate::transport::{Proto, Source, Transports};
 
 /// `Server:` header on every reply Wisp builds.
 pub const SERVER: &str = concat!("Wisp/", env!("CARGO_PKG_VERSION"));
 
-/// `sl_send_reply(code, reason)` on the request in `ctx`. A 3xx lists the
-/// destination set in Contact, as SER's and Kamailio's `sl` do: that is
-/// how a redirect server names where to go.
-pub fn sl_send_reply(
-    core: &RouterCore,
-    ctx: &mut MsgContext,
-    code: u16,
-    reason: &str,
-) -> Result<(), ActionError> {
-    let contact = redirect_contact(ctx, code);
-    let contact = contact.as_deref().map(|c| ("Contact", c));
-    send_reply_with(core, ctx, code, reason, contact.as_slice())
-}
-
-/// `t_reply(code, reason)`: the stateful reply, with the same Contact as
-/// [`sl_send_reply`] for a 3xx.
-pub fn t_reply(
-    core: &RouterCore,
-    ctx: &mut MsgContext,
-    code: u16,
-    reason: &str,
-) -> Result<(), ActionError> {
-    let contact = redirect_contact(ctx, code);
-    let contact = contact.as_deref().map(|c| ("Contact", c));
-    core.tm()
-        .t_reply(core, ctx, code, reason, contact.as_slice())
-}
-
 /// The Contact a reply with `code` carries: the destination set for a 3xx,
-/// nothing otherwise.
-fn redirect_contact(ctx: &MsgContext, code: u16) -> Option<String> {
+/// nothing otherwise. That is how a redirect server names where to go, as
+/// SER's and Kamailio's `sl` and `tm` do.
+pub fn redirect_contact(ctx: &MsgContext, code: u16) -> Option<String> {
     if (300..400).contains(&code) {
         dset_contact(ctx)
     } else {
@@ -78,9 +51,11 @@ fn dset_contact(ctx: &MsgContext) -> Option<String> {
     )
 }
 
-/// A reply with extra headers (the registrar's Contact list).
-pub fn send_reply_with(
-    core: &RouterCore,
+/// Answer the request in `ctx` without a transaction. The caller has
+/// decided that no transaction holds it (`tm::answer` is the one place
+/// that decides how a request is answered).
+pub fn send_stateless(
+    sl: &Stateless,
     ctx: &mut MsgContext,
     code: u16,
     reason: &str,
@@ -88,15 +63,9 @@ pub fn send_reply_with(
 ) -> Result<(), ActionError> {
     check_status_line(code, reason)?;
     check_answerable(ctx)?;
-    if ctx.txn.is_some() {
-        // The request has a transaction (t_newtran, t_relay, a failure
-        // route): the reply goes through it, so a retransmission is
-        // answered from it (Kamailio's `send_reply`).
-        return core.tm().t_reply(core, ctx, code, reason, extra_headers);
-    }
     ctx.ensure_unhandled()?;
     send_stateless_reply(
-        core.transports(),
+        sl.transports(),
         &ctx.msg,
         &ctx.summary,
         ctx.source,
@@ -122,6 +91,19 @@ pub struct DeferredReply {
 }
 
 impl DeferredReply {
+    /// Take the right to answer the request in `ctx` later, without a
+    /// transaction. The caller marks `ctx.handled` once it knows the status.
+    pub fn take(sl: &Stateless, ctx: &MsgContext) -> Result<DeferredReply, ActionError> {
+        check_answerable(ctx)?;
+        ctx.ensure_unhandled()?;
+        Ok(DeferredReply {
+            transports: sl.transports().clone(),
+            msg: ctx.msg.clone(),
+            summary: ctx.summary.clone(),
+            source: ctx.source,
+        })
+    }
+
     /// Build and send the reply now.
     pub fn send(
         self,
@@ -141,26 +123,6 @@ impl DeferredReply {
     }
 }
 
-/// Take the right to answer the request in `ctx` later. `None` when the
-/// request has a transaction: its reply must go through it, now. The
-/// caller marks `ctx.handled` once it knows the status.
-pub fn defer_reply(
-    core: &RouterCore,
-    ctx: &MsgContext,
-) -> Result<Option<DeferredReply>, ActionError> {
-    check_answerable(ctx)?;
-    if ctx.txn.is_some() {
-        return Ok(None);
-    }
-    ctx.ensure_unhandled()?;
-    Ok(Some(DeferredReply {
-        transports: core.transports().clone(),
-        msg: ctx.msg.clone(),
-        summary: ctx.summary.clone(),
-        source: ctx.source,
-    }))
-}
-
 /// A status code and reason phrase a reply may carry.
 pub fn check_status_line(code: u16, reason: &str) -> Result<(), ActionError> {
     if !(100..=699).contains(&code) {
@@ -178,7 +140,7 @@ pub fn check_status_line(code: u16, reason: &str) -> Result<(), ActionError> {
 
 /// A message the route may answer: a request other than ACK, outside a
 /// reply route.
-fn check_answerable(ctx: &MsgContext) -> Result<(), ActionError> {
+pub fn check_answerable(ctx: &MsgContext) -> Result<(), ActionError> {
     if ctx.route == RouteKind::Reply || !ctx.msg.is_request() {
         return Err(ActionError::NotAllowedHere(
             "a reply route cannot answer".into(),
@@ -190,12 +152,6 @@ fn check_answerable(ctx: &MsgContext) -> Result<(), ActionError> {
         ));
     }
     Ok(())
-}
-
-/// `sl_reply_error()`: the reply matching the last failed action, else 500.
-pub fn sl_reply_error(core: &RouterCore, ctx: &mut MsgContext) -> Result<(), ActionError> {
-    let (code, reason) = ctx.last_error.unwrap_or((500, "Server Internal Error"));
-    sl_send_reply(core, ctx, code, reason)
 }
 
 /// Build and send a reply to `req` that arrived from `source`; `summary` is
@@ -256,7 +212,7 @@ pub fn reply_destination(source: Source, summary: &RequestSummary) -> SocketAddr
 /// Reply to a request the sanity check refused (or that did not parse):
 /// parse just what a reply needs, as far as it goes.
 pub fn send_reply_unchecked(
-    core: &RouterCore,
+    sl: &Stateless,
     req: &Message,
     source: Source,
     code: u16,
@@ -272,7 +228,7 @@ pub fn send_reply_unchecked(
         from_tag: req.from().ok().and_then(|f| f.tag().map(Into::into)),
         cseq: req.cseq().map(|c| c.seq).unwrap_or(0),
     };
-    send_stateless_reply(core.transports(), req, &summary, source, code, reason, &[])
+    send_stateless_reply(sl.transports(), req, &summary, source, code, reason, &[])
 }
 
 /// Why a reply could not be sent.
@@ -387,11 +343,11 @@ impl IpText {
 /// A request that does not parse but has enough to answer gets 400 with the
 /// parser's reason; anything else is dropped with a log line. Scans raw lines
 /// because the message model could not be built.
-pub fn answer_unparsable(core: &RouterCore, data: &Bytes, source: Source, reason: &str) {
+pub fn answer_unparsable(sl: &Stateless, data: &Bytes, source: Source, reason: &str) {
     match minimal_request(data) {
         Some(msg) => {
             let phrase = format!("Bad Request - {}", sanitize(reason));
-            if let Err(e) = send_reply_unchecked(core, &msg, source, 400, &phrase) {
+            if let Err(e) = send_reply_unchecked(sl, &msg, source, 400, &phrase) {
                 tracing::info!(remote = %source.remote, "unparsable request, no reply possible ({e}): {reason}");
             } else {
                 tracing::info!(remote = %source.remote, "400 for unparsable request: {reason}");

@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use wisp_sip::{NameAddr, Uri};
 
-use crate::msg_context::{ActionError, MsgContext};
-use crate::router::RouterCore;
+use crate::stateless::Stateless;
+use crate::stateless::context::{ActionError, MsgContext};
 use crate::transport::Proto;
 
 /// `record_route()`: insert `Record-Route: <sip:IP:PORT;lr>` naming the
@@ -26,7 +26,7 @@ use crate::transport::Proto;
 /// counts), `AlreadyHandled` after a reply or relay (the request is gone),
 /// `Internal` when the request arrived on a wildcard (0.0.0.0 / ::) socket,
 /// which has no address to record.
-pub fn record_route(core: &RouterCore, ctx: &mut MsgContext) -> Result<(), ActionError> {
+pub fn record_route(sl: &Stateless, ctx: &mut MsgContext) -> Result<(), ActionError> {
     if !ctx.msg.is_request() {
         return Err(ActionError::NotAllowedHere(
             "record_route: only a request can be record-routed".into(),
@@ -38,7 +38,7 @@ pub fn record_route(core: &RouterCore, ctx: &mut MsgContext) -> Result<(), Actio
             "record_route: this request already carries our Record-Route".into(),
         ));
     }
-    let value = record_route_value(ctx, core.manifest().rr.enable_full_lr)?;
+    let value = record_route_value(ctx, sl.rr().enable_full_lr)?;
     ctx.msg.insert_record_route(Bytes::from(value));
     ctx.record_routed = true;
     Ok(())
@@ -95,7 +95,7 @@ fn record_route_value(ctx: &MsgContext, full_lr: bool) -> Result<String, ActionE
 ///
 /// Errors: `BadMessage` when a Route or To header does not parse,
 /// `NotAllowedHere` for a reply, `AlreadyHandled` after a reply or relay.
-pub fn loose_route(core: &RouterCore, ctx: &mut MsgContext) -> Result<bool, ActionError> {
+pub fn loose_route(sl: &Stateless, ctx: &mut MsgContext) -> Result<bool, ActionError> {
     if !ctx.msg.is_request() {
         return Err(ActionError::NotAllowedHere(
             "loose_route: only a request has a Route set to follow".into(),
@@ -113,7 +113,7 @@ pub fn loose_route(core: &RouterCore, ctx: &mut MsgContext) -> Result<bool, Acti
         ctx.loose_routed = Some(false);
         return Ok(false);
     }
-    let plan = plan(core, ctx, &routes)?;
+    let plan = plan(sl, ctx, &routes)?;
     apply(ctx, plan)?;
     ctx.loose_routed = Some(true);
     Ok(true)
@@ -133,8 +133,8 @@ struct Plan {
     dst_uri: Option<String>,
 }
 
-fn plan(core: &RouterCore, ctx: &MsgContext, routes: &[NameAddr]) -> Result<Plan, ActionError> {
-    let myself = core.myself();
+fn plan(sl: &Stateless, ctx: &MsgContext, routes: &[NameAddr]) -> Result<Plan, ActionError> {
+    let myself = sl.myself();
     let mut p = Plan::default();
     // The window of Route values still in play: routes[first..end].
     let mut first = 0;
@@ -225,7 +225,7 @@ mod tests {
 
     /// The router at udp/tcp 127.0.0.1:5060 and [::1]:5060. No socket is
     /// bound: `myself` and record_route only need the addresses.
-    fn core(rr: &str) -> RouterCore {
+    fn stateless(rr: &str) -> Stateless {
         let text = format!(
             "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n{rr}\n[[plugin]]\nname = \"t\"\npath = \"t.wasm\"\n"
         );
@@ -235,7 +235,8 @@ mod tests {
             "127.0.0.1:5060".parse().expect("addr"),
             "[::1]:5060".parse().expect("addr"),
         ];
-        RouterCore::new(manifest, Arc::new(Transports::new(vec![], listen, 65535)))
+        let transports = Arc::new(Transports::new(vec![], listen, 65535));
+        Stateless::new(transports, &manifest.server.aliases, manifest.rr.clone())
     }
 
     /// A request with `ruri`, To-tag `to_tag` and these extra header lines.
@@ -293,9 +294,9 @@ mod tests {
 
     #[test]
     fn rfc3261_16_6_step4_record_route_names_the_receiving_udp_socket() {
-        let core = core("");
+        let sl = stateless("");
         let mut c = ctx("sip:bob@192.0.2.4", None, "");
-        record_route(&core, &mut c).expect("record_route");
+        record_route(&sl, &mut c).expect("record_route");
         assert_eq!(route_lines(&c), ["Record-Route: <sip:127.0.0.1:5060;lr>"]);
         // Our entry is topmost: it goes above the received ones.
         let mut c = ctx(
@@ -303,7 +304,7 @@ mod tests {
             None,
             "Record-Route: <sip:p0.example.com;lr>\r\n",
         );
-        record_route(&core, &mut c).expect("record_route");
+        record_route(&sl, &mut c).expect("record_route");
         assert_eq!(
             route_lines(&c),
             [
@@ -315,9 +316,9 @@ mod tests {
 
     #[test]
     fn rfc3261_16_6_step4_record_route_over_tcp_says_transport_and_brackets_ipv6() {
-        let core = core("");
+        let sl = stateless("");
         let mut c = ctx_on(Proto::Tcp, "[::1]:5060", "sip:bob@192.0.2.4", None, "");
-        record_route(&core, &mut c).expect("record_route");
+        record_route(&sl, &mut c).expect("record_route");
         assert_eq!(
             route_lines(&c),
             ["Record-Route: <sip:[::1]:5060;transport=tcp;lr>"]
@@ -331,15 +332,15 @@ mod tests {
             Some("t1"),
             rr,
         );
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
         assert_eq!(route_lines(&c), ["Route: <sip:bob@192.0.2.4>"]);
     }
 
     #[test]
     fn rfc3261_16_6_step4_enable_full_lr_writes_lr_on() {
-        let core = core("[rr]\nenable_full_lr = true");
+        let sl = stateless("[rr]\nenable_full_lr = true");
         let mut c = ctx("sip:bob@192.0.2.4", None, "");
-        record_route(&core, &mut c).expect("record_route");
+        record_route(&sl, &mut c).expect("record_route");
         assert_eq!(
             route_lines(&c),
             ["Record-Route: <sip:127.0.0.1:5060;lr=on>"]
@@ -348,11 +349,11 @@ mod tests {
 
     #[test]
     fn rfc3261_16_6_step4_second_record_route_is_refused() {
-        let core = core("");
+        let sl = stateless("");
         let mut c = ctx("sip:bob@192.0.2.4", None, "");
-        record_route(&core, &mut c).expect("first");
+        record_route(&sl, &mut c).expect("first");
         assert!(matches!(
-            record_route(&core, &mut c),
+            record_route(&sl, &mut c),
             Err(ActionError::NotAllowedHere(_))
         ));
         assert_eq!(route_lines(&c), ["Record-Route: <sip:127.0.0.1:5060;lr>"]);
@@ -360,36 +361,33 @@ mod tests {
 
     #[test]
     fn rfc3261_16_6_step4_record_route_refuses_wildcard_socket_and_handled_request() {
-        let core = core("");
+        let sl = stateless("");
         let mut c = ctx_on(Proto::Udp, "0.0.0.0:5060", "sip:bob@192.0.2.4", None, "");
         assert!(matches!(
-            record_route(&core, &mut c),
+            record_route(&sl, &mut c),
             Err(ActionError::Internal(_))
         ));
         assert!(route_lines(&c).is_empty());
         let mut c = ctx("sip:bob@192.0.2.4", None, "");
-        c.handled = Some(crate::msg_context::Handled::Forwarded);
-        assert_eq!(
-            record_route(&core, &mut c),
-            Err(ActionError::AlreadyHandled)
-        );
+        c.handled = Some(crate::stateless::context::Handled::Forwarded);
+        assert_eq!(record_route(&sl, &mut c), Err(ActionError::AlreadyHandled));
     }
 
     #[test]
     fn rfc3261_16_4_no_route_header_returns_false_and_changes_nothing() {
-        let core = core("");
+        let sl = stateless("");
         let mut c = ctx("sip:bob@192.0.2.4", Some("t1"), "");
-        assert_eq!(loose_route(&core, &mut c), Ok(false));
+        assert_eq!(loose_route(&sl, &mut c), Ok(false));
         assert!(!c.msg.has_edits());
         assert_eq!(c.dst_uri, None);
     }
 
     #[test]
     fn rfc3261_16_4_own_top_route_removed_and_next_loose_hop_becomes_dst_uri() {
-        let core = core("");
+        let sl = stateless("");
         let rr = "Route: <sip:127.0.0.1:5060;lr>, <sip:p2.example.com;lr>\r\n";
         let mut c = ctx("sip:bob@192.0.2.4", Some("t1"), rr);
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
         assert_eq!(route_lines(&c), ["Route: <sip:p2.example.com;lr>"]);
         assert_eq!(c.dst_uri.as_deref(), Some("sip:p2.example.com;lr"));
         assert_ruri(&c, "sip:bob@192.0.2.4");
@@ -399,11 +397,11 @@ mod tests {
     fn rfc3261_16_4_all_own_top_routes_removed_across_values_and_headers() {
         // Double Record-Route (UDP in, TCP out) leaves two entries of ours,
         // here one per header and the second sharing a list with the next hop.
-        let core = core("");
+        let sl = stateless("");
         let rr = "Route: <sip:127.0.0.1:5060;lr>\r\n\
                   Route: <sip:[::1]:5060;transport=tcp;lr>, <sip:p2.example.com;lr>, <sip:p3.example.com;lr>\r\n";
         let mut c = ctx("sip:bob@192.0.2.4", Some("t1"), rr);
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
         assert_eq!(
             route_lines(&c),
             ["Route: <sip:p2.example.com;lr>, <sip:p3.example.com;lr>"]
@@ -414,23 +412,23 @@ mod tests {
 
     #[test]
     fn rfc3261_16_4_foreign_top_route_is_kept_and_becomes_dst_uri() {
-        let core = core("");
+        let sl = stateless("");
         let rr = "Route: <sip:p1.example.com;lr>\r\n";
         let mut c = ctx("sip:bob@192.0.2.4", None, rr);
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
         assert_eq!(route_lines(&c), ["Route: <sip:p1.example.com;lr>"]);
         assert_eq!(c.dst_uri.as_deref(), Some("sip:p1.example.com;lr"));
     }
 
     #[test]
     fn rfc3261_16_4_only_own_route_leaves_ruri_as_target() {
-        let core = core("");
+        let sl = stateless("");
         let mut c = ctx(
             "sip:bob@192.0.2.4:5070",
             Some("t1"),
             "Route: <sip:127.0.0.1:5060;lr>\r\n",
         );
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
         assert!(route_lines(&c).is_empty());
         assert_eq!(c.dst_uri, None);
         assert_ruri(&c, "sip:bob@192.0.2.4:5070");
@@ -440,10 +438,10 @@ mod tests {
     fn rfc3261_16_4_strict_previous_hop_ruri_restored_from_last_route() {
         // A strict router before us put our Record-Route URI into the R-URI
         // and the remote target at the end of the Route set.
-        let core = core("");
+        let sl = stateless("");
         let rr = "Route: <sip:p2.example.com;lr>, <sip:bob@192.0.2.4:5070>\r\n";
         let mut c = ctx("sip:127.0.0.1:5060;lr", Some("t1"), rr);
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
         assert_ruri(&c, "sip:bob@192.0.2.4:5070");
         assert_eq!(route_lines(&c), ["Route: <sip:p2.example.com;lr>"]);
         assert_eq!(c.dst_uri.as_deref(), Some("sip:p2.example.com;lr"));
@@ -451,13 +449,13 @@ mod tests {
 
     #[test]
     fn rfc3261_16_4_strict_previous_hop_with_last_route_alone() {
-        let core = core("");
+        let sl = stateless("");
         let mut c = ctx(
             "sip:127.0.0.1:5060;lr",
             Some("t1"),
             "Route: <sip:bob@192.0.2.4:5070>\r\n",
         );
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
         assert_ruri(&c, "sip:bob@192.0.2.4:5070");
         assert!(route_lines(&c).is_empty());
         assert_eq!(c.dst_uri, None);
@@ -467,10 +465,10 @@ mod tests {
     fn rfc3261_16_4_preloaded_route_with_local_ruri_is_not_a_strict_router() {
         // An initial request to a user of ours through a preloaded Route to
         // us: the R-URI is myself, but no strict router was involved.
-        let core = core("");
+        let sl = stateless("");
         let rr = "Route: <sip:127.0.0.1:5060;lr>\r\n";
         let mut c = ctx("sip:alice@127.0.0.1:5060", None, rr);
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
         assert_ruri(&c, "sip:alice@127.0.0.1:5060");
         assert!(route_lines(&c).is_empty());
         assert_eq!(c.dst_uri, None);
@@ -478,11 +476,11 @@ mod tests {
 
     #[test]
     fn rfc3261_16_12_strict_next_hop_gets_ruri_and_old_ruri_goes_last() {
-        let core = core("");
+        let sl = stateless("");
         let rr = "Route: <sip:127.0.0.1:5060;lr>, <sip:strict.example.com>\r\n\
                   Route: <sip:p3.example.com;lr>\r\n";
         let mut c = ctx("sip:bob@192.0.2.4:5070", Some("t1"), rr);
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
         assert_ruri(&c, "sip:strict.example.com");
         assert_eq!(
             route_lines(&c),
@@ -498,10 +496,10 @@ mod tests {
     fn rfc3261_16_4_and_16_12_strict_previous_and_strict_next_hop() {
         // Between two strict routers we act as one: the next hop goes into
         // the R-URI; the remote target stays saved as the last Route value.
-        let core = core("");
+        let sl = stateless("");
         let rr = "Route: <sip:strict.example.com>, <sip:bob@192.0.2.4:5070>\r\n";
         let mut c = ctx("sip:127.0.0.1:5060;lr", Some("t1"), rr);
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
         assert_ruri(&c, "sip:strict.example.com");
         assert_eq!(route_lines(&c), ["Route: <sip:bob@192.0.2.4:5070>"]);
         assert_eq!(c.dst_uri, None);
@@ -509,12 +507,12 @@ mod tests {
 
     #[test]
     fn rfc3261_16_4_second_loose_route_returns_first_result_without_editing_again() {
-        let core = core("");
+        let sl = stateless("");
         let rr =
             "Route: <sip:127.0.0.1:5060;lr>, <sip:p2.example.com;lr>, <sip:p3.example.com;lr>\r\n";
         let mut c = ctx("sip:bob@192.0.2.4", Some("t1"), rr);
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
-        assert_eq!(loose_route(&core, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
+        assert_eq!(loose_route(&sl, &mut c), Ok(true));
         assert_eq!(
             route_lines(&c),
             ["Route: <sip:p2.example.com;lr>, <sip:p3.example.com;lr>"]
@@ -523,14 +521,14 @@ mod tests {
 
     #[test]
     fn rfc3261_16_4_unparsable_route_is_a_bad_message_and_edits_nothing() {
-        let core = core("");
+        let sl = stateless("");
         let mut c = ctx(
             "sip:bob@192.0.2.4",
             Some("t1"),
             "Route: <sip:127.0.0.1:5060;lr>, <sip:p2\r\n",
         );
         assert!(matches!(
-            loose_route(&core, &mut c),
+            loose_route(&sl, &mut c),
             Err(ActionError::BadMessage(_))
         ));
         assert!(!c.msg.has_edits());

@@ -4,7 +4,7 @@
 
 use wisp_sip::Message;
 
-use crate::msg_context::RequestSummary;
+use crate::stateless::context::RequestSummary;
 
 /// `Err(reason)` for the 400's reason phrase; `Ok` carries what was parsed.
 pub fn check_request(msg: &Message) -> Result<RequestSummary, String> {

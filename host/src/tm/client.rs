@@ -17,6 +17,9 @@ pub enum TxnAction {
     Send(Bytes),
     /// Hand this timer back at that instant.
     Schedule(TimerKind, Instant),
+    /// The timer scheduled for that instant no longer applies: take it out
+    /// of the queue, rather than keep it until it fires for nothing.
+    Cancel(TimerKind, Instant),
     /// Timer B or F: the peer never answered (the proxy treats it as 408).
     Timeout,
     /// Nothing more will happen: the transaction can be forgotten.
@@ -42,6 +45,9 @@ pub struct ClientTransaction {
     interval: Duration,
     /// The ACK sent for a non-2xx final, sent again for each retransmission of it.
     ack: Option<Bytes>,
+    /// Timer B/F, and the next retransmission (A/E), while pending.
+    timeout: (TimerKind, Instant),
+    retransmit: Option<(TimerKind, Instant)>,
 }
 
 impl ClientTransaction {
@@ -71,12 +77,16 @@ impl ClientTransaction {
         out: &mut Vec<TxnAction>,
     ) -> Self {
         out.push(TxnAction::Send(request.clone()));
-        if !reliable {
+        let retransmit = (!reliable).then(|| {
             let kind = if invite { TimerKind::A } else { TimerKind::E };
-            out.push(TxnAction::Schedule(kind, now + t.t1));
+            (kind, now + t.t1)
+        });
+        if let Some((kind, at)) = retransmit {
+            out.push(TxnAction::Schedule(kind, at));
         }
         let kind = if invite { TimerKind::B } else { TimerKind::F };
-        out.push(TxnAction::Schedule(kind, now + timeout));
+        let timeout = (kind, now + timeout);
+        out.push(TxnAction::Schedule(timeout.0, timeout.1));
         ClientTransaction {
             invite,
             reliable,
@@ -84,6 +94,18 @@ impl ClientTransaction {
             request,
             interval: t.t1,
             ack: None,
+            timeout,
+            retransmit,
+        }
+    }
+
+    /// A final answer came: the timeout and retransmission timers are
+    /// cancelled (timer F alone would otherwise outlive the transaction by
+    /// half a minute).
+    fn cancel_pending_timers(&mut self, out: &mut Vec<TxnAction>) {
+        out.push(TxnAction::Cancel(self.timeout.0, self.timeout.1));
+        if let Some((kind, at)) = self.retransmit.take() {
+            out.push(TxnAction::Cancel(kind, at));
         }
     }
 
@@ -121,11 +143,13 @@ impl ClientTransaction {
             (Calling | Proceeding, 200..=299) if self.invite => {
                 // §17.1.1.2: a 2xx ends the INVITE client transaction; its
                 // retransmissions and the ACK are end to end.
+                self.cancel_pending_timers(out);
                 self.state = Terminated;
                 out.push(TxnAction::Terminated);
                 true
             }
             (Calling | Proceeding, _) if self.invite => {
+                self.cancel_pending_timers(out);
                 self.state = Completed;
                 self.ack = ack();
                 if let Some(a) = &self.ack {
@@ -140,6 +164,7 @@ impl ClientTransaction {
                 true
             }
             (Calling | Proceeding, _) => {
+                self.cancel_pending_timers(out);
                 self.state = Completed;
                 let wait = if self.reliable { Duration::ZERO } else { t.t4 };
                 out.push(TxnAction::Schedule(TimerKind::K, now + wait));
@@ -168,6 +193,7 @@ impl ClientTransaction {
             (TimerKind::A, Calling) => {
                 self.interval *= 2;
                 out.push(TxnAction::Send(self.request.clone()));
+                self.retransmit = Some((TimerKind::A, now + self.interval));
                 out.push(TxnAction::Schedule(TimerKind::A, now + self.interval));
             }
             (TimerKind::E, Calling | Proceeding) => {
@@ -178,9 +204,13 @@ impl ClientTransaction {
                     (self.interval * 2).min(t.t2)
                 };
                 out.push(TxnAction::Send(self.request.clone()));
+                self.retransmit = Some((TimerKind::E, now + self.interval));
                 out.push(TxnAction::Schedule(TimerKind::E, now + self.interval));
             }
             (TimerKind::B, Calling) | (TimerKind::F, Calling | Proceeding) => {
+                if let Some((kind, at)) = self.retransmit.take() {
+                    out.push(TxnAction::Cancel(kind, at));
+                }
                 self.state = Terminated;
                 out.push(TxnAction::Timeout);
                 out.push(TxnAction::Terminated);
@@ -356,7 +386,7 @@ mod tests {
         out.clear();
         let ack = Bytes::from_static(b"ACK");
         assert!(c.on_response(486, now, &t, || Some(ack.clone()), &mut out));
-        assert_eq!(out[0], TxnAction::Send(ack.clone()));
+        assert!(out.contains(&TxnAction::Send(ack.clone())));
         assert_eq!(
             scheduled(&out, TimerKind::D),
             Some(now + Duration::from_secs(32))
@@ -385,7 +415,14 @@ mod tests {
         );
         out.clear();
         assert!(c.on_response(200, now, &t, || None, &mut out));
-        assert_eq!(out, vec![TxnAction::Terminated]);
+        assert_eq!(
+            out,
+            vec![
+                TxnAction::Cancel(TimerKind::B, now + t.t1x64()),
+                TxnAction::Cancel(TimerKind::A, now + t.t1),
+                TxnAction::Terminated
+            ]
+        );
         // A late 200 retransmission is not the transaction's business.
         assert!(!c.on_response(200, now, &t, || None, &mut out));
     }
@@ -406,5 +443,33 @@ mod tests {
         assert!(out.is_empty(), "no retransmission once completed");
         c.on_timer(TimerKind::K, now + t.t4, &t, &mut out);
         assert_eq!(out, vec![TxnAction::Terminated]);
+    }
+
+    #[test]
+    fn a_final_answer_cancels_the_timeout_and_retransmission_timers() {
+        let t = Timers::default();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut c = ClientTransaction::start_with_timeout(
+            false,
+            false,
+            Bytes::from_static(b"OPTIONS"),
+            Duration::from_secs(30),
+            now,
+            &t,
+            &mut out,
+        );
+        out.clear();
+        // One retransmission: the E timer moved on.
+        c.on_timer(TimerKind::E, now + t.t1, &t, &mut out);
+        let next_e = scheduled(&out, TimerKind::E).expect("E again");
+        out.clear();
+        assert!(c.on_response(200, now + t.t1, &t, || None, &mut out));
+        assert!(out.contains(&TxnAction::Cancel(
+            TimerKind::F,
+            now + Duration::from_secs(30)
+        )));
+        assert!(out.contains(&TxnAction::Cancel(TimerKind::E, next_e)));
+        assert!(scheduled(&out, TimerKind::K).is_some());
     }
 }

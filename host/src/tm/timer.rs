@@ -71,7 +71,7 @@ impl ManualClock {
         ManualClock(Mutex::new(Instant::now()))
     }
     pub fn advance(&self, d: Duration) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = crate::util::lock(&self.0);
         *t += d;
     }
 }
@@ -84,7 +84,7 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        *crate::util::lock(&self.0)
     }
 }
 
@@ -120,7 +120,8 @@ pub enum TimerKind {
 
 /// A pending timer: which transaction, which branch (`None` = the server
 /// side), which kind. Transactions ignore timers that no longer apply to
-/// their state, so a timer is never cancelled, only outlived.
+/// their state; the long ones (timeouts, `fr_inv_timer`) are also cancelled
+/// when their branch is answered, so they do not outlive it in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerRef {
     pub txn: u64,
@@ -135,12 +136,12 @@ const BUCKET: Duration = Duration::from_millis(1);
 
 /// Pending timers, filed by deadline into 1 ms buckets.
 ///
-/// Timers are never cancelled, so at a few thousand calls per second the
-/// queue holds hundreds of thousands of them (`fr_inv_timer` alone keeps
-/// one per INVITE for 120 s). A binary heap paid a cache-missing walk of
-/// twenty levels for every timer popped; here a timer is appended to its
-/// bucket and popped with the whole bucket, and the ordered map has one key
-/// per millisecond that holds timers, not one per timer.
+/// At thousands of transactions per second the queue holds hundreds of
+/// thousands of timers. A binary heap paid a cache-missing walk of twenty
+/// levels for every timer popped; here a timer is appended to its bucket
+/// and popped with the whole bucket, the ordered map has one key per
+/// millisecond that holds timers, not one per timer, and a cancel searches
+/// one bucket.
 pub struct TimerQueue {
     /// When bucket 0 starts.
     origin: Instant,
@@ -180,7 +181,7 @@ impl TimerQueue {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Bucket>> {
-        self.buckets.lock().unwrap_or_else(|p| p.into_inner())
+        crate::util::lock(&self.buckets)
     }
 
     pub fn schedule(&self, at: Instant, timer: TimerRef) {
@@ -235,6 +236,26 @@ impl TimerQueue {
             }
         }
         due
+    }
+
+    /// Take out the timer scheduled for `at` (a no-op when it fired or was
+    /// never there). Only its own bucket is searched.
+    pub fn cancel(&self, at: Instant, timer: TimerRef) {
+        let key = self.bucket_of(at);
+        let mut buckets = self.lock();
+        let Some(bucket) = buckets.get_mut(&key) else {
+            return;
+        };
+        let Some(i) = bucket.timers.iter().position(|e| *e == (at, timer)) else {
+            return;
+        };
+        bucket.timers.swap_remove(i);
+        match bucket.timers.iter().map(|(at, _)| *at).min() {
+            Some(earliest) => bucket.earliest = earliest,
+            None => {
+                buckets.remove(&key);
+            }
+        }
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -335,5 +356,22 @@ mod tests {
         assert_eq!(t.fr, Duration::from_secs(30));
         assert_eq!(t.fr_inv, Duration::from_secs(120));
         assert_eq!(t.wait, Duration::from_secs(5), "Kamailio's wait_timer");
+    }
+
+    #[test]
+    fn a_cancelled_timer_never_fires_and_leaves_no_bucket() {
+        let origin = Instant::now();
+        let q = TimerQueue::starting_at(origin);
+        let at = origin + Duration::from_secs(30);
+        q.schedule(at, r(1, TimerKind::F));
+        q.schedule(at, r(2, TimerKind::F));
+        q.cancel(at, r(1, TimerKind::F));
+        q.cancel(at, r(9, TimerKind::F));
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.pop_due(at), vec![r(2, TimerKind::F)]);
+        q.schedule(at, r(3, TimerKind::F));
+        q.cancel(at, r(3, TimerKind::F));
+        assert!(q.is_empty(), "the emptied bucket is gone");
+        assert_eq!(q.next_deadline(), None);
     }
 }

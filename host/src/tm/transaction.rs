@@ -3,32 +3,45 @@
 //! the response context that picks the best final response (§16.7).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wisp_sip::Message;
 
 use super::client::ClientTransaction;
+use super::context::OwnerHold;
 use super::server::ServerTransaction;
-use crate::msg_context::RequestSummary;
+use crate::stateless::RequestSummary;
 use crate::transport::{Proto, Source};
 
 /// Branch numbers at or above this name a branch's CANCEL transaction in timers.
 pub const CANCEL_BIT: u16 = 0x8000;
 
-/// Prefix of the Via branch of every stateful branch: `z9hG4bKwspT<txn>.<branch>`.
-/// Stateless forwards use `z9hG4bKwsp<hash>` (no `T`).
+/// Prefix of the Via branch of every stateful branch:
+/// `z9hG4bKwspT<run>.<txn>.<branch>`, the run id being random per start of
+/// the router so that no branch is ever reused (RFC 3261 §8.1.1.7, §16.6
+/// step 8: unique across time and space). Stateless forwards use
+/// `z9hG4bKwsp<hash>` (no `T`).
 pub const BRANCH_PREFIX: &str = "z9hG4bKwspT";
 
-pub fn branch_id(txn: u64, branch: u16) -> String {
-    format!("{BRANCH_PREFIX}{txn:x}.{branch}")
+pub fn branch_id(run: u32, txn: u64, branch: u16) -> String {
+    format!("{BRANCH_PREFIX}{run:08x}.{txn:x}.{branch}")
 }
 
-/// `(transaction, branch)` from a Via branch this router made, if it is one.
-pub fn parse_branch_id(branch: &str) -> Option<(u64, u16)> {
+/// `(run, transaction, branch)` from a Via branch this router made, if it
+/// is one.
+pub fn parse_branch_id(branch: &str) -> Option<(u32, u64, u16)> {
     let rest = branch.strip_prefix(BRANCH_PREFIX)?;
+    let (run, rest) = rest.split_once('.')?;
     let (txn, b) = rest.split_once('.')?;
-    Some((u64::from_str_radix(txn, 16).ok()?, b.parse().ok()?))
+    if run.len() != 8 {
+        return None;
+    }
+    Some((
+        u32::from_str_radix(run, 16).ok()?,
+        u64::from_str_radix(txn, 16).ok()?,
+        b.parse().ok()?,
+    ))
 }
 
 /// How far a branch got.
@@ -50,6 +63,8 @@ pub struct Branch {
     pub client: ClientTransaction,
     /// Generation of the final-response timer; a provisional re-arms it.
     pub fr_generation: u32,
+    /// When `fr_inv_timer` (timer C) is due, once a provisional armed it.
+    pub fr_inv_at: Option<Instant>,
     pub provisional: bool,
     /// The branch has its final answer (received, or 408/503 made up).
     pub done: bool,
@@ -103,8 +118,8 @@ pub struct Transaction {
     pub candidates: Vec<Candidate>,
     pub on_failure: Option<String>,
     pub on_reply: Option<String>,
-    /// The plugin build that armed `on_failure` / `on_reply`: they run in it.
-    pub armed_by: Option<crate::plugin::VersionLease>,
+    /// Who armed `on_failure` / `on_reply` (the plugin build): they run in it.
+    pub armed_by: Option<OwnerHold>,
     pub fr: Duration,
     pub fr_inv: Duration,
     /// The caller CANCELed (§16.10).
@@ -190,8 +205,23 @@ mod tests {
 
     #[test]
     fn branch_ids_round_trip_and_stateless_ones_are_not_ours() {
-        assert_eq!(parse_branch_id(&branch_id(0x1f2e, 3)), Some((0x1f2e, 3)));
+        assert_eq!(
+            parse_branch_id(&branch_id(0xdead_beef, 0x1f2e, 3)),
+            Some((0xdead_beef, 0x1f2e, 3))
+        );
+        assert_eq!(parse_branch_id(&branch_id(1, 1, 0)), Some((1, 1, 0)));
         assert_eq!(parse_branch_id("z9hG4bKwsp0123456789abcdef"), None);
-        assert_eq!(parse_branch_id("z9hG4bKwspTzz.1"), None);
+        assert_eq!(parse_branch_id("z9hG4bKwspT0000000a.zz.1"), None);
+        // The form of the routers before run ids: not ours.
+        assert_eq!(parse_branch_id("z9hG4bKwspT1.0"), None);
+    }
+
+    #[test]
+    fn rfc3261_8_1_1_7_branches_of_two_runs_differ() {
+        assert_ne!(branch_id(1, 1, 0), branch_id(2, 1, 0));
+        assert!(
+            !crate::stateless::forward::is_stateless_branch(&branch_id(1, 1, 0)),
+            "a transaction's branch is not taken for a stateless forward's"
+        );
     }
 }

@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use crate::util::lock;
+
 use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -35,6 +37,15 @@ pub enum SendError {
     Io(#[from] std::io::Error),
 }
 
+/// Where the transports hand what they receive (the router implements it).
+/// The transports do not know what a SIP message means; this is their one
+/// way up.
+pub trait Inbound: Send + Sync + 'static {
+    /// One message from the network: a datagram, or one message framed
+    /// from a stream.
+    fn receive(&self, data: Bytes, source: Source);
+}
+
 /// Handle to one open TCP connection's writer.
 #[derive(Clone)]
 pub(crate) struct ConnectionHandle {
@@ -52,13 +63,13 @@ pub struct Transports {
     /// peer reuse the connection it opened (RFC 3261 §18.2.2).
     connections: Mutex<HashMap<SocketAddr, ConnectionHandle>>,
     max_message_size: usize,
-    /// The router that owns these sockets: a connection this side opens must
-    /// hand what the peer sends on it to the router.
-    router: OnceLock<Weak<crate::router::Router>>,
+    /// Where messages go: a connection this side opens must hand what the
+    /// peer sends on it to the same place as the receive loops.
+    inbound: OnceLock<Weak<dyn Inbound>>,
 }
 
 impl Transports {
-    pub(crate) fn new(
+    pub fn new(
         udp: Vec<Arc<UdpSocket>>,
         tcp_listen: Vec<SocketAddr>,
         max_message_size: usize,
@@ -72,16 +83,17 @@ impl Transports {
             tcp_listen,
             connections: Mutex::new(HashMap::new()),
             max_message_size,
-            router: OnceLock::new(),
+            inbound: OnceLock::new(),
         }
     }
 
-    pub(crate) fn set_router(&self, router: Weak<crate::router::Router>) {
-        let _ = self.router.set(router);
+    /// Say where received messages go (once; later calls are ignored).
+    pub fn set_inbound(&self, inbound: Weak<dyn Inbound>) {
+        let _ = self.inbound.set(inbound);
     }
 
-    pub(crate) fn router(&self) -> Option<Arc<crate::router::Router>> {
-        self.router.get().and_then(Weak::upgrade)
+    pub(crate) fn inbound(&self) -> Option<Arc<dyn Inbound>> {
+        self.inbound.get().and_then(Weak::upgrade)
     }
 
     /// The local address a message to `dest` over `proto` leaves from: the
@@ -176,11 +188,7 @@ impl Transports {
     }
 
     fn send_tcp(self: &Arc<Self>, dest: SocketAddr, data: Bytes) -> Result<(), SendError> {
-        let existing = self
-            .connections
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&dest).cloned());
+        let existing = lock(&self.connections).get(&dest).cloned();
         if let Some(conn) = existing {
             if conn.tx.send(data.clone()).is_ok() {
                 return Ok(());
@@ -201,15 +209,11 @@ impl Transports {
     }
 
     pub(crate) fn register_connection(&self, remote: SocketAddr, handle: ConnectionHandle) {
-        if let Ok(mut c) = self.connections.lock() {
-            c.insert(remote, handle);
-        }
+        lock(&self.connections).insert(remote, handle);
     }
 
     pub(crate) fn forget_connection(&self, remote: &SocketAddr) {
-        if let Ok(mut c) = self.connections.lock() {
-            c.remove(remote);
-        }
+        lock(&self.connections).remove(remote);
     }
 
     pub fn max_message_size(&self) -> usize {

@@ -12,8 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use wisp_sip::StreamFramer;
 
-use super::{ConnectionHandle, Proto, Source, Transports};
-use crate::router::Router;
+use super::{ConnectionHandle, Inbound, Proto, Source, Transports};
 
 /// Most accepted connections served at once; past it new ones wait in the
 /// kernel's backlog instead of exhausting descriptors.
@@ -23,8 +22,12 @@ const MAX_CONNECTIONS: usize = 4096;
 /// long is closed (Kamailio `tcp_connection_lifetime`).
 const IDLE_LIFETIME: Duration = Duration::from_secs(120);
 
-/// Accept connections forever.
-pub async fn accept_loop(router: Arc<Router>, listener: TcpListener) {
+/// Accept connections forever; what arrives on them goes to `inbound`.
+pub async fn accept_loop(
+    transports: Arc<Transports>,
+    inbound: Arc<dyn Inbound>,
+    listener: TcpListener,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -32,9 +35,9 @@ pub async fn accept_loop(router: Arc<Router>, listener: TcpListener) {
         };
         match listener.accept().await {
             Ok((stream, remote)) => {
-                let router = router.clone();
+                let (transports, inbound) = (transports.clone(), inbound.clone());
                 tokio::spawn(async move {
-                    serve_connection(router, stream, remote).await;
+                    serve_connection(transports, inbound, stream, remote).await;
                     drop(permit);
                 });
             }
@@ -54,24 +57,36 @@ pub(crate) async fn connect_and_send(
     dest: SocketAddr,
     first: Bytes,
 ) -> std::io::Result<()> {
-    let router = transports
-        .router()
+    let inbound = transports
+        .inbound()
         .ok_or_else(|| std::io::Error::other("router is shutting down"))?;
     let stream = TcpStream::connect(dest).await?;
     let (handle, rx) = register(&transports, &stream, dest)?;
     let _ = handle.tx.send(first);
-    tokio::spawn(read_connection(router, stream, dest, handle.local, rx));
+    tokio::spawn(read_connection(
+        transports.clone(),
+        inbound,
+        stream,
+        dest,
+        handle.local,
+        rx,
+    ));
     Ok(())
 }
 
-async fn serve_connection(router: Arc<Router>, stream: TcpStream, remote: SocketAddr) {
-    match register(router.transports(), &stream, remote) {
+async fn serve_connection(
+    transports: Arc<Transports>,
+    inbound: Arc<dyn Inbound>,
+    stream: TcpStream,
+    remote: SocketAddr,
+) {
+    match register(&transports, &stream, remote) {
         // Only the connection map keeps a sender: when the connection is
         // forgotten, the writer drains its queue and ends.
         Ok((handle, rx)) => {
             let local = handle.local;
             drop(handle);
-            read_connection(router, stream, remote, local, rx).await
+            read_connection(transports, inbound, stream, remote, local, rx).await
         }
         Err(e) => tracing::debug!(%remote, "tcp setup: {e}"),
     }
@@ -93,7 +108,8 @@ fn register(
 }
 
 async fn read_connection(
-    router: Arc<Router>,
+    transports: Arc<Transports>,
+    inbound: Arc<dyn Inbound>,
     stream: TcpStream,
     remote: SocketAddr,
     local: SocketAddr,
@@ -101,7 +117,7 @@ async fn read_connection(
 ) {
     let (mut reader, writer) = stream.into_split();
     let writer_task = tokio::spawn(write_connection(writer, rx));
-    let mut framer = StreamFramer::new(router.transports().max_message_size());
+    let mut framer = StreamFramer::new(transports.max_message_size());
     let source = Source {
         proto: Proto::Tcp,
         remote,
@@ -111,7 +127,7 @@ async fn read_connection(
         // Hand over every complete message already buffered before reading more.
         loop {
             match framer.next_message() {
-                Ok(Some(msg)) => router.handle_incoming(msg, source),
+                Ok(Some(msg)) => inbound.receive(msg, source),
                 Ok(None) => break,
                 Err(e) => {
                     // A stream that cannot be framed cannot be resynchronised:
@@ -124,11 +140,7 @@ async fn read_connection(
         for _ in 0..framer.take_pings() {
             // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
             let pong = Bytes::from_static(b"\r\n");
-            if router
-                .transports()
-                .send(Proto::Tcp, remote, None, pong)
-                .is_err()
-            {
+            if transports.send(Proto::Tcp, remote, None, pong).is_err() {
                 break 'conn;
             }
         }
@@ -147,7 +159,7 @@ async fn read_connection(
     }
     // Let the writer drain what is queued (a reply to the last request), but
     // not wait on a peer that stopped reading.
-    router.transports().forget_connection(&remote);
+    transports.forget_connection(&remote);
     let abort = writer_task.abort_handle();
     if tokio::time::timeout(Duration::from_secs(2), writer_task)
         .await

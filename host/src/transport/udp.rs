@@ -18,8 +18,7 @@ use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmm
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-use super::{Proto, Source};
-use crate::router::Router;
+use super::{Inbound, Proto, Source};
 
 /// Most datagrams taken per receive, and sent per `sendmmsg`.
 const BURST: usize = 32;
@@ -27,9 +26,14 @@ const BURST: usize = 32;
 /// No UDP payload is longer (65535 less the 8-byte UDP header).
 const MAX_DATAGRAM: usize = 65_527;
 
-/// Receive datagrams on `sock` forever and hand each to the router. Several
+/// Receive datagrams on `sock` forever and hand each to `inbound`. Several
 /// of these run per socket (one per worker); the kernel spreads datagrams.
-pub async fn receive_loop(router: Arc<Router>, sock: Arc<UdpSocket>) {
+/// A datagram over `limit` bytes (`max_message_size`) is dropped.
+pub async fn receive_loop<I: Inbound + ?Sized>(
+    inbound: Arc<I>,
+    sock: Arc<UdpSocket>,
+    limit: usize,
+) {
     let local = match sock.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -43,7 +47,6 @@ pub async fn receive_loop(router: Arc<Router>, sock: Arc<UdpSocket>) {
     // message still holds — and a transaction that kept its request kept
     // the whole slab alive. One byte more than the limit tells an oversize
     // datagram apart.
-    let limit = router.transports().max_message_size();
     let mut bufs: [Vec<u8>; BURST] =
         std::array::from_fn(|_| vec![0u8; (limit + 1).min(MAX_DATAGRAM)]);
     let mut burst: Vec<(usize, Option<SocketAddr>)> = Vec::with_capacity(BURST);
@@ -76,7 +79,7 @@ pub async fn receive_loop(router: Arc<Router>, sock: Arc<UdpSocket>) {
                 continue;
             }
             let data = Bytes::copy_from_slice(&buf[..n]);
-            router.handle_incoming(
+            inbound.receive(
                 data,
                 Source {
                     proto: Proto::Udp,

@@ -7,12 +7,13 @@ use wasmtime::component::Resource;
 use wisp_sip::{StartLine, Uri};
 
 use super::{HostError, PluginState};
-use crate::msg_context::{ActionError, DestBranch, MAX_BRANCHES, MsgContext, RouteKind};
 use crate::plugin::bindings::wisp::router::exec;
 use crate::services::exec::{self as service, Invocation};
+use crate::stateless::context::{ActionError, DestBranch, MAX_BRANCHES, RouteKind};
+use crate::tm::RouteContext;
 
 impl exec::Host for PluginState {
-    fn exec_dset(&mut self, m: Resource<MsgContext>, command: String) -> Result<(), HostError> {
+    fn exec_dset(&mut self, m: Resource<RouteContext>, command: String) -> Result<(), HostError> {
         if self.msg(&m)?.route == RouteKind::Reply {
             return Err(ActionError::NotAllowedHere(
                 "exec_dset rewrites a request's destination set; this is a reply".into(),
@@ -31,7 +32,7 @@ impl exec::Host for PluginState {
         Ok(())
     }
 
-    fn exec_msg(&mut self, m: Resource<MsgContext>, command: String) -> Result<(), HostError> {
+    fn exec_msg(&mut self, m: Resource<RouteContext>, command: String) -> Result<(), HostError> {
         let inv = self.authorize(&command)?;
         let ctx = self.msg(&m)?;
         let env = sip_env(ctx);
@@ -66,7 +67,7 @@ impl PluginState {
 /// give a program: the source address, the Request-URIs and their users,
 /// `SIP_TID` (the top Via branch, what identifies the transaction),
 /// `SIP_DID` (the To-tag) and every header field as `SIP_HF_<NAME>`.
-fn sip_env(ctx: &MsgContext) -> Vec<(String, String)> {
+fn sip_env(ctx: &RouteContext) -> Vec<(String, String)> {
     let src = ctx.source.remote.ip().to_string();
     let mut env = vec![
         ("SRCIP".to_owned(), src.clone()),

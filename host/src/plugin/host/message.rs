@@ -7,10 +7,11 @@ use wisp_sip::{Host, Uri};
 
 use super::{HostError, PluginState};
 use crate::config::Proto;
-use crate::msg_context::{ActionError, MsgContext};
 use crate::plugin::bindings::Transport;
 use crate::plugin::bindings::wisp::router::message;
 use crate::plugin::bindings::wisp::router::message::RequestMethod;
+use crate::stateless::context::ActionError;
+use crate::tm::RouteContext;
 
 /// Compiled `search` patterns kept per instance.
 const REGEX_CACHE: usize = 32;
@@ -23,7 +24,7 @@ fn lossy(b: &[u8]) -> String {
 
 /// Parse the current Request-URI, let `edit` change it, write it back.
 fn edit_ruri(
-    ctx: &mut MsgContext,
+    ctx: &mut RouteContext,
     edit: impl FnOnce(&mut Uri) -> Result<(), ActionError>,
 ) -> Result<(), ActionError> {
     let mut uri = ctx.ruri().clone();
@@ -99,7 +100,7 @@ fn request_method(m: &wisp_sip::Method) -> RequestMethod {
 }
 
 impl message::HostMsg for PluginState {
-    fn method(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<RequestMethod> {
+    fn method(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<RequestMethod> {
         let ctx = self.msg(&m)?;
         Ok(match ctx.msg.method() {
             Some(method) => request_method(method),
@@ -110,38 +111,38 @@ impl message::HostMsg for PluginState {
         })
     }
 
-    fn is_request(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<bool> {
+    fn is_request(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<bool> {
         Ok(self.msg(&m)?.msg.is_request())
     }
 
-    fn status(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Option<u16>> {
+    fn status(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<Option<u16>> {
         Ok(self.msg(&m)?.msg.status())
     }
 
-    fn ruri(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
+    fn ruri(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<String> {
         Ok(lossy(&self.msg(&m)?.msg.request_uri_raw()))
     }
 
-    fn ruri_user(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Option<String>> {
+    fn ruri_user(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<Option<String>> {
         Ok(self.msg(&m)?.ruri().user.as_deref().map(str::to_owned))
     }
 
-    fn ruri_host(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
+    fn ruri_host(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<String> {
         Ok(self.msg(&m)?.ruri().host.to_string())
     }
 
-    fn ruri_port(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Option<u16>> {
+    fn ruri_port(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<Option<u16>> {
         Ok(self.msg(&m)?.ruri().port)
     }
 
-    fn set_ruri(&mut self, m: Resource<MsgContext>, uri: String) -> Result<(), HostError> {
+    fn set_ruri(&mut self, m: Resource<RouteContext>, uri: String) -> Result<(), HostError> {
         let parsed = Uri::parse(uri.as_bytes())
             .map_err(|e| ActionError::InvalidArgument(format!("{uri:?}: {}", e.reason())))?;
         self.msg(&m)?.set_ruri(parsed);
         Ok(())
     }
 
-    fn revert_uri(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<()> {
+    fn revert_uri(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<()> {
         let ctx = self.msg(&m)?;
         if let wisp_sip::StartLine::Request { uri, .. } = ctx.msg.start_line()
             && let Ok(original) = Uri::parse(uri)
@@ -151,7 +152,7 @@ impl message::HostMsg for PluginState {
         Ok(())
     }
 
-    fn rewrite_host(&mut self, m: Resource<MsgContext>, host: String) -> Result<(), HostError> {
+    fn rewrite_host(&mut self, m: Resource<RouteContext>, host: String) -> Result<(), HostError> {
         let host = parse_host(&host)?;
         Ok(edit_ruri(self.msg(&m)?, |u| {
             u.host = host;
@@ -161,7 +162,7 @@ impl message::HostMsg for PluginState {
 
     fn rewrite_hostport(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         hostport: String,
     ) -> Result<(), HostError> {
         // `[v6]:port`, `host:port`, `host`, or a bare IPv6 address.
@@ -182,7 +183,7 @@ impl message::HostMsg for PluginState {
         })?)
     }
 
-    fn rewrite_user(&mut self, m: Resource<MsgContext>, user: String) -> Result<(), HostError> {
+    fn rewrite_user(&mut self, m: Resource<RouteContext>, user: String) -> Result<(), HostError> {
         check_user(&user)?;
         Ok(edit_ruri(self.msg(&m)?, |u| {
             u.user = (!user.is_empty()).then(|| user.into());
@@ -192,7 +193,7 @@ impl message::HostMsg for PluginState {
 
     fn rewrite_userpass(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         userpass: String,
     ) -> Result<(), HostError> {
         let (user, pass) = match userpass.split_once(':') {
@@ -207,14 +208,14 @@ impl message::HostMsg for PluginState {
         })?)
     }
 
-    fn rewrite_port(&mut self, m: Resource<MsgContext>, port: u16) -> Result<(), HostError> {
+    fn rewrite_port(&mut self, m: Resource<RouteContext>, port: u16) -> Result<(), HostError> {
         Ok(edit_ruri(self.msg(&m)?, |u| {
             u.port = (port != 0).then_some(port);
             Ok(())
         })?)
     }
 
-    fn prefix(&mut self, m: Resource<MsgContext>, prefix: String) -> Result<(), HostError> {
+    fn prefix(&mut self, m: Resource<RouteContext>, prefix: String) -> Result<(), HostError> {
         check_user(&prefix)?;
         Ok(edit_ruri(self.msg(&m)?, |u| {
             u.user = Some(format!("{prefix}{}", u.user.as_deref().unwrap_or("")).into());
@@ -222,7 +223,7 @@ impl message::HostMsg for PluginState {
         })?)
     }
 
-    fn strip(&mut self, m: Resource<MsgContext>, count: u32) -> Result<(), HostError> {
+    fn strip(&mut self, m: Resource<RouteContext>, count: u32) -> Result<(), HostError> {
         Ok(edit_ruri(self.msg(&m)?, |u| {
             let rest: String = u
                 .user
@@ -238,13 +239,17 @@ impl message::HostMsg for PluginState {
 
     fn header(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         name: String,
     ) -> wasmtime::Result<Option<String>> {
         Ok(self.msg(&m)?.msg.header(&name).map(|h| lossy(&h.value)))
     }
 
-    fn headers(&mut self, m: Resource<MsgContext>, name: String) -> wasmtime::Result<Vec<String>> {
+    fn headers(
+        &mut self,
+        m: Resource<RouteContext>,
+        name: String,
+    ) -> wasmtime::Result<Vec<String>> {
         Ok(self
             .msg(&m)?
             .msg
@@ -253,7 +258,7 @@ impl message::HostMsg for PluginState {
             .collect())
     }
 
-    fn append_hf(&mut self, m: Resource<MsgContext>, line: String) -> Result<(), HostError> {
+    fn append_hf(&mut self, m: Resource<RouteContext>, line: String) -> Result<(), HostError> {
         check_header_lines(&line)?;
         // The lifted string becomes the edit as it is: no copy, and the
         // serializer writes a missing final CRLF.
@@ -261,11 +266,11 @@ impl message::HostMsg for PluginState {
         Ok(())
     }
 
-    fn remove_hf(&mut self, m: Resource<MsgContext>, name: String) -> wasmtime::Result<u32> {
+    fn remove_hf(&mut self, m: Resource<RouteContext>, name: String) -> wasmtime::Result<u32> {
         Ok(self.msg(&m)?.msg.remove_headers(&name) as u32)
     }
 
-    fn search(&mut self, m: Resource<MsgContext>, pattern: String) -> Result<bool, HostError> {
+    fn search(&mut self, m: Resource<RouteContext>, pattern: String) -> Result<bool, HostError> {
         let idx = match self.regex_cache.iter().position(|(p, _)| *p == pattern) {
             Some(i) => i,
             None => {
@@ -284,56 +289,56 @@ impl message::HostMsg for PluginState {
         Ok(re.is_match(self.msg(&m)?.msg.raw()))
     }
 
-    fn body(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Vec<u8>> {
+    fn body(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<Vec<u8>> {
         Ok(self.msg(&m)?.msg.body().to_vec())
     }
 
-    fn len(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<u32> {
+    fn len(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<u32> {
         Ok(self.msg(&m)?.msg.len() as u32)
     }
 
-    fn src_ip(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
+    fn src_ip(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<String> {
         Ok(self.msg(&m)?.source.remote.ip().to_string())
     }
 
-    fn src_port(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<u16> {
+    fn src_port(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<u16> {
         Ok(self.msg(&m)?.source.remote.port())
     }
 
-    fn dst_ip(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<String> {
+    fn dst_ip(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<String> {
         Ok(self.msg(&m)?.source.local.ip().to_string())
     }
 
-    fn dst_port(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<u16> {
+    fn dst_port(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<u16> {
         Ok(self.msg(&m)?.source.local.port())
     }
 
-    fn proto(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Transport> {
+    fn proto(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<Transport> {
         Ok(match self.msg(&m)?.source.proto {
             Proto::Udp => Transport::Udp,
             Proto::Tcp => Transport::Tcp,
         })
     }
 
-    fn setflag(&mut self, m: Resource<MsgContext>, flag: u8) -> wasmtime::Result<()> {
+    fn setflag(&mut self, m: Resource<RouteContext>, flag: u8) -> wasmtime::Result<()> {
         if flag < 64 {
             self.msg(&m)?.flags |= 1 << flag;
         }
         Ok(())
     }
 
-    fn resetflag(&mut self, m: Resource<MsgContext>, flag: u8) -> wasmtime::Result<()> {
+    fn resetflag(&mut self, m: Resource<RouteContext>, flag: u8) -> wasmtime::Result<()> {
         if flag < 64 {
             self.msg(&m)?.flags &= !(1 << flag);
         }
         Ok(())
     }
 
-    fn isflagset(&mut self, m: Resource<MsgContext>, flag: u8) -> wasmtime::Result<bool> {
+    fn isflagset(&mut self, m: Resource<RouteContext>, flag: u8) -> wasmtime::Result<bool> {
         Ok(flag < 64 && self.msg(&m)?.flags & (1 << flag) != 0)
     }
 
-    fn drop(&mut self, _m: Resource<MsgContext>) -> wasmtime::Result<()> {
+    fn drop(&mut self, _m: Resource<RouteContext>) -> wasmtime::Result<()> {
         // Plugins only ever borrow a `msg`; the host owns and removes it after
         // the route call, so there is nothing to drop here.
         Ok(())

@@ -13,7 +13,7 @@ mod sl;
 mod tm;
 mod types;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +22,22 @@ use wasmtime::component::{Resource, ResourceTableError};
 
 use super::bindings::WitError;
 use crate::config::PluginConfig;
-use crate::msg_context::{ActionError, MsgContext};
-use crate::router::RouterCore;
+use crate::services::Services;
 use crate::services::exec::ExecGrant;
+use crate::stateless::{ActionError, Stateless};
+use crate::tm::{RouteContext, Tm};
+
+/// The layers host functions act on, and where plugins are loaded from.
+/// One per router, shared by every instance of every plugin build.
+pub struct HostContext {
+    pub sl: Arc<Stateless>,
+    pub tm: Arc<Tm>,
+    pub services: Arc<Services>,
+    /// The manifest's directory: relative paths of grants resolve against it.
+    pub base_dir: PathBuf,
+    /// Compiled components (`server.plugin_cache`); none when off.
+    pub cache_dir: Option<PathBuf>,
+}
 
 /// What the manifest grants one plugin (`[plugin.capabilities]`), decided
 /// at load. The default grants nothing: every capability-gated host
@@ -49,13 +62,13 @@ impl Capabilities {
 }
 
 /// Per-instance data of a plugin's store: the message being routed, the
-/// instance's limits and the router it acts on.
+/// instance's limits and the layers it acts on.
 /// Public so that benchmarks can drive instances outside `PluginRuntime`.
 pub struct PluginState {
     /// The message of the call in progress ([`PluginState::lend`]).
-    message: Option<Box<MsgContext>>,
+    message: Option<Box<RouteContext>>,
     pub limits: StoreLimits,
-    pub(crate) core: Arc<RouterCore>,
+    pub(crate) host: Arc<HostContext>,
     pub(crate) plugin_name: Arc<str>,
     /// Compiled `search` patterns, so a route that searches every message
     /// compiles its regex once per instance.
@@ -69,11 +82,11 @@ pub struct PluginState {
 const MESSAGE_REP: u32 = 1;
 
 impl PluginState {
-    pub fn new(core: Arc<RouterCore>, plugin_name: Arc<str>, limits: StoreLimits) -> Self {
+    pub fn new(host: Arc<HostContext>, plugin_name: Arc<str>, limits: StoreLimits) -> Self {
         PluginState {
             message: None,
             limits,
-            core,
+            host,
             plugin_name,
             regex_cache: Vec::new(),
             caps: Arc::new(Capabilities::default()),
@@ -91,35 +104,35 @@ impl PluginState {
     /// export takes. The message stays in place in this state rather than
     /// in the `ResourceTable`, which would box and move it on every call;
     /// a call works on exactly one message, so one slot is all it needs.
-    pub fn lend(&mut self, ctx: Box<MsgContext>) -> Resource<MsgContext> {
+    pub fn lend(&mut self, ctx: Box<RouteContext>) -> Resource<RouteContext> {
         self.message = Some(ctx);
         Resource::new_borrow(MESSAGE_REP)
     }
 
     /// Take the message back after the call.
-    pub fn take_back(&mut self) -> Option<Box<MsgContext>> {
+    pub fn take_back(&mut self) -> Option<Box<RouteContext>> {
         self.message.take()
     }
 
     /// The message behind a handle; a stale handle traps the plugin.
     pub(crate) fn msg(
         &mut self,
-        handle: &Resource<MsgContext>,
-    ) -> Result<&mut MsgContext, ResourceTableError> {
+        handle: &Resource<RouteContext>,
+    ) -> Result<&mut RouteContext, ResourceTableError> {
         match &mut self.message {
             Some(ctx) if handle.rep() == MESSAGE_REP => Ok(ctx),
             _ => Err(ResourceTableError::NotPresent),
         }
     }
 
-    /// Run `f` with the core and the message behind `handle`.
+    /// Run `f` with the layers and the message behind `handle`.
     pub(crate) fn with_msg<R>(
         &mut self,
-        handle: &Resource<MsgContext>,
-        f: impl FnOnce(&RouterCore, &mut MsgContext) -> R,
+        handle: &Resource<RouteContext>,
+        f: impl FnOnce(&HostContext, &mut RouteContext) -> R,
     ) -> Result<R, ResourceTableError> {
         match &mut self.message {
-            Some(ctx) if handle.rep() == MESSAGE_REP => Ok(f(&self.core, ctx)),
+            Some(ctx) if handle.rep() == MESSAGE_REP => Ok(f(&self.host, ctx)),
             _ => Err(ResourceTableError::NotPresent),
         }
     }

@@ -4,23 +4,24 @@ use wasmtime::component::Resource;
 use wisp_sip::Uri;
 
 use super::{HostError, PluginState};
-use crate::msg_context::{ActionError, Handled, MAX_BRANCHES, MsgContext, RouteKind};
 use crate::plugin::bindings::Transport;
 use crate::plugin::bindings::wisp::router::proxy;
+use crate::stateless::context::{ActionError, DestBranch, Handled, MAX_BRANCHES, RouteKind};
 use crate::stateless::{forward, maxfwd};
+use crate::tm::RouteContext;
 
 impl proxy::Host for PluginState {
     fn is_myself(&mut self, uri: String) -> wasmtime::Result<bool> {
-        Ok(Uri::parse(uri.as_bytes()).is_ok_and(|u| self.core.myself().uri_is_myself(&u)))
+        Ok(Uri::parse(uri.as_bytes()).is_ok_and(|u| self.host.sl.myself().uri_is_myself(&u)))
     }
 
-    fn ruri_is_myself(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<bool> {
-        Ok(self.with_msg(&m, |core, ctx| core.myself().uri_is_myself(ctx.ruri()))?)
+    fn ruri_is_myself(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<bool> {
+        Ok(self.with_msg(&m, |host, ctx| host.sl.myself().uri_is_myself(ctx.ruri()))?)
     }
 
     fn forward(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         host: Option<String>,
         port: Option<u16>,
     ) -> Result<(), HostError> {
@@ -29,12 +30,12 @@ impl proxy::Host for PluginState {
             host,
             port,
         });
-        Ok(self.with_msg(&m, |core, ctx| forward::forward_request(core, ctx, hop))??)
+        Ok(self.with_msg(&m, |host, ctx| forward::forward_request(&host.sl, ctx, hop))??)
     }
 
     fn forward_to(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         proto: Transport,
         host: String,
         port: Option<u16>,
@@ -45,18 +46,18 @@ impl proxy::Host for PluginState {
             host,
             port,
         });
-        Ok(self.with_msg(&m, |core, ctx| forward::forward_request(core, ctx, hop))??)
+        Ok(self.with_msg(&m, |host, ctx| forward::forward_request(&host.sl, ctx, hop))??)
     }
 
     fn mf_process_maxfwd_header(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         limit: u32,
     ) -> Result<bool, HostError> {
         Ok(maxfwd::process_maxfwd(self.msg(&m)?, limit)?)
     }
 
-    fn drop_request(&mut self, m: Resource<MsgContext>) -> Result<(), HostError> {
+    fn drop_request(&mut self, m: Resource<RouteContext>) -> Result<(), HostError> {
         let ctx = self.msg(&m)?;
         if ctx.route != RouteKind::Request {
             return Err(ActionError::NotAllowedHere(
@@ -71,7 +72,7 @@ impl proxy::Host for PluginState {
 
     fn append_branch(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         uri: Option<String>,
     ) -> Result<(), HostError> {
         let ctx = self.msg(&m)?;
@@ -89,11 +90,11 @@ impl proxy::Host for PluginState {
             ))
             .into());
         }
-        ctx.branches.push(crate::msg_context::DestBranch::to(uri));
+        ctx.branches.push(DestBranch::to(uri));
         Ok(())
     }
 
-    fn branches(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Vec<String>> {
+    fn branches(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<Vec<String>> {
         Ok(self
             .msg(&m)?
             .branches

@@ -3,20 +3,20 @@
 use wasmtime::component::Resource;
 
 use super::{HostError, PluginState};
-use crate::msg_context::MsgContext;
 use crate::plugin::bindings::wisp::router::registrar;
 use crate::services::registrar as service;
+use crate::tm::RouteContext;
 
 impl registrar::Host for PluginState {
-    fn save(&mut self, m: Resource<MsgContext>, table: String) -> Result<(), HostError> {
-        Ok(self.with_msg(&m, |core, ctx| service::save(core, ctx, &table))??)
+    fn save(&mut self, m: Resource<RouteContext>, table: String) -> Result<(), HostError> {
+        Ok(self.with_msg(&m, |host, ctx| service::save(&host.services, ctx, &table))??)
     }
 
-    fn lookup(&mut self, m: Resource<MsgContext>, table: String) -> Result<(), HostError> {
-        Ok(self.with_msg(&m, |core, ctx| service::lookup(core, ctx, &table))??)
+    fn lookup(&mut self, m: Resource<RouteContext>, table: String) -> Result<(), HostError> {
+        Ok(self.with_msg(&m, |host, ctx| service::lookup(&host.services, ctx, &table))??)
     }
 
-    fn fix_nated_register(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<()> {
+    fn fix_nated_register(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<()> {
         self.msg(&m)?.nated_register = true;
         Ok(())
     }

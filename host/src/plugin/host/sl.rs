@@ -3,23 +3,20 @@
 use wasmtime::component::Resource;
 
 use super::{HostError, PluginState};
-use crate::msg_context::MsgContext;
 use crate::plugin::bindings::wisp::router::sl;
-use crate::stateless::reply;
+use crate::tm::RouteContext;
 
 impl sl::Host for PluginState {
     fn send_reply(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         code: u16,
         reason: String,
     ) -> Result<(), HostError> {
-        Ok(self.with_msg(&m, |core, ctx| {
-            reply::sl_send_reply(core, ctx, code, &reason)
-        })??)
+        Ok(self.with_msg(&m, |host, ctx| host.tm.sl_send_reply(ctx, code, &reason))??)
     }
 
-    fn reply_error(&mut self, m: Resource<MsgContext>) -> Result<(), HostError> {
-        Ok(self.with_msg(&m, reply::sl_reply_error)??)
+    fn reply_error(&mut self, m: Resource<RouteContext>) -> Result<(), HostError> {
+        Ok(self.with_msg(&m, |host, ctx| host.tm.sl_reply_error(ctx))??)
     }
 }

@@ -5,19 +5,20 @@ use std::time::Duration;
 use wasmtime::component::Resource;
 
 use super::{HostError, PluginState};
-use crate::msg_context::{ActionError, MsgContext, RouteKind};
 use crate::plugin::bindings::Transport;
 use crate::plugin::bindings::wisp::router::tm;
+use crate::stateless::context::{ActionError, RouteKind};
 use crate::stateless::forward::NextHop;
+use crate::tm::RouteContext;
 
 impl tm::Host for PluginState {
-    fn t_relay(&mut self, m: Resource<MsgContext>) -> Result<(), HostError> {
-        Ok(self.with_msg(&m, |core, ctx| core.tm().t_relay(core, ctx, None))??)
+    fn t_relay(&mut self, m: Resource<RouteContext>) -> Result<(), HostError> {
+        Ok(self.with_msg(&m, |host, ctx| host.tm.t_relay(ctx, None))??)
     }
 
     fn t_relay_to(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         proto: Transport,
         host: String,
         port: Option<u16>,
@@ -28,43 +29,39 @@ impl tm::Host for PluginState {
             host,
             port,
         };
-        Ok(self.with_msg(&m, |core, ctx| core.tm().t_relay(core, ctx, Some(hop)))??)
+        Ok(self.with_msg(&m, |host, ctx| host.tm.t_relay(ctx, Some(hop)))??)
     }
 
-    fn t_newtran(&mut self, m: Resource<MsgContext>) -> Result<(), HostError> {
-        Ok(self.with_msg(&m, |core, ctx| {
-            core.tm().ensure_transaction(core, ctx).map(|_| ())
-        })??)
+    fn t_newtran(&mut self, m: Resource<RouteContext>) -> Result<(), HostError> {
+        Ok(self.with_msg(&m, |host, ctx| host.tm.ensure_transaction(ctx).map(|_| ()))??)
     }
 
     fn t_reply(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         code: u16,
         reason: String,
     ) -> Result<(), HostError> {
-        Ok(self.with_msg(&m, |core, ctx| {
-            crate::stateless::reply::t_reply(core, ctx, code, &reason)
-        })??)
+        Ok(self.with_msg(&m, |host, ctx| host.tm.t_reply(ctx, code, &reason))??)
     }
 
-    fn t_replicate(&mut self, m: Resource<MsgContext>, uri: String) -> Result<(), HostError> {
-        Ok(self.with_msg(&m, |core, ctx| core.tm().t_replicate(core, ctx, &uri))??)
+    fn t_replicate(&mut self, m: Resource<RouteContext>, uri: String) -> Result<(), HostError> {
+        Ok(self.with_msg(&m, |host, ctx| host.tm.t_replicate(ctx, &uri))??)
     }
 
-    fn t_on_failure(&mut self, m: Resource<MsgContext>, name: String) -> wasmtime::Result<()> {
+    fn t_on_failure(&mut self, m: Resource<RouteContext>, name: String) -> wasmtime::Result<()> {
         self.msg(&m)?.on_failure = Some(name);
         Ok(())
     }
 
-    fn t_on_reply(&mut self, m: Resource<MsgContext>, name: String) -> wasmtime::Result<()> {
+    fn t_on_reply(&mut self, m: Resource<RouteContext>, name: String) -> wasmtime::Result<()> {
         self.msg(&m)?.on_reply = Some(name);
         Ok(())
     }
 
     fn t_set_fr(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         fr_inv_ms: u32,
         fr_ms: u32,
     ) -> Result<(), HostError> {
@@ -85,7 +82,7 @@ impl tm::Host for PluginState {
 
     fn t_check_status(
         &mut self,
-        m: Resource<MsgContext>,
+        m: Resource<RouteContext>,
         pattern: String,
     ) -> Result<bool, HostError> {
         let code = reply_code(self.msg(&m)?);
@@ -95,20 +92,20 @@ impl tm::Host for PluginState {
         Ok(code.is_some_and(|c| re.is_match(&c.to_string())))
     }
 
-    fn t_reply_code(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<Option<u16>> {
+    fn t_reply_code(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<Option<u16>> {
         Ok(reply_code(self.msg(&m)?))
     }
 
-    fn t_is_canceled(&mut self, m: Resource<MsgContext>) -> wasmtime::Result<bool> {
+    fn t_is_canceled(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<bool> {
         let ctx = self.msg(&m)?;
         Ok(ctx
             .txn
             .as_ref()
-            .is_some_and(|t| t.lock().is_ok_and(|t| t.canceled)))
+            .is_some_and(|t| crate::util::lock(t).canceled))
     }
 }
 
-fn reply_code(ctx: &MsgContext) -> Option<u16> {
+fn reply_code(ctx: &RouteContext) -> Option<u16> {
     match ctx.route {
         RouteKind::Failure => ctx.reply_code,
         RouteKind::Reply => ctx.msg.status(),

@@ -1,6 +1,8 @@
-//! A SIP message in the hands of a route: the parsed message plus what the
-//! route decided so far (flags, destination set, whether it was answered).
-//! This is the host side of the WIT `msg` resource.
+//! A SIP message in the hands of a route, as every route sees it: the parsed
+//! message plus what the route decided so far (flags, destination set,
+//! whether it was answered). The transaction layer adds its own part
+//! (`tm::RouteContext`); the plugin layer lends that to plugins as the WIT
+//! `msg` resource.
 
 use bytes::Bytes;
 use wisp_sip::{CompactString, Message, Uri, Via};
@@ -111,22 +113,6 @@ pub struct MsgContext {
     /// The request's transaction headers as received.
     pub summary: RequestSummary,
     pub route: RouteKind,
-    /// The transaction, once `t_relay`/`t_newtran`/`t_reply` made one (and
-    /// always in a failure route).
-    pub txn: Option<crate::tm::TxnHandle>,
-    /// The plugin build running this message's current route call: a
-    /// failure or reply route armed now runs in it, even after a reload.
-    pub plugin: Option<std::sync::Arc<crate::plugin::PluginRuntime>>,
-    /// `t_relay` already ran in this route call.
-    pub relayed_in_route: bool,
-    /// Armed by `t_on_failure` / `t_on_reply`, taken by the next `t_relay`.
-    pub on_failure: Option<String>,
-    pub on_reply: Option<String>,
-    /// `t_set_fr(fr_inv, fr)`.
-    pub fr_override: Option<(std::time::Duration, std::time::Duration)>,
-    /// In a failure route: status of the best final response so far
-    /// (Kamailio `$T_reply_code`, `t_check_status`).
-    pub reply_code: Option<u16>,
     /// `record_route` inserted our Record-Route (a second one is refused).
     pub record_routed: bool,
     /// What `loose_route` returned; a second call returns it again instead
@@ -148,13 +134,6 @@ impl MsgContext {
             last_error: None,
             summary,
             route: RouteKind::Request,
-            txn: None,
-            plugin: None,
-            relayed_in_route: false,
-            on_failure: None,
-            on_reply: None,
-            fr_override: None,
-            reply_code: None,
             record_routed: false,
             loose_routed: None,
         }

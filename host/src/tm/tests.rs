@@ -1,0 +1,316 @@
+//! The transaction layer without a router or a plugin: a [`Tm`] over a real
+//! UDP socket on 127.0.0.1, a caller and a callee socket, and a manual
+//! clock, so RFC 3261 behaviour that takes seconds (timer F, wait timers)
+//! is checked at once. Tests are named after the RFC sections they check.
+
+use std::net::{SocketAddr, UdpSocket as StdUdp};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use wisp_sip::Message;
+
+use super::context::RouteOwner;
+use super::timer::ManualClock;
+use super::{FailureWork, RequestMatch, ResponseMatch, RouteContext, Tm};
+use crate::config::{Proto, TmConfig};
+use crate::stateless::{ActionError, Handled, RouteKind, Stateless, sanity};
+use crate::transport::{Source, Transports};
+
+struct Bench {
+    tm: Arc<Tm>,
+    clock: Arc<ManualClock>,
+    failure_routes: mpsc::UnboundedReceiver<FailureWork>,
+    router: SocketAddr,
+    caller: StdUdp,
+    callee: StdUdp,
+}
+
+async fn bench() -> Bench {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let router = sock.local_addr().expect("addr");
+    let transports = Arc::new(Transports::new(vec![Arc::new(sock)], vec![], 65535));
+    let sl = Arc::new(Stateless::new(transports, &[], Default::default()));
+    let clock = Arc::new(ManualClock::new());
+    let (tm, failure_routes) = Tm::new(&TmConfig::default(), clock.clone(), sl, None);
+    let ua = || {
+        let s = StdUdp::bind("127.0.0.1:0").expect("ua");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        s
+    };
+    Bench {
+        tm,
+        clock,
+        failure_routes,
+        router,
+        caller: ua(),
+        callee: ua(),
+    }
+}
+
+impl Bench {
+    /// A request from the caller, as the router received it.
+    fn request(&self, method: &str, ruri: &str, branch: &str) -> RouteContext {
+        let caller = self.caller.local_addr().expect("addr");
+        let raw = format!(
+            "{method} {ruri} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {caller};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:alice@example.com>;tag=a1\r\n\
+             To: <sip:bob@example.com>\r\n\
+             Call-ID: {branch}@test\r\n\
+             CSeq: 1 {method}\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let msg = Message::parse(Bytes::from(raw)).expect("request parses");
+        let summary = sanity::check_request(&msg).expect("sane");
+        let source = Source {
+            proto: Proto::Udp,
+            remote: caller,
+            local: self.router,
+        };
+        RouteContext::new(msg, source, summary, RouteKind::Request)
+    }
+
+    /// The callee's URI: where `t_relay` sends.
+    fn callee_uri(&self) -> String {
+        format!("sip:bob@{}", self.callee.local_addr().expect("addr"))
+    }
+
+    fn recv(sock: &StdUdp) -> Message {
+        let mut buf = vec![0u8; 65535];
+        let (n, _) = sock.recv_from(&mut buf).expect("a message within 2 s");
+        Message::parse(Bytes::copy_from_slice(&buf[..n])).expect("parses")
+    }
+
+    /// Nothing arrives within `ms`.
+    fn silent(sock: &StdUdp, ms: u64) -> bool {
+        sock.set_read_timeout(Some(Duration::from_millis(ms)))
+            .expect("timeout");
+        let mut buf = vec![0u8; 65535];
+        let quiet = sock.recv_from(&mut buf).is_err();
+        sock.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        quiet
+    }
+
+    /// The callee answers `req` with `code`, as the router receives it.
+    fn answer(&self, req: &Message, code: u16) {
+        let reply = wisp_sip::reply::build_reply(
+            req,
+            code,
+            "Answer",
+            &wisp_sip::reply::ReplyOptions {
+                to_tag: Some("callee"),
+                ..Default::default()
+            },
+        )
+        .expect("reply");
+        let msg = Message::parse(reply).expect("reply parses");
+        match self.tm.match_response(&msg) {
+            ResponseMatch::Branch { txn, branch, .. } => self.tm.on_response(&txn, branch, msg),
+            _ => panic!("the response matches no branch of ours"),
+        }
+    }
+
+    /// Fire every timer due `by` from now.
+    fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.tm.fire_due();
+    }
+}
+
+fn status(m: &Message) -> u16 {
+    m.status().expect("a response")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc3261_16_6_a_relayed_request_carries_our_via_and_its_2xx_goes_up() {
+    let b = bench().await;
+    let mut ctx = b.request("OPTIONS", &b.callee_uri(), "z9hG4bKc1");
+    b.tm.t_relay(&mut ctx, None).expect("relayed");
+    assert_eq!(ctx.handled, Some(Handled::Relayed));
+    let out = Bench::recv(&b.callee);
+    let vias = out.vias().expect("vias");
+    assert_eq!(vias.len(), 2, "our Via on top of the caller's");
+    assert!(
+        vias[0]
+            .branch()
+            .is_some_and(|br| br.starts_with(super::transaction::BRANCH_PREFIX))
+    );
+    b.answer(&out, 200);
+    let up = Bench::recv(&b.caller);
+    assert_eq!(status(&up), 200);
+    assert_eq!(up.vias().expect("vias").len(), 1, "our Via removed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc3261_17_2_2_a_retransmission_is_absorbed_and_answered_from_the_transaction() {
+    let b = bench().await;
+    let mut ctx = b.request("OPTIONS", &b.callee_uri(), "z9hG4bKc2");
+    b.tm.t_relay(&mut ctx, None).expect("relayed");
+    let out = Bench::recv(&b.callee);
+    b.answer(&out, 200);
+    assert_eq!(status(&Bench::recv(&b.caller)), 200);
+    let again = b.request("OPTIONS", &b.callee_uri(), "z9hG4bKc2");
+    assert_eq!(b.tm.on_request(&again), RequestMatch::Absorbed);
+    assert_eq!(status(&Bench::recv(&b.caller)), 200, "the 200 again");
+    assert!(Bench::silent(&b.callee, 200), "not relayed twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc3261_17_1_2_2_no_answer_by_timer_f_is_a_408_upstream() {
+    let b = bench().await;
+    let mut ctx = b.request("OPTIONS", &b.callee_uri(), "z9hG4bKc3");
+    b.tm.t_relay(&mut ctx, None).expect("relayed");
+    b.tm.route_finished(&mut ctx);
+    let _ = Bench::recv(&b.callee);
+    // Timer F: 64*T1 (32 s), capped by fr_timer; well past both here.
+    for _ in 0..70 {
+        b.advance(Duration::from_millis(500));
+    }
+    let up = loop {
+        let m = Bench::recv(&b.caller);
+        if status(&m) >= 200 {
+            break m;
+        }
+    };
+    assert_eq!(status(&up), 408);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc3261_17_2_2_the_transaction_ends_after_the_wait_timer() {
+    let b = bench().await;
+    let mut ctx = b.request("OPTIONS", &b.callee_uri(), "z9hG4bKc4");
+    b.tm.t_relay(&mut ctx, None).expect("relayed");
+    b.tm.route_finished(&mut ctx);
+    let out = Bench::recv(&b.callee);
+    b.answer(&out, 200);
+    let _ = Bench::recv(&b.caller);
+    assert_eq!(b.tm.len(), 1);
+    // Timer J (wait_timer, 5 s by default) and the branch's timer K.
+    b.advance(Duration::from_secs(6));
+    assert_eq!(b.tm.len(), 0, "forgotten after the wait timer");
+    assert!(
+        b.tm.queue.is_empty(),
+        "no timer outlives its transaction (timer F was cancelled by the 200)"
+    );
+    drop(ctx);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc3261_16_7_an_armed_failure_route_gets_the_negative_answer() {
+    struct Owner;
+    impl RouteOwner for Owner {
+        fn armed(&self) {}
+        fn released(&self) {}
+    }
+    let mut b = bench().await;
+    let mut ctx = b.request("INVITE", &b.callee_uri(), "z9hG4bKc5");
+    ctx.on_failure = Some("retry".into());
+    ctx.owner = Some(Arc::new(Owner));
+    b.tm.t_relay(&mut ctx, None).expect("relayed");
+    b.tm.route_finished(&mut ctx);
+    assert_eq!(status(&Bench::recv(&b.caller)), 100, "100 Trying at once");
+    let out = Bench::recv(&b.callee);
+    b.answer(&out, 486);
+    let work = b
+        .failure_routes
+        .try_recv()
+        .expect("the failure route is due");
+    assert_eq!(work.route.name, "retry");
+    assert!(work.route.owner.is_some(), "with who armed it");
+    assert_eq!(work.ctx.route, RouteKind::Failure);
+    assert_eq!(work.ctx.reply_code, Some(486));
+    assert!(
+        Bench::silent(&b.caller, 200),
+        "the 486 waits for the failure route"
+    );
+    // The route does nothing: the best answer goes up.
+    b.tm.failure_route_finished(&work.ctx);
+    assert_eq!(status(&Bench::recv(&b.caller)), 486);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc3261_16_10_a_cancel_is_answered_and_sent_down_the_ringing_branch() {
+    let b = bench().await;
+    let mut ctx = b.request("INVITE", &b.callee_uri(), "z9hG4bKc6");
+    b.tm.t_relay(&mut ctx, None).expect("relayed");
+    b.tm.route_finished(&mut ctx);
+    assert_eq!(status(&Bench::recv(&b.caller)), 100);
+    let invite = Bench::recv(&b.callee);
+    b.answer(&invite, 180);
+    assert_eq!(status(&Bench::recv(&b.caller)), 180);
+    let cancel = b.request("CANCEL", &b.callee_uri(), "z9hG4bKc6");
+    assert_eq!(b.tm.on_request(&cancel), RequestMatch::Absorbed);
+    assert_eq!(status(&Bench::recv(&b.caller)), 200, "200 to the CANCEL");
+    let down = Bench::recv(&b.callee);
+    assert_eq!(down.method(), Some(&wisp_sip::Method::Cancel));
+    assert_eq!(
+        down.vias().expect("via")[0].branch(),
+        invite.vias().expect("via")[0].branch(),
+        "the CANCEL of that branch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_to_a_tel_uri_leaves_the_request_to_answer_once() {
+    let b = bench().await;
+    let mut ctx = b.request("INVITE", "tel:+1-201-555-0123", "z9hG4bKc7");
+    let err = b.tm.t_relay(&mut ctx, None).expect_err("nowhere to relay");
+    assert!(matches!(err, ActionError::BadMessage(_)), "{err:?}");
+    assert_eq!(ctx.handled, None, "still the route's to answer");
+    assert_eq!(status(&Bench::recv(&b.caller)), 100);
+    b.tm.sl_reply_error(&mut ctx).expect("answered");
+    assert_eq!(status(&Bench::recv(&b.caller)), 416);
+    assert_eq!(
+        b.tm.sl_reply_error(&mut ctx),
+        Err(ActionError::AlreadyHandled),
+        "one final answer"
+    );
+    b.tm.route_finished(&mut ctx);
+    assert!(Bench::silent(&b.caller, 200), "and no other");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_that_ends_without_answering_its_transaction_gets_500() {
+    let b = bench().await;
+    let mut ctx = b.request("INVITE", "tel:+1-201-555-0123", "z9hG4bKc8");
+    let _ = b.tm.t_relay(&mut ctx, None);
+    assert_eq!(status(&Bench::recv(&b.caller)), 100);
+    // The route ignores the failure and returns.
+    b.tm.route_finished(&mut ctx);
+    assert_eq!(
+        status(&Bench::recv(&b.caller)),
+        416,
+        "the failed action's reply"
+    );
+
+    let mut ctx = b.request("OPTIONS", "sip:x@127.0.0.1", "z9hG4bKc9");
+    b.tm.ensure_transaction(&mut ctx).expect("t_newtran");
+    b.tm.route_finished(&mut ctx);
+    assert_eq!(status(&Bench::recv(&b.caller)), 500);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc3261_8_1_1_7_a_response_to_an_earlier_run_is_not_taken_for_ours() {
+    let first = bench().await;
+    let mut ctx = first.request("OPTIONS", &first.callee_uri(), "z9hG4bKd1");
+    first.tm.t_relay(&mut ctx, None).expect("relayed");
+    let out = Bench::recv(&first.callee);
+    let reply = wisp_sip::reply::build_reply(&out, 200, "OK", &Default::default()).expect("reply");
+    let reply = Message::parse(reply).expect("parses");
+    // Another run of the router (a restart) with a transaction of the same
+    // number sees that response.
+    let second = bench().await;
+    let mut own = second.request("OPTIONS", &second.callee_uri(), "z9hG4bKd2");
+    second.tm.t_relay(&mut own, None).expect("relayed");
+    assert!(matches!(
+        second.tm.match_response(&reply),
+        ResponseMatch::Ended
+    ));
+}
