@@ -180,7 +180,7 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
         l.addr.set_port(0);
     }
     // Nor touch its database: a check never writes (or migrates) anything.
-    probe.usrloc.db_mode = 0;
+    probe.usrloc.db_mode = wisp::config::DbMode::MemoryOnly;
     // Nor the plugin cache: a check run by another user would leave files
     // the router cannot replace; and it compiles, proving the component does.
     probe.server.plugin_cache = PathBuf::new();

@@ -84,7 +84,7 @@ impl Usrloc {
         db_path: &Path,
         runtime: Option<tokio::runtime::Handle>,
     ) -> Result<Self, StoreError> {
-        let (mode, durability) = match config.db_mode() {
+        let (mode, durability) = match config.db_mode {
             DbMode::MemoryOnly => return Ok(Usrloc::new(config)),
             DbMode::WriteThrough => (WriteMode::Through, Durability::Full),
             DbMode::WriteBack => (
@@ -148,7 +148,7 @@ impl Usrloc {
 
     /// Whether a REGISTER is answered only after its commit (`db_mode = 1`).
     pub fn write_through(&self) -> bool {
-        self.persistent() && self.config.db_mode() == DbMode::WriteThrough
+        self.persistent() && self.config.db_mode == DbMode::WriteThrough
     }
 
     /// Queue `changes` for the database; `done` runs after their commit (at
@@ -416,7 +416,7 @@ mod tests {
 
     fn config(db_mode: u8) -> UsrlocConfig {
         UsrlocConfig {
-            db_mode,
+            db_mode: DbMode::try_from(db_mode).expect("0, 1 or 2"),
             ..UsrlocConfig::default()
         }
     }

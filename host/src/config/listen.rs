@@ -1,0 +1,75 @@
+//! `server.listen` entries: `proto:ip:port`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// Transport of a listen address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+        })
+    }
+}
+
+/// One `listen` entry: `proto:ip:port`. Port 0 takes an ephemeral port
+/// (tests, `wisp check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr {
+    pub proto: Proto,
+    pub addr: SocketAddr,
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let expected = "expected \"udp:IP:PORT\" or \"tcp:IP:PORT\" (IPv6 as [::1])";
+        let (proto, rest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: {expected}"))?;
+        let proto = match proto.to_ascii_lowercase().as_str() {
+            "udp" => Proto::Udp,
+            "tcp" => Proto::Tcp,
+            other => return Err(format!("unknown transport {other:?}: {expected}")),
+        };
+        let addr = rest
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("{rest:?} is not IP:PORT: {expected}"))?;
+        Ok(ListenAddr { proto, addr })
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_parse_with_either_transport_and_port_zero() {
+        let udp: ListenAddr = "udp:127.0.0.1:0".parse().expect("port 0 is allowed");
+        assert_eq!(udp.proto, Proto::Udp);
+        assert_eq!(udp.addr.port(), 0);
+        let tcp: ListenAddr = "TCP:[::1]:5060".parse().expect("IPv6, any case");
+        assert_eq!(tcp.proto, Proto::Tcp);
+        assert_eq!(tcp.addr, "[::1]:5060".parse().unwrap());
+        for bad in ["127.0.0.1:5060", "sctp:127.0.0.1:5060", "udp:127.0.0.1"] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The TOML manifest: one file configures listeners, aliases, logging, the
+//! registrar, transactions and the plugin chain. Types here are the manifest
+//! reference; a wrong manifest fails at start with the file, line, key and
+//! what was expected.
+//!
+//! Layout: one file per section, each with its type, defaults (its `Default`
+//! impl, used through `#[serde(default)]`) and the rules serde cannot check:
+//! `server` (with `listen` addresses and the log level), `usrloc`, `tm`,
+//! `rr`, `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
+//! `locate` finds an error's line from the TOML parser's spans: serde's
+//! errors carry the span of the value they failed on; a rule checked after
+//! deserialization names its [`KeyPath`], looked up in the parsed document.
+
+mod listen;
+mod locate;
+mod plugin;
+mod rr;
+mod server;
+mod tm;
+mod usrloc;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::de::DeTable;
+
+pub use listen::{ListenAddr, Proto};
+use locate::{KeyPath, line_of};
+pub use plugin::{CapabilitiesConfig, PluginConfig};
+pub use rr::RrConfig;
+pub use server::{LogLevel, ServerConfig};
+pub use tm::TmConfig;
+pub use usrloc::{BriefExpires, DbMode, UsrlocConfig};
+
+/// Why a manifest was refused. Always names the file; `line` and `key` when known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: key `{key}`: {message}")]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// A rule a deserialized manifest breaks: the key it is about, and why.
+#[derive(Debug)]
+struct Invalid {
+    key: KeyPath,
+    message: String,
+}
+
+impl Invalid {
+    fn new(key: KeyPath, message: impl Into<String>) -> Invalid {
+        Invalid {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole manifest (`config/wisp.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub usrloc: UsrlocConfig,
+    #[serde(default)]
+    pub tm: TmConfig,
+    #[serde(default)]
+    pub rr: RrConfig,
+    /// Plugins, run in this order as a chain: each request goes through
+    /// them until one replies, relays or drops it.
+    #[serde(default)]
+    pub plugin: Vec<PluginConfig>,
+    /// Directory of the manifest file; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl Manifest {
+    /// Read and validate the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Manifest, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        let mut manifest = Manifest::parse(&text, path)?;
+        manifest.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(manifest)
+    }
+
+    /// Parse manifest text; `file` is only used in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Manifest, ConfigError> {
+        let invalid = |at: usize, key: String, message: &str| ConfigError::Invalid {
+            file: file.to_owned(),
+            line: line_of(text, at),
+            key,
+            message: message.to_owned(),
+        };
+        let doc = DeTable::parse(text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start);
+            invalid(at, "(syntax)".into(), e.message())
+        })?;
+        let deserializer = toml::de::Deserializer::from(doc.clone());
+        let manifest: Manifest = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let mut key = KeyPath::from_serde(e.path());
+            let span = e.inner().span().unwrap_or_else(|| key.span_in(&doc));
+            // An unknown key fails at the key, inside the table serde was at.
+            if let Some(unknown) = key.key_at(&doc, &span) {
+                key = key.key(&unknown);
+            }
+            invalid(span.start, key.to_string(), e.inner().message())
+        })?;
+        manifest.validate().map_err(|Invalid { key, message }| {
+            invalid(key.span_in(&doc).start, key.to_string(), &message)
+        })?;
+        Ok(manifest)
+    }
+
+    /// The rules serde does not check, section by section.
+    fn validate(&self) -> Result<(), Invalid> {
+        self.server.check()?;
+        self.usrloc.check()?;
+        self.tm.check()?;
+        plugin::check_chain(&self.plugin)
+    }
+
+    /// A manifest path: absolute as written, else relative to the manifest's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// The compiled-plugin cache directory, none when `plugin_cache = ""`.
+    pub fn plugin_cache_dir(&self) -> Option<PathBuf> {
+        let dir = &self.server.plugin_cache;
+        (!dir.as_os_str().is_empty()).then(|| self.resolve(dir))
+    }
+
+    /// Absolute-or-manifest-relative path of a plugin component.
+    pub fn plugin_path(&self, plugin: &PluginConfig) -> PathBuf {
+        if plugin.path.is_absolute() {
+            plugin.path.clone()
+        } else {
+            self.base_dir.join(&plugin.path)
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const GOOD: &str = r#"
+[server]
+listen = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
+aliases = ["example.com"]
+
+[[plugin]]
+name = "default"
+path = "p.wasm"
+[plugin.params]
+max_len = 8192
+mode = "strict"
+"#;
+
+    /// The error `text` is refused with, as shown to the operator.
+    pub(crate) fn refused(text: &str) -> String {
+        Manifest::parse(text, Path::new("w.toml"))
+            .expect_err("the manifest must be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn good_manifest_has_defaults() {
+        let m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
+        assert_eq!(m.server.listen.len(), 2);
+        assert_eq!(m.server.listen[1].proto, Proto::Tcp);
+        assert_eq!(m.usrloc.default_expires, 3600);
+        assert_eq!(m.plugin[0].deadline_ms, 100);
+        let params = m.plugin[0].params_as_strings();
+        assert!(params.contains(&("max_len".into(), "8192".into())));
+        assert!(params.contains(&("mode".into(), "strict".into())));
+    }
+
+    #[test]
+    fn plugin_cache_is_on_by_default_and_empty_turns_it_off() {
+        let mut m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
+        m.base_dir = PathBuf::from("/etc/wisp");
+        assert_eq!(
+            m.plugin_cache_dir(),
+            Some(PathBuf::from("/etc/wisp/var/plugin-cache"))
+        );
+        let text = GOOD.replace("[server]\n", "[server]\nplugin_cache = \"\"\n");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("valid");
+        assert_eq!(m.plugin_cache_dir(), None);
+    }
+
+    #[test]
+    fn bad_listen_names_file_line_and_key() {
+        let text = GOOD.replace("udp:127.0.0.1:5060\"", "udp:127.0.0.1:notaport\"");
+        let e = refused(&text);
+        assert!(e.starts_with("w.toml:3: key `server.listen[0]`"), "{e}");
+        assert!(e.contains("IP:PORT"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = GOOD.replace("aliases", "alias");
+        let e = refused(&text);
+        assert!(e.starts_with("w.toml:4: key `server.alias`"), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+        // An unknown section, too.
+        let text = format!("{GOOD}\n[registrar]\nmax_contacts = 1\n");
+        let e = refused(&text);
+        let line = text.lines().count() - 1;
+        assert!(
+            e.starts_with(&format!("w.toml:{line}: key `registrar`")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_its_line() {
+        let text = format!("{GOOD}\n[tm]\nt1_ms = = 5\n");
+        let e = refused(&text);
+        let line = text.lines().count();
+        assert!(
+            e.starts_with(&format!("w.toml:{line}: key `(syntax)`")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_server_section_is_named() {
+        let e = refused("[[plugin]]\nname = \"a\"\npath = \"a.wasm\"\n");
+        assert!(e.starts_with("w.toml:1:"), "{e}");
+        assert!(e.contains("server"), "{e}");
+    }
+}

@@ -1,0 +1,143 @@
+//! `[server]`: sockets, names, logging, limits.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{Invalid, KeyPath, ListenAddr};
+
+/// `[server]`: sockets, names, limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `"udp:127.0.0.1:5060"`, `"tcp:[::1]:5060"`; at least one.
+    pub listen: Vec<ListenAddr>,
+    /// Other names of this router (Kamailio `alias=`), `host` or `host:port`.
+    pub aliases: Vec<String>,
+    /// Default `info`.
+    pub log_level: LogLevel,
+    /// Receive limit in bytes (UDP datagram / TCP message), 1024..=1048576;
+    /// default 65535.
+    pub max_message_size: usize,
+    /// Receive workers; 0 (default) = one per available core.
+    pub workers: usize,
+    /// Unix socket of the management interface (`wisp ctl`), relative to
+    /// the manifest's directory; default `var/wisp.ctl`.
+    pub ctl_socket: PathBuf,
+    /// Directory of compiled plugins, relative to the manifest's directory,
+    /// so a restart loads the plugin instead of compiling it; `""` = off.
+    /// Default `var/plugin-cache`.
+    pub plugin_cache: PathBuf,
+}
+
+impl Default for ServerConfig {
+    /// No listen address: a manifest must give one.
+    fn default() -> Self {
+        ServerConfig {
+            listen: Vec::new(),
+            aliases: Vec::new(),
+            log_level: LogLevel::Info,
+            max_message_size: 65535,
+            workers: 0,
+            ctl_socket: PathBuf::from("var/wisp.ctl"),
+            plugin_cache: PathBuf::from("var/plugin-cache"),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Rules serde does not check: a listen address, a sane receive limit.
+    pub(super) fn check(&self) -> Result<(), Invalid> {
+        let key = |k| KeyPath::new(&["server", k]);
+        if self.listen.is_empty() {
+            return Err(Invalid::new(
+                key("listen"),
+                "at least one listen address is required",
+            ));
+        }
+        if !(1024..=1 << 20).contains(&self.max_message_size) {
+            return Err(Invalid::new(
+                key("max_message_size"),
+                "expected a size between 1024 and 1048576 bytes",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `log_level`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_filter(&self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::{GOOD, refused};
+    use crate::config::*;
+    use std::path::Path;
+
+    #[test]
+    fn server_defaults_and_port_zero() {
+        let text = GOOD.replace("udp:127.0.0.1:5060\"", "udp:127.0.0.1:0\"");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("port 0 is valid");
+        assert_eq!(m.server.listen[0].addr.port(), 0);
+        assert_eq!(m.server.log_level, LogLevel::Info);
+        assert_eq!(m.server.max_message_size, 65535);
+        assert_eq!(m.server.workers, 0);
+    }
+
+    #[test]
+    fn bad_log_level_names_line_key_and_the_levels() {
+        let text = GOOD.replace("[server]\n", "[server]\nlog_level = \"verbose\"\n");
+        let e = refused(&text);
+        assert!(e.starts_with("w.toml:3: key `server.log_level`"), "{e}");
+        assert!(e.contains("verbose") && e.contains("`trace`"), "{e}");
+    }
+
+    #[test]
+    fn missing_or_empty_listen_is_refused_at_its_line() {
+        let text = GOOD.replace(
+            "listen = [\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]",
+            "listen = []",
+        );
+        let e = refused(&text);
+        assert!(e.starts_with("w.toml:3: key `server.listen`"), "{e}");
+        assert!(e.contains("at least one listen address"), "{e}");
+        // Left out: reported at the `[server]` header.
+        let text = GOOD.replace(
+            "listen = [\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]\n",
+            "",
+        );
+        let e = refused(&text);
+        assert!(e.starts_with("w.toml:2: key `server.listen`"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_message_size_names_its_line() {
+        let text = GOOD.replace("[server]\n", "[server]\nmax_message_size = 100\n");
+        let e = refused(&text);
+        assert!(
+            e.starts_with("w.toml:3: key `server.max_message_size`"),
+            "{e}"
+        );
+        assert!(e.contains("1024"), "{e}");
+    }
+}

@@ -1,0 +1,110 @@
+//! `[tm]`: transaction timers (RFC 3261 §17, Kamailio `tm` parameters) and
+//! the bound on transaction memory.
+
+use serde::Deserialize;
+
+use super::{Invalid, KeyPath};
+
+/// `[tm]`: transaction timers and the bound on transaction memory. Times
+/// in milliseconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TmConfig {
+    /// RTT estimate: first retransmission interval (timers A, E, G);
+    /// default 500.
+    pub t1_ms: u64,
+    /// Cap of the retransmission interval of non-INVITE requests and INVITE
+    /// responses; default 4000.
+    pub t2_ms: u64,
+    /// How long the network may still hold a message (timers I, K);
+    /// default 5000.
+    pub t4_ms: u64,
+    /// Wait for a final response when no provisional came (Kamailio
+    /// `fr_timer`); default 30000.
+    pub fr_timer_ms: u64,
+    /// Wait for the final response to an INVITE after a provisional
+    /// (Kamailio `fr_inv_timer`, RFC 3261 timer C); default 120000.
+    pub fr_inv_timer_ms: u64,
+    /// How long a completed transaction stays to absorb retransmissions
+    /// (Kamailio `wait_timer`, default 5000; RFC 3261 timers J and L are
+    /// 64*T1 = 32 s, which holds ~6x more transactions under load for
+    /// copies that, after the final response, rarely come).
+    pub wait_timer_ms: u64,
+    /// Most transactions held at once; past it new requests that need one
+    /// are answered 503 with Retry-After. Default 100000.
+    pub max_transactions: usize,
+}
+
+impl Default for TmConfig {
+    fn default() -> Self {
+        TmConfig {
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            fr_timer_ms: 30_000,
+            fr_inv_timer_ms: 120_000,
+            wait_timer_ms: 5000,
+            max_transactions: 100_000,
+        }
+    }
+}
+
+impl TmConfig {
+    /// Rules serde does not check: each timer's range, T2 >= T1.
+    pub(super) fn check(&self) -> Result<(), Invalid> {
+        let key = |k| KeyPath::new(&["tm", k]);
+        for (k, v, lo, hi) in [
+            ("t1_ms", self.t1_ms, 1, 60_000),
+            ("t2_ms", self.t2_ms, 1, 600_000),
+            ("t4_ms", self.t4_ms, 0, 600_000),
+            ("fr_timer_ms", self.fr_timer_ms, 1, 3_600_000),
+            ("fr_inv_timer_ms", self.fr_inv_timer_ms, 1, 3_600_000),
+            ("wait_timer_ms", self.wait_timer_ms, 0, 600_000),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(Invalid::new(key(k), format!("expected {lo}..={hi} ms")));
+            }
+        }
+        if self.t2_ms < self.t1_ms {
+            return Err(Invalid::new(key("t2_ms"), "must not be less than tm.t1_ms"));
+        }
+        if self.max_transactions == 0 {
+            return Err(Invalid::new(key("max_transactions"), "expected at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::tests::{GOOD, refused};
+    use crate::config::*;
+
+    #[test]
+    fn tm_defaults_and_a_timer_out_of_range_names_its_line() {
+        let m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
+        assert_eq!((m.tm.t1_ms, m.tm.t2_ms), (500, 4000));
+        assert_eq!(m.tm.max_transactions, 100_000);
+        let text = format!("{GOOD}\n[tm]\nt1_ms = 0\nt2_ms = 4000\n");
+        let e = refused(&text);
+        let line = text.lines().count() - 1;
+        assert!(
+            e.starts_with(&format!("w.toml:{line}: key `tm.t1_ms`")),
+            "{e}"
+        );
+        assert!(e.contains("1..=60000 ms"), "{e}");
+    }
+
+    #[test]
+    fn t2_below_t1_is_refused() {
+        let text = format!("{GOOD}\n[tm]\nt2_ms = 100\n");
+        let e = refused(&text);
+        let line = text.lines().count();
+        assert!(
+            e.starts_with(&format!("w.toml:{line}: key `tm.t2_ms`")),
+            "{e}"
+        );
+    }
+}
