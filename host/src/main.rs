@@ -114,11 +114,6 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let ctl_path = manifest.resolve(&manifest.server.ctl_socket);
         let router = Router::bind(manifest).await?;
-        // The bound addresses, not the configured ones: port 0 becomes the
-        // port the system picked (`wisp ctl listen` says the same).
-        for (proto, addr) in router.transports().listen_addrs() {
-            tracing::info!("listening on {}", wisp::ctl::listen_name(proto, addr));
-        }
         // Management and the plugin watch first: once the router answers,
         // `wisp ctl` and a new build on disk are heard too.
         let _ctl =
@@ -126,6 +121,13 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
         let _watch = wisp::plugin::watch::watch(router.plugins().clone())
             .context("watching plugin files")?;
         router.serve(workers);
+        // The bound addresses, not the configured ones: port 0 becomes the
+        // port the system picked (`wisp ctl listen` says the same). Logged
+        // once the router serves, so whoever reads a port here can use it,
+        // and `wisp ctl`, at once.
+        for (proto, addr) in router.transports().listen_addrs() {
+            tracing::info!("listening on {}", wisp::ctl::listen_name(proto, addr));
+        }
         tracing::info!(workers, "wisp ready");
         // SIGINT from a terminal, SIGTERM from a service manager: both
         // end with the last commit below.
