@@ -37,8 +37,7 @@ enum Command {
         #[arg(long, short, default_value = "config/wisp.toml")]
         config: PathBuf,
     },
-    /// Manage the running router (like `serctl`): `ul show [aor]`,
-    /// `ul add <aor> <contact> [--expires N | permanent]`, `ul rm <aor> [contact]`.
+    /// Manage the running router (like `serctl`); `wisp ctl help` lists the commands.
     Ctl {
         /// The manifest of the running router (names its `server.ctl_socket`).
         #[arg(long, short, default_value = "config/wisp.toml")]
@@ -46,8 +45,8 @@ enum Command {
         /// The management socket itself, instead of reading the manifest.
         #[arg(long)]
         socket: Option<PathBuf>,
-        /// The command and its arguments.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        /// The command and its arguments, parsed by the router (`wisp ctl help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
 }
@@ -113,12 +112,6 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
     }
     .context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let listen: Vec<String> = manifest
-            .server
-            .listen
-            .iter()
-            .map(|l| format!("{}:{}", l.proto, l.addr).to_lowercase())
-            .collect();
         let ctl_path = manifest.resolve(&manifest.server.ctl_socket);
         let router = Router::bind(manifest).await?;
         // Management and the plugin watch first: once the router answers,
@@ -128,7 +121,14 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
         let _watch = wisp::plugin::watch::watch(router.plugins().clone())
             .context("watching plugin files")?;
         router.serve(workers);
-        tracing::info!(workers, "wisp ready, listening on {}", listen.join(", "));
+        // The bound addresses, not the configured ones: port 0 becomes the
+        // port the system picked (`wisp ctl listen` says the same). Logged
+        // once the router serves, so whoever reads a port here can use it,
+        // and `wisp ctl`, at once.
+        for (proto, addr) in router.transports().listen_addrs() {
+            tracing::info!("listening on {}", wisp::ctl::listen_name(proto, addr));
+        }
+        tracing::info!(workers, "wisp ready");
         // SIGINT from a terminal, SIGTERM from a service manager: both
         // end with the last commit below.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -154,6 +154,17 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
 
 /// `wisp ctl ...`: one request to the running router's management socket.
 fn ctl(config: PathBuf, socket: Option<PathBuf>, args: Vec<String>) -> anyhow::Result<()> {
+    // Help needs no router: this binary has the router's parser. The rest
+    // goes to the router as typed, which parses it (and may know commands
+    // an older client does not).
+    match wisp::ctl::Command::parse(&args) {
+        Ok(wisp::ctl::Parsed::Help(text)) => {
+            print!("{text}");
+            return Ok(());
+        }
+        Err(e) if args.is_empty() => anyhow::bail!("{e}"),
+        _ => {}
+    }
     let socket = match socket {
         Some(s) => s,
         None => {

@@ -110,10 +110,12 @@ fn ul_add_with_expires_and_errors_reach_the_operator() {
         "{line}"
     );
 
+    // A usage error is the router's clap message, naming the valid commands.
     let out = ctl(&router, &["ul", "frob"]);
     assert!(!out.success());
     assert!(
-        out.stderr.contains("unknown ul command"),
+        out.stderr.contains("unrecognized subcommand 'frob'")
+            && out.stderr.contains("wisp ctl ul <show|add|rm>"),
         "{}",
         out.describe()
     );
@@ -174,4 +176,25 @@ fn alias_add_makes_requests_to_the_alias_reach_the_canonical_user() {
     assert_eq!(status_of_request_to(&router, &caller, "1234"), Some(404));
     let out = ctl(&router, &["alias", "show", "1234"]);
     assert!(!out.success(), "{}", out.describe());
+}
+
+#[test]
+fn ctl_listen_names_the_sockets_the_router_bound() {
+    let router = Router::start();
+    let out = ctl_ok(&router, &["listen"]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            format!("tcp:127.0.0.1:{}", router.port()),
+            format!("udp:127.0.0.1:{}", router.port()),
+        ],
+        "{out}"
+    );
+    let log = router.log();
+    assert!(
+        log.contains(&format!("listening on udp:127.0.0.1:{}", router.port())),
+        "{log}"
+    );
 }

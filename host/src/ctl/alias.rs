@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use clap::Subcommand;
 use wisp_sip::Uri;
 
 use super::CtlError;
@@ -16,51 +17,29 @@ use crate::services::Services;
 /// The usrloc table aliases live in (Kamailio's name for it).
 pub const TABLE: &str = "aliases";
 
-const USAGE: &str =
-    "usage: alias show [alias] | alias add <alias> <canonical uri> | alias rm <alias>";
-
-#[derive(Debug, Clone, PartialEq)]
+/// `wisp ctl alias ...`.
+#[derive(Debug, Clone, PartialEq, Subcommand)]
 pub enum AliasCommand {
+    /// List the aliases, or what one alias stands for.
     Show { alias: Option<String> },
-    Add { alias: String, canonical: String },
+    /// Make requests to <ALIAS> reach <CANONICAL>'s contacts.
+    Add {
+        alias: String,
+        /// The canonical AOR's SIP URI, with a user part.
+        #[arg(value_parser = canonical_uri)]
+        canonical: String,
+    },
+    /// Remove an alias.
     Rm { alias: String },
 }
 
-impl AliasCommand {
-    pub fn parse(args: &[String]) -> Result<AliasCommand, CtlError> {
-        let usage = || CtlError::Usage(USAGE.into());
-        let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-        match strs.as_slice() {
-            ["show"] => Ok(AliasCommand::Show { alias: None }),
-            ["show", alias] => Ok(AliasCommand::Show {
-                alias: Some((*alias).to_owned()),
-            }),
-            ["add", alias, canonical] => {
-                let uri = Uri::parse(canonical.as_bytes()).map_err(|e| {
-                    CtlError::Usage(format!(
-                        "canonical {canonical:?} is not a SIP URI: {}",
-                        e.reason()
-                    ))
-                })?;
-                if uri.user.is_none() {
-                    return Err(CtlError::Usage(format!(
-                        "canonical {canonical:?} names no user"
-                    )));
-                }
-                Ok(AliasCommand::Add {
-                    alias: (*alias).to_owned(),
-                    canonical: (*canonical).to_owned(),
-                })
-            }
-            ["rm", alias] => Ok(AliasCommand::Rm {
-                alias: (*alias).to_owned(),
-            }),
-            [other, ..] if !["show", "add", "rm"].contains(other) => Err(CtlError::Usage(format!(
-                "unknown alias command {other:?}\n{USAGE}"
-            ))),
-            _ => Err(usage()),
-        }
+/// A clap value parser: the argument, if it is a SIP URI that names a user.
+fn canonical_uri(arg: &str) -> Result<String, String> {
+    let uri = Uri::parse(arg.as_bytes()).map_err(|e| e.reason())?;
+    if uri.user.is_none() {
+        return Err("names no user".into());
     }
+    Ok(arg.to_owned())
 }
 
 pub async fn execute(svc: &Services, command: AliasCommand) -> Result<String, CtlError> {
@@ -112,11 +91,18 @@ pub async fn execute(svc: &Services, command: AliasCommand) -> Result<String, Ct
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Command, Parsed};
     use super::*;
 
     fn parse(line: &str) -> Result<AliasCommand, CtlError> {
-        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-        AliasCommand::parse(&args)
+        let args: Vec<String> = std::iter::once("alias")
+            .chain(line.split_whitespace())
+            .map(str::to_owned)
+            .collect();
+        match Command::parse(&args)? {
+            Parsed::Run(Command::Alias(c)) => Ok(c),
+            other => panic!("{line}: {other:?}"),
+        }
     }
 
     #[test]
@@ -161,11 +147,10 @@ mod tests {
                 parse(bad)
             );
         }
-        assert!(
-            parse("list")
-                .unwrap_err()
-                .to_string()
-                .contains("unknown alias command")
-        );
+        let e = parse("list").unwrap_err().to_string();
+        assert!(e.contains("unrecognized subcommand 'list'"), "{e}");
+        assert!(e.contains("<show|add|rm>"), "{e}");
+        let e = parse("add 1234 sip:foo.bar").unwrap_err().to_string();
+        assert!(e.contains("names no user"), "{e}");
     }
 }

@@ -14,7 +14,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Why no answer came back.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the router at {path} (is it running?): {source}")]
+    #[error("cannot reach the router at {path} (is it running?)")]
     Connect {
         path: String,
         #[source]

@@ -5,16 +5,17 @@
 //! ```text
 //! -> {"args":["ul","show","alice"]}
 //! <- {"ok":true,"output":"alice\n  sip:alice@10.0.0.1:5060 expires=3599 q=1\n"}
-//! <- {"ok":false,"error":"usage: ul rm <aor> [contact] [--table T]"}
+//! <- {"ok":false,"error":"unrecognized subcommand 'frob'\n\nUsage: wisp ctl ul <show|add|rm>\n..."}
 //! ```
 //!
-//! The client sends its argv untouched and the router parses it, so a new
-//! command needs no new client. To add one: a variant of [`Command`], a
-//! module with its parser and handler (like [`ul`]), and a line in
-//! [`Command::parse`] and [`execute`].
+//! The client sends its argv untouched and the router parses it with the
+//! clap types below, so a new command needs no new client, and the one
+//! usage text of `wisp ctl` is clap's (`wisp ctl help`, `wisp ctl ul add
+//! --help`). To add a command: a variant of [`Command`] (its arguments as
+//! clap derive types, like [`ul::UlCommand`]) and its arm in [`execute`].
 //!
 //! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]),
-//! `plugin list|reload` ([`plugin`]).
+//! `plugin list|reload` ([`plugin`]), `listen`.
 
 pub mod alias;
 pub mod client;
@@ -22,10 +23,14 @@ pub mod plugin;
 pub mod server;
 pub mod ul;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use clap::error::ErrorKind;
+use clap::{ColorChoice, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
+use crate::config::Proto;
 use crate::router::Router;
 
 /// One request on the socket.
@@ -53,35 +58,105 @@ pub enum CtlError {
     Failed(String),
 }
 
-/// Every management command.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// `ul ...`: user location (serctl `ul`).
-    Ul(ul::UlCommand),
-    /// `alias ...`: user aliases (serctl `alias`).
-    Alias(alias::AliasCommand),
-    /// `plugin ...`: the plugin chain, reload.
-    Plugin(plugin::PluginCommand),
+/// `wisp ctl <command>`: what the router parses from a request's `args`.
+#[derive(Debug, Clone, PartialEq, Parser)]
+#[command(
+    name = "wisp ctl",
+    bin_name = "wisp ctl",
+    no_binary_name = true,
+    disable_version_flag = true,
+    color = ColorChoice::Never,
+    about = "Manage the running router (like serctl)"
+)]
+pub struct CtlArgs {
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-const USAGE: &str = "commands: ul show [aor] | ul add <aor> <contact> [--expires N | permanent] | ul rm <aor> [contact]  (each takes --table T, default location) | alias show [alias] | alias add <alias> <canonical uri> | alias rm <alias> | plugin list | plugin reload [name]";
+/// Every management command.
+#[derive(Debug, Clone, PartialEq, Subcommand)]
+pub enum Command {
+    /// User location (serctl `ul`).
+    #[command(subcommand)]
+    Ul(ul::UlCommand),
+    /// User aliases (serctl `alias`).
+    #[command(subcommand)]
+    Alias(alias::AliasCommand),
+    /// The plugin chain: the builds that serve, reload.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// The addresses the router bound, one `proto:ip:port` a line.
+    Listen,
+}
+
+/// What a request's arguments ask for.
+#[derive(Debug, PartialEq)]
+pub enum Parsed {
+    Run(Command),
+    /// `help`, `--help`: this text is the answer, and not an error.
+    Help(String),
+}
 
 impl Command {
-    pub fn parse(args: &[String]) -> Result<Command, CtlError> {
-        match args.split_first() {
-            Some((group, rest)) if group == "ul" => Ok(Command::Ul(ul::UlCommand::parse(rest)?)),
-            Some((group, rest)) if group == "alias" => {
-                Ok(Command::Alias(alias::AliasCommand::parse(rest)?))
+    /// Parse a request's `args` (no program name). A usage error is clap's
+    /// rendered message; its usage line names the valid subcommands.
+    pub fn parse(args: &[String]) -> Result<Parsed, CtlError> {
+        let mut cli = cli();
+        let matches = match cli.try_get_matches_from_mut(args) {
+            Ok(m) => m,
+            Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp) => {
+                return Ok(Parsed::Help(e.render().to_string()));
             }
-            Some((group, rest)) if group == "plugin" => {
-                Ok(Command::Plugin(plugin::PluginCommand::parse(rest)?))
-            }
-            Some((other, _)) => Err(CtlError::Usage(format!(
-                "unknown command {other:?}; {USAGE}"
-            ))),
-            None => Err(CtlError::Usage(USAGE.into())),
-        }
+            Err(e) => return Err(usage(&e)),
+        };
+        CtlArgs::from_arg_matches(&matches)
+            .map(|a| Parsed::Run(a.command))
+            .map_err(|e| usage(&e.format(&mut cli)))
     }
+}
+
+/// The clap command of `wisp ctl`. Each level's subcommand placeholder is
+/// the list of its subcommands (`Usage: wisp ctl ul <show|add|rm>`), so an
+/// unknown one is answered with the valid ones, not just "try --help".
+pub fn cli() -> clap::Command {
+    name_subcommands(CtlArgs::command())
+}
+
+fn name_subcommands(cmd: clap::Command) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    if names.is_empty() {
+        return cmd;
+    }
+    let mut cmd = cmd.subcommand_value_name(names.join("|"));
+    for name in names {
+        cmd = cmd.mut_subcommand(name, name_subcommands);
+    }
+    cmd
+}
+
+/// A clap error as the operator reads it, after `wisp: `.
+fn usage(e: &clap::Error) -> CtlError {
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    CtlError::Usage(text.trim_end().to_owned())
+}
+
+/// One bound address as `wisp ctl listen` and the startup log name it:
+/// `udp:127.0.0.1:5060`, the form of a `listen` entry.
+pub fn listen_name(proto: Proto, addr: SocketAddr) -> String {
+    format!("{}:{addr}", proto.to_string().to_ascii_lowercase())
+}
+
+fn listen(router: &Router) -> String {
+    router
+        .transports()
+        .listen_addrs()
+        .into_iter()
+        .map(|(proto, addr)| listen_name(proto, addr) + "\n")
+        .collect()
 }
 
 /// Carry out `command` on the running router; the text is for the operator.
@@ -90,13 +165,15 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
         Command::Ul(c) => ul::execute(router.services(), c).await,
         Command::Alias(c) => alias::execute(router.services(), c).await,
         Command::Plugin(c) => plugin::execute(router, c).await,
+        Command::Listen => Ok(listen(router)),
     }
 }
 
 /// Parse and carry out one request.
 pub async fn handle(router: &Arc<Router>, request: Request) -> Response {
     let result = match Command::parse(&request.args) {
-        Ok(c) => execute(router, c).await,
+        Ok(Parsed::Run(c)) => execute(router, c).await,
+        Ok(Parsed::Help(text)) => Ok(text),
         Err(e) => Err(e),
     };
     match result {
@@ -110,5 +187,90 @@ pub async fn handle(router: &Arc<Router>, request: Request) -> Response {
             output: String::new(),
             error: e.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    fn parse(line: &str) -> Result<Parsed, CtlError> {
+        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        Command::parse(&args)
+    }
+
+    #[test]
+    fn the_clap_definition_is_consistent() {
+        cli().debug_assert();
+    }
+
+    #[test]
+    fn each_group_routes_to_its_command() {
+        assert!(matches!(
+            parse("ul show"),
+            Ok(Parsed::Run(Command::Ul(ul::UlCommand::Show { .. })))
+        ));
+        assert!(matches!(
+            parse("alias rm 1234"),
+            Ok(Parsed::Run(Command::Alias(alias::AliasCommand::Rm { .. })))
+        ));
+        assert_eq!(
+            parse("plugin list"),
+            Ok(Parsed::Run(Command::Plugin(plugin::PluginCommand::List)))
+        );
+        assert_eq!(parse("listen"), Ok(Parsed::Run(Command::Listen)));
+        assert!(parse("listen udp").is_err());
+    }
+
+    #[test]
+    fn an_unknown_command_gets_one_usage_text_naming_the_valid_ones() {
+        let Err(CtlError::Usage(e)) = parse("dlg list") else {
+            panic!("dlg list parsed");
+        };
+        assert!(e.starts_with("unrecognized subcommand 'dlg'"), "{e}");
+        assert!(
+            e.contains("Usage: wisp ctl <ul|alias|plugin|listen>"),
+            "{e}"
+        );
+        assert_eq!(e.matches("Usage:").count(), 1, "{e}");
+        assert!(
+            !e.contains('\x1b'),
+            "no terminal colours over the socket: {e:?}"
+        );
+    }
+
+    #[test]
+    fn no_command_is_a_usage_error_that_lists_the_commands() {
+        let Err(CtlError::Usage(e)) = parse("") else {
+            panic!("empty args parsed");
+        };
+        for name in ["ul", "alias", "plugin", "listen"] {
+            assert!(e.contains(&format!("\n  {name} ")), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn help_is_an_answer_not_an_error() {
+        let Ok(Parsed::Help(top)) = parse("help") else {
+            panic!("{:?}", parse("help"));
+        };
+        assert!(top.contains("listen"), "{top}");
+        assert_eq!(parse("--help"), Ok(Parsed::Help(top)));
+        let Ok(Parsed::Help(add)) = parse("ul add --help") else {
+            panic!("{:?}", parse("ul add --help"));
+        };
+        for flag in ["--expires <N>", "--table <T>", "[permanent]"] {
+            assert!(add.contains(flag), "{flag}: {add}");
+        }
+    }
+
+    #[test]
+    fn a_bound_address_is_named_like_a_listen_entry() {
+        let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, 40123));
+        assert_eq!(listen_name(Proto::Udp, v4), "udp:127.0.0.1:40123");
+        let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, 5060));
+        assert_eq!(listen_name(Proto::Tcp, v6), "tcp:[::1]:5060");
     }
 }

@@ -14,33 +14,22 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use clap::Subcommand;
+
 use super::CtlError;
 use crate::plugin::chain::{PluginSlot, ReloadOutcome};
 use crate::router::Router;
 
-const USAGE: &str = "usage: plugin list | plugin reload [name]";
-
-#[derive(Debug, Clone, PartialEq)]
+/// `wisp ctl plugin ...`.
+#[derive(Debug, Clone, PartialEq, Subcommand)]
 pub enum PluginCommand {
+    /// Each plugin and its builds: which serves, which still finish transactions.
     List,
-    /// Every plugin when no name is given.
+    /// Load a plugin's new build from disk without a restart.
     Reload {
+        /// The plugin's name in the manifest; none reloads every plugin.
         name: Option<String>,
     },
-}
-
-impl PluginCommand {
-    pub fn parse(args: &[String]) -> Result<PluginCommand, CtlError> {
-        let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-        match strs.as_slice() {
-            ["list"] => Ok(PluginCommand::List),
-            ["reload"] => Ok(PluginCommand::Reload { name: None }),
-            ["reload", name] => Ok(PluginCommand::Reload {
-                name: Some((*name).to_owned()),
-            }),
-            _ => Err(CtlError::Usage(USAGE.into())),
-        }
-    }
 }
 
 pub async fn execute(router: &Arc<Router>, command: PluginCommand) -> Result<String, CtlError> {
@@ -131,24 +120,29 @@ async fn reload(router: &Arc<Router>, name: Option<String>) -> Result<String, Ct
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
+    fn parse(line: &str) -> Result<PluginCommand, CtlError> {
+        let args: Vec<String> = std::iter::once("plugin")
+            .chain(line.split_whitespace())
+            .map(str::to_owned)
+            .collect();
+        match super::super::Command::parse(&args)? {
+            super::super::Parsed::Run(super::super::Command::Plugin(c)) => Ok(c),
+            other => panic!("{line}: {other:?}"),
+        }
     }
 
     #[test]
     fn parses_list_and_reload() {
-        assert_eq!(PluginCommand::parse(&args("list")), Ok(PluginCommand::List));
+        assert_eq!(parse("list"), Ok(PluginCommand::List));
+        assert_eq!(parse("reload"), Ok(PluginCommand::Reload { name: None }));
         assert_eq!(
-            PluginCommand::parse(&args("reload")),
-            Ok(PluginCommand::Reload { name: None })
-        );
-        assert_eq!(
-            PluginCommand::parse(&args("reload default")),
+            parse("reload default"),
             Ok(PluginCommand::Reload {
                 name: Some("default".into())
             })
         );
-        assert!(PluginCommand::parse(&args("reload a b")).is_err());
-        assert!(PluginCommand::parse(&args("")).is_err());
+        assert!(parse("reload a b").is_err());
+        assert!(parse("list all").is_err());
+        assert!(parse("").is_err());
     }
 }

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use clap::{Subcommand, ValueEnum};
 use tokio::sync::oneshot;
 use wisp_sip::Uri;
 
@@ -14,116 +15,61 @@ use crate::services::Services;
 use crate::services::registrar::aor_key;
 use crate::store::writer::Done;
 
-const USAGE_SHOW: &str = "usage: ul show [aor] [--table T]";
-const USAGE_ADD: &str = "usage: ul add <aor> <contact> [--expires N | permanent] [--table T]";
-const USAGE_RM: &str = "usage: ul rm <aor> [contact] [--table T]";
 const DEFAULT_TABLE: &str = "location";
 
-#[derive(Debug, Clone, PartialEq)]
+/// `wisp ctl ul ...`. Options may come anywhere after the subcommand.
+#[derive(Debug, Clone, PartialEq, Subcommand)]
 pub enum UlCommand {
+    /// List the bindings of one AOR, or of all.
     Show {
-        table: String,
+        /// `alice`, `alice@example.com` or `sip:alice@example.com`.
         aor: Option<String>,
+        /// The usrloc table.
+        #[arg(long, short, value_name = "T", default_value = DEFAULT_TABLE)]
+        table: String,
     },
+    /// Add a contact to an AOR: permanent unless --expires is given.
     Add {
-        table: String,
+        /// `alice`, `alice@example.com` or `sip:alice@example.com`.
         aor: String,
+        /// The contact's SIP URI.
+        #[arg(value_parser = sip_uri)]
         contact: String,
-        /// Seconds; `None` is permanent.
+        /// Seconds until it expires; none is permanent.
+        #[arg(long, short, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..),
+              conflicts_with = "permanent")]
         expires: Option<u32>,
-    },
-    Rm {
+        /// Never expires: what no --expires means, spelled out as serctl does.
+        #[arg(value_enum, value_name = "permanent", hide_possible_values = true)]
+        permanent: Option<Permanent>,
+        /// The usrloc table.
+        #[arg(long, short, value_name = "T", default_value = DEFAULT_TABLE)]
         table: String,
+    },
+    /// Remove one contact of an AOR, or all of them.
+    Rm {
+        /// `alice`, `alice@example.com` or `sip:alice@example.com`.
         aor: String,
+        /// The contact to remove; none removes every binding of the AOR.
         contact: Option<String>,
+        /// The usrloc table.
+        #[arg(long, short, value_name = "T", default_value = DEFAULT_TABLE)]
+        table: String,
     },
 }
 
-impl UlCommand {
-    pub fn parse(args: &[String]) -> Result<UlCommand, CtlError> {
-        let usage = |u: &str| CtlError::Usage(u.to_owned());
-        let Some((verb, rest)) = args.split_first() else {
-            return Err(usage(&format!("{USAGE_SHOW}\n{USAGE_ADD}\n{USAGE_RM}")));
-        };
-        let verb_usage = match verb.as_str() {
-            "show" => USAGE_SHOW,
-            "add" => USAGE_ADD,
-            "rm" => USAGE_RM,
-            other => {
-                return Err(usage(&format!(
-                    "unknown ul command {other:?}\n{USAGE_SHOW}\n{USAGE_ADD}\n{USAGE_RM}"
-                )));
-            }
-        };
-        // Options anywhere; the rest are positional.
-        let mut table = DEFAULT_TABLE.to_owned();
-        let mut expires: Option<u32> = None;
-        let mut permanent = false;
-        let mut positional = Vec::new();
-        let mut it = rest.iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "--table" | "-t" => {
-                    table = it.next().ok_or_else(|| usage(verb_usage))?.clone();
-                }
-                "--expires" | "-e" if verb == "add" => {
-                    let v = it.next().ok_or_else(|| usage(verb_usage))?;
-                    let secs = v.parse::<u32>().ok().filter(|s| *s > 0).ok_or_else(|| {
-                        CtlError::Usage(format!(
-                            "--expires {v:?}: expected seconds above 0\n{verb_usage}"
-                        ))
-                    })?;
-                    expires = Some(secs);
-                }
-                "permanent" if verb == "add" => permanent = true,
-                s if s.starts_with('-') && s.len() > 1 => {
-                    return Err(CtlError::Usage(format!(
-                        "unknown option {s:?}\n{verb_usage}"
-                    )));
-                }
-                _ => positional.push(a.clone()),
-            }
-        }
-        if permanent && expires.is_some() {
-            return Err(CtlError::Usage(format!(
-                "--expires and permanent exclude each other\n{verb_usage}"
-            )));
-        }
-        let mut positional = positional.into_iter();
-        let (first, second, extra) = (positional.next(), positional.next(), positional.next());
-        if extra.is_some() {
-            return Err(usage(verb_usage));
-        }
-        match verb.as_str() {
-            "show" if second.is_none() => Ok(UlCommand::Show { table, aor: first }),
-            "add" => match (first, second) {
-                (Some(aor), Some(contact)) => {
-                    Uri::parse(contact.as_bytes()).map_err(|e| {
-                        CtlError::Usage(format!(
-                            "contact {contact:?} is not a SIP URI: {}",
-                            e.reason()
-                        ))
-                    })?;
-                    Ok(UlCommand::Add {
-                        table,
-                        aor,
-                        contact,
-                        expires,
-                    })
-                }
-                _ => Err(usage(verb_usage)),
-            },
-            "rm" => match first {
-                Some(aor) => Ok(UlCommand::Rm {
-                    table,
-                    aor,
-                    contact: second,
-                }),
-                None => Err(usage(verb_usage)),
-            },
-            _ => Err(usage(verb_usage)),
-        }
-    }
+/// The word `permanent` after `ul add <aor> <contact>`.
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+pub enum Permanent {
+    Permanent,
+}
+
+/// A clap value parser: the argument, if it parses as a SIP URI.
+pub(super) fn sip_uri(arg: &str) -> Result<String, String> {
+    Uri::parse(arg.as_bytes())
+        .map(|_| arg.to_owned())
+        .map_err(|e| e.reason())
 }
 
 /// The usrloc key of an AOR as an operator types it: `alice`,
@@ -180,6 +126,7 @@ pub async fn execute(svc: &Services, command: UlCommand) -> Result<String, CtlEr
             aor,
             contact,
             expires,
+            ..
         } => {
             let aor = aor_from_arg(&aor, use_domain)?;
             let (done, committed) = completion();
@@ -235,11 +182,18 @@ pub(super) fn completion() -> (
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Command, Parsed};
     use super::*;
 
     fn parse(line: &str) -> Result<UlCommand, CtlError> {
-        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-        UlCommand::parse(&args)
+        let args: Vec<String> = std::iter::once("ul")
+            .chain(line.split_whitespace())
+            .map(str::to_owned)
+            .collect();
+        match Command::parse(&args)? {
+            Parsed::Run(Command::Ul(c)) => Ok(c),
+            other => panic!("{line}: {other:?}"),
+        }
     }
 
     #[test]
@@ -258,6 +212,10 @@ mod tests {
                 aor: Some("alice".into())
             })
         );
+        assert_eq!(
+            parse("show -t aliases alice"),
+            parse("show alice --table aliases")
+        );
         assert!(parse("show a b").is_err());
     }
 
@@ -269,19 +227,32 @@ mod tests {
                 table: "location".into(),
                 aor: "alice".into(),
                 contact: "sip:alice@10.0.0.1:5060".into(),
-                expires: None
+                expires: None,
+                permanent: None,
             })
         );
-        assert_eq!(
+        assert!(matches!(
             parse("add alice sip:alice@10.0.0.1 permanent"),
-            parse("add alice sip:alice@10.0.0.1")
-        );
+            Ok(UlCommand::Add {
+                expires: None,
+                permanent: Some(Permanent::Permanent),
+                ..
+            })
+        ));
         assert!(matches!(
             parse("add alice sip:alice@10.0.0.1 --expires 60"),
             Ok(UlCommand::Add {
                 expires: Some(60),
                 ..
             })
+        ));
+        assert!(matches!(
+            parse("add -e 60 alice sip:alice@10.0.0.1 -t aliases"),
+            Ok(UlCommand::Add {
+                expires: Some(60),
+                ref table,
+                ..
+            }) if table == "aliases"
         ));
     }
 
@@ -303,6 +274,11 @@ mod tests {
                 parse(bad)
             );
         }
+        let e = parse("add alice not-a-uri").unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid value 'not-a-uri' for '<CONTACT>': bad URI"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -325,7 +301,13 @@ mod tests {
         );
         assert!(parse("rm").is_err());
         assert!(parse("rm alice --expires 5").is_err(), "add-only option");
-        assert!(parse("frobnicate").is_err());
+    }
+
+    #[test]
+    fn an_unknown_ul_command_is_answered_with_the_valid_ones() {
+        let e = parse("frobnicate").unwrap_err().to_string();
+        assert!(e.contains("unrecognized subcommand 'frobnicate'"), "{e}");
+        assert!(e.contains("Usage: wisp ctl ul <show|add|rm>"), "{e}");
     }
 
     #[test]
@@ -343,17 +325,5 @@ mod tests {
         assert_eq!(aor_from_arg("sip:alice@h", false), Ok("alice".into()));
         assert!(aor_from_arg("sip:example.com", false).is_err());
         assert!(aor_from_arg("@example.com", false).is_err());
-    }
-
-    #[test]
-    fn top_level_parse_routes_ul_and_names_unknown_commands() {
-        let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        assert!(matches!(
-            super::super::Command::parse(&args("ul show")),
-            Ok(super::super::Command::Ul(UlCommand::Show { .. }))
-        ));
-        let e = super::super::Command::parse(&args("dlg list")).unwrap_err();
-        assert!(e.to_string().contains("unknown command \"dlg\""), "{e}");
-        assert!(super::super::Command::parse(&[]).is_err());
     }
 }
