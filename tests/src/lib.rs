@@ -1315,6 +1315,29 @@ mod tests {
     }
 
     #[test]
+    fn ack_for_a_final_keeps_the_transaction_and_takes_the_to_tag() {
+        let local: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let inv = RequestBuilder::new("INVITE", "tel:+1-201-555-0123", local, "alice")
+            .cseq(7)
+            .body("text/plain", b"hi");
+        let req = Message::parse(inv.build()).unwrap();
+        let opts = wisp_sip::ReplyOptions {
+            to_tag: Some("rt"),
+            ..Default::default()
+        };
+        let resp =
+            Message::parse(wisp_sip::build_reply(&req, 404, "Not Found", &opts).unwrap()).unwrap();
+        let ack = Message::parse(inv.ack_for(&resp).build()).unwrap();
+        assert_eq!(ack.method(), Some(&Method::Ack));
+        assert_eq!(vias(&ack)[0].branch(), Some(inv.branch.as_str()));
+        assert_eq!(to_tag(&ack).as_deref(), Some("rt"));
+        assert_eq!(ack.cseq().unwrap().seq, 7);
+        assert_eq!(ack.cseq().unwrap().method, Method::Ack);
+        assert_eq!(call_id_of(&ack).unwrap(), inv.call_id);
+        assert!(ack.body().is_empty());
+    }
+
+    #[test]
     fn rport_and_received_pick_destination() {
         let req = "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport=4444;received=127.0.0.2;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         let m = Message::parse(Bytes::from(req)).unwrap();
