@@ -1,8 +1,10 @@
-//! End-to-end harness for Wisp: starts the real `wisp` binary on free
-//! loopback ports with a temporary manifest, and talks to it over real
-//! UDP/TCP sockets with tiny test user agents (and sipsak).
+//! End-to-end harness for Wisp: starts the real `wisp` binary on loopback
+//! ports it picks itself (`127.0.0.1:0`, learnt from its log) with a
+//! temporary manifest, and talks to it over real UDP/TCP sockets with tiny
+//! test user agents (and sipsak).
 //!
-//! Every wait is bounded. The router is killed when [`Router`] is dropped;
+//! Every wait is bounded and waits for an event (a log line, a packet), not
+//! for a fixed time. The router is killed when [`Router`] is dropped;
 //! if the test is failing (panicking) at that point its log is printed.
 
 use std::collections::HashSet;
@@ -12,7 +14,6 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -61,28 +62,23 @@ fn require_file(p: &Path, hint: &str) {
 
 // ---------------------------------------------------------------- temp dir
 
-/// A temporary directory removed on drop (kept if the test panics, so its
-/// manifest and log can be inspected).
+/// A temporary directory removed on drop, kept if the test panics so its
+/// manifest and log can be inspected.
 pub struct TempDir {
-    path: PathBuf,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl TempDir {
     pub fn new() -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "wisp-e2e-{}-{}-{:08x}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            rand::random::<u32>()
-        );
-        let path = std::env::temp_dir().join(name);
-        fs::create_dir_all(&path).expect("create temp dir");
-        TempDir { path }
+        let dir = tempfile::Builder::new()
+            .prefix("wisp-e2e-")
+            .tempdir()
+            .expect("create temp dir");
+        TempDir { dir: Some(dir) }
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.as_ref().expect("temp dir is live").path()
     }
 }
 
@@ -94,39 +90,20 @@ impl Default for TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("[e2e] keeping {} for inspection", self.path.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.path);
+        if let Some(dir) = self.dir.take()
+            && std::thread::panicking()
+        {
+            eprintln!("[e2e] keeping {} for inspection", dir.keep().display());
         }
     }
 }
 
 // ---------------------------------------------------------------- ports
 
-/// A loopback port free on both UDP and TCP right now (bound, then
-/// released). Never hands out the same port twice within this process.
-pub fn free_port() -> u16 {
-    static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    for _ in 0..200 {
-        let Ok(udp) = UdpSocket::bind((LOCALHOST, 0)) else {
-            continue;
-        };
-        let port = udp.local_addr().unwrap().port();
-        let Ok(tcp) = TcpListener::bind((LOCALHOST, port)) else {
-            continue;
-        };
-        drop(tcp);
-        drop(udp);
-        let mut used = USED.lock().unwrap();
-        if used.get_or_insert_with(HashSet::new).insert(port) {
-            return port;
-        }
-    }
-    panic!("no free loopback port found");
-}
-
-/// Like [`free_port`], but in 2000..10000 (4 digits; see [`Router::start_for_sipsak`]).
+/// A loopback port in 2000..10000 free on both UDP and TCP right now (bound,
+/// then released; 4 digits, see [`Router::start_for_sipsak`]). Never hands
+/// out the same port twice within this process. Everything else lets the
+/// router pick its ports (`127.0.0.1:0`).
 pub fn free_port_below_10000() -> u16 {
     static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     for _ in 0..2000 {
@@ -246,35 +223,73 @@ impl Manifest {
 
 // ---------------------------------------------------------------- router
 
+/// Which ports the router listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ports {
+    /// `127.0.0.1:0` on UDP and TCP: the router binds whatever ports the
+    /// system gives it (UDP and TCP ports may differ) and logs them.
+    Any,
+    /// One port in 2000..10000 for both UDP and TCP, picked by the harness
+    /// (sipsak; see [`Router::start_for_sipsak`]).
+    Below10000,
+}
+
 /// A running `wisp run` child process.
 pub struct Router {
     child: Option<Child>,
-    port: u16,
+    /// The sockets the router bound (`udp`/`tcp`, address), from its log.
+    listening: Vec<(String, SocketAddr)>,
+    manifest: Manifest,
     dir: TempDir,
     log_path: PathBuf,
     manifest_path: PathBuf,
 }
 
+/// The line `wisp run` logs once it serves (after its per-socket lines).
+const READY_LINE: &str = "wisp ready";
+
+/// The sockets in `log`'s lines ending `listening on udp:127.0.0.1:40123`
+/// (one a socket; not the ready line's summary of the manifest).
+fn listening_in(log: &str) -> Vec<(String, SocketAddr)> {
+    let mut found: Vec<(String, SocketAddr)> = Vec::new();
+    for line in log.lines().filter(|l| !l.contains(READY_LINE)) {
+        let Some((_, rest)) = line.split_once("listening on ") else {
+            continue;
+        };
+        let Some((proto, addr)) = rest.trim_end().split_once(':') else {
+            continue;
+        };
+        let Ok(addr) = addr.parse::<SocketAddr>() else {
+            continue;
+        };
+        let socket = (proto.to_string(), addr);
+        if matches!(proto, "udp" | "tcp") && addr.port() != 0 && !found.contains(&socket) {
+            found.push(socket);
+        }
+    }
+    found
+}
+
 impl Router {
-    /// Starts the router with the default manifest on a free port.
+    /// Starts the router with the default manifest on ports it picks.
     pub fn start() -> Router {
         Router::start_with(|m| m)
     }
 
-    /// Starts the router with a manifest adjusted by `f`.
+    /// Starts the router with a manifest adjusted by `f`, on ports it picks.
     pub fn start_with(f: impl Fn(Manifest) -> Manifest) -> Router {
-        Router::start_on(free_port, f)
+        Router::start_on(Ports::Any, f)
     }
 
     /// Starts the router on a port below 10000: sipsak 0.9.8.1 cuts the
     /// last digit of a 5-digit port in the URI it sends (`-s
     /// sip:127.0.0.1:15060` becomes R-URI `sip:127.0.0.1:1506`).
     pub fn start_for_sipsak() -> Router {
-        Router::start_on(free_port_below_10000, |m| m)
+        Router::start_on(Ports::Below10000, |m| m)
     }
 
-    /// Starts the router on a port from `pick` with a manifest adjusted by `f`.
-    pub fn start_on(pick: fn() -> u16, f: impl Fn(Manifest) -> Manifest) -> Router {
+    /// Starts the router on `ports` with a manifest adjusted by `f`.
+    pub fn start_on(ports: Ports, f: impl Fn(Manifest) -> Manifest) -> Router {
         let bin = wisp_bin();
         require_file(
             &bin,
@@ -284,7 +299,10 @@ impl Router {
         // A port picked by bind-and-release may be taken by someone else
         // before wisp binds it: retry with a new port a few times.
         for _attempt in 0..3 {
-            let port = pick();
+            let port = match ports {
+                Ports::Any => 0,
+                Ports::Below10000 => free_port_below_10000(),
+            };
             let manifest = f(Manifest::new(port));
             if manifest
                 .plugin
@@ -296,19 +314,20 @@ impl Router {
                     "build plugins with `scripts/build-plugins.sh`",
                 );
             }
-            match Router::spawn(&bin, port, &manifest) {
+            match Router::spawn(&bin, manifest) {
                 Ok(r) => return r,
                 Err(e) => last_err = format!("{e:#}"),
             }
-            if !last_err.contains("Address already in use") && !last_err.contains("address in use")
-            {
+            let in_use =
+                last_err.contains("Address already in use") || last_err.contains("address in use");
+            if ports == Ports::Any || !in_use {
                 break;
             }
         }
         panic!("router did not start: {last_err}");
     }
 
-    fn spawn(bin: &Path, port: u16, manifest: &Manifest) -> Result<Router> {
+    fn spawn(bin: &Path, manifest: Manifest) -> Result<Router> {
         let dir = TempDir::new();
         let manifest_path = dir.path().join("wisp.toml");
         fs::write(&manifest_path, manifest.render())?;
@@ -316,20 +335,24 @@ impl Router {
         let child = Router::spawn_child(bin, &manifest_path, &log_path)?;
         let mut r = Router {
             child: Some(child),
-            port,
+            listening: Vec::new(),
+            manifest,
             dir,
             log_path,
             manifest_path,
         };
-        match r.wait_ready() {
-            Ok(()) => Ok(r),
+        match r.wait_ready(0) {
+            Ok(listening) => {
+                r.listening = listening;
+                Ok(r)
+            }
             Err(e) => {
                 let log = r.log();
                 r.kill();
                 // The temp dir is removed on drop; the log goes into the error.
                 bail!(
                     "{e:#}\n--- manifest ---\n{}\n--- wisp log ---\n{log}",
-                    manifest.render()
+                    r.manifest.render()
                 )
             }
         }
@@ -358,72 +381,109 @@ impl Router {
     }
 
     /// Starts `wisp run` again (after [`Router::kill_hard`]) on the same
-    /// manifest, port and directory — and so on the same database.
+    /// manifest, addresses and directory — and so on the same database.
+    /// The manifest is rewritten to name the ports bound at the start, so
+    /// clients of the first run reach the second.
     pub fn restart(&mut self) {
         self.kill();
+        let listen: Vec<String> = self
+            .listening
+            .iter()
+            .map(|(proto, addr)| toml_str(&format!("{proto}:{addr}")))
+            .collect();
+        self.manifest =
+            self.manifest
+                .clone()
+                .set("server", "listen", &format!("[{}]", listen.join(", ")));
+        fs::write(&self.manifest_path, self.manifest.render())
+            .unwrap_or_else(|e| panic!("restart: writing the manifest: {e}"));
+        let from = self.log().len();
         let child = Router::spawn_child(&wisp_bin(), &self.manifest_path, &self.log_path)
             .unwrap_or_else(|e| panic!("restart: {e:#}"));
         self.child = Some(child);
-        if let Err(e) = self.wait_ready() {
-            panic!(
+        match self.wait_ready(from) {
+            Ok(listening) => assert_eq!(
+                listening,
+                self.listening,
+                "the restarted router listens elsewhere\n--- wisp log ---\n{}",
+                self.log()
+            ),
+            Err(e) => panic!(
                 "router did not restart: {e:#}\n--- wisp log ---\n{}",
                 self.log()
-            );
+            ),
         }
     }
 
-    /// Polls with `OPTIONS sip:127.0.0.1:<port>` until any response.
-    fn wait_ready(&mut self) -> Result<()> {
-        let ua = TestUa::new("ready");
+    /// Reads the log from byte `from` until the router says it is ready;
+    /// returns the sockets it logged as bound meanwhile.
+    fn wait_ready(&mut self, from: usize) -> Result<Vec<(String, SocketAddr)>> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        let mut cseq = 1;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait()? {
+        loop {
+            let log = self.log();
+            let run = log.get(from..).unwrap_or_default();
+            if run.contains(READY_LINE) {
+                let listening = listening_in(run);
+                if listening.is_empty() {
+                    bail!("wisp is ready but logged no `listening on <proto>:<addr>` line");
+                }
+                return Ok(listening);
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .map(|c| c.try_wait())
+                .transpose()?
+                .flatten()
+            {
                 bail!("wisp exited during startup with {status}");
             }
-            let req = ua
-                .request("OPTIONS", &format!("sip:127.0.0.1:{}", self.port))
-                .cseq(cseq)
-                .build();
-            cseq += 1;
-            // Errors (ICMP port unreachable -> ECONNREFUSED) just mean "not yet".
-            let _ = ua.sock.send_to(&req, self.udp_addr());
-            if let Some((b, _)) = ua.recv(Duration::from_millis(200))
-                && Message::parse(b)
-                    .map(|m| m.status().is_some())
-                    .unwrap_or(false)
-            {
-                // Drain late answers to earlier probes: they are harmless.
-                return Ok(());
+            if Instant::now() >= deadline {
+                bail!("wisp did not log {READY_LINE:?} within {READY_TIMEOUT:?}");
             }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        bail!(
-            "wisp did not answer OPTIONS on {} within {:?}",
-            self.udp_addr(),
-            READY_TIMEOUT
-        )
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
+    fn bound(&self, proto: &str) -> SocketAddr {
+        self.listening
+            .iter()
+            .find(|(p, _)| p == proto)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("the router listens on no {proto} socket"))
     }
 
+    /// The router's UDP socket.
     pub fn udp_addr(&self) -> SocketAddr {
-        SocketAddr::from((LOCALHOST, self.port))
+        self.bound("udp")
     }
 
+    /// The router's TCP listening socket (its port may differ from UDP's).
     pub fn tcp_addr(&self) -> SocketAddr {
-        SocketAddr::from((LOCALHOST, self.port))
+        self.bound("tcp")
     }
 
-    /// `sip:127.0.0.1:<port>` (the router itself).
+    pub fn udp_port(&self) -> u16 {
+        self.udp_addr().port()
+    }
+
+    pub fn tcp_port(&self) -> u16 {
+        self.tcp_addr().port()
+    }
+
+    /// `sip:127.0.0.1:<udp port>` (the router itself; any of its ports names it).
     pub fn uri(&self) -> String {
-        format!("sip:127.0.0.1:{}", self.port)
+        format!("sip:{}", self.udp_addr())
     }
 
-    /// `sip:<user>@127.0.0.1:<port>`.
+    /// `sip:127.0.0.1:<tcp port>;transport=tcp` (the router itself, over TCP).
+    pub fn tcp_uri(&self) -> String {
+        format!("sip:{};transport=tcp", self.tcp_addr())
+    }
+
+    /// `sip:<user>@127.0.0.1:<udp port>`.
     pub fn aor(&self, user: &str) -> String {
-        format!("sip:{user}@127.0.0.1:{}", self.port)
+        format!("sip:{user}@{}", self.udp_addr())
     }
 
     /// Everything the router wrote to stdout/stderr so far.
@@ -431,6 +491,28 @@ impl Router {
         fs::read(&self.log_path)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
+    }
+
+    /// Polls the log until `done` holds for it, within `timeout`; FAILS the
+    /// test (naming `what`, with the log) otherwise. Returns the log.
+    pub fn wait_for_log(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if done(&log) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {timeout:?} for {what}\n--- wisp log ---\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `wisp ctl --config <manifest> <args…>` against this router.
@@ -521,6 +603,8 @@ pub struct RequestBuilder {
     pub from: String,
     pub from_tag: String,
     pub to: String,
+    /// The To tag (`None` outside a dialog).
+    pub to_tag: Option<String>,
     pub call_id: String,
     pub cseq: u32,
     /// Overrides the whole CSeq value (for malformed requests).
@@ -549,6 +633,7 @@ impl RequestBuilder {
             from: format!("sip:{user}@{local}"),
             from_tag: random_token()[..8].to_string(),
             to: ruri.to_string(),
+            to_tag: None,
             call_id: format!("{}@e2e.wisp", random_token()),
             cseq: 1,
             cseq_raw: None,
@@ -568,6 +653,25 @@ impl RequestBuilder {
     pub fn from(mut self, from: &str) -> Self {
         self.from = from.to_string();
         self
+    }
+    pub fn to_tag(mut self, tag: Option<&str>) -> Self {
+        self.to_tag = tag.map(str::to_string);
+        self
+    }
+    /// The ACK for a non-2xx final `response` to this INVITE (RFC 3261
+    /// §17.1.1.3): same R-URI, Call-ID, From, branch and CSeq number, the
+    /// response's To tag, no body.
+    pub fn ack_for(&self, response: &Message) -> Self {
+        let mut ack = self.clone();
+        ack.method = "ACK".into();
+        ack.to_tag = to_tag(response);
+        ack.cseq_raw = None;
+        ack.contact = None;
+        ack.expires = None;
+        ack.headers.clear();
+        ack.body.clear();
+        ack.content_type = None;
+        ack
     }
     pub fn call_id(mut self, id: &str) -> Self {
         self.call_id = id.to_string();
@@ -633,7 +737,10 @@ impl RequestBuilder {
             s.push_str(&format!("Max-Forwards: {mf}\r\n"));
         }
         s.push_str(&format!("From: <{}>;tag={}\r\n", self.from, self.from_tag));
-        s.push_str(&format!("To: <{}>\r\n", self.to));
+        match &self.to_tag {
+            Some(tag) => s.push_str(&format!("To: <{}>;tag={tag}\r\n", self.to)),
+            None => s.push_str(&format!("To: <{}>\r\n", self.to)),
+        }
         s.push_str(&format!("Call-ID: {}\r\n", self.call_id));
         match &self.cseq_raw {
             Some(raw) => s.push_str(&format!("CSeq: {raw}\r\n")),
@@ -1208,6 +1315,29 @@ mod tests {
     }
 
     #[test]
+    fn ack_for_a_final_keeps_the_transaction_and_takes_the_to_tag() {
+        let local: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let inv = RequestBuilder::new("INVITE", "tel:+1-201-555-0123", local, "alice")
+            .cseq(7)
+            .body("text/plain", b"hi");
+        let req = Message::parse(inv.build()).unwrap();
+        let opts = wisp_sip::ReplyOptions {
+            to_tag: Some("rt"),
+            ..Default::default()
+        };
+        let resp =
+            Message::parse(wisp_sip::build_reply(&req, 404, "Not Found", &opts).unwrap()).unwrap();
+        let ack = Message::parse(inv.ack_for(&resp).build()).unwrap();
+        assert_eq!(ack.method(), Some(&Method::Ack));
+        assert_eq!(vias(&ack)[0].branch(), Some(inv.branch.as_str()));
+        assert_eq!(to_tag(&ack).as_deref(), Some("rt"));
+        assert_eq!(ack.cseq().unwrap().seq, 7);
+        assert_eq!(ack.cseq().unwrap().method, Method::Ack);
+        assert_eq!(call_id_of(&ack).unwrap(), inv.call_id);
+        assert!(ack.body().is_empty());
+    }
+
+    #[test]
     fn rport_and_received_pick_destination() {
         let req = "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport=4444;received=127.0.0.2;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         let m = Message::parse(Bytes::from(req)).unwrap();
@@ -1220,6 +1350,21 @@ mod tests {
     #[test]
     fn malformed_ruri_used_by_tests_is_malformed() {
         assert!(wisp_sip::Uri::parse(b"sip:bob@[::1").is_err());
+    }
+
+    #[test]
+    fn bound_sockets_are_read_from_the_log() {
+        let log = "2026-12-06T01:00:00Z  INFO wisp: listening on udp:127.0.0.1:40123\n\
+                   2026-12-06T01:00:00Z  INFO wisp: listening on tcp:127.0.0.1:40125\n\
+                   2026-12-06T01:00:00Z  INFO wisp: wisp ready, listening on udp:127.0.0.1:0 workers=2\n\
+                   2026-12-06T01:00:00Z  INFO wisp: wisp ready, listening on tcp:127.0.0.1:7\n";
+        assert_eq!(
+            listening_in(log),
+            [
+                ("udp".to_string(), "127.0.0.1:40123".parse().unwrap()),
+                ("tcp".to_string(), "127.0.0.1:40125".parse().unwrap()),
+            ]
+        );
     }
 
     #[test]

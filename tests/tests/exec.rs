@@ -55,14 +55,14 @@ fn ungranted_exec_is_refused_and_the_next_request_is_answered_promptly() {
     );
 }
 
-fn start_redirect(pick: fn() -> u16, grant: &[&str], log_file: &str) -> Router {
-    start_redirect_with(pick, grant, "log-src.sh", log_file, false)
+fn start_redirect(ports: Ports, grant: &[&str], log_file: &str) -> Router {
+    start_redirect_with(ports, grant, "log-src.sh", log_file, false)
 }
 
 /// The exec-redirect plugin: `exec_msg(<log_script> <log_file>)`, then
 /// `exec_dset(lcr.sh ...)` and a 300.
 fn start_redirect_with(
-    pick: fn() -> u16,
+    ports: Ports,
     grant: &[&str],
     log_script: &str,
     log_file: &str,
@@ -75,7 +75,7 @@ fn start_redirect_with(
     } else {
         format!("[plugin.capabilities]\nexec = {}\n", toml_list(grant))
     };
-    Router::start_on(pick, move |mut m| {
+    Router::start_on(ports, move |mut m| {
         m.extra = extra.clone();
         m.set("plugin", "name", "\"exec-redirect\"")
             .plugin_file(&plugin_path("exec_redirect"))
@@ -101,7 +101,7 @@ fn stateful_redirect_lists_the_destination_set_and_absorbs_retransmissions() {
     let dir = TempDir::new();
     let log_file = dir.path().join("src.log").to_string_lossy().into_owned();
     let router = start_redirect_with(
-        free_port,
+        Ports::Any,
         &[&fixture("lcr.sh"), &fixture("log-src.sh")],
         "log-src.sh",
         &log_file,
@@ -133,7 +133,7 @@ fn granted_exec_redirects_to_the_programs_destination_set() {
     let dir = TempDir::new();
     let log_file = dir.path().join("src.log").to_string_lossy().into_owned();
     let router = start_redirect(
-        free_port,
+        Ports::Any,
         &[&fixture("lcr.sh"), &fixture("log-src.sh")],
         &log_file,
     );
@@ -161,7 +161,7 @@ fn redirect_without_the_grant_is_refused_with_500() {
     let log_file = dir.path().join("src.log");
     // Only the log program is granted: exec_msg runs, exec_dset is refused.
     let router = start_redirect(
-        free_port,
+        Ports::Any,
         &[&fixture("log-src.sh")],
         &log_file.to_string_lossy(),
     );
@@ -182,7 +182,7 @@ fn redirect_with_no_capabilities_at_all_is_refused_and_runs_nothing() {
     let dir = TempDir::new();
     let log_file = dir.path().join("src.log");
     // sipsak cuts 5-digit ports from the URI it sends (see sipsak.rs).
-    let router = start_redirect(free_port_below_10000, &[], &log_file.to_string_lossy());
+    let router = start_redirect(Ports::Below10000, &[], &log_file.to_string_lossy());
     // sipsak, a real client, gets the refusal too.
     let out = {
         let mut cmd = std::process::Command::new(sipsak());
@@ -236,7 +236,7 @@ fn exec_msg_gets_the_header_fields_and_ids_kamailio_gives() {
     let dir = TempDir::new();
     let log_file = dir.path().join("env.log").to_string_lossy().into_owned();
     let router = start_redirect_with(
-        free_port,
+        Ports::Any,
         &[&fixture("lcr.sh"), &fixture("log-env.sh")],
         "log-env.sh",
         &log_file,

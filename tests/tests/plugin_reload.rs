@@ -86,7 +86,17 @@ fn twenty_reloads_under_load_lose_no_request_and_switch_behaviour() {
     let registers = bench(&[
         "--method", "register", "--rate", "200", "--count", "3000", "--users", "200",
     ]);
-    thread::sleep(Duration::from_millis(300));
+    // The reloads start once the load reaches the router: its first
+    // REGISTERs show up as bindings.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while router.ctl_ok(&["ul", "show"]).trim().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the REGISTER load never reached the router:\n{}",
+            router.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
 
     for i in 0..20 {
         let (build, answer) = if i % 2 == 0 {
@@ -210,15 +220,11 @@ fn a_changed_file_is_reloaded_and_a_broken_build_is_refused() {
     // Half a component, written in place: refused, v2 keeps serving.
     let bytes = std::fs::read(plugin_path(V1)).expect("read v1");
     std::fs::write(&file, &bytes[..bytes.len() / 2]).expect("truncated write");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !router.log().contains("new build refused") {
-        assert!(
-            Instant::now() < deadline,
-            "no refusal logged:\n{}",
-            router.log()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    router.wait_for_log(
+        "the refusal of the truncated build",
+        Duration::from_secs(10),
+        |log| log.contains("new build refused"),
+    );
     assert_eq!(options_reason(&router, &ua, "x"), "OK v2");
     let out = router.ctl(&["plugin", "reload", "probe"]);
     assert!(!out.success(), "a refused reload fails the command");

@@ -30,7 +30,7 @@ fn check_forwarded(
     );
     assert_eq!(
         top.port,
-        Some(router.port()),
+        Some(router.udp_port()),
         "Wisp Via port must be the router port:\n{}",
         text(req)
     );
@@ -264,7 +264,7 @@ fn foreign_request_uri_is_forwarded_to_ruri() {
         .expect("request for a foreign R-URI was not forwarded to it");
     let vs = vias(&req);
     assert_eq!(vs.len(), 2, "{}", text(&req));
-    assert_eq!(vs[0].port, Some(router.port()));
+    assert_eq!(vs[0].port, Some(router.udp_port()));
     assert_eq!(req.max_forwards().unwrap(), Some(69));
     b.reply(&req, src, 200, "OK", "b");
     let (resp, _) = a

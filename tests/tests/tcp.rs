@@ -6,7 +6,7 @@ use wisp_e2e::*;
 fn options_over_tcp_gets_200_on_same_connection() {
     let router = Router::start();
     let mut ua = TcpUa::connect(router.tcp_addr(), "alice");
-    let opt = ua.request("OPTIONS", &router.uri());
+    let opt = ua.request("OPTIONS", &router.tcp_uri());
     let fin = ua
         .transact(&opt, RECV)
         .expect("no response on the TCP connection");
@@ -16,7 +16,7 @@ fn options_over_tcp_gets_200_on_same_connection() {
     assert_eq!(v[0].branch(), Some(opt.branch.as_str()));
     assert_eq!(v[0].transport, "TCP");
     // The connection stays usable for a second request.
-    let opt2 = ua.request("OPTIONS", &router.uri()).cseq(2);
+    let opt2 = ua.request("OPTIONS", &router.tcp_uri()).cseq(2);
     let fin2 = ua
         .transact(&opt2, RECV)
         .expect("no response to a second request on the same TCP connection");
@@ -28,7 +28,7 @@ fn register_over_tcp() {
     let router = Router::start();
     let mut ua = TcpUa::connect(router.tcp_addr(), "carol");
     let reg = ua
-        .request("REGISTER", &router.uri())
+        .request("REGISTER", &router.tcp_uri())
         .from(&router.aor("carol"))
         .to(&router.aor("carol"))
         .expires(3600);
@@ -53,8 +53,8 @@ fn register_over_tcp() {
 fn two_requests_in_one_tcp_write() {
     let router = Router::start();
     let mut ua = TcpUa::connect(router.tcp_addr(), "alice");
-    let o1 = ua.request("OPTIONS", &router.uri());
-    let o2 = ua.request("OPTIONS", &router.uri()).cseq(2);
+    let o1 = ua.request("OPTIONS", &router.tcp_uri());
+    let o2 = ua.request("OPTIONS", &router.tcp_uri()).cseq(2);
     let mut both = o1.build().to_vec();
     both.extend_from_slice(&o2.build());
     ua.send(&both);
@@ -93,7 +93,7 @@ fn tcp_caller_to_udp_callee() {
         "Wisp's Via must name the outgoing transport:\n{}",
         text(&req)
     );
-    assert_eq!(vs[0].port, Some(router.port()));
+    assert_eq!(vs[0].port, Some(router.udp_port()));
     assert_eq!(vs[1].transport, "TCP");
     assert_eq!(vs[1].branch(), Some(inv.branch.as_str()));
     // B answers over UDP, where back-to-back datagrams may be handled by two
@@ -130,7 +130,7 @@ fn crlf_keepalive_ping_gets_a_pong_and_the_connection_keeps_serving() {
         .read_exact(&mut pong)
         .expect("a pong within the receive timeout");
     assert_eq!(&pong, b"\r\n");
-    let opt = ua.request("OPTIONS", &router.uri());
+    let opt = ua.request("OPTIONS", &router.tcp_uri());
     ua.send(&opt.build());
     let resp = ua.recv_msg(RECV).expect("OPTIONS after a ping is answered");
     assert_eq!(resp.status(), Some(200), "{}", text(&resp));

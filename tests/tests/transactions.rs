@@ -310,7 +310,7 @@ fn call_set_up_and_torn_down_through_the_record_route() {
         .header_values("Record-Route")
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .collect();
-    let ours = format!("<sip:127.0.0.1:{};lr>", router.port());
+    let ours = format!("<sip:127.0.0.1:{};lr>", router.udp_port());
     assert_eq!(rr, vec![ours.clone()], "{}", text(&req));
     b.reply(&req, src, 180, "Ringing", "bobtag");
     // The 180 goes up before the 200 is sent: sent back to back, two

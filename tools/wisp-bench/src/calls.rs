@@ -1,5 +1,5 @@
-//! The call loop (`--method call`): INVITE -> 200 -> ACK + BYE -> 200 per call,
-//! on the engine's single thread and socket.
+//! The call load (`--method call`): INVITE -> 200 -> ACK + BYE -> 200 per call,
+//! driven by the engine's run loop ([`drive`]) on its single thread and socket.
 //!
 //! A call is in flight from its INVITE until the BYE's final response (or a
 //! time-out). ACK and BYE are sent as soon as the INVITE's 200 arrives, built from
@@ -10,16 +10,12 @@
 
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use hdrhistogram::Histogram;
 
 use crate::dialog::{CallWriter, dialog};
-use crate::engine::{
-    Config, MAX_RING, Received, SEND_BATCH, SendErrors, Sent, Summary, idle, open, receive,
-    run_nonce, send_to,
-};
+use crate::engine::{Config, Load, MAX_RING, Summary, TimerWork, drive, open, run_nonce, send_to};
 use crate::request::{RequestTemplate, uri_host};
 use crate::response::{cseq_method, match_seq, status_code};
 
@@ -103,18 +99,74 @@ impl Calls {
 /// Per-datagram scratch buffers and what is needed to answer a response.
 struct Io<'a> {
     fd: libc::c_int,
-    dest: &'a socket2::SockAddr,
+    dest: socket2::SockAddr,
     writer: &'a CallWriter,
+    tmpl: &'a RequestTemplate,
     token: &'a [u8],
     expect: u16,
+    timeout_ns: u64,
     ack: Vec<u8>,
     bye: Vec<u8>,
+}
+
+/// The call load as the shared run loop drives it.
+struct CallLoad<'a> {
+    calls: Calls,
+    io: Io<'a>,
+}
+
+impl Load for CallLoad<'_> {
+    fn oldest(&self) -> u64 {
+        self.calls.oldest
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.calls.next_seq
+    }
+
+    fn inflight(&self) -> u64 {
+        self.calls.inflight
+    }
+
+    fn timers(&mut self, now: u64, s: &mut Summary) -> TimerWork {
+        self.calls.expire(now, self.io.timeout_ns, s);
+        TimerWork::default()
+    }
+
+    fn write(&self, seq: u64, out: &mut Vec<u8>) {
+        self.io.tmpl.write(seq, 0, out);
+    }
+
+    fn sent(&mut self, seq: u64, at: u64) {
+        let c = &mut self.calls;
+        let i = c.idx(seq);
+        c.start[i] = at + 1;
+        c.phase[i] = INVITING;
+        c.next_seq += 1;
+        c.inflight += 1;
+    }
+
+    fn on_datagram(&mut self, msg: &[u8], now: u64, s: &mut Summary) {
+        self.io.on_datagram(&mut self.calls, msg, now, s);
+    }
+
+    fn next_timer(&self, _now: u64) -> Option<u64> {
+        self.calls.next_deadline(self.io.timeout_ns)
+    }
+
+    fn last_answer_ns(&self) -> u64 {
+        self.calls.last_answer_ns
+    }
+
+    fn take_hist(&mut self) -> Histogram<u64> {
+        std::mem::replace(&mut self.calls.hist, Histogram::new(1).expect("histogram"))
+    }
 }
 
 impl Io<'_> {
     fn send(&self, buf: &[u8], s: &mut Summary) -> bool {
         // A failed ACK/BYE is not retried: the call then times out and counts lost.
-        let ok = send_to(self.fd, buf, self.dest).is_ok();
+        let ok = send_to(self.fd, buf, &self.dest).is_ok();
         if !ok {
             s.send_errors += 1;
         }
@@ -204,127 +256,34 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let tmpl = RequestTemplate::new(cfg.method, &cfg.uri, uri_host(&cfg.uri), ep.via_addr, nonce)?;
     let writer = CallWriter::new(&cfg.uri, ep.via_addr, tmpl.token());
     let token = tmpl.token().as_bytes().to_vec();
-    let dest = socket2::SockAddr::from(cfg.target);
-    let mut io = Io {
-        fd,
-        dest: &dest,
-        writer: &writer,
-        token: &token,
-        expect: cfg.expect,
-        ack: Vec::with_capacity(1024),
-        bye: Vec::with_capacity(1024),
-    };
-
     let ring_len = cfg.count.clamp(1, MAX_RING).next_power_of_two();
-    let mut c = Calls {
-        start: vec![0; ring_len as usize],
-        phase: vec![FREE; ring_len as usize],
-        mask: ring_len - 1,
-        oldest: 0,
-        inv_cur: 0,
-        next_seq: 0,
-        inflight: 0,
-        byes: VecDeque::new(),
-        hist: Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds"),
-        last_answer_ns: 0,
+    let mut load = CallLoad {
+        calls: Calls {
+            start: vec![0; ring_len as usize],
+            phase: vec![FREE; ring_len as usize],
+            mask: ring_len - 1,
+            oldest: 0,
+            inv_cur: 0,
+            next_seq: 0,
+            inflight: 0,
+            byes: VecDeque::new(),
+            hist: Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds"),
+            last_answer_ns: 0,
+        },
+        io: Io {
+            fd,
+            dest: socket2::SockAddr::from(cfg.target),
+            writer: &writer,
+            tmpl: &tmpl,
+            token: &token,
+            expect: cfg.expect,
+            timeout_ns: cfg.timeout.as_nanos().min(u64::MAX as u128) as u64,
+            ack: Vec::with_capacity(1024),
+            bye: Vec::with_capacity(1024),
+        },
     };
     let mut s = Summary::new(cfg, ep.local, ep.rcvbuf, ep.sndbuf);
-    let timeout_ns = cfg.timeout.as_nanos().min(u64::MAX as u128) as u64;
-    let send_deadline_ns = cfg.duration.as_nanos().min(u64::MAX as u128) as u64;
-    let mut out = Vec::with_capacity(1024);
-    let mut rbuf = vec![0u8; 65536];
-    let mut sending_done = cfg.count == 0;
-    let mut send_end_ns = 0u64;
-    let mut send_errors = SendErrors::default();
-    let t0 = Instant::now();
-    let now_ns = || t0.elapsed().as_nanos() as u64;
-    let due_ns =
-        |seq: u64| -> u64 { (seq as u128 * 1_000_000_000u128 / cfg.rate.max(1) as u128) as u64 };
-
-    loop {
-        let now = now_ns();
-        let mut progressed = false;
-        let mut send_blocked = false;
-        c.expire(now, timeout_ns, &mut s);
-
-        if !sending_done && (c.next_seq >= cfg.count || now >= send_deadline_ns) {
-            sending_done = true;
-            send_end_ns = now;
-        }
-        let can_send = |c: &Calls, now: u64| {
-            c.next_seq < cfg.count
-                && c.next_seq - c.oldest < ring_len
-                && if cfg.rate == 0 {
-                    c.inflight < cfg.window
-                } else {
-                    due_ns(c.next_seq) <= now
-                }
-        };
-        if !sending_done {
-            for _ in 0..SEND_BATCH {
-                if !can_send(&c, now) {
-                    break;
-                }
-                let seq = c.next_seq;
-                tmpl.write(seq, 0, &mut out);
-                let t_send = now_ns();
-                match send_errors.check(send_to(fd, &out, &dest), &mut s, cfg.target)? {
-                    Sent::Ok => {
-                        let i = c.idx(seq);
-                        c.start[i] = t_send + 1;
-                        c.phase[i] = INVITING;
-                        c.next_seq += 1;
-                        c.inflight += 1;
-                        progressed = true;
-                    }
-                    Sent::Blocked => {
-                        send_blocked = true;
-                        break;
-                    }
-                    Sent::Retry => continue,
-                    Sent::Failed => break,
-                }
-            }
-        }
-
-        if sending_done && c.inflight == 0 {
-            break;
-        }
-
-        // As in the request loop: block in recv (1 ms) when only an answer can
-        // let the run progress.
-        let block = cfg.rate == 0 && !send_blocked && (sending_done || !can_send(&c, now));
-        match receive(fd, &mut rbuf, block)? {
-            Received::Datagram(n) => {
-                io.on_datagram(&mut c, &rbuf[..n], now_ns(), &mut s);
-                continue;
-            }
-            Received::Again => continue,
-            Received::Nothing => {}
-        }
-        if block || progressed {
-            continue;
-        }
-
-        let now = now_ns();
-        let mut wake = c.next_deadline(timeout_ns).unwrap_or(u64::MAX);
-        if !sending_done {
-            wake = wake.min(send_deadline_ns);
-            if cfg.rate > 0 && c.next_seq - c.oldest < ring_len {
-                wake = wake.min(due_ns(c.next_seq));
-            }
-        }
-        idle(fd, now, wake, send_blocked);
-    }
-
-    let end = now_ns();
-    s.elapsed = Duration::from_nanos(if s.answered > 0 {
-        c.last_answer_ns
-    } else {
-        send_end_ns.max(1)
-    });
-    s.wall = Duration::from_nanos(end);
-    s.hist = c.hist;
+    drive(cfg, fd, ring_len, &mut load, &mut s)?;
     Ok(s)
 }
 
@@ -337,6 +296,7 @@ mod tests {
     use std::net::{SocketAddr, UdpSocket};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
 
     /// Router and UAS in one: record-routes each INVITE as a proxy would, answers
     /// like `uas::answer`, except INVITEs of calls `busy(n)` (486) and BYEs of

@@ -230,8 +230,9 @@ pub(crate) fn wait_fd(fd: libc::c_int, wait_ns: u64, want_write: bool) {
     unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
 }
 
-/// In-flight table and answer accounting.
-struct Tracker {
+/// The plain request load (OPTIONS, REGISTER): an in-flight table,
+/// answer accounting and timer-E retransmissions.
+struct Requests<'a> {
     /// First send time in ns since start, +1; 0 = not in flight. Indexed by seq & mask.
     ring: Vec<u64>,
     mask: u64,
@@ -244,9 +245,82 @@ struct Tracker {
     last_answer_ns: u64,
     token: Vec<u8>,
     expect: u16,
+    timeout_ns: u64,
+    tmpl: &'a RequestTemplate,
+    users: u64,
+    fd: libc::c_int,
+    dest: socket2::SockAddr,
+    /// Timer-E offsets, and a cursor a round: no seq below it is due in that round.
+    rtx_offsets: Vec<u64>,
+    rtx_cursor: Vec<u64>,
+    out: Vec<u8>,
 }
 
-impl Tracker {
+impl Load for Requests<'_> {
+    fn oldest(&self) -> u64 {
+        self.oldest
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    fn inflight(&self) -> u64 {
+        self.inflight
+    }
+
+    fn timers(&mut self, now: u64, s: &mut Summary) -> TimerWork {
+        let mut work = TimerWork::default();
+        // Expire (in sequence order) requests unanswered for longer than the timeout.
+        while self.oldest < self.next_seq {
+            let slot = &mut self.ring[(self.oldest & self.mask) as usize];
+            if *slot != 0 {
+                if now < *slot - 1 + self.timeout_ns {
+                    break;
+                }
+                *slot = 0;
+                self.inflight -= 1;
+                s.lost += 1;
+            }
+            self.oldest += 1;
+        }
+        // Timer-E retransmissions (one cursor per round; rounds are time-ordered by seq).
+        'rtx: for (k, &off) in self.rtx_offsets.iter().enumerate() {
+            let cur = &mut self.rtx_cursor[k];
+            *cur = (*cur).max(self.oldest);
+            while *cur < self.next_seq {
+                let slot = self.ring[(*cur & self.mask) as usize];
+                if slot != 0 {
+                    if now < slot - 1 + off {
+                        break;
+                    }
+                    self.tmpl.write(*cur, *cur % self.users, &mut self.out);
+                    match send_to(self.fd, &self.out, &self.dest) {
+                        Ok(()) => s.retransmissions += 1,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            work.send_blocked = true;
+                            break 'rtx;
+                        }
+                        Err(_) => s.send_errors += 1,
+                    }
+                    work.progressed = true;
+                }
+                *cur += 1;
+            }
+        }
+        work
+    }
+
+    fn write(&self, seq: u64, out: &mut Vec<u8>) {
+        self.tmpl.write(seq, seq % self.users, out);
+    }
+
+    fn sent(&mut self, seq: u64, at: u64) {
+        self.ring[(seq & self.mask) as usize] = at + 1;
+        self.next_seq += 1;
+        self.inflight += 1;
+    }
+
     #[inline]
     fn on_datagram(&mut self, msg: &[u8], now: u64, s: &mut Summary) {
         let Some(code) = status_code(msg) else {
@@ -284,6 +358,34 @@ impl Tracker {
             s.failed += 1;
             *s.failed_by_code.entry(code).or_insert(0) += 1;
         }
+    }
+
+    fn next_timer(&self, now: u64) -> Option<u64> {
+        let mut wake = None::<u64>;
+        let mut at = |t: u64| wake = Some(wake.map_or(t, |w| w.min(t)));
+        if self.oldest < self.next_seq {
+            let slot = self.ring[(self.oldest & self.mask) as usize];
+            if slot != 0 {
+                at(slot - 1 + self.timeout_ns);
+            }
+        }
+        for (k, &off) in self.rtx_offsets.iter().enumerate() {
+            let c = self.rtx_cursor[k].max(self.oldest);
+            if c < self.next_seq {
+                let slot = self.ring[(c & self.mask) as usize];
+                // An answered slot at the cursor is skipped on the next pass; be eager.
+                at(if slot != 0 { slot - 1 + off } else { now });
+            }
+        }
+        wake
+    }
+
+    fn last_answer_ns(&self) -> u64 {
+        self.last_answer_ns
+    }
+
+    fn take_hist(&mut self) -> Histogram<u64> {
+        std::mem::replace(&mut self.hist, Histogram::new(1).expect("histogram"))
     }
 }
 
@@ -409,6 +511,151 @@ pub(crate) fn idle(fd: libc::c_int, now_ns: u64, wake_ns: u64, send_blocked: boo
     }
 }
 
+/// What the timers of one loop iteration did.
+#[derive(Default)]
+pub(crate) struct TimerWork {
+    /// Something was sent (a retransmission): loop again before idling.
+    pub progressed: bool,
+    /// The send buffer is full: send nothing new until it drains.
+    pub send_blocked: bool,
+}
+
+/// One kind of load as [`drive`] runs it: requests numbered by a sequence
+/// number, sent in order, each in flight until resolved (answered or lost).
+pub(crate) trait Load {
+    /// Every seq below this one is resolved.
+    fn oldest(&self) -> u64;
+    /// The seq of the next new request.
+    fn next_seq(&self) -> u64;
+    fn inflight(&self) -> u64;
+    /// Resolves what timed out (counted lost) and sends what is due again.
+    fn timers(&mut self, now: u64, s: &mut Summary) -> TimerWork;
+    /// The new request `seq`.
+    fn write(&self, seq: u64, out: &mut Vec<u8>);
+    /// Request `seq` left at `at` (ns since start).
+    fn sent(&mut self, seq: u64, at: u64);
+    fn on_datagram(&mut self, msg: &[u8], now: u64, s: &mut Summary);
+    /// The earliest time-out or retransmission to wake for.
+    fn next_timer(&self, now: u64) -> Option<u64>;
+    /// When the last final response was taken (ns since start).
+    fn last_answer_ns(&self) -> u64;
+    fn take_hist(&mut self) -> Histogram<u64>;
+}
+
+/// The run loop shared by every load, on one socket: each iteration runs
+/// the timers, sends what the window (closed loop) or the schedule (open
+/// loop) allows, then receives one datagram. A ring of `ring_len` slots
+/// bounds the seqs in flight. Fills in `s`'s times and histogram.
+pub(crate) fn drive<L: Load>(
+    cfg: &Config,
+    fd: libc::c_int,
+    ring_len: u64,
+    load: &mut L,
+    s: &mut Summary,
+) -> Result<()> {
+    let dest = socket2::SockAddr::from(cfg.target);
+    let send_deadline_ns = cfg.duration.as_nanos().min(u64::MAX as u128) as u64;
+    let mut out = Vec::with_capacity(1024);
+    let mut rbuf = vec![0u8; 65536];
+    let mut sending_done = cfg.count == 0;
+    let mut send_end_ns = 0u64;
+    let mut send_errors = SendErrors::default();
+    let t0 = Instant::now();
+    let now_ns = || t0.elapsed().as_nanos() as u64;
+    // Open loop schedule: request n is due at n * 1e9 / rate (no drift accumulation).
+    let due_ns =
+        |seq: u64| -> u64 { (seq as u128 * 1_000_000_000u128 / cfg.rate.max(1) as u128) as u64 };
+    let can_send = |load: &L, now: u64| {
+        load.next_seq() < cfg.count
+            && load.next_seq() - load.oldest() < ring_len
+            && if cfg.rate == 0 {
+                load.inflight() < cfg.window
+            } else {
+                due_ns(load.next_seq()) <= now
+            }
+    };
+
+    loop {
+        let now = now_ns();
+        // 1. Time-outs and retransmissions.
+        let TimerWork {
+            mut progressed,
+            mut send_blocked,
+        } = load.timers(now, s);
+
+        // 2. Send new requests.
+        if !sending_done && (load.next_seq() >= cfg.count || now >= send_deadline_ns) {
+            sending_done = true;
+            send_end_ns = now;
+        }
+        if !sending_done && !send_blocked {
+            for _ in 0..SEND_BATCH {
+                if !can_send(&*load, now) {
+                    break;
+                }
+                let seq = load.next_seq();
+                load.write(seq, &mut out);
+                let t_send = now_ns();
+                match send_errors.check(send_to(fd, &out, &dest), s, cfg.target)? {
+                    Sent::Ok => {
+                        load.sent(seq, t_send);
+                        progressed = true;
+                    }
+                    Sent::Blocked => {
+                        send_blocked = true;
+                        break;
+                    }
+                    Sent::Retry => continue,
+                    Sent::Failed => break,
+                }
+            }
+        }
+
+        // 3. Done when nothing is left to send and nothing is in flight.
+        if sending_done && load.inflight() == 0 {
+            break;
+        }
+
+        // 4. Receive one datagram. In closed loop, when no request can be sent until an
+        //    answer arrives, block in recv (SO_RCVTIMEO = 1 ms, so timers still run):
+        //    at saturation that is one sendto + one recv per request.
+        let block = cfg.rate == 0 && !send_blocked && (sending_done || !can_send(&*load, now));
+        match receive(fd, &mut rbuf, block)? {
+            Received::Datagram(n) => {
+                load.on_datagram(&rbuf[..n], now_ns(), s);
+                continue;
+            }
+            Received::Again => continue,
+            Received::Nothing => {}
+        }
+        if block || progressed {
+            continue;
+        }
+
+        // 5. Idle (open loop or send buffer full): sleep until a datagram arrives or the
+        //    next timer is due; spin if that is very close.
+        let now = now_ns();
+        let mut wake = load.next_timer(now).unwrap_or(u64::MAX);
+        if !sending_done {
+            wake = wake.min(send_deadline_ns);
+            if cfg.rate > 0 && load.next_seq() - load.oldest() < ring_len {
+                wake = wake.min(due_ns(load.next_seq()));
+            }
+        }
+        idle(fd, now, wake, send_blocked);
+    }
+
+    let end = now_ns();
+    s.elapsed = Duration::from_nanos(if s.answered > 0 {
+        load.last_answer_ns()
+    } else {
+        send_end_ns.max(1)
+    });
+    s.wall = Duration::from_nanos(end);
+    s.hist = load.take_hist();
+    Ok(())
+}
+
 /// The bound socket and the address advertised in Via/Contact.
 pub(crate) struct Endpoint {
     pub sock: UdpSocket,
@@ -458,194 +705,41 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         return crate::calls::run(cfg);
     }
     let ep = open(cfg)?;
-    let (sock, local, via_addr) = (ep.sock, ep.local, ep.via_addr);
-    let fd = sock.as_raw_fd();
     let tmpl = RequestTemplate::new(
         cfg.method,
         &cfg.uri,
         uri_host(&cfg.uri),
-        via_addr,
+        ep.via_addr,
         run_nonce(),
     )?;
-    let token = tmpl.token().as_bytes().to_vec();
-
     let ring_len = cfg.count.clamp(1, MAX_RING).next_power_of_two();
-    let hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds");
-
     let timeout_ns = cfg.timeout.as_nanos().min(u64::MAX as u128) as u64;
-    let send_deadline_ns = cfg.duration.as_nanos().min(u64::MAX as u128) as u64;
     let rtx_offsets = if cfg.retransmit {
         retransmit_offsets(timeout_ns)
     } else {
         Vec::new()
     };
-    let mut rtx_cursor = vec![0u64; rtx_offsets.len()];
-
-    let mut s = Summary::new(cfg, local, ep.rcvbuf, ep.sndbuf);
-
-    let mut out = Vec::with_capacity(1024);
-    let mut rbuf = vec![0u8; 65536];
-    let dest = socket2::SockAddr::from(cfg.target);
-    let mut tr = Tracker {
+    let mut load = Requests {
         ring: vec![0u64; ring_len as usize],
         mask: ring_len - 1,
         oldest: 0,
         next_seq: 0,
         inflight: 0,
-        hist,
+        hist: Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds"),
         last_answer_ns: 0,
-        token,
+        token: tmpl.token().as_bytes().to_vec(),
         expect: cfg.expect,
+        timeout_ns,
+        tmpl: &tmpl,
+        users: cfg.users,
+        fd: ep.sock.as_raw_fd(),
+        dest: socket2::SockAddr::from(cfg.target),
+        rtx_cursor: vec![0u64; rtx_offsets.len()],
+        rtx_offsets,
+        out: Vec::with_capacity(1024),
     };
-    let mut sending_done = cfg.count == 0;
-    let mut send_end_ns = 0u64;
-    let mut send_errors = SendErrors::default();
-    let t0 = Instant::now();
-    let now_ns = || t0.elapsed().as_nanos() as u64;
-    // Open loop schedule: request n is due at n * 1e9 / rate (no drift accumulation).
-    let due_ns =
-        |seq: u64| -> u64 { (seq as u128 * 1_000_000_000u128 / cfg.rate.max(1) as u128) as u64 };
-
-    loop {
-        let now = now_ns();
-        let mut progressed = false;
-        let mut send_blocked = false;
-
-        // 1. Expire (in sequence order) requests unanswered for longer than the timeout.
-        while tr.oldest < tr.next_seq {
-            let slot = &mut tr.ring[(tr.oldest & tr.mask) as usize];
-            if *slot != 0 {
-                if now < *slot - 1 + timeout_ns {
-                    break;
-                }
-                *slot = 0;
-                tr.inflight -= 1;
-                s.lost += 1;
-            }
-            tr.oldest += 1;
-        }
-
-        // 2. Timer-E retransmissions (one cursor per round; rounds are time-ordered by seq).
-        'rtx: for (k, &off) in rtx_offsets.iter().enumerate() {
-            let cur = &mut rtx_cursor[k];
-            *cur = (*cur).max(tr.oldest);
-            while *cur < tr.next_seq {
-                let slot = tr.ring[(*cur & tr.mask) as usize];
-                if slot != 0 {
-                    if now < slot - 1 + off {
-                        break;
-                    }
-                    tmpl.write(*cur, *cur % cfg.users, &mut out);
-                    match send_to(fd, &out, &dest) {
-                        Ok(()) => s.retransmissions += 1,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            send_blocked = true;
-                            break 'rtx;
-                        }
-                        Err(_) => s.send_errors += 1,
-                    }
-                    progressed = true;
-                }
-                *cur += 1;
-            }
-        }
-
-        // 3. Send new requests.
-        if !sending_done && (tr.next_seq >= cfg.count || now >= send_deadline_ns) {
-            sending_done = true;
-            send_end_ns = now;
-        }
-        let can_send = |tr: &Tracker, now: u64| {
-            tr.next_seq < cfg.count
-                && tr.next_seq - tr.oldest < ring_len
-                && if cfg.rate == 0 {
-                    tr.inflight < cfg.window
-                } else {
-                    due_ns(tr.next_seq) <= now
-                }
-        };
-        if !sending_done && !send_blocked {
-            for _ in 0..SEND_BATCH {
-                if !can_send(&tr, now) {
-                    break;
-                }
-                let seq = tr.next_seq;
-                tmpl.write(seq, seq % cfg.users, &mut out);
-                let t_send = now_ns();
-                match send_errors.check(send_to(fd, &out, &dest), &mut s, cfg.target)? {
-                    Sent::Ok => {
-                        tr.ring[(seq & tr.mask) as usize] = t_send + 1;
-                        tr.next_seq += 1;
-                        tr.inflight += 1;
-                        progressed = true;
-                    }
-                    Sent::Blocked => {
-                        send_blocked = true;
-                        break;
-                    }
-                    Sent::Retry => continue,
-                    Sent::Failed => break,
-                }
-            }
-        }
-
-        // 4. Done when nothing is left to send and nothing is in flight.
-        if sending_done && tr.inflight == 0 {
-            break;
-        }
-
-        // 5. Receive one datagram. In closed loop, when no request can be sent until an
-        //    answer arrives, block in recv (SO_RCVTIMEO = 1 ms, so timers still run):
-        //    at saturation that is one sendto + one recv per request.
-        let block = cfg.rate == 0 && !send_blocked && (sending_done || !can_send(&tr, now));
-        match receive(fd, &mut rbuf, block)? {
-            Received::Datagram(n) => {
-                tr.on_datagram(&rbuf[..n], now_ns(), &mut s);
-                continue;
-            }
-            Received::Again => continue,
-            Received::Nothing => {}
-        }
-        if block || progressed {
-            continue;
-        }
-
-        // 6. Idle (open loop or send buffer full): sleep until a datagram arrives or the
-        //    next timer is due; spin if that is very close.
-        let now = now_ns();
-        let mut wake = u64::MAX;
-        if !sending_done {
-            wake = wake.min(send_deadline_ns);
-            if cfg.rate > 0 && tr.next_seq - tr.oldest < ring_len {
-                wake = wake.min(due_ns(tr.next_seq));
-            }
-        }
-        if tr.oldest < tr.next_seq {
-            let slot = tr.ring[(tr.oldest & tr.mask) as usize];
-            if slot != 0 {
-                wake = wake.min(slot - 1 + timeout_ns);
-            }
-        }
-        for (k, &off) in rtx_offsets.iter().enumerate() {
-            let c = rtx_cursor[k].max(tr.oldest);
-            if c < tr.next_seq {
-                let slot = tr.ring[(c & tr.mask) as usize];
-                // An answered slot at the cursor is skipped on the next pass; be eager.
-                wake = wake.min(if slot != 0 { slot - 1 + off } else { now });
-            }
-        }
-        idle(fd, now, wake, send_blocked);
-    }
-
-    let end = now_ns();
-    let active_end = if s.answered > 0 {
-        tr.last_answer_ns
-    } else {
-        send_end_ns.max(1)
-    };
-    s.elapsed = Duration::from_nanos(active_end);
-    s.wall = Duration::from_nanos(end);
-    s.hist = tr.hist;
+    let mut s = Summary::new(cfg, ep.local, ep.rcvbuf, ep.sndbuf);
+    drive(cfg, ep.sock.as_raw_fd(), ring_len, &mut load, &mut s)?;
     Ok(s)
 }
 
