@@ -114,10 +114,6 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let ctl_path = manifest.resolve(&manifest.server.ctl_socket);
         let router = Router::bind(manifest).await?;
-        // The bound sockets (port 0 in the manifest becomes a real port).
-        for (proto, addr) in router.transports().listen_addrs() {
-            tracing::info!("listening on {}:{addr}", proto.to_string().to_lowercase());
-        }
         // Management and the plugin watch first: once the router answers,
         // `wisp ctl` and a new build on disk are heard too.
         let _ctl =
