@@ -38,6 +38,23 @@
 //! Layout: [`Plugin`] is the trait a plugin implements; [`MsgExt`] adds the
 //! Kamailio-named functions as methods on [`Msg`]; [`Params`] is the plugin's
 //! manifest table; [`log`] writes to the router's log.
+//!
+//! Every host function is documented once, in its WIT comment (`wit/*.wit`,
+//! rendered as `docs/host-functions.md`), with the Kamailio name it replaces;
+//! [`Msg`]'s own methods carry those comments, and each [`MsgExt`] method names
+//! the WIT function it calls. Script constructs that are not host functions:
+//!
+//! | Kamailio / SER | wisp-sdk |
+//! |---|---|
+//! | `request_route { ... }`, `route { ... }` | `fn route(msg: &Msg) -> Result` in `impl Plugin` |
+//! | `route(1);`, `route[1] { ... }` | a plain Rust function, `return relay(msg);` |
+//! | `exit;`, `drop;` | `return Ok(());` (in a chain: on to the next plugin), or `msg.drop_request()` |
+//! | `failure_route[1] { ... }`, `onreply_route[1] { ... }` | `fn failure_route(name, msg)`, `fn onreply_route(name, msg)`, matching `name` |
+//! | `modparam(...)`, global settings | the manifest's `[plugin.params]`, read in `fn init(params: &Params)`; registrar and tm settings in `[usrloc]`, `[tm]` |
+//! | `alias=example.com` | the manifest's `server.aliases` |
+//! | `$var(x)`, `$avp(x)` | Rust locals, passed between functions as arguments |
+//! | `if (!f()) { ... }` | `match msg.f() { Err(e) => ..., Ok(()) => ... }`, or `?` to pass the error up |
+//! | `sanity_check()` | automatic: malformed requests get 400 before `route` runs |
 #![deny(missing_docs)]
 
 #[doc(hidden)]
@@ -131,39 +148,38 @@ impl PartialEq<&str> for RequestMethod {
 /// Result of a route or host function.
 pub type Result<T = (), E = Error> = core::result::Result<T, E>;
 
-/// What a plugin implements. Only [`Plugin::route`] is required.
+/// What a plugin implements. Only [`Plugin::route`] is required. The world's
+/// WIT comments (`wit/world.wit`) say when each runs and how its result is used.
 pub trait Plugin {
-    /// Called once per plugin instance with its `[plugin.params]` table from
-    /// the manifest. Returning `Err` refuses the load with that text.
+    /// Once per instance, with the `[plugin.params]` table; `Err` refuses the
+    /// load (WIT export `init`).
     fn init(_params: &Params) -> core::result::Result<(), String> {
         Ok(())
     }
 
-    /// The main request route (Kamailio `request_route`). Returning without a
-    /// reply or relay drops the request; returning `Err` answers it with
-    /// `sl_reply_error` semantics.
+    /// Kamailio `request_route` (WIT export `route`); an `Err` goes to the
+    /// host by `log.route-error`.
     fn route(msg: &Msg) -> Result;
 
-    /// Failure route `name` (armed with `t_on_failure`). Default: do nothing,
-    /// so the best reply goes upstream.
+    /// Kamailio `failure_route[name]` (WIT export `failure-route`). Default:
+    /// do nothing, so the best reply goes upstream.
     fn failure_route(_name: &str, _msg: &Msg) -> Result {
         Ok(())
     }
 
-    /// Reply route `name` (armed with `t_on_reply`). Default: let the reply pass.
+    /// Kamailio `onreply_route[name]` (WIT export `onreply-route`). Default:
+    /// let the reply pass.
     fn onreply_route(_name: &str, _msg: &Msg) -> Result {
         Ok(())
     }
 }
 
-/// Write to the router's log at `level`; the router adds the plugin's name.
-/// Kamailio: `xlog(L_INFO, "...")`.
+/// Kamailio `xlog(L_INFO, "...")` (WIT `log.log`).
 pub fn log(level: LogLevel, text: &str) {
     bindings::wisp::router::log::log(level, text)
 }
 
-/// True when `uri` names the router itself: its host (and port, when given)
-/// is a listen address or an alias. Kamailio: `uri==myself`.
+/// Kamailio `is_myself("sip:...")` (WIT `proxy.is-myself`).
 pub fn is_myself(uri: &str) -> bool {
     bindings::wisp::router::proxy::is_myself(uri)
 }

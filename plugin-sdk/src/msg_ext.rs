@@ -5,80 +5,70 @@ use crate::bindings::wisp::router::{exec, proxy, registrar, rr, sl, tm};
 use crate::{Msg, Result, Transport};
 
 /// Kamailio / SER functions that act on the current message. Each method is a
-/// thin call of the WIT function named in its doc; the WIT file documents
-/// errors and the routes each may be called from.
+/// thin call of the WIT function named in its doc: the WIT comment
+/// (`wit/*.wit`, rendered in `docs/host-functions.md`) is the reference for
+/// its behaviour, errors and the routes it may be called from.
 pub trait MsgExt {
-    /// `is_method("INVITE")`; several methods may be given as `"INVITE|ACK"`.
-    /// One host call each time: a route that tests the method more than
-    /// once keeps `msg.method()` and asks [`RequestMethod::is`](crate::RequestMethod::is).
+    /// Kamailio `is_method("INVITE|ACK")`: one of the `|`-separated names,
+    /// without regard to case (WIT `message.msg.method`). One host call each
+    /// time: a route that tests the method more than once keeps
+    /// `msg.method()` and asks [`RequestMethod::is`](crate::RequestMethod::is).
     fn is_method(&self, methods: &str) -> bool;
-    /// `uri==myself`: the Request-URI names this router.
+    /// Kamailio `uri==myself` (WIT `proxy.ruri-is-myself`).
     fn ruri_is_myself(&self) -> bool;
-    /// `sl_send_reply(code, reason)` (WIT `sl.send-reply`).
+    /// Kamailio `sl_send_reply(code, reason)` (WIT `sl.send-reply`).
     fn sl_send_reply(&self, code: u16, reason: &str) -> Result;
-    /// `sl_reply_error()` (WIT `sl.reply-error`).
+    /// Kamailio `sl_reply_error()` (WIT `sl.reply-error`).
     fn sl_reply_error(&self) -> Result;
-    /// `forward()`: stateless forward to the current Request-URI (WIT `proxy.forward`).
+    /// Kamailio `forward()`, to the current Request-URI (WIT `proxy.forward`, no host).
     fn forward(&self) -> Result;
-    /// `forward(host, port)` (WIT `proxy.forward`).
+    /// Kamailio `forward(host, port)` (WIT `proxy.forward` with a host).
     fn forward_to_host(&self, host: &str, port: Option<u16>) -> Result;
-    /// `forward_udp` / `forward_tcp` (WIT `proxy.forward-to`).
+    /// Kamailio `forward_udp` / `forward_tcp` (WIT `proxy.forward-to`).
     fn forward_via(&self, proto: Transport, host: &str, port: Option<u16>) -> Result;
-    /// `mf_process_maxfwd_header(limit)`: false when Max-Forwards reached 0.
+    /// Kamailio `mf_process_maxfwd_header(limit)` (WIT `proxy.mf-process-maxfwd-header`).
     fn mf_process_maxfwd_header(&self, limit: u32) -> Result<bool>;
-    /// `append_branch()` / `append_branch(uri)`.
+    /// Kamailio `append_branch()` / `append_branch(uri)` (WIT `proxy.append-branch`).
     fn append_branch(&self, uri: Option<&str>) -> Result;
-    /// The destination set beyond the Request-URI.
+    /// The destination set beyond the Request-URI (WIT `proxy.branches`).
     fn branches(&self) -> Vec<String>;
-    /// Kamailio `drop`: end the request without an answer; later plugins of
-    /// the chain do not see it (WIT `proxy.drop-request`).
+    /// Kamailio `drop` (WIT `proxy.drop-request`).
     fn drop_request(&self) -> Result;
-    /// `save(table)` (WIT `registrar.save`): store the bindings and answer the REGISTER.
+    /// Kamailio `save(table)` (WIT `registrar.save`).
     fn save(&self, table: &str) -> Result;
-    /// `lookup(table)` (WIT `registrar.lookup`); `Err(Error::NotFound)` when unknown.
+    /// Kamailio `lookup(table)` (WIT `registrar.lookup`).
     fn lookup(&self, table: &str) -> Result;
-    /// nathelper `fix_nated_register()` (WIT `registrar.fix-nated-register`):
-    /// the next `save` stores the REGISTER's source for contacts behind NAT.
+    /// nathelper `fix_nated_register()` (WIT `registrar.fix-nated-register`).
     fn fix_nated_register(&self);
-    /// `t_relay()`: stateful relay to the destination set (WIT `tm.t-relay`).
+    /// Kamailio `t_relay()` (WIT `tm.t-relay`).
     fn t_relay(&self) -> Result;
-    /// `t_relay_to_udp(host, port)` / `t_relay_to_tcp` (WIT `tm.t-relay-to`).
+    /// Kamailio `t_relay_to_udp(host, port)` / `t_relay_to_tcp` (WIT `tm.t-relay-to`).
     fn t_relay_to(&self, proto: Transport, host: &str, port: Option<u16>) -> Result;
-    /// `t_newtran()`: take the request over statefully (WIT `tm.t-newtran`).
+    /// Kamailio `t_newtran()` (WIT `tm.t-newtran`).
     fn t_newtran(&self) -> Result;
-    /// `t_reply(code, reason)`: stateful reply (WIT `tm.t-reply`).
+    /// Kamailio `t_reply(code, reason)` (WIT `tm.t-reply`).
     fn t_reply(&self, code: u16, reason: &str) -> Result;
-    /// `t_replicate(uri)`: stateful copy to `uri` (WIT `tm.t-replicate`).
+    /// Kamailio `t_replicate(uri)` (WIT `tm.t-replicate`).
     fn t_replicate(&self, uri: &str) -> Result;
-    /// `t_on_failure("name")`: arm `failure_route(name)` for the next `t_relay`.
+    /// Kamailio `t_on_failure("name")` (WIT `tm.t-on-failure`).
     fn t_on_failure(&self, name: &str);
-    /// `t_on_reply("name")`: arm `onreply_route(name)`.
+    /// Kamailio `t_on_reply("name")` (WIT `tm.t-on-reply`).
     fn t_on_reply(&self, name: &str);
-    /// `t_set_fr(fr_inv_ms, fr_ms)`: this transaction's final-response timers.
+    /// Kamailio `t_set_fr(fr_inv, fr)` (WIT `tm.t-set-fr`).
     fn t_set_fr(&self, fr_inv_ms: u32, fr_ms: u32) -> Result;
-    /// `t_check_status("4[0-9][0-9]")`: the reply status matches (failure and reply routes).
+    /// Kamailio `t_check_status("regex")` (WIT `tm.t-check-status`).
     fn t_check_status(&self, pattern: &str) -> Result<bool>;
-    /// `$T_reply_code`: best final status (failure route) or the reply's (reply route).
+    /// Kamailio `$T_reply_code` (WIT `tm.t-reply-code`).
     fn t_reply_code(&self) -> Option<u16>;
-    /// `t_is_canceled()`: the caller CANCELed.
+    /// Kamailio `t_is_canceled()` (WIT `tm.t-is-canceled`).
     fn t_is_canceled(&self) -> bool;
-    /// `record_route()` (WIT `rr.record-route`): add our Record-Route, naming
-    /// the socket the request arrived on, so the dialog's later requests
-    /// come through this router. Once per request.
+    /// Kamailio `record_route()` (WIT `rr.record-route`).
     fn record_route(&self) -> Result;
-    /// `loose_route()` (WIT `rr.loose-route`): follow the Route set. `false`
-    /// when the request has no Route header; `true` when it was routed by it
-    /// (our entries removed, next hop in the destination URI or, for a strict
-    /// router, in the Request-URI) — then `forward()` sends it on.
+    /// Kamailio `loose_route()` (WIT `rr.loose-route`).
     fn loose_route(&self) -> Result<bool>;
-    /// `exec_dset(command)` (WIT `exec.exec-dset`): run a granted program
-    /// with the Request-URI as last argument; its first output line becomes
-    /// the Request-URI, the others the branches. `Err(Error::NotPermitted)`
-    /// without the manifest's `[plugin.capabilities] exec` grant.
+    /// Kamailio `exec_dset(command)`, a granted program only (WIT `exec.exec-dset`).
     fn exec_dset(&self, command: &str) -> Result;
-    /// `exec_msg(command)` (WIT `exec.exec-msg`): run a granted program
-    /// with the message on its standard input and `SRCIP` in its
-    /// environment; its output is ignored.
+    /// Kamailio `exec_msg(command)`, a granted program only (WIT `exec.exec-msg`).
     fn exec_msg(&self, command: &str) -> Result;
 }
 
