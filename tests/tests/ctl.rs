@@ -187,14 +187,14 @@ fn ctl_listen_names_the_sockets_the_router_bound() {
     assert_eq!(
         lines,
         [
-            format!("tcp:127.0.0.1:{}", router.port()),
-            format!("udp:127.0.0.1:{}", router.port()),
+            format!("tcp:127.0.0.1:{}", router.tcp_port()),
+            format!("udp:127.0.0.1:{}", router.udp_port()),
         ],
         "{out}"
     );
     let log = router.log();
     assert!(
-        log.contains(&format!("listening on udp:127.0.0.1:{}", router.port())),
+        log.contains(&format!("listening on udp:127.0.0.1:{}", router.udp_port())),
         "{log}"
     );
 }
