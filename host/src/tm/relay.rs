@@ -340,6 +340,11 @@ impl Tm {
         transports
             .send(proto, dest, Some(local), first)
             .map_err(|e| ActionError::SendFailed(e.to_string()))?;
+        if txn.branches.capacity() == 0 {
+            // Most transactions have one branch: the first push would make
+            // room for four, a kilobyte per transaction for the timers' wait.
+            txn.branches.reserve_exact(1);
+        }
         txn.branches.push(Branch {
             uri: out.uri.clone(),
             proto,
