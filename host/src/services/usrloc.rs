@@ -134,7 +134,7 @@ impl Usrloc {
                     ))
                     .unwrap_or(now),
             };
-            let mut t = crate::util::lock(&table);
+            let mut t = crate::util::lock(table);
             t.entry(row.aor).or_default().push(binding);
             loaded += 1;
         }
@@ -210,7 +210,7 @@ impl Usrloc {
             .ok_or_else(|| UnknownTable(table.to_owned()))?;
         // A panic while holding the lock cannot leave a binding half-written
         // (each update replaces whole values), so a poisoned lock is usable.
-        let mut guard = crate::util::lock(&t);
+        let mut guard = crate::util::lock(t);
         Ok(f(&mut guard))
     }
 
@@ -375,7 +375,7 @@ impl Usrloc {
     pub fn purge_expired(&self, now: Instant) -> usize {
         let mut removed = 0;
         for t in self.tables.values() {
-            let mut t = crate::util::lock(&t);
+            let mut t = crate::util::lock(t);
             t.retain(|_, bindings| {
                 let before = bindings.len();
                 bindings.retain(|b| b.is_live(now));
