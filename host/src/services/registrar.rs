@@ -857,7 +857,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn write_through_answers_after_the_commit_and_refusals_at_once() {
-        let dir = std::env::temp_dir().join(format!("wisp-reg-{}", rand::random::<u64>()));
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path();
         let db = dir.join("wisp.db");
         let b = bench_in("db_mode = 1", Some(&db)).await;
         let (r, reply) = b.save(b.register("a", "c1", 1, &["<sip:a@10.0.0.1>"], Some(600)));
@@ -878,7 +879,6 @@ mod tests {
         let (r, reply) = b.save(b.register("a", "c1", 1, &["<sip:a@10.0.0.1>"], Some(600)));
         assert!(r.is_ok(), "the refusal is the reply, as without a database");
         assert_eq!(reply.status(), Some(400));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -431,7 +431,8 @@ mod tests {
 
     #[test]
     fn bindings_and_permanent_contacts_survive_a_reopen_with_their_remaining_expiry() {
-        let dir = std::env::temp_dir().join(format!("wisp-ul-{}", rand::random::<u64>()));
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path();
         let path = dir.join("var/wisp.db");
         for mode in [1, 2] {
             let _ = std::fs::remove_file(&path);
@@ -458,12 +459,12 @@ mod tests {
             );
             assert_eq!(all[1].1[0].expires_at, None, "permanent stays permanent");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn memory_only_mode_opens_no_database() {
-        let dir = std::env::temp_dir().join(format!("wisp-ul-{}", rand::random::<u64>()));
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path();
         let path = dir.join("wisp.db");
         let u = Usrloc::open(config(0), &path, None).expect("open");
         assert!(!u.persistent());

@@ -219,7 +219,8 @@ mod tests {
 
     #[test]
     fn a_database_from_a_newer_wisp_is_refused() {
-        let dir = std::env::temp_dir().join(format!("wisp-store-{}", rand::random::<u64>()));
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path();
         let path = dir.join("sub/wisp.db");
         drop(SqliteStore::open(&path, Durability::Normal).expect("create"));
         let conn = Connection::open(&path).expect("reopen");
@@ -230,7 +231,6 @@ mod tests {
             .err()
             .expect("refused");
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -22,24 +22,12 @@ impl Tm {
                         tracing::info!(dest = %txn.response_dest, "response send failed: {e}");
                     }
                 }
-                TxnAction::Schedule(kind, at) => self.queue.schedule(
-                    at,
-                    TimerRef {
-                        txn: txn.id,
-                        branch: None,
-                        kind,
-                        generation: 0,
-                    },
-                ),
-                TxnAction::Cancel(kind, at) => self.queue.cancel(
-                    at,
-                    TimerRef {
-                        txn: txn.id,
-                        branch: None,
-                        kind,
-                        generation: 0,
-                    },
-                ),
+                TxnAction::Schedule(kind, at) => {
+                    self.queue.schedule(at, TimerRef::of(txn.id, None, kind))
+                }
+                TxnAction::Cancel(kind, at) => {
+                    self.queue.cancel(at, TimerRef::of(txn.id, None, kind))
+                }
                 TxnAction::Timeout => {
                     tracing::info!(call_id = %call_id(&txn.request), "no ACK for our final response (timer H)");
                 }
@@ -70,24 +58,12 @@ impl Tm {
                         tracing::info!(dest = %b.dest, "branch send failed: {e}");
                     }
                 }
-                TxnAction::Schedule(kind, at) => self.queue.schedule(
-                    at,
-                    TimerRef {
-                        txn: txn.id,
-                        branch: Some(idx),
-                        kind,
-                        generation: 0,
-                    },
-                ),
-                TxnAction::Cancel(kind, at) => self.queue.cancel(
-                    at,
-                    TimerRef {
-                        txn: txn.id,
-                        branch: Some(idx),
-                        kind,
-                        generation: 0,
-                    },
-                ),
+                TxnAction::Schedule(kind, at) => self
+                    .queue
+                    .schedule(at, TimerRef::of(txn.id, Some(idx), kind)),
+                TxnAction::Cancel(kind, at) => {
+                    self.queue.cancel(at, TimerRef::of(txn.id, Some(idx), kind))
+                }
                 TxnAction::Timeout if idx & CANCEL_BIT == 0 => {
                     let pending = txn.branches.get(i).is_some_and(|b| !b.done);
                     if pending && self.fail_over(txn, i, self.clock.now()) {

@@ -131,6 +131,18 @@ pub struct TimerRef {
     pub generation: u32,
 }
 
+impl TimerRef {
+    /// A timer of a state machine (no generation: only `fr_inv_timer` has one).
+    pub fn of(txn: u64, branch: Option<u16>, kind: TimerKind) -> Self {
+        TimerRef {
+            txn,
+            branch,
+            kind,
+            generation: 0,
+        }
+    }
+}
+
 /// Width of one bucket of the [`TimerQueue`].
 const BUCKET: Duration = Duration::from_millis(1);
 
