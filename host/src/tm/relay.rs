@@ -172,7 +172,7 @@ impl Tm {
         match hop.host.trim_matches(['[', ']']).parse::<IpAddr>() {
             Ok(ip) => {
                 let dest = SocketAddr::new(ip, hop.port);
-                self.send_branch(txn, &out, hop.proto, dest, self.clock.now())?;
+                self.send_branch(txn, out, hop.proto, dest, self.clock.now())?;
             }
             Err(_) => self.resolve_then_send(handle, txn, out, hop),
         }
@@ -247,7 +247,7 @@ impl Tm {
         let mut started = false;
         while live && !started && !dests.is_empty() {
             let (p, d) = dests.remove(0);
-            match self.send_branch(&mut txn, &out, p, d, now) {
+            match self.send_branch(&mut txn, out.clone(), p, d, now) {
                 Ok(i) => {
                     txn.branches[i].alternatives = std::mem::take(&mut dests);
                     started = true;
@@ -283,7 +283,7 @@ impl Tm {
         let out = Outgoing { msg, uri, replica };
         while !rest.is_empty() {
             let (p, d) = rest.remove(0);
-            match self.send_branch(txn, &out, p, d, now) {
+            match self.send_branch(txn, out.clone(), p, d, now) {
                 Ok(j) => {
                     tracing::info!(dest = %d, "fail-over to the next destination");
                     txn.branches[j].alternatives = rest;
@@ -301,7 +301,7 @@ impl Tm {
     fn send_branch(
         &self,
         txn: &mut Transaction,
-        out: &Outgoing,
+        out: Outgoing,
         proto: Proto,
         dest: SocketAddr,
         now: Instant,
@@ -312,7 +312,11 @@ impl Tm {
         let local = transports
             .local_for(proto, &dest, arrived_on)
             .ok_or_else(|| ActionError::SendFailed(format!("no {proto} listener to send from")))?;
-        let mut msg = out.msg.clone();
+        let Outgoing {
+            mut msg,
+            uri,
+            replica,
+        } = out;
         forward::mark_received(&mut msg, txn.source);
         let branch = branch_id(self.run_id, txn.id, idx);
         msg.insert_via(Bytes::from(format!(
@@ -346,7 +350,7 @@ impl Tm {
             txn.branches.reserve_exact(1);
         }
         txn.branches.push(Branch {
-            uri: out.uri.clone(),
+            uri,
             proto,
             dest,
             local,
@@ -356,7 +360,7 @@ impl Tm {
             provisional: false,
             done: false,
             cancel: CancelState::None,
-            replica: out.replica,
+            replica,
             alternatives: Vec::new(),
         });
         actions.remove(0);
@@ -414,6 +418,7 @@ impl Tm {
 
 /// What one branch sends: the request as the route left it, with the
 /// branch's own Request-URI and Route set, before our Via.
+#[derive(Clone)]
 struct Outgoing {
     msg: Message,
     uri: String,
