@@ -29,10 +29,7 @@ use crate::util::lock;
 
 /// The running router.
 pub struct Router {
-    sl: Arc<Stateless>,
-    tm: Arc<Tm>,
-    services: Arc<Services>,
-    /// What plugins act on.
+    /// Every layer below the plugins (what plugins act on).
     host: Arc<HostContext>,
     plugins: Arc<PluginChain>,
     udp: Vec<Arc<UdpSocket>>,
@@ -86,24 +83,29 @@ impl Router {
                 None
             }
         };
-        let layers = Layers::build(&manifest, transports.clone(), usrloc, resolver);
+        // The layers, bottom up; plugins act on all of them.
+        let sl = Arc::new(Stateless::new(
+            transports.clone(),
+            &manifest.server.aliases,
+            manifest.rr.clone(),
+        ));
+        let (tm, failure_routes) =
+            Tm::new(&manifest.tm, Arc::new(SystemClock), sl.clone(), resolver);
+        let services = Arc::new(Services::new(usrloc, tm.clone()));
         let host = Arc::new(HostContext {
-            sl: layers.sl.clone(),
-            tm: layers.tm.clone(),
-            services: layers.services.clone(),
+            sl,
+            tm,
+            services,
             base_dir: manifest.base_dir.clone(),
             cache_dir: manifest.plugin_cache_dir(),
         });
         let plugins = PluginChain::load(&host, &manifest)?;
         let router = Arc::new(Router {
-            sl: layers.sl,
-            tm: layers.tm,
-            services: layers.services,
             host,
             plugins: Arc::new(plugins),
             udp,
             tcp: Mutex::new(tcp),
-            failure_routes: Mutex::new(Some(layers.failure_routes)),
+            failure_routes: Mutex::new(Some(failure_routes)),
         });
         let inbound: Arc<dyn Inbound> = router.clone();
         transports.set_inbound(Arc::downgrade(&inbound));
@@ -111,15 +113,11 @@ impl Router {
     }
 
     pub fn transports(&self) -> &Arc<Transports> {
-        self.sl.transports()
-    }
-
-    pub fn tm(&self) -> &Arc<Tm> {
-        &self.tm
+        self.host.sl.transports()
     }
 
     pub fn services(&self) -> &Arc<Services> {
-        &self.services
+        &self.host.services
     }
 
     /// The layers plugins act on (benchmarks drive plugin instances with it).
@@ -153,7 +151,7 @@ impl Router {
                 l,
             ));
         }
-        tokio::spawn(self.tm.clone().run_timers());
+        tokio::spawn(self.host.tm.clone().run_timers());
         if let Some(mut work) = lock(&self.failure_routes).take() {
             let router = self.clone();
             tokio::spawn(async move {
@@ -162,7 +160,7 @@ impl Router {
                 }
             });
         }
-        let services = self.services.clone();
+        let services = self.host.services.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             loop {
@@ -183,21 +181,21 @@ impl Router {
             Err(reason) => return self.refuse(msg, source, &reason),
         };
         let mut ctx = Box::new(RouteContext::new(msg, source, summary, RouteKind::Request));
-        if self.tm.on_request(&ctx) == RequestMatch::Absorbed {
+        if self.host.tm.on_request(&ctx) == RequestMatch::Absorbed {
             return;
         }
         ctx = match self.plugins.route(ctx) {
             Some(ctx) => ctx,
             None => return,
         };
-        self.tm.route_finished(&mut ctx);
+        self.host.tm.route_finished(&mut ctx);
     }
 
     /// A response: to its transaction's branch (through the reply route
     /// when one is armed), else statelessly back along Via.
     fn handle_response(&self, msg: Message, source: Source) {
-        match self.tm.match_response(&msg) {
-            ResponseMatch::NotOurs => forward::forward_response(&self.sl, msg, source),
+        match self.host.tm.match_response(&msg) {
+            ResponseMatch::NotOurs => forward::forward_response(&self.host.sl, msg, source),
             ResponseMatch::Ended => {
                 tracing::debug!(remote = %source.remote, "response for an ended transaction dropped");
             }
@@ -217,7 +215,7 @@ impl Router {
                     }
                     _ => msg,
                 };
-                self.tm.on_response(&txn, branch, msg);
+                self.host.tm.on_response(&txn, branch, msg);
             }
         }
     }
@@ -230,7 +228,7 @@ impl Router {
             return;
         };
         if let Some(ctx) = plugin.failure_route(&work.route.name, work.ctx) {
-            self.tm.failure_route_finished(&ctx);
+            self.host.tm.failure_route_finished(&ctx);
         }
     }
 
@@ -245,7 +243,7 @@ impl Router {
     fn refuse(&self, msg: Message, source: Source, reason: &str) {
         tracing::info!(remote = %source.remote, "400 {reason}");
         if msg.method() != Some(&wisp_sip::Method::Ack)
-            && let Err(e) = reply::send_reply_unchecked(&self.sl, &msg, source, 400, reason)
+            && let Err(e) = reply::send_reply_unchecked(&self.host.sl, &msg, source, 400, reason)
         {
             tracing::info!(remote = %source.remote, "no 400 possible: {e}");
         }
@@ -264,48 +262,12 @@ impl Inbound for Router {
         }
         let msg = match Message::parse(data.clone()) {
             Ok(m) => m,
-            Err(e) => return reply::answer_unparsable(&self.sl, &data, source, &e.reason()),
+            Err(e) => return reply::answer_unparsable(&self.host.sl, &data, source, &e.reason()),
         };
         if msg.is_request() {
             self.handle_request(msg, source)
         } else {
             self.handle_response(msg, source)
-        }
-    }
-}
-
-/// Every layer below the plugins, built over bound sockets.
-pub struct Layers {
-    pub sl: Arc<Stateless>,
-    pub tm: Arc<Tm>,
-    pub services: Arc<Services>,
-    /// Failure routes the transaction layer asks for.
-    pub failure_routes: mpsc::UnboundedReceiver<FailureWork>,
-}
-
-impl Layers {
-    /// The layers of `manifest` over `transports` and an opened user
-    /// location (tests build them over sockets of their own, without a
-    /// plugin).
-    pub fn build(
-        manifest: &Manifest,
-        transports: Arc<Transports>,
-        usrloc: Usrloc,
-        resolver: Option<wisp_dns::Resolver>,
-    ) -> Layers {
-        let sl = Arc::new(Stateless::new(
-            transports,
-            &manifest.server.aliases,
-            manifest.rr.clone(),
-        ));
-        let (tm, failure_routes) =
-            Tm::new(&manifest.tm, Arc::new(SystemClock), sl.clone(), resolver);
-        let services = Arc::new(Services::new(usrloc, tm.clone()));
-        Layers {
-            sl,
-            tm,
-            services,
-            failure_routes,
         }
     }
 }

@@ -159,10 +159,6 @@ impl Tm {
         &self.timers
     }
 
-    pub fn stateless(&self) -> &Arc<Stateless> {
-        &self.sl
-    }
-
     /// Live transactions.
     pub fn len(&self) -> usize {
         self.table.len()
@@ -170,10 +166,6 @@ impl Tm {
 
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
-    }
-
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
     }
 
     /// Hand a due failure route to whoever runs them (the router).

@@ -2,7 +2,7 @@
 //! with a 408, end the transaction), and the task that fires them.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::timer::TimerKind;
 use super::transaction::{Branch, CANCEL_BIT, CancelState};
@@ -86,10 +86,5 @@ impl Tm {
             }
             self.fire_due();
         }
-    }
-
-    /// When the next timer is due.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.queue.next_deadline()
     }
 }
