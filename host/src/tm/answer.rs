@@ -20,12 +20,7 @@ impl Tm {
         reason: &str,
         extra_headers: &[(&str, &str)],
     ) -> Result<(), ActionError> {
-        reply::check_status_line(code, reason)?;
-        reply::check_answerable(ctx)?;
-        if ctx.txn.is_some() {
-            return self.reply_in_transaction(ctx, code, reason, extra_headers);
-        }
-        reply::send_stateless(&self.sl, ctx, code, reason, extra_headers)
+        self.answer(ctx, code, reason, extra_headers, false)
     }
 
     /// `sl_send_reply(code, reason)`. A 3xx lists the destination set in
@@ -38,7 +33,7 @@ impl Tm {
     ) -> Result<(), ActionError> {
         let contact = reply::redirect_contact(ctx, code);
         let contact = contact.as_deref().map(|c| ("Contact", c));
-        self.reply(ctx, code, reason, contact.as_slice())
+        self.answer(ctx, code, reason, contact.as_slice(), false)
     }
 
     /// `t_reply(code, reason)`: answer statefully, making the transaction
@@ -50,11 +45,9 @@ impl Tm {
         code: u16,
         reason: &str,
     ) -> Result<(), ActionError> {
-        reply::check_status_line(code, reason)?;
-        reply::check_answerable(ctx)?;
         let contact = reply::redirect_contact(ctx, code);
         let contact = contact.as_deref().map(|c| ("Contact", c));
-        self.reply_in_transaction(ctx, code, reason, contact.as_slice())
+        self.answer(ctx, code, reason, contact.as_slice(), true)
     }
 
     /// `sl_reply_error()`: the reply matching the last failed action, else 500.
@@ -75,14 +68,23 @@ impl Tm {
         DeferredReply::take(&self.sl, ctx).map(Some)
     }
 
-    /// The answer through the transaction of `ctx` (made if need be).
-    fn reply_in_transaction(
+    /// The decision: through the transaction of `ctx` when it has one or
+    /// `stateful` asks for one (made if need be), else statelessly. The
+    /// status line and whether the message may be answered at all are
+    /// checked first either way, in that order.
+    fn answer(
         &self,
         ctx: &mut RouteContext,
         code: u16,
         reason: &str,
         extra_headers: &[(&str, &str)],
+        stateful: bool,
     ) -> Result<(), ActionError> {
+        if !stateful && ctx.txn.is_none() {
+            return reply::send_stateless(&self.sl, ctx, code, reason, extra_headers);
+        }
+        reply::check_status_line(code, reason)?;
+        reply::check_answerable(ctx)?;
         let handle = self.ensure_transaction(ctx)?;
         let now = self.clock.now();
         let mut txn = lock(&handle);
