@@ -43,7 +43,10 @@ pub fn forward_request(
             let uri = Uri::parse(target.as_bytes()).map_err(|e| {
                 ActionError::BadMessage(format!("next hop {target:?}: {}", e.reason()))
             })?;
-            next_hop_of(&uri)?
+            next_hop_of(&uri).map_err(|e| match unroutable_scheme_reply(&uri) {
+                Some((code, reason)) => ctx.fail(code, reason, e),
+                None => e,
+            })?
         }
     };
     let branch = stateless_branch(&ctx.msg, &host, port);
@@ -106,6 +109,13 @@ pub fn forward_request(
     }
     ctx.handled = Some(Handled::Forwarded);
     Ok(())
+}
+
+/// The reply for a request whose next hop is `uri` when its scheme names no
+/// host to send to (a tel: URI): 416 Unsupported URI Scheme. `None` for a
+/// scheme [`next_hop_of`] can route.
+pub fn unroutable_scheme_reply(uri: &Uri) -> Option<(u16, &'static str)> {
+    matches!(uri.scheme, Scheme::Tel).then_some((416, "Unsupported URI Scheme"))
 }
 
 /// Transport, host and port a URI's request goes to (RFC 3263 without DNS:
@@ -298,6 +308,17 @@ mod tests {
             hop("sip:[2001:db8::1]:5080").unwrap(),
             (Proto::Udp, "2001:db8::1".into(), 5080)
         );
+    }
+
+    #[test]
+    fn only_a_tel_uri_is_answered_416_for_its_scheme() {
+        let uri = |u: &str| Uri::parse(u.as_bytes()).expect("uri");
+        assert_eq!(
+            unroutable_scheme_reply(&uri("tel:+1-201-555-0123")),
+            Some((416, "Unsupported URI Scheme"))
+        );
+        assert_eq!(unroutable_scheme_reply(&uri("sip:bob@10.0.0.1")), None);
+        assert_eq!(unroutable_scheme_reply(&uri("sips:bob@10.0.0.1")), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use wisp_sip::{Message, Method, Scheme, Uri};
+use wisp_sip::{Message, Method, Uri};
 
 use super::client::{ClientTransaction, TxnAction};
 use super::context::{OwnerHold, RouteOwner};
@@ -114,11 +114,11 @@ impl Tm {
             // Not relayed: the request is still the route's to answer, and
             // `sl_reply_error` answers it through the transaction (after an
             // INVITE's 100 Trying, the caller waits for that answer).
-            let (code, reason) = if ctx.ruri().scheme == Scheme::Tel && ctx.dst_uri.is_none() {
-                (416, "Unsupported URI Scheme")
-            } else {
-                (503, "Service Unavailable")
+            let unroutable = match ctx.dst_uri {
+                None => forward::unroutable_scheme_reply(ctx.ruri()),
+                Some(_) => None,
             };
+            let (code, reason) = unroutable.unwrap_or((503, "Service Unavailable"));
             return Err(ctx.fail(code, reason, e));
         }
         ctx.branches.clear();
