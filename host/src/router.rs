@@ -135,13 +135,7 @@ impl Router {
     pub fn serve(self: &Arc<Self>, workers: usize) {
         let limit = self.transports().max_message_size();
         for sock in &self.udp {
-            for _ in 0..workers.max(1) {
-                tokio::spawn(transport::udp::receive_loop(
-                    self.clone(),
-                    sock.clone(),
-                    limit,
-                ));
-            }
+            transport::udp::serve(self.clone(), sock.clone(), workers, limit);
         }
         for l in std::mem::take(&mut *lock(&self.tcp)) {
             let inbound: Arc<dyn Inbound> = self.clone();

@@ -22,12 +22,15 @@
 //! - [`edit`] — recorded edits and the serializer that applies them.
 //! - [`reply`] — building a response to a request (RFC 3261 §8.2.6).
 //! - [`framer`] — cutting messages out of a TCP/TLS byte stream (RFC 3261 §18.3).
+//! - [`peek`] — one header of an unparsed message (the Call-ID that steers
+//!   a datagram to its worker).
 
 pub mod edit;
 pub mod framer;
 pub mod header;
 pub mod message;
 pub mod parse;
+pub mod peek;
 pub mod reply;
 pub mod uri;
 

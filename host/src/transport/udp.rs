@@ -5,20 +5,30 @@
 //! one system call, and one wake-up of the peer waiting for the answers,
 //! serves many messages; a lone datagram is still handled, and answered,
 //! the moment it arrives, because a burst never waits to fill up.
+//!
+//! With several workers on one socket, every datagram of one call (one
+//! Call-ID) goes to the same worker, in the order the socket gave them
+//! ([`serve`]): one worker reads a burst at a time and steers each datagram
+//! to its worker's queue before the next burst is read. Two workers never
+//! handle a 180 and the 200 behind it, or an ACK and the BYE behind it, at
+//! the same time, so they leave in the order they came.
 
 use std::cell::RefCell;
+use std::hash::BuildHasher;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
+use tokio::sync::Notify;
 
 use super::{Inbound, Proto, Source};
+use crate::util::lock;
 
 /// Most datagrams taken per receive, and sent per `sendmmsg`.
 const BURST: usize = 32;
@@ -26,12 +36,14 @@ const BURST: usize = 32;
 /// No UDP payload is longer (65535 less the 8-byte UDP header).
 const MAX_DATAGRAM: usize = 65_527;
 
-/// Receive datagrams on `sock` forever and hand each to `inbound`. Several
-/// of these run per socket (one per worker); the kernel spreads datagrams.
-/// A datagram over `limit` bytes (`max_message_size`) is dropped.
-pub async fn receive_loop<I: Inbound + ?Sized>(
+/// Serve `sock` with `workers` receive tasks that hand each datagram to
+/// `inbound`. One worker reads the socket in a plain loop; several share it
+/// with every call steered to one of them ([`Steering`]). A datagram over
+/// `limit` bytes (`max_message_size`) is dropped.
+pub fn serve<I: Inbound + ?Sized>(
     inbound: Arc<I>,
     sock: Arc<UdpSocket>,
+    workers: usize,
     limit: usize,
 ) {
     let local = match sock.local_addr() {
@@ -41,54 +53,219 @@ pub async fn receive_loop<I: Inbound + ?Sized>(
             return;
         }
     };
-    // Receive buffers are reused; each datagram is copied out at its exact
-    // size. Splitting a shared slab instead (zero-copy) made every datagram
-    // allocate a fresh slab — `reserve` cannot reuse one the previous
-    // message still holds — and a transaction that kept its request kept
-    // the whole slab alive. One byte more than the limit tells an oversize
-    // datagram apart.
-    let mut bufs: [Vec<u8>; BURST] =
-        std::array::from_fn(|_| vec![0u8; (limit + 1).min(MAX_DATAGRAM)]);
-    let mut burst: Vec<(usize, Option<SocketAddr>)> = Vec::with_capacity(BURST);
+    if workers <= 1 {
+        tokio::spawn(receive_loop(inbound, sock, local, limit));
+        return;
+    }
+    let steering = Arc::new(Steering {
+        reader: tokio::sync::Mutex::new(Reader::new(workers, limit, local)),
+        queues: (0..workers).map(|_| WorkerQueue::default()).collect(),
+        sock,
+        local,
+        limit,
+    });
+    for me in 0..workers {
+        tokio::spawn(steered_loop(inbound.clone(), steering.clone(), me));
+    }
+}
+
+/// One worker alone on a socket: read a burst, handle it, answer it.
+async fn receive_loop<I: Inbound + ?Sized>(
+    inbound: Arc<I>,
+    sock: Arc<UdpSocket>,
+    local: SocketAddr,
+    limit: usize,
+) {
+    let mut reader = Reader::new(1, limit, local);
     loop {
-        if let Err(e) = sock.readable().await {
+        if let Err(e) = reader.read(&sock).await {
             tracing::error!(%local, "udp socket failed: {e}");
             return;
         }
-        burst.clear();
-        match sock.try_io(Interest::READABLE, || {
-            receive_burst(&sock, local.is_ipv4(), &mut bufs, &mut burst)
-        }) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => {
-                // ICMP port unreachable from an earlier send surfaces here on
-                // Linux; it concerns that peer only.
-                tracing::debug!("udp recv: {e}");
-                continue;
-            }
-        }
         let _responses = ResponseBurst::open();
-        for (buf, &(n, remote)) in bufs.iter().zip(&burst) {
-            let Some(remote) = remote else {
-                tracing::debug!(%local, "udp datagram without a source address dropped");
-                continue;
-            };
-            if n > limit {
-                tracing::warn!(%remote, "datagram over max_message_size ({limit} bytes) dropped");
-                continue;
+        for (buf, &(n, remote)) in reader.bufs.iter().zip(&reader.burst) {
+            if let Some(d) = Datagram::take(buf, n, remote, local, limit) {
+                inbound.receive(d.data, udp_source(d.remote, local));
             }
-            let data = Bytes::copy_from_slice(&buf[..n]);
-            inbound.receive(
-                data,
-                Source {
-                    proto: Proto::Udp,
-                    remote,
-                    local,
-                },
-            );
         }
         // Dropping `_responses` sends what the burst answered.
+    }
+}
+
+/// A socket shared by several workers, each call steered to one of them.
+struct Steering {
+    sock: Arc<UdpSocket>,
+    local: SocketAddr,
+    limit: usize,
+    /// The right to read the socket: whoever holds it reads one burst and
+    /// queues every datagram before the next reader starts, so each queue
+    /// is in the socket's order.
+    reader: tokio::sync::Mutex<Reader>,
+    queues: Box<[WorkerQueue]>,
+}
+
+/// The datagrams steered to one worker, oldest first.
+#[derive(Default)]
+struct WorkerQueue {
+    pending: Mutex<Vec<Datagram>>,
+    wake: Notify,
+}
+
+/// A received datagram on its way to its worker.
+struct Datagram {
+    data: Bytes,
+    remote: SocketAddr,
+}
+
+impl Datagram {
+    /// The `n` bytes of `buf` from `remote`, copied out at their exact
+    /// size; `None` (logged) when there is no source or it is too long.
+    fn take(
+        buf: &[u8],
+        n: usize,
+        remote: Option<SocketAddr>,
+        local: SocketAddr,
+        limit: usize,
+    ) -> Option<Datagram> {
+        let Some(remote) = remote else {
+            tracing::debug!(%local, "udp datagram without a source address dropped");
+            return None;
+        };
+        if n > limit {
+            tracing::warn!(%remote, "datagram over max_message_size ({limit} bytes) dropped");
+            return None;
+        }
+        Some(Datagram {
+            data: Bytes::copy_from_slice(&buf[..n]),
+            remote,
+        })
+    }
+}
+
+fn udp_source(remote: SocketAddr, local: SocketAddr) -> Source {
+    Source {
+        proto: Proto::Udp,
+        remote,
+        local,
+    }
+}
+
+/// Worker `me` of a shared socket: handle what was steered to it; when
+/// there is nothing, wait for more or for the turn to read.
+async fn steered_loop<I: Inbound + ?Sized>(inbound: Arc<I>, steering: Arc<Steering>, me: usize) {
+    let mine = &steering.queues[me];
+    let mut batch = Vec::with_capacity(BURST);
+    loop {
+        loop {
+            std::mem::swap(&mut batch, &mut *lock(&mine.pending));
+            if batch.is_empty() {
+                break;
+            }
+            let _responses = ResponseBurst::open();
+            for d in batch.drain(..) {
+                inbound.receive(d.data, udp_source(d.remote, steering.local));
+            }
+        }
+        tokio::select! {
+            biased;
+            () = mine.wake.notified() => {}
+            mut reader = steering.reader.lock() => {
+                if let Err(e) = reader.read(&steering.sock).await {
+                    tracing::error!(local = %steering.local, "udp socket failed: {e}");
+                    return;
+                }
+                steering.steer(&mut reader, me);
+            }
+        }
+    }
+}
+
+impl Steering {
+    /// Queue the burst `reader` holds, each datagram to the worker of its
+    /// Call-ID, and wake the other workers that got some.
+    fn steer(&self, reader: &mut Reader, me: usize) {
+        let workers = self.queues.len();
+        let Reader {
+            bufs,
+            burst,
+            steered,
+            ..
+        } = reader;
+        for (buf, &(n, remote)) in bufs.iter().zip(burst.iter()) {
+            let Some(d) = Datagram::take(buf, n, remote, self.local, self.limit) else {
+                continue;
+            };
+            let worker = worker_of(&d, workers);
+            steered[worker].push(d);
+        }
+        for (worker, datagrams) in steered.iter_mut().enumerate() {
+            if datagrams.is_empty() {
+                continue;
+            }
+            lock(&self.queues[worker].pending).append(datagrams);
+            if worker != me {
+                self.queues[worker].wake.notify_one();
+            }
+        }
+    }
+}
+
+/// The worker every datagram of this one's call goes to: by Call-ID, or by
+/// source when there is none (it will be refused, wherever it lands).
+fn worker_of(d: &Datagram, workers: usize) -> usize {
+    let hasher = foldhash::fast::FixedState::with_seed(0x5749_5350);
+    let hash = match wisp_sip::peek::call_id(&d.data) {
+        Some(call_id) => hasher.hash_one(call_id),
+        None => hasher.hash_one(d.remote),
+    };
+    (hash % workers as u64) as usize
+}
+
+/// The receive buffers of a socket's reader and the burst last read.
+struct Reader {
+    /// Reused; each datagram is copied out at its exact size. Splitting a
+    /// shared slab instead (zero-copy) made every datagram allocate a fresh
+    /// slab — `reserve` cannot reuse one the previous message still holds —
+    /// and a transaction that kept its request kept the whole slab alive.
+    /// One byte more than the limit tells an oversize datagram apart.
+    bufs: Box<[Vec<u8>; BURST]>,
+    /// Length and source of each datagram of the last burst.
+    burst: Vec<(usize, Option<SocketAddr>)>,
+    /// Per worker, the datagrams of the burst being steered.
+    steered: Vec<Vec<Datagram>>,
+    /// The socket's family (which kernel headers receive its sources).
+    v4: bool,
+}
+
+impl Reader {
+    fn new(workers: usize, limit: usize, local: SocketAddr) -> Reader {
+        Reader {
+            bufs: Box::new(std::array::from_fn(|_| {
+                vec![0u8; (limit + 1).min(MAX_DATAGRAM)]
+            })),
+            burst: Vec::with_capacity(BURST),
+            steered: (0..workers).map(|_| Vec::with_capacity(BURST)).collect(),
+            v4: local.is_ipv4(),
+        }
+    }
+
+    /// Wait until `sock` has datagrams and take a burst of them. Only a
+    /// failed socket is an error.
+    async fn read(&mut self, sock: &UdpSocket) -> io::Result<()> {
+        let v4 = self.v4;
+        loop {
+            sock.readable().await?;
+            self.burst.clear();
+            match sock.try_io(Interest::READABLE, || {
+                receive_burst(sock, v4, &mut self.bufs, &mut self.burst)
+            }) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // ICMP port unreachable from an earlier send surfaces here
+                // on Linux; it concerns that peer only.
+                Err(e) => tracing::debug!("udp recv: {e}"),
+            }
+        }
     }
 }
 
@@ -357,6 +534,87 @@ mod tests {
             burst_sources("::1").await;
             burst_sources("127.0.0.1").await;
         }
+    }
+
+    /// Records, per Call-ID, the sequence numbers handed up and whether two
+    /// of one call were ever handled at the same time.
+    #[derive(Default)]
+    struct Recorder {
+        seen: Mutex<std::collections::HashMap<String, Vec<u32>>>,
+        busy: Mutex<std::collections::HashSet<String>>,
+        overlaps: std::sync::atomic::AtomicUsize,
+        total: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Inbound for Recorder {
+        fn receive(&self, data: Bytes, _source: Source) {
+            let text = String::from_utf8_lossy(&data).into_owned();
+            let call = wisp_sip::peek::call_id(&data)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .unwrap_or_default();
+            let seq: u32 = text
+                .lines()
+                .next()
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(u32::MAX);
+            if !lock(&self.busy).insert(call.clone()) {
+                self.overlaps
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            // Long enough that another worker would be caught handling the
+            // same call meanwhile.
+            std::thread::sleep(Duration::from_micros(20));
+            lock(&self.seen).entry(call.clone()).or_default().push(seq);
+            lock(&self.busy).remove(&call);
+            self.total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_workers_handle_each_call_in_socket_order_and_one_at_a_time() {
+        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let dest = sock.local_addr().expect("addr");
+        let recorder = Arc::new(Recorder::default());
+        serve(recorder.clone(), sock, 2, 65535);
+        // One sender, as a peer proxy or SBC is: the calls interleave.
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        const CALLS: u32 = 8;
+        const EACH: u32 = 250;
+        for seq in 0..EACH {
+            for call in 0..CALLS {
+                let compact = if call % 2 == 0 { "Call-ID" } else { "i" };
+                let msg = format!("MSG sip:x SIP/2.0 {seq}\r\n{compact}: call{call}\r\n\r\n");
+                sender.send_to(msg.as_bytes(), dest).expect("send");
+            }
+            if seq % 16 == 0 {
+                // Keep within the socket's buffer.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while recorder.total.load(std::sync::atomic::Ordering::Relaxed) < (CALLS * EACH) as usize
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let seen = lock(&recorder.seen);
+        for call in 0..CALLS {
+            let got = seen
+                .get(&format!("call{call}"))
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(
+                got,
+                (0..EACH).collect::<Vec<_>>(),
+                "call{call} out of order or lost"
+            );
+        }
+        assert_eq!(
+            recorder.overlaps.load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
     }
 
     #[tokio::test]
