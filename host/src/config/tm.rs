@@ -30,9 +30,15 @@ pub struct TmConfig {
     /// 64*T1 = 32 s, which holds ~6x more transactions under load for
     /// copies that, after the final response, rarely come).
     pub wait_timer_ms: u64,
-    /// Most transactions held at once; past it new requests that need one
-    /// are answered 503 with Retry-After. Default 100000.
-    pub max_transactions: usize,
+    /// Memory the live transactions may hold, in MiB; past it new requests
+    /// that need a transaction are answered 503 with Retry-After. Each
+    /// transaction counts a fixed part plus its request twice (the copy it
+    /// keeps and the copy it relays). Default 1024 (some 700,000 relayed
+    /// OPTIONS, 70,000 transactions a second held for `wait_timer_ms`).
+    pub memory_mb: u64,
+    /// Optional cap on the number of live transactions besides the memory
+    /// budget (Kamailio has none; unset by default).
+    pub max_transactions: Option<usize>,
 }
 
 impl Default for TmConfig {
@@ -44,7 +50,8 @@ impl Default for TmConfig {
             fr_timer_ms: 30_000,
             fr_inv_timer_ms: 120_000,
             wait_timer_ms: 5000,
-            max_transactions: 100_000,
+            memory_mb: 1024,
+            max_transactions: None,
         }
     }
 }
@@ -68,8 +75,11 @@ impl TmConfig {
         if self.t2_ms < self.t1_ms {
             return Err(Invalid::new(key("t2_ms"), "must not be less than tm.t1_ms"));
         }
-        if self.max_transactions == 0 {
+        if self.max_transactions == Some(0) {
             return Err(Invalid::new(key("max_transactions"), "expected at least 1"));
+        }
+        if !(1..=1 << 20).contains(&self.memory_mb) {
+            return Err(Invalid::new(key("memory_mb"), "expected 1..=1048576 MiB"));
         }
         Ok(())
     }
@@ -86,7 +96,7 @@ mod tests {
     fn tm_defaults_and_a_timer_out_of_range_names_its_line() {
         let m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
         assert_eq!((m.tm.t1_ms, m.tm.t2_ms), (500, 4000));
-        assert_eq!(m.tm.max_transactions, 100_000);
+        assert_eq!((m.tm.memory_mb, m.tm.max_transactions), (1024, None));
         let text = format!("{GOOD}\n[tm]\nt1_ms = 0\nt2_ms = 4000\n");
         let e = refused(&text);
         let line = text.lines().count() - 1;
@@ -95,6 +105,19 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("1..=60000 ms"), "{e}");
+    }
+
+    #[test]
+    fn a_memory_budget_of_zero_is_refused_with_its_line() {
+        let text = format!("{GOOD}\n[tm]\nmemory_mb = 0\n");
+        let e = refused(&text);
+        let line = text.lines().count();
+        assert!(
+            e.starts_with(&format!("w.toml:{line}: key `tm.memory_mb`")),
+            "{e}"
+        );
+        let text = format!("{GOOD}\n[tm]\nmax_transactions = 0\n");
+        assert!(refused(&text).contains("tm.max_transactions"));
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub struct Tm {
     /// configuration is unusable (then only IP literals are reachable).
     resolver: Option<wisp_dns::Resolver>,
     /// Where due failure routes go. Unbounded: each item is a live
-    /// transaction, and those are bounded by `max_transactions`.
+    /// transaction, and those are bounded by `memory_mb`.
     failure_routes: mpsc::UnboundedSender<FailureWork>,
     /// This layer itself, for the tasks it spawns (DNS resolution).
     me: Weak<Tm>,
@@ -127,7 +127,6 @@ pub struct Tm {
     /// restarted router never reuses a branch (RFC 3261 §8.1.1.7, §16.6
     /// step 8).
     run_id: u32,
-    max: usize,
 }
 
 impl Tm {
@@ -148,9 +147,8 @@ impl Tm {
             timers: Timers::from_config(cfg),
             clock,
             queue: TimerQueue::default(),
-            table: TxnTable::default(),
+            table: TxnTable::new(cfg.memory_mb, cfg.max_transactions),
             run_id: rand::random(),
-            max: cfg.max_transactions,
         });
         (tm, rx)
     }
@@ -166,6 +164,11 @@ impl Tm {
 
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
+    }
+
+    /// Bytes the live transactions are charged with against `tm.memory_mb`.
+    pub fn held_bytes(&self) -> u64 {
+        self.table.held_bytes()
     }
 
     /// Hand a due failure route to whoever runs them (the router).

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use wisp_sip::{Message, Method};
 
 use super::server::ServerTransaction;
+use super::table::{self, Full};
 use super::transaction::{Phase, Transaction};
 use super::{RequestMatch, RouteContext, Tm, TxnHandle, call_id, lock};
 use crate::stateless::{ActionError, Handled, MsgContext, RouteKind, reply};
@@ -89,8 +90,18 @@ impl Tm {
                 "an ACK has no transaction; t_relay forwards it statelessly".into(),
             ));
         }
-        if self.len() >= self.max {
-            tracing::warn!(max = self.max, "transaction limit reached: 503");
+        let serialized = ctx.msg.serialize();
+        let charge = table::charge_for(serialized.len());
+        if let Err(full) = self.table.room_for(charge) {
+            let why = match full {
+                Full::Memory { budget_mb } => {
+                    format!("transaction memory budget reached (tm.memory_mb = {budget_mb})")
+                }
+                Full::Count { max } => {
+                    format!("{max} transactions in flight (tm.max_transactions)")
+                }
+            };
+            tracing::warn!("{why}: 503");
             let _ = reply::send_stateless_reply(
                 self.sl.transports(),
                 &ctx.msg,
@@ -101,16 +112,13 @@ impl Tm {
                 &[("Retry-After", "5")],
             );
             ctx.handled = Some(Handled::Replied(503));
-            return Err(ActionError::LimitReached(format!(
-                "{} transactions in flight (tm.max_transactions); answered 503",
-                self.max
-            )));
+            return Err(ActionError::LimitReached(format!("{why}; answered 503")));
         }
         let key = server_key(ctx, false)
             .ok_or_else(|| ActionError::BadMessage("no top Via to key a transaction".into()))?;
         // Own copy of the request with the route's edits so far: it must
         // not pin the receive buffer for the transaction's lifetime.
-        let request = Message::parse(Bytes::copy_from_slice(&ctx.msg.serialize()))
+        let request = Message::parse(Bytes::copy_from_slice(&serialized))
             .map(Arc::new)
             .map_err(|e| ActionError::Internal(format!("request copy: {}", e.reason())))?;
         let invite = ctx.msg.method() == Some(&Method::Invite);
@@ -136,9 +144,10 @@ impl Tm {
             phase: Phase::Routing,
             ended: false,
             resolving: 0,
+            charge,
         };
         let handle = Arc::new(Mutex::new(txn));
-        self.table.insert(key, id, handle.clone());
+        self.table.insert(key, id, handle.clone(), charge);
         ctx.txn = Some(handle.clone());
         Ok(handle)
     }

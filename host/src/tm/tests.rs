@@ -28,6 +28,10 @@ struct Bench {
 }
 
 async fn bench() -> Bench {
+    bench_with(TmConfig::default()).await
+}
+
+async fn bench_with(cfg: TmConfig) -> Bench {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -35,7 +39,7 @@ async fn bench() -> Bench {
     let transports = Arc::new(Transports::new(vec![Arc::new(sock)], vec![], 65535));
     let sl = Arc::new(Stateless::new(transports, &[], Default::default()));
     let clock = Arc::new(ManualClock::new());
-    let (tm, failure_routes) = Tm::new(&TmConfig::default(), clock.clone(), sl, None);
+    let (tm, failure_routes) = Tm::new(&cfg, clock.clone(), sl, None);
     let ua = || {
         let s = StdUdp::bind("127.0.0.1:0").expect("ua");
         s.set_read_timeout(Some(Duration::from_secs(2)))
@@ -55,7 +59,19 @@ async fn bench() -> Bench {
 impl Bench {
     /// A request from the caller, as the router received it.
     fn request(&self, method: &str, ruri: &str, branch: &str) -> RouteContext {
+        self.request_with_body(method, ruri, branch, 0)
+    }
+
+    /// As [`request`](Self::request), with a body of `body_len` bytes.
+    fn request_with_body(
+        &self,
+        method: &str,
+        ruri: &str,
+        branch: &str,
+        body_len: usize,
+    ) -> RouteContext {
         let caller = self.caller.local_addr().expect("addr");
+        let body = "x".repeat(body_len);
         let raw = format!(
             "{method} {ruri} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {caller};branch={branch};rport\r\n\
@@ -64,7 +80,7 @@ impl Bench {
              To: <sip:bob@example.com>\r\n\
              Call-ID: {branch}@test\r\n\
              CSeq: 1 {method}\r\n\
-             Content-Length: 0\r\n\r\n"
+             Content-Length: {body_len}\r\n\r\n{body}"
         );
         let msg = Message::parse(Bytes::from(raw)).expect("request parses");
         let summary = sanity::check_request(&msg).expect("sane");
@@ -313,4 +329,57 @@ async fn rfc3261_8_1_1_7_a_response_to_an_earlier_run_is_not_taken_for_ours() {
         second.tm.match_response(&reply),
         ResponseMatch::Ended
     ));
+}
+
+/// `tm.memory_mb` bounds what live transactions hold, by their size: a
+/// budget that carries many small transactions carries few large ones, the
+/// caller past it gets 503 with Retry-After, and an ended transaction gives
+/// its room back.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_memory_budget_bounds_transactions_by_their_size() {
+    let b = bench_with(TmConfig {
+        memory_mb: 1,
+        ..TmConfig::default()
+    })
+    .await;
+    let big =
+        |i: usize| b.request_with_body("MESSAGE", &b.callee_uri(), &format!("z9hG4bKm{i}"), 30_000);
+    let size = big(0).msg.serialize().len();
+    let fits = (1 << 20) / super::table::charge_for(size);
+    assert!((10..30).contains(&fits), "{fits} of {size} bytes");
+    let mut first = None;
+    let mut charged = 0;
+    for i in 0..fits {
+        let mut ctx = big(i);
+        charged += super::table::charge_for(ctx.msg.serialize().len());
+        b.tm.t_relay(&mut ctx, None).expect("within the budget");
+        first.get_or_insert(ctx.txn.clone());
+    }
+    let mut over = big(fits);
+    match b.tm.t_relay(&mut over, None) {
+        Err(ActionError::LimitReached(why)) => assert!(why.contains("tm.memory_mb = 1"), "{why}"),
+        other => panic!("past the budget: {other:?}"),
+    }
+    assert_eq!(over.handled, Some(Handled::Replied(503)));
+    let refused = Bench::recv(&b.caller);
+    assert_eq!(status(&refused), 503);
+    assert!(refused.headers().iter().any(|h| h.is("Retry-After")));
+    assert_eq!(b.tm.len(), fits);
+    let held = b.tm.held_bytes();
+    assert_eq!(held as usize, charged);
+    // One ends: its charge is given back.
+    let txn = first.flatten().expect("a transaction");
+    let relayed = loop {
+        let m = Bench::recv(&b.callee);
+        if m.call_id().ok() == Some(&b"z9hG4bKm0@test"[..]) {
+            break m;
+        }
+    };
+    b.answer(&relayed, 200);
+    b.advance(Duration::from_secs(6));
+    drop(txn);
+    assert_eq!(b.tm.len(), fits - 1);
+    let mut again = big(fits + 1);
+    b.tm.t_relay(&mut again, None)
+        .expect("room again once one ended");
 }

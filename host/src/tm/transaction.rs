@@ -129,6 +129,8 @@ pub struct Transaction {
     pub ended: bool,
     /// Branches whose next hop is still being resolved.
     pub resolving: usize,
+    /// Bytes charged against `tm.memory_mb` while it lives.
+    pub charge: usize,
 }
 
 impl Transaction {
