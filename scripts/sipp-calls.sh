@@ -19,7 +19,8 @@
 #                     keep the manifest's, `workers = 0`: one per core)
 #   --config FILE     the manifest (default config/wisp.toml)
 #   --port P          the router's port (default: the manifest's, 5060)
-#   --keep            keep the temp dir (router log, SIPp stats, error traces)
+#   --keep            keep the temp dir (router log, SIPp stats, error traces);
+#                     kept anyway when the run fails
 #
 # Environment (all optional):
 #   WISP_BIN=target/release/wisp   the router (`make build` builds it)
@@ -232,11 +233,13 @@ check_side uas
 for side in uac uas; do
     [ -s "$TMP/$side/errors.log" ] || continue
     echo "$side errors (SIPp -trace_err), by kind:"
-    grep -v '^\s*$' "$TMP/$side/errors.log" |
-        grep -iE "unexpected|aborting|expecting|out of call|dead call|timeout|retrans" |
-        sed -E -e 's/^[0-9-]+[[:space:]]+[0-9:.]+[[:space:]]+[0-9.]+: //' \
-            -e "s/Call-I[dD] '[^']*'/Call-Id <id>/g" -e 's/index [0-9]+/index N/g' |
-        sort | uniq -c | sort -rn | head -20 | sed 's/^/  /'
+    # An event starts with its time (after the quote closing the message
+    # before): keep its text up to the received message's first line.
+    grep -E "^'?[0-9]{4}-[0-9]{2}-[0-9]{2}[[:space:]]" "$TMP/$side/errors.log" |
+        sed -E -e "s/^'?[0-9-]+[[:space:]]+[0-9:.]+[[:space:]]+[0-9.]+: //" \
+            -e "s/Call-I[dD] '[^']*'/Call-Id <id>/; s/Dead call [^ ]+/Dead call <id>/" \
+            -e 's/index [0-9]+/index N/; s/\r$//' |
+        sort | uniq -c | sort -rn | head -20 | sed 's/^ */  /'
 done
 WARN=$(grep -cE " (WARN|ERROR) " "$TMP/wisp.log" || true)
 echo "router log: $WARN warning/error lines"
@@ -244,6 +247,7 @@ echo "router log: $WARN warning/error lines"
 
 if [ ${#FAIL[@]} -gt 0 ]; then
     printf 'sipp-calls: FAIL: %s\n' "${FAIL[@]}"
+    KEEP=1 # the router log and SIPp's traces, for a look
     exit 1
 fi
 echo "sipp-calls: OK: $CALLS calls, none failed, no unexpected message"
