@@ -97,16 +97,20 @@ impl Side {
         self.stat.get(column).and_then(|v| v.parse().ok())
     }
 
-    /// Messages of the scenario received where it expected another one.
+    /// Messages of the scenario received where it expected another one:
+    /// the `_Unexp` columns, or the calls failed on one if more (a message
+    /// arriving while SIPp sends has no `_Unexp` column).
     fn unexpected(&self) -> Option<u64> {
         if self.counts.is_empty() {
             return None;
         }
-        self.counts
+        let in_steps: Option<u64> = self
+            .counts
             .iter()
             .filter(|(k, _)| k.ends_with("_Unexp"))
             .map(|(_, v)| v.parse::<u64>().ok())
-            .sum()
+            .sum();
+        Some(in_steps?.max(self.stat("FailedUnexpectedMessage(C)")?))
     }
 
     fn summary(&self) -> String {
