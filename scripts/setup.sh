@@ -5,6 +5,7 @@
 #    had, else Debian's rustc-web + rust-web-src (built with -Zbuild-std);
 #  - wasm-tools (wraps a plugin's core module into a component), from PyPI;
 #  - sipsak, the SIP client the end-to-end tests drive the router with;
+#  - sip-tester (SIPp), the call load of scripts/sipp-calls.sh and tests/tests/sipp.rs;
 #  - kamailio, the baseline of the benchmarks (scripts/bench-*.sh).
 set -euo pipefail
 
@@ -19,6 +20,7 @@ if ! ls "$libdir"/libcore-*.rlib >/dev/null 2>&1; then
     need_apt rust-web-src
 fi
 need_apt sipsak
+need_apt sip-tester
 if [ "${WISP_SETUP_KAMAILIO:-1}" = 1 ]; then
     need_apt kamailio
 fi
