@@ -21,6 +21,8 @@
 //!   accessors.
 //! - [`edit`] — recorded edits and the serializer that applies them.
 //! - [`reply`] — building a response to a request (RFC 3261 §8.2.6).
+//! - [`text`] — numbers and addresses written into header text without
+//!   the `fmt` machinery (every relayed request writes several).
 //! - [`framer`] — cutting messages out of a TCP/TLS byte stream (RFC 3261 §18.3).
 //! - [`peek`] — one header of an unparsed message (the Call-ID that steers
 //!   a datagram to its worker).
@@ -32,6 +34,7 @@ pub mod message;
 pub mod parse;
 pub mod peek;
 pub mod reply;
+pub mod text;
 pub mod uri;
 
 pub use compact_str::CompactString;

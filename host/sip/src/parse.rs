@@ -175,9 +175,11 @@ pub(crate) fn unquote(q: &[u8]) -> CompactString {
 /// serialize them.
 pub(crate) fn write_params(f: &mut std::fmt::Formatter<'_>, params: &[Param]) -> std::fmt::Result {
     for (n, v) in params {
-        match v {
-            Some(v) => write!(f, ";{n}={v}")?,
-            None => write!(f, ";{n}")?,
+        f.write_str(";")?;
+        f.write_str(n)?;
+        if let Some(v) = v {
+            f.write_str("=")?;
+            f.write_str(v)?;
         }
     }
     Ok(())

@@ -184,13 +184,13 @@ pub(crate) fn mark_received(msg: &mut Message, source: Source) {
     }
     top.params
         .retain(|(k, _)| !k.eq_ignore_ascii_case("received") && !k.eq_ignore_ascii_case("rport"));
-    top.params
-        .push(("received".into(), Some(src_ip.to_string().into())));
+    let mut ip = String::with_capacity(40);
+    wisp_sip::text::push_ip(&mut ip, src_ip);
+    top.params.push(("received".into(), Some(ip.into())));
     if rport {
-        top.params.push((
-            "rport".into(),
-            Some(source.remote.port().to_string().into()),
-        ));
+        let mut port = String::with_capacity(5);
+        wisp_sip::text::push_int(&mut port, source.remote.port());
+        top.params.push(("rport".into(), Some(port.into())));
     }
     if msg.remove_top_via().is_ok() {
         msg.insert_via(Bytes::from(top.to_string()));

@@ -54,16 +54,23 @@ fn record_route_value(ctx: &MsgContext, full_lr: bool) -> Result<String, ActionE
         )));
     }
     // Built from the IP, not the SocketAddr, so an IPv6 scope id never leaks in.
-    let host = match local.ip() {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => format!("[{ip}]"),
-    };
-    let transport = match ctx.source.proto {
-        Proto::Tcp => ";transport=tcp",
-        Proto::Udp => "",
-    };
-    let lr = if full_lr { "lr=on" } else { "lr" };
-    Ok(format!("<sip:{host}:{}{transport};{lr}>", local.port()))
+    let mut value = String::with_capacity(64);
+    value.push_str("<sip:");
+    match local.ip() {
+        IpAddr::V4(ip) => wisp_sip::text::push_ip(&mut value, IpAddr::V4(ip)),
+        IpAddr::V6(ip) => {
+            value.push('[');
+            wisp_sip::text::push_ip(&mut value, IpAddr::V6(ip));
+            value.push(']');
+        }
+    }
+    value.push(':');
+    wisp_sip::text::push_int(&mut value, local.port());
+    if ctx.source.proto == Proto::Tcp {
+        value.push_str(";transport=tcp");
+    }
+    value.push_str(if full_lr { ";lr=on>" } else { ";lr>" });
+    Ok(value)
 }
 
 /// `loose_route()`: route a request by its Route header (RFC 3261 §16.4).

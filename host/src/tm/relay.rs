@@ -319,9 +319,15 @@ impl Tm {
         } = out;
         forward::mark_received(&mut msg, txn.source);
         let branch = branch_id(self.run_id, txn.id, idx);
-        msg.insert_via(Bytes::from(format!(
-            "SIP/2.0/{proto} {local};branch={branch}"
-        )));
+        let mut via = String::with_capacity(48 + branch.len());
+        via.push_str(match proto {
+            Proto::Udp => "SIP/2.0/UDP ",
+            Proto::Tcp => "SIP/2.0/TCP ",
+        });
+        wisp_sip::text::push_socket_addr(&mut via, local);
+        via.push_str(";branch=");
+        via.push_str(&branch);
+        msg.insert_via(Bytes::from(via));
         let bytes = msg.serialize();
         let mut actions = Vec::new();
         // fr_timer is timer B/F of the branch: no response (INVITE: no

@@ -25,7 +25,14 @@ pub const CANCEL_BIT: u16 = 0x8000;
 pub const BRANCH_PREFIX: &str = "z9hG4bKwspT";
 
 pub fn branch_id(run: u32, txn: u64, branch: u16) -> String {
-    format!("{BRANCH_PREFIX}{run:08x}.{txn:x}.{branch}")
+    let mut id = String::with_capacity(BRANCH_PREFIX.len() + 32);
+    id.push_str(BRANCH_PREFIX);
+    wisp_sip::text::push_hex8(&mut id, run);
+    id.push('.');
+    wisp_sip::text::push_hex(&mut id, txn);
+    id.push('.');
+    wisp_sip::text::push_int(&mut id, branch);
+    id
 }
 
 /// `(run, transaction, branch)` from a Via branch this router made, if it
