@@ -101,7 +101,7 @@ pub struct FailureWork {
 
 /// The request summary of a transaction, for a reply route's context.
 pub fn lock_summary(t: &TxnCell) -> RequestSummary {
-    lock(t).summary.clone()
+    (*lock(t).summary).clone()
 }
 
 fn lock(t: &TxnCell) -> MutexGuard<'_, Transaction> {

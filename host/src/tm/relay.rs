@@ -417,7 +417,7 @@ impl Tm {
             &self.timers,
             &mut out,
         );
-        b.cancel = CancelState::Sent(c);
+        b.cancel = CancelState::Sent(Box::new(c));
         self.run_branch_actions(txn, i as u16 | CANCEL_BIT, out);
     }
 }

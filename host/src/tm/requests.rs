@@ -128,7 +128,7 @@ impl Tm {
             key: key.clone(),
             request,
             source: ctx.source,
-            summary: ctx.summary.clone(),
+            summary: Arc::new(ctx.summary.clone()),
             flags: ctx.flags,
             invite,
             server: ServerTransaction::new(invite, ctx.source.proto == Proto::Tcp),

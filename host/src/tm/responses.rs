@@ -98,6 +98,11 @@ impl Tm {
         );
         let replica = b.replica;
         self.run_branch_actions(txn, idx, out);
+        if i >= txn.branches.len() {
+            // The actions answered the transaction, which dropped its
+            // finished branches ([`compact`]).
+            return None;
+        }
         if txn.server.is_final() && !txn.branches[i].client.is_pending() {
             // A late final on a branch of an answered transaction.
             txn.branches[i].client.release_request();
@@ -266,7 +271,7 @@ impl Tm {
             let mut ctx = Box::new(RouteContext::new(
                 (*txn.request).clone(),
                 txn.source,
-                txn.summary.clone(),
+                (*txn.summary).clone(),
                 RouteKind::Failure,
             ));
             ctx.flags = txn.flags;
@@ -396,20 +401,32 @@ impl Tm {
 }
 
 /// After the final response went up, a transaction only absorbs
-/// retransmissions until its timers end: drop the request copy, the
-/// candidates and the requests of finished branches.
+/// retransmissions until its timers end: drop the request copy, its
+/// summary, the candidates and the finished branches (of a non-INVITE) or
+/// their requests (of an INVITE, whose branches still send ACKs).
 fn compact(txn: &mut Transaction) {
-    static SPENT: std::sync::LazyLock<Option<Arc<Message>>> = std::sync::LazyLock::new(|| {
-        Message::parse(Bytes::from_static(
+    type Spent = Option<(Arc<Message>, Arc<crate::stateless::RequestSummary>)>;
+    static SPENT: std::sync::LazyLock<Spent> = std::sync::LazyLock::new(|| {
+        let msg = Message::parse(Bytes::from_static(
             b"OPTIONS sip:spent.invalid SIP/2.0\r\nVia: SIP/2.0/UDP spent.invalid;branch=z9hG4bKspent\r\nFrom: <sip:spent.invalid>;tag=x\r\nTo: <sip:spent.invalid>\r\nCall-ID: spent\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
         ))
-        .ok()
-        .map(Arc::new)
+        .ok()?;
+        let summary = crate::stateless::sanity::check_request(&msg).ok()?;
+        Some((Arc::new(msg), Arc::new(summary)))
     });
-    if let Some(spent) = SPENT.as_ref() {
-        txn.request = spent.clone();
+    if let Some((msg, summary)) = SPENT.as_ref() {
+        txn.request = msg.clone();
+        txn.summary = summary.clone();
     }
     txn.candidates = Vec::new();
+    if !txn.invite && txn.branches.iter().all(|b| !b.client.is_pending()) {
+        // A finished non-INVITE client transaction only absorbs copies of
+        // its final response: a response for a branch that is gone is
+        // dropped all the same, and the branches' memory is freed now
+        // rather than after the wait timer.
+        txn.branches = Vec::new();
+        return;
+    }
     for b in &mut txn.branches {
         b.client.release_request();
         if !b.client.is_pending() {

@@ -57,7 +57,9 @@ pub enum CancelState {
     None,
     /// CANCEL wanted but no provisional yet (§9.1: wait for one).
     Wanted,
-    Sent(ClientTransaction),
+    /// Boxed: most branches never send a CANCEL, and a branch is kept for
+    /// the transaction's wait timer.
+    Sent(Box<ClientTransaction>),
 }
 
 /// One destination of the request.
@@ -116,7 +118,9 @@ pub struct Transaction {
     /// (own copy: it must not pin the receive buffer).
     pub request: std::sync::Arc<Message>,
     pub source: Source,
-    pub summary: RequestSummary,
+    /// Shared, so a finished transaction can drop its own ([`compact`]
+    /// swaps in a spent one) and a reply route gets it without a copy.
+    pub summary: std::sync::Arc<RequestSummary>,
     pub flags: u64,
     pub invite: bool,
     pub server: ServerTransaction,
