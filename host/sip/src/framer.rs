@@ -84,7 +84,13 @@ impl StreamFramer {
             self.buf.reserve(total - self.buf.len());
             return Ok(None);
         }
-        Ok(Some(self.buf.split_to(total).freeze()))
+        // A copy at the message's exact size, not a split of the buffer: a
+        // split shares the buffer's allocation, so whoever keeps the
+        // message (a transaction, for minutes) would keep all of it, and
+        // the buffer could never be reused in place.
+        let message = Bytes::copy_from_slice(&self.buf[..total]);
+        self.buf.advance(total);
+        Ok(Some(message))
     }
 }
 

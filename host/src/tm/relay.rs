@@ -169,12 +169,15 @@ impl Tm {
             msg.append_header("Route", Bytes::from(path.clone()));
         }
         let out = Outgoing { msg, uri, replica };
-        match hop.host.trim_matches(['[', ']']).parse::<IpAddr>() {
-            Ok(ip) => {
+        match hop
+            .ip
+            .or_else(|| hop.host.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+        {
+            Some(ip) => {
                 let dest = SocketAddr::new(ip, hop.port);
                 self.send_branch(txn, out, hop.proto, dest, self.clock.now())?;
             }
-            Err(_) => self.resolve_then_send(handle, txn, out, hop),
+            None => self.resolve_then_send(handle, txn, out, hop),
         }
         Ok(())
     }
@@ -437,6 +440,8 @@ struct Outgoing {
 struct Hop {
     proto: Proto,
     host: String,
+    /// The host when the URI names an IP address (no DNS, no text parse).
+    ip: Option<IpAddr>,
     port: u16,
     explicit_port: Option<u16>,
     explicit_proto: Option<Proto>,
@@ -450,6 +455,7 @@ fn next_hop(ctx: &RouteContext, target: &RelayTarget, uri: &str) -> Result<Hop, 
         return Ok(Hop {
             proto: h.proto.unwrap_or(Proto::Udp),
             host: h.host.clone(),
+            ip: None,
             port: h.port.unwrap_or(5060),
             explicit_port: h.port,
             explicit_proto: h.proto,
@@ -459,14 +465,27 @@ fn next_hop(ctx: &RouteContext, target: &RelayTarget, uri: &str) -> Result<Hop, 
         (None, Some(du), _) | (Some(_), _, Some(du)) => du.as_str(),
         _ => uri,
     };
-    let parsed = Uri::parse(next.as_bytes())
-        .map_err(|e| ActionError::BadMessage(format!("next hop {next:?}: {}", e.reason())))?;
-    let (proto, host, port) = forward::next_hop_of(&parsed)?;
+    // The Request-URI itself is parsed already.
+    let reparsed;
+    let parsed = if target.uri.is_none() && ctx.dst_uri.is_none() {
+        ctx.ruri()
+    } else {
+        reparsed = Uri::parse(next.as_bytes())
+            .map_err(|e| ActionError::BadMessage(format!("next hop {next:?}: {}", e.reason())))?;
+        &reparsed
+    };
+    let (proto, host, port) = forward::next_hop_of(parsed)?;
+    let ip = match parsed.host {
+        wisp_sip::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        wisp_sip::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        wisp_sip::Host::Domain(_) => None,
+    };
     Ok(Hop {
         explicit_proto: parsed.transport().map(|_| proto),
         explicit_port: parsed.port,
         proto,
         host,
+        ip,
         port,
     })
 }

@@ -4,8 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use wisp_sip::{Message, Method, text};
+use wisp_sip::{Method, text};
 
 use super::server::ServerTransaction;
 use super::table::{self, Full};
@@ -90,8 +89,7 @@ impl Tm {
                 "an ACK has no transaction; t_relay forwards it statelessly".into(),
             ));
         }
-        let serialized = ctx.msg.serialize();
-        let charge = table::charge_for(serialized.len());
+        let charge = table::charge_for(ctx.msg.len());
         if let Err(full) = self.table.room_for(charge) {
             let why = match full {
                 Full::Memory { budget_mb } => {
@@ -116,11 +114,11 @@ impl Tm {
         }
         let key = server_key(ctx, false)
             .ok_or_else(|| ActionError::BadMessage("no top Via to key a transaction".into()))?;
-        // Own copy of the request with the route's edits so far: it must
-        // not pin the receive buffer for the transaction's lifetime.
-        let request = Message::parse(Bytes::copy_from_slice(&serialized))
-            .map(Arc::new)
-            .map_err(|e| ActionError::Internal(format!("request copy: {}", e.reason())))?;
+        // The request with the route's edits so far, recorded, not applied:
+        // no serialize and reparse. It holds the received bytes, which every
+        // transport copies out at their exact size, so it pins no receive
+        // buffer.
+        let request = Arc::new(ctx.msg.clone());
         let invite = ctx.msg.method() == Some(&Method::Invite);
         let id = self.table.next_id();
         let txn = Transaction {
