@@ -76,6 +76,65 @@ impl Message {
         self.remove_first_value(HeaderName::Via)
     }
 
+    /// RFC 3261 §18.2.1 / RFC 3581 §4 on the topmost Via: drop its
+    /// `received` and `rport` parameters and append `;received=<received>`
+    /// and, when given, `;rport=<port>`. Works on the value's text: the
+    /// other parameters stay byte for byte, nothing is parsed into a
+    /// [`Via`](crate::Via) and written back.
+    pub fn mark_top_via_received(
+        &mut self,
+        received: &str,
+        rport: Option<u16>,
+    ) -> Result<(), ParseError> {
+        let top: &[u8] = match self.edits.vias.last() {
+            Some(v) => v,
+            None => {
+                let v = self
+                    .first_remaining_value(HeaderName::Via)
+                    .ok_or(ParseError::Missing(HeaderName::Via.canonical()))?;
+                first_element(v)?.0
+            }
+        };
+        let mut value = Vec::with_capacity(top.len() + received.len() + 24);
+        for (i, part) in split_params(top).enumerate() {
+            if i > 0 {
+                let name = part.split(|b| *b == b'=').next().unwrap_or(part);
+                let name = trim_lws(name);
+                if name.eq_ignore_ascii_case(b"received") || name.eq_ignore_ascii_case(b"rport") {
+                    continue;
+                }
+                value.push(b';');
+            }
+            value.extend_from_slice(part);
+        }
+        value.extend_from_slice(b";received=");
+        value.extend_from_slice(received.as_bytes());
+        if let Some(port) = rport {
+            value.extend_from_slice(b";rport=");
+            value.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
+        }
+        self.remove_top_via()?;
+        self.insert_via(Bytes::from(value));
+        Ok(())
+    }
+
+    /// The value of the first header named `name` that edits left in
+    /// place, as edits left it (values removed from its front are gone).
+    fn first_remaining_value(&self, name: HeaderName) -> Option<&[u8]> {
+        let idx = (0..self.hdrs.len()).find(|i| {
+            self.hdrs[*i].name == name
+                && self
+                    .edits
+                    .states
+                    .get(*i)
+                    .is_none_or(|s| *s != State::Removed)
+        })?;
+        match self.edits.states.get(idx) {
+            Some(State::Value(v)) => Some(v),
+            _ => Some(&self.raw[self.hdrs[idx].value_range()]),
+        }
+    }
+
     pub fn insert_record_route(&mut self, value: Bytes) {
         self.edits_mut().rrs.push(value);
     }
@@ -391,4 +450,104 @@ pub(crate) fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(b": ");
     out.put_slice(value);
     out.put_slice(b"\r\n");
+}
+
+/// A Via value cut at the `;` that separate its parameters (none inside a
+/// quoted string): the sent-protocol and sent-by first, then each
+/// parameter as written, without its `;`.
+fn split_params(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        let mut quoted = false;
+        let mut escaped = false;
+        for (i, b) in s.iter().enumerate() {
+            if escaped {
+                escaped = false;
+                continue;
+            }
+            match b {
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b';' if !quoted => {
+                    rest = Some(&s[i + 1..]);
+                    return Some(&s[..i]);
+                }
+                _ => {}
+            }
+        }
+        rest = None;
+        Some(s)
+    })
+}
+
+#[cfg(test)]
+mod mark_received_tests {
+    use bytes::Bytes;
+
+    use crate::Message;
+
+    fn vias_after(raw: &str, edit: impl FnOnce(&mut Message)) -> Vec<String> {
+        let mut m = Message::parse(Bytes::from(raw.to_owned())).expect("parses");
+        edit(&mut m);
+        let out = Message::parse(m.serialize()).expect("serialized parses");
+        out.vias()
+            .expect("vias")
+            .iter()
+            .map(|v| v.to_string())
+            .collect()
+    }
+
+    const HEAD: &str = "OPTIONS sip:b@example.com SIP/2.0\r\n";
+    const TAIL: &str = "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn rfc3581_4_rport_gets_the_source_port_and_received_is_added() {
+        let raw = format!("{HEAD}Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport\r\n{TAIL}");
+        let vias = vias_after(&raw, |m| {
+            m.mark_top_via_received("192.0.2.7", Some(5070))
+                .expect("marked")
+        });
+        assert_eq!(
+            vias,
+            ["SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;received=192.0.2.7;rport=5070"]
+        );
+    }
+
+    #[test]
+    fn old_received_and_rport_go_quoted_semicolons_and_later_vias_stay() {
+        let raw = format!(
+            "{HEAD}Via: SIP/2.0/UDP h;received=9.9.9.9;x=\"a;b\";RPORT=1 , SIP/2.0/TCP second;branch=z9hG4bK2\r\nVia: SIP/2.0/UDP third\r\n{TAIL}"
+        );
+        let vias = vias_after(&raw, |m| {
+            m.mark_top_via_received("::1", None).expect("marked")
+        });
+        assert_eq!(
+            vias,
+            [
+                "SIP/2.0/UDP h;x=\"a;b\";received=::1",
+                "SIP/2.0/TCP second;branch=z9hG4bK2",
+                "SIP/2.0/UDP third"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_inserted_via_is_the_top_one() {
+        let raw = format!("{HEAD}Via: SIP/2.0/UDP a;branch=z9hG4bK1\r\n{TAIL}");
+        let vias = vias_after(&raw, |m| {
+            m.insert_via(Bytes::from_static(
+                b"SIP/2.0/UDP mine;branch=z9hG4bK9;rport",
+            ));
+            m.mark_top_via_received("192.0.2.1", Some(1))
+                .expect("marked")
+        });
+        assert_eq!(
+            vias,
+            [
+                "SIP/2.0/UDP mine;branch=z9hG4bK9;received=192.0.2.1;rport=1",
+                "SIP/2.0/UDP a;branch=z9hG4bK1"
+            ]
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use wisp_sip::{Host, Message, Scheme, Uri};
+use wisp_sip::{Host, Message, Scheme, Uri, Via};
 
 use crate::stateless::Stateless;
 use crate::stateless::context::{ActionError, Handled, MsgContext};
@@ -54,8 +54,16 @@ pub fn forward_request(
     match host.trim_matches(['[', ']']).parse::<IpAddr>() {
         Ok(ip) => {
             let dest = SocketAddr::new(ip, port);
-            let data = with_our_via(&transports, &mut ctx.msg, proto, dest, ctx.source, &branch)
-                .map_err(|e| ctx.fail(478, "Unresolvable destination", e))?;
+            let data = with_our_via(
+                &transports,
+                &mut ctx.msg,
+                proto,
+                dest,
+                ctx.source,
+                &ctx.summary.top_via,
+                &branch,
+            )
+            .map_err(|e| ctx.fail(478, "Unresolvable destination", e))?;
             if let Err(e) = transports.send(proto, dest, None, data) {
                 // Take our Via out again so that a retry (or another
                 // destination) does not send it twice.
@@ -96,7 +104,15 @@ pub fn forward_request(
                     }
                     return;
                 };
-                match with_our_via(&transports, &mut msg, proto, dest, source, &branch) {
+                match with_our_via(
+                    &transports,
+                    &mut msg,
+                    proto,
+                    dest,
+                    source,
+                    &summary.top_via,
+                    &branch,
+                ) {
                     Ok(data) => {
                         if let Err(e) = transports.send(proto, dest, None, data) {
                             tracing::info!(%dest, "forward failed: {e}");
@@ -159,41 +175,48 @@ fn with_our_via(
     proto: Proto,
     dest: SocketAddr,
     source: Source,
+    top: &Via,
     branch: &str,
 ) -> Result<Bytes, ActionError> {
     let arrived_on = (source.proto == proto).then_some(source.local);
     let local = transports
         .local_for(proto, &dest, arrived_on)
         .ok_or_else(|| ActionError::SendFailed(format!("no {proto} listener to send from")))?;
-    mark_received(msg, source);
-    let via = format!("SIP/2.0/{proto} {local};branch={branch}");
-    msg.insert_via(Bytes::from(via));
+    mark_received(msg, top, source);
+    msg.insert_via(Bytes::from(our_via(proto, local, branch)));
     Ok(msg.serialize())
+}
+
+/// `SIP/2.0/<proto> <local>;branch=<branch>`: the Via this router puts on a
+/// request it sends, written without `format!` (every relay writes one).
+pub fn our_via(proto: Proto, local: SocketAddr, branch: &str) -> String {
+    let mut via = String::with_capacity(48 + branch.len());
+    via.push_str(match proto {
+        Proto::Udp => "SIP/2.0/UDP ",
+        Proto::Tcp => "SIP/2.0/TCP ",
+    });
+    wisp_sip::text::push_socket_addr(&mut via, local);
+    via.push_str(";branch=");
+    via.push_str(branch);
+    via
 }
 
 /// RFC 3261 §18.2.1 / RFC 3581 §4: before the request leaves, its top Via
 /// records where it really came from — `received` when the sent-by host is
 /// not the source IP, and `received` + `rport=<port>` when the client asked
 /// for rport — so that the response finds its way back through NAT.
-pub(crate) fn mark_received(msg: &mut Message, source: Source) {
-    let Ok(mut top) = msg.top_via() else { return };
+/// `top` is the request's top Via as received (its summary's).
+pub(crate) fn mark_received(msg: &mut Message, top: &Via, source: Source) {
     let rport = top.rport().is_some();
     let src_ip = source.remote.ip();
     if !rport && super::reply::host_is_ip(&top.host, src_ip) {
         return;
     }
-    top.params
-        .retain(|(k, _)| !k.eq_ignore_ascii_case("received") && !k.eq_ignore_ascii_case("rport"));
     let mut ip = String::with_capacity(40);
     wisp_sip::text::push_ip(&mut ip, src_ip);
-    top.params.push(("received".into(), Some(ip.into())));
-    if rport {
-        let mut port = String::with_capacity(5);
-        wisp_sip::text::push_int(&mut port, source.remote.port());
-        top.params.push(("rport".into(), Some(port.into())));
-    }
-    if msg.remove_top_via().is_ok() {
-        msg.insert_via(Bytes::from(top.to_string()));
+    let port = rport.then_some(source.remote.port());
+    if let Err(e) = msg.mark_top_via_received(&ip, port) {
+        tracing::debug!("top Via not marked: {e}");
     }
 }
 

@@ -320,17 +320,9 @@ impl Tm {
             uri,
             replica,
         } = out;
-        forward::mark_received(&mut msg, txn.source);
+        forward::mark_received(&mut msg, &txn.summary.top_via, txn.source);
         let branch = branch_id(self.run_id, txn.id, idx);
-        let mut via = String::with_capacity(48 + branch.len());
-        via.push_str(match proto {
-            Proto::Udp => "SIP/2.0/UDP ",
-            Proto::Tcp => "SIP/2.0/TCP ",
-        });
-        wisp_sip::text::push_socket_addr(&mut via, local);
-        via.push_str(";branch=");
-        via.push_str(&branch);
-        msg.insert_via(Bytes::from(via));
+        msg.insert_via(Bytes::from(forward::our_via(proto, local, &branch)));
         let bytes = msg.serialize();
         let mut actions = Vec::new();
         // fr_timer is timer B/F of the branch: no response (INVITE: no
