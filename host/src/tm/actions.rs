@@ -50,6 +50,7 @@ impl Tm {
             match a {
                 TxnAction::Send(bytes) => {
                     if let Some(b) = txn.branches.get(i)
+                        && !(b.unsent && idx & CANCEL_BIT == 0)
                         && let Err(e) =
                             self.sl
                                 .transports()

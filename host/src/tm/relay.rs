@@ -337,13 +337,27 @@ impl Tm {
             &self.timers,
             &mut actions,
         );
-        // The first send happens here; a socket error fails the branch now.
+        // The first send happens here: a socket error known now fails the
+        // branch now; over UDP during a receive burst the request leaves
+        // with the burst's other datagrams, and an error then fails the
+        // branch after the burst (`branch_unsent`).
         let first = match actions.first() {
             Some(TxnAction::Send(b)) => b.clone(),
             _ => Bytes::new(),
         };
+        let (tm, id) = (self.me.clone(), txn.id);
         transports
-            .send(proto, dest, Some(local), first)
+            .send_request_batched(
+                proto,
+                dest,
+                Some(local),
+                first,
+                Box::new(move |e| {
+                    if let Some(tm) = tm.upgrade() {
+                        tm.branch_unsent(id, idx, e);
+                    }
+                }),
+            )
             .map_err(|e| ActionError::SendFailed(e.to_string()))?;
         if txn.branches.capacity() == 0 {
             // Most transactions have one branch: the first push would make
@@ -363,10 +377,44 @@ impl Tm {
             cancel: CancelState::None,
             replica,
             alternatives: Vec::new(),
+            unsent: false,
         });
         actions.remove(0);
         self.run_branch_actions(txn, idx, actions);
         Ok(idx as usize)
+    }
+
+    /// The first send of branch `idx` of transaction `id` failed when its
+    /// receive burst was sent: the branch fails as a send refused in
+    /// `t_relay` would have (the next destination its name resolved to, or
+    /// a 503 toward the best response and the failure route).
+    pub(super) fn branch_unsent(&self, id: u64, idx: u16, e: std::io::Error) {
+        let Some(handle) = self.table.by_id(id) else {
+            return;
+        };
+        let now = self.clock.now();
+        let mut txn = lock(&handle);
+        let i = idx as usize;
+        let Some(b) = txn.branches.get_mut(i) else {
+            return;
+        };
+        if b.done || b.provisional || b.unsent {
+            return;
+        }
+        tracing::info!(dest = %b.dest, "branch not sent: {e}");
+        b.unsent = true;
+        let replica = b.replica;
+        let moved_on = self.fail_over(&mut txn, i, now);
+        if let Some(b) = txn.branches.get_mut(i) {
+            b.done = true;
+        }
+        if !moved_on && !replica {
+            let c = self.local_candidate(&txn, 503, "Service Unavailable");
+            txn.candidates.extend(c);
+        }
+        let work = self.maybe_complete(&handle, &mut txn);
+        drop(txn);
+        self.queue_failure_route(work);
     }
 
     pub(super) fn cancel_branch(&self, txn: &mut Transaction, i: usize, now: Instant) {

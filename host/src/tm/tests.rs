@@ -383,3 +383,21 @@ async fn the_memory_budget_bounds_transactions_by_their_size() {
     b.tm.t_relay(&mut again, None)
         .expect("room again once one ended");
 }
+
+/// A relayed request leaves with its receive burst (one `sendmmsg`); when
+/// the socket refuses it then, after `t_relay` returned, the branch still
+/// fails as a refused send does: the caller gets the 503.
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc3261_16_7_a_branch_the_socket_refuses_after_the_burst_counts_as_503() {
+    let b = bench().await;
+    // Broadcast without SO_BROADCAST: the kernel refuses the datagram.
+    let mut ctx = b.request("OPTIONS", "sip:bob@255.255.255.255:5060", "z9hG4bKu1");
+    crate::transport::udp::in_burst(|| {
+        b.tm.t_relay(&mut ctx, None)
+            .expect("queued: nothing is known to fail yet");
+        b.tm.route_finished(&mut ctx);
+    });
+    let answer = Bench::recv(&b.caller);
+    assert_eq!(status(&answer), 503);
+    assert!(Bench::silent(&b.caller, 200), "one final answer only");
+}

@@ -83,6 +83,8 @@ pub struct Branch {
     /// Further destinations the next hop's name resolved to (RFC 3263),
     /// tried in order when this one times out without an answer.
     pub alternatives: Vec<(Proto, SocketAddr)>,
+    /// Its first send failed after `t_relay` returned: nothing more is sent.
+    pub unsent: bool,
 }
 
 /// A final response a finished branch contributed.

@@ -141,8 +141,7 @@ impl Transports {
     /// Send a response, as [`send`](Self::send). While a UDP receive burst
     /// is being handled, a UDP response waits for the burst's end and leaves
     /// with the others in one `sendmmsg` (see [`udp`]); an error of that
-    /// send is logged, not returned. Requests do not wait: a forward's send
-    /// error decides what the route does next.
+    /// send is logged, not returned.
     pub fn send_response(
         self: &Arc<Self>,
         proto: Proto,
@@ -150,11 +149,41 @@ impl Transports {
         from: Option<SocketAddr>,
         data: Bytes,
     ) -> Result<(), SendError> {
+        self.send_batched(proto, dest, from, data, None)
+    }
+
+    /// Send a request that may wait for the end of the UDP receive burst,
+    /// like a response: one `sendmmsg`, and one wake-up of the peer, for
+    /// the burst's relayed requests instead of a `sendto` each. An error
+    /// known now is returned; one found when the burst is sent goes to
+    /// `on_error`, after the burst. Not for requests whose failure the
+    /// route must see at once (stateless `forward`).
+    pub fn send_request_batched(
+        self: &Arc<Self>,
+        proto: Proto,
+        dest: SocketAddr,
+        from: Option<SocketAddr>,
+        data: Bytes,
+        on_error: udp::OnSendError,
+    ) -> Result<(), SendError> {
+        self.send_batched(proto, dest, from, data, Some(on_error))
+    }
+
+    fn send_batched(
+        self: &Arc<Self>,
+        proto: Proto,
+        dest: SocketAddr,
+        from: Option<SocketAddr>,
+        data: Bytes,
+        on_error: Option<udp::OnSendError>,
+    ) -> Result<(), SendError> {
         if proto == Proto::Udp {
             let sock = self.udp_socket(dest, from)?;
-            return match udp::queue_response(sock, dest, data) {
+            return match udp::queue_datagram(sock, dest, data, on_error) {
                 Ok(()) => Ok(()),
-                Err(data) => Ok(udp::send_datagram(sock, dest, data)?),
+                Err((data, on_error)) => {
+                    udp::send_datagram(sock, dest, data, on_error).map_err(|(e, _)| e.into())
+                }
             };
         }
         self.send(proto, dest, from, data)
@@ -180,11 +209,8 @@ impl Transports {
         from: Option<SocketAddr>,
         data: Bytes,
     ) -> Result<(), SendError> {
-        Ok(udp::send_datagram(
-            self.udp_socket(dest, from)?,
-            dest,
-            data,
-        )?)
+        udp::send_datagram(self.udp_socket(dest, from)?, dest, data, None)
+            .map_err(|(e, _)| e.into())
     }
 
     fn send_tcp(self: &Arc<Self>, dest: SocketAddr, data: Bytes) -> Result<(), SendError> {

@@ -304,22 +304,30 @@ fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
 }
 
-/// A response waiting for the end of the receive burst.
-struct PendingResponse {
+/// What to do when a datagram queued for the end of the burst cannot be
+/// sent (a relayed request's branch fails). Runs after the burst, with no
+/// lock of the caller held.
+pub type OnSendError = Box<dyn FnOnce(io::Error) + Send>;
+
+/// A datagram waiting for the end of the receive burst.
+struct Pending {
     sock: Arc<UdpSocket>,
     dest: SocketAddr,
     data: Bytes,
+    on_error: Option<OnSendError>,
 }
 
-/// The responses of the receive burst being handled on this thread, if one is.
+/// The datagrams of the receive burst being handled on this thread, if one
+/// is, and the failures to report once it is done.
 #[derive(Default)]
-struct ResponseQueue {
+struct SendQueue {
     open: bool,
-    pending: Vec<PendingResponse>,
+    pending: Vec<Pending>,
+    failed: Vec<(OnSendError, io::Error)>,
 }
 
 thread_local! {
-    static RESPONSES: RefCell<ResponseQueue> = RefCell::new(ResponseQueue::default());
+    static QUEUE: RefCell<SendQueue> = RefCell::new(SendQueue::default());
     // The kernel's message headers, set up once per thread (they hold raw
     // pointers, so they cannot live in a task). Receiving and sending each
     // have their own: `sendmmsg` points the headers' addresses at the
@@ -334,134 +342,187 @@ thread_local! {
         RefCell::new(MultiHeaders::preallocate(BURST, None));
 }
 
-/// While alive, responses sent on this thread wait in the queue; dropping
-/// it sends them. Handling a message is synchronous, so nothing else runs on
-/// the thread between `open` and the drop.
+/// While alive, datagrams queued on this thread wait; dropping it sends
+/// them, then reports the ones that failed. Handling a message is
+/// synchronous, so nothing else runs on the thread between `open` and the
+/// drop.
 struct ResponseBurst(());
 
 impl ResponseBurst {
     fn open() -> ResponseBurst {
-        RESPONSES.with_borrow_mut(|q| q.open = true);
+        QUEUE.with_borrow_mut(|q| q.open = true);
         ResponseBurst(())
     }
 }
 
+/// Run `f` as the handling of one receive burst: what it queues is sent
+/// when it returns, and failures are reported then (tests of the layers
+/// above use it to send as a receive loop does).
+#[cfg(test)]
+pub(crate) fn in_burst<R>(f: impl FnOnce() -> R) -> R {
+    let _burst = ResponseBurst::open();
+    f()
+}
+
 impl Drop for ResponseBurst {
     fn drop(&mut self) {
-        RESPONSES.with_borrow_mut(|q| q.open = false);
+        QUEUE.with_borrow_mut(|q| q.open = false);
         send_queued_responses();
+        let failed = QUEUE.with_borrow_mut(|q| std::mem::take(&mut q.failed));
+        for (report, e) in failed {
+            report(e);
+        }
     }
 }
 
 /// Send now what the burst open on this thread has queued so far. Whatever
-/// is sent at once after those responses (a forwarded CANCEL after the 200
+/// is sent at once after those datagrams (a forwarded CANCEL after the 200
 /// to it, ...) may cause answers elsewhere that must not overtake them.
 pub(super) fn send_queued_responses() {
-    RESPONSES.with_borrow_mut(|q| {
-        if !q.pending.is_empty() {
-            send_all(&q.pending);
-            q.pending.clear();
+    let mut pending = QUEUE.with_borrow_mut(|q| std::mem::take(&mut q.pending));
+    if pending.is_empty() {
+        return;
+    }
+    let failed = send_all(&mut pending);
+    pending.clear();
+    QUEUE.with_borrow_mut(|q| {
+        q.failed.extend(failed);
+        // Keep the queue's room for the next burst.
+        if q.pending.is_empty() {
+            q.pending = pending;
         }
     });
 }
 
 /// Queue `data` for the end of the receive burst being handled on this
-/// thread; gives it back when no burst is open.
-pub(super) fn queue_response(
+/// thread (`on_error` is told if it then cannot be sent); gives it back
+/// when no burst is open.
+pub(super) fn queue_datagram(
     sock: &Arc<UdpSocket>,
     dest: SocketAddr,
     data: Bytes,
-) -> Result<(), Bytes> {
-    RESPONSES.with_borrow_mut(|q| {
+    on_error: Option<OnSendError>,
+) -> Result<(), (Bytes, Option<OnSendError>)> {
+    QUEUE.with_borrow_mut(|q| {
         if !q.open {
-            return Err(data);
+            return Err((data, on_error));
         }
-        q.pending.push(PendingResponse {
+        q.pending.push(Pending {
             sock: Arc::clone(sock),
             dest,
             data,
+            on_error,
         });
         Ok(())
     })
 }
 
 /// Send `pending` with as few `sendmmsg` calls as its sockets allow. A
-/// datagram the kernel refuses is logged and skipped; a full socket buffer
-/// hands the rest to a task that waits for room.
-fn send_all(pending: &[PendingResponse]) {
+/// datagram the kernel refuses is logged and skipped, and its `on_error`
+/// returned; a full socket buffer hands the rest to a task that waits for
+/// room.
+fn send_all(pending: &mut [Pending]) -> Vec<(OnSendError, io::Error)> {
+    let mut failed = Vec::new();
+    let mut refused = |p: &mut Pending, e: io::Error| {
+        tracing::warn!(dest = %p.dest, "udp send failed: {e}");
+        if let Some(report) = p.on_error.take() {
+            failed.push((report, e));
+        }
+    };
     let mut start = 0;
     while start < pending.len() {
-        let sock = &pending[start].sock;
+        let sock = Arc::clone(&pending[start].sock);
         let run_len = pending[start..]
             .iter()
             .take(BURST)
-            .take_while(|p| Arc::ptr_eq(&p.sock, sock))
+            .take_while(|p| Arc::ptr_eq(&p.sock, &sock))
             .count();
-        let run = &pending[start..start + run_len];
-        if let [one] = run {
+        if run_len == 1 {
             // Light load: a plain send, no `sendmmsg` set-up.
-            if let Err(e) = send_datagram(sock, one.dest, one.data.clone()) {
-                tracing::warn!(dest = %one.dest, "udp send failed: {e}");
+            let one = &mut pending[start];
+            let on_error = one.on_error.take();
+            if let Err((e, on_error)) = send_datagram(&sock, one.dest, one.data.clone(), on_error) {
+                one.on_error = on_error;
+                refused(one, e);
             }
             start += 1;
             continue;
         }
-        let iovs: Vec<[IoSlice<'_>; 1]> = run.iter().map(|p| [IoSlice::new(&p.data)]).collect();
-        let addrs: Vec<Option<SockaddrStorage>> = run
-            .iter()
-            .map(|p| Some(SockaddrStorage::from(p.dest)))
-            .collect();
-        let sent = SEND_HEADERS.with_borrow_mut(|headers| {
-            sendmmsg(
-                sock.as_raw_fd(),
-                headers,
-                &iovs,
-                &addrs,
-                [],
-                MsgFlags::MSG_DONTWAIT,
-            )
-            .map(|sent| sent.count())
-        });
+        let sent = {
+            let run = &pending[start..start + run_len];
+            let iovs: Vec<[IoSlice<'_>; 1]> = run.iter().map(|p| [IoSlice::new(&p.data)]).collect();
+            let addrs: Vec<Option<SockaddrStorage>> = run
+                .iter()
+                .map(|p| Some(SockaddrStorage::from(p.dest)))
+                .collect();
+            SEND_HEADERS.with_borrow_mut(|headers| {
+                sendmmsg(
+                    sock.as_raw_fd(),
+                    headers,
+                    &iovs,
+                    &addrs,
+                    [],
+                    MsgFlags::MSG_DONTWAIT,
+                )
+                .map(|sent| sent.count())
+            })
+        };
         match sent {
             // The kernel stops at the first datagram it refuses; the next
             // call reports why.
             Ok(sent) => start += sent.max(1),
             Err(Errno::EAGAIN) => {
-                for p in run {
-                    send_when_room(Arc::clone(&p.sock), p.dest, p.data.clone());
+                for p in &mut pending[start..start + run_len] {
+                    send_when_room(
+                        Arc::clone(&p.sock),
+                        p.dest,
+                        p.data.clone(),
+                        p.on_error.take(),
+                    );
                 }
-                start += run.len();
+                start += run_len;
             }
             Err(e) => {
-                tracing::warn!(dest = %run[0].dest, "udp send failed: {e}");
+                refused(&mut pending[start], io::Error::from(e));
                 start += 1;
             }
         }
     }
+    failed
 }
 
 /// Send one datagram now. A full socket buffer does not fail the send: it
-/// is finished off the receive path ([`send_when_room`]).
+/// is finished off the receive path ([`send_when_room`], which tells
+/// `on_error` if it fails then); another error is returned with `on_error`.
 pub(super) fn send_datagram(
     sock: &Arc<UdpSocket>,
     dest: SocketAddr,
     data: Bytes,
-) -> io::Result<()> {
+    on_error: Option<OnSendError>,
+) -> Result<(), (io::Error, Option<OnSendError>)> {
     match sock.try_send_to(&data, dest) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            send_when_room(Arc::clone(sock), dest, data);
+            send_when_room(Arc::clone(sock), dest, data, on_error);
             Ok(())
         }
-        Err(e) => Err(e),
+        Err(e) => Err((e, on_error)),
     }
 }
 
 /// Socket buffer full: a task waits for room and sends then.
-fn send_when_room(sock: Arc<UdpSocket>, dest: SocketAddr, data: Bytes) {
+fn send_when_room(
+    sock: Arc<UdpSocket>,
+    dest: SocketAddr,
+    data: Bytes,
+    on_error: Option<OnSendError>,
+) {
     tokio::spawn(async move {
         if let Err(e) = sock.send_to(&data, dest).await {
             tracing::warn!(%dest, "udp send failed: {e}");
+            if let Some(report) = on_error {
+                report(e);
+            }
         }
     });
 }
@@ -631,7 +692,7 @@ mod tests {
         let a = receiver();
         let dest = a.local_addr().expect("addr");
         let burst = ResponseBurst::open();
-        assert!(queue_response(&sock, dest, Bytes::from("response")).is_ok());
+        assert!(queue_datagram(&sock, dest, Bytes::from("response"), None).is_ok());
         transports
             .send(Proto::Udp, dest, None, Bytes::from("request"))
             .expect("send");
@@ -658,7 +719,7 @@ mod tests {
             (to(&b), "two"),
             (to(&a), "three"),
         ] {
-            assert!(queue_response(&sock, dest, Bytes::from(data)).is_ok());
+            assert!(queue_datagram(&sock, dest, Bytes::from(data), None).is_ok());
         }
         a.set_nonblocking(true).expect("nonblocking");
         let mut buf = [0u8; 8];
@@ -670,6 +731,6 @@ mod tests {
         assert_eq!(recv(&a), b"three");
         assert_eq!(recv(&b), b"two");
         // No burst open: the caller sends itself.
-        assert!(queue_response(&sock, to(&a), Bytes::from("now")).is_err());
+        assert!(queue_datagram(&sock, to(&a), Bytes::from("now"), None).is_err());
     }
 }
