@@ -2,7 +2,7 @@
 //! transaction, the ACK of our non-2xx, a CANCEL (§16.10) — and the
 //! transaction a route creates for it (`t_newtran`, RFC 3261 §17.2.3 key).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use wisp_sip::{Method, text};
 
@@ -120,32 +120,32 @@ impl Tm {
         // buffer.
         let request = Arc::new(ctx.msg.clone());
         let invite = ctx.msg.method() == Some(&Method::Invite);
-        let id = self.table.next_id();
-        let txn = Transaction {
+        let summary = Arc::new(ctx.summary.clone());
+        let response_dest = reply::reply_destination(ctx.source, &ctx.summary);
+        let (fr, fr_inv) = (self.timers.fr, self.timers.fr_inv);
+        let handle = self.table.insert(key, charge, |id, key| Transaction {
             id,
-            key: key.clone(),
+            key,
             request,
             source: ctx.source,
-            summary: Arc::new(ctx.summary.clone()),
+            summary,
             flags: ctx.flags,
             invite,
             server: ServerTransaction::new(invite, ctx.source.proto == Proto::Tcp),
-            response_dest: reply::reply_destination(ctx.source, &ctx.summary),
+            response_dest,
             branches: Vec::new(),
             candidates: Vec::new(),
             on_failure: None,
             on_reply: None,
             armed_by: None,
-            fr: self.timers.fr,
-            fr_inv: self.timers.fr_inv,
+            fr,
+            fr_inv,
             canceled: false,
             phase: Phase::Routing,
             ended: false,
             resolving: 0,
             charge,
-        };
-        let handle = Arc::new(Mutex::new(txn));
-        self.table.insert(key, id, handle.clone(), charge);
+        });
         ctx.txn = Some(handle.clone());
         Ok(handle)
     }

@@ -401,3 +401,44 @@ async fn rfc3261_16_7_a_branch_the_socket_refuses_after_the_burst_counts_as_503(
     assert_eq!(status(&answer), 503);
     assert!(Bench::silent(&b.caller, 200), "one final answer only");
 }
+
+/// The table reuses the slot of an ended transaction; the ended one's id
+/// (in a late response's branch, a stale timer) and its key find nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc3261_17_1_3_an_ended_transactions_id_and_key_never_find_its_slots_next_one() {
+    let b = bench().await;
+    let make = |i: usize| {
+        let mut ctx = b.request("OPTIONS", &b.callee_uri(), &format!("z9hG4bKslot{i}"));
+        b.tm.ensure_transaction(&mut ctx).expect("transaction")
+    };
+    let first = make(0);
+    let (first_id, first_key) = {
+        let mut t = super::lock(&first);
+        b.tm.table.forget(&mut t);
+        (t.id, t.key.clone())
+    };
+    // Shards take transactions in turn: the 64th after lands in the first
+    // one's shard and takes its freed slot.
+    let mut last = None;
+    for i in 1..=64 {
+        last = Some(make(i));
+    }
+    let last = last.expect("made");
+    let last_id = super::lock(&last).id;
+    assert_ne!(last_id, first_id);
+    assert_eq!(last_id & 0xffff_ffff, first_id & 0xffff_ffff, "same slot");
+    assert!(b.tm.table.by_id(first_id).is_none());
+    assert!(b.tm.table.by_key(&first_key).is_none());
+    assert!(
+        b.tm.table
+            .by_id(last_id)
+            .is_some_and(|t| Arc::ptr_eq(&t, &last))
+    );
+    let last_key = super::lock(&last).key.clone();
+    assert!(
+        b.tm.table
+            .by_key(&last_key)
+            .is_some_and(|t| Arc::ptr_eq(&t, &last))
+    );
+    assert_eq!(b.tm.len(), 64);
+}
