@@ -3,7 +3,7 @@
 //! from the request, so a retransmission leaves with the same branch; a
 //! response goes back along the Via chain after we remove our own Via.
 
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -36,11 +36,16 @@ pub fn forward_request(
             h.port.unwrap_or(5060),
         ),
         None => {
-            let target = match &ctx.dst_uri {
-                Some(du) => du.clone(),
-                None => String::from_utf8_lossy(&ctx.msg.request_uri_raw()).into_owned(),
+            let raw_ruri;
+            let target: &[u8] = match &ctx.dst_uri {
+                Some(du) => du.as_bytes(),
+                None => {
+                    raw_ruri = ctx.msg.request_uri_raw();
+                    &raw_ruri
+                }
             };
-            let uri = Uri::parse(target.as_bytes()).map_err(|e| {
+            let uri = Uri::parse(target).map_err(|e| {
+                let target = String::from_utf8_lossy(target);
                 ActionError::BadMessage(format!("next hop {target:?}: {}", e.reason()))
             })?;
             next_hop_of(&uri).map_err(|e| match unroutable_scheme_reply(&uri) {
@@ -49,7 +54,7 @@ pub fn forward_request(
             })?
         }
     };
-    let branch = stateless_branch(&ctx.msg, &host, port);
+    let branch = stateless_branch(&ctx.summary.top_via, &ctx.msg, &host, port);
     let transports = Arc::clone(sl.transports());
     match host.trim_matches(['[', ']']).parse::<IpAddr>() {
         Ok(ip) => {
@@ -223,13 +228,10 @@ pub(crate) fn mark_received(msg: &mut Message, top: &Via, source: Source) {
 /// RFC 3261 §16.11: a stateless proxy's branch must be the same for a
 /// retransmission and different per destination; hash the incoming top Via
 /// branch (or the transaction headers for pre-3261 clients) and the next hop.
-fn stateless_branch(msg: &Message, host: &str, port: u16) -> String {
-    let mut h = std::hash::DefaultHasher::new();
-    match msg
-        .top_via()
-        .ok()
-        .and_then(|v| v.branch().map(str::to_owned))
-    {
+fn stateless_branch(top: &Via, msg: &Message, host: &str, port: u16) -> String {
+    // Fixed seed: the same request gets the same branch on every worker.
+    let mut h = foldhash::fast::FixedState::with_seed(0x7769_7370).build_hasher();
+    match top.branch() {
         Some(b) if b.starts_with("z9hG4bK") => b.hash(&mut h),
         other => {
             other.hash(&mut h);
@@ -243,7 +245,12 @@ fn stateless_branch(msg: &Message, host: &str, port: u16) -> String {
     }
     host.hash(&mut h);
     port.hash(&mut h);
-    format!("{STATELESS_BRANCH_PREFIX}{:016x}", h.finish())
+    let n = h.finish();
+    let mut branch = String::with_capacity(STATELESS_BRANCH_PREFIX.len() + 16);
+    branch.push_str(STATELESS_BRANCH_PREFIX);
+    wisp_sip::text::push_hex8(&mut branch, (n >> 32) as u32);
+    wisp_sip::text::push_hex8(&mut branch, n as u32);
+    branch
 }
 
 /// Prefix of the Via branch of a stateless forward, followed by 16 hex
