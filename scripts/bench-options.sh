@@ -9,6 +9,11 @@
 #   --count N                       requests per run (default 300000)
 #   --duration S                    max seconds of sending per run (default 20)
 #   --children N                    Kamailio UDP workers (default 1)
+#   --workers N                     both: Kamailio children=N, and Wisp on a copy of
+#                                   config/bench.toml with workers = N (written to
+#                                   target/bench-workers.toml). With N > 1 give the
+#                                   server and the load tool the same cores, e.g.
+#                                   SERVER_CPU=0,1 CLIENT_CPU=0,1: they then share them
 #   --kamailio-mem qm|fm|tlsf       Kamailio memory manager (-x/-X). Default fm, its
 #                                   fastest: Debian's default (qm, built with memory
 #                                   debugging) spends most of its time in qm_malloc
@@ -74,6 +79,7 @@ while [[ $# -gt 0 ]]; do
         --count) COUNT=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --children) CHILDREN=$2; shift ;;
+        --workers) CHILDREN=$2; WORKERS=$2; shift ;;
         --kamailio-mem) KAM_MEM=$2; shift ;;
         --json) JSON=(--json) ;;
         --relay) RELAY=1 ;;
@@ -87,6 +93,12 @@ while [[ $# -gt 0 ]]; do
 done
 
 log() { echo "== $*" >&2; }
+
+if [[ -n "${WORKERS:-}" ]]; then
+    # Beside config/, so the manifest's relative paths still lead to target/.
+    sed "s/^workers = .*/workers = $WORKERS/" config/bench.toml >target/bench-workers.toml
+    WISP_CMD="target/release/wisp run --config target/bench-workers.toml"
+fi
 
 UAS_PORT=${UAS_PORT:-5090}
 LOAD=()
