@@ -777,6 +777,11 @@ pub struct TestUa {
 impl TestUa {
     pub fn new(user: &str) -> TestUa {
         let sock = UdpSocket::bind((LOCALHOST, 0)).expect("bind UA socket");
+        // Room for a burst of answers (the router sends a receive burst's
+        // answers in one sendmmsg): the default buffer holds ~150 small
+        // datagrams, and a test UA does not retransmit what was dropped.
+        // The kernel caps it at net.core.rmem_max; less is no error.
+        let _ = socket2::SockRef::from(&sock).set_recv_buffer_size(4 << 20);
         TestUa {
             sock,
             user: user.to_string(),
