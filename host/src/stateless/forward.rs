@@ -69,7 +69,16 @@ pub fn forward_request(
                 &branch,
             )
             .map_err(|e| ctx.fail(478, "Unresolvable destination", e))?;
-            if let Err(e) = transports.send(proto, dest, None, data) {
+            // An ACK is never answered, so nothing waits for its send to
+            // fail: it leaves with its receive burst (one sendmmsg, and it
+            // does not flush the burst's answers early). Any other request
+            // is sent now, so that the route sees a send error.
+            let sent = if ctx.msg.method() == Some(&wisp_sip::Method::Ack) {
+                transports.send_request_batched(proto, dest, None, data, Box::new(|_| {}))
+            } else {
+                transports.send(proto, dest, None, data)
+            };
+            if let Err(e) = sent {
                 // Take our Via out again so that a retry (or another
                 // destination) does not send it twice.
                 let _ = ctx.msg.remove_top_via();

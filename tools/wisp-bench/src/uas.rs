@@ -22,7 +22,11 @@ pub struct Uas {
 impl Uas {
     /// Bind `addr` (loopback, checked by the caller) and answer in a thread.
     pub fn start(addr: SocketAddr) -> Result<Uas> {
-        let sock = UdpSocket::bind(addr).with_context(|| format!("UAS cannot bind {addr}"))?;
+        // Big kernel buffers, as the load socket has: a router answers a
+        // receive burst with one sendmmsg, and the UAS never retransmits
+        // (its 200 to an INVITE dropped on arrival is a lost call).
+        let (sock, _, _) =
+            crate::engine::make_socket(addr).with_context(|| format!("UAS cannot bind {addr}"))?;
         sock.set_read_timeout(Some(Duration::from_millis(100)))?;
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicU64::new(0));
