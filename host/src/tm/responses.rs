@@ -402,7 +402,7 @@ impl Tm {
 
 /// After the final response went up, a transaction only absorbs
 /// retransmissions until its timers end: drop the request copy, its
-/// summary, the candidates and the finished branches (of a non-INVITE) or
+/// summary (unless a reply route may still read it), the candidates and the finished branches (of a non-INVITE) or
 /// their requests (of an INVITE, whose branches still send ACKs).
 fn compact(txn: &mut Transaction) {
     type Spent = Option<(Arc<Message>, Arc<crate::stateless::RequestSummary>)>;
@@ -416,7 +416,11 @@ fn compact(txn: &mut Transaction) {
     });
     if let Some((msg, summary)) = SPENT.as_ref() {
         txn.request = msg.clone();
-        txn.summary = summary.clone();
+        // A reply route still runs for late responses (another fork's
+        // 2xx) and reads the request's summary: it stays when one is armed.
+        if txn.on_reply.is_none() {
+            txn.summary = summary.clone();
+        }
     }
     txn.candidates = Vec::new();
     if !txn.invite && txn.branches.iter().all(|b| !b.client.is_pending()) {
