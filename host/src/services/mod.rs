@@ -4,6 +4,7 @@
 //! They act through a [`Services`] handle: user location, and the
 //! transaction layer that decides how a request is answered.
 
+pub mod auth;
 pub mod exec;
 pub mod registrar;
 pub mod usrloc;
