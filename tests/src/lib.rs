@@ -1273,19 +1273,25 @@ pub fn run_wisp(args: &[&std::ffi::OsStr], timeout: Duration) -> RunOutput {
 
 /// Path of sipsak; FAILS the test if it is not installed.
 pub fn sipsak() -> PathBuf {
-    let p = PathBuf::from("/usr/bin/sipsak");
+    installed_tool("sipsak", "sipsak")
+}
+
+/// `/usr/bin/<name>`, else `<name>` on the PATH; FAILS the test when it is
+/// missing, naming the Debian `package` that `make test` installs.
+pub fn installed_tool(name: &str, package: &str) -> PathBuf {
+    let p = PathBuf::from("/usr/bin").join(name);
     if p.is_file() {
         return p;
     }
     if let Some(found) = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
-            .map(|d| d.join("sipsak"))
+            .map(|d| d.join(name))
             .find(|c| c.is_file())
     }) {
         return found;
     }
     panic!(
-        "sipsak is not installed (/usr/bin/sipsak missing); `make test` installs it (apt-get install sipsak)"
+        "{name} is not installed (/usr/bin/{name} missing); `make test` installs it (apt-get install {package})"
     );
 }
 

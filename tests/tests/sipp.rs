@@ -33,20 +33,7 @@ const UAS_DEADLINE: Duration = Duration::from_secs(15);
 
 /// `/usr/bin/sipp`, else `sipp` on the PATH; FAILS the test when missing.
 fn sipp() -> PathBuf {
-    let p = PathBuf::from("/usr/bin/sipp");
-    if p.is_file() {
-        return p;
-    }
-    if let Some(found) = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("sipp"))
-            .find(|c| c.is_file())
-    }) {
-        return found;
-    }
-    panic!(
-        "SIPp is not installed (/usr/bin/sipp missing); `make test` installs it (apt-get install sip-tester)"
-    );
+    wisp_e2e::installed_tool("sipp", "sip-tester")
 }
 
 /// One SIPp side's counters at its exit.

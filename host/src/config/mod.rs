@@ -186,6 +186,14 @@ mode = "strict"
             .to_string()
     }
 
+    /// The error of refused `text`, which must name `w.toml`, `line` and
+    /// the key `key` first.
+    pub(crate) fn refused_at(text: &str, line: usize, key: &str) -> String {
+        let e = refused(text);
+        assert!(e.starts_with(&format!("w.toml:{line}: key `{key}`")), "{e}");
+        e
+    }
+
     #[test]
     fn good_manifest_has_defaults() {
         let m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
@@ -227,23 +235,13 @@ mode = "strict"
         assert!(e.contains("unknown field"), "{e}");
         // An unknown section, too.
         let text = format!("{GOOD}\n[registrar]\nmax_contacts = 1\n");
-        let e = refused(&text);
-        let line = text.lines().count() - 1;
-        assert!(
-            e.starts_with(&format!("w.toml:{line}: key `registrar`")),
-            "{e}"
-        );
+        refused_at(&text, text.lines().count() - 1, "registrar");
     }
 
     #[test]
     fn syntax_error_names_its_line() {
         let text = format!("{GOOD}\n[tm]\nt1_ms = = 5\n");
-        let e = refused(&text);
-        let line = text.lines().count();
-        assert!(
-            e.starts_with(&format!("w.toml:{line}: key `(syntax)`")),
-            "{e}"
-        );
+        refused_at(&text, text.lines().count(), "(syntax)");
     }
 
     #[test]

@@ -171,7 +171,7 @@ fn check_exec_grant(program: &str) -> Result<(), &'static str> {
 mod tests {
     use std::path::Path;
 
-    use crate::config::tests::{GOOD, refused};
+    use crate::config::tests::{GOOD, refused, refused_at};
     use crate::config::*;
 
     /// A manifest with two plugins; `second` is added to the second one.
@@ -199,26 +199,14 @@ mod tests {
     fn an_error_in_the_second_plugin_points_at_the_second_plugin() {
         // Same key in both plugins: the second one's is out of range.
         let text = two("a", "b", "deadline_ms = 0\n");
-        let e = refused(&text);
         let line = text.lines().count();
-        assert!(
-            e.starts_with(&format!("w.toml:{line}: key `plugin[1].deadline_ms`")),
-            "{e}"
-        );
+        refused_at(&text, line, "plugin[1].deadline_ms");
         // A type error found by serde, too.
         let text = two("a", "b", "deadline_ms = \"soon\"\n");
-        let e = refused(&text);
-        assert!(
-            e.starts_with(&format!("w.toml:{line}: key `plugin[1].deadline_ms`")),
-            "{e}"
-        );
+        refused_at(&text, line, "plugin[1].deadline_ms");
         // An unknown key, named with its plugin.
         let text = two("a", "b", "dedline_ms = 5\n");
-        let e = refused(&text);
-        assert!(
-            e.starts_with(&format!("w.toml:{line}: key `plugin[1].dedline_ms`")),
-            "{e}"
-        );
+        refused_at(&text, line, "plugin[1].dedline_ms");
         // A missing `path` is reported at the second `[[plugin]]` header.
         let text = two("a", "b", "").replace("path = \"b.wasm\"\n", "");
         let e = refused(&text);

@@ -31,9 +31,7 @@ impl Tm {
         code: u16,
         reason: &str,
     ) -> Result<(), ActionError> {
-        let contact = reply::redirect_contact(ctx, code);
-        let contact = contact.as_deref().map(|c| ("Contact", c));
-        self.answer(ctx, code, reason, contact.as_slice(), false)
+        self.answer_with_redirect(ctx, code, reason, false)
     }
 
     /// `t_reply(code, reason)`: answer statefully, making the transaction
@@ -45,9 +43,21 @@ impl Tm {
         code: u16,
         reason: &str,
     ) -> Result<(), ActionError> {
+        self.answer_with_redirect(ctx, code, reason, true)
+    }
+
+    /// [`answer`](Self::answer) with the destination set in Contact when
+    /// `code` is a 3xx.
+    fn answer_with_redirect(
+        &self,
+        ctx: &mut RouteContext,
+        code: u16,
+        reason: &str,
+        stateful: bool,
+    ) -> Result<(), ActionError> {
         let contact = reply::redirect_contact(ctx, code);
         let contact = contact.as_deref().map(|c| ("Contact", c));
-        self.answer(ctx, code, reason, contact.as_slice(), true)
+        self.answer(ctx, code, reason, contact.as_slice(), stateful)
     }
 
     /// `sl_reply_error()`: the reply matching the last failed action, else 500.
