@@ -6,11 +6,12 @@
 //! Layout: one file per section, each with its type, defaults (its `Default`
 //! impl, used through `#[serde(default)]`) and the rules serde cannot check:
 //! `server` (with `listen` addresses and the log level), `usrloc`, `tm`,
-//! `rr`, `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
+//! `rr`, `auth`, `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
 //! `locate` finds an error's line from the TOML parser's spans: serde's
 //! errors carry the span of the value they failed on; a rule checked after
 //! deserialization names its [`KeyPath`], looked up in the parsed document.
 
+mod auth;
 mod listen;
 mod locate;
 mod plugin;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::de::DeTable;
 
+pub use auth::{AuthConfig, DigestAlgorithm, MIN_SECRET_LEN};
 pub use listen::{ListenAddr, Proto};
 use locate::{KeyPath, line_of};
 pub use plugin::{CapabilitiesConfig, PluginConfig};
@@ -77,6 +79,8 @@ pub struct Manifest {
     pub tm: TmConfig,
     #[serde(default)]
     pub rr: RrConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Plugins, run in this order as a chain: each request goes through
     /// them until one replies, relays or drops it.
     #[serde(default)]
@@ -114,18 +118,23 @@ impl Manifest {
             invalid(at, "(syntax)".into(), e.message())
         })?;
         let deserializer = toml::de::Deserializer::from(doc.clone());
-        let manifest: Manifest = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let mut key = KeyPath::from_serde(e.path());
-            let span = e.inner().span().unwrap_or_else(|| key.span_in(&doc));
-            // An unknown key fails at the key, inside the table serde was at.
-            if let Some(unknown) = key.key_at(&doc, &span) {
-                key = key.key(&unknown);
-            }
-            invalid(span.start, key.to_string(), e.inner().message())
-        })?;
-        manifest.validate().map_err(|Invalid { key, message }| {
-            invalid(key.span_in(&doc).start, key.to_string(), &message)
-        })?;
+        let mut manifest: Manifest =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| {
+                let mut key = KeyPath::from_serde(e.path());
+                let span = e.inner().span().unwrap_or_else(|| key.span_in(&doc));
+                // An unknown key fails at the key, inside the table serde was at.
+                if let Some(unknown) = key.key_at(&doc, &span) {
+                    key = key.key(&unknown);
+                }
+                invalid(span.start, key.to_string(), e.inner().message())
+            })?;
+        let base_dir = file.parent().unwrap_or_else(|| Path::new(""));
+        manifest
+            .validate()
+            .and_then(|()| manifest.auth.load_secret(base_dir))
+            .map_err(|Invalid { key, message }| {
+                invalid(key.span_in(&doc).start, key.to_string(), &message)
+            })?;
         Ok(manifest)
     }
 
@@ -134,6 +143,7 @@ impl Manifest {
         self.server.check()?;
         self.usrloc.check()?;
         self.tm.check()?;
+        self.auth.check()?;
         plugin::check_chain(&self.plugin)
     }
 
