@@ -217,6 +217,22 @@ impl Message {
             .push(Appended::Raw { lines, add_crlf });
     }
 
+    /// Removes the header at `index` in [`Message::headers`] order (one of
+    /// the message as received); false when there is none there or it is
+    /// removed already. For a header chosen by its value, e.g. the one
+    /// Authorization of several that was checked.
+    pub fn remove_header_at(&mut self, index: usize) -> bool {
+        if index >= self.hdrs.len() {
+            return false;
+        }
+        let e = self.edits_mut();
+        if e.states[index] == State::Removed {
+            return false;
+        }
+        e.states[index] = State::Removed;
+        true
+    }
+
     /// Removes every header of that name (original, replaced, appended or
     /// inserted); returns how many were removed.
     pub fn remove_headers(&mut self, name: &str) -> usize {

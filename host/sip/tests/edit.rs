@@ -280,3 +280,21 @@ fn set_max_forwards_leaves_one_header() {
         b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nMax-Forwards: 69\r\nCall-ID: c\r\nContent-Length: 0\r\n\r\n"
     );
 }
+
+#[test]
+fn remove_header_at_removes_that_one_header_only() {
+    let raw = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nAuthorization: Digest realm=\"a\"\r\nAuthorization: Digest realm=\"b\"\r\nCall-ID: c\r\nContent-Length: 0\r\n\r\n";
+    let mut m = Message::parse(Bytes::from_static(raw.as_bytes())).unwrap();
+    let second = m
+        .headers()
+        .iter()
+        .position(|h| &h.value[..] == b"Digest realm=\"b\"")
+        .unwrap();
+    assert!(m.remove_header_at(second));
+    assert!(!m.remove_header_at(second), "already removed");
+    assert!(!m.remove_header_at(99));
+    assert_eq!(
+        &m.serialize()[..],
+        b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nAuthorization: Digest realm=\"a\"\r\nCall-ID: c\r\nContent-Length: 0\r\n\r\n"
+    );
+}

@@ -78,6 +78,32 @@ pub struct RouteContext {
     /// In a failure route: status of the best final response so far
     /// (Kamailio `$T_reply_code`, `t_check_status`).
     pub reply_code: Option<u16>,
+    /// What the last `www_authorize` / `proxy_authorize` found; the auth
+    /// service reads and writes it.
+    pub auth: AuthMark,
+}
+
+/// What digest authentication has established about this message (Kamailio
+/// marks the credentials it authorized on the message).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthMark {
+    /// The credentials the last authorize accepted, if it accepted any.
+    pub authorized: Option<AuthorizedCredentials>,
+    /// The last authorize found an expired nonce: the next challenge says
+    /// `stale=true`.
+    pub stale: bool,
+}
+
+/// Credentials an authorize accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizedCredentials {
+    /// The digest `username`.
+    pub user: String,
+    /// The realm checked (the subscriber's domain).
+    pub realm: String,
+    /// Where the header is in the message as received (`Message::headers`
+    /// order), so `consume_credentials` removes that one.
+    pub header_index: usize,
 }
 
 impl RouteContext {
@@ -94,6 +120,7 @@ impl RouteContext {
             on_reply: None,
             fr_override: None,
             reply_code: None,
+            auth: AuthMark::default(),
         }
     }
 }

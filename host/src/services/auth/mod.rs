@@ -1,12 +1,18 @@
 //! Digest authentication (RFC 2617, RFC 7616 / RFC 8760 for SIP): the
 //! response computation per algorithm ([`digest`]), the stateless nonces
 //! a challenge carries ([`nonce`]) and the check of a request's credentials
-//! with its typed outcome ([`verify`]). The host functions (`www_authorize`,
-//! `proxy_challenge`, ...) and the subscriber store build on these.
+//! with its typed outcome ([`verify`]). [`service::AuthService`] does the
+//! work of the host functions (`www_authorize`, `proxy_challenge`, ...)
+//! over a [`Directory`] of subscribers; [`challenge`] writes the
+//! challenge headers.
 
+pub mod challenge;
 pub mod digest;
 pub mod nonce;
+pub mod service;
 pub mod verify;
+
+pub use service::AuthService;
 
 use digest::Algorithm;
 
@@ -23,4 +29,18 @@ pub trait Directory: Send + Sync + 'static {
     fn ha1(&self, user: &str, realm: &str, algorithm: Algorithm) -> Option<String>;
     /// Whether `user@domain` is a member of `group` (the `grp` table).
     fn in_group(&self, user: &str, domain: &str, group: &str) -> bool;
+}
+
+/// A directory with nobody in it: every authorize finds an unknown user.
+/// What the router uses until a subscriber store is configured.
+pub struct NoSubscribers;
+
+impl Directory for NoSubscribers {
+    fn ha1(&self, _user: &str, _realm: &str, _algorithm: Algorithm) -> Option<String> {
+        None
+    }
+
+    fn in_group(&self, _user: &str, _domain: &str, _group: &str) -> bool {
+        false
+    }
 }
