@@ -20,6 +20,7 @@ use crate::plugin::chain::PluginChain;
 use crate::plugin::host::HostContext;
 use crate::plugin::{PluginRuntime, owner_build};
 use crate::services::Services;
+use crate::services::auth::{AuthService, Directory, NoSubscribers};
 use crate::services::usrloc::Usrloc;
 use crate::stateless::{RouteKind, Stateless, forward, reply, sanity};
 use crate::tm::timer::SystemClock;
@@ -43,6 +44,16 @@ impl Router {
     /// Fails (naming what) when a socket cannot be bound, the user location
     /// database cannot be opened or a plugin does not load.
     pub async fn bind(manifest: Manifest) -> anyhow::Result<Arc<Router>> {
+        // No subscriber store yet: every authorize finds an unknown user.
+        Router::bind_with_directory(manifest, Arc::new(NoSubscribers)).await
+    }
+
+    /// [`bind`](Self::bind), with `directory` as the subscribers and groups
+    /// the auth host functions read.
+    pub async fn bind_with_directory(
+        manifest: Manifest,
+        directory: Arc<dyn Directory>,
+    ) -> anyhow::Result<Arc<Router>> {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
         let mut tcp_addrs = Vec::new();
@@ -91,7 +102,13 @@ impl Router {
         ));
         let (tm, failure_routes) =
             Tm::new(&manifest.tm, Arc::new(SystemClock), sl.clone(), resolver);
-        let services = Arc::new(Services::new(usrloc, tm.clone()));
+        if manifest.auth.secret().is_none() {
+            tracing::info!(
+                "auth: no [auth] secret configured, using a random one: nonces will not survive a restart or be accepted by another router"
+            );
+        }
+        let auth = AuthService::new(&manifest.auth, directory);
+        let services = Arc::new(Services::new(usrloc, tm.clone()).with_auth(auth));
         let host = Arc::new(HostContext {
             sl,
             tm,

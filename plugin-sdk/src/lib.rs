@@ -36,8 +36,9 @@
 //! `wasm-tools component new`.
 //!
 //! Layout: [`Plugin`] is the trait a plugin implements; [`MsgExt`] adds the
-//! Kamailio-named functions as methods on [`Msg`]; [`Params`] is the plugin's
-//! manifest table; [`log`] writes to the router's log.
+//! Kamailio-named functions as methods on [`Msg`]; [`auth`] has the safe
+//! way to authenticate (`require_www`, `require_proxy`); [`Params`] is the
+//! plugin's manifest table; [`log`] writes to the router's log.
 //!
 //! Every host function is documented once, in its WIT comment (`wit/*.wit`,
 //! rendered as `docs/host-functions.md`), with the Kamailio name it replaces;
@@ -70,6 +71,7 @@ pub mod bindings {
     });
 }
 
+pub mod auth;
 mod msg_ext;
 mod params;
 
@@ -87,6 +89,12 @@ pub use bindings::wisp::router::message::RequestMethod;
 /// Why a host function refused or failed (WIT variant `wisp:router/types.error`).
 #[doc(inline)]
 pub use bindings::wisp::router::types::Error;
+/// What an authorize found (WIT enum `wisp:router/auth.auth-result`).
+#[doc(inline)]
+pub use bindings::wisp::router::auth::AuthResult;
+/// Whose user `is_user_in` checks (WIT enum `wisp:router/auth.user-of`).
+#[doc(inline)]
+pub use bindings::wisp::router::auth::UserOf;
 /// Log severity (WIT enum `wisp:router/types.log-level`).
 #[doc(inline)]
 pub use bindings::wisp::router::types::LogLevel;
@@ -186,9 +194,10 @@ pub fn is_myself(uri: &str) -> bool {
 
 /// Everything a route block needs, for `use wisp_sdk::prelude::*`.
 pub mod prelude {
+    pub use crate::auth::Authentication;
     pub use crate::{
-        Error, LogLevel, Msg, MsgExt, Params, Plugin, RequestMethod, Result, Transport, is_myself,
-        log,
+        AuthResult, Error, LogLevel, Msg, MsgExt, Params, Plugin, RequestMethod, Result, Transport,
+        UserOf, auth, is_myself, log,
     };
 }
 

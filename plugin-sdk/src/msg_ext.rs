@@ -1,8 +1,8 @@
 //! Kamailio-named functions as methods on [`Msg`], so that a route reads like
 //! a `ser.cfg` block: `msg.sl_send_reply(404, "Not Found")`, `msg.lookup("location")`.
 
-use crate::bindings::wisp::router::{exec, proxy, registrar, rr, sl, tm};
-use crate::{Msg, Result, Transport};
+use crate::bindings::wisp::router::{auth, exec, proxy, registrar, rr, sl, tm};
+use crate::{AuthResult, Msg, Result, Transport, UserOf};
 
 /// Kamailio / SER functions that act on the current message. Each method is a
 /// thin call of the WIT function named in its doc: the WIT comment
@@ -70,6 +70,27 @@ pub trait MsgExt {
     fn exec_dset(&self, command: &str) -> Result;
     /// Kamailio `exec_msg(command)`, a granted program only (WIT `exec.exec-msg`).
     fn exec_msg(&self, command: &str) -> Result;
+    /// Kamailio `www_authorize(realm, table)` (WIT `auth.www-authorize`).
+    /// Prefer [`auth::require_www`](crate::auth::require_www), which answers
+    /// every failure alike.
+    fn www_authorize(&self, realm: &str, table: &str) -> Result<AuthResult>;
+    /// Kamailio `proxy_authorize(realm, table)` (WIT `auth.proxy-authorize`).
+    /// Prefer [`auth::require_proxy`](crate::auth::require_proxy).
+    fn proxy_authorize(&self, realm: &str, table: &str) -> Result<AuthResult>;
+    /// Kamailio `www_challenge(realm, flags)` (WIT `auth.www-challenge`);
+    /// flags from [`auth`](crate::auth), usually 0.
+    fn www_challenge(&self, realm: &str, flags: u32) -> Result;
+    /// Kamailio `proxy_challenge(realm, flags)` (WIT `auth.proxy-challenge`).
+    fn proxy_challenge(&self, realm: &str, flags: u32) -> Result;
+    /// Kamailio `consume_credentials()` (WIT `auth.consume-credentials`).
+    fn consume_credentials(&self) -> Result;
+    /// Kamailio `check_to()` (WIT `auth.check-to`).
+    fn check_to(&self) -> bool;
+    /// Kamailio `check_from()` (WIT `auth.check-from`).
+    fn check_from(&self) -> bool;
+    /// Kamailio `is_user_in("Credentials", "int")` as
+    /// `is_user_in(UserOf::Credentials, "int")` (WIT `auth.is-user-in`).
+    fn is_user_in(&self, which: UserOf, group: &str) -> bool;
 }
 
 impl MsgExt for Msg {
@@ -187,5 +208,37 @@ impl MsgExt for Msg {
 
     fn exec_msg(&self, command: &str) -> Result {
         exec::exec_msg(self, command)
+    }
+
+    fn www_authorize(&self, realm: &str, table: &str) -> Result<AuthResult> {
+        auth::www_authorize(self, realm, table)
+    }
+
+    fn proxy_authorize(&self, realm: &str, table: &str) -> Result<AuthResult> {
+        auth::proxy_authorize(self, realm, table)
+    }
+
+    fn www_challenge(&self, realm: &str, flags: u32) -> Result {
+        auth::www_challenge(self, realm, flags)
+    }
+
+    fn proxy_challenge(&self, realm: &str, flags: u32) -> Result {
+        auth::proxy_challenge(self, realm, flags)
+    }
+
+    fn consume_credentials(&self) -> Result {
+        auth::consume_credentials(self)
+    }
+
+    fn check_to(&self) -> bool {
+        auth::check_to(self)
+    }
+
+    fn check_from(&self) -> bool {
+        auth::check_from(self)
+    }
+
+    fn is_user_in(&self, which: UserOf, group: &str) -> bool {
+        auth::is_user_in(self, which, group)
     }
 }
