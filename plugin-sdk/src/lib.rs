@@ -78,6 +78,12 @@ mod params;
 pub use msg_ext::MsgExt;
 pub use params::Params;
 
+/// What an authorize found (WIT enum `wisp:router/auth.auth-result`).
+#[doc(inline)]
+pub use bindings::wisp::router::auth::AuthResult;
+/// Whose user `is_user_in` checks (WIT enum `wisp:router/auth.user-of`).
+#[doc(inline)]
+pub use bindings::wisp::router::auth::UserOf;
 /// The SIP message a route works on (WIT resource `wisp:router/message.msg`).
 #[doc(inline)]
 pub use bindings::wisp::router::message::Msg;
@@ -89,12 +95,6 @@ pub use bindings::wisp::router::message::RequestMethod;
 /// Why a host function refused or failed (WIT variant `wisp:router/types.error`).
 #[doc(inline)]
 pub use bindings::wisp::router::types::Error;
-/// What an authorize found (WIT enum `wisp:router/auth.auth-result`).
-#[doc(inline)]
-pub use bindings::wisp::router::auth::AuthResult;
-/// Whose user `is_user_in` checks (WIT enum `wisp:router/auth.user-of`).
-#[doc(inline)]
-pub use bindings::wisp::router::auth::UserOf;
 /// Log severity (WIT enum `wisp:router/types.log-level`).
 #[doc(inline)]
 pub use bindings::wisp::router::types::LogLevel;
