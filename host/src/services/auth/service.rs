@@ -15,7 +15,7 @@ use super::digest::Algorithm;
 use super::nonce::{NonceKey, ReplayGuard};
 use super::verify::{Verdict, verify};
 use crate::config::{AuthConfig, DigestAlgorithm};
-use crate::stateless::{ActionError, RouteKind};
+use crate::stateless::{ActionError, RouteKind, reply};
 use crate::tm::context::{AuthMark, AuthorizedCredentials};
 use crate::tm::{RouteContext, Tm};
 
@@ -248,7 +248,11 @@ impl AuthService {
                 flags & !challenge::KNOWN_FLAGS
             )));
         }
+        if !realm.is_empty() && !challenge::realm_is_quotable(realm) {
+            return Err(bad_realm(realm));
+        }
         request_method(ctx)?;
+        reply::check_answerable(ctx)?;
         ctx.ensure_unhandled()?;
         let realm = realm_or_default(ctx, realm)?;
         let nonce = self.key.issue(now);
@@ -345,11 +349,15 @@ fn realm_or_default(ctx: &RouteContext, realm: &str) -> Result<String, ActionErr
         realm.to_owned()
     };
     if !challenge::realm_is_quotable(&realm) {
-        return Err(ActionError::InvalidArgument(format!(
-            "realm {realm:?} has a quote, backslash or control character"
-        )));
+        return Err(bad_realm(&realm));
     }
     Ok(realm)
+}
+
+fn bad_realm(realm: &str) -> ActionError {
+    ActionError::InvalidArgument(format!(
+        "realm {realm:?} has a quote, backslash or control character"
+    ))
 }
 
 /// The To (`to`) or From header of the request, parsed.

@@ -475,6 +475,17 @@ async fn bad_arguments_and_places_are_refused_before_anything_is_sent() {
         b.auth.challenge(&b.tm, &mut ctx, Kind::Www, "a\"b", 0),
         Err(ActionError::InvalidArgument(_))
     ));
+    // An ACK is never answered, so never challenged.
+    let mut ack = b.request("ACK", "alice@example.com", "bob@example.com", "");
+    assert!(matches!(
+        b.auth.challenge(&b.tm, &mut ack, Kind::Proxy, "", 0),
+        Err(ActionError::NotAllowedHere(_))
+    ));
+    // A bad realm is refused before the place is looked at.
+    assert!(matches!(
+        b.auth.challenge(&b.tm, &mut ack, Kind::Proxy, "a\r\nb", 0),
+        Err(ActionError::InvalidArgument(_))
+    ));
     ctx.route = RouteKind::Reply;
     assert!(matches!(
         b.auth.authorize(&mut ctx, Kind::Www, "", SUBSCRIBER_TABLE),
