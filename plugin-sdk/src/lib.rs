@@ -56,6 +56,7 @@
 //! | `$var(x)`, `$avp(x)` | Rust locals, passed between functions as arguments |
 //! | `if (!f()) { ... }` | `match msg.f() { Err(e) => ..., Ok(()) => ... }`, or `?` to pass the error up |
 //! | `sanity_check()` | automatic: malformed requests get 400 before `route` runs |
+//! | `if (!www_authorize("", "subscriber")) { www_challenge("", "0"); exit; }` | `if auth::require_www(msg, "")?.challenged() { return Ok(()); }` (and `require_proxy`): every failure gets the same challenge |
 #![deny(missing_docs)]
 
 #[doc(hidden)]
