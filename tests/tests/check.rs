@@ -34,7 +34,12 @@ fn check_accepts_good_manifest() {
 
 #[test]
 fn check_accepts_shipped_configs() {
-    for name in ["wisp.toml", "hello-world.toml", "registrar-auth.toml"] {
+    for name in [
+        "wisp.toml",
+        "hello-world.toml",
+        "registrar-auth.toml",
+        "pstn-gateway.toml",
+    ] {
         let p = repo_root().join("config").join(name);
         let out = check(&p);
         assert!(
