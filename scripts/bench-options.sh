@@ -34,6 +34,12 @@
 #                                   lines into a 200 between one recvmmsg and one sendmmsg.
 #                                   Its CPU per request is the kernel's share every router
 #                                   pays on loopback (stateless OPTIONS only)
+#   --register-auth                 as --register, but every REGISTER is challenged and
+#                                   retried with digest credentials (wisp-bench --password);
+#                                   USERS subscribers (default: --count) in both databases.
+#                                   Kamailio: bench/kamailio-registrar-auth.cfg (auth_db,
+#                                   check_to, nonce counts); Wisp: config/bench-register-auth.toml
+#                                   (plugins/registrar-auth)
 #   --json                          wisp-bench prints one JSON object per run
 #
 # Environment (all optional):
@@ -76,6 +82,7 @@ JSON=()
 EXTRA=()
 RELAY=0
 REGISTER=0
+AUTH=0
 METHOD=options
 KAM_SHM=64
 
@@ -94,6 +101,7 @@ while [[ $# -gt 0 ]]; do
         --relay) RELAY=1 ;;
         --calls) RELAY=1; METHOD=call ;;
         --register) REGISTER=1 ;;
+        --register-auth) REGISTER=1; AUTH=1 ;;
         --) shift; EXTRA=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
@@ -128,6 +136,18 @@ if ((REGISTER)); then
     # 5.6's db_set_journal_mode did not take effect in our runs.
     sqlite3 /tmp/kamailio-bench/kamailio.db "PRAGMA journal_mode=WAL;" >/dev/null
     rm -f var/bench-register.db var/bench-register.db-wal var/bench-register.db-shm
+fi
+if ((AUTH)); then
+    KAM_CFG=${KAM_CFG_REGISTER_AUTH:-bench/kamailio-registrar-auth.cfg}
+    WISP_CMD=${WISP_CMD_REGISTER_AUTH:-target/release/wisp run --config config/bench-register-auth.toml}
+    USERS=${USERS:-$COUNT}
+    LOAD=(--password secret --users "$USERS")
+    sqlite3 /tmp/kamailio-bench/kamailio.db </usr/share/kamailio/db_sqlite/auth_db-create.sql
+    scripts/bench-subscribers.py kamailio /tmp/kamailio-bench/kamailio.db "$USERS" 127.0.0.1 secret
+    # Wisp creates its database (the schema is its own), then is stopped
+    # and the subscribers go in before the measured start loads them.
+    WISP_DB=var/bench-register-auth.db
+    rm -f "$WISP_DB" "$WISP_DB-wal" "$WISP_DB-shm"
 fi
 if ((RELAY)); then
     KAM_CFG=${KAM_CFG_RELAY:-bench/kamailio-relay.cfg}
@@ -256,6 +276,12 @@ if ((RUN_WISP)); then
         log "wisp: ${wisp_argv[0]} does not exist (yet), skipping Wisp"
     else
         log "wisp: $WISP_CMD (port $WISP_PORT, cpu $SERVER_CPU)"
+        if ((AUTH)); then
+            start_server "$LOGDIR/wisp-schema.log" "${wisp_argv[@]}"
+            wait_ready "$WISP_PORT" "$LOGDIR/wisp-schema.log" || STATUS=1
+            stop_server
+            scripts/bench-subscribers.py wisp "$WISP_DB" "$USERS" 127.0.0.1 secret
+        fi
         start_server "$LOGDIR/wisp.log" "${wisp_argv[@]}"
         if wait_ready "$WISP_PORT" "$LOGDIR/wisp.log"; then
             run_load wisp "$WISP_PORT"
