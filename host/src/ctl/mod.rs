@@ -15,13 +15,16 @@
 //! clap derive types, like [`ul::UlCommand`]) and its arm in [`execute`].
 //!
 //! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]),
+//! `user add|passwd|rm|show` ([`user`]), `acl grant|revoke|show` ([`acl`]),
 //! `plugin list|reload` ([`plugin`]), `listen`.
 
+pub mod acl;
 pub mod alias;
 pub mod client;
 pub mod plugin;
 pub mod server;
 pub mod ul;
+pub mod user;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,6 +85,12 @@ pub enum Command {
     /// User aliases (serctl `alias`).
     #[command(subcommand)]
     Alias(alias::AliasCommand),
+    /// Subscribers: who may authenticate (serctl `add`, `passwd`, `rm`).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Group membership of subscribers (serctl `acl`).
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
     /// The plugin chain: the builds that serve, reload.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -164,9 +173,28 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
     match command {
         Command::Ul(c) => ul::execute(router.services(), c).await,
         Command::Alias(c) => alias::execute(router.services(), c).await,
+        Command::User(c) => user::execute(router.subscribers(), c).await,
+        Command::Acl(c) => acl::execute(router.subscribers(), c).await,
         Command::Plugin(c) => plugin::execute(router, c).await,
         Command::Listen => Ok(listen(router)),
     }
+}
+
+/// A request's `args` as the log may show them: the password of `user
+/// add|passwd` is hidden.
+pub fn loggable(args: &[String]) -> Vec<String> {
+    let secret = args.first().is_some_and(|a| a == "user")
+        && args.get(1).is_some_and(|a| a == "add" || a == "passwd");
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if secret && i >= 3 {
+                "********".to_owned()
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
 }
 
 /// Parse and carry out one request.
@@ -231,7 +259,7 @@ mod tests {
         };
         assert!(e.starts_with("unrecognized subcommand 'dlg'"), "{e}");
         assert!(
-            e.contains("Usage: wisp ctl <ul|alias|plugin|listen>"),
+            e.contains("Usage: wisp ctl <ul|alias|user|acl|plugin|listen>"),
             "{e}"
         );
         assert_eq!(e.matches("Usage:").count(), 1, "{e}");
@@ -246,7 +274,7 @@ mod tests {
         let Err(CtlError::Usage(e)) = parse("") else {
             panic!("empty args parsed");
         };
-        for name in ["ul", "alias", "plugin", "listen"] {
+        for name in ["ul", "alias", "user", "acl", "plugin", "listen"] {
             assert!(e.contains(&format!("\n  {name} ")), "{name}: {e}");
         }
     }
@@ -264,6 +292,24 @@ mod tests {
         for flag in ["--expires <N>", "--table <T>", "[permanent]"] {
             assert!(add.contains(flag), "{flag}: {add}");
         }
+    }
+
+    #[test]
+    fn the_log_never_shows_a_password() {
+        let args =
+            |line: &str| -> Vec<String> { line.split_whitespace().map(str::to_owned).collect() };
+        assert_eq!(
+            loggable(&args("user add alice@example.com s3cret")),
+            args("user add alice@example.com ********")
+        );
+        assert_eq!(
+            loggable(&args("user passwd alice@example.com n3w extra")),
+            args("user passwd alice@example.com ******** ********")
+        );
+        assert_eq!(
+            loggable(&args("acl grant alice@example.com int")),
+            args("acl grant alice@example.com int")
+        );
     }
 
     #[test]
