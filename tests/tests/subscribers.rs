@@ -106,3 +106,49 @@ fn user_and_acl_errors_say_what_is_wrong() {
     );
     failed(&["user", "frob"], "wisp ctl user <add|passwd|rm|show>");
 }
+
+/// `wisp ctl user passwd <aor> -` with `stdin` on standard input.
+fn passwd_from_stdin(router: &Router, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(wisp_bin())
+        .arg("ctl")
+        .arg("--config")
+        .arg(router.manifest_path())
+        .args(["user", "passwd", "alice@example.com", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wisp ctl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write the password");
+    child.wait_with_output().expect("wisp ctl ends")
+}
+
+#[test]
+fn a_password_of_dash_is_read_from_standard_input() {
+    let router = Router::start();
+    router.ctl_ok(&["user", "add", "alice@example.com", "s3cret"]);
+    let out = passwd_from_stdin(&router, "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("password \"\": must not be empty"),
+        "an empty line is no password, and \"-\" was not taken as one: {stderr}"
+    );
+    let out = passwd_from_stdin(&router, "n3w secret\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "alice@example.com: password changed (in memory only: usrloc.db_mode = 0)\n"
+    );
+    assert!(!router.log().contains("n3w secret"));
+}

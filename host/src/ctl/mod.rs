@@ -180,11 +180,31 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
     }
 }
 
+/// Whether `args` is `user add|passwd ...`, whose fourth argument is a password.
+fn sets_password(args: &[String]) -> bool {
+    args.first().is_some_and(|a| a == "user")
+        && args.get(1).is_some_and(|a| a == "add" || a == "passwd")
+}
+
+/// The client side of `user add|passwd <aor> -`: the password is the first
+/// line `read` gives (standard input), so it shows in no process list or
+/// shell history.
+pub fn password_from_stdin(
+    args: &mut [String],
+    read: impl FnOnce() -> std::io::Result<String>,
+) -> std::io::Result<()> {
+    if sets_password(args)
+        && let Some(arg) = args.get_mut(3).filter(|a| *a == "-")
+    {
+        *arg = read()?.trim_end_matches(['\r', '\n']).to_owned();
+    }
+    Ok(())
+}
+
 /// A request's `args` as the log may show them: the password of `user
 /// add|passwd` is hidden.
 pub fn loggable(args: &[String]) -> Vec<String> {
-    let secret = args.first().is_some_and(|a| a == "user")
-        && args.get(1).is_some_and(|a| a == "add" || a == "passwd");
+    let secret = sets_password(args);
     args.iter()
         .enumerate()
         .map(|(i, a)| {
@@ -310,6 +330,25 @@ mod tests {
             loggable(&args("acl grant alice@example.com int")),
             args("acl grant alice@example.com int")
         );
+    }
+
+    #[test]
+    fn a_password_given_as_dash_is_read_from_stdin() {
+        let args =
+            |line: &str| -> Vec<String> { line.split_whitespace().map(str::to_owned).collect() };
+        let mut a = args("user passwd alice@example.com -");
+        password_from_stdin(&mut a, || Ok("s3cret word\r\n".into())).expect("read");
+        assert_eq!(a[3], "s3cret word");
+        // Only a password argument is read; nothing else is touched.
+        for line in [
+            "user add alice@example.com s3cret",
+            "ul rm alice -",
+            "user show -",
+        ] {
+            let mut a = args(line);
+            password_from_stdin(&mut a, || panic!("{line}: nothing to read")).expect("no read");
+            assert_eq!(a, args(line));
+        }
     }
 
     #[test]

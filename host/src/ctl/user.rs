@@ -20,6 +20,7 @@ pub enum UserCommand {
         /// `alice@example.com` or `sip:alice@example.com`.
         #[arg(value_parser = subscriber_aor)]
         aor: Aor,
+        /// `-` reads it from standard input (kept out of `ps` and shell history).
         password: String,
     },
     /// Change a subscriber's password.
@@ -27,6 +28,7 @@ pub enum UserCommand {
         /// `alice@example.com` or `sip:alice@example.com`.
         #[arg(value_parser = subscriber_aor)]
         aor: Aor,
+        /// `-` reads it from standard input (kept out of `ps` and shell history).
         password: String,
     },
     /// Remove a subscriber and its group memberships.
