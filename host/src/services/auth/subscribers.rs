@@ -8,7 +8,9 @@
 //! Readers take a read lock on a map keyed by domain, then user: a lookup
 //! allocates nothing until it hex-encodes the HA1 it found. Writers are
 //! serialised by the store's lock, so the database and memory see the same
-//! order of changes.
+//! order of changes. The store is a connection of its own to the user
+//! location database: with WAL and a busy timeout, it and the usrloc
+//! writer thread wait for each other's short transactions, never fail on them.
 
 use std::collections::HashMap;
 use std::path::Path;
