@@ -265,7 +265,11 @@ impl SubscriberStore for SqliteStore {
     }
 
     fn remove_subscriber(&mut self, username: &str, domain: &str) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
+        // Immediate: the write lock (waited for under the busy timeout) is
+        // taken up front, as the other connection on this file may write.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "DELETE FROM subscriber WHERE username = ?1 AND domain = ?2",
             params![username, domain],

@@ -10,7 +10,7 @@
 //! serialised by the store's lock, so the database and memory see the same
 //! order of changes. The store is a connection of its own to the user
 //! location database: with WAL and a busy timeout, it and the usrloc
-//! writer thread wait for each other's short transactions, never fail on them.
+//! writer thread wait for each other's short transactions rather than fail.
 
 use std::collections::HashMap;
 use std::path::Path;
