@@ -20,6 +20,7 @@ use crate::plugin::chain::PluginChain;
 use crate::plugin::host::HostContext;
 use crate::plugin::{PluginRuntime, owner_build};
 use crate::services::Services;
+use crate::services::auth::subscribers::Subscribers;
 use crate::services::usrloc::Usrloc;
 use crate::stateless::{RouteKind, Stateless, forward, reply, sanity};
 use crate::tm::timer::SystemClock;
@@ -32,6 +33,8 @@ pub struct Router {
     /// Every layer below the plugins (what plugins act on).
     host: Arc<HostContext>,
     plugins: Arc<PluginChain>,
+    /// Subscribers and groups (`wisp ctl user|acl`, digest authentication).
+    subscribers: Arc<Subscribers>,
     udp: Vec<Arc<UdpSocket>>,
     /// Taken by [`serve`](Self::serve).
     tcp: Mutex<Vec<TcpListener>>,
@@ -76,6 +79,14 @@ impl Router {
             tokio::runtime::Handle::try_current().ok(),
         )
         .with_context(|| format!("user location database {}", db_path.display()))?;
+        // The subscribers share that database, and its memory-only mode.
+        let subscribers = Arc::new(
+            Subscribers::open(
+                manifest.subscriber.clone(),
+                usrloc.persistent().then_some(db_path.as_path()),
+            )
+            .with_context(|| format!("subscriber database {}", db_path.display()))?,
+        );
         let resolver = match wisp_dns::Resolver::from_system_conf() {
             Ok(r) => Some(r),
             Err(e) => {
@@ -103,6 +114,7 @@ impl Router {
         let router = Arc::new(Router {
             host,
             plugins: Arc::new(plugins),
+            subscribers,
             udp,
             tcp: Mutex::new(tcp),
             failure_routes: Mutex::new(Some(failure_routes)),
@@ -118,6 +130,11 @@ impl Router {
 
     pub fn services(&self) -> &Arc<Services> {
         &self.host.services
+    }
+
+    /// The subscriber directory (what digest authentication checks).
+    pub fn subscribers(&self) -> &Arc<Subscribers> {
+        &self.subscribers
     }
 
     /// The layers plugins act on (benchmarks drive plugin instances with it).

@@ -6,6 +6,7 @@
 
 pub mod digest;
 pub mod nonce;
+pub mod subscribers;
 pub mod verify;
 
 use digest::Algorithm;
