@@ -5,7 +5,7 @@
 
 CONFIG ?= config/wisp.toml
 
-.PHONY: all setup build plugins run test bench check fmt
+.PHONY: all setup build plugins run test bench check fmt fuzz
 
 all: build plugins
 
@@ -42,3 +42,9 @@ bench: build plugins
 
 fmt:
 	cargo fmt --all
+
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer + AddressSanitizer) of the
+# parser, the TCP framer and the header parsers, FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -29,6 +29,17 @@
 #                                   (Kamailio: bench/kamailio-registrar-sqlite.cfg, db_mode 1,
 #                                   WAL; Wisp: config/bench-register.toml, db_mode 1);
 #                                   both databases start empty
+#   --floor                         also run tools/wisp-bench/examples/udp_floor.rs (port
+#                                   FLOOR_PORT): a responder that only copies five header
+#                                   lines into a 200 between one recvmmsg and one sendmmsg.
+#                                   Its CPU per request is the kernel's share every router
+#                                   pays on loopback (stateless OPTIONS only)
+#   --register-auth                 as --register, but every REGISTER is challenged and
+#                                   retried with digest credentials (wisp-bench --password);
+#                                   USERS subscribers (default: --count) in both databases.
+#                                   Kamailio: bench/kamailio-registrar-auth.cfg (auth_db,
+#                                   check_to, nonce counts); Wisp: config/bench-register-auth.toml
+#                                   (plugins/registrar-auth)
 #   --json                          wisp-bench prints one JSON object per run
 #
 # Environment (all optional):
@@ -42,6 +53,7 @@
 #   WISP_BENCH=path/to/wisp-bench  (default: target/release/wisp-bench, else
 #                                   target/h-bench/release/wisp-bench, else built)
 #   UAS_PORT=5090          the UAS of --relay runs (127.0.0.1)
+#   FLOOR_PORT=5070        the --floor responder's port (127.0.0.1)
 #   READY_TIMEOUT=10       seconds to wait for a server to answer before giving up
 set -euo pipefail
 
@@ -59,6 +71,8 @@ READY_TIMEOUT=${READY_TIMEOUT:-10}
 
 RUN_KAM=1
 RUN_WISP=1
+RUN_FLOOR=0
+FLOOR_PORT=${FLOOR_PORT:-5070}
 WINDOWS="64 256"
 COUNT=300000
 DURATION=20
@@ -68,6 +82,7 @@ JSON=()
 EXTRA=()
 RELAY=0
 REGISTER=0
+AUTH=0
 METHOD=options
 KAM_SHM=64
 
@@ -75,6 +90,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --kamailio-only) RUN_WISP=0 ;;
         --wisp-only) RUN_KAM=0 ;;
+        --floor) RUN_FLOOR=1 ;;
         --windows) WINDOWS=$2; shift ;;
         --count) COUNT=$2; shift ;;
         --duration) DURATION=$2; shift ;;
@@ -85,6 +101,7 @@ while [[ $# -gt 0 ]]; do
         --relay) RELAY=1 ;;
         --calls) RELAY=1; METHOD=call ;;
         --register) REGISTER=1 ;;
+        --register-auth) REGISTER=1; AUTH=1 ;;
         --) shift; EXTRA=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
@@ -119,6 +136,18 @@ if ((REGISTER)); then
     # 5.6's db_set_journal_mode did not take effect in our runs.
     sqlite3 /tmp/kamailio-bench/kamailio.db "PRAGMA journal_mode=WAL;" >/dev/null
     rm -f var/bench-register.db var/bench-register.db-wal var/bench-register.db-shm
+fi
+if ((AUTH)); then
+    KAM_CFG=${KAM_CFG_REGISTER_AUTH:-bench/kamailio-registrar-auth.cfg}
+    WISP_CMD=${WISP_CMD_REGISTER_AUTH:-target/release/wisp run --config config/bench-register-auth.toml}
+    USERS=${USERS:-$COUNT}
+    LOAD=(--password secret --users "$USERS")
+    sqlite3 /tmp/kamailio-bench/kamailio.db </usr/share/kamailio/db_sqlite/auth_db-create.sql
+    scripts/bench-subscribers.py kamailio /tmp/kamailio-bench/kamailio.db "$USERS" 127.0.0.1 secret
+    # Wisp creates its database (the schema is its own), then is stopped
+    # and the subscribers go in before the measured start loads them.
+    WISP_DB=var/bench-register-auth.db
+    rm -f "$WISP_DB" "$WISP_DB-wal" "$WISP_DB-shm"
 fi
 if ((RELAY)); then
     KAM_CFG=${KAM_CFG_RELAY:-bench/kamailio-relay.cfg}
@@ -192,29 +221,31 @@ wait_ready() {
     return 1
 }
 
-# CPU time (clock ticks) used so far by all processes of the server's process group.
-# Reported per request, it is a figure that other load on the machine disturbs less
-# than throughput does.
+# CPU time (clock ticks) used so far by all processes of the server's process group,
+# as "user system". Reported per request, it is a figure that other load on the
+# machine disturbs less than throughput does.
 server_ticks() {
-    awk -v g="$SERVER_PID" '$5 == g { t += $14 + $15 } END { print t + 0 }' /proc/[0-9]*/stat 2>/dev/null || echo 0
+    awk -v g="$SERVER_PID" '$5 == g { u += $14; s += $15 } END { print u + 0, s + 0 }' /proc/[0-9]*/stat 2>/dev/null || echo 0 0
 }
 
 # run_load NAME PORT: the closed-loop runs for each window.
 run_load() {
-    local name=$1 port=$2 w out t0 t1 answered hz
+    local name=$1 port=$2 w out u0 s0 u1 s1 answered hz
     hz=$(getconf CLK_TCK)
     for w in $WINDOWS; do
         log "$name: $METHOD, window $w, count $COUNT, duration ${DURATION}s (wisp-bench on cpu $CLIENT_CPU)"
-        t0=$(server_ticks)
+        read -r u0 s0 < <(server_ticks)
         out=$(taskset -c "$CLIENT_CPU" "$WISP_BENCH" --target "127.0.0.1:$port" --method "$METHOD" \
             --count "$COUNT" --duration "$DURATION" --window "$w" "${LOAD[@]}" "${JSON[@]}" "${EXTRA[@]}")
-        t1=$(server_ticks)
+        read -r u1 s1 < <(server_ticks)
         echo "$out"
         answered=$(grep -oE '"answered":[0-9]+|^  answered +[0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
-        awk -v d=$((t1 - t0)) -v hz="$hz" -v n="${answered:-0}" -v name="$name" \
+        awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" -v n="${answered:-0}" -v name="$name" \
             -v unit="$([[ $METHOD == call ]] && echo call || echo request)" 'BEGIN {
+            d = u + s
             printf "== %s: server CPU %.2f s", name, d / hz
-            if (n > 0) printf " = %.1f us/%s", d / hz * 1e6 / n, unit
+            if (n > 0) printf " = %.1f us/%s (user %.1f, kernel %.1f)", d / hz * 1e6 / n, unit,
+                u / hz * 1e6 / n, s / hz * 1e6 / n
             printf "\n" }' >&2
     done
 }
@@ -245,6 +276,12 @@ if ((RUN_WISP)); then
         log "wisp: ${wisp_argv[0]} does not exist (yet), skipping Wisp"
     else
         log "wisp: $WISP_CMD (port $WISP_PORT, cpu $SERVER_CPU)"
+        if ((AUTH)); then
+            start_server "$LOGDIR/wisp-schema.log" "${wisp_argv[@]}"
+            wait_ready "$WISP_PORT" "$LOGDIR/wisp-schema.log" || STATUS=1
+            stop_server
+            scripts/bench-subscribers.py wisp "$WISP_DB" "$USERS" 127.0.0.1 secret
+        fi
         start_server "$LOGDIR/wisp.log" "${wisp_argv[@]}"
         if wait_ready "$WISP_PORT" "$LOGDIR/wisp.log"; then
             run_load wisp "$WISP_PORT"
@@ -253,6 +290,19 @@ if ((RUN_WISP)); then
         fi
         stop_server
     fi
+fi
+
+if ((RUN_FLOOR)); then
+    FLOOR_BIN=target/release/examples/udp_floor
+    [[ -x $FLOOR_BIN ]] || cargo build --release -q -p wisp-bench --example udp_floor
+    log "floor: $FLOOR_BIN (port $FLOOR_PORT, cpu $SERVER_CPU)"
+    start_server "$LOGDIR/floor.log" "$FLOOR_BIN" "$FLOOR_PORT"
+    if wait_ready "$FLOOR_PORT" "$LOGDIR/floor.log"; then
+        run_load floor "$FLOOR_PORT"
+    else
+        STATUS=1
+    fi
+    stop_server
 fi
 
 exit "$STATUS"

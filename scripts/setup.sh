@@ -6,7 +6,8 @@
 #  - wasm-tools (wraps a plugin's core module into a component), from PyPI;
 #  - sipsak, the SIP client the end-to-end tests drive the router with;
 #  - sip-tester (SIPp), the call load of scripts/sipp-calls.sh and tests/tests/sipp.rs;
-#  - kamailio, the baseline of the benchmarks (scripts/bench-*.sh).
+#  - kamailio, the baseline of the benchmarks (scripts/bench-*.sh);
+#  - sipvicious (svwar, svcrack), the attacker the auth tests point at the router, from PyPI.
 set -euo pipefail
 
 apt_missing=()
@@ -38,3 +39,9 @@ if ! command -v wasm-tools >/dev/null 2>&1; then
     hash -r
 fi
 command -v wasm-tools >/dev/null || { echo "setup: wasm-tools not on PATH after install" >&2; exit 1; }
+
+if ! command -v sipvicious_svwar >/dev/null 2>&1; then
+    echo "setup: installing sipvicious (PyPI)"
+    python3 -m pip install -q sipvicious
+    hash -r
+fi

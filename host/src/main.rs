@@ -171,7 +171,7 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
 }
 
 /// `wisp ctl ...`: one request to the running router's management socket.
-fn ctl(config: PathBuf, socket: Option<PathBuf>, args: Vec<String>) -> anyhow::Result<()> {
+fn ctl(config: PathBuf, socket: Option<PathBuf>, mut args: Vec<String>) -> anyhow::Result<()> {
     // Help needs no router: this binary has the router's parser. The rest
     // goes to the router as typed, which parses it (and may know commands
     // an older client does not).
@@ -190,6 +190,13 @@ fn ctl(config: PathBuf, socket: Option<PathBuf>, args: Vec<String>) -> anyhow::R
             manifest.resolve(&manifest.server.ctl_socket)
         }
     };
+    // `user add <aor> -`: the password comes from standard input.
+    wisp::ctl::password_from_stdin(&mut args, || {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line)
+    })
+    .context("reading the password from standard input")?;
     let response = wisp::ctl::client::call(&socket, args)?;
     print!("{}", response.output);
     if response.ok {

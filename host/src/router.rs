@@ -20,7 +20,8 @@ use crate::plugin::chain::PluginChain;
 use crate::plugin::host::HostContext;
 use crate::plugin::{PluginRuntime, owner_build};
 use crate::services::Services;
-use crate::services::auth::{AuthService, Directory, NoSubscribers};
+use crate::services::auth::subscribers::Subscribers;
+use crate::services::auth::{AuthService, Directory};
 use crate::services::usrloc::Usrloc;
 use crate::stateless::{RouteKind, Stateless, forward, reply, sanity};
 use crate::tm::timer::SystemClock;
@@ -33,6 +34,8 @@ pub struct Router {
     /// Every layer below the plugins (what plugins act on).
     host: Arc<HostContext>,
     plugins: Arc<PluginChain>,
+    /// Subscribers and groups (`wisp ctl user|acl`, digest authentication).
+    subscribers: Arc<Subscribers>,
     udp: Vec<Arc<UdpSocket>>,
     /// Taken by [`serve`](Self::serve).
     tcp: Mutex<Vec<TcpListener>>,
@@ -44,15 +47,22 @@ impl Router {
     /// Fails (naming what) when a socket cannot be bound, the user location
     /// database cannot be opened or a plugin does not load.
     pub async fn bind(manifest: Manifest) -> anyhow::Result<Arc<Router>> {
-        // No subscriber store yet: every authorize finds an unknown user.
-        Router::bind_with_directory(manifest, Arc::new(NoSubscribers)).await
+        Router::bind_inner(manifest, None).await
     }
 
-    /// [`bind`](Self::bind), with `directory` as the subscribers and groups
-    /// the auth host functions read.
+    /// [`bind`](Self::bind), with `directory` instead of the subscriber
+    /// store as what the auth host functions read (tests that need
+    /// subscribers without a database).
     pub async fn bind_with_directory(
         manifest: Manifest,
         directory: Arc<dyn Directory>,
+    ) -> anyhow::Result<Arc<Router>> {
+        Router::bind_inner(manifest, Some(directory)).await
+    }
+
+    async fn bind_inner(
+        manifest: Manifest,
+        directory: Option<Arc<dyn Directory>>,
     ) -> anyhow::Result<Arc<Router>> {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
@@ -87,6 +97,14 @@ impl Router {
             tokio::runtime::Handle::try_current().ok(),
         )
         .with_context(|| format!("user location database {}", db_path.display()))?;
+        // The subscribers share that database, and its memory-only mode.
+        let subscribers = Arc::new(
+            Subscribers::open(
+                manifest.subscriber.clone(),
+                usrloc.persistent().then_some(db_path.as_path()),
+            )
+            .with_context(|| format!("subscriber database {}", db_path.display()))?,
+        );
         let resolver = match wisp_dns::Resolver::from_system_conf() {
             Ok(r) => Some(r),
             Err(e) => {
@@ -107,6 +125,7 @@ impl Router {
                 "auth: no [auth] secret configured, using a random one: nonces will not survive a restart or be accepted by another router"
             );
         }
+        let directory = directory.unwrap_or_else(|| subscribers.clone());
         let auth = AuthService::new(&manifest.auth, directory);
         let services = Arc::new(Services::new(usrloc, tm.clone()).with_auth(auth));
         let host = Arc::new(HostContext {
@@ -120,6 +139,7 @@ impl Router {
         let router = Arc::new(Router {
             host,
             plugins: Arc::new(plugins),
+            subscribers,
             udp,
             tcp: Mutex::new(tcp),
             failure_routes: Mutex::new(Some(failure_routes)),
@@ -135,6 +155,11 @@ impl Router {
 
     pub fn services(&self) -> &Arc<Services> {
         &self.host.services
+    }
+
+    /// The subscriber directory (what digest authentication checks).
+    pub fn subscribers(&self) -> &Arc<Subscribers> {
+        &self.subscribers
     }
 
     /// The layers plugins act on (benchmarks drive plugin instances with it).

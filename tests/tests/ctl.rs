@@ -198,3 +198,49 @@ fn ctl_listen_names_the_sockets_the_router_bound() {
         "{log}"
     );
 }
+
+#[test]
+fn a_permanent_contact_survives_an_unauthenticated_star_register() {
+    let router = Router::start();
+    let callee = TestUa::new("perm");
+    let caller = TestUa::new("caller");
+    let stranger = TestUa::new("perm");
+    ctl_ok(
+        &router,
+        &["ul", "add", "perm", &callee.contact(), "permanent"],
+    );
+    // Anyone may REGISTER this AOR (the default plugin authenticates no
+    // one): their own contact comes and goes, the operator's stays.
+    stranger.register(&router);
+    let register = |req: RequestBuilder| {
+        let (_, fin) = stranger.transact(router.udp_addr(), &req, RECV);
+        fin.and_then(|m| m.status())
+    };
+    let base = || {
+        stranger
+            .request("REGISTER", &router.uri())
+            .from(&router.aor("perm"))
+            .to(&router.aor("perm"))
+    };
+    assert_eq!(
+        register(base().contact(Some(&callee.contact())).expires(0)),
+        Some(200)
+    );
+    assert_eq!(
+        register(base().contact(None).header("Contact", "*").expires(0)),
+        Some(200)
+    );
+    let shown = ctl_ok(&router, &["ul", "show", "perm"]);
+    assert!(
+        shown.contains(&callee.contact()) && shown.contains("expires=permanent"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(&stranger.contact()),
+        "Contact: * removed the registered contact: {shown}"
+    );
+    assert!(
+        reaches(&router, &caller, "perm", &callee),
+        "lookup still finds the permanent contact"
+    );
+}

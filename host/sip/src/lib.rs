@@ -29,6 +29,8 @@
 
 pub mod edit;
 pub mod framer;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod header;
 pub mod message;
 pub mod parse;

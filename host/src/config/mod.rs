@@ -6,7 +6,7 @@
 //! Layout: one file per section, each with its type, defaults (its `Default`
 //! impl, used through `#[serde(default)]`) and the rules serde cannot check:
 //! `server` (with `listen` addresses and the log level), `usrloc`, `tm`,
-//! `rr`, `auth`, `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
+//! `rr`, `auth`, `subscriber`, `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
 //! `locate` finds an error's line from the TOML parser's spans: serde's
 //! errors carry the span of the value they failed on; a rule checked after
 //! deserialization names its [`KeyPath`], looked up in the parsed document.
@@ -17,6 +17,7 @@ mod locate;
 mod plugin;
 mod rr;
 mod server;
+mod subscriber;
 mod tm;
 mod usrloc;
 
@@ -31,6 +32,7 @@ use locate::{KeyPath, line_of};
 pub use plugin::{CapabilitiesConfig, PluginConfig};
 pub use rr::RrConfig;
 pub use server::{LogLevel, ServerConfig};
+pub use subscriber::SubscriberConfig;
 pub use tm::TmConfig;
 pub use usrloc::{BriefExpires, DbMode, UsrlocConfig};
 
@@ -81,6 +83,8 @@ pub struct Manifest {
     pub rr: RrConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub subscriber: SubscriberConfig,
     /// Plugins, run in this order as a chain: each request goes through
     /// them until one replies, relays or drops it.
     #[serde(default)]
@@ -142,6 +146,7 @@ impl Manifest {
     fn validate(&self) -> Result<(), Invalid> {
         self.server.check()?;
         self.usrloc.check()?;
+        self.subscriber.check()?;
         self.tm.check()?;
         self.auth.check()?;
         plugin::check_chain(&self.plugin)

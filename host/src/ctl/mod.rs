@@ -15,13 +15,16 @@
 //! clap derive types, like [`ul::UlCommand`]) and its arm in [`execute`].
 //!
 //! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]),
+//! `user add|passwd|rm|show` ([`user`]), `acl grant|revoke|show` ([`acl`]),
 //! `plugin list|reload` ([`plugin`]), `listen`.
 
+pub mod acl;
 pub mod alias;
 pub mod client;
 pub mod plugin;
 pub mod server;
 pub mod ul;
+pub mod user;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,6 +85,12 @@ pub enum Command {
     /// User aliases (serctl `alias`).
     #[command(subcommand)]
     Alias(alias::AliasCommand),
+    /// Subscribers: who may authenticate (serctl `add`, `passwd`, `rm`).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Group membership of subscribers (serctl `acl`).
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
     /// The plugin chain: the builds that serve, reload.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -164,9 +173,48 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
     match command {
         Command::Ul(c) => ul::execute(router.services(), c).await,
         Command::Alias(c) => alias::execute(router.services(), c).await,
+        Command::User(c) => user::execute(router.subscribers(), c).await,
+        Command::Acl(c) => acl::execute(router.subscribers(), c).await,
         Command::Plugin(c) => plugin::execute(router, c).await,
         Command::Listen => Ok(listen(router)),
     }
+}
+
+/// Whether `args` is `user add|passwd ...`, whose fourth argument is a password.
+fn sets_password(args: &[String]) -> bool {
+    args.first().is_some_and(|a| a == "user")
+        && args.get(1).is_some_and(|a| a == "add" || a == "passwd")
+}
+
+/// The client side of `user add|passwd <aor> -`: the password is the first
+/// line `read` gives (standard input), so it shows in no process list or
+/// shell history.
+pub fn password_from_stdin(
+    args: &mut [String],
+    read: impl FnOnce() -> std::io::Result<String>,
+) -> std::io::Result<()> {
+    if sets_password(args)
+        && let Some(arg) = args.get_mut(3).filter(|a| *a == "-")
+    {
+        *arg = read()?.trim_end_matches(['\r', '\n']).to_owned();
+    }
+    Ok(())
+}
+
+/// A request's `args` as the log may show them: the password of `user
+/// add|passwd` is hidden.
+pub fn loggable(args: &[String]) -> Vec<String> {
+    let secret = sets_password(args);
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if secret && i >= 3 {
+                "********".to_owned()
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
 }
 
 /// Parse and carry out one request.
@@ -231,7 +279,7 @@ mod tests {
         };
         assert!(e.starts_with("unrecognized subcommand 'dlg'"), "{e}");
         assert!(
-            e.contains("Usage: wisp ctl <ul|alias|plugin|listen>"),
+            e.contains("Usage: wisp ctl <ul|alias|user|acl|plugin|listen>"),
             "{e}"
         );
         assert_eq!(e.matches("Usage:").count(), 1, "{e}");
@@ -246,7 +294,7 @@ mod tests {
         let Err(CtlError::Usage(e)) = parse("") else {
             panic!("empty args parsed");
         };
-        for name in ["ul", "alias", "plugin", "listen"] {
+        for name in ["ul", "alias", "user", "acl", "plugin", "listen"] {
             assert!(e.contains(&format!("\n  {name} ")), "{name}: {e}");
         }
     }
@@ -263,6 +311,43 @@ mod tests {
         };
         for flag in ["--expires <N>", "--table <T>", "[permanent]"] {
             assert!(add.contains(flag), "{flag}: {add}");
+        }
+    }
+
+    #[test]
+    fn the_log_never_shows_a_password() {
+        let args =
+            |line: &str| -> Vec<String> { line.split_whitespace().map(str::to_owned).collect() };
+        assert_eq!(
+            loggable(&args("user add alice@example.com s3cret")),
+            args("user add alice@example.com ********")
+        );
+        assert_eq!(
+            loggable(&args("user passwd alice@example.com n3w extra")),
+            args("user passwd alice@example.com ******** ********")
+        );
+        assert_eq!(
+            loggable(&args("acl grant alice@example.com int")),
+            args("acl grant alice@example.com int")
+        );
+    }
+
+    #[test]
+    fn a_password_given_as_dash_is_read_from_stdin() {
+        let args =
+            |line: &str| -> Vec<String> { line.split_whitespace().map(str::to_owned).collect() };
+        let mut a = args("user passwd alice@example.com -");
+        password_from_stdin(&mut a, || Ok("s3cret word\r\n".into())).expect("read");
+        assert_eq!(a[3], "s3cret word");
+        // Only a password argument is read; nothing else is touched.
+        for line in [
+            "user add alice@example.com s3cret",
+            "ul rm alice -",
+            "user show -",
+        ] {
+            let mut a = args(line);
+            password_from_stdin(&mut a, || panic!("{line}: nothing to read")).expect("no read");
+            assert_eq!(a, args(line));
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::{Request, Response, handle};
+use super::{Request, Response, handle, loggable};
 use crate::router::Router;
 
 /// Most bytes one connection may send: a management client sends a few
@@ -96,7 +96,7 @@ async fn connection(router: Arc<Router>, stream: UnixStream) {
         };
         let response = match serde_json::from_str::<Request>(&line) {
             Ok(request) => {
-                tracing::info!(args = ?request.args, "management command");
+                tracing::info!(args = ?loggable(&request.args), "management command");
                 handle(&router, request).await
             }
             Err(e) => Response {

@@ -1,7 +1,7 @@
 //! `wisp ctl ul show|add|rm` — user location by hand, like `serctl ul`.
 //! A contact added here without `--expires` is permanent (serctl's
 //! "permanent usrloc entry"): it never expires, is stored like any binding
-//! and `lookup` uses it.
+//! and `lookup` uses it; only `ul rm` removes it, never a REGISTER.
 
 use std::fmt::Write as _;
 use std::time::Instant;

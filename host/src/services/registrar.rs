@@ -328,8 +328,8 @@ struct RegisterRequest<'a> {
     cseq: u32,
 }
 
-/// Apply the changes to one AOR. `Err((code, reason))` aborts the whole
-/// update: §10.3 step 7 (same Call-ID with a CSeq not higher than stored),
+/// Apply the changes to one AOR, leaving its permanent contacts as they
+/// are. `Err((code, reason))` aborts the whole update: §10.3 step 7 (same Call-ID with a CSeq not higher than stored),
 /// or more bindings than `max_contacts` (Kamailio's 503).
 fn apply(
     table: &mut std::collections::HashMap<String, Vec<ContactBinding>>,
@@ -346,14 +346,33 @@ fn apply(
     } = *request;
     let record = limits.record;
     let Some(changes) = changes else {
-        let removed = table.remove(aor).unwrap_or_default();
-        return Ok(removed
-            .into_iter()
-            .filter(|_| record)
-            .map(|b| (b.contact, None))
-            .collect());
+        // `*` removes what REGISTERs made; a permanent contact is the
+        // operator's (`wisp ctl ul add`) and stays.
+        let mut removed = Vec::new();
+        if let Some(bindings) = table.get_mut(aor) {
+            bindings.retain(|b| {
+                let permanent = b.expires_at.is_none();
+                if !permanent && record {
+                    removed.push((b.contact.clone(), None));
+                }
+                permanent
+            });
+            if bindings.is_empty() {
+                table.remove(aor);
+            }
+        }
+        return Ok(removed);
     };
     let bindings = table.entry(aor.to_owned()).or_default();
+    // Nor does a REGISTER replace or remove a permanent contact it names.
+    let changes: Vec<ContactChange> = changes
+        .into_iter()
+        .filter(|(contact, ..)| {
+            !bindings
+                .iter()
+                .any(|b| b.expires_at.is_none() && &b.contact == contact)
+        })
+        .collect();
     for (contact, ..) in &changes {
         if let Some(b) = bindings.iter().find(|b| &b.contact == contact)
             && b.call_id == call_id
@@ -909,5 +928,64 @@ mod tests {
             .collect();
         contacts.sort();
         assert_eq!(contacts, ["sip:a@10.0.0.2", "sip:a@10.0.0.3"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_permanent_contact_survives_star_and_a_register_naming_it() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let db = tmp.path().join("wisp.db");
+        let b = bench_in("db_mode = 1", Some(&db)).await;
+        let usrloc = b.svc.usrloc();
+        usrloc
+            .add("location", "a", "sip:a@10.0.0.9", None, None)
+            .expect("table");
+        let _ = b.save(b.register("a", "c1", 1, &["<sip:a@10.0.0.1>"], Some(600)));
+        // Neither an expiry nor a removal of it by a REGISTER changes it.
+        let (_, reply) = b.save(b.register("a", "c1", 2, &["<sip:a@10.0.0.9>"], Some(60)));
+        assert_eq!(reply.status(), Some(200));
+        let (_, reply) = b.save(b.register("a", "c1", 3, &["<sip:a@10.0.0.9>"], Some(0)));
+        assert_eq!(reply.status(), Some(200));
+        let (r, reply) = b.save(b.register("a", "c1", 4, &["*"], Some(0)));
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(reply.status(), Some(200));
+        assert_eq!(
+            Bench::contacts_of(&reply),
+            vec![("sip:a@10.0.0.9".into(), 0)],
+            "the 200 lists the permanent contact, without expires"
+        );
+        let now = Instant::now();
+        let left = usrloc.current("location", "a", now).expect("table");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].contact, "sip:a@10.0.0.9");
+        assert_eq!(left[0].expires_at, None, "still permanent");
+        let (r, ctx) = b.lookup("a");
+        assert!(r.is_ok());
+        assert_eq!(ctx.ruri().to_string(), "sip:a@10.0.0.9");
+        // The database kept it too (the 200 was sent after the commit).
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        let rows: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT contact, expires FROM bindings WHERE aor = 'a'")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(rows, vec![("sip:a@10.0.0.9".to_owned(), None)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn max_contacts_counts_a_permanent_contact() {
+        let b = bench("max_contacts = 2").await;
+        b.svc
+            .usrloc()
+            .add("location", "a", "sip:a@10.0.0.9", None, None)
+            .expect("table");
+        let (_, reply) = b.save(b.register("a", "c1", 1, &["<sip:a@10.0.0.1>"], Some(600)));
+        assert_eq!(reply.status(), Some(200));
+        let (_, reply) = b.save(b.register("a", "c2", 1, &["<sip:a@10.0.0.2>"], Some(600)));
+        assert_eq!(reply.status(), Some(503));
+        // Naming the permanent one adds nothing: still within the limit.
+        let (_, reply) = b.save(b.register("a", "c1", 2, &["<sip:a@10.0.0.9>"], Some(600)));
+        assert_eq!(reply.status(), Some(200));
     }
 }

@@ -19,7 +19,8 @@ pub struct ContactBinding {
     /// The Contact URI as registered.
     pub contact: String,
     pub q: f32,
-    /// `None`: a permanent contact (added with `wisp ctl ul add ... permanent`).
+    /// `None`: a permanent contact (added with `wisp ctl ul add ... permanent`),
+    /// which no REGISTER replaces or removes, not even `Contact: *`.
     pub expires_at: Option<Instant>,
     pub call_id: String,
     pub cseq: u32,

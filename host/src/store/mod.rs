@@ -2,12 +2,14 @@
 //! narrow [`BindingStore`] trait a database implements (SQLite today; a
 //! shared PostgreSQL later, for routers that share users), and the
 //! background [`writer`] that batches changes into transactions off the
-//! receive path.
+//! receive path. Subscribers and groups have their own narrow trait,
+//! [`subscriber::SubscriberStore`], on the same database.
 //!
 //! Times on disk are wall-clock Unix seconds: an `Instant` means nothing to
 //! the next process.
 
 pub mod sqlite;
+pub mod subscriber;
 pub mod writer;
 
 use std::time::{SystemTime, UNIX_EPOCH};

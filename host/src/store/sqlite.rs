@@ -5,6 +5,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 
+use super::subscriber::{StoredGroup, StoredSubscriber, SubscriberRows, SubscriberStore};
 use super::{BindingStore, Change, StoreError, StoredBinding};
 
 /// Each entry takes the schema from version `i` to `i + 1`. Append only:
@@ -27,6 +28,25 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX bindings_expires ON bindings(expires) WHERE expires IS NOT NULL;",
     // 2: the Path (RFC 3327) a contact registered through.
     "ALTER TABLE bindings ADD COLUMN path TEXT;",
+    // 3: subscribers (Kamailio's `subscriber` with one HA1 column per
+    // digest algorithm; the realm of each HA1 is the domain) and their
+    // groups (`grp`). `password` is NULL unless the manifest asks to store
+    // plain passwords; an empty HA1 means none for that algorithm.
+    "CREATE TABLE subscriber (
+        username TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        ha1 TEXT NOT NULL DEFAULT '',
+        ha1_sha256 TEXT NOT NULL DEFAULT '',
+        ha1_sha512_256 TEXT NOT NULL DEFAULT '',
+        password TEXT,
+        PRIMARY KEY (username, domain)
+    ) WITHOUT ROWID;
+    CREATE TABLE grp (
+        username TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        PRIMARY KEY (username, domain, grp)
+    ) WITHOUT ROWID;",
 ];
 
 /// How hard a commit insists on reaching the disk.
@@ -176,6 +196,109 @@ impl BindingStore for SqliteStore {
     }
 }
 
+impl SubscriberStore for SqliteStore {
+    fn load_all(&mut self, limit: usize) -> Result<SubscriberRows, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+        let mut stmt = self.conn.prepare(
+            "SELECT username, domain, ha1, ha1_sha256, ha1_sha512_256, password
+             FROM subscriber LIMIT ?1",
+        )?;
+        let subscribers = stmt
+            .query_map([limit], |r| {
+                Ok(StoredSubscriber {
+                    username: r.get(0)?,
+                    domain: r.get(1)?,
+                    ha1: r.get(2)?,
+                    ha1_sha256: r.get(3)?,
+                    ha1_sha512_256: r.get(4)?,
+                    password: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self.conn.prepare("SELECT username, domain, grp FROM grp")?;
+        let groups = stmt
+            .query_map([], |r| {
+                Ok(StoredGroup {
+                    username: r.get(0)?,
+                    domain: r.get(1)?,
+                    group: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SubscriberRows {
+            subscribers,
+            groups,
+        })
+    }
+
+    fn insert_subscriber(&mut self, s: &StoredSubscriber) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO subscriber
+             (username, domain, ha1, ha1_sha256, ha1_sha512_256, password)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                s.username,
+                s.domain,
+                s.ha1,
+                s.ha1_sha256,
+                s.ha1_sha512_256,
+                s.password
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn set_credentials(&mut self, s: &StoredSubscriber) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE subscriber SET ha1 = ?3, ha1_sha256 = ?4, ha1_sha512_256 = ?5, password = ?6
+             WHERE username = ?1 AND domain = ?2",
+            params![
+                s.username,
+                s.domain,
+                s.ha1,
+                s.ha1_sha256,
+                s.ha1_sha512_256,
+                s.password
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn remove_subscriber(&mut self, username: &str, domain: &str) -> Result<bool, StoreError> {
+        // Immediate: the write lock (waited for under the busy timeout) is
+        // taken up front, as the other connection on this file may write.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "DELETE FROM subscriber WHERE username = ?1 AND domain = ?2",
+            params![username, domain],
+        )?;
+        tx.execute(
+            "DELETE FROM grp WHERE username = ?1 AND domain = ?2",
+            params![username, domain],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    fn grant(&mut self, g: &StoredGroup) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO grp (username, domain, grp) VALUES (?1, ?2, ?3)",
+            params![g.username, g.domain, g.group],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn revoke(&mut self, g: &StoredGroup) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM grp WHERE username = ?1 AND domain = ?2 AND grp = ?3",
+            params![g.username, g.domain, g.group],
+        )?;
+        Ok(n == 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +382,131 @@ mod tests {
         assert_eq!(rows, vec![replaced, binding("b", "sip:b@1", None)]);
         assert_eq!(s.purge_expired(1600).expect("purge"), 1);
         assert_eq!(s.load(0).expect("load").len(), 2);
+    }
+
+    fn subscriber(user: &str, domain: &str, password: Option<&str>) -> StoredSubscriber {
+        StoredSubscriber {
+            username: user.into(),
+            domain: domain.into(),
+            ha1: format!("md5-{user}"),
+            ha1_sha256: format!("sha256-{user}"),
+            ha1_sha512_256: format!("sha512-{user}"),
+            password: password.map(str::to_owned),
+        }
+    }
+
+    fn group(user: &str, domain: &str, group: &str) -> StoredGroup {
+        StoredGroup {
+            username: user.into(),
+            domain: domain.into(),
+            group: group.into(),
+        }
+    }
+
+    #[test]
+    fn subscribers_are_inserted_once_updated_and_removed_with_their_groups() {
+        let mut s = SqliteStore::open_in_memory().expect("open");
+        let alice = subscriber("alice", "example.com", None);
+        assert!(s.insert_subscriber(&alice).expect("insert"));
+        assert!(
+            !s.insert_subscriber(&subscriber("alice", "example.com", Some("x")))
+                .expect("insert"),
+            "an existing subscriber is not replaced"
+        );
+        // Same user in another domain is another subscriber.
+        let other = subscriber("alice", "example.org", Some("pw"));
+        assert!(s.insert_subscriber(&other).expect("insert"));
+
+        let mut changed = alice.clone();
+        changed.ha1 = "new".into();
+        changed.password = Some("s3cret".into());
+        assert!(s.set_credentials(&changed).expect("update"));
+        assert!(
+            !s.set_credentials(&subscriber("bob", "example.com", None))
+                .expect("update"),
+            "no row for bob"
+        );
+
+        assert!(
+            s.grant(&group("alice", "example.com", "int"))
+                .expect("grant")
+        );
+        assert!(
+            !s.grant(&group("alice", "example.com", "int"))
+                .expect("grant")
+        );
+        assert!(
+            s.grant(&group("alice", "example.com", "local"))
+                .expect("grant")
+        );
+        assert!(
+            s.grant(&group("alice", "example.org", "int"))
+                .expect("grant")
+        );
+        assert!(
+            s.revoke(&group("alice", "example.com", "local"))
+                .expect("revoke")
+        );
+        assert!(
+            !s.revoke(&group("alice", "example.com", "local"))
+                .expect("revoke")
+        );
+
+        let mut rows = s.load_all(10).expect("load");
+        rows.subscribers.sort_by(|a, b| a.domain.cmp(&b.domain));
+        rows.groups.sort();
+        assert_eq!(rows.subscribers, vec![changed, other]);
+        assert_eq!(
+            rows.groups,
+            vec![
+                group("alice", "example.com", "int"),
+                group("alice", "example.org", "int")
+            ]
+        );
+
+        assert!(s.remove_subscriber("alice", "example.com").expect("rm"));
+        assert!(!s.remove_subscriber("alice", "example.com").expect("rm"));
+        let rows = s.load_all(10).expect("load");
+        assert_eq!(rows.subscribers.len(), 1);
+        assert_eq!(
+            rows.groups,
+            vec![group("alice", "example.org", "int")],
+            "the removed subscriber's memberships went with it"
+        );
+    }
+
+    #[test]
+    fn load_all_reads_at_most_one_subscriber_past_the_limit() {
+        let mut s = SqliteStore::open_in_memory().expect("open");
+        for i in 0..5 {
+            s.insert_subscriber(&subscriber(&format!("u{i}"), "d", None))
+                .expect("insert");
+        }
+        assert_eq!(s.load_all(2).expect("load").subscribers.len(), 3);
+        assert_eq!(s.load_all(5).expect("load").subscribers.len(), 5);
+        assert_eq!(s.load_all(usize::MAX).expect("load").subscribers.len(), 5);
+    }
+
+    #[test]
+    fn a_version_2_database_gains_the_subscriber_tables_and_keeps_its_bindings() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let path = tmp.path().join("wisp.db");
+        {
+            let mut conn = Connection::open(&path).expect("create");
+            let tx = conn.transaction().expect("tx");
+            tx.execute_batch(MIGRATIONS[0]).expect("v1");
+            tx.execute_batch(MIGRATIONS[1]).expect("v2");
+            tx.execute_batch("PRAGMA user_version = 2")
+                .expect("version");
+            tx.commit().expect("commit");
+        }
+        let mut s = SqliteStore::open(&path, Durability::Normal).expect("migrate");
+        s.commit(&[Change::Put(binding("a", "sip:a@1", None))])
+            .expect("bindings still work");
+        assert!(
+            s.insert_subscriber(&subscriber("alice", "example.com", None))
+                .expect("the subscriber table exists")
+        );
+        assert_eq!(s.schema_version().expect("version"), 3);
     }
 }

@@ -55,6 +55,9 @@ pub struct Config {
     pub users: u64,
     pub expect: u16,
     pub retransmit: bool,
+    /// REGISTER: answer a 401/407 once with digest credentials of
+    /// `user<N>` and this password (the same for every user).
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +257,42 @@ struct Requests<'a> {
     rtx_offsets: Vec<u64>,
     rtx_cursor: Vec<u64>,
     out: Vec<u8>,
+    /// `--password`: the digest password, the Request-URI the digest covers,
+    /// and each challenged seq's retry (what a retransmission resends).
+    password: Option<&'a str>,
+    uri: &'a str,
+    retries: std::collections::HashMap<u64, Vec<u8>>,
+}
+
+impl Requests<'_> {
+    /// Answers the challenge `msg` to request `seq` with its retry; false if
+    /// there is nothing to answer it with (no password, a retry already
+    /// sent, or a challenge this tool cannot answer).
+    fn answer_challenge(&mut self, seq: u64, msg: &[u8], s: &mut Summary) -> bool {
+        let Some(password) = self.password else {
+            return false;
+        };
+        if self.retries.contains_key(&seq) {
+            return false;
+        }
+        let Some(ch) = crate::digest::challenge(msg) else {
+            return false;
+        };
+        self.tmpl.write(seq, seq % self.users, &mut self.out);
+        let Some(user) = crate::digest::to_user(&self.out) else {
+            return false;
+        };
+        let cnonce = format!("{seq:x}");
+        let auth = crate::digest::answer(&ch, user, password, "REGISTER", self.uri, &cnonce);
+        let Some(retry) = crate::digest::retry(&self.out, &auth) else {
+            return false;
+        };
+        if send_to(self.fd, &retry, &self.dest).is_err() {
+            s.send_errors += 1;
+        }
+        self.retries.insert(seq, retry);
+        true
+    }
 }
 
 impl Load for Requests<'_> {
@@ -281,6 +320,7 @@ impl Load for Requests<'_> {
                 *slot = 0;
                 self.inflight -= 1;
                 s.lost += 1;
+                self.retries.remove(&self.oldest);
             }
             self.oldest += 1;
         }
@@ -294,8 +334,14 @@ impl Load for Requests<'_> {
                     if now < slot - 1 + off {
                         break;
                     }
-                    self.tmpl.write(*cur, *cur % self.users, &mut self.out);
-                    match send_to(self.fd, &self.out, &self.dest) {
+                    let again = match self.retries.get(cur) {
+                        Some(retry) => retry,
+                        None => {
+                            self.tmpl.write(*cur, *cur % self.users, &mut self.out);
+                            &self.out
+                        }
+                    };
+                    match send_to(self.fd, again, &self.dest) {
                         Ok(()) => s.retransmissions += 1,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             work.send_blocked = true;
@@ -344,12 +390,20 @@ impl Load for Requests<'_> {
             s.stale += 1;
             return;
         }
+        if matches!(code, 401 | 407) && self.answer_challenge(seq, msg, s) {
+            s.transactions += 1;
+            return;
+        }
+        let slot = &mut self.ring[(seq & self.mask) as usize];
         let sent_at = *slot - 1;
         *slot = 0;
         self.inflight -= 1;
         self.last_answer_ns = now;
         s.answered += 1;
         s.transactions += 1;
+        if self.password.is_some() {
+            self.retries.remove(&seq);
+        }
         self.hist
             .saturating_record((now.saturating_sub(sent_at) / 1000).max(1));
         if code == self.expect {
@@ -737,6 +791,9 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         rtx_cursor: vec![0u64; rtx_offsets.len()],
         rtx_offsets,
         out: Vec::with_capacity(1024),
+        password: cfg.password.as_deref(),
+        uri: &cfg.uri,
+        retries: std::collections::HashMap::new(),
     };
     let mut s = Summary::new(cfg, ep.local, ep.rcvbuf, ep.sndbuf);
     drive(cfg, ep.sock.as_raw_fd(), ring_len, &mut load, &mut s)?;
@@ -833,7 +890,113 @@ pub(crate) mod tests {
             users: count.max(1),
             expect: 200,
             retransmit: false,
+            password: None,
         }
+    }
+
+    /// A registrar that challenges every first REGISTER and accepts a retry
+    /// only if its MD5 response is right for `user<N>` / `secret`.
+    fn challenging_registrar() -> (SocketAddr, std::thread::JoinHandle<(u64, u64)>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let (mut challenged, mut accepted) = (0, 0);
+            let mut buf = vec![0u8; 65536];
+            while let Ok((len, from)) = sock.recv_from(&mut buf) {
+                let req = &buf[..len];
+                let user = crate::digest::to_user(req).unwrap().to_string();
+                let copy = |code: &str, extra: &str| {
+                    let mut r = format!("SIP/2.0 {code}\r\n").into_bytes();
+                    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+                        let v = header(req, h.as_bytes(), b"").unwrap();
+                        r.extend_from_slice(
+                            format!("{h}: {}\r\n", String::from_utf8_lossy(v)).as_bytes(),
+                        );
+                    }
+                    r.extend_from_slice(format!("{extra}Content-Length: 0\r\n\r\n").as_bytes());
+                    r
+                };
+                let reply = match header(req, b"Authorization", b"") {
+                    None => {
+                        challenged += 1;
+                        copy(
+                            "401 Unauthorized",
+                            "WWW-Authenticate: Digest realm=\"bench\", nonce=\"abc\", qop=\"auth\"\r\n",
+                        )
+                    }
+                    Some(auth) => {
+                        let ch = crate::digest::Challenge {
+                            proxy: false,
+                            realm: "bench".into(),
+                            nonce: "abc".into(),
+                            opaque: None,
+                            algorithm: crate::digest::Algorithm::Md5,
+                            qop_auth: true,
+                        };
+                        let auth = String::from_utf8_lossy(auth);
+                        let cnonce = auth
+                            .split("cnonce=\"")
+                            .nth(1)
+                            .unwrap()
+                            .split('"')
+                            .next()
+                            .unwrap();
+                        let uri = auth
+                            .split("uri=\"")
+                            .nth(1)
+                            .unwrap()
+                            .split('"')
+                            .next()
+                            .unwrap();
+                        let want =
+                            crate::digest::answer(&ch, &user, "secret", "REGISTER", uri, cnonce);
+                        let want = want
+                            .split("response=")
+                            .nth(1)
+                            .unwrap()
+                            .split(',')
+                            .next()
+                            .unwrap()
+                            .trim();
+                        if auth.contains(want) {
+                            accepted += 1;
+                            copy("200 OK", "")
+                        } else {
+                            copy("403 Forbidden", "")
+                        }
+                    }
+                };
+                sock.send_to(&reply, from).unwrap();
+            }
+            (challenged, accepted)
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn challenged_registers_are_retried_once_with_credentials() {
+        let (addr, registrar) = challenging_registrar();
+        let mut c = cfg(addr, 300);
+        c.method = Method::Register;
+        c.password = Some("secret".into());
+        let s = run(&c).unwrap();
+        assert_eq!((s.succeeded, s.failed, s.lost), (300, 0, 0));
+        assert_eq!(s.transactions, 600, "a 401 and a 200 per registration");
+        assert_eq!(registrar.join().unwrap(), (300, 300));
+    }
+
+    #[test]
+    fn a_wrong_password_ends_in_the_registrars_refusal() {
+        let (addr, registrar) = challenging_registrar();
+        let mut c = cfg(addr, 50);
+        c.method = Method::Register;
+        c.password = Some("not the secret".into());
+        let s = run(&c).unwrap();
+        assert_eq!((s.succeeded, s.failed), (0, 50));
+        assert_eq!(s.failed_by_code.get(&403), Some(&50));
+        assert_eq!(registrar.join().unwrap(), (50, 0));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod calls;
 mod dialog;
+mod digest;
 mod engine;
 mod request;
 mod response;
@@ -71,6 +72,11 @@ struct Args {
     /// Retransmit unanswered requests per RFC 3261 timer E (T1=500 ms, doubling to T2=4 s).
     #[arg(long)]
     retransmit: bool,
+    /// REGISTER: answer each 401/407 once with digest credentials (MD5,
+    /// SHA-256 or SHA-512-256, qop=auth when offered) of `user<N>` and this
+    /// password; the retry's final answer ends the registration.
+    #[arg(long)]
+    password: Option<String>,
     /// Also run a stateless UAS on this loopback address that answers every
     /// request but ACK 200 (an INVITE's with Contact and Record-Route), for relay benchmarks: point `--uri` at it and the router
     /// under test relays to it (e.g. `--uas 127.0.0.1:5090 --uri sip:uas@127.0.0.1:5090`).
@@ -131,6 +137,7 @@ fn config(a: &Args) -> Result<Config> {
         users: a.users.unwrap_or(a.count.max(1)),
         expect: a.expect,
         retransmit: a.retransmit,
+        password: a.password.clone(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod challenge;
 pub mod digest;
 pub mod nonce;
 pub mod service;
+pub mod subscribers;
 pub mod verify;
 
 pub use service::AuthService;
