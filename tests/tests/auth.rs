@@ -1,9 +1,8 @@
 //! Digest authentication in the running router, through `plugins/auth-probe`
 //! (REGISTER: `auth::require_www`): challenges on the wire and a real
-//! client (sipsak) answering them. The router has no subscriber store yet,
-//! so every user is unknown: what these tests show is the challenge and
-//! that credentials never get a 200. The host test `auth_plugin` covers
-//! known users with subscribers in memory.
+//! client (sipsak) answering them for a user who is not a subscriber.
+//! The host test `auth_plugin` covers known users (subscribers in memory),
+//! `registrar_auth` sipsak registering a subscriber.
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,7 +1,9 @@
 //! `plugins/registrar-auth` (`config/registrar-auth.toml`) in the running
-//! router: what it refuses or challenges without credentials. The router
-//! has no subscriber store yet, so nobody can authenticate here; the
-//! challenges and refusals are what "not an open relay" rests on.
+//! router: what it refuses or challenges without credentials, and sipsak
+//! registering with a subscriber's password (`wisp ctl user add`).
+
+use std::process::Command;
+use std::time::Duration;
 
 use wisp_e2e::*;
 
@@ -79,4 +81,68 @@ fn it_is_no_open_relay_and_local_callers_must_authenticate() {
         .request("OPTIONS", &ours(&router, ""))
         .from("sip:mallory@evil.example");
     assert_eq!(answer(&router, &ua, &ping).0, 200);
+}
+
+/// sipsak 0.9.8.1 reads only the first challenge and knows only MD5, and
+/// without `-u` it sends `alice@` as the digest user: MD5 first, `-u`.
+fn sipsak_register(router: &Router, aor_user: &str, auth_user: &str, password: &str) -> RunOutput {
+    let mut cmd = Command::new(sipsak());
+    cmd.args([
+        "-vv",
+        "-U",
+        "-a",
+        password,
+        "-u",
+        auth_user,
+        "-H",
+        "127.0.0.1",
+        "-s",
+        &router.aor(aor_user),
+    ]);
+    run_with_timeout(cmd, Duration::from_secs(15))
+}
+
+#[test]
+fn sipsak_registers_with_the_password_and_never_with_a_wrong_one_or_as_another_user() {
+    let router = Router::start_on(Ports::Below10000, |m| {
+        let mut m = m.plugin_file(&plugin_path("registrar_auth"));
+        m.extra
+            .push_str("[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n");
+        m
+    });
+    router.ctl_ok(&["user", "add", "alice@127.0.0.1", "secret"]);
+    router.ctl_ok(&["user", "add", "bob@127.0.0.1", "bobpass"]);
+
+    let wrong = sipsak_register(&router, "alice", "alice", "guess");
+    let all = format!("{}{}", wrong.stdout, wrong.stderr);
+    assert!(!wrong.success(), "{}", wrong.describe());
+    assert!(all.contains("401 Unauthorized"), "{}", wrong.describe());
+    assert!(!all.contains("SIP/2.0 200"), "{}", wrong.describe());
+
+    // Bob's own password for alice's AOR: authenticated, refused by check_to.
+    let hijack = sipsak_register(&router, "alice", "bob", "bobpass");
+    let all = format!("{}{}", hijack.stdout, hijack.stderr);
+    assert!(
+        all.contains("403 Forbidden auth ID"),
+        "{}",
+        hijack.describe()
+    );
+    assert!(!all.contains("SIP/2.0 200"), "{}", hijack.describe());
+    assert!(
+        !router.ctl_ok(&["ul", "show"]).contains("alice"),
+        "nobody registered alice yet"
+    );
+
+    let ok = sipsak_register(&router, "alice", "alice", "secret");
+    assert!(
+        ok.success(),
+        "sipsak -U -a secret registers\n{}",
+        ok.describe()
+    );
+    assert!(
+        router
+            .ctl_ok(&["ul", "show"])
+            .contains("sip:alice@127.0.0.1"),
+        "the binding is stored"
+    );
 }

@@ -33,7 +33,8 @@ pub trait Directory: Send + Sync + 'static {
 }
 
 /// A directory with nobody in it: every authorize finds an unknown user.
-/// What the router uses until a subscriber store is configured.
+/// What [`Services::new`](crate::services::Services::new) starts with,
+/// before the router gives it the subscriber store.
 pub struct NoSubscribers;
 
 impl Directory for NoSubscribers {
