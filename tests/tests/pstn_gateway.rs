@@ -1,13 +1,14 @@
 //! `plugins/pstn-gateway` (seed 003, "Access Control (PSTN Gateway)") in the
 //! running router, with a fake gateway on 127.0.0.2 (so the test's own
-//! requests, from 127.0.0.1, are not the gateway's). Without a subscriber
-//! store nobody authenticates: what shows here is who is let through
-//! without credentials and who is challenged or refused.
+//! requests, from 127.0.0.1, are not the gateway's): who is let through
+//! without credentials, who is challenged, and which authenticated users
+//! may call international numbers (group "int").
 
 use std::net::UdpSocket;
 use std::time::Duration;
 
 use bytes::Bytes;
+use md5::{Digest, Md5};
 use wisp_e2e::*;
 use wisp_sip::Message;
 
@@ -102,4 +103,87 @@ fn free_numbers_go_to_the_gateway_without_credentials() {
         relayed.header("Record-Route").is_some(),
         "INVITEs are record-routed"
     );
+}
+
+fn md5_hex(parts: &[&str]) -> String {
+    let digest = Md5::digest(parts.join(":").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A Proxy-Authorization for `c` (MD5, qop=auth) with `user`'s password.
+fn credentials(
+    c: &wisp_sip::Challenge,
+    method: &str,
+    uri: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    let realm = c.param("realm").expect("realm");
+    let nonce = c.param("nonce").expect("nonce");
+    let ha1 = md5_hex(&[user, realm, password]);
+    let ha2 = md5_hex(&[method, uri]);
+    let response = md5_hex(&[&ha1, nonce, "00000001", "c0ffee", "auth", &ha2]);
+    format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\""
+    )
+}
+
+/// INVITE `number` as `user`: challenged, then answered with `password`.
+/// The status of the second answer, if one came (a relayed INVITE gets
+/// none from this silent gateway, only 100 Trying).
+fn call_as(router: &Router, ua: &TestUa, number: &str, user: &str, password: &str) -> Option<u16> {
+    let uri = format!("sip:{number}@{}", router.udp_addr());
+    let from = format!("sip:{user}@example.com");
+    let first = ua.request("INVITE", &uri).from(&from);
+    ua.send_to(router.udp_addr(), &first.build());
+    let (resp, _) = ua
+        .recv_answer_for(&first.call_id, RECV)
+        .expect("a challenge");
+    assert_eq!(resp.status(), Some(407));
+    let c = wisp_sip::Challenge::parse(
+        resp.header_values("Proxy-Authenticate")
+            .find(|v| v.windows(13).any(|w| w == b"algorithm=MD5"))
+            .expect("an MD5 challenge"),
+    )
+    .expect("parses");
+    let second = ua.request("INVITE", &uri).from(&from).header(
+        "Proxy-Authorization",
+        &credentials(&c, "INVITE", &uri, user, password),
+    );
+    ua.send_to(router.udp_addr(), &second.build());
+    ua.recv_answer_for(&second.call_id, Duration::from_millis(1500))
+        .and_then(|(m, _)| m.status())
+}
+
+#[test]
+fn international_calls_need_group_int_and_reach_the_gateway_without_credentials() {
+    let gw = Gateway::new();
+    let router = start(&gw);
+    router.ctl_ok(&["user", "add", "alice@example.com", "s3cret"]);
+    router.ctl_ok(&["acl", "grant", "alice@example.com", "int"]);
+    router.ctl_ok(&["user", "add", "bob@example.com", "hunter2"]);
+    let ua = TestUa::new("caller");
+    // Bob is who he says, but not in "int".
+    assert_eq!(
+        call_as(&router, &ua, "00049301234", "bob", "hunter2"),
+        Some(403)
+    );
+    // A wrong password is challenged again, never relayed.
+    assert_eq!(
+        call_as(&router, &ua, "00049301234", "alice", "guess"),
+        Some(407)
+    );
+    assert!(gw.recv().is_none(), "nothing reached the gateway yet");
+    // Alice is in "int": her call reaches the gateway, credentials consumed.
+    assert_ne!(
+        call_as(&router, &ua, "00049301234", "alice", "s3cret"),
+        Some(403)
+    );
+    let relayed = gw.recv().expect("alice's call reached the gateway");
+    assert_eq!(
+        String::from_utf8_lossy(&relayed.request_uri_raw()),
+        format!("sip:00049301234@{}", gw.hostport())
+    );
+    assert!(relayed.header("Proxy-Authorization").is_none(), "consumed");
 }
