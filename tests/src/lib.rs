@@ -1295,6 +1295,56 @@ pub fn installed_tool(name: &str, package: &str) -> PathBuf {
     );
 }
 
+// ---------------------------------------------------------------- digest
+
+fn md5_hex(parts: &[&str]) -> String {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(parts.join(":").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The MD5 `qop=auth` credentials (the value of an Authorization or
+/// Proxy-Authorization) a client with `password` sends for `challenge`
+/// with nonce count `nc` (RFC 2617 §3.2.2), computed here independently of
+/// the router's code.
+pub fn md5_credentials(
+    challenge: &wisp_sip::Challenge,
+    method: &str,
+    uri: &str,
+    user: &str,
+    password: &str,
+    nc: u32,
+) -> String {
+    let realm = challenge.param("realm").expect("challenge realm");
+    let nonce = challenge.param("nonce").expect("challenge nonce");
+    let nc = format!("{nc:08x}");
+    let ha1 = md5_hex(&[user, realm, password]);
+    let ha2 = md5_hex(&[method, uri]);
+    let response = md5_hex(&[&ha1, nonce, &nc, "c0ffee", "auth", &ha2]);
+    format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"{response}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"c0ffee\""
+    )
+}
+
+/// The challenge of `name` (`WWW-Authenticate`, `Proxy-Authenticate`) in
+/// `response` that offers MD5.
+pub fn md5_challenge(response: &Message, name: &str) -> wisp_sip::Challenge {
+    response
+        .header_values(name)
+        .map(|v| wisp_sip::Challenge::parse(v).expect("challenge parses"))
+        .find(|c| {
+            c.param("algorithm")
+                .is_some_and(|a| a.eq_ignore_ascii_case("MD5"))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no MD5 {name} in\n{}",
+                String::from_utf8_lossy(&response.serialize())
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,3 +146,83 @@ fn sipsak_registers_with_the_password_and_never_with_a_wrong_one_or_as_another_u
         "the binding is stored"
     );
 }
+
+/// A router running registrar-auth with `auth` as its `[auth]` table and
+/// alice@127.0.0.1 (password s3cret) as a subscriber.
+fn start_with_alice(auth: &str) -> Router {
+    let router = Router::start_with(|m| {
+        let mut m = m.plugin_file(&plugin_path("registrar_auth"));
+        m.extra.push_str(&format!("[auth]\n{auth}\n"));
+        m
+    });
+    router.ctl_ok(&["user", "add", "alice@127.0.0.1", "s3cret"]);
+    router
+}
+
+/// REGISTER alice's AOR at `router` (R-URI `sip:127.0.0.1:<port>`) with
+/// `authorization`, if any; the answer.
+fn register(router: &Router, ua: &TestUa, authorization: Option<&str>) -> wisp_sip::Message {
+    let mut reg = ua
+        .request("REGISTER", &router.uri())
+        .to(&router.aor("alice"))
+        .from(&router.aor("alice"));
+    if let Some(a) = authorization {
+        reg = reg.header("Authorization", a);
+    }
+    answer(router, ua, &reg).1
+}
+
+#[test]
+fn a_replayed_authorization_is_refused_and_the_next_nonce_count_accepted() {
+    let router = start_with_alice("");
+    let ua = TestUa::new("alice");
+    let c = md5_challenge(&register(&router, &ua, None), "WWW-Authenticate");
+    let uri = router.uri();
+    let first = md5_credentials(&c, "REGISTER", &uri, "alice", "s3cret", 1);
+    assert_eq!(register(&router, &ua, Some(&first)).status(), Some(200));
+    let replay = register(&router, &ua, Some(&first));
+    assert_eq!(replay.status(), Some(401), "the same credentials again");
+    let again = md5_challenge(&replay, "WWW-Authenticate");
+    assert_eq!(again.param("stale"), None);
+    assert_ne!(again.param("nonce"), c.param("nonce"), "a fresh nonce");
+    let next = md5_credentials(&c, "REGISTER", &uri, "alice", "s3cret", 2);
+    assert_eq!(register(&router, &ua, Some(&next)).status(), Some(200));
+    let wrong = md5_credentials(&c, "REGISTER", &uri, "alice", "guess", 3);
+    assert_eq!(register(&router, &ua, Some(&wrong)).status(), Some(401));
+}
+
+#[test]
+fn an_expired_nonce_gets_stale_true_and_the_retry_succeeds() {
+    let router = start_with_alice("nonce_expires = 1");
+    let ua = TestUa::new("alice");
+    let c = md5_challenge(&register(&router, &ua, None), "WWW-Authenticate");
+    std::thread::sleep(Duration::from_millis(2100));
+    let uri = router.uri();
+    let late = md5_credentials(&c, "REGISTER", &uri, "alice", "s3cret", 1);
+    let stale = register(&router, &ua, Some(&late));
+    assert_eq!(stale.status(), Some(401));
+    let renewed = md5_challenge(&stale, "WWW-Authenticate");
+    assert_eq!(renewed.param("stale"), Some("true"));
+    let retry = md5_credentials(&renewed, "REGISTER", &uri, "alice", "s3cret", 1);
+    assert_eq!(register(&router, &ua, Some(&retry)).status(), Some(200));
+}
+
+#[test]
+fn two_routers_with_one_secret_accept_each_others_nonces() {
+    let shared = "secret = \"one secret for both routers\"";
+    let a = start_with_alice(shared);
+    let b = start_with_alice(shared);
+    let other = start_with_alice("secret = \"another secret entirely\"");
+    let ua = TestUa::new("alice");
+    let c = md5_challenge(&register(&a, &ua, None), "WWW-Authenticate");
+    // The digest URI is a's, as the client wrote it; the realm is the same.
+    let creds = md5_credentials(&c, "REGISTER", &a.uri(), "alice", "s3cret", 1);
+    assert_eq!(register(&b, &ua, Some(&creds)).status(), Some(200));
+    let refused = register(&other, &ua, Some(&creds));
+    assert_eq!(refused.status(), Some(401));
+    assert_eq!(
+        md5_challenge(&refused, "WWW-Authenticate").param("stale"),
+        None,
+        "a nonce of another secret is not stale, just not ours"
+    );
+}
