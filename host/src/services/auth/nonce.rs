@@ -1,13 +1,22 @@
 //! Stateless nonces and the bounded record that refuses their replay.
 //!
 //! A nonce is 64 hex digits: the second it expires (8 bytes), an id (8
-//! random bytes) and the first 16 bytes of an HMAC-SHA-256 over both, keyed
-//! by the manifest's secret. Any router with the secret checks it without
+//! bytes) and the first 16 bytes of an HMAC-SHA-256 over both, keyed by
+//! the manifest's secret. Any router with the secret checks it without
 //! having stored it (seed 003, "Reliability"). Replays are refused by
 //! [`ReplayGuard`]: per nonce id, the highest nonce count seen, in a table
 //! of fixed size that an attacker cannot grow.
+//!
+//! Ids count up from a random start, so the nonces one router issues in a
+//! row take the guard's slots in turn: a slot is only wanted by a newer
+//! nonce after as many others were issued as there are slots, and the
+//! guard holds every used nonce of a lifetime as long as fewer nonces than
+//! slots are issued per lifetime. (Random ids would collide in a table
+//! long before it is full.) The MAC, not the id, makes a nonce unforgeable;
+//! routers sharing a secret start their counts at unrelated points.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -27,6 +36,8 @@ const RAW_LEN: usize = 8 + 8 + MAC_LEN;
 pub struct NonceKey {
     secret: Vec<u8>,
     lifetime: Duration,
+    /// The id of the next nonce.
+    next_id: AtomicU64,
 }
 
 /// A nonce that checked out: its id and when it expires.
@@ -52,6 +63,7 @@ impl NonceKey {
         NonceKey {
             secret: secret.to_vec(),
             lifetime,
+            next_id: AtomicU64::new(rand::random()),
         }
     }
 
@@ -72,7 +84,7 @@ impl NonceKey {
     /// A fresh nonce for a challenge made at `now`.
     pub fn issue(&self, now: SystemTime) -> String {
         let expires = unix_secs(now) + self.lifetime.as_secs();
-        let id: u64 = rand::random();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut raw = [0u8; RAW_LEN];
         raw[..8].copy_from_slice(&expires.to_be_bytes());
         raw[8..16].copy_from_slice(&id.to_be_bytes());
@@ -224,6 +236,24 @@ mod tests {
         ] {
             assert_eq!(key.check(junk, at(20)), Err(NonceError::Forged), "{junk:?}");
         }
+    }
+
+    #[test]
+    fn a_guard_with_n_slots_holds_the_last_n_nonces_one_key_issued() {
+        let key = NonceKey::new(b"k", Duration::from_secs(300));
+        let guard = ReplayGuard::new(64);
+        let nonces: Vec<Nonce> = (0..64)
+            .map(|_| key.check(&key.issue(at(0)), at(1)).expect("valid"))
+            .collect();
+        for n in &nonces {
+            assert_eq!(guard.use_nonce(*n, 1, at(1)), Ok(()), "no collision");
+        }
+        for n in &nonces {
+            assert_eq!(guard.use_nonce(*n, 1, at(2)), Err(Replay::Replayed));
+        }
+        // The 65th wants the first one's slot while it lives.
+        let next = key.check(&key.issue(at(0)), at(1)).expect("valid");
+        assert_eq!(guard.use_nonce(next, 1, at(3)), Err(Replay::NoRoom));
     }
 
     #[test]
