@@ -21,6 +21,19 @@ fn main() -> io::Result<()> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "usage: udp_floor <port>"))?;
     let sock = UdpSocket::bind(("127.0.0.1", port))?;
     let fd = sock.as_raw_fd();
+    // The receive buffer the router asks for too (4 MB), so a window of
+    // 256 is not dropped at the socket.
+    let size: libc::c_int = 4 << 20;
+    // SAFETY: setsockopt on a valid socket with a c_int value.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
     let mut input = vec![[0u8; SIZE]; BURST];
     let mut output: Vec<Vec<u8>> = (0..BURST).map(|_| Vec::with_capacity(SIZE)).collect();
     // SAFETY: all-zero is a valid sockaddr_storage, iovec and mmsghdr.
