@@ -113,11 +113,17 @@ impl Router {
             }
         };
         // The layers, bottom up; plugins act on all of them.
-        let sl = Arc::new(Stateless::new(
-            transports.clone(),
-            &manifest.server.aliases,
-            manifest.rr.clone(),
-        ));
+        let sl = Arc::new(
+            Stateless::new(
+                transports.clone(),
+                &manifest.server.aliases,
+                manifest.rr.clone(),
+            )
+            .with_identity(
+                &manifest.server.server_header,
+                &manifest.server.user_agent_header,
+            ),
+        );
         let (tm, failure_routes) =
             Tm::new(&manifest.tm, Arc::new(SystemClock), sl.clone(), resolver);
         if manifest.auth.secret().is_none() {

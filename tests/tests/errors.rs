@@ -200,3 +200,29 @@ fn retransmitted_options_gets_same_to_tag() {
     let t2 = to_tag(&r2).unwrap_or_else(|| panic!("200 without To tag:\n{}", text(&r2)));
     assert_eq!(t1, t2, "a retransmission must get the same To tag");
 }
+
+/// `server.server_header` (Kamailio `server_header`): the default names
+/// Wisp, an operator's value replaces it, `""` leaves it out (svmap then
+/// learns nothing from a reply).
+#[test]
+fn the_server_header_is_the_manifests_and_empty_hides_it() {
+    let a = TestUa::new("alice");
+    let server_of = |router: &Router, method: &str| {
+        let req = a.request(method, &router.aor("nobody"));
+        let (_, fin) = a.transact(router.udp_addr(), &req, RECV);
+        let fin = fin.expect("an answer");
+        assert_eq!(fin.status(), Some(404), "{}", text(&fin));
+        header_str(&fin, "Server")
+    };
+    let default = Router::start();
+    for method in ["OPTIONS", "INVITE"] {
+        let s = server_of(&default, method).expect("a Server header by default");
+        assert!(s.starts_with("Wisp/"), "{s}");
+    }
+    let named = Router::start_with(|m| m.set("server", "server_header", "\"Edge SBC 2\""));
+    assert_eq!(server_of(&named, "OPTIONS").as_deref(), Some("Edge SBC 2"));
+    let hidden = Router::start_with(|m| m.set("server", "server_header", "\"\""));
+    for method in ["OPTIONS", "INVITE"] {
+        assert_eq!(server_of(&hidden, method), None, "{method}");
+    }
+}

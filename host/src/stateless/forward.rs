@@ -95,6 +95,8 @@ pub fn forward_request(
             // The request was accepted for forwarding, so a failure here is
             // answered from this task, like Kamailio's 478 for an
             // unresolvable next hop.
+            // Never for an ACK (`take` refuses it): an ACK is not answered.
+            let late_reply = reply::DeferredReply::take(sl, ctx).ok();
             let source = ctx.source;
             let summary = ctx.summary.clone();
             let mut msg = ctx.msg.clone();
@@ -105,16 +107,8 @@ pub fn forward_request(
                 };
                 let Some(dest) = dest else {
                     tracing::info!(%host, "forward: destination does not resolve; 478");
-                    if msg.method() != Some(&wisp_sip::Method::Ack) {
-                        let _ = reply::send_stateless_reply(
-                            &transports,
-                            &msg,
-                            &summary,
-                            source,
-                            478,
-                            "Unresolvable destination",
-                            &[],
-                        );
+                    if let Some(reply) = late_reply {
+                        let _ = reply.send(478, "Unresolvable destination", &[]);
                     }
                     return;
                 };

@@ -89,9 +89,15 @@ impl Tm {
         txn.flags = ctx.flags;
         if txn.invite && txn.server.last_code() == 0 {
             // §16.2: a 100 Trying at once, so the caller stops retransmitting.
-            if let Ok((bytes, _)) =
-                reply::build_response(&txn.request, &txn.summary, txn.source, 100, "Trying", &[])
-            {
+            if let Ok((bytes, _)) = reply::build_response(
+                self.sl.server_header().map(|s| &**s),
+                &txn.request,
+                &txn.summary,
+                txn.source,
+                100,
+                "Trying",
+                &[],
+            ) {
                 let mut out = Vec::new();
                 let _ = txn
                     .server
@@ -443,7 +449,7 @@ impl Tm {
             return;
         };
         let cancel = match Message::parse(b.client.request().clone())
-            .and_then(|sent| generated::cancel_for(&sent))
+            .and_then(|sent| generated::cancel_for(&sent, self.sl.user_agent_header()))
         {
             Ok(c) => c,
             Err(e) => {

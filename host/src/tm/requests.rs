@@ -101,7 +101,7 @@ impl Tm {
             };
             tracing::warn!("{why}: 503");
             let _ = reply::send_stateless_reply(
-                self.sl.transports(),
+                &self.sl,
                 &ctx.msg,
                 &ctx.summary,
                 ctx.source,
@@ -154,7 +154,7 @@ impl Tm {
     /// down every pending branch; the branches' 487s end the INVITE.
     fn cancel_from_upstream(&self, handle: &TxnHandle, ctx: &MsgContext) {
         let _ = reply::send_stateless_reply(
-            self.sl.transports(),
+            &self.sl,
             &ctx.msg,
             &ctx.summary,
             ctx.source,

@@ -85,13 +85,14 @@ impl Tm {
         let b = txn.branches.get_mut(i)?;
         let mut out = Vec::new();
         let sent = b.client.request().clone();
+        let user_agent = self.sl.user_agent_header();
         let pass_up = b.client.on_response(
             code,
             now,
             &self.timers,
             || {
                 Message::parse(sent)
-                    .and_then(|s| generated::ack_for(&s, &msg))
+                    .and_then(|s| generated::ack_for(&s, &msg, user_agent))
                     .ok()
             },
             &mut out,
@@ -353,9 +354,16 @@ impl Tm {
         code: u16,
         reason: &str,
     ) -> Option<Candidate> {
-        let (upstream, _) =
-            reply::build_response(&txn.request, &txn.summary, txn.source, code, reason, &[])
-                .ok()?;
+        let (upstream, _) = reply::build_response(
+            self.sl.server_header().map(|s| &**s),
+            &txn.request,
+            &txn.summary,
+            txn.source,
+            code,
+            reason,
+            &[],
+        )
+        .ok()?;
         Some(Candidate {
             code,
             upstream,
