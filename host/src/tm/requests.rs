@@ -145,6 +145,7 @@ impl Tm {
             ended: false,
             resolving: 0,
             charge,
+            spent_call_id: None,
         });
         ctx.txn = Some(handle.clone());
         Ok(handle)

@@ -311,7 +311,7 @@ impl Tm {
                 }
                 return;
             }
-            tracing::debug!(call_id = %call_id(&txn.request), "route answered or dropped the request itself: transaction dropped");
+            tracing::debug!(call_id = %txn.call_id(), "route answered or dropped the request itself: transaction dropped");
             self.table.forget(&mut txn);
             return;
         }
@@ -423,6 +423,13 @@ fn compact(txn: &mut Transaction) {
         Some((Arc::new(msg), Arc::new(summary)))
     });
     if let Some((msg, summary)) = SPENT.as_ref() {
+        if txn.invite && txn.spent_call_id.is_none() {
+            txn.spent_call_id = txn
+                .request
+                .call_id()
+                .ok()
+                .map(|c| String::from_utf8_lossy(c).into());
+        }
         txn.request = msg.clone();
         // A reply route still runs for late responses (another fork's
         // 2xx) and reads the request's summary: it stays when one is armed.
