@@ -99,7 +99,7 @@ pub enum PluginError {
     InitRefused(String),
     #[error("init trapped: {0:#}")]
     InitTrapped(wasmtime::Error),
-    #[error("held back for {} ms after repeated failures", .0.as_millis())]
+    #[error("held back for {} ms: new instances keep failing", .0.as_millis())]
     HeldBack(Duration),
 }
 
