@@ -226,3 +226,39 @@ fn the_server_header_is_the_manifests_and_empty_hides_it() {
         assert_eq!(server_of(&hidden, method), None, "{method}");
     }
 }
+
+/// Issue 16: a flood of bad messages writes a few log lines per 10 s and
+/// a count of the rest, not a line per message: 3,000 requests with a
+/// broken CSeq (each answered 400) and 3,000 datagrams of garbage.
+#[test]
+fn a_flood_of_bad_messages_writes_a_bounded_log() {
+    let router = Router::start();
+    let a = TestUa::new("alice");
+    let before = router.log().lines().count();
+    for i in 0..3000 {
+        let bad = a
+            .request("OPTIONS", &router.aor("bob"))
+            .cseq_raw("abc OPTIONS")
+            .build();
+        a.send_to(router.udp_addr(), &bad);
+        a.send_to(router.udp_addr(), format!("garbage {i}\r\n\r\n").as_bytes());
+        if i % 100 == 99 {
+            // Paced a little, so the socket drops none of the flood.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // The router has seen the flood once it answers again.
+    options_ok(&router, &a);
+    let log = router.log();
+    let flood_lines = log.lines().skip(before).count();
+    assert!(
+        flood_lines <= 20,
+        "{flood_lines} log lines for 6,000 bad messages:\n{}",
+        log.lines()
+            .skip(before)
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(log.contains("400"), "the first of them are still logged");
+}

@@ -382,7 +382,7 @@ impl PluginRuntime {
         let mut instance = match self.checkout() {
             Ok(i) => i,
             Err(e) => {
-                tracing::error!(plugin = &*self.name, version = self.short_hash(), export = export.name(), call_id = %call_id(&ctx), "no plugin instance: {e}");
+                crate::log_limited!(error, plugin = &*self.name, version = self.short_hash(), export = export.name(), call_id = %call_id(&ctx), "no plugin instance: {e}");
                 self.answer_500(&mut ctx, "plugin unavailable");
                 return Some(ctx);
             }
@@ -427,10 +427,10 @@ impl PluginRuntime {
                 self.checkin(instance);
                 match why {
                     Some(e) => {
-                        tracing::info!(plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error: {e:?}")
+                        crate::log_limited!(info, plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error: {e:?}")
                     }
                     None => {
-                        tracing::info!(plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error (no reason given)")
+                        crate::log_limited!(info, plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error (no reason given)")
                     }
                 }
                 if replying
@@ -438,14 +438,14 @@ impl PluginRuntime {
                     && ctx.msg.method() != Some(&wisp_sip::Method::Ack)
                     && let Err(e) = self.host.tm.sl_reply_error(&mut ctx)
                 {
-                    tracing::info!("no error reply possible: {e}");
+                    crate::log_limited!(info, "no error reply possible: {e}");
                 }
             }
             Err(trap) => {
                 // The instance's state is unknown after a trap: drop it, a
                 // fresh one is made on the next checkout. Only this request
                 // pays: others are served, no hold-back follows.
-                tracing::warn!(
+                crate::log_limited!(warn,
                     plugin = &*self.name,
                     version = self.short_hash(),
                     export = export.name(),
@@ -472,7 +472,7 @@ impl PluginRuntime {
             .tm
             .sl_send_reply(ctx, 500, "Server Internal Error")
         {
-            tracing::info!("no 500 possible after {why}: {e}");
+            crate::log_limited!(info, "no 500 possible after {why}: {e}");
         }
     }
 }

@@ -358,13 +358,13 @@ pub fn answer_unparsable(sl: &Stateless, data: &Bytes, source: Source, reason: &
         Some(msg) => {
             let phrase = format!("Bad Request - {}", sanitize(reason));
             if let Err(e) = send_reply_unchecked(sl, &msg, source, 400, &phrase) {
-                tracing::info!(remote = %source.remote, "unparsable request, no reply possible ({e}): {reason}");
+                crate::log_limited!(info, remote = %source.remote, "unparsable request, no reply possible ({e}): {reason}");
             } else {
-                tracing::info!(remote = %source.remote, "400 for unparsable request: {reason}");
+                crate::log_limited!(info, remote = %source.remote, "400 for unparsable request: {reason}");
             }
         }
         None => {
-            tracing::info!(remote = %source.remote, len = data.len(), "dropped unparsable message: {reason}")
+            crate::log_limited!(info, remote = %source.remote, len = data.len(), "dropped unparsable message: {reason}")
         }
     }
 }

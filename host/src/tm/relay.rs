@@ -230,7 +230,7 @@ impl Tm {
                     })
                     .collect(),
                 Err(e) => {
-                    tracing::info!(host = %target.host, "t_relay: {e}");
+                    crate::log_limited!(info, host = %target.host, "t_relay: {e}");
                     Vec::new()
                 }
             };
@@ -261,11 +261,11 @@ impl Tm {
                     txn.branches[i].alternatives = std::mem::take(&mut dests);
                     started = true;
                 }
-                Err(e) => tracing::info!(dest = %d, "branch not sent: {e}"),
+                Err(e) => crate::log_limited!(info, dest = %d, "branch not sent: {e}"),
             }
         }
         if !started && !out.replica && live {
-            tracing::info!(%host, "t_relay: destination does not resolve");
+            crate::log_limited!(info, %host, "t_relay: destination does not resolve");
             let made = self.local_candidate(&txn, 478, "Unresolvable destination");
             txn.candidates.extend(made);
         }
@@ -294,11 +294,13 @@ impl Tm {
             let (p, d) = rest.remove(0);
             match self.send_branch(txn, out.clone(), p, d, now) {
                 Ok(j) => {
-                    tracing::info!(dest = %d, "fail-over to the next destination");
+                    crate::log_limited!(info, dest = %d, "fail-over to the next destination");
                     txn.branches[j].alternatives = rest;
                     return true;
                 }
-                Err(e) => tracing::info!(dest = %d, "fail-over destination not sent: {e}"),
+                Err(e) => {
+                    crate::log_limited!(info, dest = %d, "fail-over destination not sent: {e}")
+                }
             }
         }
         false
@@ -407,7 +409,7 @@ impl Tm {
         if b.done || b.provisional || b.unsent {
             return;
         }
-        tracing::info!(dest = %b.dest, "branch not sent: {e}");
+        crate::log_limited!(info, dest = %b.dest, "branch not sent: {e}");
         b.unsent = true;
         let replica = b.replica;
         let moved_on = self.fail_over(&mut txn, i, now);

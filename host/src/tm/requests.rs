@@ -99,7 +99,7 @@ impl Tm {
                     format!("{max} transactions in flight (tm.max_transactions)")
                 }
             };
-            tracing::warn!("{why}: 503");
+            crate::log_limited!(warn, "{why}: 503");
             let _ = reply::send_stateless_reply(
                 &self.sl,
                 &ctx.msg,
