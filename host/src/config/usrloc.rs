@@ -47,7 +47,17 @@ pub struct UsrlocConfig {
     /// Seconds between write-back commits (`db_mode = 2`), 1..=86400;
     /// default 60.
     pub timer_interval: u64,
+    /// MiB the AORs of one table may hold, 1..=1048576; default 512. Each
+    /// AOR is reckoned at [`AOR_BUDGET_BYTES`] (measured: 0.6–0.7 KB for an
+    /// AOR with one contact), so a table holds at most `memory_mb * 1024`
+    /// AORs; a REGISTER that would add one more is answered `503` with
+    /// `Retry-After`, and a registration flood cannot grow the router
+    /// without bound. Existing AORs are still updated.
+    pub memory_mb: usize,
 }
+
+/// What one AOR is reckoned to hold against `usrloc.memory_mb`.
+pub const AOR_BUDGET_BYTES: usize = 1024;
 
 impl Default for UsrlocConfig {
     fn default() -> Self {
@@ -64,14 +74,27 @@ impl Default for UsrlocConfig {
             max_contacts: 0,
             db_path: PathBuf::from("var/wisp.db"),
             timer_interval: 60,
+            memory_mb: 512,
         }
     }
 }
 
 impl UsrlocConfig {
+    /// The most AORs one table may hold (`memory_mb` over
+    /// [`AOR_BUDGET_BYTES`]).
+    pub fn max_aors(&self) -> usize {
+        self.memory_mb.saturating_mul(1 << 20) / AOR_BUDGET_BYTES
+    }
+
     /// Rules serde does not check: bounds and the expiry order.
     pub(super) fn check(&self) -> Result<(), Invalid> {
         let key = |k| KeyPath::new(&["usrloc", k]);
+        if !(1..=1 << 20).contains(&self.memory_mb) {
+            return Err(Invalid::new(
+                key("memory_mb"),
+                "expected MiB between 1 and 1048576",
+            ));
+        }
         if self.min_expires > self.max_expires {
             return Err(Invalid::new(
                 key("min_expires"),

@@ -74,6 +74,7 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
     let outcome = usrloc.with_table(table, |t| {
         let limits = Limits {
             max_contacts: usrloc.config.max_contacts,
+            max_aors: usrloc.config.max_aors(),
             record: persistent,
         };
         let request = RegisterRequest {
@@ -111,6 +112,11 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
     });
     let (code, reason, contacts) = match outcome {
         Ok(Ok(contacts)) => (200, "OK", contacts),
+        Ok(Err((code, REGISTRAR_FULL))) => (
+            code,
+            REGISTRAR_FULL,
+            vec![("Retry-After".to_owned(), RETRY_FULL_S.to_owned())],
+        ),
         Ok(Err((code, reason))) => (code, reason, Vec::new()),
         // `prepare` checked the table; kept for a table removed meanwhile.
         Err(e) => (500, "Server Internal Error", {
@@ -122,8 +128,16 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
         // Either the writer answers after the commit, or the update was
         // refused before anything was queued and is answered now.
         if let Some(reply) = deferred {
+            let extra: Vec<(&str, &str)> = if code == 200 {
+                Vec::new()
+            } else {
+                contacts
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect()
+            };
             reply
-                .send(code, reason, &[])
+                .send(code, reason, &extra)
                 .map_err(|e| ActionError::SendFailed(e.to_string()))?;
         }
         ctx.handled = Some(Handled::Replied(code));
@@ -308,6 +322,11 @@ fn nat_source(contact: &Uri, source: crate::transport::Source) -> Option<String>
     })
 }
 
+/// The reason of the 503 to a REGISTER that would add an AOR past
+/// `usrloc.memory_mb`, and its `Retry-After`.
+const REGISTRAR_FULL: &str = "Registrar Full";
+const RETRY_FULL_S: &str = "60";
+
 /// What [`apply`] changed: each contact with its new binding, `None` when removed.
 type Touched = Vec<(String, Option<ContactBinding>)>;
 
@@ -316,6 +335,9 @@ type Touched = Vec<(String, Option<ContactBinding>)>;
 struct Limits {
     /// Most live bindings an AOR may have after the update; 0 = no limit.
     max_contacts: usize,
+    /// Most AORs the table may hold (`usrloc.memory_mb`): a new one past it
+    /// is refused with [`REGISTRAR_FULL`].
+    max_aors: usize,
     /// Report what changed (only a persistent usrloc needs it).
     record: bool,
 }
@@ -363,6 +385,12 @@ fn apply(
         }
         return Ok(removed);
     };
+    if !table.contains_key(aor)
+        && table.len() >= limits.max_aors
+        && changes.iter().any(|(_, secs, ..)| *secs > 0)
+    {
+        return Err((503, REGISTRAR_FULL));
+    }
     let bindings = table.entry(aor.to_owned()).or_default();
     // Nor does a REGISTER replace or remove a permanent contact it names.
     let changes: Vec<ContactChange> = changes
@@ -898,6 +926,35 @@ mod tests {
         let (r, reply) = b.save(b.register("a", "c1", 1, &["<sip:a@10.0.0.1>"], Some(600)));
         assert!(r.is_ok(), "the refusal is the reply, as without a database");
         assert_eq!(reply.status(), Some(400));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_table_full_of_aors_refuses_a_new_one_with_503_and_retry_after_but_updates_the_old() {
+        // 1 MiB at 1 KB an AOR: 1,024 AORs.
+        let b = bench("memory_mb = 1").await;
+        for i in 0..1024 {
+            let (_, reply) = b.save(b.register(
+                &format!("u{i}"),
+                &format!("c{i}"),
+                1,
+                &[&format!("<sip:u{i}@10.0.0.1>")],
+                Some(600),
+            ));
+            assert_eq!(reply.status(), Some(200), "AOR {i} fits");
+        }
+        let (_, reply) = b.save(b.register("late", "cl", 1, &["<sip:late@10.0.0.1>"], Some(600)));
+        assert_eq!(reply.status(), Some(503));
+        assert_eq!(
+            reply.header("Retry-After").map(|h| h.value.clone()),
+            Some(bytes::Bytes::from_static(b"60"))
+        );
+        // An AOR already held is updated, and one leaving makes room.
+        let (_, reply) = b.save(b.register("u7", "c7", 2, &["<sip:u7@10.0.0.2>"], Some(600)));
+        assert_eq!(reply.status(), Some(200));
+        let (_, reply) = b.save(b.register("u8", "c8", 2, &["<sip:u8@10.0.0.1>"], Some(0)));
+        assert_eq!(reply.status(), Some(200));
+        let (_, reply) = b.save(b.register("late", "cl", 2, &["<sip:late@10.0.0.1>"], Some(600)));
+        assert_eq!(reply.status(), Some(200), "room after u8 unregistered");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
