@@ -39,6 +39,11 @@ pub struct TmConfig {
     /// Optional cap on the number of live transactions besides the memory
     /// budget (Kamailio has none; unset by default).
     pub max_transactions: Option<usize>,
+    /// The part of `memory_mb` the transactions of one source IP may hold,
+    /// in percent (1..=100, default 50): a flood from one address is
+    /// answered 503 while others still get transactions. 100 turns it off
+    /// (a router behind one SBC, whose traffic all comes from one address).
+    pub source_share_percent: u8,
 }
 
 impl Default for TmConfig {
@@ -52,6 +57,7 @@ impl Default for TmConfig {
             wait_timer_ms: 5000,
             memory_mb: 1024,
             max_transactions: None,
+            source_share_percent: 50,
         }
     }
 }
@@ -77,6 +83,12 @@ impl TmConfig {
         }
         if self.max_transactions == Some(0) {
             return Err(Invalid::new(key("max_transactions"), "expected at least 1"));
+        }
+        if !(1..=100).contains(&self.source_share_percent) {
+            return Err(Invalid::new(
+                key("source_share_percent"),
+                "expected a percentage between 1 and 100",
+            ));
         }
         if !(1..=1 << 20).contains(&self.memory_mb) {
             return Err(Invalid::new(key("memory_mb"), "expected 1..=1048576 MiB"));
@@ -108,6 +120,10 @@ mod tests {
         refused_at(&text, text.lines().count(), "tm.memory_mb");
         let text = format!("{GOOD}\n[tm]\nmax_transactions = 0\n");
         assert!(refused(&text).contains("tm.max_transactions"));
+        let text = format!("{GOOD}\n[tm]\nsource_share_percent = 0\n");
+        refused_at(&text, text.lines().count(), "tm.source_share_percent");
+        let m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
+        assert_eq!(m.tm.source_share_percent, 50);
     }
 
     #[test]

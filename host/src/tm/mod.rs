@@ -147,7 +147,8 @@ impl Tm {
             timers: Timers::from_config(cfg),
             clock,
             queue: TimerQueue::default(),
-            table: TxnTable::new(cfg.memory_mb, cfg.max_transactions),
+            table: TxnTable::new(cfg.memory_mb, cfg.max_transactions)
+                .with_source_share(cfg.source_share_percent),
             run_id: rand::random(),
         });
         (tm, rx)

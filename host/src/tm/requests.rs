@@ -90,7 +90,7 @@ impl Tm {
             ));
         }
         let charge = table::charge_for(ctx.msg.len());
-        if let Err(full) = self.table.room_for(charge) {
+        if let Err(full) = self.table.room_for(charge, ctx.source.remote.ip()) {
             let why = match full {
                 Full::Memory { budget_mb } => {
                     format!("transaction memory budget reached (tm.memory_mb = {budget_mb})")
@@ -98,6 +98,10 @@ impl Tm {
                 Full::Count { max } => {
                     format!("{max} transactions in flight (tm.max_transactions)")
                 }
+                Full::Source { percent } => format!(
+                    "{} holds its share of the transaction memory ({percent}%, tm.source_share_percent)",
+                    ctx.source.remote.ip()
+                ),
             };
             crate::log_limited!(warn, "{why}: 503");
             let _ = reply::send_stateless_reply(

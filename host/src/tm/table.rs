@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -83,6 +84,10 @@ pub struct TxnTable {
     budget: u64,
     /// `tm.max_transactions`, or no cap.
     max: u64,
+    /// Bytes charged per source IP, sharded by the IP's hash.
+    sources: Box<[Mutex<HashMap<IpAddr, u64, foldhash::fast::FixedState>>]>,
+    /// What one source IP may hold (`tm.source_share_percent` of the budget).
+    source_budget: u64,
 }
 
 /// `(generation, slot, shard)` in one id: the generation in the high half.
@@ -115,6 +120,8 @@ pub enum Full {
     Memory { budget_mb: u64 },
     /// `tm.max_transactions` are live.
     Count { max: u64 },
+    /// The source's share of `tm.memory_mb` would be exceeded.
+    Source { percent: u64 },
 }
 
 impl TxnTable {
@@ -128,19 +135,48 @@ impl TxnTable {
             held: AtomicU64::new(0),
             budget: memory_mb.saturating_mul(1 << 20),
             max: max_transactions.map_or(u64::MAX, |m| m as u64),
+            sources: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            source_budget: u64::MAX,
         }
+    }
+
+    /// One source IP may hold `percent` of the budget (100: no limit).
+    pub fn with_source_share(mut self, percent: u8) -> TxnTable {
+        self.source_budget = if percent >= 100 {
+            u64::MAX
+        } else {
+            self.budget / 100 * u64::from(percent)
+        };
+        self
+    }
+
+    fn source_shard(&self, ip: IpAddr) -> &Mutex<HashMap<IpAddr, u64, foldhash::fast::FixedState>> {
+        let hash = foldhash::fast::FixedState::with_seed(0x5eed).hash_one(ip);
+        &self.sources[(hash >> (64 - SHARD_BITS)) as usize]
+    }
+
+    /// Bytes the transactions of `ip` are charged with.
+    pub fn held_by(&self, ip: IpAddr) -> u64 {
+        lock(self.source_shard(ip)).get(&ip).copied().unwrap_or(0)
     }
 
     /// Whether a transaction charged `charge` bytes fits now. Checked
     /// before it is built; two workers may both pass the check for the last
     /// room, which overshoots by one transaction at most per worker.
-    pub fn room_for(&self, charge: usize) -> Result<(), Full> {
+    pub fn room_for(&self, charge: usize, source: IpAddr) -> Result<(), Full> {
         if self.live.load(Ordering::Relaxed) >= self.max {
             return Err(Full::Count { max: self.max });
         }
         if self.held.load(Ordering::Relaxed) + charge as u64 > self.budget {
             return Err(Full::Memory {
                 budget_mb: self.budget >> 20,
+            });
+        }
+        if self.source_budget != u64::MAX
+            && self.held_by(source) + charge as u64 > self.source_budget
+        {
+            return Err(Full::Source {
+                percent: self.source_budget * 100 / self.budget.max(1),
             });
         }
         Ok(())
@@ -199,6 +235,10 @@ impl TxnTable {
         }
         self.live.fetch_add(1, Ordering::Relaxed);
         self.held.fetch_add(charge as u64, Ordering::Relaxed);
+        if self.source_budget != u64::MAX {
+            let ip = lock(&handle).source.remote.ip();
+            *lock(self.source_shard(ip)).entry(ip).or_insert(0) += charge as u64;
+        }
         handle
     }
 
@@ -251,6 +291,16 @@ impl TxnTable {
         if removed.is_some() {
             self.live.fetch_sub(1, Ordering::Relaxed);
             self.held.fetch_sub(txn.charge as u64, Ordering::Relaxed);
+            if self.source_budget != u64::MAX {
+                let ip = txn.source.remote.ip();
+                let mut shard = lock(self.source_shard(ip));
+                if let Some(held) = shard.get_mut(&ip) {
+                    *held = held.saturating_sub(txn.charge as u64);
+                    if *held == 0 {
+                        shard.remove(&ip);
+                    }
+                }
+            }
         }
     }
 }

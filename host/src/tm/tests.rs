@@ -344,6 +344,7 @@ async fn rfc3261_8_1_1_7_a_response_to_an_earlier_run_is_not_taken_for_ours() {
 async fn the_memory_budget_bounds_transactions_by_their_size() {
     let b = bench_with(TmConfig {
         memory_mb: 1,
+        source_share_percent: 100,
         ..TmConfig::default()
     })
     .await;
@@ -387,6 +388,46 @@ async fn the_memory_budget_bounds_transactions_by_their_size() {
     let mut again = big(fits + 1);
     b.tm.t_relay(&mut again, None)
         .expect("room again once one ended");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_source_holds_at_most_its_share_of_the_budget_and_others_still_get_transactions() {
+    let b = bench_with(TmConfig {
+        memory_mb: 1,
+        source_share_percent: 50,
+        ..TmConfig::default()
+    })
+    .await;
+    let flooder: std::net::IpAddr = "127.0.0.2".parse().expect("ip");
+    let from = |ctx: &mut RouteContext, ip| ctx.source.remote.set_ip(ip);
+    let big =
+        |i: usize| b.request_with_body("MESSAGE", &b.callee_uri(), &format!("z9hG4bKs{i}"), 30_000);
+    let charge = super::table::charge_for(big(0).msg.serialize().len());
+    let share = (1 << 20) / 2 / charge;
+    for i in 0..share {
+        let mut ctx = big(i);
+        from(&mut ctx, flooder);
+        b.tm.t_relay(&mut ctx, None)
+            .expect("within the source's share");
+    }
+    let mut over = big(share);
+    from(&mut over, flooder);
+    match b.tm.t_relay(&mut over, None) {
+        Err(ActionError::LimitReached(why)) => {
+            assert!(
+                why.contains("127.0.0.2") && why.contains("source_share_percent"),
+                "{why}"
+            )
+        }
+        other => panic!("past the source's share: {other:?}"),
+    }
+    // Another source still gets its transactions, from the other half.
+    for i in 0..share {
+        let mut ctx = big(1000 + i);
+        b.tm.t_relay(&mut ctx, None)
+            .expect("another source is not refused");
+    }
+    assert_eq!(b.tm.len(), 2 * share);
 }
 
 /// A relayed request leaves with its receive burst (one `sendmmsg`); when
