@@ -83,11 +83,10 @@ impl Router {
                 }
             }
         }
-        let transports = Arc::new(Transports::new(
-            udp.clone(),
-            tcp_addrs,
-            manifest.server.max_message_size,
-        ));
+        let transports = Arc::new(
+            Transports::new(udp.clone(), tcp_addrs, manifest.server.max_message_size)
+                .with_tcp(manifest.tcp.clone()),
+        );
         let db_path = manifest.resolve(&manifest.usrloc.db_path);
         // Deferred replies (write-through) are sent from the writer thread
         // inside this runtime, so they may use its sockets and spawn.
