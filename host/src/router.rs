@@ -178,7 +178,13 @@ impl Router {
         for sock in &self.udp {
             transport::udp::serve(self.clone(), sock.clone(), workers, limit);
         }
-        for l in std::mem::take(&mut *lock(&self.tcp)) {
+        let tcp = std::mem::take(&mut *lock(&self.tcp));
+        if !tcp.is_empty() {
+            transport::tcp::fit_descriptor_limit(
+                self.transports().tcp_table().config.max_connections,
+            );
+        }
+        for l in tcp {
             let inbound: Arc<dyn Inbound> = self.clone();
             tokio::spawn(transport::tcp::accept_loop(
                 self.transports().clone(),

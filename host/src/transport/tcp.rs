@@ -301,6 +301,50 @@ async fn write_connection(
     }
 }
 
+/// Descriptors kept besides accepted connections: UDP sockets, the
+/// database, connections the router opens, plugin files, the ctl socket.
+const DESCRIPTOR_HEADROOM: u64 = 256;
+
+/// Make room for `max_connections` in the process's descriptor limit:
+/// raise the soft limit towards the hard one if needed, and warn when even
+/// that is short. Past the limit `accept` fails, and newcomers wait in the
+/// backlog instead of taking an idle connection's place.
+pub fn fit_descriptor_limit(max_connections: usize) {
+    let need = (max_connections as u64).saturating_add(DESCRIPTOR_HEADROOM);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    // `rlim_t` is u64 on Linux.
+    let (soft, hard): (u64, u64) = (lim.rlim_cur, lim.rlim_max);
+    let target = raised_soft_limit(soft, hard, need);
+    let mut have = soft;
+    if target > soft {
+        lim.rlim_cur = target;
+        // SAFETY: setrlimit reads the struct it is given, nothing else.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+            have = target;
+        }
+    }
+    if have < need {
+        tracing::warn!(
+            "tcp.max_connections = {max_connections} needs ~{need} file descriptors but the \
+             limit is {have} (hard limit {hard}): past it new TCP clients wait instead of \
+             replacing idle connections; raise `ulimit -n` (LimitNOFILE=) or lower max_connections"
+        );
+    }
+}
+
+/// The soft descriptor limit to ask for: `need`, within `hard`, never lower
+/// than `soft`.
+fn raised_soft_limit(soft: u64, hard: u64, need: u64) -> u64 {
+    soft.max(need.min(hard))
+}
+
 /// Why an accepted connection was closed at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
@@ -590,6 +634,17 @@ mod tests {
         let b = t.admit(ip(2)).expect("room");
         assert_eq!(t.admit(ip(1)).err(), Some(Refused::PerIp));
         assert!(!told_to_close(&b));
+    }
+
+    #[test]
+    fn the_descriptor_limit_is_raised_to_what_is_needed_within_the_hard_limit() {
+        assert_eq!(raised_soft_limit(1024, 524_288, 4352), 4352);
+        assert_eq!(raised_soft_limit(1024, 2048, 4352), 2048, "capped by hard");
+        assert_eq!(
+            raised_soft_limit(65_536, 524_288, 4352),
+            65_536,
+            "never lowered"
+        );
     }
 
     fn deadlines() -> (Deadlines, Instant) {
