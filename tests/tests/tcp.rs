@@ -245,6 +245,15 @@ fn slowloris_is_closed_by_the_message_deadline_while_others_are_served() {
     );
 }
 
+/// A CRLFCRLF keepalive on `stream`, its CRLF pong read back.
+fn ping(stream: &mut TcpStream) {
+    stream.write_all(b"\r\n\r\n").expect("write");
+    stream.set_read_timeout(Some(RECV)).expect("timeout");
+    let mut pong = [0u8; 2];
+    stream.read_exact(&mut pong).expect("a pong to a keepalive");
+    assert_eq!(&pong, b"\r\n");
+}
+
 /// Issue 16: with `max_connections` idle connections open, every new
 /// client used to be refused until they timed out. Now the newcomer is
 /// accepted and the least recently active idle connection is closed.
@@ -252,11 +261,17 @@ fn slowloris_is_closed_by_the_message_deadline_while_others_are_served() {
 fn at_max_connections_the_oldest_idle_connection_makes_room() {
     const MAX: usize = 20;
     let router = router_with_tcp(&format!("max_connections = {MAX}"));
-    // Fill the table with idle connections, the first made to talk last so
-    // that the second is the least recently active.
+    // Fill the table with idle connections, each active once in turn (a
+    // keepalive answered: it is accepted, and its last activity ordered),
+    // then the first made to talk last so that the second is the least
+    // recently active.
     let mut first = TcpUa::connect(router.tcp_addr(), "first");
     let mut idle: Vec<TcpStream> = (1..MAX)
-        .map(|_| TcpStream::connect(router.tcp_addr()).expect("connect"))
+        .map(|_| {
+            let mut s = TcpStream::connect(router.tcp_addr()).expect("connect");
+            ping(&mut s);
+            s
+        })
         .collect();
     served(&mut first, &router, "the first connection");
     let mut newcomer = TcpUa::connect(router.tcp_addr(), "newcomer");
@@ -283,12 +298,16 @@ fn at_max_connections_with_every_connection_busy_the_newcomer_is_closed() {
     let mut busy: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut s = TcpStream::connect(router.tcp_addr()).expect("connect");
-            s.write_all(b"OPTIONS sip:x SIP/2.0\r\n").expect("write");
+            // A keepalive and the start of a message in one write: the pong
+            // says the router has read the partial message too.
+            s.write_all(b"\r\n\r\nOPTIONS sip:x SIP/2.0\r\n")
+                .expect("write");
+            s.set_read_timeout(Some(RECV)).expect("timeout");
+            let mut pong = [0u8; 2];
+            s.read_exact(&mut pong).expect("a pong to the keepalive");
             s
         })
         .collect();
-    // Let the router read both partial messages before the newcomer comes.
-    std::thread::sleep(Duration::from_millis(300));
     let mut newcomer = TcpStream::connect(router.tcp_addr()).expect("connect");
     assert!(
         closed_within(&mut newcomer, RECV),

@@ -228,19 +228,22 @@ async fn read_connection(
                 }
             }
         }
-        for _ in 0..framer.take_pings() {
-            delivered = true;
-            // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
-            let pong = Bytes::from_static(b"\r\n");
-            if transports.send(Proto::Tcp, remote, None, pong).is_err() {
-                break 'conn;
-            }
-        }
+        let pings = framer.take_pings();
+        delivered |= pings > 0;
+        // The table learns this connection's state before anything is
+        // answered, so what the peer sees next is already counted.
         let now = Instant::now();
         let partial = !framer.buffer_mut().is_empty();
         deadlines.update(now, delivered, partial);
         if let Some(slot) = &slot {
             slot.update(now, delivered, partial);
+        }
+        for _ in 0..pings {
+            // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
+            let pong = Bytes::from_static(b"\r\n");
+            if transports.send(Proto::Tcp, remote, None, pong).is_err() {
+                break 'conn;
+            }
         }
         let (due, which) = deadlines.next();
         tokio::select! {
@@ -397,9 +400,10 @@ struct Report {
 /// accept loop reads them when looking for an idle connection.
 struct ConnState {
     ip: IpAddr,
-    /// Milliseconds from the table's epoch to the last complete message
-    /// (or the accept).
-    last_message_ms: AtomicU64,
+    /// Nanoseconds from the table's epoch to the last complete message
+    /// (or the accept): fine enough that connections active within one
+    /// millisecond are still told apart.
+    last_message_ns: AtomicU64,
     /// Bytes of a message are buffered.
     busy: AtomicBool,
     /// Notified when the table closes this connection for a newcomer.
@@ -416,8 +420,8 @@ pub(crate) struct Slot {
 impl Slot {
     fn update(&self, now: Instant, delivered: bool, partial: bool) {
         if delivered {
-            let ms = self.table.millis(now);
-            self.state.last_message_ms.store(ms, Ordering::Relaxed);
+            let ns = self.table.nanos(now);
+            self.state.last_message_ns.store(ns, Ordering::Relaxed);
         }
         self.state.busy.store(partial, Ordering::Relaxed);
     }
@@ -440,8 +444,8 @@ impl ConnTable {
         })
     }
 
-    fn millis(&self, now: Instant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    fn nanos(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Accepted connections in the table now.
@@ -485,7 +489,7 @@ impl ConnTable {
                 .conns
                 .iter()
                 .filter(|(_, c)| !c.busy.load(Ordering::Relaxed))
-                .min_by_key(|(id, c)| (c.last_message_ms.load(Ordering::Relaxed), **id))
+                .min_by_key(|(id, c)| (c.last_message_ns.load(Ordering::Relaxed), **id))
                 .map(|(id, _)| *id);
             let state = victim.and_then(|id| t.remove(id)).ok_or(Refused::Full)?;
             // A stored permit: the connection sees it even if it is not
@@ -497,7 +501,7 @@ impl ConnTable {
         t.next_id += 1;
         let state = Arc::new(ConnState {
             ip,
-            last_message_ms: AtomicU64::new(self.millis(Instant::now())),
+            last_message_ns: AtomicU64::new(self.nanos(Instant::now())),
             busy: AtomicBool::new(false),
             close: Notify::new(),
         });
