@@ -112,11 +112,17 @@ impl Router {
             }
         };
         // The layers, bottom up; plugins act on all of them.
-        let sl = Arc::new(Stateless::new(
-            transports.clone(),
-            &manifest.server.aliases,
-            manifest.rr.clone(),
-        ));
+        let sl = Arc::new(
+            Stateless::new(
+                transports.clone(),
+                &manifest.server.aliases,
+                manifest.rr.clone(),
+            )
+            .with_identity(
+                &manifest.server.server_header,
+                &manifest.server.user_agent_header,
+            ),
+        );
         let (tm, failure_routes) =
             Tm::new(&manifest.tm, Arc::new(SystemClock), sl.clone(), resolver);
         if manifest.auth.secret().is_none() {
@@ -282,11 +288,11 @@ impl Router {
 
     /// A request that failed the sanity check: 400 with the reason (never to an ACK).
     fn refuse(&self, msg: Message, source: Source, reason: &str) {
-        tracing::info!(remote = %source.remote, "400 {reason}");
+        crate::log_limited!(info, remote = %source.remote, "400 {reason}");
         if msg.method() != Some(&wisp_sip::Method::Ack)
             && let Err(e) = reply::send_reply_unchecked(&self.host.sl, &msg, source, 400, reason)
         {
-            tracing::info!(remote = %source.remote, "no 400 possible: {e}");
+            crate::log_limited!(info, remote = %source.remote, "no 400 possible: {e}");
         }
     }
 }

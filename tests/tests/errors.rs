@@ -200,3 +200,65 @@ fn retransmitted_options_gets_same_to_tag() {
     let t2 = to_tag(&r2).unwrap_or_else(|| panic!("200 without To tag:\n{}", text(&r2)));
     assert_eq!(t1, t2, "a retransmission must get the same To tag");
 }
+
+/// `server.server_header` (Kamailio `server_header`): the default names
+/// Wisp, an operator's value replaces it, `""` leaves it out (svmap then
+/// learns nothing from a reply).
+#[test]
+fn the_server_header_is_the_manifests_and_empty_hides_it() {
+    let a = TestUa::new("alice");
+    let server_of = |router: &Router, method: &str| {
+        let req = a.request(method, &router.aor("nobody"));
+        let (_, fin) = a.transact(router.udp_addr(), &req, RECV);
+        let fin = fin.expect("an answer");
+        assert_eq!(fin.status(), Some(404), "{}", text(&fin));
+        header_str(&fin, "Server")
+    };
+    let default = Router::start();
+    for method in ["OPTIONS", "INVITE"] {
+        let s = server_of(&default, method).expect("a Server header by default");
+        assert!(s.starts_with("Wisp/"), "{s}");
+    }
+    let named = Router::start_with(|m| m.set("server", "server_header", "\"Edge SBC 2\""));
+    assert_eq!(server_of(&named, "OPTIONS").as_deref(), Some("Edge SBC 2"));
+    let hidden = Router::start_with(|m| m.set("server", "server_header", "\"\""));
+    for method in ["OPTIONS", "INVITE"] {
+        assert_eq!(server_of(&hidden, method), None, "{method}");
+    }
+}
+
+/// Issue 16: a flood of bad messages writes a few log lines per 10 s and
+/// a count of the rest, not a line per message: 3,000 requests with a
+/// broken CSeq (each answered 400) and 3,000 datagrams of garbage.
+#[test]
+fn a_flood_of_bad_messages_writes_a_bounded_log() {
+    let router = Router::start();
+    let a = TestUa::new("alice");
+    let before = router.log().lines().count();
+    for i in 0..3000 {
+        let bad = a
+            .request("OPTIONS", &router.aor("bob"))
+            .cseq_raw("abc OPTIONS")
+            .build();
+        a.send_to(router.udp_addr(), &bad);
+        a.send_to(router.udp_addr(), format!("garbage {i}\r\n\r\n").as_bytes());
+        if i % 100 == 99 {
+            // Paced a little, so the socket drops none of the flood.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // The router has seen the flood once it answers again.
+    options_ok(&router, &a);
+    let log = router.log();
+    let flood_lines = log.lines().skip(before).count();
+    assert!(
+        flood_lines <= 20,
+        "{flood_lines} log lines for 6,000 bad messages:\n{}",
+        log.lines()
+            .skip(before)
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(log.contains("400"), "the first of them are still logged");
+}

@@ -6,6 +6,9 @@ use serde::Deserialize;
 
 use super::{Invalid, KeyPath, ListenAddr};
 
+/// The default `Server:` / `User-Agent:` value.
+pub const DEFAULT_IDENTITY: &str = concat!("Wisp/", env!("CARGO_PKG_VERSION"));
+
 /// `[server]`: sockets, names, limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -28,6 +31,13 @@ pub struct ServerConfig {
     /// so a restart loads the plugin instead of compiling it; `""` = off.
     /// Default `var/plugin-cache`.
     pub plugin_cache: PathBuf,
+    /// The `Server:` value of every reply (Kamailio `server_header`); `""`
+    /// sends none, so scanners (`svmap`) learn nothing. Default `Wisp/<version>`.
+    pub server_header: String,
+    /// The `User-Agent:` value of requests the router makes itself (the
+    /// CANCEL and ACK of its transactions; Kamailio `user_agent_header`);
+    /// `""` sends none. Default `Wisp/<version>`.
+    pub user_agent_header: String,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +51,8 @@ impl Default for ServerConfig {
             workers: 0,
             ctl_socket: PathBuf::from("var/wisp.ctl"),
             plugin_cache: PathBuf::from("var/plugin-cache"),
+            server_header: DEFAULT_IDENTITY.to_string(),
+            user_agent_header: DEFAULT_IDENTITY.to_string(),
         }
     }
 }
@@ -54,6 +66,19 @@ impl ServerConfig {
                 key("listen"),
                 "at least one listen address is required",
             ));
+        }
+        for (k, v) in [
+            ("server_header", &self.server_header),
+            ("user_agent_header", &self.user_agent_header),
+        ] {
+            if v.len() > 256 || v.chars().any(|c| c.is_control()) || v.trim() != v {
+                return Err(Invalid::new(
+                    key(k),
+                    "expected a header value: at most 256 characters, no control \
+                     characters (CR, LF, ...) and no leading or trailing blanks; \
+                     \"\" sends no header",
+                ));
+            }
         }
         if !(1024..=1 << 20).contains(&self.max_message_size) {
             return Err(Invalid::new(
@@ -90,7 +115,7 @@ impl LogLevel {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::tests::{GOOD, refused};
+    use crate::config::tests::{GOOD, refused, refused_at};
     use crate::config::*;
     use std::path::Path;
 
@@ -139,5 +164,22 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("1024"), "{e}");
+    }
+
+    #[test]
+    fn server_and_user_agent_headers_default_to_wisp_and_may_be_hidden_but_not_forged() {
+        let m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
+        assert!(m.server.server_header.starts_with("Wisp/"));
+        assert_eq!(m.server.user_agent_header, m.server.server_header);
+        let text = GOOD.replace("[server]\n", "[server]\nserver_header = \"\"\n");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("empty hides it");
+        assert_eq!(m.server.server_header, "");
+        // A CR LF would start a header of the attacker's choosing.
+        let text = GOOD.replace(
+            "[server]\n",
+            "[server]\nuser_agent_header = \"x\\r\\nVia: evil\"\n",
+        );
+        let e = refused_at(&text, 3, "server.user_agent_header");
+        assert!(e.contains("control characters"), "{e}");
     }
 }

@@ -1,20 +1,25 @@
-//! Holding back a plugin that fails every call.
+//! Holding back a plugin that cannot make an instance.
 //!
-//! A trap costs the instance it happened in; the next request makes a new
-//! one. That is right for a plugin that fails on one odd message, and wrong
-//! for one that fails on all of them (a broken build, `init` refusing on
-//! every new instance): it would compile-and-crash in a tight loop at the
-//! message rate. After [`THRESHOLD`] failures in a row, no new instance is
-//! made for a pause that doubles with each further failure, up to
-//! [`MAX_PAUSE`]; requests meanwhile get their 500 at once. Any call that
-//! completes resets the count, so a plugin that fails on some messages and
-//! not others is never held back.
+//! A failing request costs only itself: a call that traps (panic, deadline
+//! overrun, memory or table cap) has its request answered 500 and its
+//! instance thrown away, and the next request that finds the pool empty
+//! makes a new one. A flood of requests that each make the plugin trap
+//! therefore costs one instance per request (tens of microseconds), never
+//! an innocent request's answer.
+//!
+//! What is held back is a plugin that cannot serve at all: when making an
+//! instance fails (instantiation, or `init` refusing or trapping)
+//! [`THRESHOLD`] times in a row, no new instance is tried for a pause that
+//! doubles with each further failure, up to [`MAX_PAUSE`]; requests that
+//! find no pooled instance meanwhile get their 500 at once instead of
+//! running a failing `init` each. Any call that completes, and any instance
+//! made, lifts it.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// Failures in a row before new instances are held back.
+/// Failed instance creations in a row before new ones are held back.
 pub const THRESHOLD: u32 = 5;
 /// The first pause; each further failure in a row doubles it.
 pub const FIRST_PAUSE: Duration = Duration::from_millis(100);
@@ -22,32 +27,53 @@ pub const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// (a reload makes a new runtime with a fresh breaker anyway).
 pub const MAX_PAUSE: Duration = Duration::from_secs(10);
 
+/// What happened to one call or one attempt to make an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A call returned (with or without an error result).
+    Completed,
+    /// A new instance was made and its `init` accepted the params.
+    Created,
+    /// A call trapped: it cost its own request and its instance, nothing
+    /// more. It neither counts towards a hold-back nor lifts one (the
+    /// instance it ran in was made before whatever fails now).
+    Trapped,
+    /// No instance could be made: instantiation failed, or `init` refused
+    /// or trapped.
+    CreateFailed,
+}
+
 #[derive(Default)]
 pub struct Breaker {
+    /// Failed creations since the last completed call or instance made.
     in_a_row: AtomicU32,
     held_until: Mutex<Option<Instant>>,
 }
 
 impl Breaker {
-    /// A call completed (with or without an error result).
-    pub fn success(&self) {
-        // Read first: the hot path leaves the cache line shared.
-        if self.in_a_row.load(Ordering::Relaxed) != 0 {
-            self.in_a_row.store(0, Ordering::Relaxed);
+    /// Note `event`. Returns the pause when it starts or lengthens one.
+    /// The clock is read only when a failure needs it (not on every call).
+    pub fn record(&self, event: Event, now: impl FnOnce() -> Instant) -> Option<Duration> {
+        match event {
+            Event::Completed | Event::Created => {
+                // Read first: the hot path leaves the cache line shared.
+                if self.in_a_row.load(Ordering::Relaxed) != 0 {
+                    self.in_a_row.store(0, Ordering::Relaxed);
+                }
+                None
+            }
+            Event::Trapped => None,
+            Event::CreateFailed => {
+                let n = self.in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                if n < THRESHOLD {
+                    return None;
+                }
+                let doublings = (n - THRESHOLD).min(16);
+                let pause = FIRST_PAUSE.saturating_mul(1 << doublings).min(MAX_PAUSE);
+                *crate::util::lock(&self.held_until) = Some(now() + pause);
+                Some(pause)
+            }
         }
-    }
-
-    /// A call trapped or an instance could not be made. Returns the pause
-    /// when this failure starts or lengthens one.
-    pub fn failure(&self, now: Instant) -> Option<Duration> {
-        let n = self.in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-        if n < THRESHOLD {
-            return None;
-        }
-        let doublings = (n - THRESHOLD).min(16);
-        let pause = FIRST_PAUSE.saturating_mul(1 << doublings).min(MAX_PAUSE);
-        *crate::util::lock(&self.held_until) = Some(now + pause);
-        Some(pause)
     }
 
     /// How long new instances are still held back, if they are.
@@ -65,35 +91,72 @@ mod tests {
     use super::*;
 
     #[test]
-    fn occasional_failures_never_hold_back() {
+    fn calls_that_trap_never_hold_back() {
         let b = Breaker::default();
         let now = Instant::now();
-        for _ in 0..100 {
-            for _ in 0..THRESHOLD - 1 {
-                assert_eq!(b.failure(now), None);
-            }
-            b.success();
+        // A flood of trapping requests, each in an instance made for it.
+        for _ in 0..1000 {
+            assert_eq!(b.record(Event::Trapped, || now), None);
+            assert_eq!(b.record(Event::Created, || now), None);
+        }
+        assert_eq!(b.held_back(now), None);
+        // Even with no instance made in between (the pool had them).
+        for _ in 0..1000 {
+            assert_eq!(b.record(Event::Trapped, || now), None);
         }
         assert_eq!(b.held_back(now), None);
     }
 
     #[test]
-    fn failures_in_a_row_hold_back_with_a_doubling_pause() {
+    fn occasional_creation_failures_never_hold_back() {
+        let b = Breaker::default();
+        let now = Instant::now();
+        for lifted_by in [Event::Completed, Event::Created] {
+            for _ in 0..100 {
+                for _ in 0..THRESHOLD - 1 {
+                    assert_eq!(b.record(Event::CreateFailed, || now), None);
+                }
+                b.record(lifted_by, || now);
+            }
+        }
+        assert_eq!(b.held_back(now), None);
+    }
+
+    #[test]
+    fn creation_failing_in_a_row_holds_back_with_a_doubling_pause() {
         let b = Breaker::default();
         let now = Instant::now();
         for _ in 0..THRESHOLD - 1 {
-            assert_eq!(b.failure(now), None);
+            assert_eq!(b.record(Event::CreateFailed, || now), None);
+            // Traps between the failures neither count nor lift.
+            assert_eq!(b.record(Event::Trapped, || now), None);
         }
-        assert_eq!(b.failure(now), Some(FIRST_PAUSE));
+        assert_eq!(b.held_back(now), None, "not yet");
+        assert_eq!(b.record(Event::CreateFailed, || now), Some(FIRST_PAUSE));
         assert_eq!(b.held_back(now), Some(FIRST_PAUSE));
+        b.record(Event::Trapped, || now);
+        assert_eq!(
+            b.held_back(now),
+            Some(FIRST_PAUSE),
+            "a trap does not lift it"
+        );
         assert_eq!(b.held_back(now + FIRST_PAUSE), None, "the pause ends");
         // The probe after the pause fails too: twice as long.
-        assert_eq!(b.failure(now + FIRST_PAUSE), Some(FIRST_PAUSE * 2));
+        assert_eq!(
+            b.record(Event::CreateFailed, || now + FIRST_PAUSE),
+            Some(FIRST_PAUSE * 2)
+        );
         for _ in 0..40 {
-            b.failure(now);
+            b.record(Event::CreateFailed, || now);
         }
         assert_eq!(b.held_back(now), Some(MAX_PAUSE), "capped");
-        b.success();
-        assert_eq!(b.held_back(now), None, "one success lifts it");
+        b.record(Event::Completed, || now);
+        assert_eq!(b.held_back(now), None, "one completed call lifts it");
+        for _ in 0..THRESHOLD {
+            b.record(Event::CreateFailed, || now);
+        }
+        assert!(b.held_back(now).is_some());
+        b.record(Event::Created, || now);
+        assert_eq!(b.held_back(now), None, "one instance made lifts it");
     }
 }

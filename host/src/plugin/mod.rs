@@ -31,7 +31,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
 
 use self::bindings::{Plugin, PluginPre};
-use self::breaker::Breaker;
+use self::breaker::{Breaker, Event as BreakerEvent};
 use self::host::HostContext;
 use self::host::PluginState;
 use crate::config::PluginConfig;
@@ -99,7 +99,7 @@ pub enum PluginError {
     InitRefused(String),
     #[error("init trapped: {0:#}")]
     InitTrapped(wasmtime::Error),
-    #[error("held back for {} ms after repeated failures", .0.as_millis())]
+    #[error("held back for {} ms: new instances keep failing", .0.as_millis())]
     HeldBack(Duration),
 }
 
@@ -182,11 +182,12 @@ pub struct PluginRuntime {
     table_elements: usize,
     caps: Arc<host::Capabilities>,
     pool: Mutex<Vec<Instance>>,
-    /// Calls that trapped or overran their deadline.
+    /// Calls that trapped or overran their deadline, and instances that
+    /// could not be made.
     failures: AtomicU64,
     /// Transactions whose failure or reply route this build armed.
     live_txns: AtomicUsize,
-    /// Holds back new instances while every call fails.
+    /// Holds back new instances while none can be made.
     breaker: Breaker,
 }
 
@@ -249,7 +250,8 @@ impl PluginRuntime {
         &self.name
     }
 
-    /// Calls that trapped or overran their deadline since load.
+    /// Calls that trapped or overran their deadline, and instances that
+    /// could not be made, since load.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
@@ -300,6 +302,9 @@ impl PluginRuntime {
         Ok(Instance { store, plugin })
     }
 
+    /// A pooled instance, or a new one. Making one (tens of microseconds
+    /// plus `init`) happens on the caller's thread, so a request that
+    /// finds the pool empty after a trap pays for its replacement.
     fn checkout(&self) -> Result<Instance, PluginError> {
         let pooled = crate::util::lock(&self.pool).pop();
         if let Some(i) = pooled {
@@ -308,18 +313,27 @@ impl PluginRuntime {
         if let Some(left) = self.breaker.held_back(Instant::now()) {
             return Err(PluginError::HeldBack(left));
         }
-        self.instantiate().inspect_err(|_| self.note_failure())
+        match self.instantiate() {
+            Ok(i) => {
+                self.breaker.record(BreakerEvent::Created, Instant::now);
+                Ok(i)
+            }
+            Err(e) => {
+                self.note_failure(BreakerEvent::CreateFailed);
+                Err(e)
+            }
+        }
     }
 
     /// A call trapped or an instance could not be made: count it, and hold
-    /// back new instances when it keeps happening.
-    fn note_failure(&self) {
+    /// back new instances when none can be made.
+    fn note_failure(&self, event: BreakerEvent) {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        if let Some(pause) = self.breaker.failure(Instant::now()) {
+        if let Some(pause) = self.breaker.record(event, Instant::now) {
             tracing::warn!(
                 plugin = &*self.name,
                 version = self.short_hash(),
-                "plugin fails every call: no new instance for {} ms; requests meanwhile are answered 500",
+                "no instance of the plugin can be made: none tried for {} ms; requests meanwhile are answered 500",
                 pause.as_millis()
             );
         }
@@ -368,7 +382,7 @@ impl PluginRuntime {
         let mut instance = match self.checkout() {
             Ok(i) => i,
             Err(e) => {
-                tracing::error!(plugin = &*self.name, version = self.short_hash(), export = export.name(), call_id = %call_id(&ctx), "no plugin instance: {e}");
+                crate::log_limited!(error, plugin = &*self.name, version = self.short_hash(), export = export.name(), call_id = %call_id(&ctx), "no plugin instance: {e}");
                 self.answer_500(&mut ctx, "plugin unavailable");
                 return Some(ctx);
             }
@@ -398,7 +412,7 @@ impl PluginRuntime {
         let replying = !matches!(export, Export::Reply(_));
         match result {
             Ok(Ok(())) => {
-                self.breaker.success();
+                self.breaker.record(BreakerEvent::Completed, Instant::now);
                 self.checkin(instance);
                 if ctx.handled.is_none() && matches!(export, Export::Route) {
                     tracing::debug!(
@@ -408,15 +422,15 @@ impl PluginRuntime {
                 }
             }
             Ok(Err(())) => {
-                self.breaker.success();
+                self.breaker.record(BreakerEvent::Completed, Instant::now);
                 let why = instance.store.data_mut().route_error.take();
                 self.checkin(instance);
                 match why {
                     Some(e) => {
-                        tracing::info!(plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error: {e:?}")
+                        crate::log_limited!(info, plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error: {e:?}")
                     }
                     None => {
-                        tracing::info!(plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error (no reason given)")
+                        crate::log_limited!(info, plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error (no reason given)")
                     }
                 }
                 if replying
@@ -424,13 +438,14 @@ impl PluginRuntime {
                     && ctx.msg.method() != Some(&wisp_sip::Method::Ack)
                     && let Err(e) = self.host.tm.sl_reply_error(&mut ctx)
                 {
-                    tracing::info!("no error reply possible: {e}");
+                    crate::log_limited!(info, "no error reply possible: {e}");
                 }
             }
             Err(trap) => {
                 // The instance's state is unknown after a trap: drop it, a
-                // fresh one is made on the next checkout.
-                tracing::warn!(
+                // fresh one is made on the next checkout. Only this request
+                // pays: others are served, no hold-back follows.
+                crate::log_limited!(warn,
                     plugin = &*self.name,
                     version = self.short_hash(),
                     export = export.name(),
@@ -439,7 +454,7 @@ impl PluginRuntime {
                     trap_summary(&trap)
                 );
                 drop(instance);
-                self.note_failure();
+                self.note_failure(BreakerEvent::Trapped);
                 if replying {
                     self.answer_500(&mut ctx, "plugin failure");
                 }
@@ -457,7 +472,7 @@ impl PluginRuntime {
             .tm
             .sl_send_reply(ctx, 500, "Server Internal Error")
         {
-            tracing::info!("no 500 possible after {why}: {e}");
+            crate::log_limited!(info, "no 500 possible after {why}: {e}");
         }
     }
 }
@@ -542,6 +557,68 @@ mod tests {
         .expect("this router's own version");
         check("wisp:router/log@0.2.7").expect("a 0.2 patch release links");
         check("other:pkg/iface@9.0.0").expect("not ours: left to the linker");
+    }
+
+    /// The `faulty` fixture (`make plugins`) loaded with the layers it
+    /// needs, none of them serving.
+    fn faulty() -> PluginRuntime {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/faulty.wasm");
+        let text = format!(
+            "[server]\nlisten = [\"udp:127.0.0.1:0\"]\nplugin_cache = \"\"\n\
+             [[plugin]]\nname = \"faulty\"\npath = {:?}\n",
+            path.display().to_string()
+        );
+        let manifest =
+            crate::config::Manifest::parse(&text, Path::new("faulty.toml")).expect("manifest");
+        let transports = Arc::new(crate::transport::Transports::new(vec![], vec![], 65535));
+        let sl = Arc::new(crate::stateless::Stateless::new(
+            transports,
+            &manifest.server.aliases,
+            manifest.rr.clone(),
+        ));
+        let clock = Arc::new(crate::tm::timer::SystemClock);
+        let (tm, _failure_routes) = crate::tm::Tm::new(&manifest.tm, clock, sl.clone(), None);
+        let usrloc = crate::services::usrloc::Usrloc::new(manifest.usrloc.clone());
+        let host = Arc::new(HostContext {
+            sl,
+            services: Arc::new(crate::services::Services::new(usrloc, tm.clone())),
+            tm,
+            base_dir: manifest.base_dir.clone(),
+            cache_dir: None,
+        });
+        PluginRuntime::load(host, &manifest.plugin[0], &path)
+            .expect("faulty loads (is target/plugins/faulty.wasm built? `make plugins`)")
+    }
+
+    #[test]
+    fn a_plugin_that_cannot_make_an_instance_is_held_back_while_pooled_ones_serve() {
+        let mut runtime = faulty();
+        let pooled = runtime.checkout().expect("the instance made at load");
+        // From now on no instance fits: the memory cap is below the
+        // component's initial memory, so instantiation itself fails.
+        let memory_bytes = std::mem::replace(&mut runtime.memory_bytes, 0);
+        for _ in 0..breaker::THRESHOLD {
+            assert!(
+                matches!(runtime.checkout(), Err(PluginError::Instantiate(_))),
+                "each request tries to make one until the threshold"
+            );
+        }
+        assert!(
+            matches!(runtime.checkout(), Err(PluginError::HeldBack(_))),
+            "then none is tried"
+        );
+        assert_eq!(runtime.failures(), u64::from(breaker::THRESHOLD));
+        // An instance in the pool still serves while new ones are held back.
+        runtime.checkin(pooled);
+        let pooled = runtime.checkout().expect("a pooled instance serves");
+        assert!(matches!(runtime.checkout(), Err(PluginError::HeldBack(_))));
+        // Fixed (instances fit again): served after the pause, without a reload.
+        runtime.memory_bytes = memory_bytes;
+        std::thread::sleep(breaker::FIRST_PAUSE);
+        runtime
+            .checkout()
+            .expect("a new instance once the pause is over");
+        runtime.checkin(pooled);
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub fn forward_request(
             // The request was accepted for forwarding, so a failure here is
             // answered from this task, like Kamailio's 478 for an
             // unresolvable next hop.
+            // Never for an ACK (`take` refuses it): an ACK is not answered.
+            let late_reply = reply::DeferredReply::take(sl, ctx).ok();
             let source = ctx.source;
             let summary = ctx.summary.clone();
             let mut msg = ctx.msg.clone();
@@ -104,17 +106,9 @@ pub fn forward_request(
                     Err(_) => None,
                 };
                 let Some(dest) = dest else {
-                    tracing::info!(%host, "forward: destination does not resolve; 478");
-                    if msg.method() != Some(&wisp_sip::Method::Ack) {
-                        let _ = reply::send_stateless_reply(
-                            &transports,
-                            &msg,
-                            &summary,
-                            source,
-                            478,
-                            "Unresolvable destination",
-                            &[],
-                        );
+                    crate::log_limited!(info, %host, "forward: destination does not resolve; 478");
+                    if let Some(reply) = late_reply {
+                        let _ = reply.send(478, "Unresolvable destination", &[]);
                     }
                     return;
                 };
@@ -129,10 +123,10 @@ pub fn forward_request(
                 ) {
                     Ok(data) => {
                         if let Err(e) = transports.send(proto, dest, None, data) {
-                            tracing::info!(%dest, "forward failed: {e}");
+                            crate::log_limited!(info, %dest, "forward failed: {e}");
                         }
                     }
-                    Err(e) => tracing::info!(%dest, "forward failed: {e}"),
+                    Err(e) => crate::log_limited!(info, %dest, "forward failed: {e}"),
                 }
             });
         }
@@ -309,7 +303,10 @@ pub fn forward_response(sl: &Stateless, mut msg: Message, source: Source) {
             Host::Domain(d) => d.parse().ok(),
         });
     let Some(ip) = ip else {
-        tracing::info!("response to a Via by name without received: not supported yet, dropped");
+        crate::log_limited!(
+            info,
+            "response to a Via by name without received: not supported yet, dropped"
+        );
         return;
     };
     let port = next.rport().flatten().or(next.port).unwrap_or(5060);
@@ -321,7 +318,7 @@ pub fn forward_response(sl: &Stateless, mut msg: Message, source: Source) {
         .transports()
         .send_response(proto, dest, None, msg.serialize())
     {
-        tracing::info!(%dest, "response forward failed: {e}");
+        crate::log_limited!(info, %dest, "response forward failed: {e}");
     }
 }
 

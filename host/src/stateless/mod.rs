@@ -34,6 +34,11 @@ pub struct Stateless {
     transports: Arc<Transports>,
     myself: Myself,
     rr: RrConfig,
+    /// The `Server:` value of every reply built here (`None`: no header).
+    server_header: Option<Arc<str>>,
+    /// The `User-Agent:` value of requests the router makes itself (tm's
+    /// CANCEL and ACK); `None`: no header.
+    user_agent_header: Option<Arc<str>>,
 }
 
 impl Stateless {
@@ -46,7 +51,27 @@ impl Stateless {
             transports,
             myself,
             rr,
+            server_header: Some(Arc::from(reply::SERVER)),
+            user_agent_header: Some(Arc::from(reply::SERVER)),
         }
+    }
+
+    /// The manifest's `server.server_header` and `server.user_agent_header`
+    /// (Kamailio `server_header`, `user_agent_header`); `""` leaves the
+    /// header out.
+    pub fn with_identity(mut self, server_header: &str, user_agent_header: &str) -> Self {
+        let value = |v: &str| (!v.is_empty()).then(|| Arc::from(v));
+        self.server_header = value(server_header);
+        self.user_agent_header = value(user_agent_header);
+        self
+    }
+
+    pub fn server_header(&self) -> Option<&Arc<str>> {
+        self.server_header.as_ref()
+    }
+
+    pub fn user_agent_header(&self) -> Option<&str> {
+        self.user_agent_header.as_deref()
     }
 
     pub fn transports(&self) -> &Arc<Transports> {

@@ -14,7 +14,8 @@ use crate::stateless::Stateless;
 use crate::stateless::context::{ActionError, Handled, MsgContext, RequestSummary, RouteKind};
 use crate::transport::{Proto, Source, Transports};
 
-/// `Server:` header on every reply Wisp builds.
+/// The default `Server:` (and `User-Agent:`) value; the manifest's
+/// `server.server_header` replaces it.
 pub const SERVER: &str = concat!("Wisp/", env!("CARGO_PKG_VERSION"));
 
 /// The Contact a reply with `code` carries: the destination set for a 3xx,
@@ -65,7 +66,7 @@ pub fn send_stateless(
     check_answerable(ctx)?;
     ctx.ensure_unhandled()?;
     send_stateless_reply(
-        sl.transports(),
+        sl,
         &ctx.msg,
         &ctx.summary,
         ctx.source,
@@ -85,6 +86,7 @@ pub fn send_stateless(
 /// be sent from another thread after the route has finished.
 pub struct DeferredReply {
     transports: Arc<Transports>,
+    server_header: Option<Arc<str>>,
     msg: Message,
     summary: RequestSummary,
     source: Source,
@@ -98,6 +100,7 @@ impl DeferredReply {
         ctx.ensure_unhandled()?;
         Ok(DeferredReply {
             transports: sl.transports().clone(),
+            server_header: sl.server_header().cloned(),
             msg: ctx.msg.clone(),
             summary: ctx.summary.clone(),
             source: ctx.source,
@@ -111,15 +114,18 @@ impl DeferredReply {
         reason: &str,
         extra_headers: &[(&str, &str)],
     ) -> Result<(), ReplyError> {
-        send_stateless_reply(
-            &self.transports,
+        let (bytes, dest) = build_response(
+            self.server_header.as_deref(),
             &self.msg,
             &self.summary,
             self.source,
             code,
             reason,
             extra_headers,
-        )
+        )?;
+        self.transports
+            .send_response(self.source.proto, dest, Some(self.source.local), bytes)?;
+        Ok(())
     }
 }
 
@@ -157,7 +163,7 @@ pub fn check_answerable(ctx: &MsgContext) -> Result<(), ActionError> {
 /// Build and send a reply to `req` that arrived from `source`; `summary` is
 /// what the sanity check parsed of it.
 pub fn send_stateless_reply(
-    transports: &Arc<Transports>,
+    sl: &Stateless,
     req: &Message,
     summary: &RequestSummary,
     source: Source,
@@ -165,14 +171,18 @@ pub fn send_stateless_reply(
     reason: &str,
     extra_headers: &[(&str, &str)],
 ) -> Result<(), ReplyError> {
-    let (bytes, dest) = build_response(req, summary, source, code, reason, extra_headers)?;
-    transports.send_response(source.proto, dest, Some(source.local), bytes)?;
+    let server = sl.server_header().map(|s| &**s);
+    let (bytes, dest) = build_response(server, req, summary, source, code, reason, extra_headers)?;
+    sl.transports()
+        .send_response(source.proto, dest, Some(source.local), bytes)?;
     Ok(())
 }
 
 /// The bytes of a reply to `req` and where it goes (§18.2.2): the To-tag of
-/// [`to_tag`] for codes above 100, `received`/`rport` on the top Via.
+/// [`to_tag`] for codes above 100, `received`/`rport` on the top Via,
+/// `Server: <server>` unless `None`.
 pub fn build_response(
+    server: Option<&str>,
     req: &Message,
     summary: &RequestSummary,
     source: Source,
@@ -195,7 +205,7 @@ pub fn build_response(
         top_via_rport: rport_requested.then_some(source.remote.port()),
         extra_headers,
         body: None,
-        server: Some(SERVER),
+        server,
     };
     let bytes =
         build_reply(req, code, reason, &opts).map_err(|e| ReplyError::Unanswerable(e.reason()))?;
@@ -228,7 +238,7 @@ pub fn send_reply_unchecked(
         from_tag: req.from().ok().and_then(|f| f.tag().map(Into::into)),
         cseq: req.cseq().map(|c| c.seq).unwrap_or(0),
     };
-    send_stateless_reply(sl.transports(), req, &summary, source, code, reason, &[])
+    send_stateless_reply(sl, req, &summary, source, code, reason, &[])
 }
 
 /// Why a reply could not be sent.
@@ -348,13 +358,13 @@ pub fn answer_unparsable(sl: &Stateless, data: &Bytes, source: Source, reason: &
         Some(msg) => {
             let phrase = format!("Bad Request - {}", sanitize(reason));
             if let Err(e) = send_reply_unchecked(sl, &msg, source, 400, &phrase) {
-                tracing::info!(remote = %source.remote, "unparsable request, no reply possible ({e}): {reason}");
+                crate::log_limited!(info, remote = %source.remote, "unparsable request, no reply possible ({e}): {reason}");
             } else {
-                tracing::info!(remote = %source.remote, "400 for unparsable request: {reason}");
+                crate::log_limited!(info, remote = %source.remote, "400 for unparsable request: {reason}");
             }
         }
         None => {
-            tracing::info!(remote = %source.remote, len = data.len(), "dropped unparsable message: {reason}")
+            crate::log_limited!(info, remote = %source.remote, len = data.len(), "dropped unparsable message: {reason}")
         }
     }
 }

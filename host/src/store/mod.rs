@@ -74,6 +74,11 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{path} is damaged ({detail}). Stop wisp and restore the file from a backup, or move \
+         it away to start with an empty database (`sqlite3 {path} .recover` may save its rows)"
+    )]
+    Damaged { path: String, detail: String },
     #[error("database schema version {found} is newer than this wisp understands ({supported})")]
     TooNew { found: i64, supported: i64 },
     #[error("sqlite: {0}")]

@@ -78,7 +78,18 @@ impl SqliteStore {
             path: path.display().to_string(),
             source,
         };
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            tracing::warn!(
+                path = %path.display(),
+                "the database file is empty (0 bytes): starting with an empty database; \
+                 if it should hold registrations or subscribers, stop wisp and restore it from a backup"
+            );
+        }
         let conn = Connection::open(path).map_err(open_err)?;
+        quick_check(&conn).map_err(|detail| StoreError::Damaged {
+            path: path.display().to_string(),
+            detail,
+        })?;
         Self::setup(conn, durability).map_err(|e| match e {
             StoreError::Sqlite(source) => open_err(source),
             other => other,
@@ -113,6 +124,21 @@ impl SqliteStore {
         Ok(self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+}
+
+/// SQLite's `PRAGMA quick_check` (the structure of every page, without the
+/// index-content cross-check of `integrity_check`): a damaged file is
+/// refused at start instead of failing the writes that reach its bad pages.
+/// `Err` carries what SQLite found (its first few lines).
+fn quick_check(conn: &Connection) -> Result<(), String> {
+    let found: Result<Vec<String>, rusqlite::Error> = conn
+        .prepare("PRAGMA quick_check(8)")
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect());
+    match found {
+        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Ok(()),
+        Ok(lines) => Err(lines.join("; ")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -354,6 +380,48 @@ mod tests {
             .err()
             .expect("refused");
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_database_is_refused_with_what_to_do_and_an_empty_file_is_a_new_one() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let path = tmp.path().join("wisp.db");
+        let mut s = SqliteStore::open(&path, Durability::Normal).expect("create");
+        let rows: Vec<Change> = (0..3000)
+            .map(|i| Change::Put(binding(&format!("user{i}"), "sip:u@192.0.2.1", Some(4000))))
+            .collect();
+        s.commit(&rows).expect("commit");
+        s.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .expect("checkpoint");
+        drop(s);
+        // Overwrite two pages in the middle of the table's b-tree.
+        let mut bytes = std::fs::read(&path).expect("read");
+        assert!(bytes.len() > 12 * 4096, "{} bytes", bytes.len());
+        bytes[8 * 4096..10 * 4096].fill(0xA5);
+        std::fs::write(&path, &bytes).expect("write");
+        let err = SqliteStore::open(&path, Durability::Normal)
+            .err()
+            .expect("a damaged database is refused");
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Damaged { .. }), "{text}");
+        assert!(
+            text.contains("wisp.db") && text.contains("backup"),
+            "{text}"
+        );
+        // A file that is not a database at all.
+        std::fs::write(&path, b"not a database, just some bytes of another file").expect("write");
+        let err = SqliteStore::open(&path, Durability::Normal)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+        // A zero-length file is taken as a new database (with a warning).
+        std::fs::write(&path, b"").expect("truncate");
+        let s = SqliteStore::open(&path, Durability::Normal).expect("empty file opens");
+        assert_eq!(
+            s.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! (to the caller) or on a branch, schedule a timer, time a branch out,
 //! forget an ended transaction.
 
+use super::Tm;
 use super::client::{self, TxnAction};
 use super::timer::TimerRef;
 use super::transaction::{CANCEL_BIT, Phase, Transaction};
-use super::{Tm, call_id};
 
 impl Tm {
     /// Carry out what the server side (toward the caller) asked for.
@@ -19,7 +19,7 @@ impl Tm {
                         Some(txn.source.local),
                         b,
                     ) {
-                        tracing::info!(dest = %txn.response_dest, "response send failed: {e}");
+                        crate::log_limited!(info, dest = %txn.response_dest, "response send failed: {e}");
                     }
                 }
                 TxnAction::Schedule(kind, at) => {
@@ -29,7 +29,7 @@ impl Tm {
                     self.queue.cancel(at, TimerRef::of(txn.id, None, kind))
                 }
                 TxnAction::Timeout => {
-                    tracing::info!(call_id = %call_id(&txn.request), "no ACK for our final response (timer H)");
+                    crate::log_limited!(info, call_id = %txn.call_id(), "no ACK for our final response (timer H)");
                 }
                 TxnAction::Terminated => self.table.forget(txn),
             }
@@ -56,7 +56,7 @@ impl Tm {
                                 .transports()
                                 .send(b.proto, b.dest, Some(b.local), bytes)
                     {
-                        tracing::info!(dest = %b.dest, "branch send failed: {e}");
+                        crate::log_limited!(info, dest = %b.dest, "branch send failed: {e}");
                     }
                 }
                 TxnAction::Schedule(kind, at) => self

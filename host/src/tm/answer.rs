@@ -102,6 +102,7 @@ impl Tm {
             return Err(ActionError::AlreadyHandled);
         }
         let (bytes, _) = reply::build_response(
+            self.sl.server_header().map(|s| &**s),
             &txn.request,
             &txn.summary,
             txn.source,

@@ -11,24 +11,34 @@ use wisp_sip::{Message, ParseError};
 
 /// ACK for `response` (a 300–699 to the INVITE `sent`): To comes from the
 /// response (it carries the UAS's tag).
-pub fn ack_for(sent: &Message, response: &Message) -> Result<Bytes, ParseError> {
+/// `user_agent`: the router's `User-Agent` value, if it sends one.
+pub fn ack_for(
+    sent: &Message,
+    response: &Message,
+    user_agent: Option<&str>,
+) -> Result<Bytes, ParseError> {
     let to = response
         .header("To")
         .map(|h| h.value.clone())
         .ok_or(ParseError::Missing("To"))?;
-    build(sent, "ACK", &to)
+    build(sent, "ACK", &to, user_agent)
 }
 
 /// CANCEL for the pending request `sent`: To as sent (no tag yet).
-pub fn cancel_for(sent: &Message) -> Result<Bytes, ParseError> {
+pub fn cancel_for(sent: &Message, user_agent: Option<&str>) -> Result<Bytes, ParseError> {
     let to = sent
         .header("To")
         .map(|h| h.value.clone())
         .ok_or(ParseError::Missing("To"))?;
-    build(sent, "CANCEL", &to)
+    build(sent, "CANCEL", &to, user_agent)
 }
 
-fn build(sent: &Message, method: &str, to: &[u8]) -> Result<Bytes, ParseError> {
+fn build(
+    sent: &Message,
+    method: &str,
+    to: &[u8],
+    user_agent: Option<&str>,
+) -> Result<Bytes, ParseError> {
     let top_via = sent.top_via()?;
     let from = sent
         .header("From")
@@ -51,6 +61,11 @@ fn build(sent: &Message, method: &str, to: &[u8]) -> Result<Bytes, ParseError> {
         String::from_utf8_lossy(call_id),
         cseq.seq,
     );
+    if let Some(ua) = user_agent {
+        // Before the blank line that ends the headers.
+        s.truncate(s.len() - 2);
+        let _ = write!(s, "User-Agent: {ua}\r\n\r\n");
+    }
     Ok(Bytes::from(s))
 }
 
@@ -75,8 +90,9 @@ Content-Length: 0\r\n\r\n";
 
     #[test]
     fn rfc3261_9_1_cancel_copies_ruri_top_via_route_and_cseq_number() {
-        let c = cancel_for(&sent()).expect("builds");
+        let c = cancel_for(&sent(), None).expect("builds");
         let m = Message::parse(c).expect("CANCEL parses");
+        assert!(m.header("User-Agent").is_none());
         assert_eq!(m.method(), Some(&wisp_sip::Method::Cancel));
         assert_eq!(&m.request_uri_raw()[..], b"sip:bob@10.0.0.2:5070");
         let vias = m.vias().expect("via");
@@ -86,6 +102,13 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(m.cseq().expect("cseq").seq, 7);
         assert_eq!(m.cseq().expect("cseq").method, wisp_sip::Method::Cancel);
         assert_eq!(m.to().expect("to").tag(), None);
+        let c = cancel_for(&sent(), Some("Edge/2")).expect("builds");
+        let m = Message::parse(c).expect("CANCEL with User-Agent parses");
+        assert_eq!(
+            m.header("User-Agent").map(|h| &h.value[..]),
+            Some(&b"Edge/2"[..])
+        );
+        assert_eq!(m.content_length().expect("length"), Some(0));
     }
 
     #[test]
@@ -100,11 +123,16 @@ CSeq: 7 INVITE\r\n\
 Content-Length: 0\r\n\r\n",
         ))
         .expect("response");
-        let a = Message::parse(ack_for(&sent(), &resp).expect("builds")).expect("ACK parses");
+        let a = Message::parse(ack_for(&sent(), &resp, Some("Edge/2")).expect("builds"))
+            .expect("ACK parses");
         assert_eq!(a.method(), Some(&wisp_sip::Method::Ack));
         assert_eq!(a.to().expect("to").tag(), Some("b9"));
         assert_eq!(a.from().expect("from").tag(), Some("a1"));
         assert_eq!(a.cseq().expect("cseq").method, wisp_sip::Method::Ack);
         assert_eq!(a.vias().expect("via")[0].branch(), Some("z9hG4bKwspT1.0"));
+        assert_eq!(
+            a.header("User-Agent").map(|h| &h.value[..]),
+            Some(&b"Edge/2"[..])
+        );
     }
 }

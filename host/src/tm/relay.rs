@@ -89,9 +89,15 @@ impl Tm {
         txn.flags = ctx.flags;
         if txn.invite && txn.server.last_code() == 0 {
             // §16.2: a 100 Trying at once, so the caller stops retransmitting.
-            if let Ok((bytes, _)) =
-                reply::build_response(&txn.request, &txn.summary, txn.source, 100, "Trying", &[])
-            {
+            if let Ok((bytes, _)) = reply::build_response(
+                self.sl.server_header().map(|s| &**s),
+                &txn.request,
+                &txn.summary,
+                txn.source,
+                100,
+                "Trying",
+                &[],
+            ) {
                 let mut out = Vec::new();
                 let _ = txn
                     .server
@@ -224,7 +230,7 @@ impl Tm {
                     })
                     .collect(),
                 Err(e) => {
-                    tracing::info!(host = %target.host, "t_relay: {e}");
+                    crate::log_limited!(info, host = %target.host, "t_relay: {e}");
                     Vec::new()
                 }
             };
@@ -255,11 +261,11 @@ impl Tm {
                     txn.branches[i].alternatives = std::mem::take(&mut dests);
                     started = true;
                 }
-                Err(e) => tracing::info!(dest = %d, "branch not sent: {e}"),
+                Err(e) => crate::log_limited!(info, dest = %d, "branch not sent: {e}"),
             }
         }
         if !started && !out.replica && live {
-            tracing::info!(%host, "t_relay: destination does not resolve");
+            crate::log_limited!(info, %host, "t_relay: destination does not resolve");
             let made = self.local_candidate(&txn, 478, "Unresolvable destination");
             txn.candidates.extend(made);
         }
@@ -288,11 +294,13 @@ impl Tm {
             let (p, d) = rest.remove(0);
             match self.send_branch(txn, out.clone(), p, d, now) {
                 Ok(j) => {
-                    tracing::info!(dest = %d, "fail-over to the next destination");
+                    crate::log_limited!(info, dest = %d, "fail-over to the next destination");
                     txn.branches[j].alternatives = rest;
                     return true;
                 }
-                Err(e) => tracing::info!(dest = %d, "fail-over destination not sent: {e}"),
+                Err(e) => {
+                    crate::log_limited!(info, dest = %d, "fail-over destination not sent: {e}")
+                }
             }
         }
         false
@@ -401,7 +409,7 @@ impl Tm {
         if b.done || b.provisional || b.unsent {
             return;
         }
-        tracing::info!(dest = %b.dest, "branch not sent: {e}");
+        crate::log_limited!(info, dest = %b.dest, "branch not sent: {e}");
         b.unsent = true;
         let replica = b.replica;
         let moved_on = self.fail_over(&mut txn, i, now);
@@ -443,7 +451,7 @@ impl Tm {
             return;
         };
         let cancel = match Message::parse(b.client.request().clone())
-            .and_then(|sent| generated::cancel_for(&sent))
+            .and_then(|sent| generated::cancel_for(&sent, self.sl.user_agent_header()))
         {
             Ok(c) => c,
             Err(e) => {

@@ -99,9 +99,9 @@ impl Tm {
                     format!("{max} transactions in flight (tm.max_transactions)")
                 }
             };
-            tracing::warn!("{why}: 503");
+            crate::log_limited!(warn, "{why}: 503");
             let _ = reply::send_stateless_reply(
-                self.sl.transports(),
+                &self.sl,
                 &ctx.msg,
                 &ctx.summary,
                 ctx.source,
@@ -145,6 +145,7 @@ impl Tm {
             ended: false,
             resolving: 0,
             charge,
+            spent_call_id: None,
         });
         ctx.txn = Some(handle.clone());
         Ok(handle)
@@ -154,7 +155,7 @@ impl Tm {
     /// down every pending branch; the branches' 487s end the INVITE.
     fn cancel_from_upstream(&self, handle: &TxnHandle, ctx: &MsgContext) {
         let _ = reply::send_stateless_reply(
-            self.sl.transports(),
+            &self.sl,
             &ctx.msg,
             &ctx.summary,
             ctx.source,

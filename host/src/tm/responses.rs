@@ -85,13 +85,14 @@ impl Tm {
         let b = txn.branches.get_mut(i)?;
         let mut out = Vec::new();
         let sent = b.client.request().clone();
+        let user_agent = self.sl.user_agent_header();
         let pass_up = b.client.on_response(
             code,
             now,
             &self.timers,
             || {
                 Message::parse(sent)
-                    .and_then(|s| generated::ack_for(&s, &msg))
+                    .and_then(|s| generated::ack_for(&s, &msg, user_agent))
                     .ok()
             },
             &mut out,
@@ -310,7 +311,7 @@ impl Tm {
                 }
                 return;
             }
-            tracing::debug!(call_id = %call_id(&txn.request), "route answered or dropped the request itself: transaction dropped");
+            tracing::debug!(call_id = %txn.call_id(), "route answered or dropped the request itself: transaction dropped");
             self.table.forget(&mut txn);
             return;
         }
@@ -353,9 +354,16 @@ impl Tm {
         code: u16,
         reason: &str,
     ) -> Option<Candidate> {
-        let (upstream, _) =
-            reply::build_response(&txn.request, &txn.summary, txn.source, code, reason, &[])
-                .ok()?;
+        let (upstream, _) = reply::build_response(
+            self.sl.server_header().map(|s| &**s),
+            &txn.request,
+            &txn.summary,
+            txn.source,
+            code,
+            reason,
+            &[],
+        )
+        .ok()?;
         Some(Candidate {
             code,
             upstream,
@@ -415,6 +423,13 @@ fn compact(txn: &mut Transaction) {
         Some((Arc::new(msg), Arc::new(summary)))
     });
     if let Some((msg, summary)) = SPENT.as_ref() {
+        if txn.invite && txn.spent_call_id.is_none() {
+            txn.spent_call_id = txn
+                .request
+                .call_id()
+                .ok()
+                .map(|c| String::from_utf8_lossy(c).into());
+        }
         txn.request = msg.clone();
         // A reply route still runs for late responses (another fork's
         // 2xx) and reads the request's summary: it stays when one is armed.

@@ -266,6 +266,11 @@ async fn rfc3261_16_10_a_cancel_is_answered_and_sent_down_the_ringing_branch() {
     assert_eq!(status(&Bench::recv(&b.caller)), 200, "200 to the CANCEL");
     let down = Bench::recv(&b.callee);
     assert_eq!(down.method(), Some(&wisp_sip::Method::Cancel));
+    let ua = down.header("User-Agent").map(|h| h.value.clone());
+    assert!(
+        ua.is_some_and(|v| v.starts_with(b"Wisp/")),
+        "our own request says who made it (server.user_agent_header)"
+    );
     assert_eq!(
         down.vias().expect("via")[0].branch(),
         invite.vias().expect("via")[0].branch(),
@@ -441,4 +446,26 @@ async fn rfc3261_17_1_3_an_ended_transactions_id_and_key_never_find_its_slots_ne
             .is_some_and(|t| Arc::ptr_eq(&t, &last))
     );
     assert_eq!(b.tm.len(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc3261_17_2_1_an_unacknowledged_final_answer_still_names_its_call_after_compaction() {
+    let b = bench().await;
+    let mut ctx = b.request("INVITE", &b.callee_uri(), "z9hG4bKh1");
+    b.tm.t_relay(&mut ctx, None).expect("relayed");
+    b.tm.route_finished(&mut ctx);
+    assert_eq!(status(&Bench::recv(&b.caller)), 100);
+    let invite = Bench::recv(&b.callee);
+    b.answer(&invite, 486);
+    assert_eq!(status(&Bench::recv(&b.caller)), 486);
+    // The 486 is final: the transaction dropped its copy of the request,
+    // and timer H (no ACK from the caller) still logs the real Call-ID.
+    let handle = ctx.txn.clone().expect("a transaction");
+    let txn = super::lock(&handle);
+    assert_ne!(
+        txn.request.call_id().ok(),
+        Some(&b"z9hG4bKh1@test"[..]),
+        "the request was compacted"
+    );
+    assert_eq!(txn.call_id(), "z9hG4bKh1@test");
 }

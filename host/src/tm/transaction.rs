@@ -144,9 +144,20 @@ pub struct Transaction {
     pub resolving: usize,
     /// Bytes charged against `tm.memory_mb` while it lives.
     pub charge: usize,
+    /// The Call-ID of an INVITE whose request [`compact`] dropped: its
+    /// server side may still time out (timer H) and say so in the log.
+    pub spent_call_id: Option<Box<str>>,
 }
 
 impl Transaction {
+    /// The request's Call-ID, for log lines, also after [`compact`].
+    pub fn call_id(&self) -> String {
+        match &self.spent_call_id {
+            Some(c) => c.to_string(),
+            None => super::call_id(&self.request),
+        }
+    }
+
     /// Branches that still wait for a final response (replicas excluded).
     pub fn pending_branches(&self) -> usize {
         self.branches

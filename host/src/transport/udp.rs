@@ -132,7 +132,7 @@ impl Datagram {
             return None;
         };
         if n > limit {
-            tracing::warn!(%remote, "datagram over max_message_size ({limit} bytes) dropped");
+            crate::log_limited!(warn, %remote, "datagram over max_message_size ({limit} bytes) dropped");
             return None;
         }
         Some(Datagram {
@@ -424,7 +424,7 @@ pub(super) fn queue_datagram(
 fn send_all(pending: &mut [Pending]) -> Vec<(OnSendError, io::Error)> {
     let mut failed = Vec::new();
     let mut refused = |p: &mut Pending, e: io::Error| {
-        tracing::warn!(dest = %p.dest, "udp send failed: {e}");
+        crate::log_limited!(warn, dest = %p.dest, "udp send failed: {e}");
         if let Some(report) = p.on_error.take() {
             failed.push((report, e));
         }
@@ -519,7 +519,7 @@ fn send_when_room(
 ) {
     tokio::spawn(async move {
         if let Err(e) = sock.send_to(&data, dest).await {
-            tracing::warn!(%dest, "udp send failed: {e}");
+            crate::log_limited!(warn, %dest, "udp send failed: {e}");
             if let Some(report) = on_error {
                 report(e);
             }
