@@ -286,7 +286,7 @@ fn at_max_connections_the_oldest_idle_connection_makes_room() {
     }
     served(&mut first, &router, "the recently active first connection");
     router.wait_for_log("a limit line", RECV, |log| {
-        log.contains("idle connections closed for newcomers")
+        log.contains("least recently active idle connection closed for a newcomer")
     });
 }
 
@@ -335,6 +335,6 @@ fn over_max_connections_per_ip_the_extra_connection_is_closed() {
         served(ua, &router, &format!("connection {i} of the address"));
     }
     router.wait_for_log("a limit line", RECV, |log| {
-        log.contains("over max_connections_per_ip (3)")
+        log.contains("at max_connections_per_ip (3): newcomer closed")
     });
 }

@@ -35,10 +35,6 @@ use super::{ConnectionHandle, Inbound, Proto, Source, Transports};
 use crate::config::TcpConfig;
 use crate::util::lock;
 
-/// Limit events are logged at most once per this interval, with how many
-/// happened since the last line.
-const REPORT_INTERVAL: Duration = Duration::from_secs(10);
-
 /// Accept connections forever; what arrives on them goes to `inbound`.
 pub async fn accept_loop(
     transports: Arc<Transports>,
@@ -47,21 +43,40 @@ pub async fn accept_loop(
 ) {
     loop {
         match listener.accept().await {
-            Ok((stream, remote)) => match transports.tcp_table().admit(remote.ip()) {
-                Ok(slot) => {
-                    let (transports, inbound) = (transports.clone(), inbound.clone());
-                    tokio::spawn(serve_connection(transports, inbound, stream, remote, slot));
+            Ok((stream, remote)) => {
+                let table = transports.tcp_table();
+                match table.admit(remote.ip()) {
+                    Ok((slot, evicted)) => {
+                        if evicted {
+                            crate::log_limited!(
+                                info,
+                                %remote,
+                                "tcp: at max_connections ({}): the least recently active idle connection closed for a newcomer",
+                                table.config.max_connections
+                            );
+                        }
+                        let (transports, inbound) = (transports.clone(), inbound.clone());
+                        tokio::spawn(serve_connection(transports, inbound, stream, remote, slot));
+                    }
+                    // Closed at once: the client sees its connection end
+                    // instead of waiting in the backlog.
+                    Err(Refused::Full) => crate::log_limited!(
+                        warn,
+                        %remote,
+                        "tcp: at max_connections ({}) with every connection mid-message: newcomer closed",
+                        table.config.max_connections
+                    ),
+                    Err(Refused::PerIp) => crate::log_limited!(
+                        warn,
+                        %remote,
+                        "tcp: address at max_connections_per_ip ({}): newcomer closed",
+                        table.config.max_connections_per_ip
+                    ),
                 }
-                // Closed at once: the client sees its connection end
-                // instead of waiting in the backlog.
-                Err(refused) => {
-                    tracing::debug!(%remote, "tcp: {refused}: connection closed");
-                    drop(stream);
-                }
-            },
+            }
             Err(e) => {
                 // Out of descriptors and similar: back off instead of spinning.
-                tracing::warn!("tcp accept: {e}");
+                crate::log_limited!(warn, "tcp accept: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -223,7 +238,7 @@ async fn read_connection(
                 Err(e) => {
                     // A stream that cannot be framed cannot be resynchronised:
                     // end this connection only.
-                    tracing::warn!(%remote, "tcp framing: {e}; closing connection");
+                    crate::log_limited!(warn, %remote, "tcp framing: {e}; closing connection");
                     break 'conn;
                 }
             }
@@ -364,7 +379,6 @@ pub struct ConnTable {
     pub(crate) config: TcpConfig,
     epoch: Instant,
     inner: Mutex<Table>,
-    report: Mutex<Report>,
 }
 
 #[derive(Default)]
@@ -385,15 +399,6 @@ impl Table {
         }
         Some(state)
     }
-}
-
-/// Limit events since the last log line.
-#[derive(Default)]
-struct Report {
-    last: Option<Instant>,
-    evicted: u64,
-    full: u64,
-    per_ip: u64,
 }
 
 /// One connection as the table sees it; its task writes the atomics, the
@@ -440,7 +445,6 @@ impl ConnTable {
             config,
             epoch: Instant::now(),
             inner: Mutex::new(Table::default()),
-            report: Mutex::new(Report::default()),
         })
     }
 
@@ -458,25 +462,11 @@ impl ConnTable {
         self.len() == 0
     }
 
-    /// Take a place for a connection from `ip`: refused when `ip` has its
-    /// share; at the total limit, the least recently active idle
-    /// connection is told to close and its place given to the newcomer.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refused> {
-        let outcome = self.take_place(ip);
-        let event = match &outcome {
-            Ok((_, true)) => Some(Event::Evicted),
-            Ok((_, false)) => None,
-            Err(Refused::Full) => Some(Event::Full),
-            Err(Refused::PerIp) => Some(Event::PerIp),
-        };
-        if let Some(event) = event {
-            self.report(event);
-        }
-        outcome.map(|(slot, _)| slot)
-    }
-
-    /// The place, and whether an idle connection was evicted for it.
-    fn take_place(self: &Arc<Self>, ip: IpAddr) -> Result<(Slot, bool), Refused> {
+    /// Take a place for a connection from `ip`, and say whether an idle
+    /// connection was evicted for it: refused when `ip` has its share; at
+    /// the total limit, the least recently active idle connection is told
+    /// to close and its place given to the newcomer.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<(Slot, bool), Refused> {
         let mut t = lock(&self.inner);
         if t.per_ip.get(&ip).copied().unwrap_or(0) >= self.config.max_connections_per_ip {
             return Err(Refused::PerIp);
@@ -516,46 +506,6 @@ impl ConnTable {
             evicted,
         ))
     }
-
-    /// Log a limit event: the first at once, the rest summed into one line
-    /// per [`REPORT_INTERVAL`].
-    fn report(&self, event: Event) {
-        let mut r = lock(&self.report);
-        match event {
-            Event::Evicted => r.evicted += 1,
-            Event::Full => r.full += 1,
-            Event::PerIp => r.per_ip += 1,
-        }
-        let now = Instant::now();
-        if r.last.is_some_and(|last| now < last + REPORT_INTERVAL) {
-            return;
-        }
-        let since = if r.last.is_some() {
-            format!(" in the last {}s", REPORT_INTERVAL.as_secs())
-        } else {
-            String::new()
-        };
-        tracing::warn!(
-            "tcp limits{since}: {} idle connections closed for newcomers (max_connections {}), \
-             {} newcomers refused with every connection busy, {} refused over max_connections_per_ip ({})",
-            r.evicted,
-            self.config.max_connections,
-            r.full,
-            r.per_ip,
-            self.config.max_connections_per_ip,
-        );
-        *r = Report {
-            last: Some(now),
-            ..Report::default()
-        };
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Event {
-    Evicted,
-    Full,
-    PerIp,
 }
 
 #[cfg(test)]
@@ -585,14 +535,15 @@ mod tests {
     #[test]
     fn at_the_limit_the_least_recently_active_idle_connection_makes_room() {
         let t = table(3, 10);
-        let a = t.admit(ip(1)).expect("room");
-        let b = t.admit(ip(2)).expect("room");
-        let c = t.admit(ip(3)).expect("room");
+        let a = t.admit(ip(1)).expect("room").0;
+        let b = t.admit(ip(2)).expect("room").0;
+        let c = t.admit(ip(3)).expect("room").0;
         // `a` is the oldest but delivers a message now; `b` is then the
         // least recently active.
         let later = Instant::now() + Duration::from_secs(1);
         a.update(later, true, false);
-        let d = t.admit(ip(4)).expect("an idle connection makes room");
+        let (d, evicted) = t.admit(ip(4)).expect("an idle connection makes room");
+        assert!(evicted);
         assert_eq!(t.len(), 3);
         assert!(told_to_close(&b), "b was the least recently active");
         assert!(!told_to_close(&a) && !told_to_close(&c));
@@ -606,14 +557,15 @@ mod tests {
     #[test]
     fn a_connection_with_a_message_in_progress_is_never_evicted() {
         let t = table(2, 10);
-        let a = t.admit(ip(1)).expect("room");
-        let b = t.admit(ip(2)).expect("room");
+        let a = t.admit(ip(1)).expect("room").0;
+        let b = t.admit(ip(2)).expect("room").0;
         a.update(Instant::now(), false, true);
         b.update(Instant::now(), false, true);
         assert_eq!(t.admit(ip(3)).err(), Some(Refused::Full));
         // `b` finishes its message: it is idle again, and goes.
         b.update(Instant::now(), true, false);
-        let _c = t.admit(ip(3)).expect("b is idle now");
+        let (_c, evicted) = t.admit(ip(3)).expect("b is idle now");
+        assert!(evicted);
         assert!(told_to_close(&b));
         assert!(!told_to_close(&a));
     }
@@ -621,21 +573,22 @@ mod tests {
     #[test]
     fn one_address_gets_its_share_and_no_more() {
         let t = table(10, 2);
-        let a1 = t.admit(ip(1)).expect("room");
-        let _a2 = t.admit(ip(1)).expect("room");
+        let a1 = t.admit(ip(1)).expect("room").0;
+        let _a2 = t.admit(ip(1)).expect("room").0;
         assert_eq!(t.admit(ip(1)).err(), Some(Refused::PerIp));
         // Another address is not affected, and the refusal took no place.
-        let _b = t.admit(ip(2)).expect("room");
+        let _b = t.admit(ip(2)).expect("room").0;
         assert_eq!(t.len(), 3);
         drop(a1);
-        let _a3 = t.admit(ip(1)).expect("a place of ip 1 was freed");
+        let (_a3, evicted) = t.admit(ip(1)).expect("a place of ip 1 was freed");
+        assert!(!evicted, "below the total limit nothing is evicted");
     }
 
     #[test]
     fn an_address_at_its_share_cannot_evict_others() {
         let t = table(2, 1);
-        let _a = t.admit(ip(1)).expect("room");
-        let b = t.admit(ip(2)).expect("room");
+        let _a = t.admit(ip(1)).expect("room").0;
+        let b = t.admit(ip(2)).expect("room").0;
         assert_eq!(t.admit(ip(1)).err(), Some(Refused::PerIp));
         assert!(!told_to_close(&b));
     }
