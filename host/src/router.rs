@@ -83,11 +83,10 @@ impl Router {
                 }
             }
         }
-        let transports = Arc::new(Transports::new(
-            udp.clone(),
-            tcp_addrs,
-            manifest.server.max_message_size,
-        ));
+        let transports = Arc::new(
+            Transports::new(udp.clone(), tcp_addrs, manifest.server.max_message_size)
+                .with_tcp(manifest.tcp.clone()),
+        );
         let db_path = manifest.resolve(&manifest.usrloc.db_path);
         // Deferred replies (write-through) are sent from the writer thread
         // inside this runtime, so they may use its sockets and spawn.
@@ -185,7 +184,13 @@ impl Router {
         for sock in &self.udp {
             transport::udp::serve(self.clone(), sock.clone(), workers, limit);
         }
-        for l in std::mem::take(&mut *lock(&self.tcp)) {
+        let tcp = std::mem::take(&mut *lock(&self.tcp));
+        if !tcp.is_empty() {
+            transport::tcp::fit_descriptor_limit(
+                self.transports().tcp_table().config.max_connections,
+            );
+        }
+        for l in tcp {
             let inbound: Arc<dyn Inbound> = self.clone();
             tokio::spawn(transport::tcp::accept_loop(
                 self.transports().clone(),

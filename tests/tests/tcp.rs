@@ -1,4 +1,10 @@
-//! TCP transport: requests and responses on the same connection.
+//! TCP transport: requests and responses on the same connection, and the
+//! `[tcp]` limits: a slow or idle client costs a connection slot only for
+//! as long as the manifest allows.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use wisp_e2e::*;
 
@@ -134,4 +140,201 @@ fn crlf_keepalive_ping_gets_a_pong_and_the_connection_keeps_serving() {
     ua.send(&opt.build());
     let resp = ua.recv_msg(RECV).expect("OPTIONS after a ping is answered");
     assert_eq!(resp.status(), Some(200), "{}", text(&resp));
+}
+
+/// A router whose `[tcp]` section is `tcp` (TOML lines).
+fn router_with_tcp(tcp: &str) -> Router {
+    let tcp = tcp.to_owned();
+    Router::start_with(move |mut m| {
+        m.extra.push_str(&format!("[tcp]\n{tcp}\n"));
+        m
+    })
+}
+
+/// Whether the router has closed `stream`, without waiting: EOF or a reset
+/// is closed, no data yet is open. Bytes it sent are discarded.
+fn closed_now(stream: &mut TcpStream) -> bool {
+    stream.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
+            Err(_) => break true,
+        }
+    };
+    stream.set_nonblocking(false).expect("blocking");
+    closed
+}
+
+/// Whether the router closes `stream` within `timeout`.
+fn closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 1024];
+    loop {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return false;
+        };
+        if left.is_zero() {
+            return false;
+        }
+        stream.set_read_timeout(Some(left)).expect("timeout");
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// OPTIONS on `ua` is answered 200 (the connection serves).
+fn served(ua: &mut TcpUa, router: &Router, what: &str) {
+    let opt = ua.request("OPTIONS", &router.tcp_uri());
+    let fin = ua
+        .transact(&opt, RECV)
+        .unwrap_or_else(|| panic!("{what}: no answer to OPTIONS over TCP\n{}", router.log()));
+    assert_eq!(fin.status(), Some(200), "{what}: {}", text(&fin));
+}
+
+/// Issue 16: a client trickling a message a byte at a time used to hold
+/// its connection forever (every byte restarted the idle timer). Now the
+/// whole message is due `message_timeout_ms` after its first byte; a
+/// merely idle connection is not affected, and new clients are served.
+#[test]
+fn slowloris_is_closed_by_the_message_deadline_while_others_are_served() {
+    let router = router_with_tcp("message_timeout_ms = 1000");
+    let mut idle = TcpUa::connect(router.tcp_addr(), "idle");
+    let mut slow = TcpStream::connect(router.tcp_addr()).expect("connect");
+    let local = slow.local_addr().expect("local address");
+    let request = RequestBuilder::new("OPTIONS", &router.tcp_uri(), local, "slow")
+        .transport("TCP")
+        .build();
+    // One byte every 200 ms: each arrives well within any idle timeout,
+    // the message never completes. Bounded at 25 bytes (5 s).
+    let start = Instant::now();
+    let mut closed_after = None;
+    for byte in request.iter().take(25) {
+        if slow.write_all(&[*byte]).is_err() || closed_now(&mut slow) {
+            closed_after = Some(start.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let closed_after = closed_after.unwrap_or_else(|| {
+        panic!(
+            "a client trickling a byte every 200 ms was not closed in 5 s (message_timeout_ms = 1000)\n{}",
+            router.log()
+        )
+    });
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "closed after {closed_after:?}, before its message was due"
+    );
+    // A new client is served, and so is the connection that was only idle
+    // all along (no message begun, no message deadline).
+    let mut fresh = TcpUa::connect(router.tcp_addr(), "fresh");
+    served(&mut fresh, &router, "a new client after the slowloris");
+    served(
+        &mut idle,
+        &router,
+        "an idle connection as old as the slowloris",
+    );
+}
+
+/// A CRLFCRLF keepalive on `stream`, its CRLF pong read back.
+fn ping(stream: &mut TcpStream) {
+    stream.write_all(b"\r\n\r\n").expect("write");
+    stream.set_read_timeout(Some(RECV)).expect("timeout");
+    let mut pong = [0u8; 2];
+    stream.read_exact(&mut pong).expect("a pong to a keepalive");
+    assert_eq!(&pong, b"\r\n");
+}
+
+/// Issue 16: with `max_connections` idle connections open, every new
+/// client used to be refused until they timed out. Now the newcomer is
+/// accepted and the least recently active idle connection is closed.
+#[test]
+fn at_max_connections_the_oldest_idle_connection_makes_room() {
+    const MAX: usize = 20;
+    let router = router_with_tcp(&format!("max_connections = {MAX}"));
+    // Fill the table with idle connections, each active once in turn (a
+    // keepalive answered: it is accepted, and its last activity ordered),
+    // then the first made to talk last so that the second is the least
+    // recently active.
+    let mut first = TcpUa::connect(router.tcp_addr(), "first");
+    let mut idle: Vec<TcpStream> = (1..MAX)
+        .map(|_| {
+            let mut s = TcpStream::connect(router.tcp_addr()).expect("connect");
+            ping(&mut s);
+            s
+        })
+        .collect();
+    served(&mut first, &router, "the first connection");
+    let mut newcomer = TcpUa::connect(router.tcp_addr(), "newcomer");
+    served(&mut newcomer, &router, "a newcomer at max_connections");
+    assert!(
+        closed_within(&mut idle[0], RECV),
+        "the least recently active idle connection must be closed for the newcomer"
+    );
+    // One made room, not more: the others, and the first, stay open.
+    for (i, s) in idle.iter_mut().enumerate().skip(1) {
+        assert!(!closed_now(s), "idle connection {i} was closed too");
+    }
+    served(&mut first, &router, "the recently active first connection");
+    router.wait_for_log("a limit line", RECV, |log| {
+        log.contains("least recently active idle connection closed for a newcomer")
+    });
+}
+
+/// A connection with a message in progress is not evicted: at the limit
+/// with every connection busy, the newcomer is the one closed.
+#[test]
+fn at_max_connections_with_every_connection_busy_the_newcomer_is_closed() {
+    let router = router_with_tcp("max_connections = 2");
+    let mut busy: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(router.tcp_addr()).expect("connect");
+            // A keepalive and the start of a message in one write: the pong
+            // says the router has read the partial message too.
+            s.write_all(b"\r\n\r\nOPTIONS sip:x SIP/2.0\r\n")
+                .expect("write");
+            s.set_read_timeout(Some(RECV)).expect("timeout");
+            let mut pong = [0u8; 2];
+            s.read_exact(&mut pong).expect("a pong to the keepalive");
+            s
+        })
+        .collect();
+    let mut newcomer = TcpStream::connect(router.tcp_addr()).expect("connect");
+    assert!(
+        closed_within(&mut newcomer, RECV),
+        "the newcomer must be closed when no connection is idle"
+    );
+    for (i, s) in busy.iter_mut().enumerate() {
+        assert!(!closed_now(s), "busy connection {i} was closed");
+    }
+}
+
+/// `max_connections_per_ip`: the extra connection from an address at its
+/// share is closed at once; the address's other connections keep working.
+#[test]
+fn over_max_connections_per_ip_the_extra_connection_is_closed() {
+    let router = router_with_tcp("max_connections_per_ip = 3");
+    let mut uas: Vec<TcpUa> = (0..3)
+        .map(|i| TcpUa::connect(router.tcp_addr(), &format!("u{i}")))
+        .collect();
+    let mut extra = TcpStream::connect(router.tcp_addr()).expect("connect");
+    assert!(
+        closed_within(&mut extra, RECV),
+        "a 4th connection from 127.0.0.1 must be closed with max_connections_per_ip = 3"
+    );
+    for (i, ua) in uas.iter_mut().enumerate() {
+        served(ua, &router, &format!("connection {i} of the address"));
+    }
+    router.wait_for_log("a limit line", RECV, |log| {
+        log.contains("at max_connections_per_ip (3): newcomer closed")
+    });
 }

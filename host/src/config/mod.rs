@@ -6,7 +6,7 @@
 //! Layout: one file per section, each with its type, defaults (its `Default`
 //! impl, used through `#[serde(default)]`) and the rules serde cannot check:
 //! `server` (with `listen` addresses and the log level), `usrloc`, `tm`,
-//! `rr`, `auth`, `subscriber`, `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
+//! `rr`, `auth`, `subscriber`, `tcp`, `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
 //! `locate` finds an error's line from the TOML parser's spans: serde's
 //! errors carry the span of the value they failed on; a rule checked after
 //! deserialization names its [`KeyPath`], looked up in the parsed document.
@@ -18,6 +18,7 @@ mod plugin;
 mod rr;
 mod server;
 mod subscriber;
+mod tcp;
 mod tm;
 mod usrloc;
 
@@ -33,6 +34,7 @@ pub use plugin::{CapabilitiesConfig, PluginConfig};
 pub use rr::RrConfig;
 pub use server::{LogLevel, ServerConfig};
 pub use subscriber::SubscriberConfig;
+pub use tcp::TcpConfig;
 pub use tm::TmConfig;
 pub use usrloc::{BriefExpires, DbMode, UsrlocConfig};
 
@@ -85,6 +87,8 @@ pub struct Manifest {
     pub auth: AuthConfig,
     #[serde(default)]
     pub subscriber: SubscriberConfig,
+    #[serde(default)]
+    pub tcp: TcpConfig,
     /// Plugins, run in this order as a chain: each request goes through
     /// them until one replies, relays or drops it.
     #[serde(default)]
@@ -149,6 +153,7 @@ impl Manifest {
         self.subscriber.check()?;
         self.tm.check()?;
         self.auth.check()?;
+        self.tcp.check()?;
         plugin::check_chain(&self.plugin)
     }
 

@@ -19,6 +19,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 pub use crate::config::Proto;
+use crate::config::TcpConfig;
 
 /// Where a message came from and which local socket took it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,8 @@ pub struct Transports {
     /// peer reuse the connection it opened (RFC 3261 §18.2.2).
     connections: Mutex<HashMap<SocketAddr, ConnectionHandle>>,
     max_message_size: usize,
+    /// Accepted TCP connections and their limits (`[tcp]`).
+    tcp: Arc<tcp::ConnTable>,
     /// Where messages go: a connection this side opens must hand what the
     /// peer sends on it to the same place as the receive loops.
     inbound: OnceLock<Weak<dyn Inbound>>,
@@ -83,8 +86,20 @@ impl Transports {
             tcp_listen,
             connections: Mutex::new(HashMap::new()),
             max_message_size,
+            tcp: tcp::ConnTable::new(TcpConfig::default()),
             inbound: OnceLock::new(),
         }
+    }
+
+    /// Use `config`'s TCP limits instead of the defaults.
+    pub fn with_tcp(mut self, config: TcpConfig) -> Self {
+        self.tcp = tcp::ConnTable::new(config);
+        self
+    }
+
+    /// The accepted TCP connections and their limits.
+    pub fn tcp_table(&self) -> &Arc<tcp::ConnTable> {
+        &self.tcp
     }
 
     /// Say where received messages go (once; later calls are ignored).

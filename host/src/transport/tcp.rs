@@ -1,26 +1,39 @@
 //! TCP: accept loop, one task per connection reading framed messages
 //! (Content-Length framing, RFC 3261 §18.3) and a writer task fed by a queue,
 //! so that replies and forwards from any task reach the connection in order.
+//!
+//! What a connection may cost is bounded by `[tcp]` ([`TcpConfig`]):
+//! - [`ConnTable`] counts accepted connections, in total and per source IP.
+//!   At the total limit a newcomer is still accepted and the least recently
+//!   active *idle* connection (no message half-received) is closed in its
+//!   place, so clients that connect and say nothing cannot lock TCP out; a
+//!   source over its own limit has its newcomer closed at once.
+//! - Each connection has two deadlines: `idle_timeout_s` after its last
+//!   complete message, and `message_timeout_ms` after the first byte of the
+//!   message being received. Bytes of an unfinished message restart neither,
+//!   so a client trickling a byte at a time (slowloris) is closed as soon as
+//!   its message is late.
+//!
+//! The receive path takes no lock: a connection publishes its activity to
+//! the table through atomics; the table's mutex is taken once at accept and
+//! once at close.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 use wisp_sip::StreamFramer;
 
 use super::{ConnectionHandle, Inbound, Proto, Source, Transports};
-
-/// Most accepted connections served at once; past it new ones wait in the
-/// kernel's backlog instead of exhausting descriptors.
-const MAX_CONNECTIONS: usize = 4096;
-
-/// A connection that carries nothing (not even a CRLF keepalive) for this
-/// long is closed (Kamailio `tcp_connection_lifetime`).
-const IDLE_LIFETIME: Duration = Duration::from_secs(120);
+use crate::config::TcpConfig;
+use crate::util::lock;
 
 /// Accept connections forever; what arrives on them goes to `inbound`.
 pub async fn accept_loop(
@@ -28,30 +41,51 @@ pub async fn accept_loop(
     inbound: Arc<dyn Inbound>,
     listener: TcpListener,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         match listener.accept().await {
             Ok((stream, remote)) => {
-                let (transports, inbound) = (transports.clone(), inbound.clone());
-                tokio::spawn(async move {
-                    serve_connection(transports, inbound, stream, remote).await;
-                    drop(permit);
-                });
+                let table = transports.tcp_table();
+                match table.admit(remote.ip()) {
+                    Ok((slot, evicted)) => {
+                        if evicted {
+                            crate::log_limited!(
+                                info,
+                                %remote,
+                                "tcp: at max_connections ({}): the least recently active idle connection closed for a newcomer",
+                                table.config.max_connections
+                            );
+                        }
+                        let (transports, inbound) = (transports.clone(), inbound.clone());
+                        tokio::spawn(serve_connection(transports, inbound, stream, remote, slot));
+                    }
+                    // Closed at once: the client sees its connection end
+                    // instead of waiting in the backlog.
+                    Err(Refused::Full) => crate::log_limited!(
+                        warn,
+                        %remote,
+                        "tcp: at max_connections ({}) with every connection mid-message: newcomer closed",
+                        table.config.max_connections
+                    ),
+                    Err(Refused::PerIp) => crate::log_limited!(
+                        warn,
+                        %remote,
+                        "tcp: address at max_connections_per_ip ({}): newcomer closed",
+                        table.config.max_connections_per_ip
+                    ),
+                }
             }
             Err(e) => {
                 // Out of descriptors and similar: back off instead of spinning.
-                tracing::warn!("tcp accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                crate::log_limited!(warn, "tcp accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
 }
 
 /// Open a connection to `dest`, send `first`, then serve it like an accepted one
-/// (the peer answers on it).
+/// (the peer answers on it). Not counted in the table: the router opens
+/// these for its own relaying, bounded by its transactions.
 pub(crate) async fn connect_and_send(
     transports: Arc<Transports>,
     dest: SocketAddr,
@@ -60,7 +94,15 @@ pub(crate) async fn connect_and_send(
     let inbound = transports
         .inbound()
         .ok_or_else(|| std::io::Error::other("router is shutting down"))?;
-    let stream = TcpStream::connect(dest).await?;
+    let limit = transports.tcp_table().config.connect_timeout_ms;
+    let stream = tokio::time::timeout(Duration::from_millis(limit), TcpStream::connect(dest))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("not connected within tcp.connect_timeout_ms ({limit} ms)"),
+            )
+        })??;
     let (handle, rx) = register(&transports, &stream, dest)?;
     let _ = handle.tx.send(first);
     tokio::spawn(read_connection(
@@ -70,6 +112,7 @@ pub(crate) async fn connect_and_send(
         dest,
         handle.local,
         rx,
+        None,
     ));
     Ok(())
 }
@@ -79,6 +122,7 @@ async fn serve_connection(
     inbound: Arc<dyn Inbound>,
     stream: TcpStream,
     remote: SocketAddr,
+    slot: Slot,
 ) {
     match register(&transports, &stream, remote) {
         // Only the connection map keeps a sender: when the connection is
@@ -86,7 +130,7 @@ async fn serve_connection(
         Ok((handle, rx)) => {
             let local = handle.local;
             drop(handle);
-            read_connection(transports, inbound, stream, remote, local, rx).await
+            read_connection(transports, inbound, stream, remote, local, rx, Some(slot)).await
         }
         Err(e) => tracing::debug!(%remote, "tcp setup: {e}"),
     }
@@ -107,6 +151,62 @@ fn register(
     Ok((handle, rx))
 }
 
+/// Why a connection's read loop ended early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    /// No complete message for `idle_timeout_s`.
+    Idle,
+    /// A message begun and not finished within `message_timeout_ms`.
+    Message,
+}
+
+/// The deadlines of one connection, driven by what the framer holds after
+/// each read.
+#[derive(Debug)]
+struct Deadlines {
+    idle: Duration,
+    message: Duration,
+    last_message: Instant,
+    /// When the message being received must be complete; none between messages.
+    message_due: Option<Instant>,
+}
+
+impl Deadlines {
+    fn new(config: &TcpConfig, now: Instant) -> Deadlines {
+        Deadlines {
+            idle: Duration::from_secs(config.idle_timeout_s),
+            message: Duration::from_millis(config.message_timeout_ms),
+            last_message: now,
+            message_due: None,
+        }
+    }
+
+    /// After handing over what was buffered: `delivered` whether a complete
+    /// message (or a keepalive) came out, `partial` whether bytes of the
+    /// next one remain.
+    fn update(&mut self, now: Instant, delivered: bool, partial: bool) {
+        if delivered {
+            self.last_message = now;
+        }
+        self.message_due = match (partial, self.message_due) {
+            (false, _) => None,
+            // The clock of a message starts with its first byte and is not
+            // moved by the bytes that follow it.
+            (true, Some(due)) if !delivered => Some(due),
+            (true, _) => Some(now + self.message),
+        };
+    }
+
+    /// The next deadline and which one it is.
+    fn next(&self) -> (Instant, Deadline) {
+        let idle = self.last_message + self.idle;
+        match self.message_due {
+            Some(due) if due < idle => (due, Deadline::Message),
+            _ => (idle, Deadline::Idle),
+        }
+    }
+}
+
 async fn read_connection(
     transports: Arc<Transports>,
     inbound: Arc<dyn Inbound>,
@@ -114,10 +214,12 @@ async fn read_connection(
     remote: SocketAddr,
     local: SocketAddr,
     rx: mpsc::UnboundedReceiver<Bytes>,
+    slot: Option<Slot>,
 ) {
     let (mut reader, writer) = stream.into_split();
     let writer_task = tokio::spawn(write_connection(writer, rx));
     let mut framer = StreamFramer::new(transports.max_message_size());
+    let mut deadlines = Deadlines::new(&transports.tcp_table().config, Instant::now());
     let source = Source {
         proto: Proto::Tcp,
         remote,
@@ -125,38 +227,65 @@ async fn read_connection(
     };
     'conn: loop {
         // Hand over every complete message already buffered before reading more.
+        let mut delivered = false;
         loop {
             match framer.next_message() {
-                Ok(Some(msg)) => inbound.receive(msg, source),
+                Ok(Some(msg)) => {
+                    delivered = true;
+                    inbound.receive(msg, source);
+                }
                 Ok(None) => break,
                 Err(e) => {
                     // A stream that cannot be framed cannot be resynchronised:
                     // end this connection only.
-                    tracing::warn!(%remote, "tcp framing: {e}; closing connection");
+                    crate::log_limited!(warn, %remote, "tcp framing: {e}; closing connection");
                     break 'conn;
                 }
             }
         }
-        for _ in 0..framer.take_pings() {
+        let pings = framer.take_pings();
+        delivered |= pings > 0;
+        // The table learns this connection's state before anything is
+        // answered, so what the peer sees next is already counted.
+        let now = Instant::now();
+        let partial = !framer.buffer_mut().is_empty();
+        deadlines.update(now, delivered, partial);
+        if let Some(slot) = &slot {
+            slot.update(now, delivered, partial);
+        }
+        for _ in 0..pings {
             // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
             let pong = Bytes::from_static(b"\r\n");
             if transports.send(Proto::Tcp, remote, None, pong).is_err() {
                 break 'conn;
             }
         }
-        match tokio::time::timeout(IDLE_LIFETIME, reader.read_buf(framer.buffer_mut())).await {
-            Ok(Ok(0)) => break,
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(%remote, "tcp read: {e}");
+        let (due, which) = deadlines.next();
+        tokio::select! {
+            // Closed to make room for a newcomer (it was idle).
+            () = evicted(slot.as_ref()) => {
+                tracing::debug!(%remote, "tcp connection idle at the connection limit: closed");
                 break;
             }
-            Err(_) => {
-                tracing::debug!(%remote, "tcp connection idle for {IDLE_LIFETIME:?}: closed");
-                break;
-            }
+            read = tokio::time::timeout_at(due, reader.read_buf(framer.buffer_mut())) => match read {
+                Ok(Ok(0)) => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(%remote, "tcp read: {e}");
+                    break;
+                }
+                Err(_) => {
+                    match which {
+                        Deadline::Idle => tracing::debug!(%remote, "tcp connection idle for {:?}: closed", deadlines.idle),
+                        Deadline::Message => tracing::debug!(%remote, "tcp message not complete within {:?} of its first byte: closed", deadlines.message),
+                    }
+                    break;
+                }
+            },
         }
     }
+    // Leave the table first: the slot is free as soon as reading stops.
+    drop(slot);
     // Let the writer drain what is queued (a reply to the last request), but
     // not wait on a peer that stopped reading.
     transports.forget_connection(&remote);
@@ -169,6 +298,15 @@ async fn read_connection(
     }
 }
 
+/// Resolves when `slot`'s connection is to close to make room; never for
+/// a connection outside the table.
+async fn evicted(slot: Option<&Slot>) {
+    match slot {
+        Some(slot) => slot.state.close.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn write_connection(
     mut writer: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
@@ -178,5 +316,329 @@ async fn write_connection(
             tracing::debug!("tcp write: {e}");
             break;
         }
+    }
+}
+
+/// Descriptors kept besides accepted connections: UDP sockets, the
+/// database, connections the router opens, plugin files, the ctl socket.
+const DESCRIPTOR_HEADROOM: u64 = 256;
+
+/// Make room for `max_connections` in the process's descriptor limit:
+/// raise the soft limit towards the hard one if needed, and warn when even
+/// that is short. Past the limit `accept` fails, and newcomers wait in the
+/// backlog instead of taking an idle connection's place.
+pub fn fit_descriptor_limit(max_connections: usize) {
+    let need = (max_connections as u64).saturating_add(DESCRIPTOR_HEADROOM);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    // `rlim_t` is u64 on Linux.
+    let (soft, hard): (u64, u64) = (lim.rlim_cur, lim.rlim_max);
+    let target = raised_soft_limit(soft, hard, need);
+    let mut have = soft;
+    if target > soft {
+        lim.rlim_cur = target;
+        // SAFETY: setrlimit reads the struct it is given, nothing else.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+            have = target;
+        }
+    }
+    if have < need {
+        tracing::warn!(
+            "tcp.max_connections = {max_connections} needs ~{need} file descriptors but the \
+             limit is {have} (hard limit {hard}): past it new TCP clients wait instead of \
+             replacing idle connections; raise `ulimit -n` (LimitNOFILE=) or lower max_connections"
+        );
+    }
+}
+
+/// The soft descriptor limit to ask for: `need`, within `hard`, never lower
+/// than `soft`.
+fn raised_soft_limit(soft: u64, hard: u64, need: u64) -> u64 {
+    soft.max(need.min(hard))
+}
+
+/// Why an accepted connection was closed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("tcp.max_connections reached and every connection busy with a message")]
+    Full,
+    #[error("tcp.max_connections_per_ip reached for this address")]
+    PerIp,
+}
+
+/// The accepted connections, in total and per source IP, with what the
+/// limits need to know of each: when it last delivered a message and
+/// whether one is half-received.
+pub struct ConnTable {
+    pub(crate) config: TcpConfig,
+    epoch: Instant,
+    inner: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    conns: HashMap<u64, Arc<ConnState>>,
+    per_ip: HashMap<IpAddr, usize>,
+    next_id: u64,
+}
+
+impl Table {
+    fn remove(&mut self, id: u64) -> Option<Arc<ConnState>> {
+        let state = self.conns.remove(&id)?;
+        if let Some(n) = self.per_ip.get_mut(&state.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&state.ip);
+            }
+        }
+        Some(state)
+    }
+}
+
+/// One connection as the table sees it; its task writes the atomics, the
+/// accept loop reads them when looking for an idle connection.
+struct ConnState {
+    ip: IpAddr,
+    /// Nanoseconds from the table's epoch to the last complete message
+    /// (or the accept): fine enough that connections active within one
+    /// millisecond are still told apart.
+    last_message_ns: AtomicU64,
+    /// Bytes of a message are buffered.
+    busy: AtomicBool,
+    /// Notified when the table closes this connection for a newcomer.
+    close: Notify,
+}
+
+/// An accepted connection's place in the table; dropping it frees the place.
+pub(crate) struct Slot {
+    table: Arc<ConnTable>,
+    id: u64,
+    state: Arc<ConnState>,
+}
+
+impl Slot {
+    fn update(&self, now: Instant, delivered: bool, partial: bool) {
+        if delivered {
+            let ns = self.table.nanos(now);
+            self.state.last_message_ns.store(ns, Ordering::Relaxed);
+        }
+        self.state.busy.store(partial, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Already gone when it was evicted.
+        lock(&self.table.inner).remove(self.id);
+    }
+}
+
+impl ConnTable {
+    pub fn new(config: TcpConfig) -> Arc<ConnTable> {
+        Arc::new(ConnTable {
+            config,
+            epoch: Instant::now(),
+            inner: Mutex::new(Table::default()),
+        })
+    }
+
+    fn nanos(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Accepted connections in the table now.
+    pub fn len(&self) -> usize {
+        lock(&self.inner).conns.len()
+    }
+
+    /// Whether no accepted connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Take a place for a connection from `ip`, and say whether an idle
+    /// connection was evicted for it: refused when `ip` has its share; at
+    /// the total limit, the least recently active idle connection is told
+    /// to close and its place given to the newcomer.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<(Slot, bool), Refused> {
+        let mut t = lock(&self.inner);
+        if t.per_ip.get(&ip).copied().unwrap_or(0) >= self.config.max_connections_per_ip {
+            return Err(Refused::PerIp);
+        }
+        let mut evicted = false;
+        if t.conns.len() >= self.config.max_connections {
+            // A scan, only at the limit: no ordering to maintain on the
+            // receive path.
+            let victim = t
+                .conns
+                .iter()
+                .filter(|(_, c)| !c.busy.load(Ordering::Relaxed))
+                .min_by_key(|(id, c)| (c.last_message_ns.load(Ordering::Relaxed), **id))
+                .map(|(id, _)| *id);
+            let state = victim.and_then(|id| t.remove(id)).ok_or(Refused::Full)?;
+            // A stored permit: the connection sees it even if it is not
+            // waiting yet.
+            state.close.notify_one();
+            evicted = true;
+        }
+        let id = t.next_id;
+        t.next_id += 1;
+        let state = Arc::new(ConnState {
+            ip,
+            last_message_ns: AtomicU64::new(self.nanos(Instant::now())),
+            busy: AtomicBool::new(false),
+            close: Notify::new(),
+        });
+        t.conns.insert(id, state.clone());
+        *t.per_ip.entry(ip).or_insert(0) += 1;
+        Ok((
+            Slot {
+                table: self.clone(),
+                id,
+                state,
+            },
+            evicted,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(max: usize, per_ip: usize) -> Arc<ConnTable> {
+        ConnTable::new(TcpConfig {
+            max_connections: max,
+            max_connections_per_ip: per_ip,
+            ..TcpConfig::default()
+        })
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, last])
+    }
+
+    /// Whether `slot` was told to close (its permit is consumed).
+    fn told_to_close(slot: &Slot) -> bool {
+        let notified = slot.state.close.notified();
+        tokio::pin!(notified);
+        // A stored permit completes the future on its first poll.
+        notified.as_mut().enable()
+    }
+
+    #[test]
+    fn at_the_limit_the_least_recently_active_idle_connection_makes_room() {
+        let t = table(3, 10);
+        let a = t.admit(ip(1)).expect("room").0;
+        let b = t.admit(ip(2)).expect("room").0;
+        let c = t.admit(ip(3)).expect("room").0;
+        // `a` is the oldest but delivers a message now; `b` is then the
+        // least recently active.
+        let later = Instant::now() + Duration::from_secs(1);
+        a.update(later, true, false);
+        let (d, evicted) = t.admit(ip(4)).expect("an idle connection makes room");
+        assert!(evicted);
+        assert_eq!(t.len(), 3);
+        assert!(told_to_close(&b), "b was the least recently active");
+        assert!(!told_to_close(&a) && !told_to_close(&c));
+        // `b`'s task ends later: dropping its slot must not free a second place.
+        drop(b);
+        assert_eq!(t.len(), 3);
+        drop(d);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn a_connection_with_a_message_in_progress_is_never_evicted() {
+        let t = table(2, 10);
+        let a = t.admit(ip(1)).expect("room").0;
+        let b = t.admit(ip(2)).expect("room").0;
+        a.update(Instant::now(), false, true);
+        b.update(Instant::now(), false, true);
+        assert_eq!(t.admit(ip(3)).err(), Some(Refused::Full));
+        // `b` finishes its message: it is idle again, and goes.
+        b.update(Instant::now(), true, false);
+        let (_c, evicted) = t.admit(ip(3)).expect("b is idle now");
+        assert!(evicted);
+        assert!(told_to_close(&b));
+        assert!(!told_to_close(&a));
+    }
+
+    #[test]
+    fn one_address_gets_its_share_and_no_more() {
+        let t = table(10, 2);
+        let a1 = t.admit(ip(1)).expect("room").0;
+        let _a2 = t.admit(ip(1)).expect("room").0;
+        assert_eq!(t.admit(ip(1)).err(), Some(Refused::PerIp));
+        // Another address is not affected, and the refusal took no place.
+        let _b = t.admit(ip(2)).expect("room").0;
+        assert_eq!(t.len(), 3);
+        drop(a1);
+        let (_a3, evicted) = t.admit(ip(1)).expect("a place of ip 1 was freed");
+        assert!(!evicted, "below the total limit nothing is evicted");
+    }
+
+    #[test]
+    fn an_address_at_its_share_cannot_evict_others() {
+        let t = table(2, 1);
+        let _a = t.admit(ip(1)).expect("room").0;
+        let b = t.admit(ip(2)).expect("room").0;
+        assert_eq!(t.admit(ip(1)).err(), Some(Refused::PerIp));
+        assert!(!told_to_close(&b));
+    }
+
+    #[test]
+    fn the_descriptor_limit_is_raised_to_what_is_needed_within_the_hard_limit() {
+        assert_eq!(raised_soft_limit(1024, 524_288, 4352), 4352);
+        assert_eq!(raised_soft_limit(1024, 2048, 4352), 2048, "capped by hard");
+        assert_eq!(
+            raised_soft_limit(65_536, 524_288, 4352),
+            65_536,
+            "never lowered"
+        );
+    }
+
+    fn deadlines() -> (Deadlines, Instant) {
+        let config = TcpConfig {
+            idle_timeout_s: 120,
+            message_timeout_ms: 5000,
+            ..TcpConfig::default()
+        };
+        let t0 = Instant::now();
+        (Deadlines::new(&config, t0), t0)
+    }
+
+    #[test]
+    fn trickled_bytes_do_not_move_the_message_deadline() {
+        let (mut d, t0) = deadlines();
+        assert_eq!(d.next(), (t0 + Duration::from_secs(120), Deadline::Idle));
+        // The first byte of a message at t0+1 s, then a byte a second.
+        d.update(t0 + Duration::from_secs(1), false, true);
+        for s in 2..5 {
+            d.update(t0 + Duration::from_secs(s), false, true);
+        }
+        assert_eq!(d.next(), (t0 + Duration::from_secs(6), Deadline::Message));
+    }
+
+    #[test]
+    fn a_complete_message_restarts_both_clocks() {
+        let (mut d, t0) = deadlines();
+        d.update(t0 + Duration::from_secs(1), false, true);
+        // The message completes at 3 s and the next one has begun in the
+        // same read: its own 5 s start now.
+        d.update(t0 + Duration::from_secs(3), true, true);
+        assert_eq!(d.next(), (t0 + Duration::from_secs(8), Deadline::Message));
+        // It completes with nothing after it: only the idle clock runs.
+        d.update(t0 + Duration::from_secs(4), true, false);
+        assert_eq!(d.next(), (t0 + Duration::from_secs(124), Deadline::Idle));
+        // Stray bytes that frame nothing (a lone CRLF) are not activity.
+        d.update(t0 + Duration::from_secs(100), false, false);
+        assert_eq!(d.next(), (t0 + Duration::from_secs(124), Deadline::Idle));
     }
 }
