@@ -1278,6 +1278,15 @@ pub fn sipsak() -> PathBuf {
 
 /// `/usr/bin/<name>`, else `<name>` on the PATH; FAILS the test when it is
 /// missing, naming the Debian `package` that `make test` installs.
+/// A number from `wisp-bench --json`'s summary (`answered`, `lost`, ...).
+pub fn bench_field(json: &str, key: &str) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json}"));
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+}
+
 pub fn installed_tool(name: &str, package: &str) -> PathBuf {
     let p = PathBuf::from("/usr/bin").join(name);
     if p.is_file() {

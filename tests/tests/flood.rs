@@ -6,15 +6,6 @@ use std::time::Duration;
 
 use wisp_e2e::*;
 
-/// A number from wisp-bench's JSON summary.
-fn field(json: &str, key: &str) -> u64 {
-    let v: serde_json::Value =
-        serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json}"));
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-}
-
 /// A REGISTER flood, a new AOR each (the table in the issue: 650,000 AORs
 /// stored, nothing bounding them): with `usrloc.memory_mb = 1` (1,024
 /// AORs) the router keeps 1,024 and answers the rest 503, and an AOR it
@@ -31,9 +22,19 @@ fn a_registration_flood_is_bounded_by_the_usrloc_budget() {
         .args(["--timeout-ms", "3000", "--duration", "30"]);
     let out = run_with_timeout(cmd, Duration::from_secs(60));
     assert!(out.success(), "{}", out.describe());
-    assert_eq!(field(&out.stdout, "lost"), 0, "{}", out.stdout);
-    assert_eq!(field(&out.stdout, "succeeded"), 1024, "{}", out.stdout);
-    assert_eq!(field(&out.stdout, "failed"), 3000 - 1024, "{}", out.stdout);
+    assert_eq!(bench_field(&out.stdout, "lost"), 0, "{}", out.stdout);
+    assert_eq!(
+        bench_field(&out.stdout, "succeeded"),
+        1024,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        bench_field(&out.stdout, "failed"),
+        3000 - 1024,
+        "{}",
+        out.stdout
+    );
     let held = router.ctl_ok(&["ul", "show"]);
     assert_eq!(
         held.lines().filter(|l| l.contains("sip:user")).count(),

@@ -57,15 +57,6 @@ fn reason(m: &wisp_sip::Message) -> String {
     first.splitn(3, ' ').nth(2).unwrap_or_default().to_owned()
 }
 
-/// A number from wisp-bench's JSON summary.
-fn field(json: &str, key: &str) -> u64 {
-    let v: serde_json::Value =
-        serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json}"));
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-}
-
 #[test]
 fn twenty_reloads_under_load_lose_no_request_and_switch_behaviour() {
     let (router, _dir, file) = start_probe(V1, false, "");
@@ -121,16 +112,26 @@ fn twenty_reloads_under_load_lose_no_request_and_switch_behaviour() {
     for (what, load) in [("OPTIONS", options), ("REGISTER", registers)] {
         let out = load.join().expect("bench thread");
         assert!(out.success(), "{what} load:\n{}", out.describe());
-        let sent = field(&out.stdout, "sent");
+        let sent = bench_field(&out.stdout, "sent");
         assert!(sent > 1000, "{what}: only {sent} sent");
         assert_eq!(
-            field(&out.stdout, "answered"),
+            bench_field(&out.stdout, "answered"),
             sent,
             "{what}: {}",
             out.stdout
         );
-        assert_eq!(field(&out.stdout, "failed"), 0, "{what}: {}", out.stdout);
-        assert_eq!(field(&out.stdout, "lost"), 0, "{what}: {}", out.stdout);
+        assert_eq!(
+            bench_field(&out.stdout, "failed"),
+            0,
+            "{what}: {}",
+            out.stdout
+        );
+        assert_eq!(
+            bench_field(&out.stdout, "lost"),
+            0,
+            "{what}: {}",
+            out.stdout
+        );
     }
     let list = router.ctl_ok(&["plugin", "list"]);
     assert!(list.contains("reloads=20"), "{list}");

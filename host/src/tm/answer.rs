@@ -11,6 +11,28 @@ use crate::stateless::reply::{self, DeferredReply};
 use crate::stateless::{ActionError, Handled};
 
 impl Tm {
+    /// The bytes of a response to `txn`'s request (To-tag, `received` /
+    /// `rport`, the manifest's `Server`), as its server transaction sends it.
+    pub(super) fn response_bytes(
+        &self,
+        txn: &super::transaction::Transaction,
+        code: u16,
+        reason: &str,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<bytes::Bytes, reply::ReplyError> {
+        let server = self.sl.server_header().map(|s| &**s);
+        let (bytes, _) = reply::build_response(
+            server,
+            &txn.request,
+            &txn.summary,
+            txn.source,
+            code,
+            reason,
+            extra_headers,
+        )?;
+        Ok(bytes)
+    }
+
     /// Answer the request in `ctx`: through its transaction when it has
     /// one, else statelessly (Kamailio's `send_reply`).
     pub fn reply(
@@ -101,16 +123,9 @@ impl Tm {
         if txn.server.is_final() {
             return Err(ActionError::AlreadyHandled);
         }
-        let (bytes, _) = reply::build_response(
-            self.sl.server_header().map(|s| &**s),
-            &txn.request,
-            &txn.summary,
-            txn.source,
-            code,
-            reason,
-            extra_headers,
-        )
-        .map_err(|e| ActionError::BadMessage(e.to_string()))?;
+        let bytes = self
+            .response_bytes(&txn, code, reason, extra_headers)
+            .map_err(|e| ActionError::BadMessage(e.to_string()))?;
         let mut out = Vec::new();
         txn.server
             .send_response(code, bytes, now, &self.timers, &mut out)

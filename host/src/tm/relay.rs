@@ -16,7 +16,7 @@ use super::generated;
 use super::transaction::{Branch, CANCEL_BIT, CancelState, Transaction, branch_id};
 use super::{RouteContext, Tm, TxnHandle, lock};
 use crate::stateless::forward::{self, NextHop};
-use crate::stateless::{ActionError, Handled, RouteKind, reply};
+use crate::stateless::{ActionError, Handled, RouteKind};
 use crate::transport::Proto;
 
 /// Most branches one transaction may start over its life (all failure
@@ -89,15 +89,7 @@ impl Tm {
         txn.flags = ctx.flags;
         if txn.invite && txn.server.last_code() == 0 {
             // §16.2: a 100 Trying at once, so the caller stops retransmitting.
-            if let Ok((bytes, _)) = reply::build_response(
-                self.sl.server_header().map(|s| &**s),
-                &txn.request,
-                &txn.summary,
-                txn.source,
-                100,
-                "Trying",
-                &[],
-            ) {
+            if let Ok(bytes) = self.response_bytes(&txn, 100, "Trying", &[]) {
                 let mut out = Vec::new();
                 let _ = txn
                     .server

@@ -15,7 +15,7 @@ use super::transaction::{
     Branch, CANCEL_BIT, CancelState, Candidate, Phase, Transaction, parse_branch_id,
 };
 use super::{ArmedRoute, FailureWork, ResponseMatch, RouteContext, Tm, TxnHandle, call_id, lock};
-use crate::stateless::{RouteKind, reply};
+use crate::stateless::RouteKind;
 
 impl Tm {
     /// Which branch a response belongs to (by the Via branch we made).
@@ -354,16 +354,7 @@ impl Tm {
         code: u16,
         reason: &str,
     ) -> Option<Candidate> {
-        let (upstream, _) = reply::build_response(
-            self.sl.server_header().map(|s| &**s),
-            &txn.request,
-            &txn.summary,
-            txn.source,
-            code,
-            reason,
-            &[],
-        )
-        .ok()?;
+        let upstream = self.response_bytes(txn, code, reason, &[]).ok()?;
         Some(Candidate {
             code,
             upstream,
