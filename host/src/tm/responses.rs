@@ -227,6 +227,8 @@ impl Tm {
                 self.run_server_actions(txn, out);
                 if code >= 200 {
                     compact(txn);
+                    self.table
+                        .shrink_charge(txn, super::table::TXN_OVERHEAD + bytes.len());
                 }
             }
             Err(_) if (200..300).contains(&code) => {

@@ -262,6 +262,25 @@ impl TxnTable {
         entry.txn.clone()
     }
 
+    /// Charge `txn` only `to` bytes from now on, when it holds less than it
+    /// was charged (after its final answer it keeps only that answer, for
+    /// retransmissions): an INVITE whose 408/487 is never acknowledged
+    /// holds its slot 32 s (timer H), but no longer its request's charge.
+    pub fn shrink_charge(&self, txn: &mut Transaction, to: usize) {
+        if txn.ended || to >= txn.charge {
+            return;
+        }
+        let freed = (txn.charge - to) as u64;
+        txn.charge = to;
+        self.held.fetch_sub(freed, Ordering::Relaxed);
+        if self.source_budget != u64::MAX {
+            let ip = txn.source.remote.ip();
+            if let Some(held) = lock(self.source_shard(ip)).get_mut(&ip) {
+                *held = held.saturating_sub(freed);
+            }
+        }
+    }
+
     /// Take `txn` out of the table (once; later calls do nothing).
     pub fn forget(&self, txn: &mut Transaction) {
         if txn.ended {

@@ -510,3 +510,26 @@ async fn rfc3261_17_2_1_an_unacknowledged_final_answer_still_names_its_call_afte
     );
     assert_eq!(txn.call_id(), "z9hG4bKh1@test");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc3261_17_2_1_an_answered_invite_waiting_for_its_ack_is_charged_only_its_answer() {
+    let b = bench().await;
+    let mut ctx = b.request_with_body("INVITE", &b.callee_uri(), "z9hG4bKk1", 3_000);
+    b.tm.t_relay(&mut ctx, None).expect("relayed");
+    b.tm.route_finished(&mut ctx);
+    assert_eq!(status(&Bench::recv(&b.caller)), 100);
+    let full = b.tm.held_bytes();
+    assert!(full > 6_000, "the request is charged twice: {full}");
+    let invite = Bench::recv(&b.callee);
+    b.answer(&invite, 486);
+    let answer = Bench::recv(&b.caller);
+    assert_eq!(status(&answer), 486);
+    // Timer H keeps the transaction 32 s for the ACK; the budget gets back
+    // all but the fixed part and the answer it retransmits.
+    let held = b.tm.held_bytes() as usize;
+    assert!(
+        held < 2_000,
+        "{held} bytes still charged after the final answer"
+    );
+    assert_eq!(b.tm.len(), 1, "the transaction waits for the ACK");
+}
