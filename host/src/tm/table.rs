@@ -213,6 +213,7 @@ impl TxnTable {
     ) -> TxnHandle {
         let hash = self.key_hash.hash_one(&key);
         let shard_no = self.next_shard.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        let source;
         let (id, handle) = {
             let mut shard = lock(&self.by_id[shard_no]);
             let slot = match shard.free.pop() {
@@ -225,7 +226,9 @@ impl TxnTable {
             let entry = &mut shard.slots[slot];
             entry.generation = entry.generation.wrapping_add(1).max(1);
             let id = make_id(entry.generation, slot, shard_no);
-            let handle = Arc::new(Mutex::new(make(id, key)));
+            let txn = make(id, key);
+            source = txn.source.remote.ip();
+            let handle = Arc::new(Mutex::new(txn));
             entry.txn = Some(handle.clone());
             (id, handle)
         };
@@ -236,8 +239,7 @@ impl TxnTable {
         self.live.fetch_add(1, Ordering::Relaxed);
         self.held.fetch_add(charge as u64, Ordering::Relaxed);
         if self.source_budget != u64::MAX {
-            let ip = lock(&handle).source.remote.ip();
-            *lock(self.source_shard(ip)).entry(ip).or_insert(0) += charge as u64;
+            *lock(self.source_shard(source)).entry(source).or_insert(0) += charge as u64;
         }
         handle
     }
