@@ -132,7 +132,11 @@ impl Router {
         }
         let directory = directory.unwrap_or_else(|| subscribers.clone());
         let auth = AuthService::new(&manifest.auth, directory);
-        let services = Arc::new(Services::new(usrloc, tm.clone()).with_auth(auth));
+        let services = Arc::new(
+            Services::new(usrloc, tm.clone())
+                .with_auth(auth)
+                .with_limits(&manifest.pike, &manifest.htable),
+        );
         let host = Arc::new(HostContext {
             sl,
             tm,
@@ -216,6 +220,15 @@ impl Router {
                 if n > 0 {
                     tracing::debug!("usrloc: purged {n} expired bindings");
                 }
+            }
+        });
+        // Pike forgets sources whose bucket refilled, once per unit.
+        let services = self.host.services.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(services.pike().unit());
+            loop {
+                tick.tick().await;
+                services.pike().sweep();
             }
         });
     }

@@ -73,6 +73,7 @@ pub mod bindings {
 }
 
 pub mod auth;
+pub mod htable;
 mod msg_ext;
 mod params;
 

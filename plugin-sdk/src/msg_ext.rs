@@ -1,7 +1,7 @@
 //! Kamailio-named functions as methods on [`Msg`], so that a route reads like
 //! a `ser.cfg` block: `msg.sl_send_reply(404, "Not Found")`, `msg.lookup("location")`.
 
-use crate::bindings::wisp::router::{auth, exec, proxy, registrar, rr, sl, tm};
+use crate::bindings::wisp::router::{auth, exec, pike, proxy, registrar, rr, sl, tm};
 use crate::{AuthResult, Msg, Result, Transport, UserOf};
 
 /// Kamailio / SER functions that act on the current message. Each method is a
@@ -16,6 +16,11 @@ pub trait MsgExt {
     fn is_method(&self, methods: &str) -> bool;
     /// Kamailio `uri==myself` (WIT `proxy.ruri-is-myself`).
     fn ruri_is_myself(&self) -> bool;
+    /// Kamailio `src_ip==myself` (WIT `proxy.src-is-myself`).
+    fn src_is_myself(&self) -> bool;
+    /// Kamailio `pike_check_req()`: false when the source floods (WIT
+    /// `pike.pike-check-req`).
+    fn pike_check_req(&self) -> bool;
     /// Kamailio `sl_send_reply(code, reason)` (WIT `sl.send-reply`).
     fn sl_send_reply(&self, code: u16, reason: &str) -> Result;
     /// Kamailio `sl_reply_error()` (WIT `sl.reply-error`).
@@ -100,6 +105,14 @@ impl MsgExt for Msg {
 
     fn ruri_is_myself(&self) -> bool {
         proxy::ruri_is_myself(self)
+    }
+
+    fn src_is_myself(&self) -> bool {
+        proxy::src_is_myself(self)
+    }
+
+    fn pike_check_req(&self) -> bool {
+        pike::pike_check_req(self)
     }
 
     fn sl_send_reply(&self, code: u16, reason: &str) -> Result {

@@ -136,6 +136,9 @@ pub struct Manifest {
     pub params: Vec<(String, String)>,
     /// Appended verbatim at the end.
     pub extra: String,
+    /// `[[htable]]` tables, written before `[[plugin]]`: by default the
+    /// default plugin's ban list, `ipban`, as in `config/wisp.toml`.
+    pub htables: String,
 }
 
 fn set_kv(v: &mut Vec<(String, String)>, key: &str, value: &str) {
@@ -181,6 +184,7 @@ impl Manifest {
             ]),
             params: kv(&[("max_len", "8192".into())]),
             extra: String::new(),
+            htables: "[[htable]]\nname = \"ipban\"\nautoexpire = 300\n".into(),
         }
     }
 
@@ -211,6 +215,7 @@ impl Manifest {
         };
         table(&mut s, "server", &self.server);
         table(&mut s, "usrloc", &self.usrloc);
+        s.push_str(&self.htables);
         s.push_str("[[plugin]]\n");
         for (k, v) in &self.plugin {
             s.push_str(&format!("{k} = {v}\n"));
@@ -752,7 +757,14 @@ impl RequestBuilder {
         if let Some(e) = self.expires {
             s.push_str(&format!("Expires: {e}\r\n"));
         }
-        s.push_str("User-Agent: wisp-e2e\r\n");
+        // `header("User-Agent", ...)` replaces this one.
+        if !self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("User-Agent"))
+        {
+            s.push_str("User-Agent: wisp-e2e\r\n");
+        }
         for (k, v) in &self.headers {
             s.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -776,7 +788,13 @@ pub struct TestUa {
 
 impl TestUa {
     pub fn new(user: &str) -> TestUa {
-        let sock = UdpSocket::bind((LOCALHOST, 0)).expect("bind UA socket");
+        TestUa::on(LOCALHOST, user)
+    }
+
+    /// A UA bound to `ip` (any of loopback's 127.0.0.0/8 here): a source
+    /// other than the router's own address.
+    pub fn on(ip: std::net::Ipv4Addr, user: &str) -> TestUa {
+        let sock = UdpSocket::bind((ip, 0)).expect("bind UA socket");
         // Room for a burst of answers (the router sends a receive burst's
         // answers in one sendmmsg): the default buffer holds ~150 small
         // datagrams, and a test UA does not retransmit what was dropped.

@@ -16,11 +16,13 @@
 //!
 //! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]),
 //! `user add|passwd|rm|show` ([`user`]), `acl grant|revoke|show` ([`acl`]),
-//! `plugin list|reload` ([`plugin`]), `listen`.
+//! `htable dump|set|rm` ([`htable`]), `plugin list|reload` ([`plugin`]),
+//! `listen`.
 
 pub mod acl;
 pub mod alias;
 pub mod client;
+pub mod htable;
 pub mod plugin;
 pub mod server;
 pub mod ul;
@@ -91,6 +93,9 @@ pub enum Command {
     /// Group membership of subscribers (serctl `acl`).
     #[command(subcommand)]
     Acl(acl::AclCommand),
+    /// The manifest's shared tables (Kamailio `htable.*`): ban lists, counters.
+    #[command(subcommand)]
+    Htable(htable::HtableCommand),
     /// The plugin chain: the builds that serve, reload.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -175,6 +180,7 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
         Command::Alias(c) => alias::execute(router.services(), c).await,
         Command::User(c) => user::execute(router.subscribers(), c).await,
         Command::Acl(c) => acl::execute(router.subscribers(), c).await,
+        Command::Htable(c) => htable::execute(router.services(), c),
         Command::Plugin(c) => plugin::execute(router, c).await,
         Command::Listen => Ok(listen(router)),
     }
@@ -279,7 +285,7 @@ mod tests {
         };
         assert!(e.starts_with("unrecognized subcommand 'dlg'"), "{e}");
         assert!(
-            e.contains("Usage: wisp ctl <ul|alias|user|acl|plugin|listen>"),
+            e.contains("Usage: wisp ctl <ul|alias|user|acl|htable|plugin|listen>"),
             "{e}"
         );
         assert_eq!(e.matches("Usage:").count(), 1, "{e}");
@@ -294,7 +300,7 @@ mod tests {
         let Err(CtlError::Usage(e)) = parse("") else {
             panic!("empty args parsed");
         };
-        for name in ["ul", "alias", "user", "acl", "plugin", "listen"] {
+        for name in ["ul", "alias", "user", "acl", "htable", "plugin", "listen"] {
             assert!(e.contains(&format!("\n  {name} ")), "{name}: {e}");
         }
     }

@@ -1,20 +1,25 @@
 //! Services plugins call by name: the registrar (`save`, `lookup`) over the
 //! user location store, digest authentication (`auth`) over a subscriber
-//! directory, and `exec` of the programs a manifest grants.
+//! directory, `exec` of the programs a manifest grants, per-source flood
+//! detection (`pike`) and shared tables (`htable`).
 //!
 //! They act through a [`Services`] handle: user location, and the
 //! transaction layer that decides how a request is answered.
 
 pub mod auth;
 pub mod exec;
+pub mod htable;
+pub mod pike;
 pub mod registrar;
 pub mod usrloc;
 
 use std::sync::Arc;
 
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, HtableConfig, PikeConfig};
 use crate::tm::Tm;
 use auth::{AuthService, NoSubscribers};
+use htable::Htables;
+use pike::Pike;
 use usrloc::Usrloc;
 
 /// What the services act with.
@@ -22,6 +27,8 @@ pub struct Services {
     usrloc: Usrloc,
     tm: Arc<Tm>,
     auth: AuthService,
+    pike: Pike,
+    htables: Htables,
 }
 
 impl Services {
@@ -29,7 +36,30 @@ impl Services {
     /// finds an unknown user) until [`with_auth`](Self::with_auth).
     pub fn new(usrloc: Usrloc, tm: Arc<Tm>) -> Self {
         let auth = AuthService::new(&AuthConfig::default(), Arc::new(NoSubscribers));
-        Services { usrloc, tm, auth }
+        Services {
+            usrloc,
+            tm,
+            auth,
+            pike: Pike::new(&PikeConfig::default()),
+            htables: Htables::default(),
+        }
+    }
+
+    /// The same services with `[pike]` and `[[htable]]` from the manifest.
+    pub fn with_limits(mut self, pike: &PikeConfig, htables: &[HtableConfig]) -> Self {
+        self.pike = Pike::new(pike);
+        self.htables = Htables::new(htables);
+        self
+    }
+
+    /// Per-source flood detection (`pike-check-req`).
+    pub fn pike(&self) -> &Pike {
+        &self.pike
+    }
+
+    /// The manifest's `[[htable]]`s.
+    pub fn htables(&self) -> &Htables {
+        &self.htables
     }
 
     /// The same services with `auth` for the auth host functions.

@@ -61,6 +61,19 @@ impl Myself {
         !matches!(uri.scheme, Scheme::Tel) && self.is_myself(&uri.host, uri.port, &uri.scheme)
     }
 
+    /// An IP address of this router, whatever the port (`src_ip==myself`):
+    /// a listen address's IP (loopback ones for a listen address on
+    /// `0.0.0.0`/`::`) or an IP alias.
+    pub fn ip_is_myself(&self, ip: IpAddr) -> bool {
+        self.addrs
+            .iter()
+            .any(|a| a.ip() == ip || (a.ip().is_unspecified() && ip.is_loopback()))
+            || self
+                .aliases
+                .iter()
+                .any(|(alias, _)| alias.parse::<IpAddr>().ok() == Some(ip))
+    }
+
     fn addr_matches(&self, ip: IpAddr, port: u16) -> bool {
         self.addrs.iter().any(|a| {
             a.port() == port && (a.ip() == ip || (a.ip().is_unspecified() && ip.is_loopback()))
@@ -98,6 +111,28 @@ mod tests {
             "another port is another host"
         );
         assert!(!check("sip:127.0.0.2"));
+    }
+
+    #[test]
+    fn a_source_ip_is_myself_on_any_port_of_a_listen_address_or_an_ip_alias() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("test address");
+        let me = myself();
+        assert!(me.ip_is_myself(ip("127.0.0.1")));
+        assert!(me.ip_is_myself(ip("::1")));
+        assert!(!me.ip_is_myself(ip("127.0.0.2")));
+        let wildcard = Myself::new(
+            ["0.0.0.0:5060".parse().expect("addr")],
+            &["192.0.2.9:5080".into()],
+        );
+        assert!(
+            wildcard.ip_is_myself(ip("127.0.0.5")),
+            "loopback on a wildcard listener"
+        );
+        assert!(
+            wildcard.ip_is_myself(ip("192.0.2.9")),
+            "an IP alias, whatever its port"
+        );
+        assert!(!wildcard.ip_is_myself(ip("192.0.2.10")));
     }
 
     #[test]

@@ -1,11 +1,24 @@
 //! # default — the plugin `make run` loads
 //!
 //! The seeds' Hello World script (see `plugins/hello-world`) plus what
-//! Kamailio's default `kamailio.cfg` does for keepalives: an OPTIONS to the
-//! router itself without a user part is answered `200 Keepalive`.
+//! Kamailio's default `kamailio.cfg` does in `route[REQINIT]`: flood
+//! detection with a ban list (`WITH_ANTIFLOOD`), a silent drop for known
+//! scanners, and `200 Keepalive` for an OPTIONS to the router itself
+//! without a user part.
 //!
 //! ```text
+//! route[REQINIT] {
+//!     if (src_ip != myself) {             # antiflood = true
+//!         if ($sht(ipban=>$si) != $null) { exit; }
+//!         if (!pike_check_req()) {
+//!             xlog("L_ALERT", "ALERT: pike blocking $rm from $fu (IP:$si:$sp)\n");
+//!             $sht(ipban=>$si) = 1; exit;
+//!         }
+//!     }
+//!     if ($ua =~ "friendly|scanner|sipcli|sipvicious|VaxSIPUserAgent") { exit; }  # drop_scanners = true
+//! }
 //! route {
+//!     route(REQINIT);
 //!     if (!mf_process_maxfwd_header("10")) { sl_send_reply("483","Too Many Hops"); exit; }
 //!     if (msg:len >= max_len) { sl_send_reply("513", "Message too big"); exit; }
 //!     if (is_method("OPTIONS") && uri==myself && $rU==$null) { sl_send_reply("200","Keepalive"); exit; }
@@ -21,24 +34,60 @@
 //! route[1] { if (!t_relay()) { sl_reply_error(); } exit; }
 //! ```
 //!
-//! Params: `max_len` (default 8192).
+//! Params: `max_len` (default 8192); `antiflood` (default true) and
+//! `ban_table` (default `"ipban"`, a `[[htable]]` the manifest must declare
+//! when `antiflood` is on; `config/wisp.toml` does, with `autoexpire = 300`).
+//! How fast a source may send is the manifest's `[pike]`. `drop_scanners`
+//! (default true) drops requests whose User-Agent names a scanner.
 //! Build: `make plugins` (component at `target/plugins/default.wasm`).
 //! Run:   `make run` (manifest `config/wisp.toml`).
 
 use std::sync::OnceLock;
+use wisp_sdk::htable::{self, ShtValue};
 use wisp_sdk::prelude::*;
 
 static MAX_LEN: OnceLock<u32> = OnceLock::new();
+/// The ban list's table, when antiflood is on.
+static BAN_TABLE: OnceLock<Option<String>> = OnceLock::new();
+static DROP_SCANNERS: OnceLock<bool> = OnceLock::new();
+
+/// User-Agents of SIP scanners, as in Kamailio's default `kamailio.cfg`
+/// (lowercase: compared without regard to case).
+const SCANNERS: [&str; 5] = [
+    "friendly",
+    "scanner",
+    "sipcli",
+    "sipvicious",
+    "vaxsipuseragent",
+];
 
 struct Default;
 
 impl Plugin for Default {
     fn init(params: &Params) -> Result<(), String> {
         let _ = MAX_LEN.set(params.get_or("max_len", 8192u32)?);
+        let ban_table = if params.get_or("antiflood", true)? {
+            let table: String = params.get_or("ban_table", "ipban".to_string())?;
+            // The table must exist: find out now rather than on the first flood.
+            if htable::sht_get(&table, "").is_err() {
+                return Err(format!(
+                    "antiflood needs [[htable]] name = {table:?} in the manifest \
+                     (or params antiflood = false)"
+                ));
+            }
+            Some(table)
+        } else {
+            None
+        };
+        let _ = BAN_TABLE.set(ban_table);
+        let _ = DROP_SCANNERS.set(params.get_or("drop_scanners", true)?);
         Ok(())
     }
 
     fn route(msg: &Msg) -> Result {
+        if reqinit(msg)? {
+            return Ok(());
+        }
         if !msg.mf_process_maxfwd_header(10)? {
             return msg.sl_send_reply(483, "Too Many Hops");
         }
@@ -76,6 +125,42 @@ impl Plugin for Default {
         }
         relay(msg)
     }
+}
+
+/// `route[REQINIT]`: true when the request was dropped.
+fn reqinit(msg: &Msg) -> Result<bool> {
+    if let Some(Some(table)) = BAN_TABLE.get() {
+        if !msg.src_is_myself() {
+            let src = msg.src_ip();
+            if htable::sht_get(table, &src)?.is_some() {
+                msg.drop_request()?;
+                return Ok(true);
+            }
+            if !msg.pike_check_req() {
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "ALERT: pike blocking {} from IP {src}; banned",
+                        msg.method()
+                    ),
+                );
+                htable::sht_set(table, &src, &ShtValue::Int(1))?;
+                msg.drop_request()?;
+                return Ok(true);
+            }
+        }
+    }
+    if !DROP_SCANNERS.get().copied().unwrap_or(true) {
+        return Ok(false);
+    }
+    if let Some(ua) = msg.header("User-Agent") {
+        let ua = ua.to_ascii_lowercase();
+        if SCANNERS.iter().any(|s| ua.contains(s)) {
+            msg.drop_request()?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// `route[1]`: `if (!t_relay()) { sl_reply_error(); }`

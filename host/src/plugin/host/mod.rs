@@ -5,8 +5,10 @@
 
 mod auth;
 mod exec;
+mod htable;
 mod log;
 mod message;
+mod pike;
 mod proxy;
 mod registrar;
 mod rr;

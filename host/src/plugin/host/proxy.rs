@@ -19,6 +19,12 @@ impl proxy::Host for PluginState {
         Ok(self.with_msg(&m, |host, ctx| host.sl.myself().uri_is_myself(ctx.ruri()))?)
     }
 
+    fn src_is_myself(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<bool> {
+        Ok(self.with_msg(&m, |host, ctx| {
+            host.sl.myself().ip_is_myself(ctx.source.remote.ip())
+        })?)
+    }
+
     fn forward(
         &mut self,
         m: Resource<RouteContext>,
