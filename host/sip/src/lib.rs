@@ -21,6 +21,8 @@
 //!   accessors.
 //! - [`edit`] — recorded edits and the serializer that applies them.
 //! - [`reply`] — building a response to a request (RFC 3261 §8.2.6).
+//! - [`sanity`] — the checks a request passes before routing, and the
+//!   [`sanity::RequestSummary`] of what they parsed.
 //! - [`text`] — numbers and addresses written into header text without
 //!   the `fmt` machinery (every relayed request writes several).
 //! - [`framer`] — cutting messages out of a TCP/TLS byte stream (RFC 3261 §18.3).
@@ -36,6 +38,7 @@ pub mod message;
 pub mod parse;
 pub mod peek;
 pub mod reply;
+pub mod sanity;
 pub mod text;
 pub mod uri;
 

@@ -422,6 +422,28 @@ impl Message {
         Some(&self.headers()[i])
     }
 
+    /// The value of the first header called `name` (compact forms and case
+    /// as [`Message::header`]), as a slice of the received bytes: no
+    /// header list is built, so a route reading one header (User-Agent, say)
+    /// costs a scan of the positions and nothing more.
+    pub fn header_value(&self, name: &str) -> Option<&[u8]> {
+        let m = NameMatcher::new(name);
+        self.hdrs
+            .iter()
+            .find(|h| m.matches(h.name, &self.raw[h.name_range()]))
+            .map(|h| self.value_of(h))
+    }
+
+    /// The values of every header called `name`, in order, as slices of the
+    /// received bytes (no header list is built).
+    pub fn header_value_slices<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let m = NameMatcher::new(name);
+        self.hdrs
+            .iter()
+            .filter(move |h| m.matches(h.name, &self.raw[h.name_range()]))
+            .map(|h| self.value_of(h))
+    }
+
     /// Values of all headers of that name, in order.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Bytes> + 'a {
         let m = NameMatcher::new(name);

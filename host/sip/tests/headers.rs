@@ -73,6 +73,27 @@ fn compact_and_mixed_case_names() {
     assert_eq!(m.content_length().unwrap(), Some(2));
     assert_eq!(&m.body()[..], b"ok");
     assert_eq!(m.header_values("CONTACT").count(), 1);
+    // The one-value accessor agrees with the header list.
+    for name in [
+        "Via",
+        "supported",
+        "k",
+        "SUBJECT",
+        "e",
+        "Content-Length",
+        "i",
+    ] {
+        assert_eq!(
+            m.header_value(name),
+            m.header(name).map(|h| &h.value[..]),
+            "{name}"
+        );
+    }
+    assert_eq!(m.header_value("User-Agent"), None);
+    assert_eq!(
+        m.header_value_slices("contact").collect::<Vec<_>>(),
+        m.header_values("m").map(|v| &v[..]).collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! `msg` resource.
 
 use bytes::Bytes;
-use wisp_sip::{CompactString, Message, Uri, Via};
+use wisp_sip::{Message, Uri};
 
 use crate::transport::Source;
 
@@ -81,15 +81,7 @@ impl DestBranch {
 /// Most branches a destination set may hold (Kamailio `max_branches`).
 pub const MAX_BRANCHES: usize = 16;
 
-/// What the sanity check parsed once, so that replies, `to_tag` and host
-/// functions do not parse the same headers again for every call.
-#[derive(Debug, Clone)]
-pub struct RequestSummary {
-    pub ruri: Uri,
-    pub top_via: Via,
-    pub from_tag: Option<CompactString>,
-    pub cseq: u32,
-}
+pub use wisp_sip::sanity::RequestSummary;
 
 /// The message a route works on, with the state the route builds up.
 pub struct MsgContext {

@@ -52,14 +52,8 @@ static BAN_TABLE: OnceLock<Option<String>> = OnceLock::new();
 static DROP_SCANNERS: OnceLock<bool> = OnceLock::new();
 
 /// User-Agents of SIP scanners, as in Kamailio's default `kamailio.cfg`
-/// (lowercase: compared without regard to case).
-const SCANNERS: [&str; 5] = [
-    "friendly",
-    "scanner",
-    "sipcli",
-    "sipvicious",
-    "vaxsipuseragent",
-];
+/// (`$ua =~` there; compared without regard to case here).
+const SCANNERS: &str = "(?i)friendly|scanner|sipcli|sipvicious|VaxSIPUserAgent";
 
 struct Default;
 
@@ -153,12 +147,9 @@ fn reqinit(msg: &Msg) -> Result<bool> {
     if !DROP_SCANNERS.get().copied().unwrap_or(true) {
         return Ok(false);
     }
-    if let Some(ua) = msg.header("User-Agent") {
-        let ua = ua.to_ascii_lowercase();
-        if SCANNERS.iter().any(|s| ua.contains(s)) {
-            msg.drop_request()?;
-            return Ok(true);
-        }
+    if msg.search_hf("User-Agent", SCANNERS)? {
+        msg.drop_request()?;
+        return Ok(true);
     }
     Ok(false)
 }

@@ -13,9 +13,6 @@ use crate::plugin::bindings::wisp::router::message::RequestMethod;
 use crate::stateless::context::ActionError;
 use crate::tm::RouteContext;
 
-/// Compiled `search` patterns kept per instance.
-const REGEX_CACHE: usize = 32;
-
 impl message::Host for PluginState {}
 
 fn lossy(b: &[u8]) -> String {
@@ -242,7 +239,7 @@ impl message::HostMsg for PluginState {
         m: Resource<RouteContext>,
         name: String,
     ) -> wasmtime::Result<Option<String>> {
-        Ok(self.msg(&m)?.msg.header(&name).map(|h| lossy(&h.value)))
+        Ok(self.msg(&m)?.msg.header_value(&name).map(lossy))
     }
 
     fn headers(
@@ -271,22 +268,18 @@ impl message::HostMsg for PluginState {
     }
 
     fn search(&mut self, m: Resource<RouteContext>, pattern: String) -> Result<bool, HostError> {
-        let idx = match self.regex_cache.iter().position(|(p, _)| *p == pattern) {
-            Some(i) => i,
-            None => {
-                let re = regex::bytes::RegexBuilder::new(&pattern)
-                    .size_limit(1 << 20)
-                    .build()
-                    .map_err(|e| ActionError::InvalidArgument(format!("regex {pattern:?}: {e}")))?;
-                if self.regex_cache.len() >= REGEX_CACHE {
-                    self.regex_cache.remove(0);
-                }
-                self.regex_cache.push((pattern, re));
-                self.regex_cache.len() - 1
-            }
-        };
-        let re = self.regex_cache[idx].1.clone();
-        Ok(re.is_match(self.msg(&m)?.msg.raw()))
+        let (re, ctx) = self.regex_and_msg(&m, pattern)?;
+        Ok(re.is_match(ctx.msg.raw()))
+    }
+
+    fn search_hf(
+        &mut self,
+        m: Resource<RouteContext>,
+        name: String,
+        pattern: String,
+    ) -> Result<bool, HostError> {
+        let (re, ctx) = self.regex_and_msg(&m, pattern)?;
+        Ok(ctx.msg.header_value_slices(&name).any(|v| re.is_match(v)))
     }
 
     fn body(&mut self, m: Resource<RouteContext>) -> wasmtime::Result<Vec<u8>> {

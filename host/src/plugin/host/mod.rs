@@ -141,6 +141,39 @@ impl PluginState {
     }
 }
 
+/// Compiled `search` patterns an instance keeps.
+const REGEX_CACHE: usize = 32;
+
+impl PluginState {
+    /// The compiled `pattern` (from the instance's cache, or compiled into
+    /// it) and the message behind `handle`, borrowed together: no clone of
+    /// the regex, whose clone would start a new match cache each call.
+    pub(crate) fn regex_and_msg(
+        &mut self,
+        handle: &Resource<RouteContext>,
+        pattern: String,
+    ) -> Result<(&regex::bytes::Regex, &RouteContext), HostError> {
+        let idx = match self.regex_cache.iter().position(|(p, _)| *p == pattern) {
+            Some(i) => i,
+            None => {
+                let re = regex::bytes::RegexBuilder::new(&pattern)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| ActionError::InvalidArgument(format!("regex {pattern:?}: {e}")))?;
+                if self.regex_cache.len() >= REGEX_CACHE {
+                    self.regex_cache.remove(0);
+                }
+                self.regex_cache.push((pattern, re));
+                self.regex_cache.len() - 1
+            }
+        };
+        match &self.message {
+            Some(ctx) if handle.rep() == MESSAGE_REP => Ok((&self.regex_cache[idx].1, ctx)),
+            _ => Err(ResourceTableError::NotPresent.into()),
+        }
+    }
+}
+
 /// The transport a plugin named, as one the router can send on (no TLS yet).
 pub(crate) fn sendable(
     proto: super::bindings::Transport,
