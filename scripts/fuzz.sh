@@ -8,7 +8,7 @@
 # host/sip/tests/fuzz_parse.rs, or a unit test beside the code that broke).
 #
 # Usage: scripts/fuzz.sh [seconds per target] [target ...]
-#   default 60 s and every target (message, stream, header); `make fuzz`
+#   default 60 s and every target (message, datagram, stream, header); `make fuzz`
 #   runs this, `make fuzz FUZZ_SECONDS=3600` runs each for an hour.
 # cargo-fuzz is installed if missing; libFuzzer needs nightly flags, which
 # RUSTC_BOOTSTRAP=1 allows on the stable toolchain.
@@ -20,7 +20,7 @@ cd "$ROOT/fuzz"
 SECONDS_EACH=${1:-60}
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(message stream header)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(message datagram stream header)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz" >&2

@@ -12,7 +12,8 @@ const SEEDS: &[&[u8]] = &[
 ];
 
 fn exercise(raw: Bytes) {
-    wisp_sip::fuzzing::message(raw, 37);
+    wisp_sip::fuzzing::message(raw.clone(), 37);
+    wisp_sip::fuzzing::datagram(raw);
 }
 
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
