@@ -24,6 +24,7 @@ use crate::services::auth::subscribers::Subscribers;
 use crate::services::auth::{AuthService, Directory};
 use crate::services::usrloc::Usrloc;
 use crate::stateless::{RouteKind, Stateless, forward, reply, sanity};
+use crate::stats::{self, Counter};
 use crate::tm::timer::SystemClock;
 use crate::tm::{FailureWork, RequestMatch, ResponseMatch, RouteContext, RouteOwner, Tm};
 use crate::transport::{self, Inbound, Source, Transports};
@@ -223,6 +224,9 @@ impl Router {
     /// A request: sanity checks, retransmissions to their transaction, then
     /// the plugin chain.
     fn handle_request(&self, msg: Message, source: Source) {
+        if let Some(m) = msg.method() {
+            stats::request_received(m);
+        }
         let summary = match sanity::check_request(&msg) {
             Ok(summary) => summary,
             Err(reason) => return self.refuse(msg, source, &reason),
@@ -288,6 +292,7 @@ impl Router {
 
     /// A request that failed the sanity check: 400 with the reason (never to an ACK).
     fn refuse(&self, msg: Message, source: Source, reason: &str) {
+        stats::inc(Counter::BadMessages);
         crate::log_limited!(info, remote = %source.remote, "400 {reason}");
         if msg.method() != Some(&wisp_sip::Method::Ack)
             && let Err(e) = reply::send_reply_unchecked(&self.host.sl, &msg, source, 400, reason)
@@ -309,7 +314,10 @@ impl Inbound for Router {
         }
         let msg = match Message::parse(data.clone()) {
             Ok(m) => m,
-            Err(e) => return reply::answer_unparsable(&self.host.sl, &data, source, &e.reason()),
+            Err(e) => {
+                stats::inc(Counter::BadMessages);
+                return reply::answer_unparsable(&self.host.sl, &data, source, &e.reason());
+            }
         };
         if msg.is_request() {
             self.handle_request(msg, source)

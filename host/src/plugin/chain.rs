@@ -138,6 +138,7 @@ impl PluginSlot {
                 let to = new.short_hash().to_owned();
                 let old = self.current.swap(new);
                 self.reloads.fetch_add(1, Ordering::Relaxed);
+                crate::stats::inc(crate::stats::Counter::ReloadsDone);
                 let mut retired = crate::util::lock(&self.retired);
                 retired.retain(|w| w.strong_count() > 0);
                 retired.push(Arc::downgrade(&old));
@@ -158,6 +159,7 @@ impl PluginSlot {
             }
             Err(error) => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
+                crate::stats::inc(crate::stats::Counter::ReloadsRefused);
                 tracing::error!(
                     plugin = self.name(),
                     serving = serving.short_hash(),

@@ -130,6 +130,7 @@ impl Tm {
         txn.server
             .send_response(code, bytes, now, &self.timers, &mut out)
             .map_err(|_| ActionError::AlreadyHandled)?;
+        crate::stats::reply_sent(code, crate::stats::ReplyOrigin::Local);
         self.run_server_actions(&mut txn, out);
         if code >= 200 {
             // A final reply ends the branches still out there.
