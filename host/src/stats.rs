@@ -100,8 +100,9 @@ impl Default for Histogram {
     }
 }
 
-/// What a [`Histogram`] holds when read: cumulative counts per bound (in
-/// seconds, Prometheus' unit), the count, the sum in seconds.
+/// What a [`Histogram`] holds when read: the count of each bucket by its
+/// upper bound in seconds (not cumulative: the form `prometheus-client`
+/// encodes, adding them up), the count, the sum in seconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistogramSnapshot {
     pub buckets: Vec<(f64, u64)>,
@@ -129,17 +130,14 @@ impl Histogram {
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut cumulative = 0u64;
         let mut buckets = Vec::with_capacity(BUCKETS_US.len() + 1);
         for (i, b) in BUCKETS_US.iter().enumerate() {
-            cumulative += self.c.get(i);
-            buckets.push((*b as f64 / 1e6, cumulative));
+            buckets.push((*b as f64 / 1e6, self.c.get(i)));
         }
-        cumulative += self.c.get(BUCKETS_US.len());
-        buckets.push((f64::INFINITY, cumulative));
+        buckets.push((f64::INFINITY, self.c.get(BUCKETS_US.len())));
         HistogramSnapshot {
+            count: buckets.iter().map(|(_, n)| n).sum(),
             buckets,
-            count: cumulative,
             sum_seconds: self.c.get(HISTOGRAM_SLOTS - 1) as f64 / 1e9,
         }
     }
@@ -422,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn a_histogram_is_cumulative_per_bound_with_count_and_sum() {
+    fn a_histogram_counts_per_bucket_with_count_and_sum() {
         let h = Histogram::new();
         h.observe(Duration::from_micros(7)); // <= 10 µs
         h.observe(Duration::from_micros(10)); // <= 10 µs (bounds are inclusive)
@@ -432,10 +430,10 @@ mod tests {
         assert_eq!(s.count, 4);
         assert_eq!(s.buckets.first(), Some(&(10e-6, 2)));
         let at = |bound: f64| s.buckets.iter().find(|(b, _)| *b == bound).map(|(_, n)| *n);
-        assert_eq!(at(250e-6), Some(2));
-        assert_eq!(at(500e-6), Some(3));
-        assert_eq!(at(10.0), Some(3));
-        assert_eq!(at(f64::INFINITY), Some(4));
+        assert_eq!(at(250e-6), Some(0));
+        assert_eq!(at(500e-6), Some(1));
+        assert_eq!(at(10.0), Some(0));
+        assert_eq!(at(f64::INFINITY), Some(1));
         assert!(
             (s.sum_seconds - 60.000317).abs() < 1e-9,
             "{}",

@@ -6,7 +6,7 @@
 //! Layout: one file per section, each with its type, defaults (its `Default`
 //! impl, used through `#[serde(default)]`) and the rules serde cannot check:
 //! `server` (with `listen` addresses and the log level), `usrloc`, `tm`,
-//! `rr`, `auth`, `subscriber`, `tcp`, `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
+//! `rr`, `auth`, `subscriber`, `tcp`, `metrics`, `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
 //! `locate` finds an error's line from the TOML parser's spans: serde's
 //! errors carry the span of the value they failed on; a rule checked after
 //! deserialization names its [`KeyPath`], looked up in the parsed document.
@@ -14,6 +14,7 @@
 mod auth;
 mod listen;
 mod locate;
+mod metrics;
 mod plugin;
 mod rr;
 mod server;
@@ -30,6 +31,7 @@ use toml::de::DeTable;
 pub use auth::{AuthConfig, DigestAlgorithm, MIN_SECRET_LEN};
 pub use listen::{ListenAddr, Proto};
 use locate::{KeyPath, line_of};
+pub use metrics::MetricsConfig;
 pub use plugin::{CapabilitiesConfig, PluginConfig};
 pub use rr::RrConfig;
 pub use server::{LogLevel, ServerConfig};
@@ -89,6 +91,8 @@ pub struct Manifest {
     pub subscriber: SubscriberConfig,
     #[serde(default)]
     pub tcp: TcpConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Plugins, run in this order as a chain: each request goes through
     /// them until one replies, relays or drops it.
     #[serde(default)]

@@ -16,13 +16,16 @@
 //!
 //! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]),
 //! `user add|passwd|rm|show` ([`user`]), `acl grant|revoke|show` ([`acl`]),
-//! `plugin list|reload` ([`plugin`]), `listen`.
+//! `plugin list|reload` ([`plugin`]), `listen`, `stats` ([`stats`]; the
+//! Prometheus endpoint of [`metrics`] serves the same numbers).
 
 pub mod acl;
 pub mod alias;
 pub mod client;
+pub mod metrics;
 pub mod plugin;
 pub mod server;
+pub mod stats;
 pub mod ul;
 pub mod user;
 
@@ -96,6 +99,8 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// The addresses the router bound, one `proto:ip:port` a line.
     Listen,
+    /// Counters and gauges (kamcmd `stats.get_statistics`, serctl `moni`).
+    Stats(stats::StatsArgs),
 }
 
 /// What a request's arguments ask for.
@@ -177,6 +182,7 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
         Command::Acl(c) => acl::execute(router.subscribers(), c).await,
         Command::Plugin(c) => plugin::execute(router, c).await,
         Command::Listen => Ok(listen(router)),
+        Command::Stats(a) => stats::execute(router, &a),
     }
 }
 
@@ -269,6 +275,14 @@ mod tests {
             Ok(Parsed::Run(Command::Plugin(plugin::PluginCommand::List)))
         );
         assert_eq!(parse("listen"), Ok(Parsed::Run(Command::Listen)));
+        assert_eq!(
+            parse("stats --json --watch 2"),
+            Ok(Parsed::Run(Command::Stats(stats::StatsArgs {
+                json: true,
+                watch: Some(2)
+            })))
+        );
+        assert!(parse("stats --watch 0").is_err());
         assert!(parse("listen udp").is_err());
     }
 
@@ -279,7 +293,7 @@ mod tests {
         };
         assert!(e.starts_with("unrecognized subcommand 'dlg'"), "{e}");
         assert!(
-            e.contains("Usage: wisp ctl <ul|alias|user|acl|plugin|listen>"),
+            e.contains("Usage: wisp ctl <ul|alias|user|acl|plugin|listen|stats>"),
             "{e}"
         );
         assert_eq!(e.matches("Usage:").count(), 1, "{e}");
@@ -294,7 +308,7 @@ mod tests {
         let Err(CtlError::Usage(e)) = parse("") else {
             panic!("empty args parsed");
         };
-        for name in ["ul", "alias", "user", "acl", "plugin", "listen"] {
+        for name in ["ul", "alias", "user", "acl", "plugin", "listen", "stats"] {
             assert!(e.contains(&format!("\n  {name} ")), "{name}: {e}");
         }
     }

@@ -206,6 +206,8 @@ pub struct VersionStatus {
     pub loaded_at: SystemTime,
     pub live_transactions: usize,
     pub failures: u64,
+    /// Calls, traps and call latency (the metrics).
+    pub stats: crate::stats::PluginSnapshot,
 }
 
 impl VersionStatus {
@@ -216,6 +218,7 @@ impl VersionStatus {
             loaded_at: r.loaded_at(),
             live_transactions: r.live_transactions(),
             failures: r.failures(),
+            stats: r.stats().snapshot(),
         }
     }
 }
