@@ -514,9 +514,10 @@ fn trap_kind(trap: &wasmtime::Error) -> CallEnd {
     match trap.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => CallEnd::Deadline,
         Some(_) => CallEnd::Trapped,
-        // `trap_on_grow_failure`: StoreLimits refuses the growth with this
-        // error (wasmtime 48); the plugin tests pin it.
-        None if trap.root_cause().to_string().contains("memory growth") => CallEnd::Memory,
+        // `trap_on_grow_failure`: StoreLimits refuses the growth with
+        // "forcing trap when growing memory to N bytes" (wasmtime 48); the
+        // e2e test tests/tests/metrics.rs pins it.
+        None if trap.root_cause().to_string().contains("growing memory") => CallEnd::Memory,
         None => CallEnd::Trapped,
     }
 }
