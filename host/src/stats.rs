@@ -117,16 +117,14 @@ impl Histogram {
 
     #[inline]
     pub fn observe(&self, d: Duration) {
-        let us = d.as_micros().min(u64::MAX as u128) as u64;
+        // 584 years of nanoseconds fit in a u64.
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let bucket = BUCKETS_US
             .iter()
-            .position(|b| us <= *b)
+            .position(|b| ns <= b * 1000)
             .unwrap_or(BUCKETS_US.len());
         self.c.add(bucket, 1);
-        self.c.add(
-            HISTOGRAM_SLOTS - 1,
-            d.as_nanos().min(u64::MAX as u128) as u64,
-        );
+        self.c.add(HISTOGRAM_SLOTS - 1, ns);
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {
@@ -323,10 +321,11 @@ pub fn snapshot() -> Snapshot {
 }
 
 /// A plugin build's counts (one per loaded build; `wisp_plugin_*` metrics
-/// carry its name and build).
+/// carry its name and build). The calls are the latency histogram's count.
 #[derive(Default)]
 pub struct PluginStats {
-    c: Counters<4>,
+    /// Traps, deadline overruns, memory overruns.
+    c: Counters<3>,
     latency: Histogram,
 }
 
@@ -364,29 +363,29 @@ impl PluginStats {
 
     #[inline]
     pub fn call(&self, d: Duration, end: CallEnd) {
-        self.c.add(0, 1);
         match end {
             CallEnd::Returned => {}
-            CallEnd::Trapped => self.c.add(1, 1),
+            CallEnd::Trapped => self.c.add(0, 1),
             CallEnd::Deadline => {
+                self.c.add(0, 1);
                 self.c.add(1, 1);
-                self.c.add(2, 1);
             }
             CallEnd::Memory => {
-                self.c.add(1, 1);
-                self.c.add(3, 1);
+                self.c.add(0, 1);
+                self.c.add(2, 1);
             }
         }
         self.latency.observe(d);
     }
 
     pub fn snapshot(&self) -> PluginSnapshot {
+        let latency = self.latency.snapshot();
         PluginSnapshot {
-            calls: self.c.get(0),
-            traps: self.c.get(1),
-            deadline: self.c.get(2),
-            memory: self.c.get(3),
-            latency: self.latency.snapshot(),
+            calls: latency.count,
+            traps: self.c.get(0),
+            deadline: self.c.get(1),
+            memory: self.c.get(2),
+            latency,
         }
     }
 }
