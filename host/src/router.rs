@@ -20,11 +20,13 @@ use crate::plugin::chain::PluginChain;
 use crate::plugin::host::HostContext;
 use crate::plugin::{PluginRuntime, owner_build};
 use crate::services::Services;
+use crate::services::acc::AccLog;
 use crate::services::auth::subscribers::Subscribers;
 use crate::services::auth::{AuthService, Directory};
 use crate::services::usrloc::Usrloc;
 use crate::stateless::{RouteKind, Stateless, forward, reply, sanity};
 use crate::stats::{self, Counter};
+use crate::tm::acc::Accounting;
 use crate::tm::timer::SystemClock;
 use crate::tm::{FailureWork, RequestMatch, ResponseMatch, RouteContext, RouteOwner, Tm};
 use crate::transport::{self, Inbound, Source, Transports};
@@ -133,7 +135,13 @@ impl Router {
         }
         let directory = directory.unwrap_or_else(|| subscribers.clone());
         let auth = AuthService::new(&manifest.auth, directory);
-        let services = Arc::new(Services::new(usrloc, tm.clone()).with_auth(auth));
+        let mut services = Services::new(usrloc, tm.clone()).with_auth(auth);
+        if manifest.acc.enabled() {
+            let log = AccLog::spawn(&manifest.acc).context("accounting log thread")?;
+            tm.set_accounting(Accounting::new(&manifest.acc, log.clone()));
+            services = services.with_acc(log);
+        }
+        let services = Arc::new(services);
         let host = Arc::new(HostContext {
             sl,
             tm,

@@ -204,10 +204,14 @@ pub enum Counter {
     StoreCommitFailures,
     DnsLookups,
     DnsFailures,
+    /// Accounting records queued for the log.
+    AccRecords,
+    /// Accounting records left out: the queue was full.
+    AccDropped,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 14] = [
         Counter::RequestsDropped,
         Counter::BadMessages,
         Counter::TransactionsCreated,
@@ -220,6 +224,8 @@ impl Counter {
         Counter::StoreCommitFailures,
         Counter::DnsLookups,
         Counter::DnsFailures,
+        Counter::AccRecords,
+        Counter::AccDropped,
     ];
 }
 

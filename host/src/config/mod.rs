@@ -6,11 +6,12 @@
 //! Layout: one file per section, each with its type, defaults (its `Default`
 //! impl, used through `#[serde(default)]`) and the rules serde cannot check:
 //! `server` (with `listen` addresses and the log level), `usrloc`, `tm`,
-//! `rr`, `auth`, `subscriber`, `tcp`, `metrics`, `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
+//! `rr`, `auth`, `subscriber`, `tcp`, `metrics`, `acc`, `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
 //! `locate` finds an error's line from the TOML parser's spans: serde's
 //! errors carry the span of the value they failed on; a rule checked after
 //! deserialization names its [`KeyPath`], looked up in the parsed document.
 
+mod acc;
 mod auth;
 mod listen;
 mod locate;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::de::DeTable;
 
+pub use acc::AccConfig;
 pub use auth::{AuthConfig, DigestAlgorithm, MIN_SECRET_LEN};
 pub use listen::{ListenAddr, Proto};
 use locate::{KeyPath, line_of};
@@ -93,6 +95,8 @@ pub struct Manifest {
     pub tcp: TcpConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub acc: AccConfig,
     /// Plugins, run in this order as a chain: each request goes through
     /// them until one replies, relays or drops it.
     #[serde(default)]
@@ -158,6 +162,7 @@ impl Manifest {
         self.tm.check()?;
         self.auth.check()?;
         self.tcp.check()?;
+        self.acc.check()?;
         plugin::check_chain(&self.plugin)
     }
 

@@ -28,6 +28,7 @@
 //! | `wisp_store_commits_total`, `..._failures_total`, `wisp_store_commit_duration_seconds` | — |
 //! | `wisp_store_writer_queue` | — |
 //! | `wisp_dns_lookups_total`, `wisp_dns_failures_total` | `dns:failed_dns_request` |
+//! | `wisp_acc_records_total`, `wisp_acc_dropped_total` | — |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -279,6 +280,18 @@ impl Collector for ReportCollector {
             "DNS resolutions that failed or timed out.",
             r.dns_failures,
         )?;
+        counter(
+            e,
+            "acc_records",
+            "Accounting records queued for the log.",
+            r.acc_records,
+        )?;
+        counter(
+            e,
+            "acc_dropped",
+            "Accounting records left out: their queue was full.",
+            r.acc_dropped,
+        )?;
         Ok(())
     }
 }
@@ -444,6 +457,8 @@ mod tests {
             store_writer_queue: 0,
             dns_lookups: 0,
             dns_failures: 0,
+            acc_records: 0,
+            acc_dropped: 0,
         };
         let text = render(&r);
         for line in [

@@ -16,9 +16,10 @@
 //!
 //! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]),
 //! `user add|passwd|rm|show` ([`user`]), `acl grant|revoke|show` ([`acl`]),
-//! `plugin list|reload` ([`plugin`]), `listen`, `stats` ([`stats`]; the
+//! `plugin list|reload` ([`plugin`]), `listen`, `acc show` ([`acc`]), `stats` ([`stats`]; the
 //! Prometheus endpoint of [`metrics`] serves the same numbers).
 
+pub mod acc;
 pub mod acl;
 pub mod alias;
 pub mod client;
@@ -101,6 +102,9 @@ pub enum Command {
     Listen,
     /// Counters and gauges (kamcmd `stats.get_statistics`, serctl `moni`).
     Stats(stats::StatsArgs),
+    /// Accounting records (`[acc]`).
+    #[command(subcommand)]
+    Acc(acc::AccCommand),
 }
 
 /// What a request's arguments ask for.
@@ -183,6 +187,7 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
         Command::Plugin(c) => plugin::execute(router, c).await,
         Command::Listen => Ok(listen(router)),
         Command::Stats(a) => stats::execute(router, &a),
+        Command::Acc(c) => acc::execute(router.services(), c),
     }
 }
 
@@ -293,7 +298,7 @@ mod tests {
         };
         assert!(e.starts_with("unrecognized subcommand 'dlg'"), "{e}");
         assert!(
-            e.contains("Usage: wisp ctl <ul|alias|user|acl|plugin|listen|stats>"),
+            e.contains("Usage: wisp ctl <ul|alias|user|acl|plugin|listen|stats|acc>"),
             "{e}"
         );
         assert_eq!(e.matches("Usage:").count(), 1, "{e}");
@@ -308,7 +313,9 @@ mod tests {
         let Err(CtlError::Usage(e)) = parse("") else {
             panic!("empty args parsed");
         };
-        for name in ["ul", "alias", "user", "acl", "plugin", "listen", "stats"] {
+        for name in [
+            "ul", "alias", "user", "acl", "plugin", "listen", "stats", "acc",
+        ] {
             assert!(e.contains(&format!("\n  {name} ")), "{name}: {e}");
         }
     }

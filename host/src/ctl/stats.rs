@@ -60,6 +60,8 @@ pub struct Report {
     pub store_writer_queue: u64,
     pub dns_lookups: u64,
     pub dns_failures: u64,
+    pub acc_records: u64,
+    pub acc_dropped: u64,
 }
 
 /// A user location table's size.
@@ -153,6 +155,8 @@ pub fn report(router: &Router) -> Report {
         store_writer_queue: usrloc.writer_queue_len() as u64,
         dns_lookups: s.get(Counter::DnsLookups),
         dns_failures: s.get(Counter::DnsFailures),
+        acc_records: s.get(Counter::AccRecords),
+        acc_dropped: s.get(Counter::AccDropped),
     }
 }
 
@@ -222,6 +226,8 @@ pub fn table(r: &Report) -> String {
     );
     row("dns_lookups".into(), r.dns_lookups.to_string());
     row("dns_failures".into(), r.dns_failures.to_string());
+    row("acc_records".into(), r.acc_records.to_string());
+    row("acc_dropped".into(), r.acc_dropped.to_string());
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in rows {

@@ -268,6 +268,10 @@ impl PluginChain {
                 break;
             }
         }
+        // Dropped on purpose, or every plugin let it pass unanswered.
+        if matches!(ctx.handled, None | Some(crate::stateless::Handled::Dropped)) {
+            crate::stats::inc(crate::stats::Counter::RequestsDropped);
+        }
         Some(ctx)
     }
 

@@ -426,7 +426,6 @@ impl PluginRuntime {
                 self.breaker.record(BreakerEvent::Completed, Instant::now);
                 self.checkin(instance);
                 if ctx.handled.is_none() && matches!(export, Export::Route) {
-                    crate::stats::inc(crate::stats::Counter::RequestsDropped);
                     tracing::debug!(
                         plugin = &*self.name,
                         "route ended without reply or relay: request dropped"

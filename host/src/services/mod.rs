@@ -5,6 +5,7 @@
 //! They act through a [`Services`] handle: user location, and the
 //! transaction layer that decides how a request is answered.
 
+pub mod acc;
 pub mod auth;
 pub mod exec;
 pub mod registrar;
@@ -22,6 +23,8 @@ pub struct Services {
     usrloc: Usrloc,
     tm: Arc<Tm>,
     auth: AuthService,
+    /// The accounting log, when `[acc]` names a flag.
+    acc: Option<Arc<acc::AccLog>>,
 }
 
 impl Services {
@@ -29,13 +32,28 @@ impl Services {
     /// finds an unknown user) until [`with_auth`](Self::with_auth).
     pub fn new(usrloc: Usrloc, tm: Arc<Tm>) -> Self {
         let auth = AuthService::new(&AuthConfig::default(), Arc::new(NoSubscribers));
-        Services { usrloc, tm, auth }
+        Services {
+            usrloc,
+            tm,
+            auth,
+            acc: None,
+        }
     }
 
     /// The same services with `auth` for the auth host functions.
     pub fn with_auth(mut self, auth: AuthService) -> Self {
         self.auth = auth;
         self
+    }
+
+    /// The same services with `log` as the accounting log.
+    pub fn with_acc(mut self, log: Arc<acc::AccLog>) -> Self {
+        self.acc = Some(log);
+        self
+    }
+
+    pub fn acc(&self) -> Option<&Arc<acc::AccLog>> {
+        self.acc.as_ref()
     }
 
     pub fn auth(&self) -> &AuthService {

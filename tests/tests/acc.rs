@@ -1,0 +1,127 @@
+//! Accounting (issue 18, Kamailio `acc`): a relayed transaction whose
+//! request carries `[acc] log_flag` gives one record when its final reply
+//! goes up, retransmissions included; with `log_missed_flag`, a final reply
+//! of 300 or more gives a missed-call record too. The chain is the
+//! `minimal` fixture (sets flag 1 on every OPTIONS) then the default plugin
+//! (which relays to registered contacts).
+
+use std::time::{Duration, Instant};
+
+use wisp_e2e::*;
+
+fn start_accounting() -> Router {
+    let default = plugin_path("default");
+    Router::start_with(|m| {
+        let mut m = m
+            .set("plugin", "name", "\"minimal\"")
+            .plugin_file(&plugin_path("minimal"));
+        m.extra.push_str(&format!(
+            "\n[acc]\nlog_flag = 1\nlog_missed_flag = 1\n\n[[plugin]]\nname = \"default\"\npath = {:?}\n\n[plugin.params]\nmax_len = 8192\n",
+            default.to_string_lossy()
+        ));
+        m
+    })
+}
+
+/// `wisp ctl acc show` until it lists `n` records (they are written off the
+/// routing path, a moment after the reply).
+fn records(router: &Router, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = router.ctl_ok(&["acc", "show", "100"]);
+        let lines: Vec<String> = out.lines().map(str::to_owned).collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_flagged_transaction_gives_one_record_and_a_failed_one_a_missed_record() {
+    let router = start_accounting();
+    let alice = TestUa::new("alice");
+    let bob = TestUa::new("bob");
+    alice.register(&router);
+    bob.register(&router);
+    let carol = TestUa::new("carol");
+
+    // To alice, sent twice (a retransmission): one transaction, one record.
+    let req = carol.request("OPTIONS", &router.aor("alice"));
+    let bytes = req.build();
+    carol.send_to(router.udp_addr(), &bytes);
+    let (got, src) = alice.recv_request(RECV).expect("the OPTIONS reaches alice");
+    carol.send_to(router.udp_addr(), &bytes);
+    std::thread::sleep(Duration::from_millis(200));
+    alice.reply(&got, src, 200, "OK", "a1");
+    let (fin, _) = carol
+        .recv_response_for(&req.call_id, RECV)
+        .expect("alice's 200");
+    assert_eq!(fin.status(), Some(200));
+
+    // To bob, who is busy: a record and a missed-call record.
+    let busy = carol.request("OPTIONS", &router.aor("bob"));
+    carol.send_to(router.udp_addr(), &busy.build());
+    bob.answer_next(486, "Busy Here", RECV)
+        .expect("the OPTIONS reaches bob");
+    let (fin, _) = carol
+        .recv_response_for(&busy.call_id, RECV)
+        .expect("bob's 486");
+    assert_eq!(fin.status(), Some(486));
+
+    let lines = records(&router, 3);
+    let log = router.log();
+    assert_eq!(lines.len(), 3, "{lines:#?}\n--- log ---\n{log}");
+    let of = |call_id: &str| -> Vec<&String> {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!("call_id={call_id:?}")))
+            .collect()
+    };
+    let to_alice = of(&req.call_id);
+    assert_eq!(to_alice.len(), 1, "one record for alice: {lines:#?}");
+    assert!(
+        to_alice[0].contains(" answered OPTIONS 200 "),
+        "{}",
+        to_alice[0]
+    );
+    let to_bob = of(&busy.call_id);
+    assert_eq!(to_bob.len(), 2, "{lines:#?}");
+    assert!(to_bob.iter().any(|l| l.contains(" answered OPTIONS 486 ")));
+    assert!(to_bob.iter().any(|l| l.contains(" missed OPTIONS 486 ")));
+    for l in &lines {
+        assert!(
+            l.contains(&format!("src=udp:{}", carol.addr())),
+            "the caller is the source: {l}"
+        );
+    }
+    // The log has them too, naming the Call-ID.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("transaction answered") && l.contains(&req.call_id)),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("call missed") && l.contains(&busy.call_id)),
+        "{log}"
+    );
+    // REGISTERs carried no flag: no records for them.
+    assert!(!lines.iter().any(|l| l.contains("REGISTER")), "{lines:#?}");
+    let j: serde_json::Value =
+        serde_json::from_str(&router.ctl_ok(&["stats", "--json"])).expect("json");
+    assert_eq!(j["acc_records"], 3, "{j}");
+    assert_eq!(j["acc_dropped"], 0, "{j}");
+}
+
+#[test]
+fn acc_show_says_when_accounting_is_off() {
+    let router = Router::start();
+    let out = router.ctl(&["acc", "show"]);
+    assert!(!out.success());
+    assert!(
+        out.describe().contains("accounting is off"),
+        "{}",
+        out.describe()
+    );
+}
