@@ -311,3 +311,52 @@ fn ctl_stats_watch_asks_again() {
         "--watch 1 for 3.5 s printed {reports}:\n{text}"
     );
 }
+
+#[test]
+fn write_through_commits_and_their_latency_are_counted() {
+    let (router, metrics) = start_with_metrics(|m| m.set("usrloc", "db_mode", "1"));
+    let uas: Vec<TestUa> = ["alice", "bob", "dave"]
+        .iter()
+        .map(|u| TestUa::new(u))
+        .collect();
+    // Write-through: each 200 waits for the commit that holds its binding,
+    // so three REGISTERs one after another are three commits.
+    for ua in &uas {
+        ua.register(&router);
+    }
+    let text = expect_metrics(
+        metrics,
+        &[
+            ("wisp_store_commits_total", 3.0),
+            ("wisp_store_commit_failures_total", 0.0),
+            ("wisp_store_commit_duration_seconds_count", 3.0),
+            ("wisp_store_writer_queue", 0.0),
+            ("wisp_registers_accepted_total", 3.0),
+        ],
+    );
+    let sum = sample(&text, "wisp_store_commit_duration_seconds_sum").unwrap_or(0.0);
+    assert!(sum > 0.0, "commits take time:\n{text}");
+}
+
+#[test]
+fn reloads_done_and_refused_are_counted() {
+    let dir = TempDir::new();
+    let file = dir.path().join("probe.wasm");
+    std::fs::copy(plugin_path("reload_probe"), &file).expect("copy v1");
+    let (router, metrics) = start_with_metrics(|m| {
+        m.set("plugin", "name", "\"probe\"")
+            .plugin_file(&file)
+            .set("plugin", "watch", "false")
+    });
+    std::fs::copy(plugin_path("reload_probe_v2"), &file).expect("copy v2");
+    router.ctl_ok(&["plugin", "reload", "probe"]);
+    std::fs::write(&file, b"not a component").expect("write garbage");
+    let _ = router.ctl(&["plugin", "reload", "probe"]);
+    expect_metrics(
+        metrics,
+        &[
+            ("wisp_plugin_reloads_total", 1.0),
+            ("wisp_plugin_reloads_refused_total", 1.0),
+        ],
+    );
+}
