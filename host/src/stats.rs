@@ -204,6 +204,11 @@ pub enum Counter {
     StoreCommitFailures,
     DnsLookups,
     DnsFailures,
+    /// Transactions whose final reply went upstream.
+    TransactionsAnswered,
+    /// Of those, the ones whose timers have ended: the difference are the
+    /// transactions waiting (absorbing retransmissions of the request).
+    TransactionsAnsweredEnded,
     /// Accounting records queued for the log.
     AccRecords,
     /// Accounting records left out: the queue was full.
@@ -211,7 +216,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 16] = [
         Counter::RequestsDropped,
         Counter::BadMessages,
         Counter::TransactionsCreated,
@@ -224,6 +229,8 @@ impl Counter {
         Counter::StoreCommitFailures,
         Counter::DnsLookups,
         Counter::DnsFailures,
+        Counter::TransactionsAnswered,
+        Counter::TransactionsAnsweredEnded,
         Counter::AccRecords,
         Counter::AccDropped,
     ];

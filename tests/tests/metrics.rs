@@ -103,7 +103,11 @@ fn options_ping(router: &Router, ua: &TestUa) {
 #[test]
 fn known_traffic_gives_exact_counts_on_the_endpoint_and_in_ctl_stats() {
     const PINGS: usize = 5;
-    let (router, metrics) = start_with_metrics(|m| m);
+    // The relayed transaction waits out its (long) wait timer while we look.
+    let (router, metrics) = start_with_metrics(|mut m| {
+        m.extra.push_str("\n[tm]\nwait_timer_ms = 60000\n");
+        m
+    });
     let caller = TestUa::new("carol");
     for _ in 0..PINGS {
         options_ping(&router, &caller);
@@ -145,6 +149,8 @@ fn known_traffic_gives_exact_counts_on_the_endpoint_and_in_ctl_stats() {
             ("wisp_usrloc_contacts{table=\"location\"}", 3.0),
             ("wisp_usrloc_contacts{table=\"aliases\"}", 0.0),
             ("wisp_transactions_created_total", 1.0),
+            ("wisp_transactions_active", 1.0),
+            ("wisp_transactions_waiting", 1.0),
             ("wisp_bad_messages_total", 0.0),
             ("wisp_requests_dropped_total", 0.0),
             ("wisp_retransmissions_absorbed_total", 0.0),
@@ -174,6 +180,7 @@ fn known_traffic_gives_exact_counts_on_the_endpoint_and_in_ctl_stats() {
     assert_eq!(j["replies_relayed"]["2xx"], 1, "{j}");
     assert_eq!(j["registers_accepted"], 3, "{j}");
     assert_eq!(j["transactions_created"], 1, "{j}");
+    assert_eq!(j["transactions_waiting"], 1, "{j}");
     let location = j["usrloc"]
         .as_array()
         .and_then(|t| t.iter().find(|t| t["table"] == "location"))

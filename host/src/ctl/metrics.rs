@@ -19,6 +19,7 @@
 //! | `wisp_bad_messages_total` | `core:err_requests` + `err_replies` |
 //! | `wisp_transactions_created_total` | `tm:created` |
 //! | `wisp_transactions_active` | `tm:current` |
+//! | `wisp_transactions_waiting` | `tm:waiting` |
 //! | `wisp_retransmissions_absorbed_total` | `tm:rpl_absorbed`-like (requests) |
 //! | `wisp_registers_accepted_total`, `..._refused_total` | `registrar:accepted_regs`, `rejected_regs` |
 //! | `wisp_usrloc_aors{table}`, `wisp_usrloc_contacts{table}` | `usrloc:location-users`, `-contacts` |
@@ -151,6 +152,12 @@ impl Collector for ReportCollector {
             "transactions_active",
             "Transactions alive now.",
             r.transactions_active,
+        )?;
+        gauge(
+            e,
+            "transactions_waiting",
+            "Answered transactions absorbing retransmissions until their timers end.",
+            r.transactions_waiting,
         )?;
         counter(
             e,
@@ -431,6 +438,7 @@ mod tests {
             bad_messages: 2,
             transactions_created: 3,
             transactions_active: 1,
+            transactions_waiting: 1,
             retransmissions_absorbed: 4,
             registers_accepted: 5,
             registers_refused: 6,

@@ -47,6 +47,8 @@ pub struct Report {
     pub bad_messages: u64,
     pub transactions_created: u64,
     pub transactions_active: u64,
+    /// Answered, absorbing retransmissions until their timers end.
+    pub transactions_waiting: u64,
     pub retransmissions_absorbed: u64,
     pub registers_accepted: u64,
     pub registers_refused: u64,
@@ -134,6 +136,9 @@ pub fn report(router: &Router) -> Report {
         bad_messages: s.get(Counter::BadMessages),
         transactions_created: s.get(Counter::TransactionsCreated),
         transactions_active: router.host().tm.len() as u64,
+        transactions_waiting: s
+            .get(Counter::TransactionsAnswered)
+            .saturating_sub(s.get(Counter::TransactionsAnsweredEnded)),
         retransmissions_absorbed: s.get(Counter::RetransmissionsAbsorbed),
         registers_accepted: s.get(Counter::RegistersAccepted),
         registers_refused: s.get(Counter::RegistersRefused),
@@ -181,6 +186,7 @@ pub fn table(r: &Report) -> String {
         ("bad_messages", r.bad_messages),
         ("transactions_created", r.transactions_created),
         ("transactions_active", r.transactions_active),
+        ("transactions_waiting", r.transactions_waiting),
         ("retransmissions_absorbed", r.retransmissions_absorbed),
         ("registers_accepted", r.registers_accepted),
         ("registers_refused", r.registers_refused),

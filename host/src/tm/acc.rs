@@ -70,8 +70,10 @@ impl Tm {
         }
     }
 
-    /// `txn`'s final reply `code` went upstream: its records, if flagged.
-    pub(super) fn account(&self, txn: &Transaction, code: u16) {
+    /// `txn`'s final reply `code` went upstream: count it, and its
+    /// records if flagged.
+    pub(super) fn final_reply_sent(&self, txn: &Transaction, code: u16) {
+        crate::stats::inc(crate::stats::Counter::TransactionsAnswered);
         let Some(acc) = self.acc.get() else {
             return;
         };

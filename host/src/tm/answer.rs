@@ -133,7 +133,7 @@ impl Tm {
         crate::stats::reply_sent(code, crate::stats::ReplyOrigin::Local);
         self.run_server_actions(&mut txn, out);
         if code >= 200 {
-            self.account(&txn, code);
+            self.final_reply_sent(&txn, code);
             // A final reply ends the branches still out there.
             if txn.invite {
                 for i in 0..txn.branches.len() {

@@ -290,6 +290,9 @@ impl TxnTable {
             return;
         }
         txn.ended = true;
+        if txn.server.is_final() {
+            crate::stats::inc(crate::stats::Counter::TransactionsAnsweredEnded);
+        }
         let hash = self.key_hash.hash_one(&txn.key);
         {
             let mut keys = lock(self.key_shard(hash));
