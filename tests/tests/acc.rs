@@ -125,3 +125,63 @@ fn acc_show_says_when_accounting_is_off() {
         out.describe()
     );
 }
+
+/// Seed 003's "Accounting" and "Reporting Missed Calls" scripts
+/// (plugins/acc): INVITEs are accounted, and those that fail are missed
+/// calls; a retransmitted INVITE is still one call.
+#[test]
+fn the_seed_accounting_script_records_calls_and_missed_calls() {
+    let router = Router::start_with(|m| {
+        let mut m = m
+            .set("plugin", "name", "\"acc\"")
+            .plugin_file(&plugin_path("acc"));
+        m.extra
+            .push_str("\n[acc]\nlog_flag = 1\nlog_missed_flag = 3\n");
+        m
+    });
+    let alice = TestUa::new("alice");
+    let bob = TestUa::new("bob");
+    alice.register(&router);
+    bob.register(&router);
+    let carol = TestUa::new("carol");
+
+    // Bob is busy; carol's INVITE goes out twice.
+    let call = carol.request("INVITE", &router.aor("bob"));
+    let bytes = call.build();
+    carol.send_to(router.udp_addr(), &bytes);
+    let (inv, src) = bob.recv_request(RECV).expect("the INVITE reaches bob");
+    carol.send_to(router.udp_addr(), &bytes);
+    std::thread::sleep(Duration::from_millis(200));
+    bob.reply(&inv, src, 486, "Busy Here", "b1");
+    let (busy, _) = carol
+        .recv_answer_for(&call.call_id, RECV)
+        .expect("bob's 486 is relayed");
+    assert_eq!(busy.status(), Some(486));
+    carol.send_to(router.udp_addr(), &call.ack_for(&busy).build());
+
+    // Alice answers.
+    let answered = carol.request("INVITE", &router.aor("alice"));
+    carol.send_to(router.udp_addr(), &answered.build());
+    let (inv, src) = alice.recv_request(RECV).expect("the INVITE reaches alice");
+    alice.reply(&inv, src, 200, "OK", "a1");
+    let (ok, _) = carol
+        .recv_answer_for(&answered.call_id, RECV)
+        .expect("alice's 200 is relayed");
+    assert_eq!(ok.status(), Some(200));
+
+    let lines = records(&router, 3);
+    let of = |call_id: &str| -> Vec<&String> {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!("call_id={call_id:?}")))
+            .collect()
+    };
+    let missed = of(&call.call_id);
+    assert_eq!(missed.len(), 2, "{lines:#?}\n{}", router.log());
+    assert!(missed.iter().any(|l| l.contains(" answered INVITE 486 ")));
+    assert!(missed.iter().any(|l| l.contains(" missed INVITE 486 ")));
+    let to_alice = of(&answered.call_id);
+    assert_eq!(to_alice.len(), 1, "{lines:#?}");
+    assert!(to_alice[0].contains(" answered INVITE 200 "), "{lines:#?}");
+    assert_eq!(lines.len(), 3, "nothing else: {lines:#?}");
+}
