@@ -253,6 +253,9 @@ impl Router {
     /// A response: to its transaction's branch (through the reply route
     /// when one is armed), else statelessly back along Via.
     fn handle_response(&self, msg: Message, source: Source) {
+        if let Some(code) = msg.status() {
+            stats::reply_received(code);
+        }
         match self.host.tm.match_response(&msg) {
             ResponseMatch::NotOurs => forward::forward_response(&self.host.sl, msg, source),
             ResponseMatch::Ended => {

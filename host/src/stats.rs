@@ -7,6 +7,10 @@
 //! uncontended `lock add` on a line the thread already owns: no measurable
 //! cost next to parsing a message (docs/performance.md).
 //!
+//! The counters are process-wide statics (one router per process), so any
+//! layer can count without being handed anything; a test that runs several
+//! routers in one process reads their sum.
+//!
 //! What is counted here is what happens (requests, replies, commits);
 //! what *is* (transactions alive, contacts registered, the writer's queue)
 //! is read from its owner when the numbers are asked for, and costs the hot
@@ -239,7 +243,8 @@ impl Counter {
 const REQUESTS: usize = Counter::ALL.len();
 const REPLIES_LOCAL: usize = REQUESTS + METHODS.len();
 const REPLIES_RELAYED: usize = REPLIES_LOCAL + CLASSES.len();
-const GLOBAL_SLOTS: usize = REPLIES_RELAYED + CLASSES.len();
+const REPLIES_RECEIVED: usize = REPLIES_RELAYED + CLASSES.len();
+const GLOBAL_SLOTS: usize = REPLIES_RECEIVED + CLASSES.len();
 
 static GLOBAL: Counters<GLOBAL_SLOTS> = Counters::new();
 static COMMIT_LATENCY: Histogram = Histogram::new();
@@ -264,6 +269,16 @@ pub fn request_received(m: &wisp_sip::Method) {
     GLOBAL.add(REQUESTS + method_index(m), 1);
 }
 
+fn class_index(code: u16) -> usize {
+    (code / 100).clamp(1, 6) as usize - 1
+}
+
+/// A reply arrived from downstream (retransmissions included).
+#[inline]
+pub fn reply_received(code: u16) {
+    GLOBAL.add(REPLIES_RECEIVED + class_index(code), 1);
+}
+
 /// Who made a reply that went out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyOrigin {
@@ -276,7 +291,7 @@ pub enum ReplyOrigin {
 /// A reply went out (a retransmission of the same reply does not count).
 #[inline]
 pub fn reply_sent(code: u16, origin: ReplyOrigin) {
-    let class = (code / 100).clamp(1, 6) as usize - 1;
+    let class = class_index(code);
     let base = match origin {
         ReplyOrigin::Local => REPLIES_LOCAL,
         ReplyOrigin::Relayed => REPLIES_RELAYED,
@@ -304,6 +319,7 @@ pub struct Snapshot {
     /// `(class, replies)` in [`CLASSES`] order.
     pub replies_local: Vec<(&'static str, u64)>,
     pub replies_relayed: Vec<(&'static str, u64)>,
+    pub replies_received: Vec<(&'static str, u64)>,
     pub commit_latency: HistogramSnapshot,
 }
 
@@ -329,6 +345,7 @@ pub fn snapshot() -> Snapshot {
         requests: labelled(REQUESTS, &METHODS),
         replies_local: labelled(REPLIES_LOCAL, &CLASSES),
         replies_relayed: labelled(REPLIES_RELAYED, &CLASSES),
+        replies_received: labelled(REPLIES_RECEIVED, &CLASSES),
         commit_latency: COMMIT_LATENCY.snapshot(),
     }
 }

@@ -143,6 +143,7 @@ fn known_traffic_gives_exact_counts_on_the_endpoint_and_in_ctl_stats() {
             ("wisp_replies_sent_total{class=\"2xx\"}", n(PINGS + 3)),
             ("wisp_replies_sent_total{class=\"4xx\"}", 0.0),
             ("wisp_replies_relayed_total{class=\"2xx\"}", 1.0),
+            ("wisp_replies_received_total{class=\"2xx\"}", 1.0),
             ("wisp_registers_accepted_total", 3.0),
             ("wisp_registers_refused_total", 0.0),
             ("wisp_usrloc_aors{table=\"location\"}", 3.0),

@@ -15,6 +15,7 @@
 //! | `wisp_requests_received_total{method}` | `core:rcv_requests_<method>` |
 //! | `wisp_replies_sent_total{class}` | `sl:<class>_replies`, `tm:<class>_replies` (local) |
 //! | `wisp_replies_relayed_total{class}` | `core:fwd_replies` by class |
+//! | `wisp_replies_received_total{class}` | `core:rcv_replies_<class>` |
 //! | `wisp_requests_dropped_total` | `core:drop_requests` |
 //! | `wisp_bad_messages_total` | `core:err_requests` + `err_replies` |
 //! | `wisp_transactions_created_total` | `tm:created` |
@@ -128,6 +129,13 @@ impl Collector for ReportCollector {
             "Replies from downstream relayed upstream, by class.",
             "class",
             r.replies_relayed.iter().map(|(k, v)| (*k, *v)),
+        )?;
+        counter_by(
+            e,
+            "replies_received",
+            "Replies received from downstream, by class (retransmissions included).",
+            "class",
+            r.replies_received.iter().map(|(k, v)| (*k, *v)),
         )?;
         counter(
             e,
@@ -434,6 +442,7 @@ mod tests {
             requests_received: [("INVITE", 0), ("OPTIONS", 7)].into_iter().collect(),
             replies_sent: [("2xx", 7)].into_iter().collect(),
             replies_relayed: [("4xx", 1)].into_iter().collect(),
+            replies_received: [("4xx", 2)].into_iter().collect(),
             requests_dropped: 0,
             bad_messages: 2,
             transactions_created: 3,
@@ -475,6 +484,7 @@ mod tests {
             "wisp_requests_received_total{method=\"INVITE\"} 0",
             "wisp_replies_sent_total{class=\"2xx\"} 7",
             "wisp_replies_relayed_total{class=\"4xx\"} 1",
+            "wisp_replies_received_total{class=\"4xx\"} 2",
             "wisp_bad_messages_total 2",
             "wisp_transactions_active 1",
             "wisp_usrloc_contacts{table=\"location\"} 3",

@@ -43,6 +43,8 @@ pub struct Report {
     pub replies_sent: BTreeMap<&'static str, u64>,
     /// Replies from downstream passed up, by class.
     pub replies_relayed: BTreeMap<&'static str, u64>,
+    /// Replies received from downstream, by class (retransmissions included).
+    pub replies_received: BTreeMap<&'static str, u64>,
     pub requests_dropped: u64,
     pub bad_messages: u64,
     pub transactions_created: u64,
@@ -132,6 +134,7 @@ pub fn report(router: &Router) -> Report {
         requests_received: s.requests.iter().copied().collect(),
         replies_sent: s.replies_local.iter().copied().collect(),
         replies_relayed: s.replies_relayed.iter().copied().collect(),
+        replies_received: s.replies_received.iter().copied().collect(),
         requests_dropped: s.get(Counter::RequestsDropped),
         bad_messages: s.get(Counter::BadMessages),
         transactions_created: s.get(Counter::TransactionsCreated),
@@ -174,6 +177,7 @@ pub fn table(r: &Report) -> String {
         ("requests_received", &r.requests_received),
         ("replies_sent", &r.replies_sent),
         ("replies_relayed", &r.replies_relayed),
+        ("replies_received", &r.replies_received),
     ] {
         let total: u64 = map.values().sum();
         row(what.to_owned(), total.to_string());
