@@ -169,7 +169,27 @@ fn the_seed_accounting_script_records_calls_and_missed_calls() {
         .expect("alice's 200 is relayed");
     assert_eq!(ok.status(), Some(200));
 
-    let lines = records(&router, 3);
+    // Carol hangs up through the router (its Record-Route): the BYE's
+    // record carries the call's duration.
+    std::thread::sleep(Duration::from_millis(300));
+    let route = header_str(&inv, "Record-Route").expect("the router record-routes");
+    let mut bye = answered.clone();
+    bye.method = "BYE".into();
+    bye.ruri = alice.contact();
+    bye.to_tag = Some("a1".into());
+    bye.cseq = 2;
+    bye.branch = format!("z9hG4bK-e2e-{}", random_token());
+    bye.headers = vec![("Route".into(), route)];
+    carol.send_to(router.udp_addr(), &bye.build());
+    let (got, src) = alice.recv_request(RECV).expect("the BYE reaches alice");
+    assert_eq!(got.method(), Some(&wisp_sip::Method::Bye));
+    alice.reply(&got, src, 200, "OK", "a1");
+    let (ok, _) = carol
+        .recv_answer_for(&answered.call_id, RECV)
+        .expect("the BYE's 200");
+    assert_eq!(ok.status(), Some(200));
+
+    let lines = records(&router, 4);
     let of = |call_id: &str| -> Vec<&String> {
         lines
             .iter()
@@ -181,7 +201,16 @@ fn the_seed_accounting_script_records_calls_and_missed_calls() {
     assert!(missed.iter().any(|l| l.contains(" answered INVITE 486 ")));
     assert!(missed.iter().any(|l| l.contains(" missed INVITE 486 ")));
     let to_alice = of(&answered.call_id);
-    assert_eq!(to_alice.len(), 1, "{lines:#?}");
+    assert_eq!(to_alice.len(), 2, "{lines:#?}");
     assert!(to_alice[0].contains(" answered INVITE 200 "), "{lines:#?}");
-    assert_eq!(lines.len(), 3, "nothing else: {lines:#?}");
+    assert!(to_alice[1].contains(" answered BYE 200 "), "{lines:#?}");
+    let duration: f64 = to_alice[1]
+        .rsplit_once(" duration=")
+        .and_then(|(_, d)| d.parse().ok())
+        .unwrap_or_else(|| panic!("the BYE's record has no duration: {}", to_alice[1]));
+    assert!(
+        (0.3..60.0).contains(&duration),
+        "the call lasted at least the 300 ms we waited: {duration}"
+    );
+    assert_eq!(lines.len(), 4, "nothing else: {lines:#?}");
 }

@@ -4,6 +4,10 @@
 //! show`. Routing never waits on it: a full queue leaves the record out
 //! and counts it (`wisp_acc_dropped_total`).
 //!
+//! The thread also gives a BYE's record the call's duration: it remembers
+//! when each accounted INVITE got its first 2xx, by Call-ID (a re-INVITE
+//! keeps the call's start), for the last [`OPEN_CALLS`] calls answered.
+//!
 //! ```text
 //! INFO wisp::acc: transaction answered method="OPTIONS" code=200 call_id="c1@h" cseq=1
 //!     from="<sip:carol@h>;tag=1" to="<sip:alice@h>" ruri="sip:alice@10.0.0.2:5060" src="udp:10.0.0.1:5060"
@@ -20,6 +24,49 @@ use crate::util::lock;
 
 /// Records `wisp ctl acc show` can list.
 pub const KEPT: usize = 1000;
+/// Calls answered whose BYE may still come, for its duration: a call
+/// outlived by this many later answered calls gets no duration.
+pub const OPEN_CALLS: usize = 100_000;
+
+/// When the accounted calls were answered, by Call-ID, and the Call-IDs in
+/// the order they were answered (ended ones included, until they are the
+/// oldest: no search on each BYE).
+#[derive(Default)]
+struct OpenCalls {
+    by_id: std::collections::HashMap<String, std::time::SystemTime>,
+    order: VecDeque<(String, std::time::SystemTime)>,
+}
+
+impl OpenCalls {
+    /// Remember an answered INVITE; give a BYE its call's duration.
+    fn note(&mut self, r: &mut AccRecord) {
+        if r.missed {
+            return;
+        }
+        match r.method.as_str() {
+            "INVITE" if (200..300).contains(&r.code) => {
+                if self.by_id.contains_key(&r.call_id) {
+                    return;
+                }
+                self.by_id.insert(r.call_id.clone(), r.time);
+                self.order.push_back((r.call_id.clone(), r.time));
+                while self.order.len() > OPEN_CALLS {
+                    if let Some((old, at)) = self.order.pop_front()
+                        && self.by_id.get(&old) == Some(&at)
+                    {
+                        self.by_id.remove(&old);
+                    }
+                }
+            }
+            "BYE" => {
+                if let Some(start) = self.by_id.remove(&r.call_id) {
+                    r.duration = r.time.duration_since(start).ok();
+                }
+            }
+            _ => {}
+        }
+    }
+}
 
 /// The queue and the latest records.
 pub struct AccLog {
@@ -36,7 +83,9 @@ impl AccLog {
         std::thread::Builder::new()
             .name("wisp-acc".into())
             .spawn(move || {
-                for r in rx {
+                let mut open = OpenCalls::default();
+                for mut r in rx {
+                    open.note(&mut r);
                     write(&r);
                     let mut kept = lock(&kept);
                     if kept.len() == KEPT {
@@ -73,8 +122,12 @@ impl AccSink for AccLog {
 
 /// One record as a line: what `wisp ctl acc show` and the log show.
 pub fn line(r: &AccRecord) -> String {
+    let duration = r
+        .duration
+        .map(|d| format!(" duration={:.3}", d.as_secs_f64()))
+        .unwrap_or_default();
     format!(
-        "{} {} {} {} call_id={:?} cseq={} from={:?} to={:?} ruri={:?} src={}:{}",
+        "{} {} {} {} call_id={:?} cseq={} from={:?} to={:?} ruri={:?} src={}:{}{duration}",
         humantime::format_rfc3339_millis(r.time),
         if r.missed { "missed" } else { "answered" },
         r.method,
@@ -105,6 +158,7 @@ fn write(r: &AccRecord) {
         to = %r.to,
         ruri = %r.ruri,
         src = %format_args!("{}:{}", r.proto.to_string().to_ascii_lowercase(), r.source),
+        duration_s = r.duration.map(|d| d.as_secs_f64()),
         "{what}"
     );
 }
@@ -129,7 +183,48 @@ mod tests {
             time: SystemTime::UNIX_EPOCH,
             source: "10.0.0.1:5060".parse().expect("addr"),
             proto: Proto::Udp,
+            duration: None,
         }
+    }
+
+    #[test]
+    fn a_bye_gets_the_duration_of_its_answered_call() {
+        let mut open = OpenCalls::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let mut invite = AccRecord {
+            call_id: "call-1".into(),
+            time: t0,
+            ..rec(200)
+        };
+        open.note(&mut invite);
+        // A re-INVITE keeps the call's start.
+        let mut reinvite = AccRecord {
+            time: t0 + Duration::from_secs(30),
+            ..invite.clone()
+        };
+        open.note(&mut reinvite);
+        let mut bye = AccRecord {
+            method: "BYE".into(),
+            call_id: "call-1".into(),
+            time: t0 + Duration::from_millis(62_500),
+            ..rec(200)
+        };
+        open.note(&mut bye);
+        assert_eq!(bye.duration, Some(Duration::from_millis(62_500)));
+        assert!(line(&bye).ends_with(" duration=62.500"), "{}", line(&bye));
+        // Once: a second BYE (or one of an unknown call) has none.
+        let mut again = bye.clone();
+        again.duration = None;
+        open.note(&mut again);
+        assert_eq!(again.duration, None);
+        // A failed INVITE opens no call.
+        let mut failed = AccRecord {
+            call_id: "call-2".into(),
+            missed: false,
+            ..rec(486)
+        };
+        open.note(&mut failed);
+        assert!(open.by_id.is_empty());
     }
 
     #[test]

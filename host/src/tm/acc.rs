@@ -33,6 +33,9 @@ pub struct AccRecord {
     pub time: SystemTime,
     pub source: SocketAddr,
     pub proto: Proto,
+    /// Of a BYE: how long the call lasted, from its accounted INVITE's 2xx
+    /// (filled by the accounting log, off the routing path).
+    pub duration: Option<std::time::Duration>,
 }
 
 /// Where records go. Called with the transaction locked: never block.
@@ -97,6 +100,7 @@ impl Tm {
             time: SystemTime::now(),
             source: txn.source.remote,
             proto: txn.source.proto,
+            duration: None,
         };
         if plain && missed {
             acc.sink.record(record.clone());
