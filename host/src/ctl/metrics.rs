@@ -358,7 +358,7 @@ pub async fn serve(router: Arc<Router>, addr: SocketAddr) -> std::io::Result<Soc
                     let router = router.clone();
                     tokio::spawn(async move {
                         let _ =
-                            tokio::time::timeout(READ_DEADLINE, connection(&router, stream)).await;
+                            tokio::time::timeout(READ_DEADLINE, connection(router, stream)).await;
                         drop(permit);
                     });
                 }
@@ -372,7 +372,7 @@ pub async fn serve(router: Arc<Router>, addr: SocketAddr) -> std::io::Result<Soc
     Ok(bound)
 }
 
-async fn connection(router: &Router, mut stream: TcpStream) -> std::io::Result<()> {
+async fn connection(router: Arc<Router>, mut stream: TcpStream) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let ask = loop {
@@ -392,7 +392,11 @@ async fn connection(router: &Router, mut stream: TcpStream) -> std::io::Result<(
     let (status, body, content_type) = match ask {
         Ask::Metrics => (
             "200 OK",
-            render(&report(router)),
+            // Counting the contacts walks the user location tables: off
+            // the runtime's workers, which also run the receive loops.
+            tokio::task::spawn_blocking(move || render(&report(&router)))
+                .await
+                .map_err(std::io::Error::other)?,
             prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
         ),
         Ask::NotFound => ("404 Not Found", "not found\n".into(), "text/plain"),

@@ -186,7 +186,13 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
         Command::Acl(c) => acl::execute(router.subscribers(), c).await,
         Command::Plugin(c) => plugin::execute(router, c).await,
         Command::Listen => Ok(listen(router)),
-        Command::Stats(a) => stats::execute(router, &a),
+        Command::Stats(a) => {
+            // It walks the user location tables: off the runtime's workers.
+            let router = router.clone();
+            tokio::task::spawn_blocking(move || stats::execute(&router, &a))
+                .await
+                .map_err(|e| CtlError::Failed(format!("stats: {e}")))?
+        }
         Command::Acc(c) => acc::execute(router.services(), c),
     }
 }
