@@ -24,6 +24,8 @@
 //! - [`store`] — persistence: the SQLite schema and its migrations, the
 //!   background writer that batches binding changes into transactions.
 //! - [`config`] — the TOML manifest, its defaults and its validation.
+//! - [`stats`] — the counters every layer increments (sharded per thread,
+//!   summed when read by the metrics endpoint and `wisp ctl stats`).
 //! - [`util`] — small helpers every layer uses.
 //! - The SIP message model itself is the `wisp-sip` crate (no I/O), DNS
 //!   (RFC 3263) the `wisp-dns` crate.
@@ -34,6 +36,7 @@ pub mod plugin;
 pub mod router;
 pub mod services;
 pub mod stateless;
+pub mod stats;
 pub mod store;
 pub mod tm;
 pub mod transport;
@@ -51,5 +54,6 @@ pub const LAYERS: &[&str] = &[
     "transport",
     "store",
     "config",
+    "stats",
     "util",
 ];

@@ -131,6 +131,7 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
     .context("cannot start the runtime")?;
     runtime.block_on(async move {
         let ctl_path = manifest.resolve(&manifest.server.ctl_socket);
+        let metrics = manifest.metrics.listen;
         let router = Router::bind(manifest).await?;
         // Management and the plugin watch first: once the router answers,
         // `wisp ctl` and a new build on disk are heard too.
@@ -138,6 +139,12 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
             wisp::ctl::server::serve(router.clone(), &ctl_path).context("management socket")?;
         let _watch = wisp::plugin::watch::watch(router.plugins().clone())
             .context("watching plugin files")?;
+        if let Some(addr) = metrics {
+            let bound = wisp::ctl::metrics::serve(router.clone(), addr)
+                .await
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            tracing::info!("metrics on http://{bound}/metrics");
+        }
         router.serve(workers);
         // The bound addresses, not the configured ones: port 0 becomes the
         // port the system picked (`wisp ctl listen` says the same). Logged
@@ -197,12 +204,28 @@ fn ctl(config: PathBuf, socket: Option<PathBuf>, mut args: Vec<String>) -> anyho
         Ok(line)
     })
     .context("reading the password from standard input")?;
-    let response = wisp::ctl::client::call(&socket, args)?;
-    print!("{}", response.output);
-    if response.ok {
-        Ok(())
-    } else {
-        anyhow::bail!("{}", response.error)
+    // `stats --watch N`: ask again every N seconds, until interrupted.
+    let watch = match wisp::ctl::Command::parse(&args) {
+        Ok(wisp::ctl::Parsed::Run(wisp::ctl::Command::Stats(a))) => a.watch,
+        _ => None,
+    };
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    loop {
+        let response = wisp::ctl::client::call(&socket, args.clone())?;
+        if !response.ok {
+            anyhow::bail!("{}", response.error)
+        }
+        let Some(every) = watch else {
+            print!("{}", response.output);
+            return Ok(());
+        };
+        if terminal {
+            // Home and clear: the table stays in place.
+            print!("\x1b[H\x1b[2J");
+        }
+        print!("{}", response.output);
+        std::io::Write::flush(&mut std::io::stdout())?;
+        std::thread::sleep(std::time::Duration::from_secs(every));
     }
 }
 

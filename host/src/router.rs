@@ -20,10 +20,13 @@ use crate::plugin::chain::PluginChain;
 use crate::plugin::host::HostContext;
 use crate::plugin::{PluginRuntime, owner_build};
 use crate::services::Services;
+use crate::services::acc::AccLog;
 use crate::services::auth::subscribers::Subscribers;
 use crate::services::auth::{AuthService, Directory};
 use crate::services::usrloc::Usrloc;
 use crate::stateless::{RouteKind, Stateless, forward, reply, sanity};
+use crate::stats::{self, Counter};
+use crate::tm::acc::Accounting;
 use crate::tm::timer::SystemClock;
 use crate::tm::{FailureWork, RequestMatch, ResponseMatch, RouteContext, RouteOwner, Tm};
 use crate::transport::{self, Inbound, Source, Transports};
@@ -132,11 +135,15 @@ impl Router {
         }
         let directory = directory.unwrap_or_else(|| subscribers.clone());
         let auth = AuthService::new(&manifest.auth, directory);
-        let services = Arc::new(
-            Services::new(usrloc, tm.clone())
-                .with_auth(auth)
-                .with_limits(&manifest.pike, &manifest.htable),
-        );
+        let mut services = Services::new(usrloc, tm.clone())
+            .with_auth(auth)
+            .with_limits(&manifest.pike, &manifest.htable);
+        if manifest.acc.enabled() {
+            let log = AccLog::spawn(&manifest.acc).context("accounting log thread")?;
+            tm.set_accounting(Accounting::new(&manifest.acc, log.clone()));
+            services = services.with_acc(log);
+        }
+        let services = Arc::new(services);
         let host = Arc::new(HostContext {
             sl,
             tm,
@@ -236,6 +243,9 @@ impl Router {
     /// A request: sanity checks, retransmissions to their transaction, then
     /// the plugin chain.
     fn handle_request(&self, msg: Message, source: Source) {
+        if let Some(m) = msg.method() {
+            stats::request_received(m);
+        }
         let summary = match sanity::check_request(&msg) {
             Ok(summary) => summary,
             Err(reason) => return self.refuse(msg, source, &reason),
@@ -254,6 +264,9 @@ impl Router {
     /// A response: to its transaction's branch (through the reply route
     /// when one is armed), else statelessly back along Via.
     fn handle_response(&self, msg: Message, source: Source) {
+        if let Some(code) = msg.status() {
+            stats::reply_received(code);
+        }
         match self.host.tm.match_response(&msg) {
             ResponseMatch::NotOurs => forward::forward_response(&self.host.sl, msg, source),
             ResponseMatch::Ended => {
@@ -301,6 +314,7 @@ impl Router {
 
     /// A request that failed the sanity check: 400 with the reason (never to an ACK).
     fn refuse(&self, msg: Message, source: Source, reason: &str) {
+        stats::inc(Counter::BadMessages);
         crate::log_limited!(info, remote = %source.remote, "400 {reason}");
         if msg.method() != Some(&wisp_sip::Method::Ack)
             && let Err(e) = reply::send_reply_unchecked(&self.host.sl, &msg, source, 400, reason)
@@ -322,7 +336,10 @@ impl Inbound for Router {
         }
         let msg = match Message::parse(data.clone()) {
             Ok(m) => m,
-            Err(e) => return reply::answer_unparsable(&self.host.sl, &data, source, &e.reason()),
+            Err(e) => {
+                stats::inc(Counter::BadMessages);
+                return reply::answer_unparsable(&self.host.sl, &data, source, &e.reason());
+            }
         };
         if msg.is_request() {
             self.handle_request(msg, source)

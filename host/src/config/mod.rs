@@ -6,15 +6,17 @@
 //! Layout: one file per section, each with its type, defaults (its `Default`
 //! impl, used through `#[serde(default)]`) and the rules serde cannot check:
 //! `server` (with `listen` addresses and the log level), `usrloc`, `tm`,
-//! `rr`, `auth`, `subscriber`, `tcp`, `pike` (with `[[htable]]`), `plugin`.
-//! Here: the [`Manifest`], loading, and [`ConfigError`].
+//! `rr`, `auth`, `subscriber`, `tcp`, `pike` (with `[[htable]]`), `metrics`, `acc`,
+//! `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
 //! `locate` finds an error's line from the TOML parser's spans: serde's
 //! errors carry the span of the value they failed on; a rule checked after
 //! deserialization names its [`KeyPath`], looked up in the parsed document.
 
+mod acc;
 mod auth;
 mod listen;
 mod locate;
+mod metrics;
 mod pike;
 mod plugin;
 mod rr;
@@ -29,9 +31,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::de::DeTable;
 
+pub use acc::AccConfig;
 pub use auth::{AuthConfig, DigestAlgorithm, MIN_SECRET_LEN};
 pub use listen::{ListenAddr, Proto};
 use locate::{KeyPath, line_of};
+pub use metrics::MetricsConfig;
 pub use pike::{HtableConfig, PikeConfig};
 pub use plugin::{CapabilitiesConfig, PluginConfig};
 pub use rr::RrConfig;
@@ -97,6 +101,10 @@ pub struct Manifest {
     /// Named tables plugins share (`[[htable]]`), in manifest order.
     #[serde(default)]
     pub htable: Vec<HtableConfig>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub acc: AccConfig,
     /// Plugins, run in this order as a chain: each request goes through
     /// them until one replies, relays or drops it.
     #[serde(default)]
@@ -164,6 +172,7 @@ impl Manifest {
         self.tcp.check()?;
         self.pike.check()?;
         pike::check_htables(&self.htable)?;
+        self.acc.check()?;
         plugin::check_chain(&self.plugin)
     }
 

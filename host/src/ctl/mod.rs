@@ -17,14 +17,18 @@
 //! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]),
 //! `user add|passwd|rm|show` ([`user`]), `acl grant|revoke|show` ([`acl`]),
 //! `htable dump|set|rm` ([`htable`]), `plugin list|reload` ([`plugin`]),
-//! `listen`.
+//! `listen`, `acc show` ([`acc`]), `stats` ([`stats`]; the Prometheus
+//! endpoint of [`metrics`] serves the same numbers).
 
+pub mod acc;
 pub mod acl;
 pub mod alias;
 pub mod client;
 pub mod htable;
+pub mod metrics;
 pub mod plugin;
 pub mod server;
+pub mod stats;
 pub mod ul;
 pub mod user;
 
@@ -101,6 +105,11 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// The addresses the router bound, one `proto:ip:port` a line.
     Listen,
+    /// Counters and gauges (kamcmd `stats.get_statistics`, serctl `moni`).
+    Stats(stats::StatsArgs),
+    /// Accounting records (`[acc]`).
+    #[command(subcommand)]
+    Acc(acc::AccCommand),
 }
 
 /// What a request's arguments ask for.
@@ -183,6 +192,14 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
         Command::Htable(c) => htable::execute(router.services(), c),
         Command::Plugin(c) => plugin::execute(router, c).await,
         Command::Listen => Ok(listen(router)),
+        Command::Stats(a) => {
+            // It walks the user location tables: off the runtime's workers.
+            let router = router.clone();
+            tokio::task::spawn_blocking(move || stats::execute(&router, &a))
+                .await
+                .map_err(|e| CtlError::Failed(format!("stats: {e}")))?
+        }
+        Command::Acc(c) => acc::execute(router.services(), c),
     }
 }
 
@@ -275,6 +292,14 @@ mod tests {
             Ok(Parsed::Run(Command::Plugin(plugin::PluginCommand::List)))
         );
         assert_eq!(parse("listen"), Ok(Parsed::Run(Command::Listen)));
+        assert_eq!(
+            parse("stats --json --watch 2"),
+            Ok(Parsed::Run(Command::Stats(stats::StatsArgs {
+                json: true,
+                watch: Some(2)
+            })))
+        );
+        assert!(parse("stats --watch 0").is_err());
         assert!(parse("listen udp").is_err());
     }
 
@@ -285,7 +310,7 @@ mod tests {
         };
         assert!(e.starts_with("unrecognized subcommand 'dlg'"), "{e}");
         assert!(
-            e.contains("Usage: wisp ctl <ul|alias|user|acl|htable|plugin|listen>"),
+            e.contains("Usage: wisp ctl <ul|alias|user|acl|htable|plugin|listen|stats|acc>"),
             "{e}"
         );
         assert_eq!(e.matches("Usage:").count(), 1, "{e}");
@@ -300,7 +325,9 @@ mod tests {
         let Err(CtlError::Usage(e)) = parse("") else {
             panic!("empty args parsed");
         };
-        for name in ["ul", "alias", "user", "acl", "htable", "plugin", "listen"] {
+        for name in [
+            "ul", "alias", "user", "acl", "htable", "plugin", "listen", "stats", "acc",
+        ] {
             assert!(e.contains(&format!("\n  {name} ")), "{name}: {e}");
         }
     }

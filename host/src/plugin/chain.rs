@@ -138,6 +138,7 @@ impl PluginSlot {
                 let to = new.short_hash().to_owned();
                 let old = self.current.swap(new);
                 self.reloads.fetch_add(1, Ordering::Relaxed);
+                crate::stats::inc(crate::stats::Counter::ReloadsDone);
                 let mut retired = crate::util::lock(&self.retired);
                 retired.retain(|w| w.strong_count() > 0);
                 retired.push(Arc::downgrade(&old));
@@ -158,6 +159,7 @@ impl PluginSlot {
             }
             Err(error) => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
+                crate::stats::inc(crate::stats::Counter::ReloadsRefused);
                 tracing::error!(
                     plugin = self.name(),
                     serving = serving.short_hash(),
@@ -204,6 +206,8 @@ pub struct VersionStatus {
     pub loaded_at: SystemTime,
     pub live_transactions: usize,
     pub failures: u64,
+    /// Calls, traps and call latency (the metrics).
+    pub stats: crate::stats::PluginSnapshot,
 }
 
 impl VersionStatus {
@@ -214,6 +218,7 @@ impl VersionStatus {
             loaded_at: r.loaded_at(),
             live_transactions: r.live_transactions(),
             failures: r.failures(),
+            stats: r.stats().snapshot(),
         }
     }
 }
@@ -262,6 +267,10 @@ impl PluginChain {
             if ctx.handled.is_some() {
                 break;
             }
+        }
+        // Dropped on purpose, or every plugin let it pass unanswered.
+        if matches!(ctx.handled, None | Some(crate::stateless::Handled::Dropped)) {
+            crate::stats::inc(crate::stats::Counter::RequestsDropped);
         }
         Some(ctx)
     }

@@ -35,6 +35,7 @@ use self::breaker::{Breaker, Event as BreakerEvent};
 use self::host::HostContext;
 use self::host::PluginState;
 use crate::config::PluginConfig;
+use crate::stats::CallEnd;
 use crate::tm::{RouteContext, RouteOwner};
 
 /// The WIT package this router implements (`package` in `wit/*.wit`).
@@ -187,6 +188,8 @@ pub struct PluginRuntime {
     failures: AtomicU64,
     /// Transactions whose failure or reply route this build armed.
     live_txns: AtomicUsize,
+    /// Calls, traps and call latency of this build (the metrics).
+    stats: crate::stats::PluginStats,
     /// Holds back new instances while none can be made.
     breaker: Breaker,
 }
@@ -239,6 +242,7 @@ impl PluginRuntime {
             pool: Mutex::new(Vec::new()),
             failures: AtomicU64::new(0),
             live_txns: AtomicUsize::new(0),
+            stats: crate::stats::PluginStats::new(),
             breaker: Breaker::default(),
         };
         let first = runtime.instantiate()?;
@@ -269,6 +273,11 @@ impl PluginRuntime {
 
     pub fn loaded_at(&self) -> SystemTime {
         self.loaded_at
+    }
+
+    /// Calls, traps and latency of this build.
+    pub fn stats(&self) -> &crate::stats::PluginStats {
+        &self.stats
     }
 
     /// Transactions that will still run a failure or reply route of this build.
@@ -379,6 +388,7 @@ impl PluginRuntime {
     ) -> Option<Box<RouteContext>> {
         // Routes armed in this call run in this build, whatever is loaded then.
         ctx.owner = Some(self.clone() as Arc<dyn RouteOwner>);
+        let started = Instant::now();
         let mut instance = match self.checkout() {
             Ok(i) => i,
             Err(e) => {
@@ -412,6 +422,7 @@ impl PluginRuntime {
         let replying = !matches!(export, Export::Reply(_));
         match result {
             Ok(Ok(())) => {
+                self.stats.call(started.elapsed(), CallEnd::Returned);
                 self.breaker.record(BreakerEvent::Completed, Instant::now);
                 self.checkin(instance);
                 if ctx.handled.is_none() && matches!(export, Export::Route) {
@@ -422,6 +433,7 @@ impl PluginRuntime {
                 }
             }
             Ok(Err(())) => {
+                self.stats.call(started.elapsed(), CallEnd::Returned);
                 self.breaker.record(BreakerEvent::Completed, Instant::now);
                 let why = instance.store.data_mut().route_error.take();
                 self.checkin(instance);
@@ -445,6 +457,7 @@ impl PluginRuntime {
                 // The instance's state is unknown after a trap: drop it, a
                 // fresh one is made on the next checkout. Only this request
                 // pays: others are served, no hold-back follows.
+                self.stats.call(started.elapsed(), trap_kind(&trap));
                 crate::log_limited!(warn,
                     plugin = &*self.name,
                     version = self.short_hash(),
@@ -492,6 +505,19 @@ impl Export<'_> {
             Export::Failure(_) => "failure-route",
             Export::Reply(_) => "onreply-route",
         }
+    }
+}
+
+/// What ended a trapped call, for the metrics.
+fn trap_kind(trap: &wasmtime::Error) -> CallEnd {
+    match trap.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => CallEnd::Deadline,
+        Some(_) => CallEnd::Trapped,
+        // `trap_on_grow_failure`: StoreLimits refuses the growth with
+        // "forcing trap when growing memory to N bytes" (wasmtime 48); the
+        // e2e test tests/tests/metrics.rs pins it.
+        None if trap.root_cause().to_string().contains("growing memory") => CallEnd::Memory,
+        None => CallEnd::Trapped,
     }
 }
 

@@ -6,6 +6,7 @@
 //! They act through a [`Services`] handle: user location, and the
 //! transaction layer that decides how a request is answered.
 
+pub mod acc;
 pub mod auth;
 pub mod exec;
 pub mod htable;
@@ -29,6 +30,8 @@ pub struct Services {
     auth: AuthService,
     pike: Pike,
     htables: Htables,
+    /// The accounting log, when `[acc]` names a flag.
+    acc: Option<Arc<acc::AccLog>>,
 }
 
 impl Services {
@@ -42,6 +45,7 @@ impl Services {
             auth,
             pike: Pike::new(&PikeConfig::default()),
             htables: Htables::default(),
+            acc: None,
         }
     }
 
@@ -66,6 +70,16 @@ impl Services {
     pub fn with_auth(mut self, auth: AuthService) -> Self {
         self.auth = auth;
         self
+    }
+
+    /// The same services with `log` as the accounting log.
+    pub fn with_acc(mut self, log: Arc<acc::AccLog>) -> Self {
+        self.acc = Some(log);
+        self
+    }
+
+    pub fn acc(&self) -> Option<&Arc<acc::AccLog>> {
+        self.acc.as_ref()
     }
 
     pub fn auth(&self) -> &AuthService {

@@ -11,6 +11,7 @@ use crate::services::Services;
 use crate::services::usrloc::{ContactBinding, Usrloc};
 use crate::stateless::context::{ActionError, DestBranch, Handled, MAX_BRANCHES};
 use crate::stateless::reply::DeferredReply;
+use crate::stats::{self, Counter};
 use crate::store::writer::Done;
 use crate::store::{Change, unix_now};
 use crate::tm::RouteContext;
@@ -56,6 +57,7 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
             headers,
             error,
         }) => {
+            stats::inc(Counter::RegistersRefused);
             let extra: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
             svc.tm().reply(ctx, code, reason, &extra)?;
             return Err(error);
@@ -124,6 +126,11 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
             Vec::new()
         }),
     };
+    stats::inc(if code == 200 {
+        Counter::RegistersAccepted
+    } else {
+        Counter::RegistersRefused
+    });
     if usrloc.write_through() && ctx.txn.is_none() {
         // Either the writer answers after the commit, or the update was
         // refused before anything was queued and is answered now.

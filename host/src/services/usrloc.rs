@@ -371,6 +371,26 @@ impl Usrloc {
         })
     }
 
+    /// `(table, AORs, contacts)` per table, sorted by name; bindings
+    /// expired since the last purge still count (metrics read this).
+    pub fn counts(&self) -> Vec<(String, usize, usize)> {
+        let mut out: Vec<_> = self
+            .tables
+            .iter()
+            .map(|(name, t)| {
+                let t = crate::util::lock(t);
+                (name.clone(), t.len(), t.values().map(Vec::len).sum())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Changes waiting for the database writer (0 in memory-only mode).
+    pub fn writer_queue_len(&self) -> usize {
+        self.writer.as_ref().map_or(0, Writer::queue_len)
+    }
+
     /// Drop expired bindings (and AORs left without any). The database
     /// deletes its expired rows on its own (the writer's purge).
     pub fn purge_expired(&self, now: Instant) -> usize {

@@ -314,11 +314,13 @@ pub fn forward_response(sl: &Stateless, mut msg: Message, source: Source) {
         return;
     }
     let dest = SocketAddr::new(ip, port);
-    if let Err(e) = sl
+    let code = msg.status().unwrap_or(0);
+    match sl
         .transports()
         .send_response(proto, dest, None, msg.serialize())
     {
-        crate::log_limited!(info, %dest, "response forward failed: {e}");
+        Ok(()) => crate::stats::reply_sent(code, crate::stats::ReplyOrigin::Relayed),
+        Err(e) => crate::log_limited!(info, %dest, "response forward failed: {e}"),
     }
 }
 

@@ -125,6 +125,7 @@ impl DeferredReply {
         )?;
         self.transports
             .send_response(self.source.proto, dest, Some(self.source.local), bytes)?;
+        crate::stats::reply_sent(code, crate::stats::ReplyOrigin::Local);
         Ok(())
     }
 }
@@ -175,6 +176,7 @@ pub fn send_stateless_reply(
     let (bytes, dest) = build_response(server, req, summary, source, code, reason, extra_headers)?;
     sl.transports()
         .send_response(source.proto, dest, Some(source.local), bytes)?;
+    crate::stats::reply_sent(code, crate::stats::ReplyOrigin::Local);
     Ok(())
 }
 

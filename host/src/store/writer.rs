@@ -8,6 +8,8 @@
 //! registrar's write-through mode sends its 200 OK from there.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,8 @@ enum Op {
 /// every handle is dropped.
 pub struct Writer {
     tx: mpsc::Sender<Op>,
+    /// Changes submitted and not yet committed (a gauge for the metrics).
+    queued: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -56,14 +60,21 @@ impl Writer {
         runtime: Option<tokio::runtime::Handle>,
     ) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let q = queued.clone();
         std::thread::Builder::new()
             .name("wisp-db-writer".into())
             .spawn(move || {
                 let _entered = runtime.as_ref().map(|h| h.enter());
-                run(store, mode, rx)
+                run(store, mode, rx, &q)
             })
             .map_err(StoreError::Spawn)?;
-        Ok(Writer { tx })
+        Ok(Writer { tx, queued })
+    }
+
+    /// Changes submitted and not yet committed.
+    pub fn queue_len(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Queue `changes`; `done` runs once they are committed. Never blocks.
@@ -71,6 +82,7 @@ impl Writer {
         if changes.is_empty() && done.is_none() {
             return;
         }
+        self.queued.fetch_add(changes.len(), Ordering::Relaxed);
         if let Err(mpsc::SendError(op)) = self.tx.send(Op::Changes { changes, done }) {
             tracing::error!("usrloc: database writer has stopped; change not persisted");
             if let Op::Changes { done: Some(d), .. } = op {
@@ -94,10 +106,13 @@ struct Pending {
     changes: Vec<Change>,
     index: HashMap<(String, String, String), usize>,
     coalesce: bool,
+    /// Changes submitted into this batch, before coalescing.
+    submitted: usize,
 }
 
 impl Pending {
     fn push(&mut self, change: Change) {
+        self.submitted += 1;
         if !self.coalesce {
             self.changes.push(change);
             return;
@@ -120,10 +135,16 @@ impl Pending {
     fn clear(&mut self) {
         self.changes.clear();
         self.index.clear();
+        self.submitted = 0;
     }
 }
 
-fn run(mut store: Box<dyn BindingStore>, mode: WriteMode, rx: mpsc::Receiver<Op>) {
+fn run(
+    mut store: Box<dyn BindingStore>,
+    mode: WriteMode,
+    rx: mpsc::Receiver<Op>,
+    queued: &AtomicUsize,
+) {
     let interval = match mode {
         WriteMode::Through => None,
         WriteMode::Back { interval } => Some(interval),
@@ -165,7 +186,11 @@ fn run(mut store: Box<dyn BindingStore>, mode: WriteMode, rx: mpsc::Receiver<Op>
             Some(f) => now >= f || !waiters.is_empty() || disconnected,
         };
         if due && (!pending.is_empty() || !waiters.is_empty()) {
+            let submitted = pending.submitted;
             commit(&mut *store, &mut pending, &mut waiters, interval.is_some());
+            if pending.is_empty() {
+                queued.fetch_sub(submitted, Ordering::Relaxed);
+            }
         }
         if let (Some(i), true) = (interval, due) {
             next_flush = Some(now + i);
@@ -207,7 +232,10 @@ fn commit(
     let result = if pending.is_empty() {
         Ok(())
     } else {
-        store.commit(&pending.changes)
+        let started = Instant::now();
+        let r = store.commit(&pending.changes);
+        crate::stats::store_commit(started.elapsed(), r.is_ok());
+        r
     };
     match &result {
         Ok(()) => {

@@ -22,6 +22,7 @@
 //! - [`timeouts`]: what a due timer does, and the task that fires them.
 //! - [`actions`]: the I/O the state machines ask for.
 //! - [`context`]: what a transaction adds to a message in a route's hands.
+//! - [`acc`]: the accounting record of a flagged transaction's final reply.
 //!
 //! Plugins never run while a transaction is locked, and this layer never
 //! calls a plugin: where a failure route is due it sends a [`FailureWork`] on
@@ -34,6 +35,7 @@
 //! request answered with `sl_send_reply` leaves no state, so its
 //! retransmission runs the route again and gets the same stateless reply.
 
+pub mod acc;
 pub mod actions;
 pub mod answer;
 pub mod client;
@@ -48,7 +50,7 @@ pub mod timeouts;
 pub mod timer;
 pub mod transaction;
 
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use tokio::sync::mpsc;
 
@@ -127,6 +129,8 @@ pub struct Tm {
     /// restarted router never reuses a branch (RFC 3261 §8.1.1.7, §16.6
     /// step 8).
     run_id: u32,
+    /// Accounting (`[acc]`), once the router sets it.
+    acc: OnceLock<acc::Accounting>,
 }
 
 impl Tm {
@@ -150,6 +154,7 @@ impl Tm {
             table: TxnTable::new(cfg.memory_mb, cfg.max_transactions)
                 .with_source_share(cfg.source_share_percent),
             run_id: rand::random(),
+            acc: OnceLock::new(),
         });
         (tm, rx)
     }

@@ -91,9 +91,13 @@ impl Tm {
             // §16.2: a 100 Trying at once, so the caller stops retransmitting.
             if let Ok(bytes) = self.response_bytes(&txn, 100, "Trying", &[]) {
                 let mut out = Vec::new();
-                let _ = txn
+                if txn
                     .server
-                    .send_response(100, bytes, now, &self.timers, &mut out);
+                    .send_response(100, bytes, now, &self.timers, &mut out)
+                    .is_ok()
+                {
+                    crate::stats::reply_sent(100, crate::stats::ReplyOrigin::Local);
+                }
                 self.run_server_actions(&mut txn, out);
             }
         }
@@ -205,6 +209,7 @@ impl Tm {
         };
         let supported = self.sl.transports().supported_dns_transports();
         tokio::spawn(async move {
+            crate::stats::inc(crate::stats::Counter::DnsLookups);
             let found = match resolver {
                 Some(r) => tokio::time::timeout(DNS_TIMEOUT, r.resolve(&target, &supported))
                     .await
@@ -222,6 +227,7 @@ impl Tm {
                     })
                     .collect(),
                 Err(e) => {
+                    crate::stats::inc(crate::stats::Counter::DnsFailures);
                     crate::log_limited!(info, host = %target.host, "t_relay: {e}");
                     Vec::new()
                 }

@@ -60,6 +60,7 @@ impl Tm {
                     );
                 }
                 tracing::debug!(call_id = %call_id(&ctx.msg), "request retransmission absorbed");
+                crate::stats::inc(crate::stats::Counter::RetransmissionsAbsorbed);
                 RequestMatch::Absorbed
             }
         }

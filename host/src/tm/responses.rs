@@ -16,6 +16,7 @@ use super::transaction::{
 };
 use super::{ArmedRoute, FailureWork, ResponseMatch, RouteContext, Tm, TxnHandle, call_id, lock};
 use crate::stateless::RouteKind;
+use crate::stats::{self, ReplyOrigin};
 
 impl Tm {
     /// Which branch a response belongs to (by the Via branch we made).
@@ -150,7 +151,7 @@ impl Tm {
                     self.send_cancel(txn, i, now);
                 }
                 if code > 100 && !was_done {
-                    self.send_upstream(txn, code, msg.serialize(), now);
+                    self.send_upstream(txn, code, msg.serialize(), now, ReplyOrigin::Relayed);
                 }
                 None
             }
@@ -158,7 +159,7 @@ impl Tm {
                 txn.branches[i].done = true;
                 self.cancel_fr_inv(txn.id, idx, &mut txn.branches[i]);
                 // §16.7 step 5: every 2xx goes up, even after a first one.
-                self.send_upstream(txn, code, msg.serialize(), now);
+                self.send_upstream(txn, code, msg.serialize(), now, ReplyOrigin::Relayed);
                 if txn.invite {
                     for j in 0..txn.branches.len() {
                         self.cancel_branch(txn, j, now);
@@ -190,6 +191,7 @@ impl Tm {
                     code,
                     upstream: msg.serialize(),
                     challenges,
+                    local: false,
                 });
                 if code >= 600 && txn.invite {
                     // §16.7 step 5: a 6xx cancels the other branches.
@@ -217,27 +219,43 @@ impl Tm {
 
     /// Send a response upstream on the server transaction; a second 2xx to an
     /// INVITE (forking) goes straight to the caller.
-    fn send_upstream(&self, txn: &mut Transaction, code: u16, bytes: Bytes, now: Instant) {
+    fn send_upstream(
+        &self,
+        txn: &mut Transaction,
+        code: u16,
+        bytes: Bytes,
+        now: Instant,
+        origin: ReplyOrigin,
+    ) {
         let mut out = Vec::new();
         match txn
             .server
             .send_response(code, bytes.clone(), now, &self.timers, &mut out)
         {
             Ok(()) => {
+                stats::reply_sent(code, origin);
                 self.run_server_actions(txn, out);
                 if code >= 200 {
+                    self.final_reply_sent(txn, code);
                     compact(txn);
                     self.table
                         .shrink_charge(txn, super::table::TXN_OVERHEAD + bytes.len());
                 }
             }
             Err(_) if (200..300).contains(&code) => {
-                let _ = self.sl.transports().send_response(
-                    txn.source.proto,
-                    txn.response_dest,
-                    Some(txn.source.local),
-                    bytes,
-                );
+                if self
+                    .sl
+                    .transports()
+                    .send_response(
+                        txn.source.proto,
+                        txn.response_dest,
+                        Some(txn.source.local),
+                        bytes,
+                    )
+                    .is_ok()
+                {
+                    stats::reply_sent(code, origin);
+                }
             }
             Err(_) => {}
         }
@@ -361,13 +379,14 @@ impl Tm {
             code,
             upstream,
             challenges: Vec::new(),
+            local: true,
         })
     }
 
     pub(super) fn reply_local(&self, txn: &mut Transaction, code: u16, reason: &str) {
         if let Some(c) = self.local_candidate(txn, code, reason) {
             let now = self.clock.now();
-            self.send_upstream(txn, code, c.upstream, now);
+            self.send_upstream(txn, code, c.upstream, now, ReplyOrigin::Local);
         }
     }
 
@@ -397,7 +416,12 @@ impl Tm {
                 bytes = m.serialize();
             }
         }
-        self.send_upstream(txn, best.code, bytes, now);
+        let origin = if best.local {
+            ReplyOrigin::Local
+        } else {
+            ReplyOrigin::Relayed
+        };
+        self.send_upstream(txn, best.code, bytes, now, origin);
     }
 }
 

@@ -237,6 +237,7 @@ impl TxnTable {
             tracing::debug!(old, "transaction key reused");
         }
         self.live.fetch_add(1, Ordering::Relaxed);
+        crate::stats::inc(crate::stats::Counter::TransactionsCreated);
         self.held.fetch_add(charge as u64, Ordering::Relaxed);
         if self.source_budget != u64::MAX {
             *lock(self.source_shard(source)).entry(source).or_insert(0) += charge as u64;
@@ -289,6 +290,9 @@ impl TxnTable {
             return;
         }
         txn.ended = true;
+        if txn.server.is_final() {
+            crate::stats::inc(crate::stats::Counter::TransactionsAnsweredEnded);
+        }
         let hash = self.key_hash.hash_one(&txn.key);
         {
             let mut keys = lock(self.key_shard(hash));

@@ -95,6 +95,8 @@ pub struct Candidate {
     pub upstream: Bytes,
     /// WWW-/Proxy-Authenticate values of a 401/407, for aggregation (§16.7 step 7).
     pub challenges: Vec<(String, Bytes)>,
+    /// Made here (a timeout, 487, 500...), not received from a branch.
+    pub local: bool,
 }
 
 /// What a route is doing with the transaction right now.
@@ -199,6 +201,7 @@ mod tests {
             code,
             upstream: Bytes::from(code.to_string()),
             challenges: Vec::new(),
+            local: false,
         }
     }
 

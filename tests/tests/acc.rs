@@ -1,0 +1,216 @@
+//! Accounting (issue 18, Kamailio `acc`): a relayed transaction whose
+//! request carries `[acc] log_flag` gives one record when its final reply
+//! goes up, retransmissions included; with `log_missed_flag`, a final reply
+//! of 300 or more gives a missed-call record too. The chain is the
+//! `minimal` fixture (sets flag 1 on every OPTIONS) then the default plugin
+//! (which relays to registered contacts).
+
+use std::time::{Duration, Instant};
+
+use wisp_e2e::*;
+
+fn start_accounting() -> Router {
+    let default = plugin_path("default");
+    Router::start_with(|m| {
+        let mut m = m
+            .set("plugin", "name", "\"minimal\"")
+            .plugin_file(&plugin_path("minimal"));
+        m.extra.push_str(&format!(
+            "\n[acc]\nlog_flag = 1\nlog_missed_flag = 1\n\n[[plugin]]\nname = \"default\"\npath = {:?}\n\n[plugin.params]\nmax_len = 8192\n",
+            default.to_string_lossy()
+        ));
+        m
+    })
+}
+
+/// `wisp ctl acc show` until it lists `n` records (they are written off the
+/// routing path, a moment after the reply).
+fn records(router: &Router, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = router.ctl_ok(&["acc", "show", "100"]);
+        let lines: Vec<String> = out.lines().map(str::to_owned).collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_flagged_transaction_gives_one_record_and_a_failed_one_a_missed_record() {
+    let router = start_accounting();
+    let alice = TestUa::new("alice");
+    let bob = TestUa::new("bob");
+    alice.register(&router);
+    bob.register(&router);
+    let carol = TestUa::new("carol");
+
+    // To alice, sent twice (a retransmission): one transaction, one record.
+    let req = carol.request("OPTIONS", &router.aor("alice"));
+    let bytes = req.build();
+    carol.send_to(router.udp_addr(), &bytes);
+    let (got, src) = alice.recv_request(RECV).expect("the OPTIONS reaches alice");
+    carol.send_to(router.udp_addr(), &bytes);
+    std::thread::sleep(Duration::from_millis(200));
+    alice.reply(&got, src, 200, "OK", "a1");
+    let (fin, _) = carol
+        .recv_response_for(&req.call_id, RECV)
+        .expect("alice's 200");
+    assert_eq!(fin.status(), Some(200));
+
+    // To bob, who is busy: a record and a missed-call record.
+    let busy = carol.request("OPTIONS", &router.aor("bob"));
+    carol.send_to(router.udp_addr(), &busy.build());
+    bob.answer_next(486, "Busy Here", RECV)
+        .expect("the OPTIONS reaches bob");
+    let (fin, _) = carol
+        .recv_response_for(&busy.call_id, RECV)
+        .expect("bob's 486");
+    assert_eq!(fin.status(), Some(486));
+
+    let lines = records(&router, 3);
+    let log = router.log();
+    assert_eq!(lines.len(), 3, "{lines:#?}\n--- log ---\n{log}");
+    let of = |call_id: &str| -> Vec<&String> {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!("call_id={call_id:?}")))
+            .collect()
+    };
+    let to_alice = of(&req.call_id);
+    assert_eq!(to_alice.len(), 1, "one record for alice: {lines:#?}");
+    assert!(
+        to_alice[0].contains(" answered OPTIONS 200 "),
+        "{}",
+        to_alice[0]
+    );
+    let to_bob = of(&busy.call_id);
+    assert_eq!(to_bob.len(), 2, "{lines:#?}");
+    assert!(to_bob.iter().any(|l| l.contains(" answered OPTIONS 486 ")));
+    assert!(to_bob.iter().any(|l| l.contains(" missed OPTIONS 486 ")));
+    for l in &lines {
+        assert!(
+            l.contains(&format!("src=udp:{}", carol.addr())),
+            "the caller is the source: {l}"
+        );
+    }
+    // The log has them too, naming the Call-ID.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("transaction answered") && l.contains(&req.call_id)),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("call missed") && l.contains(&busy.call_id)),
+        "{log}"
+    );
+    // REGISTERs carried no flag: no records for them.
+    assert!(!lines.iter().any(|l| l.contains("REGISTER")), "{lines:#?}");
+    let j: serde_json::Value =
+        serde_json::from_str(&router.ctl_ok(&["stats", "--json"])).expect("json");
+    assert_eq!(j["acc_records"], 3, "{j}");
+    assert_eq!(j["acc_dropped"], 0, "{j}");
+}
+
+#[test]
+fn acc_show_says_when_accounting_is_off() {
+    let router = Router::start();
+    let out = router.ctl(&["acc", "show"]);
+    assert!(!out.success());
+    assert!(
+        out.describe().contains("accounting is off"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// Seed 003's "Accounting" and "Reporting Missed Calls" scripts
+/// (plugins/acc): INVITEs are accounted, and those that fail are missed
+/// calls; a retransmitted INVITE is still one call.
+#[test]
+fn the_seed_accounting_script_records_calls_and_missed_calls() {
+    let router = Router::start_with(|m| {
+        let mut m = m
+            .set("plugin", "name", "\"acc\"")
+            .plugin_file(&plugin_path("acc"));
+        m.extra
+            .push_str("\n[acc]\nlog_flag = 1\nlog_missed_flag = 3\n");
+        m
+    });
+    let alice = TestUa::new("alice");
+    let bob = TestUa::new("bob");
+    alice.register(&router);
+    bob.register(&router);
+    let carol = TestUa::new("carol");
+
+    // Bob is busy; carol's INVITE goes out twice.
+    let call = carol.request("INVITE", &router.aor("bob"));
+    let bytes = call.build();
+    carol.send_to(router.udp_addr(), &bytes);
+    let (inv, src) = bob.recv_request(RECV).expect("the INVITE reaches bob");
+    carol.send_to(router.udp_addr(), &bytes);
+    std::thread::sleep(Duration::from_millis(200));
+    bob.reply(&inv, src, 486, "Busy Here", "b1");
+    let (busy, _) = carol
+        .recv_answer_for(&call.call_id, RECV)
+        .expect("bob's 486 is relayed");
+    assert_eq!(busy.status(), Some(486));
+    carol.send_to(router.udp_addr(), &call.ack_for(&busy).build());
+
+    // Alice answers.
+    let answered = carol.request("INVITE", &router.aor("alice"));
+    carol.send_to(router.udp_addr(), &answered.build());
+    let (inv, src) = alice.recv_request(RECV).expect("the INVITE reaches alice");
+    alice.reply(&inv, src, 200, "OK", "a1");
+    let (ok, _) = carol
+        .recv_answer_for(&answered.call_id, RECV)
+        .expect("alice's 200 is relayed");
+    assert_eq!(ok.status(), Some(200));
+
+    // Carol hangs up through the router (its Record-Route): the BYE's
+    // record carries the call's duration.
+    std::thread::sleep(Duration::from_millis(300));
+    let route = header_str(&inv, "Record-Route").expect("the router record-routes");
+    let mut bye = answered.clone();
+    bye.method = "BYE".into();
+    bye.ruri = alice.contact();
+    bye.to_tag = Some("a1".into());
+    bye.cseq = 2;
+    bye.branch = format!("z9hG4bK-e2e-{}", random_token());
+    bye.headers = vec![("Route".into(), route)];
+    carol.send_to(router.udp_addr(), &bye.build());
+    let (got, src) = alice.recv_request(RECV).expect("the BYE reaches alice");
+    assert_eq!(got.method(), Some(&wisp_sip::Method::Bye));
+    alice.reply(&got, src, 200, "OK", "a1");
+    let (ok, _) = carol
+        .recv_answer_for(&answered.call_id, RECV)
+        .expect("the BYE's 200");
+    assert_eq!(ok.status(), Some(200));
+
+    let lines = records(&router, 4);
+    let of = |call_id: &str| -> Vec<&String> {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!("call_id={call_id:?}")))
+            .collect()
+    };
+    let missed = of(&call.call_id);
+    assert_eq!(missed.len(), 2, "{lines:#?}\n{}", router.log());
+    assert!(missed.iter().any(|l| l.contains(" answered INVITE 486 ")));
+    assert!(missed.iter().any(|l| l.contains(" missed INVITE 486 ")));
+    let to_alice = of(&answered.call_id);
+    assert_eq!(to_alice.len(), 2, "{lines:#?}");
+    assert!(to_alice[0].contains(" answered INVITE 200 "), "{lines:#?}");
+    assert!(to_alice[1].contains(" answered BYE 200 "), "{lines:#?}");
+    let duration: f64 = to_alice[1]
+        .rsplit_once(" duration=")
+        .and_then(|(_, d)| d.parse().ok())
+        .unwrap_or_else(|| panic!("the BYE's record has no duration: {}", to_alice[1]));
+    assert!(
+        (0.3..60.0).contains(&duration),
+        "the call lasted at least the 300 ms we waited: {duration}"
+    );
+    assert_eq!(lines.len(), 4, "nothing else: {lines:#?}");
+}
