@@ -30,6 +30,10 @@ pub struct ContactBinding {
     /// The Path header values (RFC 3327) of the REGISTER: requests to the
     /// contact are routed through them.
     pub path: Option<String>,
+    /// The Contact's header parameters other than `q` and `expires`, as
+    /// registered (`;+sip.instance="<urn:uuid:..>";reg-id=1`): returned
+    /// with the binding in the 200 to a REGISTER (RFC 5626 §6).
+    pub params: Option<String>,
     /// When this binding was last written (for freshness ordering).
     pub updated: Instant,
 }
@@ -129,6 +133,7 @@ impl Usrloc {
                 cseq: row.cseq,
                 received: row.received,
                 path: row.path,
+                params: row.params,
                 updated: now
                     .checked_sub(Duration::from_secs(
                         now_unix.saturating_sub(row.updated).max(0) as u64,
@@ -195,6 +200,7 @@ impl Usrloc {
             cseq: binding.cseq,
             received: binding.received.clone(),
             path: binding.path.clone(),
+            params: binding.params.clone(),
             updated: now_unix - now.saturating_duration_since(binding.updated).as_secs() as i64,
         }
     }
@@ -295,6 +301,7 @@ impl Usrloc {
             cseq: 0,
             received: None,
             path: None,
+            params: None,
             updated: now,
         };
         self.with_table(table, |t| {

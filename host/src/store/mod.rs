@@ -28,6 +28,9 @@ pub struct StoredBinding {
     pub received: Option<String>,
     /// The Path header values (RFC 3327) the contact registered through.
     pub path: Option<String>,
+    /// The Contact's header parameters other than `q` and `expires`, as
+    /// registered (`;+sip.instance="<urn:uuid:..>";reg-id=1`, RFC 5626 §6).
+    pub params: Option<String>,
     /// Unix seconds of the last write (freshness ordering survives a restart).
     pub updated: i64,
 }

@@ -266,6 +266,7 @@ mod tests {
             cseq,
             received: None,
             path: None,
+            params: None,
             updated: 0,
         })
     }
