@@ -131,10 +131,11 @@ impl Postgres {
     }
 
     /// A libpq URL of the test database, for `usrloc.db_url`:
-    /// `postgres://wisp@localhost/wisp?host=<socket dir>&port=5432`.
+    /// `postgres://wisp@/wisp?host=<socket dir>&port=5432` (no host in the
+    /// authority, or clients would try `localhost` first).
     pub fn url(&self) -> String {
         format!(
-            "postgres://{USER}@localhost/{DATABASE}?host={}&port={PORT}",
+            "postgres://{USER}@/{DATABASE}?host={}&port={PORT}",
             self.socket_dir().display()
         )
     }

@@ -1,6 +1,6 @@
 //! User location (Kamailio `usrloc`): Contact bindings per AOR, per table,
 //! with expiry. The in-memory tables answer every `lookup`; with
-//! `db_mode` 1 or 2 each change is also queued to the database writer
+//! `db_mode` 1, 2 or 3 each change is also queued to the database writer
 //! ([`crate::store::writer`]) and the tables are loaded from it at start.
 
 use std::collections::HashMap;
@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::{DbMode, UsrlocConfig};
+use crate::store::postgres::{PgStore, off_runtime};
 use crate::store::sqlite::{Durability, SqliteStore};
 use crate::store::writer::{Done, WriteMode, Writer};
 use crate::store::{BindingStore, Change, StoreError, StoredBinding, unix_now};
@@ -81,9 +82,10 @@ impl Usrloc {
         }
     }
 
-    /// As `db_mode` says: with 1 or 2, open (create, migrate) the database at
-    /// `db_path`, load the bindings not yet expired and start the writer.
-    /// Completions of the writer (deferred replies) run in `runtime`.
+    /// As `db_mode` says: with 1, 2 or 3, open (create, migrate) the
+    /// database — PostgreSQL at `db_url` when the manifest gives one, else
+    /// SQLite at `db_path` — load the bindings not yet expired and start the
+    /// writer. Completions of the writer (deferred replies) run in `runtime`.
     pub fn open(
         config: UsrlocConfig,
         db_path: &Path,
@@ -91,7 +93,7 @@ impl Usrloc {
     ) -> Result<Self, StoreError> {
         let (mode, durability) = match config.db_mode {
             DbMode::MemoryOnly => return Ok(Usrloc::new(config)),
-            DbMode::WriteThrough => (WriteMode::Through, Durability::Full),
+            DbMode::WriteThrough | DbMode::Shared => (WriteMode::Through, Durability::Full),
             DbMode::WriteBack => (
                 WriteMode::Back {
                     interval: Duration::from_secs(config.timer_interval),
@@ -99,15 +101,27 @@ impl Usrloc {
                 Durability::Normal,
             ),
         };
-        let mut store = SqliteStore::open(db_path, durability)?;
-        let rows = store.load(unix_now())?;
+        let (store, rows, place): (Box<dyn BindingStore>, _, String) = match &config.db_url {
+            Some(url) => {
+                // Off the caller's runtime (the router starts inside one).
+                let (store, rows) = off_runtime(|| {
+                    let mut store = PgStore::connect(url)?;
+                    let rows = store.load(unix_now())?;
+                    Ok::<_, StoreError>((store, rows))
+                })?;
+                let shown = store.shown_url().to_owned();
+                (Box::new(store), rows, shown)
+            }
+            None => {
+                let mut store = SqliteStore::open(db_path, durability)?;
+                let rows = store.load(unix_now())?;
+                (Box::new(store), rows, db_path.display().to_string())
+            }
+        };
         let mut usrloc = Usrloc::new(config);
         let loaded = usrloc.restore(rows);
-        tracing::info!(
-            "usrloc: {loaded} bindings loaded from {}",
-            db_path.display()
-        );
-        usrloc.writer = Some(Writer::spawn(Box::new(store), mode, runtime)?);
+        tracing::info!("usrloc: {loaded} bindings loaded from {place}");
+        usrloc.writer = Some(Writer::spawn(store, mode, runtime)?);
         Ok(usrloc)
     }
 
@@ -147,14 +161,14 @@ impl Usrloc {
         loaded
     }
 
-    /// Whether changes go to a database (`db_mode` 1 or 2).
+    /// Whether changes go to a database (`db_mode` 1, 2 or 3).
     pub fn persistent(&self) -> bool {
         self.writer.is_some()
     }
 
-    /// Whether a REGISTER is answered only after its commit (`db_mode = 1`).
+    /// Whether a REGISTER is answered only after its commit (`db_mode` 1 or 3).
     pub fn write_through(&self) -> bool {
-        self.persistent() && self.config.db_mode == DbMode::WriteThrough
+        self.persistent() && matches!(self.config.db_mode, DbMode::WriteThrough | DbMode::Shared)
     }
 
     /// Queue `changes` for the database; `done` runs after their commit (at

@@ -1,6 +1,6 @@
 //! Persistence of user location: the rows a binding becomes on disk, the
-//! narrow [`BindingStore`] trait a database implements (SQLite today; a
-//! shared PostgreSQL later, for routers that share users), and the
+//! narrow [`BindingStore`] trait a database implements (SQLite for one
+//! router, PostgreSQL for several that share their users), and the
 //! background [`writer`] that batches changes into transactions off the
 //! receive path. Subscribers and groups have their own narrow trait,
 //! [`subscriber::SubscriberStore`], on the same database.
@@ -8,6 +8,7 @@
 //! Times on disk are wall-clock Unix seconds: an `Instant` means nothing to
 //! the next process.
 
+pub mod postgres;
 pub mod sqlite;
 pub mod subscriber;
 pub mod writer;
@@ -86,6 +87,16 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("{url}: {detail}")]
+    Url { url: String, detail: String },
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: ::postgres::Error,
+    },
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
     #[error("the database writer has stopped")]
     WriterGone,
     #[error("cannot start the database writer: {0}")]

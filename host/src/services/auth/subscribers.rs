@@ -20,6 +20,7 @@ use super::Directory;
 use super::digest::{Algorithm, to_hex};
 use crate::config::SubscriberConfig;
 use crate::store::StoreError;
+use crate::store::postgres::{PgStore, off_runtime};
 use crate::store::sqlite::{Durability, SqliteStore};
 use crate::store::subscriber::{StoredGroup, StoredSubscriber, SubscriberStore};
 use crate::util::lock;
@@ -184,6 +185,22 @@ impl Subscribers {
         let store = SqliteStore::open(path, Durability::Full)?;
         let dir = Subscribers::load(config, Box::new(store))?;
         tracing::info!("subscribers: {} loaded from {}", dir.len(), path.display());
+        Ok(dir)
+    }
+
+    /// Connect to the PostgreSQL database at `url` (`usrloc.db_url`;
+    /// migrated if need be) and load it.
+    pub fn open_postgres(
+        config: SubscriberConfig,
+        url: &str,
+    ) -> Result<Subscribers, DirectoryError> {
+        // Off the caller's runtime (the router starts inside one).
+        let (dir, shown) = off_runtime(|| {
+            let store = PgStore::connect(url)?;
+            let shown = store.shown_url().to_owned();
+            Ok::<_, DirectoryError>((Subscribers::load(config, Box::new(store))?, shown))
+        })?;
+        tracing::info!("subscribers: {} loaded from {shown}", dir.len());
         Ok(dir)
     }
 

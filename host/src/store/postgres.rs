@@ -1,0 +1,652 @@
+//! [`BindingStore`] and [`SubscriberStore`] on PostgreSQL: the database
+//! several routers share (`usrloc.db_url`). Same rows as on SQLite; the
+//! schema is created and migrated here, counted in `wisp_schema`, under an
+//! advisory lock so that routers starting together migrate once.
+//!
+//! The client is the synchronous `postgres` crate, used from the thread
+//! that owns the store (the database writer, the change listener, the
+//! subscriber directory's management calls): never from a receive task. A
+//! connection that broke is dropped and made again at the next call.
+//!
+//! Across nodes, an upsert keeps RFC 3261 §10.3 step 7 in SQL: a binding
+//! with the same Call-ID and a CSeq not higher than stored changes nothing
+//! (the node that took the later REGISTER wrote a newer row already).
+//! Every change to `bindings` NOTIFYs [`CHANNEL`] with `[table, aor]`, so
+//! that each node can re-read that AOR into its memory.
+
+use postgres::{Client, NoTls, Row};
+
+use super::subscriber::{StoredGroup, StoredSubscriber, SubscriberRows, SubscriberStore};
+use super::{BindingStore, Change, StoreError, StoredBinding};
+use crate::config::parse_db_url;
+
+/// The channel every change of `bindings` is announced on; the payload is
+/// the JSON array `[usrloc_table, aor]`.
+pub const CHANNEL: &str = "wisp_bindings";
+
+/// Each entry takes the schema from version `i` to `i + 1`. Append only.
+const MIGRATIONS: &[&str] = &[
+    // 1: user location (as on SQLite: `expires` NULL is a permanent
+    // contact, times are Unix seconds), subscribers and their groups.
+    "CREATE TABLE bindings (
+        usrloc_table TEXT NOT NULL,
+        aor TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        q REAL NOT NULL,
+        expires BIGINT,
+        call_id TEXT NOT NULL,
+        cseq BIGINT NOT NULL,
+        received TEXT,
+        path TEXT,
+        params TEXT,
+        updated BIGINT NOT NULL,
+        PRIMARY KEY (usrloc_table, aor, contact)
+    );
+    CREATE INDEX bindings_expires ON bindings (expires) WHERE expires IS NOT NULL;
+    CREATE TABLE subscriber (
+        username TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        ha1 TEXT NOT NULL DEFAULT '',
+        ha1_sha256 TEXT NOT NULL DEFAULT '',
+        ha1_sha512_256 TEXT NOT NULL DEFAULT '',
+        password TEXT,
+        PRIMARY KEY (username, domain)
+    );
+    CREATE TABLE grp (
+        username TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        PRIMARY KEY (username, domain, grp)
+    );",
+    // 2: every change of a binding announces its AOR (once per transaction:
+    // PostgreSQL folds equal notifications of one transaction into one).
+    "CREATE FUNCTION wisp_bindings_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            PERFORM pg_notify('wisp_bindings', json_build_array(OLD.usrloc_table, OLD.aor)::text);
+        ELSE
+            PERFORM pg_notify('wisp_bindings', json_build_array(NEW.usrloc_table, NEW.aor)::text);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER bindings_notify AFTER INSERT OR UPDATE OR DELETE ON bindings
+        FOR EACH ROW EXECUTE FUNCTION wisp_bindings_notify();",
+];
+
+/// Advisory lock keys (any 64-bit numbers of our own).
+const MIGRATION_LOCK: i64 = 0x7769_7370_0001;
+const PURGE_LOCK: i64 = 0x7769_7370_0002;
+
+/// Rows expired this long ago are deleted: a node whose clock is a little
+/// behind never sees a contact it still counts as live vanish under it.
+/// Reads filter on `expires` anyway, so a late purge returns no dead contact.
+const PURGE_GRACE_S: i64 = 60;
+
+const COLUMNS: &str =
+    "usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, params, updated";
+
+/// Run `f` on a thread of its own and wait for it. The synchronous client
+/// drives its connection on a runtime of its own, which may neither be
+/// entered nor dropped on a thread that runs async tasks: connecting and
+/// loading at start (inside the router's runtime) go through here.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// A connection to one PostgreSQL database, made again when it broke.
+pub struct PgStore {
+    config: postgres::Config,
+    /// The URL with any password hidden, for messages.
+    shown: String,
+    client: Option<Client>,
+}
+
+/// `url` with the password of its user info, if any, replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+impl PgStore {
+    /// Connect to `url` and bring its schema up to date.
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let shown = redact(url);
+        let config = parse_db_url(url).map_err(|detail| StoreError::Url {
+            url: shown.clone(),
+            detail,
+        })?;
+        let mut store = PgStore {
+            config,
+            shown,
+            client: None,
+        };
+        store.with_client(migrate)?;
+        Ok(store)
+    }
+
+    /// The URL, password hidden.
+    pub fn shown_url(&self) -> &str {
+        &self.shown
+    }
+
+    /// A client connected to the same database, for a second thread (the
+    /// change listener's `LISTEN`).
+    pub fn connect_again(&self) -> Result<Client, StoreError> {
+        self.config
+            .connect(NoTls)
+            .map_err(|source| StoreError::Connect {
+                url: self.shown.clone(),
+                source,
+            })
+    }
+
+    /// Run `f` on the connection, connecting first if there is none; a
+    /// connection that broke under `f` is dropped, so the next call makes
+    /// a new one.
+    fn with_client<T>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            let client = self.connect_again()?;
+            self.client = Some(client);
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err(StoreError::WriterGone);
+        };
+        let result = f(client);
+        if result.is_err() && client.is_closed() {
+            self.client = None;
+        }
+        result
+    }
+
+    /// The schema version of the database.
+    pub fn schema_version(&mut self) -> Result<i64, StoreError> {
+        self.with_client(|c| {
+            let row = c.query_one("SELECT coalesce(max(version), 0) FROM wisp_schema", &[])?;
+            Ok(i64::from(row.try_get::<_, i32>(0)?))
+        })
+    }
+
+    /// The bindings of one AOR not expired at `now` (the change listener
+    /// re-reads an AOR another node changed).
+    pub fn load_aor(
+        &mut self,
+        table: &str,
+        aor: &str,
+        now: i64,
+    ) -> Result<Vec<StoredBinding>, StoreError> {
+        self.with_client(|c| {
+            c.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM bindings
+                     WHERE usrloc_table = $1 AND aor = $2 AND (expires IS NULL OR expires > $3)"
+                ),
+                &[&table, &aor, &now],
+            )?
+            .iter()
+            .map(binding_of)
+            .collect()
+        })
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // The last holder may be an async task (the subscriber directory at
+        // shutdown): the client's runtime is dropped on a thread of its own.
+        if let Some(client) = self.client.take() {
+            off_runtime(move || drop(client));
+        }
+    }
+}
+
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let supported = MIGRATIONS.len() as i64;
+    let mut tx = client.transaction()?;
+    // Routers starting together: one migrates, the others wait and find it done.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS wisp_schema (version INTEGER NOT NULL)")?;
+    let found = i64::from(
+        tx.query_one("SELECT coalesce(max(version), 0) FROM wisp_schema", &[])?
+            .try_get::<_, i32>(0)?,
+    );
+    if found > supported {
+        return Err(StoreError::TooNew { found, supported });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(sql)?;
+        let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        tx.execute("INSERT INTO wisp_schema (version) VALUES ($1)", &[&version])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn binding_of(r: &Row) -> Result<StoredBinding, StoreError> {
+    let cseq: i64 = r.try_get(6)?;
+    Ok(StoredBinding {
+        table: r.try_get(0)?,
+        aor: r.try_get(1)?,
+        contact: r.try_get(2)?,
+        q: r.try_get(3)?,
+        expires: r.try_get(4)?,
+        call_id: r.try_get(5)?,
+        cseq: u32::try_from(cseq).unwrap_or(u32::MAX),
+        received: r.try_get(7)?,
+        path: r.try_get(8)?,
+        params: r.try_get(9)?,
+        updated: r.try_get(10)?,
+    })
+}
+
+/// RFC 3261 §10.3 step 7 across nodes: the same Call-ID with a CSeq not
+/// higher than stored changes nothing. A management change (`wisp ctl`,
+/// empty Call-ID) always applies.
+const UPSERT: &str = "INSERT INTO bindings
+    (usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, params, updated)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    ON CONFLICT (usrloc_table, aor, contact) DO UPDATE SET
+        q = EXCLUDED.q, expires = EXCLUDED.expires, call_id = EXCLUDED.call_id,
+        cseq = EXCLUDED.cseq, received = EXCLUDED.received, path = EXCLUDED.path,
+        params = EXCLUDED.params, updated = EXCLUDED.updated
+    WHERE bindings.call_id <> EXCLUDED.call_id OR bindings.cseq < EXCLUDED.cseq
+        OR EXCLUDED.call_id = ''";
+
+impl BindingStore for PgStore {
+    fn load(&mut self, now: i64) -> Result<Vec<StoredBinding>, StoreError> {
+        self.with_client(|c| {
+            c.query(
+                &format!("SELECT {COLUMNS} FROM bindings WHERE expires IS NULL OR expires > $1"),
+                &[&now],
+            )?
+            .iter()
+            .map(binding_of)
+            .collect()
+        })
+    }
+
+    fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError> {
+        self.with_client(|c| {
+            let mut tx = c.transaction()?;
+            let put = tx.prepare(UPSERT)?;
+            let delete = tx.prepare(
+                "DELETE FROM bindings WHERE usrloc_table = $1 AND aor = $2 AND contact = $3",
+            )?;
+            for change in changes {
+                match change {
+                    Change::Put(b) => {
+                        tx.execute(
+                            &put,
+                            &[
+                                &b.table,
+                                &b.aor,
+                                &b.contact,
+                                &b.q,
+                                &b.expires,
+                                &b.call_id,
+                                &i64::from(b.cseq),
+                                &b.received,
+                                &b.path,
+                                &b.params,
+                                &b.updated,
+                            ],
+                        )?;
+                    }
+                    Change::Delete {
+                        table,
+                        aor,
+                        contact,
+                    } => {
+                        tx.execute(&delete, &[table, aor, contact])?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn purge_expired(&mut self, now: i64) -> Result<usize, StoreError> {
+        self.with_client(|c| {
+            let mut tx = c.transaction()?;
+            // One node at a time; the others skip this round.
+            let mine: bool = tx
+                .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PURGE_LOCK])?
+                .try_get(0)?;
+            if !mine {
+                return Ok(0);
+            }
+            let n = tx.execute(
+                "DELETE FROM bindings WHERE expires IS NOT NULL AND expires <= $1",
+                &[&(now - PURGE_GRACE_S)],
+            )?;
+            tx.commit()?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+}
+
+impl SubscriberStore for PgStore {
+    fn load_all(&mut self, limit: usize) -> Result<SubscriberRows, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+        self.with_client(|c| {
+            let subscribers = c
+                .query(
+                    "SELECT username, domain, ha1, ha1_sha256, ha1_sha512_256, password
+                     FROM subscriber LIMIT $1",
+                    &[&limit],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(StoredSubscriber {
+                        username: r.try_get(0)?,
+                        domain: r.try_get(1)?,
+                        ha1: r.try_get(2)?,
+                        ha1_sha256: r.try_get(3)?,
+                        ha1_sha512_256: r.try_get(4)?,
+                        password: r.try_get(5)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let groups = c
+                .query("SELECT username, domain, grp FROM grp", &[])?
+                .iter()
+                .map(|r| {
+                    Ok(StoredGroup {
+                        username: r.try_get(0)?,
+                        domain: r.try_get(1)?,
+                        group: r.try_get(2)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(SubscriberRows {
+                subscribers,
+                groups,
+            })
+        })
+    }
+
+    fn insert_subscriber(&mut self, s: &StoredSubscriber) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let n = c.execute(
+                "INSERT INTO subscriber
+                 (username, domain, ha1, ha1_sha256, ha1_sha512_256, password)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &[
+                    &s.username,
+                    &s.domain,
+                    &s.ha1,
+                    &s.ha1_sha256,
+                    &s.ha1_sha512_256,
+                    &s.password,
+                ],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn set_credentials(&mut self, s: &StoredSubscriber) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let n = c.execute(
+                "UPDATE subscriber SET ha1 = $3, ha1_sha256 = $4, ha1_sha512_256 = $5,
+                 password = $6 WHERE username = $1 AND domain = $2",
+                &[
+                    &s.username,
+                    &s.domain,
+                    &s.ha1,
+                    &s.ha1_sha256,
+                    &s.ha1_sha512_256,
+                    &s.password,
+                ],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn remove_subscriber(&mut self, username: &str, domain: &str) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let mut tx = c.transaction()?;
+            let n = tx.execute(
+                "DELETE FROM subscriber WHERE username = $1 AND domain = $2",
+                &[&username, &domain],
+            )?;
+            tx.execute(
+                "DELETE FROM grp WHERE username = $1 AND domain = $2",
+                &[&username, &domain],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+    }
+
+    fn grant(&mut self, g: &StoredGroup) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let n = c.execute(
+                "INSERT INTO grp (username, domain, grp) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&g.username, &g.domain, &g.group],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn revoke(&mut self, g: &StoredGroup) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let n = c.execute(
+                "DELETE FROM grp WHERE username = $1 AND domain = $2 AND grp = $3",
+                &[&g.username, &g.domain, &g.group],
+            )?;
+            Ok(n == 1)
+        })
+    }
+}
+
+/// Against a real, throwaway server (`wisp_e2e::Postgres`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wisp_e2e::Postgres;
+
+    fn binding(aor: &str, contact: &str, call_id: &str, cseq: u32) -> StoredBinding {
+        StoredBinding {
+            table: "location".into(),
+            aor: aor.into(),
+            contact: contact.into(),
+            q: 0.5,
+            expires: Some(4000),
+            call_id: call_id.into(),
+            cseq,
+            received: Some("sip:10.0.0.1:5060".into()),
+            path: Some("<sip:edge.example;lr>".into()),
+            params: Some(";+sip.instance=\"<urn:uuid:1>\";reg-id=1".into()),
+            updated: 1000,
+        }
+    }
+
+    fn rows(s: &mut PgStore, now: i64) -> Vec<StoredBinding> {
+        let mut rows = s.load(now).expect("load");
+        rows.sort_by(|x, y| (&x.aor, &x.contact).cmp(&(&y.aor, &y.contact)));
+        rows
+    }
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            redact("postgres://wisp:s3cret@db.example:5432/wisp"),
+            "postgres://wisp:***@db.example:5432/wisp"
+        );
+        assert_eq!(
+            redact("postgres://wisp@/wisp?host=/run/pg"),
+            "postgres://wisp@/wisp?host=/run/pg"
+        );
+        assert_eq!(redact("postgresql:///wisp"), "postgresql:///wisp");
+    }
+
+    #[test]
+    fn schema_is_migrated_once_and_a_newer_one_is_refused() {
+        let pg = Postgres::start();
+        let mut a = PgStore::connect(&pg.url()).expect("connect");
+        assert_eq!(
+            a.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
+        // A second router on the same database finds it done.
+        let mut b = PgStore::connect(&pg.url()).expect("connect again");
+        assert_eq!(
+            b.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
+        pg.psql("INSERT INTO wisp_schema VALUES (99)");
+        let err = PgStore::connect(&pg.url()).err().expect("refused");
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn put_replace_delete_load_and_purge_as_on_sqlite() {
+        let pg = Postgres::start();
+        let mut s = PgStore::connect(&pg.url()).expect("connect");
+        let mut permanent = binding("b", "sip:b@1", "", 0);
+        permanent.expires = None;
+        permanent.params = None;
+        s.commit(&[
+            Change::Put(binding("a", "sip:a@1", "c1", 1)),
+            Change::Put(StoredBinding {
+                expires: Some(1500),
+                ..binding("a", "sip:a@2", "c1", 1)
+            }),
+            Change::Put(permanent.clone()),
+            Change::Put(binding("c", "sip:c@1", "c3", 1)),
+        ])
+        .expect("commit");
+        let replaced = binding("a", "sip:a@1", "c1", 2);
+        s.commit(&[
+            Change::Put(replaced.clone()),
+            Change::Delete {
+                table: "location".into(),
+                aor: "c".into(),
+                contact: "sip:c@1".into(),
+            },
+        ])
+        .expect("commit");
+        assert_eq!(
+            rows(&mut s, 1600),
+            vec![replaced.clone(), permanent.clone()]
+        );
+        assert_eq!(
+            s.load_aor("location", "a", 1600).expect("aor"),
+            vec![replaced]
+        );
+        // The grace period: a row expired at 1500 stays until 1560.
+        assert_eq!(s.purge_expired(1559).expect("purge"), 0);
+        assert_eq!(s.purge_expired(1560).expect("purge"), 1);
+        assert_eq!(rows(&mut s, 0).len(), 2);
+    }
+
+    #[test]
+    fn rfc3261_10_3_step7_an_older_cseq_of_the_same_call_id_changes_nothing() {
+        let pg = Postgres::start();
+        let mut s = PgStore::connect(&pg.url()).expect("connect");
+        let newer = binding("a", "sip:a@1", "c1", 5);
+        s.commit(&[Change::Put(newer.clone())]).expect("commit");
+        // Another node's commit of an earlier REGISTER arrives late.
+        let older = StoredBinding {
+            expires: Some(9999),
+            ..binding("a", "sip:a@1", "c1", 4)
+        };
+        s.commit(&[Change::Put(older)]).expect("commit");
+        let same = StoredBinding {
+            expires: Some(9999),
+            ..binding("a", "sip:a@1", "c1", 5)
+        };
+        s.commit(&[Change::Put(same)]).expect("commit");
+        assert_eq!(
+            rows(&mut s, 0),
+            vec![newer],
+            "older and equal CSeqs changed nothing"
+        );
+        // A new Call-ID (the UA rebooted) and a higher CSeq both apply.
+        let rebooted = binding("a", "sip:a@1", "c2", 1);
+        s.commit(&[Change::Put(rebooted.clone())]).expect("commit");
+        assert_eq!(rows(&mut s, 0), vec![rebooted]);
+        let higher = binding("a", "sip:a@1", "c2", 2);
+        s.commit(&[Change::Put(higher.clone())]).expect("commit");
+        assert_eq!(rows(&mut s, 0), vec![higher]);
+        // `wisp ctl ul add` (no Call-ID) always replaces.
+        let manual = StoredBinding {
+            expires: None,
+            ..binding("a", "sip:a@1", "", 0)
+        };
+        s.commit(&[Change::Put(manual.clone())]).expect("commit");
+        assert_eq!(rows(&mut s, 0), vec![manual]);
+    }
+
+    #[test]
+    fn a_connection_lost_with_the_server_is_made_again_at_the_next_call() {
+        let mut pg = Postgres::start();
+        let mut s = PgStore::connect(&pg.url()).expect("connect");
+        pg.stop();
+        let err = s
+            .commit(&[Change::Put(binding("a", "sip:a@1", "c1", 1))])
+            .expect_err("the server is down");
+        assert!(!err.to_string().is_empty());
+        pg.start_again();
+        s.commit(&[Change::Put(binding("a", "sip:a@1", "c1", 1))])
+            .expect("reconnected");
+        assert_eq!(rows(&mut s, 0).len(), 1);
+    }
+
+    #[test]
+    fn subscribers_and_groups_as_on_sqlite() {
+        let pg = Postgres::start();
+        let mut s = PgStore::connect(&pg.url()).expect("connect");
+        let alice = StoredSubscriber {
+            username: "alice".into(),
+            domain: "example.com".into(),
+            ha1: "md5".into(),
+            ha1_sha256: "sha256".into(),
+            ha1_sha512_256: String::new(),
+            password: None,
+        };
+        assert!(s.insert_subscriber(&alice).expect("insert"));
+        assert!(
+            !s.insert_subscriber(&alice).expect("insert"),
+            "not replaced"
+        );
+        let changed = StoredSubscriber {
+            ha1: "new".into(),
+            password: Some("pw".into()),
+            ..alice.clone()
+        };
+        assert!(s.set_credentials(&changed).expect("update"));
+        let g = |grp: &str| StoredGroup {
+            username: "alice".into(),
+            domain: "example.com".into(),
+            group: grp.into(),
+        };
+        assert!(s.grant(&g("int")).expect("grant"));
+        assert!(!s.grant(&g("int")).expect("grant"));
+        assert!(s.grant(&g("local")).expect("grant"));
+        assert!(s.revoke(&g("local")).expect("revoke"));
+        let loaded = s.load_all(10).expect("load");
+        assert_eq!(loaded.subscribers, vec![changed]);
+        assert_eq!(loaded.groups, vec![g("int")]);
+        assert!(s.remove_subscriber("alice", "example.com").expect("rm"));
+        assert!(!s.remove_subscriber("alice", "example.com").expect("rm"));
+        assert_eq!(s.load_all(10).expect("load"), SubscriberRows::default());
+    }
+}
