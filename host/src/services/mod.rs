@@ -9,6 +9,7 @@ pub mod auth;
 pub mod exec;
 pub mod registrar;
 pub mod usrloc;
+mod usrloc_sync;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{DbMode, UsrlocConfig};
@@ -53,10 +53,13 @@ impl ContactBinding {
 }
 
 type Table = HashMap<String, Vec<ContactBinding>>;
+/// Each table of the manifest by name. Shared with the change listener of
+/// `db_mode = 3` ([`super::usrloc_sync`]).
+pub(crate) type Tables = HashMap<String, Mutex<Table>>;
 
 /// Every table named in the manifest, and the database behind them.
 pub struct Usrloc {
-    tables: HashMap<String, Mutex<Table>>,
+    tables: Arc<Tables>,
     pub config: UsrlocConfig,
     /// The database writer; `None` in memory-only mode.
     writer: Option<Writer>,
@@ -76,7 +79,7 @@ impl Usrloc {
             .map(|t| (t.clone(), Mutex::new(HashMap::new())))
             .collect();
         Usrloc {
-            tables,
+            tables: Arc::new(tables),
             config,
             writer: None,
         }
@@ -101,14 +104,25 @@ impl Usrloc {
                 Durability::Normal,
             ),
         };
+        let shared = config.db_mode == DbMode::Shared;
+        let mut listener = None;
         let (store, rows, place): (Box<dyn BindingStore>, _, String) = match &config.db_url {
             Some(url) => {
                 // Off the caller's runtime (the router starts inside one).
-                let (store, rows) = off_runtime(|| {
+                let (store, listening, rows) = off_runtime(|| {
                     let mut store = PgStore::connect(url)?;
+                    // Listen before loading: no change between the two is missed.
+                    let listening = if shared {
+                        let mut l = PgStore::connect(url)?;
+                        l.listen()?;
+                        Some(l)
+                    } else {
+                        None
+                    };
                     let rows = store.load(unix_now())?;
-                    Ok::<_, StoreError>((store, rows))
+                    Ok::<_, StoreError>((store, listening, rows))
                 })?;
+                listener = listening;
                 let shown = store.shown_url().to_owned();
                 (Box::new(store), rows, shown)
             }
@@ -119,46 +133,13 @@ impl Usrloc {
             }
         };
         let mut usrloc = Usrloc::new(config);
-        let loaded = usrloc.restore(rows);
+        let loaded = restore(&usrloc.tables, rows);
         tracing::info!("usrloc: {loaded} bindings loaded from {place}");
         usrloc.writer = Some(Writer::spawn(store, mode, runtime)?);
-        Ok(usrloc)
-    }
-
-    /// Put rows loaded from the database into the tables.
-    fn restore(&self, rows: Vec<StoredBinding>) -> usize {
-        let (now, now_unix) = (Instant::now(), unix_now());
-        let mut loaded = 0;
-        for row in rows {
-            let Some(table) = self.tables.get(&row.table) else {
-                tracing::warn!(
-                    "usrloc: database row for undeclared table {:?} ignored",
-                    row.table
-                );
-                continue;
-            };
-            let binding = ContactBinding {
-                contact: row.contact,
-                q: row.q,
-                expires_at: row
-                    .expires
-                    .map(|e| now + Duration::from_secs(e.saturating_sub(now_unix).max(0) as u64)),
-                call_id: row.call_id,
-                cseq: row.cseq,
-                received: row.received,
-                path: row.path,
-                params: row.params,
-                updated: now
-                    .checked_sub(Duration::from_secs(
-                        now_unix.saturating_sub(row.updated).max(0) as u64,
-                    ))
-                    .unwrap_or(now),
-            };
-            let mut t = crate::util::lock(table);
-            t.entry(row.aor).or_default().push(binding);
-            loaded += 1;
+        if let Some(l) = listener {
+            super::usrloc_sync::spawn(l, Arc::downgrade(&usrloc.tables))?;
         }
-        loaded
+        Ok(usrloc)
     }
 
     /// Whether changes go to a database (`db_mode` 1, 2 or 3).
@@ -416,6 +397,88 @@ impl Usrloc {
             requested.min(self.config.max_expires)
         };
         Duration::from_secs(secs as u64)
+    }
+}
+
+/// A binding as memory holds it, from its database row (wall-clock times
+/// turned into `Instant`s from `now`).
+fn from_row(row: StoredBinding, now: Instant, now_unix: i64) -> (String, String, ContactBinding) {
+    let binding = ContactBinding {
+        contact: row.contact,
+        q: row.q,
+        expires_at: row
+            .expires
+            .map(|e| now + Duration::from_secs(e.saturating_sub(now_unix).max(0) as u64)),
+        call_id: row.call_id,
+        cseq: row.cseq,
+        received: row.received,
+        path: row.path,
+        params: row.params,
+        updated: now
+            .checked_sub(Duration::from_secs(
+                now_unix.saturating_sub(row.updated).max(0) as u64,
+            ))
+            .unwrap_or(now),
+    };
+    (row.table, row.aor, binding)
+}
+
+/// Put rows loaded from the database into the tables; returns how many.
+fn restore(tables: &Tables, rows: Vec<StoredBinding>) -> usize {
+    let (now, now_unix) = (Instant::now(), unix_now());
+    let mut loaded = 0;
+    for row in rows {
+        let (table, aor, binding) = from_row(row, now, now_unix);
+        let Some(t) = tables.get(&table) else {
+            tracing::warn!("usrloc: database row for undeclared table {table:?} ignored");
+            continue;
+        };
+        crate::util::lock(t).entry(aor).or_default().push(binding);
+        loaded += 1;
+    }
+    loaded
+}
+
+/// Replace every table's contents by `rows` (the shared mode's reload after
+/// the database came back); returns how many bindings there are.
+pub(crate) fn replace_all(tables: &Tables, rows: Vec<StoredBinding>) -> usize {
+    let (now, now_unix) = (Instant::now(), unix_now());
+    let mut fresh: HashMap<String, Table> = HashMap::new();
+    let mut loaded = 0;
+    for row in rows {
+        let (table, aor, binding) = from_row(row, now, now_unix);
+        if tables.contains_key(&table) {
+            fresh
+                .entry(table)
+                .or_default()
+                .entry(aor)
+                .or_default()
+                .push(binding);
+            loaded += 1;
+        }
+    }
+    for (name, t) in tables {
+        *crate::util::lock(t) = fresh.remove(name).unwrap_or_default();
+    }
+    loaded
+}
+
+/// Replace the bindings of `aor` in `table` by `rows`, its rows in the
+/// database (none: it has no binding left).
+pub(crate) fn replace_aor(tables: &Tables, table: &str, aor: &str, rows: Vec<StoredBinding>) {
+    let Some(t) = tables.get(table) else {
+        return;
+    };
+    let (now, now_unix) = (Instant::now(), unix_now());
+    let bindings: Vec<ContactBinding> = rows
+        .into_iter()
+        .map(|row| from_row(row, now, now_unix).2)
+        .collect();
+    let mut t = crate::util::lock(t);
+    if bindings.is_empty() {
+        t.remove(aor);
+    } else {
+        t.insert(aor.to_owned(), bindings);
     }
 }
 

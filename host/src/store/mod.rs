@@ -97,6 +97,8 @@ pub enum StoreError {
     },
     #[error("postgres: {0}")]
     Postgres(#[from] ::postgres::Error),
+    #[error("the connection to the database is lost")]
+    Disconnected,
     #[error("the database writer has stopped")]
     WriterGone,
     #[error("cannot start the database writer: {0}")]

@@ -14,6 +14,10 @@
 //! Every change to `bindings` NOTIFYs [`CHANNEL`] with `[table, aor]`, so
 //! that each node can re-read that AOR into its memory.
 
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls, Row};
 
 use super::subscriber::{StoredGroup, StoredSubscriber, SubscriberRows, SubscriberStore};
@@ -102,6 +106,9 @@ pub struct PgStore {
     /// The URL with any password hidden, for messages.
     shown: String,
     client: Option<Client>,
+    /// How many connections were made: a caller that needs one connection
+    /// throughout (LISTEN) sees when it was replaced.
+    connections: u64,
 }
 
 /// `url` with the password of its user info, if any, replaced by `***`.
@@ -131,9 +138,16 @@ impl PgStore {
             config,
             shown,
             client: None,
+            connections: 0,
         };
         store.with_client(migrate)?;
         Ok(store)
+    }
+
+    /// How many connections this store has made so far (a LISTEN lasts
+    /// as long as its connection).
+    pub fn connections(&self) -> u64 {
+        self.connections
     }
 
     /// The URL, password hidden.
@@ -163,6 +177,7 @@ impl PgStore {
             self.client = None;
             let client = self.connect_again()?;
             self.client = Some(client);
+            self.connections += 1;
         }
         let Some(client) = self.client.as_mut() else {
             return Err(StoreError::WriterGone);
@@ -180,6 +195,80 @@ impl PgStore {
             let row = c.query_one("SELECT coalesce(max(version), 0) FROM wisp_schema", &[])?;
             Ok(i64::from(row.try_get::<_, i32>(0)?))
         })
+    }
+
+    /// `LISTEN` on [`CHANNEL`], connecting first if need be. A new
+    /// connection listens to nothing: call it again after
+    /// [`PgStore::wait_changes`] reported the connection lost.
+    pub fn listen(&mut self) -> Result<(), StoreError> {
+        self.with_client(|c| Ok(c.batch_execute(&format!("LISTEN {CHANNEL}"))?))
+    }
+
+    /// Wait up to `timeout` for changes announced on [`CHANNEL`] (after
+    /// [`PgStore::listen`]); returns the `(table, aor)` keys that changed,
+    /// each once, empty when none did. [`StoreError::Disconnected`] (or the
+    /// error) when the connection is gone: nothing was heard meanwhile.
+    pub fn wait_changes(&mut self, timeout: Duration) -> Result<Vec<(String, String)>, StoreError> {
+        let Some(client) = self.client.as_mut().filter(|c| !c.is_closed()) else {
+            self.client = None;
+            return Err(StoreError::Disconnected);
+        };
+        let mut keys = BTreeSet::new();
+        let heard = {
+            let mut notes = client.notifications();
+            let mut heard = notes
+                .timeout_iter(timeout)
+                .next()
+                .map(|first| first.into_iter().collect::<Vec<_>>());
+            // Take whatever else has arrived, without waiting.
+            if let Ok(list) = &mut heard
+                && !list.is_empty()
+            {
+                let mut more = notes.iter();
+                loop {
+                    match more.next() {
+                        Ok(Some(n)) => list.push(n),
+                        Ok(None) => break,
+                        Err(e) => {
+                            heard = Err(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            heard
+        };
+        let closed = client.is_closed();
+        match heard {
+            Err(e) => {
+                self.client = None;
+                return Err(e.into());
+            }
+            Ok(list) if list.is_empty() && closed => {
+                self.client = None;
+                return Err(StoreError::Disconnected);
+            }
+            Ok(list) => {
+                for n in list {
+                    match serde_json::from_str::<(String, String)>(n.payload()) {
+                        Ok(key) => {
+                            keys.insert(key);
+                        }
+                        Err(e) => tracing::warn!(
+                            "usrloc: change notification {:?} ignored: {e}",
+                            n.payload()
+                        ),
+                    }
+                }
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// A round trip, to find out whether the connection still works
+    /// (connecting if there is none).
+    pub fn ping(&mut self) -> Result<(), StoreError> {
+        self.with_client(|c| Ok(c.batch_execute("SELECT 1")?))
     }
 
     /// The bindings of one AOR not expired at `now` (the change listener
@@ -608,6 +697,67 @@ mod tests {
         s.commit(&[Change::Put(binding("a", "sip:a@1", "c1", 1))])
             .expect("reconnected");
         assert_eq!(rows(&mut s, 0).len(), 1);
+    }
+
+    #[test]
+    fn a_listener_hears_each_changed_aor_once_and_notices_a_lost_connection() {
+        let mut pg = Postgres::start();
+        let mut writer = PgStore::connect(&pg.url()).expect("connect");
+        let mut listener = PgStore::connect(&pg.url()).expect("connect");
+        listener.listen().expect("listen");
+        let first = listener.connections();
+        assert_eq!(
+            listener
+                .wait_changes(Duration::from_millis(50))
+                .expect("wait"),
+            vec![]
+        );
+        writer
+            .commit(&[
+                Change::Put(binding("a", "sip:a@1", "c1", 1)),
+                Change::Put(binding("a", "sip:a@2", "c1", 1)),
+                Change::Put(binding("b", "sip:b@1", "c2", 1)),
+            ])
+            .expect("commit");
+        writer
+            .commit(&[Change::Delete {
+                table: "location".into(),
+                aor: "b".into(),
+                contact: "sip:b@1".into(),
+            }])
+            .expect("commit");
+        let mut heard = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while heard.len() < 2 && std::time::Instant::now() < deadline {
+            heard.extend(
+                listener
+                    .wait_changes(Duration::from_millis(200))
+                    .expect("wait"),
+            );
+            heard.sort();
+            heard.dedup();
+        }
+        assert_eq!(
+            heard,
+            vec![
+                ("location".to_owned(), "a".to_owned()),
+                ("location".to_owned(), "b".to_owned())
+            ]
+        );
+        pg.stop();
+        let lost = (0..50).find_map(|_| listener.wait_changes(Duration::from_millis(100)).err());
+        assert!(
+            matches!(
+                lost,
+                Some(StoreError::Disconnected | StoreError::Postgres(_))
+            ),
+            "{lost:?}"
+        );
+        pg.start_again();
+        listener
+            .listen()
+            .expect("listens again on a new connection");
+        assert_eq!(listener.connections(), first + 1);
     }
 
     #[test]

@@ -1,0 +1,101 @@
+//! The shared user location (`usrloc.db_mode = 3`): several routers on one
+//! PostgreSQL database, each answering `lookup` from its own memory (the
+//! receive path never waits for the database). A thread per router keeps
+//! that memory current: the database NOTIFYs every changed AOR (a trigger
+//! on `bindings`), and the thread reads that AOR again and puts its rows in
+//! place of what memory held. When the connection is lost the memory keeps
+//! serving what it had; once the database is back, the thread listens
+//! again and reloads every table whole (changes made meanwhile were not
+//! heard). Each change of state is logged once.
+
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use super::usrloc::{Tables, replace_all, replace_aor};
+use crate::store::postgres::PgStore;
+use crate::store::{BindingStore, StoreError, unix_now};
+
+/// How long one wait for notifications lasts: also how soon the thread
+/// notices that its router is gone.
+const WAIT: Duration = Duration::from_secs(1);
+/// A quiet connection is tried this often, so that a lost one is noticed
+/// (and memory reloaded) without waiting for the next change.
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// Between attempts to reach a database that is away.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Start the listener thread on `store`, which already LISTENs and whose
+/// rows `tables` was loaded with. It ends when `tables` is dropped.
+pub(super) fn spawn(store: PgStore, tables: Weak<Tables>) -> Result<(), StoreError> {
+    std::thread::Builder::new()
+        .name("wisp-db-listen".into())
+        .spawn(move || run(store, tables))
+        .map(|_| ())
+        .map_err(StoreError::Spawn)
+}
+
+fn run(mut store: PgStore, tables: Weak<Tables>) {
+    let mut connected = true;
+    // The connection that LISTENs: a call that had to make another one
+    // (the old one broke) means notifications were missed.
+    let mut listening_on = store.connections();
+    let mut quiet_since = Instant::now();
+    loop {
+        if tables.strong_count() == 0 {
+            return;
+        }
+        if !connected {
+            let back = store.listen().and_then(|()| store.load(unix_now()));
+            match back {
+                Ok(rows) => {
+                    listening_on = store.connections();
+                    let Some(t) = tables.upgrade() else { return };
+                    let n = replace_all(&t, rows);
+                    tracing::info!(
+                        "usrloc: the database is back: {n} bindings reloaded, listening for changes again"
+                    );
+                    connected = true;
+                    quiet_since = Instant::now();
+                }
+                Err(e) => {
+                    tracing::debug!("usrloc: the database is still away: {e}");
+                    std::thread::sleep(RETRY_EVERY);
+                    continue;
+                }
+            }
+        }
+        let heard = store.wait_changes(WAIT).and_then(|keys| {
+            if keys.is_empty() {
+                if quiet_since.elapsed() >= PING_EVERY {
+                    quiet_since = Instant::now();
+                    store.ping()?;
+                }
+                return Ok(());
+            }
+            quiet_since = Instant::now();
+            let now = unix_now();
+            for (table, aor) in keys {
+                let rows = store.load_aor(&table, &aor, now)?;
+                let Some(t) = tables.upgrade() else {
+                    return Ok(());
+                };
+                replace_aor(&t, &table, &aor, rows);
+            }
+            Ok(())
+        });
+        let heard = heard.and_then(|()| {
+            if store.connections() == listening_on {
+                Ok(())
+            } else {
+                Err(StoreError::Disconnected)
+            }
+        });
+        if let Err(e) = heard {
+            tracing::warn!(
+                "usrloc: lost the database's change notifications ({e}); lookups answer from \
+                 memory, which may miss changes made through other routers until it is back"
+            );
+            connected = false;
+        }
+    }
+}
