@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use wisp_sip::Message;
 
-use crate::config::{Manifest, Proto};
+use crate::config::{DbMode, Manifest, Proto};
 use crate::plugin::chain::PluginChain;
 use crate::plugin::host::HostContext;
 use crate::plugin::{PluginRuntime, owner_build};
@@ -102,16 +102,19 @@ impl Router {
         .with_context(|| format!("user location database {db_name}"))?;
         // The subscribers share that database, and its memory-only mode.
         let subscribers = match &manifest.usrloc.db_url {
+            Some(url) if manifest.usrloc.db_mode == DbMode::Shared => {
+                Subscribers::open_shared(manifest.subscriber.clone(), url)
+            }
             Some(url) if usrloc.persistent() => {
-                Subscribers::open_postgres(manifest.subscriber.clone(), url)
+                Subscribers::open_postgres(manifest.subscriber.clone(), url).map(Arc::new)
             }
             _ => Subscribers::open(
                 manifest.subscriber.clone(),
                 usrloc.persistent().then_some(db_path.as_path()),
-            ),
+            )
+            .map(Arc::new),
         };
-        let subscribers =
-            Arc::new(subscribers.with_context(|| format!("subscriber database {db_name}"))?);
+        let subscribers = subscribers.with_context(|| format!("subscriber database {db_name}"))?;
         let resolver = match wisp_dns::Resolver::from_system_conf() {
             Ok(r) => Some(r),
             Err(e) => {

@@ -10,6 +10,9 @@ use wisp_e2e::*;
 /// How long a change may take to reach the other router's memory (a
 /// notification and one query; milliseconds when the machine is idle).
 const PROPAGATION: Duration = Duration::from_secs(5);
+/// How long a router may take to notice the database is back (it tries
+/// every second) and reload it.
+const RECOVERY: Duration = Duration::from_secs(15);
 
 fn shared(pg: &Postgres) -> impl Fn(Manifest) -> Manifest + use<> {
     let url = format!("\"{}\"", pg.url());
@@ -44,14 +47,18 @@ fn options_reaches(router: &Router, caller: &TestUa, ua: &TestUa) -> bool {
 
 /// Polls until `router` routes to `ua` (`want` true) or answers 404 (false).
 fn eventually(router: &Router, caller: &TestUa, ua: &TestUa, want: bool) {
-    let deadline = Instant::now() + PROPAGATION;
+    eventually_within(router, caller, ua, want, PROPAGATION)
+}
+
+fn eventually_within(router: &Router, caller: &TestUa, ua: &TestUa, want: bool, within: Duration) {
+    let deadline = Instant::now() + within;
     loop {
         if options_reaches(router, caller, ua) == want {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "after {PROPAGATION:?} {} still {}\n--- wisp log ---\n{}",
+            "after {within:?} {} still {}\n--- wisp log ---\n{}",
             router.uri(),
             if want {
                 "does not route to the user"
@@ -104,4 +111,96 @@ fn a_user_registered_through_one_router_is_reached_through_the_other() {
     assert!(options_reaches(&a, &caller, &alice));
     assert!(options_reaches(&a, &caller, &bob));
     assert!(a.log().contains("2 bindings loaded"), "{}", a.log());
+}
+
+/// The final answer to a REGISTER of `ua`'s contact through `router`.
+fn try_register(router: &Router, ua: &TestUa) -> Message {
+    let req = ua
+        .request("REGISTER", &router.uri())
+        .from(&router.aor(&ua.user))
+        .to(&router.aor(&ua.user))
+        .expires(3600);
+    let (_, fin) = ua.transact(router.udp_addr(), &req, RECV);
+    fin.unwrap_or_else(|| panic!("no answer to the REGISTER of {}", ua.user))
+}
+
+fn count(log: &str, what: &str) -> usize {
+    log.lines().filter(|l| l.contains(what)).count()
+}
+
+#[test]
+fn with_the_database_down_registers_get_503_lookups_keep_working_and_everything_recovers() {
+    let mut pg = Postgres::start();
+    let a = Router::start_with(shared(&pg));
+    let b = Router::start_with(shared(&pg));
+    let caller = TestUa::new("caller");
+    let alice = TestUa::new("alice");
+    let bob = TestUa::new("bob");
+    alice.register(&a);
+    eventually(&b, &caller, &alice, true);
+
+    pg.stop();
+    for router in [&a, &b] {
+        for _ in 0..3 {
+            let fin = try_register(router, &bob);
+            assert_eq!(
+                fin.status(),
+                Some(503),
+                "never a 200 without a commit: {}",
+                text(&fin)
+            );
+            assert_eq!(
+                header_str(&fin, "Retry-After").as_deref(),
+                Some("5"),
+                "{}",
+                text(&fin)
+            );
+        }
+    }
+    // Lookups answer from memory.
+    assert!(options_reaches(&a, &caller, &alice));
+    assert!(options_reaches(&b, &caller, &alice));
+    // A router started now starts, and knows nobody yet.
+    let c = Router::start_with(shared(&pg));
+    assert!(!options_reaches(&c, &caller, &alice));
+
+    pg.start_again();
+    let deadline = Instant::now() + RECOVERY;
+    while try_register(&a, &bob).status() != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "REGISTER still refused\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // B listens again (it heard nothing meanwhile, so it reloaded), C loaded
+    // what was registered before the stop.
+    eventually_within(&b, &caller, &bob, true, RECOVERY);
+    eventually_within(&c, &caller, &alice, true, RECOVERY);
+    eventually_within(&c, &caller, &bob, true, RECOVERY);
+    // Nothing registered before the stop was lost.
+    assert!(options_reaches(&a, &caller, &alice));
+
+    // Each change of state is logged once, not once per REGISTER.
+    for (name, router) in [("A", &a), ("B", &b)] {
+        let log = router.log();
+        assert_eq!(
+            count(&log, "usrloc: database commit failed"),
+            1,
+            "{name}:\n{log}"
+        );
+        assert_eq!(
+            count(&log, "lost the database's change notifications"),
+            1,
+            "{name}:\n{log}"
+        );
+        assert_eq!(count(&log, "the database is back"), 1, "{name}:\n{log}");
+    }
+    let log = c.log();
+    assert_eq!(
+        count(&log, "usrloc: the database"),
+        2,
+        "away, then back:\n{log}"
+    );
 }

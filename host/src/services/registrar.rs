@@ -32,7 +32,8 @@ pub fn aor_key(uri: &Uri, use_domain: bool) -> Option<String> {
 ///
 /// With write-through (`db_mode = 1`) the 200 OK waits for the commit of the
 /// bindings: the reply is built later, on the database writer, and sent
-/// after the transaction holding them commits (500 if it fails). The route
+/// after the transaction holding them commits (503 with `Retry-After` if it
+/// fails: the database is away, and the UA should try again). The route
 /// sees the request as answered at once either way.
 pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), ActionError> {
     ctx.ensure_unhandled()?;
@@ -173,7 +174,8 @@ fn reply_contacts(bindings: Option<&Vec<ContactBinding>>, now: Instant) -> Vec<(
 }
 
 /// The writer's completion for a write-through REGISTER: 200 with the
-/// bindings once committed, 500 if the commit failed.
+/// bindings once committed, 503 with `Retry-After` if the commit failed
+/// (never a 200 without its commit; the writer logs the database's state).
 fn reply_after_commit(reply: DeferredReply, contacts: Vec<(String, String)>) -> Done {
     Box::new(move |committed| {
         let sent = match committed {
@@ -185,8 +187,12 @@ fn reply_after_commit(reply: DeferredReply, contacts: Vec<(String, String)>) -> 
                 reply.send(200, "OK", &extra)
             }
             Err(e) => {
-                tracing::warn!("REGISTER answered 500: bindings not stored: {e}");
-                reply.send(500, "Server Internal Error", &[])
+                tracing::debug!("REGISTER answered 503: bindings not stored: {e}");
+                reply.send(
+                    503,
+                    "Service Unavailable",
+                    &[("Retry-After", RETRY_DATABASE_S)],
+                )
             }
         };
         if let Err(e) = sent {
@@ -364,6 +370,8 @@ fn nat_source(contact: &Uri, source: crate::transport::Source) -> Option<String>
 /// `usrloc.memory_mb`, and its `Retry-After`.
 const REGISTRAR_FULL: &str = "Registrar Full";
 const RETRY_FULL_S: &str = "60";
+/// The `Retry-After` of a 503 to a REGISTER whose commit failed.
+const RETRY_DATABASE_S: &str = "5";
 
 /// What [`apply`] changed: each contact with its new binding, `None` when removed.
 type Touched = Vec<(String, Option<ContactBinding>)>;

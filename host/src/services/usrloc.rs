@@ -109,19 +109,34 @@ impl Usrloc {
         let (store, rows, place): (Box<dyn BindingStore>, _, String) = match &config.db_url {
             Some(url) => {
                 // Off the caller's runtime (the router starts inside one).
-                let (store, listening, rows) = off_runtime(|| {
+                let opened = off_runtime(|| {
                     let mut store = PgStore::connect(url)?;
                     // Listen before loading: no change between the two is missed.
                     let listening = if shared {
                         let mut l = PgStore::connect(url)?;
                         l.listen()?;
-                        Some(l)
+                        Some((l, true))
                     } else {
                         None
                     };
                     let rows = store.load(unix_now())?;
                     Ok::<_, StoreError>((store, listening, rows))
-                })?;
+                });
+                let (store, listening, rows) = match opened {
+                    Ok(opened) => opened,
+                    // A shared router starts while the database is away
+                    // (another router may be serving); its listener loads
+                    // every binding once the database is back.
+                    Err(e) if shared && !matches!(e, StoreError::TooNew { .. }) => {
+                        let store = PgStore::unconnected(url)?;
+                        tracing::warn!(
+                            "usrloc: the database is away ({e}): starting with no bindings, \
+                             loaded once it is back; REGISTERs are answered 503 meanwhile"
+                        );
+                        (store, Some((PgStore::unconnected(url)?, false)), Vec::new())
+                    }
+                    Err(e) => return Err(e),
+                };
                 listener = listening;
                 let shown = store.shown_url().to_owned();
                 (Box::new(store), rows, shown)
@@ -136,8 +151,8 @@ impl Usrloc {
         let loaded = restore(&usrloc.tables, rows);
         tracing::info!("usrloc: {loaded} bindings loaded from {place}");
         usrloc.writer = Some(Writer::spawn(store, mode, runtime)?);
-        if let Some(l) = listener {
-            super::usrloc_sync::spawn(l, Arc::downgrade(&usrloc.tables))?;
+        if let Some((l, connected)) = listener {
+            super::usrloc_sync::spawn(l, connected, Arc::downgrade(&usrloc.tables))?;
         }
         Ok(usrloc)
     }

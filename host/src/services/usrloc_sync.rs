@@ -24,18 +24,23 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// Between attempts to reach a database that is away.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
-/// Start the listener thread on `store`, which already LISTENs and whose
-/// rows `tables` was loaded with. It ends when `tables` is dropped.
-pub(super) fn spawn(store: PgStore, tables: Weak<Tables>) -> Result<(), StoreError> {
+/// Start the listener thread on `store`: `connected`, it already LISTENs
+/// and `tables` was loaded from the database; else (the database was away
+/// at start) it connects, listens and loads as soon as it can. It ends
+/// when `tables` is dropped.
+pub(super) fn spawn(
+    store: PgStore,
+    connected: bool,
+    tables: Weak<Tables>,
+) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("wisp-db-listen".into())
-        .spawn(move || run(store, tables))
+        .spawn(move || run(store, connected, tables))
         .map(|_| ())
         .map_err(StoreError::Spawn)
 }
 
-fn run(mut store: PgStore, tables: Weak<Tables>) {
-    let mut connected = true;
+fn run(mut store: PgStore, mut connected: bool, tables: Weak<Tables>) {
     // The connection that LISTENs: a call that had to make another one
     // (the old one broke) means notifications were missed.
     let mut listening_on = store.connections();

@@ -89,13 +89,13 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{url}: {detail}")]
     Url { url: String, detail: String },
-    #[error("cannot connect to {url}: {source}")]
+    #[error("cannot connect to {url}: {}", pg_detail(source))]
     Connect {
         url: String,
         #[source]
         source: ::postgres::Error,
     },
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", pg_detail(.0))]
     Postgres(#[from] ::postgres::Error),
     #[error("the connection to the database is lost")]
     Disconnected,
@@ -103,6 +103,19 @@ pub enum StoreError {
     WriterGone,
     #[error("cannot start the database writer: {0}")]
     Spawn(std::io::Error),
+}
+
+/// What a PostgreSQL error says, with its cause: the server's own message
+/// ("FATAL: terminating connection due to administrator command"), or the
+/// I/O error under "error connecting to server".
+fn pg_detail(e: &::postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// A database of bindings. Called from the writer thread only (and once at

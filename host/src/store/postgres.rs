@@ -129,19 +129,25 @@ pub fn redact(url: &str) -> String {
 impl PgStore {
     /// Connect to `url` and bring its schema up to date.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut store = PgStore::unconnected(url)?;
+        store.with_client(|_| Ok(()))?;
+        Ok(store)
+    }
+
+    /// A store for `url` that connects (and migrates) at its first call: a
+    /// shared router starts while the database is away.
+    pub fn unconnected(url: &str) -> Result<PgStore, StoreError> {
         let shown = redact(url);
         let config = parse_db_url(url).map_err(|detail| StoreError::Url {
             url: shown.clone(),
             detail,
         })?;
-        let mut store = PgStore {
+        Ok(PgStore {
             config,
             shown,
             client: None,
             connections: 0,
-        };
-        store.with_client(migrate)?;
-        Ok(store)
+        })
     }
 
     /// How many connections this store has made so far (a LISTEN lasts
@@ -166,16 +172,18 @@ impl PgStore {
             })
     }
 
-    /// Run `f` on the connection, connecting first if there is none; a
-    /// connection that broke under `f` is dropped, so the next call makes
-    /// a new one.
+    /// Run `f` on the connection, connecting first if there is none (and
+    /// bringing the schema up to date on each new connection: the database
+    /// may have been restored meanwhile); a connection that broke under `f`
+    /// is dropped, so the next call makes a new one.
     fn with_client<T>(
         &mut self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
-            let client = self.connect_again()?;
+            let mut client = self.connect_again()?;
+            migrate(&mut client)?;
             self.client = Some(client);
             self.connections += 1;
         }

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::Directory;
 use super::digest::{Algorithm, to_hex};
@@ -22,7 +22,7 @@ use crate::config::SubscriberConfig;
 use crate::store::StoreError;
 use crate::store::postgres::{PgStore, off_runtime};
 use crate::store::sqlite::{Durability, SqliteStore};
-use crate::store::subscriber::{StoredGroup, StoredSubscriber, SubscriberStore};
+use crate::store::subscriber::{StoredGroup, StoredSubscriber, SubscriberRows, SubscriberStore};
 use crate::util::lock;
 
 /// Why a directory change or load was refused; the text is for the operator.
@@ -204,13 +204,85 @@ impl Subscribers {
         Ok(dir)
     }
 
+    /// Like [`Subscribers::open_postgres`] for a shared router
+    /// (`usrloc.db_mode = 3`), which starts while the database is away: the
+    /// directory is empty then (every authorize finds no user), and a
+    /// thread loads it as soon as the database answers.
+    pub fn open_shared(
+        config: SubscriberConfig,
+        url: &str,
+    ) -> Result<Arc<Subscribers>, DirectoryError> {
+        let e = match Subscribers::open_postgres(config.clone(), url) {
+            Ok(dir) => return Ok(Arc::new(dir)),
+            Err(
+                e @ (DirectoryError::TooMany { .. }
+                | DirectoryError::Store(StoreError::TooNew { .. })),
+            ) => {
+                return Err(e);
+            }
+            Err(e) => e,
+        };
+        let store = PgStore::unconnected(url)?;
+        tracing::warn!(
+            "subscribers: the database is away ({e}): starting with none, loaded once it is back"
+        );
+        let dir = Arc::new(Subscribers {
+            config,
+            table: RwLock::new(Table::default()),
+            store: Mutex::new(Some(Box::new(store))),
+        });
+        let weak = Arc::downgrade(&dir);
+        std::thread::Builder::new()
+            .name("wisp-db-subscribers".into())
+            .spawn(move || {
+                while let Some(dir) = weak.upgrade() {
+                    match dir.reload() {
+                        Ok(n) => {
+                            tracing::info!("subscribers: the database is back: {n} loaded");
+                            return;
+                        }
+                        Err(e) => tracing::debug!("subscribers: the database is still away: {e}"),
+                    }
+                    drop(dir);
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            })
+            .map_err(|e| DirectoryError::Store(StoreError::Spawn(e)))?;
+        Ok(dir)
+    }
+
+    /// Read every row again and put them in place of the directory's;
+    /// returns how many subscribers there are. Blocking (database).
+    pub fn reload(&self) -> Result<usize, DirectoryError> {
+        let mut store = lock(&self.store);
+        let Some(s) = store.as_mut() else {
+            return Ok(self.len());
+        };
+        let table = Subscribers::table_of(
+            s.load_all(self.config.max_entries)?,
+            self.config.max_entries,
+        )?;
+        let n = table.count;
+        *self.write() = table;
+        Ok(n)
+    }
+
     /// Load every row of `store`, refusing more than `max_entries`.
     pub fn load(
         config: SubscriberConfig,
         mut store: Box<dyn SubscriberStore>,
     ) -> Result<Subscribers, DirectoryError> {
         let max = config.max_entries;
-        let rows = store.load_all(max)?;
+        let table = Subscribers::table_of(store.load_all(max)?, max)?;
+        Ok(Subscribers {
+            config,
+            table: RwLock::new(table),
+            store: Mutex::new(Some(store)),
+        })
+    }
+
+    /// The directory of `rows`, refusing more than `max` subscribers.
+    fn table_of(rows: SubscriberRows, max: usize) -> Result<Table, DirectoryError> {
         if rows.subscribers.len() > max {
             return Err(DirectoryError::TooMany { max });
         }
@@ -232,11 +304,7 @@ impl Subscribers {
         if orphans > 0 {
             tracing::warn!("subscribers: {orphans} group rows name no subscriber; ignored");
         }
-        Ok(Subscribers {
-            config,
-            table: RwLock::new(table),
-            store: Mutex::new(Some(store)),
-        })
+        Ok(table)
     }
 
     /// Whether changes are stored (else they last until the router stops).
