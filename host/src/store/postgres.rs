@@ -14,7 +14,7 @@
 //! Every change to `bindings` NOTIFYs [`CHANNEL`] with `[table, aor]`, so
 //! that each node can re-read that AOR into its memory.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
@@ -351,12 +351,46 @@ fn binding_of(r: &Row) -> Result<StoredBinding, StoreError> {
     })
 }
 
-/// RFC 3261 §10.3 step 7 across nodes: the same Call-ID with a CSeq not
-/// higher than stored changes nothing. A management change (`wisp ctl`,
-/// empty Call-ID) always applies.
+/// The bindings of one commit's puts, column by column (one array
+/// parameter each: `unnest` turns them back into rows).
+#[derive(Default)]
+struct Columns<'a> {
+    table: Vec<&'a str>,
+    aor: Vec<&'a str>,
+    contact: Vec<&'a str>,
+    q: Vec<f32>,
+    expires: Vec<Option<i64>>,
+    call_id: Vec<&'a str>,
+    cseq: Vec<i64>,
+    received: Vec<Option<&'a str>>,
+    path: Vec<Option<&'a str>>,
+    params: Vec<Option<&'a str>>,
+    updated: Vec<i64>,
+}
+
+impl<'a> Columns<'a> {
+    fn push(&mut self, b: &'a StoredBinding) {
+        self.table.push(&b.table);
+        self.aor.push(&b.aor);
+        self.contact.push(&b.contact);
+        self.q.push(b.q);
+        self.expires.push(b.expires);
+        self.call_id.push(&b.call_id);
+        self.cseq.push(i64::from(b.cseq));
+        self.received.push(b.received.as_deref());
+        self.path.push(b.path.as_deref());
+        self.params.push(b.params.as_deref());
+        self.updated.push(b.updated);
+    }
+}
+
+/// Many bindings in one statement. RFC 3261 §10.3 step 7 across nodes:
+/// the same Call-ID with a CSeq not higher than stored changes nothing. A
+/// management change (`wisp ctl`, empty Call-ID) always applies.
 const UPSERT: &str = "INSERT INTO bindings
     (usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, params, updated)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::real[], $5::bigint[],
+        $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[])
     ON CONFLICT (usrloc_table, aor, contact) DO UPDATE SET
         q = EXCLUDED.q, expires = EXCLUDED.expires, call_id = EXCLUDED.call_id,
         cseq = EXCLUDED.cseq, received = EXCLUDED.received, path = EXCLUDED.path,
@@ -377,41 +411,58 @@ impl BindingStore for PgStore {
         })
     }
 
+    /// One transaction of at most two statements, however many changes:
+    /// each row's last change only (later changes to a row supersede
+    /// earlier ones, so the result is that of applying them in order), the
+    /// puts as one multi-row upsert, the deletes as one delete.
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError> {
+        let mut last: HashMap<(&str, &str, &str), &Change> = HashMap::with_capacity(changes.len());
+        for change in changes {
+            last.insert(change.key(), change);
+        }
+        let mut puts = Columns::default();
+        let mut deletes: [Vec<&str>; 3] = Default::default();
+        for change in last.into_values() {
+            match change {
+                Change::Put(b) => puts.push(b),
+                Change::Delete {
+                    table,
+                    aor,
+                    contact,
+                } => {
+                    deletes[0].push(table);
+                    deletes[1].push(aor);
+                    deletes[2].push(contact);
+                }
+            }
+        }
         self.with_client(|c| {
             let mut tx = c.transaction()?;
-            let put = tx.prepare(UPSERT)?;
-            let delete = tx.prepare(
-                "DELETE FROM bindings WHERE usrloc_table = $1 AND aor = $2 AND contact = $3",
-            )?;
-            for change in changes {
-                match change {
-                    Change::Put(b) => {
-                        tx.execute(
-                            &put,
-                            &[
-                                &b.table,
-                                &b.aor,
-                                &b.contact,
-                                &b.q,
-                                &b.expires,
-                                &b.call_id,
-                                &i64::from(b.cseq),
-                                &b.received,
-                                &b.path,
-                                &b.params,
-                                &b.updated,
-                            ],
-                        )?;
-                    }
-                    Change::Delete {
-                        table,
-                        aor,
-                        contact,
-                    } => {
-                        tx.execute(&delete, &[table, aor, contact])?;
-                    }
-                }
+            if !puts.table.is_empty() {
+                tx.execute(
+                    UPSERT,
+                    &[
+                        &puts.table,
+                        &puts.aor,
+                        &puts.contact,
+                        &puts.q,
+                        &puts.expires,
+                        &puts.call_id,
+                        &puts.cseq,
+                        &puts.received,
+                        &puts.path,
+                        &puts.params,
+                        &puts.updated,
+                    ],
+                )?;
+            }
+            if !deletes[0].is_empty() {
+                tx.execute(
+                    "DELETE FROM bindings b
+                     USING unnest($1::text[], $2::text[], $3::text[]) AS d (t, a, c)
+                     WHERE b.usrloc_table = d.t AND b.aor = d.a AND b.contact = d.c",
+                    &[&deletes[0], &deletes[1], &deletes[2]],
+                )?;
             }
             tx.commit()?;
             Ok(())
@@ -652,6 +703,41 @@ mod tests {
         assert_eq!(s.purge_expired(1559).expect("purge"), 0);
         assert_eq!(s.purge_expired(1560).expect("purge"), 1);
         assert_eq!(rows(&mut s, 0).len(), 2);
+    }
+
+    #[test]
+    fn one_commit_of_many_changes_ends_as_applying_them_in_order() {
+        let pg = Postgres::start();
+        let mut s = PgStore::connect(&pg.url()).expect("connect");
+        let gone = |aor: &str, contact: &str| Change::Delete {
+            table: "location".into(),
+            aor: aor.into(),
+            contact: contact.into(),
+        };
+        s.commit(&[Change::Put(binding("old", "sip:old@1", "c0", 1))])
+            .expect("commit");
+        let mut batch: Vec<Change> = (0..500)
+            .map(|i| Change::Put(binding(&format!("u{i}"), "sip:u@1", "c1", 1)))
+            .collect();
+        batch.extend([
+            // The same row twice: the later one stays.
+            Change::Put(binding("u7", "sip:u@1", "c1", 2)),
+            // Put then delete, delete then put.
+            gone("u8", "sip:u@1"),
+            gone("old", "sip:old@1"),
+            Change::Put(binding("old", "sip:old@1", "c0", 2)),
+        ]);
+        s.commit(&batch).expect("commit");
+        let rows = rows(&mut s, 0);
+        assert_eq!(rows.len(), 500, "u0..u499 but u8, and old");
+        let cseq_of = |aor: &str| rows.iter().find(|r| r.aor == aor).map(|r| r.cseq);
+        assert_eq!(cseq_of("u7"), Some(2));
+        assert_eq!(cseq_of("u8"), None);
+        assert_eq!(cseq_of("old"), Some(2));
+        assert_eq!(
+            rows.iter().find(|r| r.aor == "u3"),
+            Some(&binding("u3", "sip:u@1", "c1", 1))
+        );
     }
 
     #[test]
