@@ -109,11 +109,16 @@ impl Usrloc {
         let (store, rows, place): (Box<dyn BindingStore>, _, String) = match &config.db_url {
             Some(url) => {
                 // Off the caller's runtime (the router starts inside one).
+                // This router's name in the database's change notifications:
+                // its listener skips what it wrote itself.
+                let node = format!("{:016x}", rand::random::<u64>());
                 let opened = off_runtime(|| {
                     let mut store = PgStore::connect(url)?;
+                    store.set_node(&node)?;
                     // Listen before loading: no change between the two is missed.
                     let listening = if shared {
                         let mut l = PgStore::connect(url)?;
+                        l.set_node(&node)?;
                         l.listen()?;
                         Some((l, true))
                     } else {
@@ -128,12 +133,15 @@ impl Usrloc {
                     // (another router may be serving); its listener loads
                     // every binding once the database is back.
                     Err(e) if shared && !matches!(e, StoreError::TooNew { .. }) => {
-                        let store = PgStore::unconnected(url)?;
+                        let mut store = PgStore::unconnected(url)?;
+                        store.set_node(&node)?;
+                        let mut listening = PgStore::unconnected(url)?;
+                        listening.set_node(&node)?;
                         tracing::warn!(
                             "usrloc: the database is away ({e}): starting with no bindings, \
                              loaded once it is back; REGISTERs are answered 503 meanwhile"
                         );
-                        (store, Some((PgStore::unconnected(url)?, false)), Vec::new())
+                        (store, Some((listening, false)), Vec::new())
                     }
                     Err(e) => return Err(e),
                 };

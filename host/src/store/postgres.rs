@@ -25,7 +25,8 @@ use super::{BindingStore, Change, StoreError, StoredBinding};
 use crate::config::parse_db_url;
 
 /// The channel every change of `bindings` is announced on; the payload is
-/// the JSON array `[usrloc_table, aor]`.
+/// the JSON array `[usrloc_table, aor, node]`, `node` the changing
+/// session's `wisp.node` ([`PgStore::set_node`]) or null.
 pub const CHANNEL: &str = "wisp_bindings";
 
 /// Each entry takes the schema from version `i` to `i + 1`. Append only.
@@ -62,14 +63,18 @@ const MIGRATIONS: &[&str] = &[
         grp TEXT NOT NULL,
         PRIMARY KEY (username, domain, grp)
     );",
-    // 2: every change of a binding announces its AOR (once per transaction:
-    // PostgreSQL folds equal notifications of one transaction into one).
+    // 2: every change of a binding announces its AOR and the router that
+    // made it (the session's `wisp.node`, NULL for another client), once
+    // per transaction: PostgreSQL folds equal notifications of one
+    // transaction into one.
     "CREATE FUNCTION wisp_bindings_notify() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP = 'DELETE' THEN
-            PERFORM pg_notify('wisp_bindings', json_build_array(OLD.usrloc_table, OLD.aor)::text);
+            PERFORM pg_notify('wisp_bindings', json_build_array(
+                OLD.usrloc_table, OLD.aor, current_setting('wisp.node', true))::text);
         ELSE
-            PERFORM pg_notify('wisp_bindings', json_build_array(NEW.usrloc_table, NEW.aor)::text);
+            PERFORM pg_notify('wisp_bindings', json_build_array(
+                NEW.usrloc_table, NEW.aor, current_setting('wisp.node', true))::text);
         END IF;
         RETURN NULL;
     END $$;
@@ -109,6 +114,8 @@ pub struct PgStore {
     /// How many connections were made: a caller that needs one connection
     /// throughout (LISTEN) sees when it was replaced.
     connections: u64,
+    /// This router's name in change notifications (`wisp.node`).
+    node: Option<String>,
 }
 
 /// `url` with the password of its user info, if any, replaced by `***`.
@@ -147,7 +154,20 @@ impl PgStore {
             shown,
             client: None,
             connections: 0,
+            node: None,
         })
+    }
+
+    /// Name the changes this store makes `node` in their notifications
+    /// (the session setting `wisp.node`, set on each new connection), and
+    /// leave out of [`PgStore::wait_changes`] the ones so named: a router
+    /// applied its own changes to memory before committing them.
+    pub fn set_node(&mut self, node: &str) -> Result<(), StoreError> {
+        self.node = Some(node.to_owned());
+        if let Some(c) = self.client.as_mut().filter(|c| !c.is_closed()) {
+            c.execute("SELECT set_config('wisp.node', $1, false)", &[&node])?;
+        }
+        Ok(())
     }
 
     /// How many connections this store has made so far (a LISTEN lasts
@@ -184,6 +204,9 @@ impl PgStore {
             self.client = None;
             let mut client = self.connect_again()?;
             migrate(&mut client)?;
+            if let Some(node) = &self.node {
+                client.execute("SELECT set_config('wisp.node', $1, false)", &[node])?;
+            }
             self.client = Some(client);
             self.connections += 1;
         }
@@ -214,7 +237,8 @@ impl PgStore {
 
     /// Wait up to `timeout` for changes announced on [`CHANNEL`] (after
     /// [`PgStore::listen`]); returns the `(table, aor)` keys that changed,
-    /// each once, empty when none did. [`StoreError::Disconnected`] (or the
+    /// each once, empty when none did, leaving out those this store's own
+    /// node made ([`PgStore::set_node`]). [`StoreError::Disconnected`] (or the
     /// error) when the connection is gone: nothing was heard meanwhile.
     pub fn wait_changes(&mut self, timeout: Duration) -> Result<Vec<(String, String)>, StoreError> {
         let Some(client) = self.client.as_mut().filter(|c| !c.is_closed()) else {
@@ -258,9 +282,10 @@ impl PgStore {
             }
             Ok(list) => {
                 for n in list {
-                    match serde_json::from_str::<(String, String)>(n.payload()) {
-                        Ok(key) => {
-                            keys.insert(key);
+                    match serde_json::from_str::<(String, String, Option<String>)>(n.payload()) {
+                        Ok((_, _, Some(node))) if self.node.as_ref() == Some(&node) => {}
+                        Ok((table, aor, _)) => {
+                            keys.insert((table, aor));
                         }
                         Err(e) => tracing::warn!(
                             "usrloc: change notification {:?} ignored: {e}",
@@ -838,6 +863,34 @@ mod tests {
                 ("location".to_owned(), "b".to_owned())
             ]
         );
+        // The delete's notification may come after the puts' ones.
+        while !listener
+            .wait_changes(Duration::from_millis(300))
+            .expect("wait")
+            .is_empty()
+        {}
+        // A change named with the listener's own node is left out.
+        writer.set_node("n1").expect("node");
+        listener.set_node("n1").expect("node");
+        writer
+            .commit(&[Change::Put(binding("mine", "sip:m@1", "c3", 1))])
+            .expect("commit");
+        let mut other = PgStore::connect(&pg.url()).expect("connect");
+        other.set_node("n2").expect("node");
+        other
+            .commit(&[Change::Put(binding("theirs", "sip:t@1", "c4", 1))])
+            .expect("commit");
+        let mut heard = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while heard.is_empty() && std::time::Instant::now() < deadline {
+            heard.extend(
+                listener
+                    .wait_changes(Duration::from_millis(200))
+                    .expect("wait"),
+            );
+        }
+        assert_eq!(heard, vec![("location".to_owned(), "theirs".to_owned())]);
+        drop(other);
         pg.stop();
         let lost = (0..50).find_map(|_| listener.wait_changes(Duration::from_millis(100)).err());
         assert!(
