@@ -191,11 +191,30 @@ fn with_the_database_down_registers_get_503_lookups_keep_working_and_everything_
             "{name}:\n{log}"
         );
         assert_eq!(
-            count(&log, "lost the database's change notifications"),
+            count(&log, "usrloc: lost the database's change notifications"),
             1,
             "{name}:\n{log}"
         );
-        assert_eq!(count(&log, "the database is back"), 1, "{name}:\n{log}");
+        assert_eq!(
+            count(&log, "usrloc: the database is back"),
+            1,
+            "{name}:\n{log}"
+        );
+    }
+    for (name, router) in [("A", &a), ("B", &b)] {
+        let log = router.wait_for_log("the subscriber directory's recovery", RECOVERY, |l| {
+            count(l, "subscribers: the database is back") >= 1
+        });
+        assert_eq!(
+            count(&log, "subscribers: lost the database"),
+            1,
+            "{name}:\n{log}"
+        );
+        assert_eq!(
+            count(&log, "subscribers: the database is back"),
+            1,
+            "{name}:\n{log}"
+        );
     }
     let log = c.log();
     assert_eq!(
@@ -203,4 +222,45 @@ fn with_the_database_down_registers_get_503_lookups_keep_working_and_everything_
         2,
         "away, then back:\n{log}"
     );
+}
+
+/// Polls `wisp ctl user show` on `router` until `aor` is listed (`want`)
+/// or not.
+fn eventually_listed(router: &Router, aor: &str, want: bool) {
+    let deadline = Instant::now() + PROPAGATION;
+    loop {
+        let shown = router.ctl_ok(&["user", "show"]);
+        if shown.contains(aor) == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {PROPAGATION:?} {aor} is {}listed:\n{shown}",
+            if want { "not " } else { "still " }
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_subscriber_added_through_one_router_is_known_to_the_other() {
+    let pg = Postgres::start();
+    let a = Router::start_with(shared(&pg));
+    let b = Router::start_with(shared(&pg));
+    a.ctl_ok(&["user", "add", "alice@example.com", "s3cret"]);
+    eventually_listed(&b, "alice@example.com", true);
+    b.ctl_ok(&["acl", "grant", "alice@example.com", "int"]);
+    let deadline = Instant::now() + PROPAGATION;
+    while !a
+        .ctl_ok(&["user", "show", "alice@example.com"])
+        .contains("int")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the group granted through B never reached A"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.ctl_ok(&["user", "rm", "alice@example.com"]);
+    eventually_listed(&a, "alice@example.com", false);
 }

@@ -29,6 +29,10 @@ use crate::config::parse_db_url;
 /// session's `wisp.node` ([`PgStore::set_node`]) or null.
 pub const CHANNEL: &str = "wisp_bindings";
 
+/// The channel every change of `subscriber` or `grp` is announced on; the
+/// payload is the changing session's `wisp.node`, empty for another client.
+pub const SUBSCRIBER_CHANNEL: &str = "wisp_subscribers";
+
 /// Each entry takes the schema from version `i` to `i + 1`. Append only.
 const MIGRATIONS: &[&str] = &[
     // 1: user location (as on SQLite: `expires` NULL is a permanent
@@ -80,6 +84,17 @@ const MIGRATIONS: &[&str] = &[
     END $$;
     CREATE TRIGGER bindings_notify AFTER INSERT OR UPDATE OR DELETE ON bindings
         FOR EACH ROW EXECUTE FUNCTION wisp_bindings_notify();",
+    // 3: a change of the subscribers or their groups is announced once per
+    // statement: the other routers read the directory again.
+    "CREATE FUNCTION wisp_subscribers_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('wisp_subscribers', coalesce(current_setting('wisp.node', true), ''));
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER subscriber_notify AFTER INSERT OR UPDATE OR DELETE ON subscriber
+        FOR EACH STATEMENT EXECUTE FUNCTION wisp_subscribers_notify();
+    CREATE TRIGGER grp_notify AFTER INSERT OR UPDATE OR DELETE ON grp
+        FOR EACH STATEMENT EXECUTE FUNCTION wisp_subscribers_notify();",
 ];
 
 /// Advisory lock keys (any 64-bit numbers of our own).
@@ -241,11 +256,49 @@ impl PgStore {
     /// node made ([`PgStore::set_node`]). [`StoreError::Disconnected`] (or the
     /// error) when the connection is gone: nothing was heard meanwhile.
     pub fn wait_changes(&mut self, timeout: Duration) -> Result<Vec<(String, String)>, StoreError> {
+        let mut keys = BTreeSet::new();
+        for n in self.wait_notifications(timeout)? {
+            if n.channel() != CHANNEL {
+                continue;
+            }
+            match serde_json::from_str::<(String, String, Option<String>)>(n.payload()) {
+                Ok((_, _, Some(node))) if self.node.as_ref() == Some(&node) => {}
+                Ok((table, aor, _)) => {
+                    keys.insert((table, aor));
+                }
+                Err(e) => {
+                    tracing::warn!("usrloc: change notification {:?} ignored: {e}", n.payload())
+                }
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// `LISTEN` on [`SUBSCRIBER_CHANNEL`] (as [`PgStore::listen`]).
+    pub fn listen_subscribers(&mut self) -> Result<(), StoreError> {
+        self.with_client(|c| Ok(c.batch_execute(&format!("LISTEN {SUBSCRIBER_CHANNEL}"))?))
+    }
+
+    /// Wait up to `timeout` for a change of the subscribers or groups made
+    /// by another node (after [`PgStore::listen_subscribers`]): `true` when
+    /// there was one. Errors as [`PgStore::wait_changes`].
+    pub fn wait_subscriber_changes(&mut self, timeout: Duration) -> Result<bool, StoreError> {
+        let own = self.node.clone().unwrap_or_default();
+        Ok(self
+            .wait_notifications(timeout)?
+            .iter()
+            .any(|n| n.channel() == SUBSCRIBER_CHANNEL && (own.is_empty() || n.payload() != own)))
+    }
+
+    /// The notifications of up to `timeout` (all that arrived, once one did).
+    fn wait_notifications(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Vec<postgres::Notification>, StoreError> {
         let Some(client) = self.client.as_mut().filter(|c| !c.is_closed()) else {
             self.client = None;
             return Err(StoreError::Disconnected);
         };
-        let mut keys = BTreeSet::new();
         let heard = {
             let mut notes = client.notifications();
             let mut heard = notes
@@ -274,28 +327,14 @@ impl PgStore {
         match heard {
             Err(e) => {
                 self.client = None;
-                return Err(e.into());
+                Err(e.into())
             }
             Ok(list) if list.is_empty() && closed => {
                 self.client = None;
-                return Err(StoreError::Disconnected);
+                Err(StoreError::Disconnected)
             }
-            Ok(list) => {
-                for n in list {
-                    match serde_json::from_str::<(String, String, Option<String>)>(n.payload()) {
-                        Ok((_, _, Some(node))) if self.node.as_ref() == Some(&node) => {}
-                        Ok((table, aor, _)) => {
-                            keys.insert((table, aor));
-                        }
-                        Err(e) => tracing::warn!(
-                            "usrloc: change notification {:?} ignored: {e}",
-                            n.payload()
-                        ),
-                    }
-                }
-            }
+            Ok(list) => Ok(list),
         }
-        Ok(keys.into_iter().collect())
     }
 
     /// A round trip, to find out whether the connection still works
@@ -635,6 +674,13 @@ mod tests {
     use super::*;
     use wisp_e2e::Postgres;
 
+    /// One server at a time: eight initdb at once load the machine enough
+    /// to upset the timing of the other tests of this binary.
+    fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn binding(aor: &str, contact: &str, call_id: &str, cseq: u32) -> StoredBinding {
         StoredBinding {
             table: "location".into(),
@@ -672,6 +718,7 @@ mod tests {
 
     #[test]
     fn schema_is_migrated_once_and_a_newer_one_is_refused() {
+        let _serial = one_at_a_time();
         let pg = Postgres::start();
         let mut a = PgStore::connect(&pg.url()).expect("connect");
         assert_eq!(
@@ -691,6 +738,7 @@ mod tests {
 
     #[test]
     fn put_replace_delete_load_and_purge_as_on_sqlite() {
+        let _serial = one_at_a_time();
         let pg = Postgres::start();
         let mut s = PgStore::connect(&pg.url()).expect("connect");
         let mut permanent = binding("b", "sip:b@1", "", 0);
@@ -732,6 +780,7 @@ mod tests {
 
     #[test]
     fn one_commit_of_many_changes_ends_as_applying_them_in_order() {
+        let _serial = one_at_a_time();
         let pg = Postgres::start();
         let mut s = PgStore::connect(&pg.url()).expect("connect");
         let gone = |aor: &str, contact: &str| Change::Delete {
@@ -767,6 +816,7 @@ mod tests {
 
     #[test]
     fn rfc3261_10_3_step7_an_older_cseq_of_the_same_call_id_changes_nothing() {
+        let _serial = one_at_a_time();
         let pg = Postgres::start();
         let mut s = PgStore::connect(&pg.url()).expect("connect");
         let newer = binding("a", "sip:a@1", "c1", 5);
@@ -805,6 +855,7 @@ mod tests {
 
     #[test]
     fn a_connection_lost_with_the_server_is_made_again_at_the_next_call() {
+        let _serial = one_at_a_time();
         let mut pg = Postgres::start();
         let mut s = PgStore::connect(&pg.url()).expect("connect");
         pg.stop();
@@ -820,6 +871,7 @@ mod tests {
 
     #[test]
     fn a_listener_hears_each_changed_aor_once_and_notices_a_lost_connection() {
+        let _serial = one_at_a_time();
         let mut pg = Postgres::start();
         let mut writer = PgStore::connect(&pg.url()).expect("connect");
         let mut listener = PgStore::connect(&pg.url()).expect("connect");
@@ -909,6 +961,7 @@ mod tests {
 
     #[test]
     fn subscribers_and_groups_as_on_sqlite() {
+        let _serial = one_at_a_time();
         let pg = Postgres::start();
         let mut s = PgStore::connect(&pg.url()).expect("connect");
         let alice = StoredSubscriber {

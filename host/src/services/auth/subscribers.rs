@@ -52,6 +52,61 @@ pub enum DirectoryError {
     Store(#[from] StoreError),
 }
 
+/// The shared directory's thread: reads the directory again when another
+/// router changed it; when the connection is lost, logs it once, and once
+/// the database is back listens again and reads it whole. Ends with the
+/// directory.
+fn follow(mut listener: PgStore, mut connected: bool, dir: std::sync::Weak<Subscribers>) {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+    let mut listening_on = listener.connections();
+    loop {
+        if !connected {
+            let Some(d) = dir.upgrade() else { return };
+            match listener
+                .listen_subscribers()
+                .map_err(DirectoryError::from)
+                .and_then(|()| d.reload())
+            {
+                Ok(n) => {
+                    tracing::info!("subscribers: the database is back: {n} loaded");
+                    connected = true;
+                    listening_on = listener.connections();
+                }
+                Err(e) => {
+                    tracing::debug!("subscribers: the database is still away: {e}");
+                    drop(d);
+                    std::thread::sleep(WAIT);
+                    continue;
+                }
+            }
+        }
+        if dir.strong_count() == 0 {
+            return;
+        }
+        let heard = listener
+            .wait_subscriber_changes(WAIT)
+            .map_err(DirectoryError::from)
+            .and_then(|changed| match (changed, dir.upgrade()) {
+                (true, Some(d)) => d.reload().map(|_| ()),
+                _ => Ok(()),
+            });
+        let heard = heard.and_then(|()| {
+            if listener.connections() == listening_on {
+                Ok(())
+            } else {
+                Err(DirectoryError::Store(StoreError::Disconnected))
+            }
+        });
+        if let Err(e) = heard {
+            tracing::warn!(
+                "subscribers: lost the database's change notifications ({e}); changes made \
+                 through other routers are missed until it is back"
+            );
+            connected = false;
+        }
+    }
+}
+
 /// One subscriber in memory: raw HA1 bytes (80 bytes for all three, not
 /// 160 hex characters), the password only when the manifest keeps it.
 #[derive(Debug, Default)]
@@ -205,48 +260,55 @@ impl Subscribers {
     }
 
     /// Like [`Subscribers::open_postgres`] for a shared router
-    /// (`usrloc.db_mode = 3`), which starts while the database is away: the
-    /// directory is empty then (every authorize finds no user), and a
-    /// thread loads it as soon as the database answers.
+    /// (`usrloc.db_mode = 3`): a thread reads the directory again whenever
+    /// another router changed it (the database NOTIFYs every change). The
+    /// router starts while the database is away: the directory is empty
+    /// then (every authorize finds no user) until the database answers.
     pub fn open_shared(
         config: SubscriberConfig,
         url: &str,
     ) -> Result<Arc<Subscribers>, DirectoryError> {
-        let e = match Subscribers::open_postgres(config.clone(), url) {
-            Ok(dir) => return Ok(Arc::new(dir)),
+        // This directory's name in the notifications: its own changes are
+        // in memory already.
+        let node = format!("{:016x}", rand::random::<u64>());
+        let opened = off_runtime(|| {
+            // Listen before loading: no change between the two is missed.
+            let mut listener = PgStore::connect(url)?;
+            listener.set_node(&node)?;
+            listener.listen_subscribers()?;
+            let mut store = PgStore::connect(url)?;
+            store.set_node(&node)?;
+            let shown = store.shown_url().to_owned();
+            let dir = Subscribers::load(config.clone(), Box::new(store))?;
+            tracing::info!("subscribers: {} loaded from {shown}", dir.len());
+            Ok::<_, DirectoryError>((dir, listener))
+        });
+        let (dir, listener, connected) = match opened {
+            Ok((dir, listener)) => (Arc::new(dir), listener, true),
             Err(
                 e @ (DirectoryError::TooMany { .. }
                 | DirectoryError::Store(StoreError::TooNew { .. })),
-            ) => {
-                return Err(e);
+            ) => return Err(e),
+            Err(e) => {
+                tracing::warn!(
+                    "subscribers: the database is away ({e}): starting with none, loaded once it is back"
+                );
+                let mut store = PgStore::unconnected(url)?;
+                store.set_node(&node)?;
+                let mut listener = PgStore::unconnected(url)?;
+                listener.set_node(&node)?;
+                let dir = Arc::new(Subscribers {
+                    config,
+                    table: RwLock::new(Table::default()),
+                    store: Mutex::new(Some(Box::new(store))),
+                });
+                (dir, listener, false)
             }
-            Err(e) => e,
         };
-        let store = PgStore::unconnected(url)?;
-        tracing::warn!(
-            "subscribers: the database is away ({e}): starting with none, loaded once it is back"
-        );
-        let dir = Arc::new(Subscribers {
-            config,
-            table: RwLock::new(Table::default()),
-            store: Mutex::new(Some(Box::new(store))),
-        });
         let weak = Arc::downgrade(&dir);
         std::thread::Builder::new()
             .name("wisp-db-subscribers".into())
-            .spawn(move || {
-                while let Some(dir) = weak.upgrade() {
-                    match dir.reload() {
-                        Ok(n) => {
-                            tracing::info!("subscribers: the database is back: {n} loaded");
-                            return;
-                        }
-                        Err(e) => tracing::debug!("subscribers: the database is still away: {e}"),
-                    }
-                    drop(dir);
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                }
-            })
+            .spawn(move || follow(listener, connected, weak))
             .map_err(|e| DirectoryError::Store(StoreError::Spawn(e)))?;
         Ok(dir)
     }
