@@ -23,6 +23,10 @@ const WAIT: Duration = Duration::from_secs(1);
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// Between attempts to reach a database that is away.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// After a reload, how long this router's own changes are read again too:
+/// a commit of its own that landed after the reload's snapshot was wiped
+/// from memory by it, and only its notification brings it back.
+const OWN_AFTER_RELOAD: Duration = Duration::from_secs(5);
 
 /// Start the listener thread on `store`: `connected`, it already LISTENs
 /// and `tables` was loaded from the database; else (the database was away
@@ -45,7 +49,12 @@ fn run(mut store: PgStore, mut connected: bool, tables: Weak<Tables>) {
     // (the old one broke) means notifications were missed.
     let mut listening_on = store.connections();
     let mut quiet_since = Instant::now();
+    let mut own_again_until: Option<Instant> = None;
     loop {
+        if own_again_until.is_some_and(|t| Instant::now() >= t) {
+            own_again_until = None;
+            store.set_skip_own(true);
+        }
         if tables.strong_count() == 0 {
             return;
         }
@@ -56,6 +65,8 @@ fn run(mut store: PgStore, mut connected: bool, tables: Weak<Tables>) {
                     listening_on = store.connections();
                     let Some(t) = tables.upgrade() else { return };
                     let n = replace_all(&t, rows);
+                    store.set_skip_own(false);
+                    own_again_until = Some(Instant::now() + OWN_AFTER_RELOAD);
                     tracing::info!(
                         "usrloc: the database is back: {n} bindings reloaded, listening for changes again"
                     );

@@ -131,6 +131,8 @@ pub struct PgStore {
     connections: u64,
     /// This router's name in change notifications (`wisp.node`).
     node: Option<String>,
+    /// Whether [`PgStore::wait_changes`] leaves out this node's own changes.
+    skip_own: bool,
 }
 
 /// `url` with the password of its user info, if any, replaced by `***`.
@@ -170,6 +172,7 @@ impl PgStore {
             client: None,
             connections: 0,
             node: None,
+            skip_own: true,
         })
     }
 
@@ -183,6 +186,12 @@ impl PgStore {
             c.execute("SELECT set_config('wisp.node', $1, false)", &[&node])?;
         }
         Ok(())
+    }
+
+    /// Whether [`PgStore::wait_changes`] leaves out the changes of this
+    /// store's own node (by default it does).
+    pub fn set_skip_own(&mut self, skip: bool) {
+        self.skip_own = skip;
     }
 
     /// How many connections this store has made so far (a LISTEN lasts
@@ -262,7 +271,7 @@ impl PgStore {
                 continue;
             }
             match serde_json::from_str::<(String, String, Option<String>)>(n.payload()) {
-                Ok((_, _, Some(node))) if self.node.as_ref() == Some(&node) => {}
+                Ok((_, _, Some(node))) if self.skip_own && self.node.as_ref() == Some(&node) => {}
                 Ok((table, aor, _)) => {
                     keys.insert((table, aor));
                 }
