@@ -264,3 +264,24 @@ fn a_subscriber_added_through_one_router_is_known_to_the_other() {
     b.ctl_ok(&["user", "rm", "alice@example.com"]);
     eventually_listed(&a, "alice@example.com", false);
 }
+
+/// A REGISTER whose commit fails is answered 503, and the router that took
+/// it does not route to the refused contact either: its memory is read
+/// again from the database.
+#[test]
+fn a_binding_the_database_refused_is_not_kept_in_memory() {
+    let pg = Postgres::start();
+    let a = Router::start_with(shared(&pg));
+    let caller = TestUa::new("caller");
+    let mallory = TestUa::new("mallory");
+    let alice = TestUa::new("alice");
+    alice.register(&a);
+    pg.psql("ALTER TABLE bindings ADD CONSTRAINT no_mallory CHECK (aor <> 'mallory')");
+    let fin = try_register(&a, &mallory);
+    assert_eq!(fin.status(), Some(503), "{}", text(&fin));
+    eventually(&a, &caller, &mallory, false);
+    assert!(options_reaches(&a, &caller, &alice), "the others stay");
+    a.wait_for_log("the reload after the failed commit", PROPAGATION, |l| {
+        l.contains("usrloc: a commit failed: 1 bindings reloaded")
+    });
+}

@@ -102,9 +102,9 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
                     },
                 })
                 .collect();
-            let done = deferred
-                .take()
-                .map(|reply| reply_after_commit(reply, contacts.clone()));
+            let done = deferred.take().map(|reply| {
+                reply_after_commit(reply, contacts.clone(), usrloc.on_failed_commit())
+            });
             // Queued while the table is held: the database sees the
             // changes to one AOR in the order memory did.
             usrloc.persist(stored, done);
@@ -176,7 +176,11 @@ fn reply_contacts(bindings: Option<&Vec<ContactBinding>>, now: Instant) -> Vec<(
 /// The writer's completion for a write-through REGISTER: 200 with the
 /// bindings once committed, 503 with `Retry-After` if the commit failed
 /// (never a 200 without its commit; the writer logs the database's state).
-fn reply_after_commit(reply: DeferredReply, contacts: Vec<(String, String)>) -> Done {
+fn reply_after_commit(
+    reply: DeferredReply,
+    contacts: Vec<(String, String)>,
+    on_failure: Option<impl Fn() + Send + 'static>,
+) -> Done {
     Box::new(move |committed| {
         let sent = match committed {
             Ok(()) => {
@@ -188,6 +192,9 @@ fn reply_after_commit(reply: DeferredReply, contacts: Vec<(String, String)>) -> 
             }
             Err(e) => {
                 tracing::debug!("REGISTER answered 503: bindings not stored: {e}");
+                if let Some(f) = &on_failure {
+                    f();
+                }
                 reply.send(
                     503,
                     "Service Unavailable",

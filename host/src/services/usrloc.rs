@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,9 @@ pub struct Usrloc {
     pub config: UsrlocConfig,
     /// The database writer; `None` in memory-only mode.
     writer: Option<Writer>,
+    /// Set when memory may hold a change the database refused (a failed
+    /// write-through commit): the shared mode's listener then reloads it.
+    stale: Arc<AtomicBool>,
 }
 
 /// `save`/`lookup` named a table the manifest does not declare.
@@ -82,6 +86,7 @@ impl Usrloc {
             tables: Arc::new(tables),
             config,
             writer: None,
+            stale: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -160,7 +165,12 @@ impl Usrloc {
         tracing::info!("usrloc: {loaded} bindings loaded from {place}");
         usrloc.writer = Some(Writer::spawn(store, mode, runtime)?);
         if let Some((l, connected)) = listener {
-            super::usrloc_sync::spawn(l, connected, Arc::downgrade(&usrloc.tables))?;
+            super::usrloc_sync::spawn(
+                l,
+                connected,
+                Arc::downgrade(&usrloc.tables),
+                usrloc.stale.clone(),
+            )?;
         }
         Ok(usrloc)
     }
@@ -168,6 +178,15 @@ impl Usrloc {
     /// Whether changes go to a database (`db_mode` 1, 2 or 3).
     pub fn persistent(&self) -> bool {
         self.writer.is_some()
+    }
+
+    /// What a failed commit calls so that memory is read again from the
+    /// database (it holds the refused change); `None` unless shared
+    /// (`db_mode = 3`), where a listener does that.
+    pub fn on_failed_commit(&self) -> Option<impl Fn() + Send + 'static> {
+        let stale = self.stale.clone();
+        (self.persistent() && self.config.db_mode == DbMode::Shared)
+            .then_some(move || stale.store(true, Ordering::Relaxed))
     }
 
     /// Whether a REGISTER is answered only after its commit (`db_mode` 1 or 3).

@@ -8,7 +8,8 @@
 //! again and reloads every table whole (changes made meanwhile were not
 //! heard). Each change of state is logged once.
 
-use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::usrloc::{Tables, replace_all, replace_aor};
@@ -36,20 +37,23 @@ pub(super) fn spawn(
     store: PgStore,
     connected: bool,
     tables: Weak<Tables>,
+    stale: Arc<AtomicBool>,
 ) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("wisp-db-listen".into())
-        .spawn(move || run(store, connected, tables))
+        .spawn(move || run(store, connected, tables, stale))
         .map(|_| ())
         .map_err(StoreError::Spawn)
 }
 
-fn run(mut store: PgStore, mut connected: bool, tables: Weak<Tables>) {
+fn run(mut store: PgStore, mut connected: bool, tables: Weak<Tables>, stale: Arc<AtomicBool>) {
     // The connection that LISTENs: a call that had to make another one
     // (the old one broke) means notifications were missed.
     let mut listening_on = store.connections();
     let mut quiet_since = Instant::now();
     let mut own_again_until: Option<Instant> = None;
+    // Reloading because a commit failed, not because the connection was lost.
+    let mut refused = false;
     loop {
         if own_again_until.is_some_and(|t| Instant::now() >= t) {
             own_again_until = None;
@@ -58,7 +62,14 @@ fn run(mut store: PgStore, mut connected: bool, tables: Weak<Tables>) {
         if tables.strong_count() == 0 {
             return;
         }
+        // A failed commit left memory holding a change the database does
+        // not have: read it all again, as after a reconnection.
+        if connected && stale.swap(false, Ordering::Relaxed) {
+            connected = false;
+            refused = true;
+        }
         if !connected {
+            stale.store(false, Ordering::Relaxed);
             let back = store.listen().and_then(|()| store.load(unix_now()));
             match back {
                 Ok(rows) => {
@@ -67,13 +78,23 @@ fn run(mut store: PgStore, mut connected: bool, tables: Weak<Tables>) {
                     let n = replace_all(&t, rows);
                     store.set_skip_own(false);
                     own_again_until = Some(Instant::now() + OWN_AFTER_RELOAD);
-                    tracing::info!(
-                        "usrloc: the database is back: {n} bindings reloaded, listening for changes again"
-                    );
+                    if refused {
+                        tracing::info!(
+                            "usrloc: a commit failed: {n} bindings reloaded from the database"
+                        );
+                    } else {
+                        tracing::info!(
+                            "usrloc: the database is back: {n} bindings reloaded, listening for changes again"
+                        );
+                    }
                     connected = true;
+                    refused = false;
                     quiet_since = Instant::now();
                 }
                 Err(e) => {
+                    if std::mem::take(&mut refused) {
+                        warn_lost(&e);
+                    }
                     tracing::debug!("usrloc: the database is still away: {e}");
                     std::thread::sleep(RETRY_EVERY);
                     continue;
@@ -107,11 +128,15 @@ fn run(mut store: PgStore, mut connected: bool, tables: Weak<Tables>) {
             }
         });
         if let Err(e) = heard {
-            tracing::warn!(
-                "usrloc: lost the database's change notifications ({e}); lookups answer from \
-                 memory, which may miss changes made through other routers until it is back"
-            );
+            warn_lost(&e);
             connected = false;
         }
     }
+}
+
+fn warn_lost(e: &StoreError) {
+    tracing::warn!(
+        "usrloc: lost the database's change notifications ({e}); lookups answer from \
+         memory, which may miss changes made through other routers until it is back"
+    );
 }
