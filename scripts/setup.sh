@@ -7,7 +7,9 @@
 #  - sipsak, the SIP client the end-to-end tests drive the router with;
 #  - sip-tester (SIPp), the call load of scripts/sipp-calls.sh and tests/tests/sipp.rs;
 #  - kamailio, the baseline of the benchmarks (scripts/bench-*.sh);
-#  - sipvicious (svwar, svcrack), the attacker the auth tests point at the router, from PyPI.
+#  - sipvicious (svwar, svcrack), the attacker the auth tests point at the router, from PyPI;
+#  - postgresql, whose initdb/pg_ctl the tests of the shared user location
+#    run as throwaway servers (tests/src/postgres.rs).
 set -euo pipefail
 
 apt_missing=()
@@ -22,6 +24,7 @@ if ! ls "$libdir"/libcore-*.rlib >/dev/null 2>&1; then
 fi
 need_apt sipsak
 need_apt sip-tester
+need_apt postgresql
 if [ "${WISP_SETUP_KAMAILIO:-1}" = 1 ]; then
     need_apt kamailio
 fi

@@ -21,7 +21,7 @@
 //!   context every route sees.
 //! - [`transport`] — UDP and TCP sockets, stream framing, the send path; hands
 //!   what it receives to an `Inbound`.
-//! - [`store`] — persistence: the SQLite schema and its migrations, the
+//! - [`store`] — persistence: the SQLite and PostgreSQL schemas and their migrations, the
 //!   background writer that batches binding changes into transactions.
 //! - [`config`] — the TOML manifest, its defaults and its validation.
 //! - [`stats`] — the counters every layer increments (sharded per thread,

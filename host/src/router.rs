@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use wisp_sip::Message;
 
-use crate::config::{Manifest, Proto};
+use crate::config::{DbMode, Manifest, Proto};
 use crate::plugin::chain::PluginChain;
 use crate::plugin::host::HostContext;
 use crate::plugin::{PluginRuntime, owner_build};
@@ -91,6 +91,10 @@ impl Router {
                 .with_tcp(manifest.tcp.clone()),
         );
         let db_path = manifest.resolve(&manifest.usrloc.db_path);
+        let db_name = match &manifest.usrloc.db_url {
+            Some(url) => crate::store::postgres::redact(url),
+            None => db_path.display().to_string(),
+        };
         // Deferred replies (write-through) are sent from the writer thread
         // inside this runtime, so they may use its sockets and spawn.
         let usrloc = Usrloc::open(
@@ -98,15 +102,22 @@ impl Router {
             &db_path,
             tokio::runtime::Handle::try_current().ok(),
         )
-        .with_context(|| format!("user location database {}", db_path.display()))?;
+        .with_context(|| format!("user location database {db_name}"))?;
         // The subscribers share that database, and its memory-only mode.
-        let subscribers = Arc::new(
-            Subscribers::open(
+        let subscribers = match &manifest.usrloc.db_url {
+            Some(url) if manifest.usrloc.db_mode == DbMode::Shared => {
+                Subscribers::open_shared(manifest.subscriber.clone(), url)
+            }
+            Some(url) if usrloc.persistent() => {
+                Subscribers::open_postgres(manifest.subscriber.clone(), url).map(Arc::new)
+            }
+            _ => Subscribers::open(
                 manifest.subscriber.clone(),
                 usrloc.persistent().then_some(db_path.as_path()),
             )
-            .with_context(|| format!("subscriber database {}", db_path.display()))?,
-        );
+            .map(Arc::new),
+        };
+        let subscribers = subscribers.with_context(|| format!("subscriber database {db_name}"))?;
         let resolver = match wisp_dns::Resolver::from_system_conf() {
             Ok(r) => Some(r),
             Err(e) => {

@@ -17,7 +17,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+pub mod postgres;
 use bytes::Bytes;
+pub use postgres::Postgres;
 pub use wisp_sip::{Message, Method, Via};
 
 /// Default receive timeout of the tests.

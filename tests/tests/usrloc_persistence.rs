@@ -177,3 +177,48 @@ fn memory_only_forgets_bindings_on_restart() {
         "db_mode 0 creates no database"
     );
 }
+
+/// RFC 5626 §6: the registrar returns the Contact's `+sip.instance` and
+/// `reg-id` with the binding, in the 200 and in every later one, also after
+/// the router restarted on its database.
+#[test]
+fn outbound_contact_params_come_back_in_the_200_and_after_a_restart() {
+    const INSTANCE: &str = "+sip.instance=\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\"";
+    let mut router = Router::start_with(persistent(1, 60));
+    let ua = TestUa::new("outbound");
+    let contact = format!("<{}>;{INSTANCE};reg-id=1", ua.contact());
+    let req = ua
+        .request("REGISTER", &router.uri())
+        .from(&router.aor(&ua.user))
+        .to(&router.aor(&ua.user))
+        .contact(None)
+        .header("Contact", &contact)
+        .expires(600);
+    let (_, fin) = ua.transact(router.udp_addr(), &req, RECV);
+    let fin = fin.expect("an answer to the REGISTER");
+    assert_eq!(fin.status(), Some(200), "{}", text(&fin));
+    let expected = format!("{contact};expires=600");
+    assert_eq!(
+        header_str(&fin, "Contact").as_deref(),
+        Some(expected.as_str())
+    );
+
+    router.kill_hard();
+    router.restart();
+
+    let query = ua
+        .request("REGISTER", &router.uri())
+        .from(&router.aor(&ua.user))
+        .to(&router.aor(&ua.user))
+        .contact(None);
+    let (_, fin) = ua.transact(router.udp_addr(), &query, RECV);
+    let fin = fin.expect("an answer to the query");
+    assert_eq!(fin.status(), Some(200), "{}", text(&fin));
+    let got = header_str(&fin, "Contact").unwrap_or_default();
+    assert!(
+        got.starts_with(&format!("{contact};expires=")),
+        "the restarted router lost the Contact parameters: {got}"
+    );
+    let caller = TestUa::new("caller");
+    assert!(reaches(&router, &caller, &ua));
+}

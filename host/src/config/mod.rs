@@ -43,7 +43,7 @@ pub use server::{LogLevel, ServerConfig};
 pub use subscriber::SubscriberConfig;
 pub use tcp::TcpConfig;
 pub use tm::TmConfig;
-pub use usrloc::{BriefExpires, DbMode, UsrlocConfig};
+pub use usrloc::{BriefExpires, DbMode, UsrlocConfig, parse_db_url};
 
 /// Why a manifest was refused. Always names the file; `line` and `key` when known.
 #[derive(Debug, thiserror::Error)]

@@ -36,7 +36,8 @@ pub struct UsrlocConfig {
     /// among equal q.
     pub desc_time_order: bool,
     /// Persistence (Kamailio usrloc `db_mode`), written as Kamailio's
-    /// integers: 0 memory only (default), 1 write-through, 2 write-back.
+    /// integers: 0 memory only (default), 1 write-through, 2 write-back,
+    /// 3 shared by several routers (needs `db_url`).
     pub db_mode: DbMode,
     /// Most bindings one AOR may have; a REGISTER that would exceed it is
     /// refused with 503 (Kamailio registrar `max_contacts`). 0 = no limit.
@@ -44,6 +45,12 @@ pub struct UsrlocConfig {
     /// The SQLite database, relative to the manifest's directory; default
     /// `var/wisp.db`.
     pub db_path: PathBuf,
+    /// A PostgreSQL database instead of `db_path`, as a libpq-style URL
+    /// (`postgres://user:password@host:5432/db`, or `postgres://user@/db?host=/run/postgresql`
+    /// for a socket directory): user location and subscribers live there,
+    /// and several routers may share it (`db_mode = 3`). Needs `db_mode` 1,
+    /// 2 or 3.
+    pub db_url: Option<String>,
     /// Seconds between write-back commits (`db_mode = 2`), 1..=86400;
     /// default 60.
     pub timer_interval: u64,
@@ -73,6 +80,7 @@ impl Default for UsrlocConfig {
             db_mode: DbMode::default(),
             max_contacts: 0,
             db_path: PathBuf::from("var/wisp.db"),
+            db_url: None,
             timer_interval: 60,
             memory_mb: 512,
         }
@@ -113,8 +121,44 @@ impl UsrlocConfig {
                 "at least one table is required",
             ));
         }
+        if let Some(url) = &self.db_url {
+            parse_db_url(url).map_err(|e| Invalid::new(key("db_url"), e))?;
+            if self.db_mode == DbMode::MemoryOnly {
+                return Err(Invalid::new(
+                    key("db_url"),
+                    "a database needs usrloc.db_mode 1, 2 or 3 (it is 0, memory only)",
+                ));
+            }
+        } else if self.db_mode == DbMode::Shared {
+            return Err(Invalid::new(
+                key("db_mode"),
+                "3 (shared) needs usrloc.db_url, the PostgreSQL database the routers share",
+            ));
+        }
         Ok(())
     }
+}
+
+/// A `connect_timeout` when the URL gives none: a database that does not
+/// answer fails the call instead of hanging the thread that made it.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Parse `usrloc.db_url`, a libpq-style URL (`postgres://user@host/db`,
+/// `?host=/socket/dir`); the error says what is wrong with it.
+pub fn parse_db_url(url: &str) -> Result<postgres::Config, String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err("expected a postgres:// or postgresql:// URL".into());
+    }
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e: postgres::Error| format!("not a PostgreSQL URL: {e}"))?;
+    if config.get_hosts().is_empty() {
+        return Err("the URL names no host (a name, an address or ?host=/socket/dir)".into());
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok(config)
 }
 
 /// What `db_mode` selects. In the manifest it is Kamailio's integer.
@@ -127,10 +171,15 @@ pub enum DbMode {
     WriteThrough,
     /// 2: changes are committed every `timer_interval` seconds.
     WriteBack,
+    /// 3: several routers share one PostgreSQL database (`db_url`). Written
+    /// through as with 1; each router's memory is loaded at start and kept
+    /// current from the database's change notifications, so a binding
+    /// saved through one router is found by the others.
+    Shared,
 }
 
 /// The values `db_mode` takes, for error messages.
-const DB_MODES: &str = "0 (memory only), 1 (write-through) or 2 (write-back)";
+const DB_MODES: &str = "0 (memory only), 1 (write-through), 2 (write-back) or 3 (shared)";
 
 impl TryFrom<u8> for DbMode {
     type Error = u8;
@@ -140,6 +189,7 @@ impl TryFrom<u8> for DbMode {
             0 => Ok(DbMode::MemoryOnly),
             1 => Ok(DbMode::WriteThrough),
             2 => Ok(DbMode::WriteBack),
+            3 => Ok(DbMode::Shared),
             other => Err(other),
         }
     }
@@ -185,7 +235,7 @@ pub enum BriefExpires {
 mod tests {
     use std::path::{Path, PathBuf};
 
-    use crate::config::tests::{GOOD, refused};
+    use crate::config::tests::{GOOD, refused, refused_at};
     use crate::config::*;
 
     #[test]
@@ -194,7 +244,7 @@ mod tests {
         assert_eq!(m.usrloc.db_mode, DbMode::MemoryOnly);
         assert_eq!(m.usrloc.db_path, PathBuf::from("var/wisp.db"));
         assert_eq!(m.server.ctl_socket, PathBuf::from("var/wisp.ctl"));
-        let text = format!("{GOOD}\n[usrloc]\ndb_mode = 3\n");
+        let text = format!("{GOOD}\n[usrloc]\ndb_mode = 4\n");
         let e = refused(&text);
         assert!(e.contains("key `usrloc.db_mode`"), "{e}");
         assert!(e.contains(&format!(":{}:", text.lines().count())), "{e}");
@@ -215,7 +265,7 @@ mod tests {
 
     #[test]
     fn bad_db_mode_names_line_key_and_allowed_values() {
-        for bad in ["3", "-1", "\"1\"", "\"write-back\""] {
+        for bad in ["4", "-1", "\"1\"", "\"write-back\""] {
             let text = format!("{GOOD}\n[usrloc]\nuse_domain = true\ndb_mode = {bad}\n");
             let e = refused(&text);
             let line = text.lines().count();
@@ -224,10 +274,38 @@ mod tests {
                 "{bad}: {e}"
             );
             assert!(
-                e.contains("0 (memory only), 1 (write-through) or 2 (write-back)"),
+                e.contains("0 (memory only), 1 (write-through), 2 (write-back) or 3 (shared)"),
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn db_url_selects_postgres_and_db_mode_3_needs_it() {
+        let url = "postgres://wisp:pw@db.example:5433/wisp";
+        let text = format!("{GOOD}\n[usrloc]\ndb_mode = 3\ndb_url = \"{url}\"\n");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("valid");
+        assert_eq!(m.usrloc.db_mode, DbMode::Shared);
+        assert_eq!(m.usrloc.db_url.as_deref(), Some(url));
+        let socket = "postgres://wisp@/wisp?host=/run/postgresql";
+        let text = format!("{GOOD}\n[usrloc]\ndb_mode = 1\ndb_url = \"{socket}\"\n");
+        assert!(Manifest::parse(&text, Path::new("w.toml")).is_ok());
+
+        let text = format!("{GOOD}\n[usrloc]\ndb_mode = 3\n");
+        let e = refused_at(&text, text.lines().count(), "usrloc.db_mode");
+        assert!(e.contains("needs usrloc.db_url"), "{e}");
+        for (bad, why) in [
+            ("sqlite:///var/wisp.db", "postgres://"),
+            ("postgres:///wisp", "no host"),
+            ("postgres://wisp@db/wisp?bogus=1", "not a PostgreSQL URL"),
+        ] {
+            let text = format!("{GOOD}\n[usrloc]\ndb_mode = 3\ndb_url = \"{bad}\"\n");
+            let e = refused_at(&text, text.lines().count(), "usrloc.db_url");
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let text = format!("{GOOD}\n[usrloc]\ndb_url = \"{url}\"\n");
+        let e = refused_at(&text, text.lines().count(), "usrloc.db_url");
+        assert!(e.contains("db_mode 1, 2 or 3"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod htable;
 pub mod pike;
 pub mod registrar;
 pub mod usrloc;
+mod usrloc_sync;
 
 use std::sync::Arc;
 

@@ -33,7 +33,8 @@ pub fn aor_key(uri: &Uri, use_domain: bool) -> Option<String> {
 ///
 /// With write-through (`db_mode = 1`) the 200 OK waits for the commit of the
 /// bindings: the reply is built later, on the database writer, and sent
-/// after the transaction holding them commits (500 if it fails). The route
+/// after the transaction holding them commits (503 with `Retry-After` if it
+/// fails: the database is away, and the UA should try again). The route
 /// sees the request as answered at once either way.
 pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), ActionError> {
     ctx.ensure_unhandled()?;
@@ -103,9 +104,9 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
                     },
                 })
                 .collect();
-            let done = deferred
-                .take()
-                .map(|reply| reply_after_commit(reply, contacts.clone()));
+            let done = deferred.take().map(|reply| {
+                reply_after_commit(reply, contacts.clone(), usrloc.on_failed_commit())
+            });
             // Queued while the table is held: the database sees the
             // changes to one AOR in the order memory did.
             usrloc.persist(stored, done);
@@ -167,9 +168,12 @@ fn reply_contacts(bindings: Option<&Vec<ContactBinding>>, now: Instant) -> Vec<(
     live.sort_by(|a, b| b.q.total_cmp(&a.q).then(b.updated.cmp(&a.updated)));
     live.iter()
         .map(|b| {
+            // RFC 5626 §6: the Contact parameters it was registered with
+            // (`+sip.instance`, `reg-id`) come back with it.
+            let params = b.params.as_deref().unwrap_or("");
             let value = match b.remaining(now) {
-                Some(secs) => format!("<{}>;expires={secs}", b.contact),
-                None => format!("<{}>", b.contact),
+                Some(secs) => format!("<{}>{params};expires={secs}", b.contact),
+                None => format!("<{}>{params}", b.contact),
             };
             ("Contact".to_owned(), value)
         })
@@ -177,8 +181,13 @@ fn reply_contacts(bindings: Option<&Vec<ContactBinding>>, now: Instant) -> Vec<(
 }
 
 /// The writer's completion for a write-through REGISTER: 200 with the
-/// bindings once committed, 500 if the commit failed.
-fn reply_after_commit(reply: DeferredReply, contacts: Vec<(String, String)>) -> Done {
+/// bindings once committed, 503 with `Retry-After` if the commit failed
+/// (never a 200 without its commit; the writer logs the database's state).
+fn reply_after_commit(
+    reply: DeferredReply,
+    contacts: Vec<(String, String)>,
+    on_failure: Option<impl Fn() + Send + 'static>,
+) -> Done {
     Box::new(move |committed| {
         let sent = match committed {
             Ok(()) => {
@@ -189,8 +198,15 @@ fn reply_after_commit(reply: DeferredReply, contacts: Vec<(String, String)>) -> 
                 reply.send(200, "OK", &extra)
             }
             Err(e) => {
-                tracing::warn!("REGISTER answered 500: bindings not stored: {e}");
-                reply.send(500, "Server Internal Error", &[])
+                tracing::debug!("REGISTER answered 503: bindings not stored: {e}");
+                if let Some(f) = &on_failure {
+                    f();
+                }
+                reply.send(
+                    503,
+                    "Service Unavailable",
+                    &[("Retry-After", RETRY_DATABASE_S)],
+                )
             }
         };
         if let Err(e) = sent {
@@ -201,7 +217,7 @@ fn reply_after_commit(reply: DeferredReply, contacts: Vec<(String, String)>) -> 
 
 struct Update {
     aor: String,
-    /// (contact URI, expires seconds (0 = remove), q); `None` = remove all (`*`).
+    /// The Contacts of the REGISTER; `None` = remove all (`*`).
     changes: Option<Vec<ContactChange>>,
     /// Path header values of the REGISTER (RFC 3327), joined.
     path: Option<String>,
@@ -281,7 +297,13 @@ fn prepare(svc: &Services, ctx: &RouteContext, table: &str) -> Result<Update, Re
                     .nated_register
                     .then(|| nat_source(&c.uri, ctx.source))
                     .flatten();
-                changes.push((c.uri.to_string(), secs, q, received));
+                changes.push(ContactChange {
+                    contact: c.uri.to_string(),
+                    secs,
+                    q,
+                    received,
+                    params: kept_params(&c.params),
+                });
             }
             Some(changes)
         }
@@ -302,9 +324,38 @@ fn prepare(svc: &Services, ctx: &RouteContext, table: &str) -> Result<Update, Re
     })
 }
 
-/// One Contact of a REGISTER: URI, granted seconds (0 removes), q, and
-/// where the REGISTER really came from when that is not the Contact (NAT).
-type ContactChange = (String, u32, f32, Option<String>);
+/// One Contact of a REGISTER.
+struct ContactChange {
+    /// The Contact URI.
+    contact: String,
+    /// Granted seconds; 0 removes the binding.
+    secs: u32,
+    q: f32,
+    /// Where the REGISTER really came from when that is not the Contact (NAT).
+    received: Option<String>,
+    /// The Contact's header parameters other than `q` and `expires`, as
+    /// written (`;+sip.instance="<urn:uuid:..>";reg-id=1`).
+    params: Option<String>,
+}
+
+/// The Contact header parameters a binding keeps and the 200 returns
+/// (RFC 5626 §6: `+sip.instance`, `reg-id`; RFC 3840 feature tags; any
+/// other): every one but `q` and `expires`, which the registrar owns.
+fn kept_params(params: &[wisp_sip::Param]) -> Option<String> {
+    let mut out = String::new();
+    for (name, value) in params {
+        if name.eq_ignore_ascii_case("q") || name.eq_ignore_ascii_case("expires") {
+            continue;
+        }
+        out.push(';');
+        out.push_str(name);
+        if let Some(v) = value {
+            out.push('=');
+            out.push_str(v);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
 
 /// The REGISTER's source as a URI when the Contact names another address:
 /// a contact behind NAT is reached at the source (Kamailio's
@@ -333,6 +384,8 @@ fn nat_source(contact: &Uri, source: crate::transport::Source) -> Option<String>
 /// `usrloc.memory_mb`, and its `Retry-After`.
 const REGISTRAR_FULL: &str = "Registrar Full";
 const RETRY_FULL_S: &str = "60";
+/// The `Retry-After` of a 503 to a REGISTER whose commit failed.
+const RETRY_DATABASE_S: &str = "5";
 
 /// What [`apply`] changed: each contact with its new binding, `None` when removed.
 type Touched = Vec<(String, Option<ContactBinding>)>;
@@ -394,7 +447,7 @@ fn apply(
     };
     if !table.contains_key(aor)
         && table.len() >= limits.max_aors
-        && changes.iter().any(|(_, secs, ..)| *secs > 0)
+        && changes.iter().any(|c| c.secs > 0)
     {
         return Err((503, REGISTRAR_FULL));
     }
@@ -402,14 +455,14 @@ fn apply(
     // Nor does a REGISTER replace or remove a permanent contact it names.
     let changes: Vec<ContactChange> = changes
         .into_iter()
-        .filter(|(contact, ..)| {
+        .filter(|c| {
             !bindings
                 .iter()
-                .any(|b| b.expires_at.is_none() && &b.contact == contact)
+                .any(|b| b.expires_at.is_none() && b.contact == c.contact)
         })
         .collect();
-    for (contact, ..) in &changes {
-        if let Some(b) = bindings.iter().find(|b| &b.contact == contact)
+    for c in &changes {
+        if let Some(b) = bindings.iter().find(|b| b.contact == c.contact)
             && b.call_id == call_id
             && cseq <= b.cseq
         {
@@ -419,9 +472,9 @@ fn apply(
     if limits.max_contacts > 0 {
         let kept = bindings
             .iter()
-            .filter(|b| b.is_live(now) && !changes.iter().any(|(c, ..)| *c == b.contact))
+            .filter(|b| b.is_live(now) && !changes.iter().any(|c| c.contact == b.contact))
             .count();
-        let added = changes.iter().filter(|(_, secs, ..)| *secs > 0).count();
+        let added = changes.iter().filter(|c| c.secs > 0).count();
         if kept + added > limits.max_contacts {
             return Err((503, "Too Many Registered Contacts"));
         }
@@ -429,7 +482,14 @@ fn apply(
     // Only a persistent usrloc needs to know what changed (memory-only
     // stays as cheap as it was).
     let mut touched = Vec::new();
-    for (contact, secs, q, received) in changes {
+    for ContactChange {
+        contact,
+        secs,
+        q,
+        received,
+        params,
+    } in changes
+    {
         bindings.retain(|b| b.contact != contact);
         if secs > 0 {
             let binding = ContactBinding {
@@ -440,6 +500,7 @@ fn apply(
                 cseq,
                 received,
                 path: path.map(str::to_owned),
+                params,
                 updated: now,
             };
             if record {
@@ -770,6 +831,47 @@ mod tests {
             "remaining expiry, not the original: {contacts:?}"
         );
         assert_eq!(contacts[1], ("sip:a@10.0.0.2".into(), 120));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rfc5626_6_contact_params_are_kept_and_returned_in_the_200_and_after_a_reopen() {
+        const INSTANCE: &str = "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\"";
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let db = tmp.path().join("wisp.db");
+        let contact =
+            format!("<sip:o@10.0.0.1;transport=tcp>;{INSTANCE};reg-id=1;q=0.5;expires=300");
+        let b = bench_in("db_mode = 1", Some(&db)).await;
+        let (r, reply) = b.save(b.register("o", "c1", 1, &[contact.as_str()], Some(600)));
+        assert!(r.is_ok(), "{r:?}");
+        let expected = format!("<sip:o@10.0.0.1;transport=tcp>;{INSTANCE};reg-id=1;expires=300");
+        assert_eq!(
+            reply.header("Contact").map(|h| h.value.clone()),
+            Some(Bytes::from(expected.clone())),
+            "every parameter but q and expires comes back as registered"
+        );
+        drop(b);
+        // The next process loads them from the database.
+        let b = bench_in("db_mode = 1", Some(&db)).await;
+        let (_, reply) = b.save(b.register("o", "c2", 1, &[], None));
+        let got = reply
+            .header("Contact")
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+            .unwrap_or_default();
+        assert!(
+            got.starts_with(&format!(
+                "<sip:o@10.0.0.1;transport=tcp>;{INSTANCE};reg-id=1;expires="
+            )),
+            "{got}"
+        );
+        // A refresh without them drops them: the binding is what was last registered.
+        let (_, reply) =
+            b.save(b.register("o", "c2", 2, &["<sip:o@10.0.0.1;transport=tcp>"], Some(600)));
+        assert_eq!(
+            reply.header("Contact").map(|h| h.value.clone()),
+            Some(Bytes::from_static(
+                b"<sip:o@10.0.0.1;transport=tcp>;expires=600"
+            ))
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

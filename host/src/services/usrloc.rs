@@ -1,14 +1,16 @@
 //! User location (Kamailio `usrloc`): Contact bindings per AOR, per table,
 //! with expiry. The in-memory tables answer every `lookup`; with
-//! `db_mode` 1 or 2 each change is also queued to the database writer
+//! `db_mode` 1, 2 or 3 each change is also queued to the database writer
 //! ([`crate::store::writer`]) and the tables are loaded from it at start.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{DbMode, UsrlocConfig};
+use crate::store::postgres::{PgStore, off_runtime};
 use crate::store::sqlite::{Durability, SqliteStore};
 use crate::store::writer::{Done, WriteMode, Writer};
 use crate::store::{BindingStore, Change, StoreError, StoredBinding, unix_now};
@@ -30,6 +32,10 @@ pub struct ContactBinding {
     /// The Path header values (RFC 3327) of the REGISTER: requests to the
     /// contact are routed through them.
     pub path: Option<String>,
+    /// The Contact's header parameters other than `q` and `expires`, as
+    /// registered (`;+sip.instance="<urn:uuid:..>";reg-id=1`): returned
+    /// with the binding in the 200 to a REGISTER (RFC 5626 §6).
+    pub params: Option<String>,
     /// When this binding was last written (for freshness ordering).
     pub updated: Instant,
 }
@@ -48,13 +54,19 @@ impl ContactBinding {
 }
 
 type Table = HashMap<String, Vec<ContactBinding>>;
+/// Each table of the manifest by name. Shared with the change listener of
+/// `db_mode = 3` ([`super::usrloc_sync`]).
+pub(crate) type Tables = HashMap<String, Mutex<Table>>;
 
 /// Every table named in the manifest, and the database behind them.
 pub struct Usrloc {
-    tables: HashMap<String, Mutex<Table>>,
+    tables: Arc<Tables>,
     pub config: UsrlocConfig,
     /// The database writer; `None` in memory-only mode.
     writer: Option<Writer>,
+    /// Set when memory may hold a change the database refused (a failed
+    /// write-through commit): the shared mode's listener then reloads it.
+    stale: Arc<AtomicBool>,
 }
 
 /// `save`/`lookup` named a table the manifest does not declare.
@@ -71,15 +83,17 @@ impl Usrloc {
             .map(|t| (t.clone(), Mutex::new(HashMap::new())))
             .collect();
         Usrloc {
-            tables,
+            tables: Arc::new(tables),
             config,
             writer: None,
+            stale: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// As `db_mode` says: with 1 or 2, open (create, migrate) the database at
-    /// `db_path`, load the bindings not yet expired and start the writer.
-    /// Completions of the writer (deferred replies) run in `runtime`.
+    /// As `db_mode` says: with 1, 2 or 3, open (create, migrate) the
+    /// database — PostgreSQL at `db_url` when the manifest gives one, else
+    /// SQLite at `db_path` — load the bindings not yet expired and start the
+    /// writer. Completions of the writer (deferred replies) run in `runtime`.
     pub fn open(
         config: UsrlocConfig,
         db_path: &Path,
@@ -87,7 +101,7 @@ impl Usrloc {
     ) -> Result<Self, StoreError> {
         let (mode, durability) = match config.db_mode {
             DbMode::MemoryOnly => return Ok(Usrloc::new(config)),
-            DbMode::WriteThrough => (WriteMode::Through, Durability::Full),
+            DbMode::WriteThrough | DbMode::Shared => (WriteMode::Through, Durability::Full),
             DbMode::WriteBack => (
                 WriteMode::Back {
                     interval: Duration::from_secs(config.timer_interval),
@@ -95,61 +109,89 @@ impl Usrloc {
                 Durability::Normal,
             ),
         };
-        let mut store = SqliteStore::open(db_path, durability)?;
-        let rows = store.load(unix_now())?;
+        let shared = config.db_mode == DbMode::Shared;
+        let mut listener = None;
+        let (store, rows, place): (Box<dyn BindingStore>, _, String) = match &config.db_url {
+            Some(url) => {
+                // Off the caller's runtime (the router starts inside one).
+                // This router's name in the database's change notifications:
+                // its listener skips what it wrote itself.
+                let node = format!("{:016x}", rand::random::<u64>());
+                let opened = off_runtime(|| {
+                    let mut store = PgStore::connect(url)?;
+                    store.set_node(&node)?;
+                    // Listen before loading: no change between the two is missed.
+                    let listening = if shared {
+                        let mut l = PgStore::connect(url)?;
+                        l.set_node(&node)?;
+                        l.listen()?;
+                        Some((l, true))
+                    } else {
+                        None
+                    };
+                    let rows = store.load(unix_now())?;
+                    Ok::<_, StoreError>((store, listening, rows))
+                });
+                let (store, listening, rows) = match opened {
+                    Ok(opened) => opened,
+                    // A shared router starts while the database is away
+                    // (another router may be serving); its listener loads
+                    // every binding once the database is back.
+                    Err(e) if shared && !matches!(e, StoreError::TooNew { .. }) => {
+                        let mut store = PgStore::unconnected(url)?;
+                        store.set_node(&node)?;
+                        let mut listening = PgStore::unconnected(url)?;
+                        listening.set_node(&node)?;
+                        tracing::warn!(
+                            "usrloc: the database is away ({e}): starting with no bindings, \
+                             loaded once it is back; REGISTERs are answered 503 meanwhile"
+                        );
+                        (store, Some((listening, false)), Vec::new())
+                    }
+                    Err(e) => return Err(e),
+                };
+                listener = listening;
+                let shown = store.shown_url().to_owned();
+                (Box::new(store), rows, shown)
+            }
+            None => {
+                let mut store = SqliteStore::open(db_path, durability)?;
+                let rows = store.load(unix_now())?;
+                (Box::new(store), rows, db_path.display().to_string())
+            }
+        };
         let mut usrloc = Usrloc::new(config);
-        let loaded = usrloc.restore(rows);
-        tracing::info!(
-            "usrloc: {loaded} bindings loaded from {}",
-            db_path.display()
-        );
-        usrloc.writer = Some(Writer::spawn(Box::new(store), mode, runtime)?);
+        let loaded = restore(&usrloc.tables, rows);
+        tracing::info!("usrloc: {loaded} bindings loaded from {place}");
+        usrloc.writer = Some(Writer::spawn(store, mode, runtime)?);
+        if let Some((l, connected)) = listener {
+            super::usrloc_sync::spawn(
+                l,
+                connected,
+                Arc::downgrade(&usrloc.tables),
+                usrloc.stale.clone(),
+            )?;
+        }
         Ok(usrloc)
     }
 
-    /// Put rows loaded from the database into the tables.
-    fn restore(&self, rows: Vec<StoredBinding>) -> usize {
-        let (now, now_unix) = (Instant::now(), unix_now());
-        let mut loaded = 0;
-        for row in rows {
-            let Some(table) = self.tables.get(&row.table) else {
-                tracing::warn!(
-                    "usrloc: database row for undeclared table {:?} ignored",
-                    row.table
-                );
-                continue;
-            };
-            let binding = ContactBinding {
-                contact: row.contact,
-                q: row.q,
-                expires_at: row
-                    .expires
-                    .map(|e| now + Duration::from_secs(e.saturating_sub(now_unix).max(0) as u64)),
-                call_id: row.call_id,
-                cseq: row.cseq,
-                received: row.received,
-                path: row.path,
-                updated: now
-                    .checked_sub(Duration::from_secs(
-                        now_unix.saturating_sub(row.updated).max(0) as u64,
-                    ))
-                    .unwrap_or(now),
-            };
-            let mut t = crate::util::lock(table);
-            t.entry(row.aor).or_default().push(binding);
-            loaded += 1;
-        }
-        loaded
-    }
-
-    /// Whether changes go to a database (`db_mode` 1 or 2).
+    /// Whether changes go to a database (`db_mode` 1, 2 or 3).
     pub fn persistent(&self) -> bool {
         self.writer.is_some()
     }
 
-    /// Whether a REGISTER is answered only after its commit (`db_mode = 1`).
+    /// What a failed commit calls so that memory is read again from the
+    /// database (it holds the refused change); `None` unless shared
+    /// (`db_mode = 3`), where a listener does that.
+    pub fn on_failed_commit(&self) -> Option<impl Fn() + Send + 'static> {
+        let stale = self.stale.clone();
+        (self.persistent() && self.config.db_mode == DbMode::Shared)
+            .then_some(move || stale.store(true, Ordering::Relaxed))
+    }
+
+    /// Whether a REGISTER is answered only after its commit (`db_mode` 1 or 3).
     pub fn write_through(&self) -> bool {
-        self.persistent() && self.config.db_mode == DbMode::WriteThrough
+        self.persistent() && matches!(self.config.db_mode, DbMode::WriteThrough | DbMode::Shared)
     }
 
     /// Queue `changes` for the database; `done` runs after their commit (at
@@ -195,6 +237,7 @@ impl Usrloc {
             cseq: binding.cseq,
             received: binding.received.clone(),
             path: binding.path.clone(),
+            params: binding.params.clone(),
             updated: now_unix - now.saturating_duration_since(binding.updated).as_secs() as i64,
         }
     }
@@ -295,6 +338,7 @@ impl Usrloc {
             cseq: 0,
             received: None,
             path: None,
+            params: None,
             updated: now,
         };
         self.with_table(table, |t| {
@@ -415,6 +459,88 @@ impl Usrloc {
             requested.min(self.config.max_expires)
         };
         Duration::from_secs(secs as u64)
+    }
+}
+
+/// A binding as memory holds it, from its database row (wall-clock times
+/// turned into `Instant`s from `now`).
+fn from_row(row: StoredBinding, now: Instant, now_unix: i64) -> (String, String, ContactBinding) {
+    let binding = ContactBinding {
+        contact: row.contact,
+        q: row.q,
+        expires_at: row
+            .expires
+            .map(|e| now + Duration::from_secs(e.saturating_sub(now_unix).max(0) as u64)),
+        call_id: row.call_id,
+        cseq: row.cseq,
+        received: row.received,
+        path: row.path,
+        params: row.params,
+        updated: now
+            .checked_sub(Duration::from_secs(
+                now_unix.saturating_sub(row.updated).max(0) as u64,
+            ))
+            .unwrap_or(now),
+    };
+    (row.table, row.aor, binding)
+}
+
+/// Put rows loaded from the database into the tables; returns how many.
+fn restore(tables: &Tables, rows: Vec<StoredBinding>) -> usize {
+    let (now, now_unix) = (Instant::now(), unix_now());
+    let mut loaded = 0;
+    for row in rows {
+        let (table, aor, binding) = from_row(row, now, now_unix);
+        let Some(t) = tables.get(&table) else {
+            tracing::warn!("usrloc: database row for undeclared table {table:?} ignored");
+            continue;
+        };
+        crate::util::lock(t).entry(aor).or_default().push(binding);
+        loaded += 1;
+    }
+    loaded
+}
+
+/// Replace every table's contents by `rows` (the shared mode's reload after
+/// the database came back); returns how many bindings there are.
+pub(crate) fn replace_all(tables: &Tables, rows: Vec<StoredBinding>) -> usize {
+    let (now, now_unix) = (Instant::now(), unix_now());
+    let mut fresh: HashMap<String, Table> = HashMap::new();
+    let mut loaded = 0;
+    for row in rows {
+        let (table, aor, binding) = from_row(row, now, now_unix);
+        if tables.contains_key(&table) {
+            fresh
+                .entry(table)
+                .or_default()
+                .entry(aor)
+                .or_default()
+                .push(binding);
+            loaded += 1;
+        }
+    }
+    for (name, t) in tables {
+        *crate::util::lock(t) = fresh.remove(name).unwrap_or_default();
+    }
+    loaded
+}
+
+/// Replace the bindings of `aor` in `table` by `rows`, its rows in the
+/// database (none: it has no binding left).
+pub(crate) fn replace_aor(tables: &Tables, table: &str, aor: &str, rows: Vec<StoredBinding>) {
+    let Some(t) = tables.get(table) else {
+        return;
+    };
+    let (now, now_unix) = (Instant::now(), unix_now());
+    let bindings: Vec<ContactBinding> = rows
+        .into_iter()
+        .map(|row| from_row(row, now, now_unix).2)
+        .collect();
+    let mut t = crate::util::lock(t);
+    if bindings.is_empty() {
+        t.remove(aor);
+    } else {
+        t.insert(aor.to_owned(), bindings);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Persistence of user location: the rows a binding becomes on disk, the
-//! narrow [`BindingStore`] trait a database implements (SQLite today; a
-//! shared PostgreSQL later, for routers that share users), and the
+//! narrow [`BindingStore`] trait a database implements (SQLite for one
+//! router, PostgreSQL for several that share their users), and the
 //! background [`writer`] that batches changes into transactions off the
 //! receive path. Subscribers and groups have their own narrow trait,
 //! [`subscriber::SubscriberStore`], on the same database.
@@ -8,6 +8,7 @@
 //! Times on disk are wall-clock Unix seconds: an `Instant` means nothing to
 //! the next process.
 
+pub mod postgres;
 pub mod sqlite;
 pub mod subscriber;
 pub mod writer;
@@ -28,6 +29,9 @@ pub struct StoredBinding {
     pub received: Option<String>,
     /// The Path header values (RFC 3327) the contact registered through.
     pub path: Option<String>,
+    /// The Contact's header parameters other than `q` and `expires`, as
+    /// registered (`;+sip.instance="<urn:uuid:..>";reg-id=1`, RFC 5626 §6).
+    pub params: Option<String>,
     /// Unix seconds of the last write (freshness ordering survives a restart).
     pub updated: i64,
 }
@@ -83,10 +87,35 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("{url}: {detail}")]
+    Url { url: String, detail: String },
+    #[error("cannot connect to {url}: {}", pg_detail(source))]
+    Connect {
+        url: String,
+        #[source]
+        source: ::postgres::Error,
+    },
+    #[error("postgres: {}", pg_detail(.0))]
+    Postgres(#[from] ::postgres::Error),
+    #[error("the connection to the database is lost")]
+    Disconnected,
     #[error("the database writer has stopped")]
     WriterGone,
     #[error("cannot start the database writer: {0}")]
     Spawn(std::io::Error),
+}
+
+/// What a PostgreSQL error says, with its cause: the server's own message
+/// ("FATAL: terminating connection due to administrator command"), or the
+/// I/O error under "error connecting to server".
+fn pg_detail(e: &::postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// A database of bindings. Called from the writer thread only (and once at

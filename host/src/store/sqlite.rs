@@ -47,6 +47,9 @@ const MIGRATIONS: &[&str] = &[
         grp TEXT NOT NULL,
         PRIMARY KEY (username, domain, grp)
     ) WITHOUT ROWID;",
+    // 4: the Contact's header parameters other than q and expires
+    // (`+sip.instance`, `reg-id`, ...; RFC 5626 §6), as registered.
+    "ALTER TABLE bindings ADD COLUMN params TEXT;",
 ];
 
 /// How hard a commit insists on reaching the disk.
@@ -161,8 +164,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 impl BindingStore for SqliteStore {
     fn load(&mut self, now: i64) -> Result<Vec<StoredBinding>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path
-             FROM bindings WHERE expires IS NULL OR expires > ?1",
+            "SELECT usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path,
+             params FROM bindings WHERE expires IS NULL OR expires > ?1",
         )?;
         let rows = stmt.query_map([now], |r| {
             Ok(StoredBinding {
@@ -176,6 +179,7 @@ impl BindingStore for SqliteStore {
                 received: r.get(7)?,
                 updated: r.get(8)?,
                 path: r.get(9)?,
+                params: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -186,8 +190,9 @@ impl BindingStore for SqliteStore {
         {
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO bindings
-                 (usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 (usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path,
+                  params)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             let mut delete = tx.prepare_cached(
                 "DELETE FROM bindings WHERE usrloc_table = ?1 AND aor = ?2 AND contact = ?3",
@@ -197,7 +202,7 @@ impl BindingStore for SqliteStore {
                     Change::Put(b) => {
                         put.execute(params![
                             b.table, b.aor, b.contact, b.q as f64, b.expires, b.call_id, b.cseq,
-                            b.received, b.updated, b.path
+                            b.received, b.updated, b.path, b.params
                         ])?;
                     }
                     Change::Delete {
@@ -352,6 +357,10 @@ mod tests {
             cseq: 7,
             received: Some("sip:10.0.0.1:5060".into()),
             path: Some("<sip:edge.example;lr>".into()),
+            params: Some(
+                ";+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\";reg-id=1"
+                    .into(),
+            ),
             updated: 1000,
         }
     }
@@ -575,6 +584,45 @@ mod tests {
             s.insert_subscriber(&subscriber("alice", "example.com", None))
                 .expect("the subscriber table exists")
         );
-        assert_eq!(s.schema_version().expect("version"), 3);
+        assert_eq!(
+            s.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
+    }
+
+    #[test]
+    fn a_version_3_database_gains_contact_params_and_its_bindings_load_without_them() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let path = tmp.path().join("wisp.db");
+        {
+            let mut conn = Connection::open(&path).expect("create");
+            let tx = conn.transaction().expect("tx");
+            for sql in &MIGRATIONS[..3] {
+                tx.execute_batch(sql).expect("old schema");
+            }
+            tx.execute(
+                "INSERT INTO bindings (usrloc_table, aor, contact, q, expires, call_id, cseq,
+                 received, updated, path) VALUES ('location', 'old', 'sip:old@1', 1.0, NULL,
+                 'c', 1, NULL, 5, NULL)",
+                [],
+            )
+            .expect("old row");
+            tx.execute_batch("PRAGMA user_version = 3")
+                .expect("version");
+            tx.commit().expect("commit");
+        }
+        let mut s = SqliteStore::open(&path, Durability::Normal).expect("migrate");
+        assert_eq!(s.schema_version().expect("version"), 4);
+        let with_params = binding("new", "sip:new@1", None);
+        s.commit(&[Change::Put(with_params.clone())])
+            .expect("commit");
+        let mut rows = s.load(0).expect("load");
+        rows.sort_by(|x, y| x.aor.cmp(&y.aor));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0], with_params, "params kept with the binding");
+        assert_eq!(
+            (rows[1].aor.as_str(), rows[1].params.as_deref()),
+            ("old", None)
+        );
     }
 }

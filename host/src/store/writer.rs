@@ -154,6 +154,7 @@ fn run(
         ..Pending::default()
     };
     let mut waiters: Vec<Done> = Vec::new();
+    let mut failing = false;
     let mut next_flush = interval.map(|i| Instant::now() + i);
     let mut next_purge = Instant::now() + PURGE_EVERY;
     loop {
@@ -187,7 +188,13 @@ fn run(
         };
         if due && (!pending.is_empty() || !waiters.is_empty()) {
             let submitted = pending.submitted;
-            commit(&mut *store, &mut pending, &mut waiters, interval.is_some());
+            commit(
+                &mut *store,
+                &mut pending,
+                &mut waiters,
+                interval.is_some(),
+                &mut failing,
+            );
             if pending.is_empty() {
                 queued.fetch_sub(submitted, Ordering::Relaxed);
             }
@@ -223,11 +230,16 @@ fn take(op: Op, pending: &mut Pending, waiters: &mut Vec<Done>) {
     }
 }
 
+/// One transaction of everything pending, then every waiter told its
+/// outcome. `failing` is whether the last commit failed: a database that
+/// is away is logged once when commits start failing and once when they
+/// succeed again, not at every REGISTER.
 fn commit(
     store: &mut dyn BindingStore,
     pending: &mut Pending,
     waiters: &mut Vec<Done>,
     retry_on_error: bool,
+    failing: &mut bool,
 ) {
     let result = if pending.is_empty() {
         Ok(())
@@ -240,13 +252,24 @@ fn commit(
     match &result {
         Ok(()) => {
             tracing::trace!(changes = pending.changes.len(), "usrloc: committed");
+            if !pending.is_empty() && std::mem::take(failing) {
+                tracing::info!("usrloc: database commits succeed again");
+            }
             pending.clear();
         }
         Err(e) => {
-            tracing::error!(
-                changes = pending.changes.len(),
-                "usrloc: database commit failed: {e}"
-            );
+            if !std::mem::replace(failing, true) {
+                tracing::error!(
+                    changes = pending.changes.len(),
+                    "usrloc: database commit failed (write-through REGISTERs are answered \
+                     503 until commits succeed again, which is logged): {e}"
+                );
+            } else {
+                tracing::debug!(
+                    changes = pending.changes.len(),
+                    "usrloc: database commit failed: {e}"
+                );
+            }
             // Write-back tries again at the next interval; write-through has
             // told each waiter already, and their UAs will register again.
             if !retry_on_error {
@@ -294,6 +317,7 @@ mod tests {
             cseq,
             received: None,
             path: None,
+            params: None,
             updated: 0,
         })
     }

@@ -14,14 +14,15 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::Directory;
 use super::digest::{Algorithm, to_hex};
 use crate::config::SubscriberConfig;
 use crate::store::StoreError;
+use crate::store::postgres::{PgStore, off_runtime};
 use crate::store::sqlite::{Durability, SqliteStore};
-use crate::store::subscriber::{StoredGroup, StoredSubscriber, SubscriberStore};
+use crate::store::subscriber::{StoredGroup, StoredSubscriber, SubscriberRows, SubscriberStore};
 use crate::util::lock;
 
 /// Why a directory change or load was refused; the text is for the operator.
@@ -49,6 +50,61 @@ pub enum DirectoryError {
     },
     #[error("subscriber database: {0}")]
     Store(#[from] StoreError),
+}
+
+/// The shared directory's thread: reads the directory again when another
+/// router changed it; when the connection is lost, logs it once, and once
+/// the database is back listens again and reads it whole. Ends with the
+/// directory.
+fn follow(mut listener: PgStore, mut connected: bool, dir: std::sync::Weak<Subscribers>) {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+    let mut listening_on = listener.connections();
+    loop {
+        if !connected {
+            let Some(d) = dir.upgrade() else { return };
+            match listener
+                .listen_subscribers()
+                .map_err(DirectoryError::from)
+                .and_then(|()| d.reload())
+            {
+                Ok(n) => {
+                    tracing::info!("subscribers: the database is back: {n} loaded");
+                    connected = true;
+                    listening_on = listener.connections();
+                }
+                Err(e) => {
+                    tracing::debug!("subscribers: the database is still away: {e}");
+                    drop(d);
+                    std::thread::sleep(WAIT);
+                    continue;
+                }
+            }
+        }
+        if dir.strong_count() == 0 {
+            return;
+        }
+        let heard = listener
+            .wait_subscriber_changes(WAIT)
+            .map_err(DirectoryError::from)
+            .and_then(|changed| match (changed, dir.upgrade()) {
+                (true, Some(d)) => d.reload().map(|_| ()),
+                _ => Ok(()),
+            });
+        let heard = heard.and_then(|()| {
+            if listener.connections() == listening_on {
+                Ok(())
+            } else {
+                Err(DirectoryError::Store(StoreError::Disconnected))
+            }
+        });
+        if let Err(e) = heard {
+            tracing::warn!(
+                "subscribers: lost the database's change notifications ({e}); changes made \
+                 through other routers are missed until it is back"
+            );
+            connected = false;
+        }
+    }
 }
 
 /// One subscriber in memory: raw HA1 bytes (80 bytes for all three, not
@@ -187,13 +243,108 @@ impl Subscribers {
         Ok(dir)
     }
 
+    /// Connect to the PostgreSQL database at `url` (`usrloc.db_url`;
+    /// migrated if need be) and load it.
+    pub fn open_postgres(
+        config: SubscriberConfig,
+        url: &str,
+    ) -> Result<Subscribers, DirectoryError> {
+        // Off the caller's runtime (the router starts inside one).
+        let (dir, shown) = off_runtime(|| {
+            let store = PgStore::connect(url)?;
+            let shown = store.shown_url().to_owned();
+            Ok::<_, DirectoryError>((Subscribers::load(config, Box::new(store))?, shown))
+        })?;
+        tracing::info!("subscribers: {} loaded from {shown}", dir.len());
+        Ok(dir)
+    }
+
+    /// Like [`Subscribers::open_postgres`] for a shared router
+    /// (`usrloc.db_mode = 3`): a thread reads the directory again whenever
+    /// another router changed it (the database NOTIFYs every change). The
+    /// router starts while the database is away: the directory is empty
+    /// then (every authorize finds no user) until the database answers.
+    pub fn open_shared(
+        config: SubscriberConfig,
+        url: &str,
+    ) -> Result<Arc<Subscribers>, DirectoryError> {
+        // This directory's name in the notifications: its own changes are
+        // in memory already.
+        let node = format!("{:016x}", rand::random::<u64>());
+        let opened = off_runtime(|| {
+            // Listen before loading: no change between the two is missed.
+            let mut listener = PgStore::connect(url)?;
+            listener.set_node(&node)?;
+            listener.listen_subscribers()?;
+            let mut store = PgStore::connect(url)?;
+            store.set_node(&node)?;
+            let shown = store.shown_url().to_owned();
+            let dir = Subscribers::load(config.clone(), Box::new(store))?;
+            tracing::info!("subscribers: {} loaded from {shown}", dir.len());
+            Ok::<_, DirectoryError>((dir, listener))
+        });
+        let (dir, listener, connected) = match opened {
+            Ok((dir, listener)) => (Arc::new(dir), listener, true),
+            Err(
+                e @ (DirectoryError::TooMany { .. }
+                | DirectoryError::Store(StoreError::TooNew { .. })),
+            ) => return Err(e),
+            Err(e) => {
+                tracing::warn!(
+                    "subscribers: the database is away ({e}): starting with none, loaded once it is back"
+                );
+                let mut store = PgStore::unconnected(url)?;
+                store.set_node(&node)?;
+                let mut listener = PgStore::unconnected(url)?;
+                listener.set_node(&node)?;
+                let dir = Arc::new(Subscribers {
+                    config,
+                    table: RwLock::new(Table::default()),
+                    store: Mutex::new(Some(Box::new(store))),
+                });
+                (dir, listener, false)
+            }
+        };
+        let weak = Arc::downgrade(&dir);
+        std::thread::Builder::new()
+            .name("wisp-db-subscribers".into())
+            .spawn(move || follow(listener, connected, weak))
+            .map_err(|e| DirectoryError::Store(StoreError::Spawn(e)))?;
+        Ok(dir)
+    }
+
+    /// Read every row again and put them in place of the directory's;
+    /// returns how many subscribers there are. Blocking (database).
+    pub fn reload(&self) -> Result<usize, DirectoryError> {
+        let mut store = lock(&self.store);
+        let Some(s) = store.as_mut() else {
+            return Ok(self.len());
+        };
+        let table = Subscribers::table_of(
+            s.load_all(self.config.max_entries)?,
+            self.config.max_entries,
+        )?;
+        let n = table.count;
+        *self.write() = table;
+        Ok(n)
+    }
+
     /// Load every row of `store`, refusing more than `max_entries`.
     pub fn load(
         config: SubscriberConfig,
         mut store: Box<dyn SubscriberStore>,
     ) -> Result<Subscribers, DirectoryError> {
         let max = config.max_entries;
-        let rows = store.load_all(max)?;
+        let table = Subscribers::table_of(store.load_all(max)?, max)?;
+        Ok(Subscribers {
+            config,
+            table: RwLock::new(table),
+            store: Mutex::new(Some(store)),
+        })
+    }
+
+    /// The directory of `rows`, refusing more than `max` subscribers.
+    fn table_of(rows: SubscriberRows, max: usize) -> Result<Table, DirectoryError> {
         if rows.subscribers.len() > max {
             return Err(DirectoryError::TooMany { max });
         }
@@ -215,11 +366,7 @@ impl Subscribers {
         if orphans > 0 {
             tracing::warn!("subscribers: {orphans} group rows name no subscriber; ignored");
         }
-        Ok(Subscribers {
-            config,
-            table: RwLock::new(table),
-            store: Mutex::new(Some(store)),
-        })
+        Ok(table)
     }
 
     /// Whether changes are stored (else they last until the router stops).

@@ -1,0 +1,287 @@
+//! Several routers, one user database (`usrloc.db_mode = 3` on a
+//! throwaway PostgreSQL): a user registered through one router is reached
+//! through another, an unregistration through one is seen by the other,
+//! and a router that was killed loses nothing the database holds.
+
+use std::time::{Duration, Instant};
+
+use wisp_e2e::*;
+
+/// How long a change may take to reach the other router's memory (a
+/// notification and one query; milliseconds when the machine is idle).
+const PROPAGATION: Duration = Duration::from_secs(5);
+/// How long a router may take to notice the database is back (it tries
+/// every second) and reload it.
+const RECOVERY: Duration = Duration::from_secs(15);
+
+fn shared(pg: &Postgres) -> impl Fn(Manifest) -> Manifest + use<> {
+    let url = format!("\"{}\"", pg.url());
+    move |m| {
+        m.set("usrloc", "db_mode", "3")
+            .set("usrloc", "db_url", &url)
+    }
+}
+
+/// An OPTIONS to `ua`'s AOR sent through `router`: `true` when `ua` got it
+/// (and answered), `false` when the router answered the caller itself (404:
+/// it knows no binding).
+fn options_reaches(router: &Router, caller: &TestUa, ua: &TestUa) -> bool {
+    let req = caller.request("OPTIONS", &router.aor(&ua.user));
+    caller.send_to(router.udp_addr(), &req.build());
+    let deadline = Instant::now() + RECV;
+    while Instant::now() < deadline {
+        if ua
+            .answer_next(200, "OK", Duration::from_millis(20))
+            .is_some()
+        {
+            let _ = caller.recv_response_for(&req.call_id, RECV);
+            return true;
+        }
+        if let Some((resp, _)) = caller.recv_response_for(&req.call_id, Duration::from_millis(20)) {
+            assert_eq!(resp.status(), Some(404), "{}", text(&resp));
+            return false;
+        }
+    }
+    panic!("neither {} nor the caller heard of the OPTIONS", ua.user);
+}
+
+/// Polls until `router` routes to `ua` (`want` true) or answers 404 (false).
+fn eventually(router: &Router, caller: &TestUa, ua: &TestUa, want: bool) {
+    eventually_within(router, caller, ua, want, PROPAGATION)
+}
+
+fn eventually_within(router: &Router, caller: &TestUa, ua: &TestUa, want: bool, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if options_reaches(router, caller, ua) == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {within:?} {} still {}\n--- wisp log ---\n{}",
+            router.uri(),
+            if want {
+                "does not route to the user"
+            } else {
+                "routes to the user"
+            },
+            router.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn unregister(router: &Router, ua: &TestUa) {
+    let req = ua
+        .request("REGISTER", &router.uri())
+        .from(&router.aor(&ua.user))
+        .to(&router.aor(&ua.user))
+        .expires(0);
+    let (_, fin) = ua.transact(router.udp_addr(), &req, RECV);
+    let fin = fin.expect("an answer to the unregistration");
+    assert_eq!(fin.status(), Some(200), "{}", text(&fin));
+}
+
+#[test]
+fn a_user_registered_through_one_router_is_reached_through_the_other() {
+    let pg = Postgres::start();
+    let mut a = Router::start_with(shared(&pg));
+    let b = Router::start_with(shared(&pg));
+    let caller = TestUa::new("caller");
+    let alice = TestUa::new("alice");
+    let bob = TestUa::new("bob");
+
+    alice.register(&a);
+    eventually(&b, &caller, &alice, true);
+    assert!(options_reaches(&a, &caller, &alice));
+
+    // An unregistration through B removes the binding A holds.
+    unregister(&b, &alice);
+    eventually(&a, &caller, &alice, false);
+
+    // A dies; B keeps routing, also to a user registered through B meanwhile.
+    alice.register(&a);
+    eventually(&b, &caller, &alice, true);
+    a.kill_hard();
+    bob.register(&b);
+    assert!(options_reaches(&b, &caller, &alice));
+    assert!(options_reaches(&b, &caller, &bob));
+    // Back, A loads both from the database.
+    a.restart();
+    assert!(options_reaches(&a, &caller, &alice));
+    assert!(options_reaches(&a, &caller, &bob));
+    assert!(a.log().contains("2 bindings loaded"), "{}", a.log());
+}
+
+/// The final answer to a REGISTER of `ua`'s contact through `router`.
+fn try_register(router: &Router, ua: &TestUa) -> Message {
+    let req = ua
+        .request("REGISTER", &router.uri())
+        .from(&router.aor(&ua.user))
+        .to(&router.aor(&ua.user))
+        .expires(3600);
+    let (_, fin) = ua.transact(router.udp_addr(), &req, RECV);
+    fin.unwrap_or_else(|| panic!("no answer to the REGISTER of {}", ua.user))
+}
+
+fn count(log: &str, what: &str) -> usize {
+    log.lines().filter(|l| l.contains(what)).count()
+}
+
+#[test]
+fn with_the_database_down_registers_get_503_lookups_keep_working_and_everything_recovers() {
+    let mut pg = Postgres::start();
+    let a = Router::start_with(shared(&pg));
+    let b = Router::start_with(shared(&pg));
+    let caller = TestUa::new("caller");
+    let alice = TestUa::new("alice");
+    let bob = TestUa::new("bob");
+    alice.register(&a);
+    eventually(&b, &caller, &alice, true);
+
+    pg.stop();
+    for router in [&a, &b] {
+        for _ in 0..3 {
+            let fin = try_register(router, &bob);
+            assert_eq!(
+                fin.status(),
+                Some(503),
+                "never a 200 without a commit: {}",
+                text(&fin)
+            );
+            assert_eq!(
+                header_str(&fin, "Retry-After").as_deref(),
+                Some("5"),
+                "{}",
+                text(&fin)
+            );
+        }
+    }
+    // Lookups answer from memory.
+    assert!(options_reaches(&a, &caller, &alice));
+    assert!(options_reaches(&b, &caller, &alice));
+    // A router started now starts, and knows nobody yet.
+    let c = Router::start_with(shared(&pg));
+    assert!(!options_reaches(&c, &caller, &alice));
+
+    pg.start_again();
+    let deadline = Instant::now() + RECOVERY;
+    while try_register(&a, &bob).status() != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "REGISTER still refused\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // B listens again (it heard nothing meanwhile, so it reloaded), C loaded
+    // what was registered before the stop.
+    eventually_within(&b, &caller, &bob, true, RECOVERY);
+    eventually_within(&c, &caller, &alice, true, RECOVERY);
+    eventually_within(&c, &caller, &bob, true, RECOVERY);
+    // Nothing registered before the stop was lost.
+    assert!(options_reaches(&a, &caller, &alice));
+
+    // Each change of state is logged once, not once per REGISTER.
+    for (name, router) in [("A", &a), ("B", &b)] {
+        let log = router.log();
+        assert_eq!(
+            count(&log, "usrloc: database commit failed"),
+            1,
+            "{name}:\n{log}"
+        );
+        assert_eq!(
+            count(&log, "usrloc: lost the database's change notifications"),
+            1,
+            "{name}:\n{log}"
+        );
+        assert_eq!(
+            count(&log, "usrloc: the database is back"),
+            1,
+            "{name}:\n{log}"
+        );
+    }
+    for (name, router) in [("A", &a), ("B", &b)] {
+        let log = router.wait_for_log("the subscriber directory's recovery", RECOVERY, |l| {
+            count(l, "subscribers: the database is back") >= 1
+        });
+        assert_eq!(
+            count(&log, "subscribers: lost the database"),
+            1,
+            "{name}:\n{log}"
+        );
+        assert_eq!(
+            count(&log, "subscribers: the database is back"),
+            1,
+            "{name}:\n{log}"
+        );
+    }
+    let log = c.log();
+    assert_eq!(
+        count(&log, "usrloc: the database"),
+        2,
+        "away, then back:\n{log}"
+    );
+}
+
+/// Polls `wisp ctl user show` on `router` until `aor` is listed (`want`)
+/// or not.
+fn eventually_listed(router: &Router, aor: &str, want: bool) {
+    let deadline = Instant::now() + PROPAGATION;
+    loop {
+        let shown = router.ctl_ok(&["user", "show"]);
+        if shown.contains(aor) == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {PROPAGATION:?} {aor} is {}listed:\n{shown}",
+            if want { "not " } else { "still " }
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_subscriber_added_through_one_router_is_known_to_the_other() {
+    let pg = Postgres::start();
+    let a = Router::start_with(shared(&pg));
+    let b = Router::start_with(shared(&pg));
+    a.ctl_ok(&["user", "add", "alice@example.com", "s3cret"]);
+    eventually_listed(&b, "alice@example.com", true);
+    b.ctl_ok(&["acl", "grant", "alice@example.com", "int"]);
+    let deadline = Instant::now() + PROPAGATION;
+    while !a
+        .ctl_ok(&["user", "show", "alice@example.com"])
+        .contains("int")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the group granted through B never reached A"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.ctl_ok(&["user", "rm", "alice@example.com"]);
+    eventually_listed(&a, "alice@example.com", false);
+}
+
+/// A REGISTER whose commit fails is answered 503, and the router that took
+/// it does not route to the refused contact either: its memory is read
+/// again from the database.
+#[test]
+fn a_binding_the_database_refused_is_not_kept_in_memory() {
+    let pg = Postgres::start();
+    let a = Router::start_with(shared(&pg));
+    let caller = TestUa::new("caller");
+    let mallory = TestUa::new("mallory");
+    let alice = TestUa::new("alice");
+    alice.register(&a);
+    pg.psql("ALTER TABLE bindings ADD CONSTRAINT no_mallory CHECK (aor <> 'mallory')");
+    let fin = try_register(&a, &mallory);
+    assert_eq!(fin.status(), Some(503), "{}", text(&fin));
+    eventually(&a, &caller, &mallory, false);
+    assert!(options_reaches(&a, &caller, &alice), "the others stay");
+    a.wait_for_log("the reload after the failed commit", PROPAGATION, |l| {
+        l.contains("usrloc: a commit failed: 1 bindings reloaded")
+    });
+}
