@@ -124,7 +124,8 @@ impl Router {
             .with_identity(
                 &manifest.server.server_header,
                 &manifest.server.user_agent_header,
-            ),
+            )
+            .with_sip_warning(manifest.server.sip_warning),
         );
         let (tm, failure_routes) =
             Tm::new(&manifest.tm, Arc::new(SystemClock), sl.clone(), resolver);

@@ -38,6 +38,14 @@ pub struct ServerConfig {
     /// CANCEL and ACK of its transactions; Kamailio `user_agent_header`);
     /// `""` sends none. Default `Wisp/<version>`.
     pub user_agent_header: String,
+    /// Kamailio core `sip_warning`: every reply the router generates (`sl`,
+    /// tm's 408/483/500/503, the sanity check's 400) carries `Warning: 392
+    /// <listen address> "Noisy feedback tells: pid=... req_src_ip=...
+    /// req_src_port=... in_uri=... out_uri=... via_cnt=..."`, to trace
+    /// which server in a chain answered and why. It tells the world the
+    /// router's addresses and pid: for test beds and debugging, not for a
+    /// router on the internet. Default `false`.
+    pub sip_warning: bool,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +61,7 @@ impl Default for ServerConfig {
             plugin_cache: PathBuf::from("var/plugin-cache"),
             server_header: DEFAULT_IDENTITY.to_string(),
             user_agent_header: DEFAULT_IDENTITY.to_string(),
+            sip_warning: false,
         }
     }
 }
@@ -127,6 +136,17 @@ mod tests {
         assert_eq!(m.server.log_level, LogLevel::Info);
         assert_eq!(m.server.max_message_size, 65535);
         assert_eq!(m.server.workers, 0);
+        assert!(!m.server.sip_warning);
+    }
+
+    #[test]
+    fn sip_warning_is_a_switch_named_at_its_line() {
+        let text = GOOD.replace("[server]\n", "[server]\nsip_warning = true\n");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("valid");
+        assert!(m.server.sip_warning);
+        let text = GOOD.replace("[server]\n", "[server]\nsip_warning = \"yes\"\n");
+        let e = refused_at(&text, 3, "server.sip_warning");
+        assert!(e.contains("bool"), "{e}");
     }
 
     #[test]
