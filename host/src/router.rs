@@ -316,11 +316,11 @@ impl Router {
     /// A request that failed the sanity check: 400 with the reason (never to an ACK).
     fn refuse(&self, msg: Message, source: Source, reason: &str) {
         stats::inc(Counter::BadMessages);
-        crate::log_limited!(info, remote = %source.remote, "400 {reason}");
+        crate::log_limited!(info, remote = %source.remote, call_id = %crate::util::CallId(&msg), "400 {reason}");
         if msg.method() != Some(&wisp_sip::Method::Ack)
             && let Err(e) = reply::send_reply_unchecked(&self.host.sl, &msg, source, 400, reason)
         {
-            crate::log_limited!(info, remote = %source.remote, "no 400 possible: {e}");
+            crate::log_limited!(info, remote = %source.remote, call_id = %crate::util::CallId(&msg), "no 400 possible: {e}");
         }
     }
 }

@@ -57,3 +57,77 @@ fn no_warning_unless_the_manifest_asks() {
     assert_eq!(fin.status(), Some(404), "{}", text(&fin));
     assert!(warnings(&fin).is_empty(), "{}", text(&fin));
 }
+
+/// The SER forward-on-unavailable plugin: `first` busy sends the call to
+/// `second` from failure route 1, which logs "first redirection".
+fn forward_on_unavailable(first: &TestUa, second: &TestUa) -> impl Fn(Manifest) -> Manifest {
+    let (f, s) = (first.contact(), second.contact());
+    move |m: Manifest| {
+        m.plugin_file(&plugin_path("forward_on_unavailable"))
+            .set("plugin", "name", "\"forward-on-unavailable\"")
+            .set("params", "first", &format!("\"{f}\""))
+            .set("params", "second", &format!("\"{s}\""))
+            .set("params", "last", &format!("\"{s}\""))
+    }
+}
+
+/// An INVITE relayed to a busy callee, whose failure route relays it again
+/// and logs; the call's Call-ID.
+fn relay_through_failure_route(router: &Router, busy: &TestUa, second: &TestUa) -> String {
+    let a = TestUa::new("alice");
+    let inv = a.request("INVITE", &router.aor("bob"));
+    a.send_to(router.udp_addr(), &inv.build());
+    let (req, src) = busy.expect_request(wisp_sip::Method::Invite);
+    busy.reply(&req, src, 486, "Busy Here", "busytag");
+    let (req, src) = second.expect_request(wisp_sip::Method::Invite);
+    second.reply(&req, src, 200, "OK", "secondtag");
+    let (resp, _) = a.recv_answer_for(&inv.call_id, RECV).expect("no answer");
+    assert_eq!(resp.status(), Some(200), "{}", text(&resp));
+    inv.call_id
+}
+
+/// Issue 18: a log line about a relayed request names its Call-ID (and the
+/// plugin's name and build), here the failure route's own log line.
+#[test]
+fn a_plugin_log_line_about_a_relayed_request_names_its_call_id() {
+    let (busy, second) = (TestUa::new("busy"), TestUa::new("second"));
+    let router = Router::start_with(forward_on_unavailable(&busy, &second));
+    let call_id = relay_through_failure_route(&router, &busy, &second);
+    let log = router.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("first redirection"))
+        .unwrap_or_else(|| panic!("no failure route line:\n{log}"));
+    assert!(line.contains(&format!("call_id={call_id}")), "{line}");
+    assert!(line.contains("plugin=\"forward-on-unavailable\""), "{line}");
+    assert!(line.contains("version="), "{line}");
+    // The route's own line too, from the request route.
+    let route = log
+        .lines()
+        .find(|l| l.contains("route INVITE"))
+        .unwrap_or_else(|| panic!("no route line:\n{log}"));
+    assert!(route.contains(&format!("call_id={call_id}")), "{route}");
+}
+
+/// `server.log_format = "json"`: one JSON object a line, the Call-ID a
+/// field of the plugin's line.
+#[test]
+fn json_log_lines_carry_the_call_id_as_a_field() {
+    let (busy, second) = (TestUa::new("busy"), TestUa::new("second"));
+    let router = Router::start_with(|m| {
+        forward_on_unavailable(&busy, &second)(m).set("server", "log_format", "\"json\"")
+    });
+    let call_id = relay_through_failure_route(&router, &busy, &second);
+    let log = router.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let line = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "first redirection")
+        .unwrap_or_else(|| panic!("no failure route line:\n{log}"));
+    assert_eq!(line["fields"]["call_id"], call_id.as_str(), "{line}");
+    assert_eq!(line["fields"]["plugin"], "forward-on-unavailable", "{line}");
+    assert_eq!(line["level"], "INFO", "{line}");
+}

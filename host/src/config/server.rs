@@ -17,8 +17,11 @@ pub struct ServerConfig {
     pub listen: Vec<ListenAddr>,
     /// Other names of this router (Kamailio `alias=`), `host` or `host:port`.
     pub aliases: Vec<String>,
-    /// Default `info`.
+    /// Default `info`; `wisp run -v` / `-q` move it a level per flag.
     pub log_level: LogLevel,
+    /// `"text"` (default: one human-readable line per event) or `"json"`
+    /// (one JSON object per line, for a log shipper).
+    pub log_format: LogFormat,
     /// Receive limit in bytes (UDP datagram / TCP message), 1024..=1048576;
     /// default 65535.
     pub max_message_size: usize,
@@ -55,6 +58,7 @@ impl Default for ServerConfig {
             listen: Vec::new(),
             aliases: Vec::new(),
             log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
             max_message_size: 65535,
             workers: 0,
             ctl_socket: PathBuf::from("var/wisp.ctl"),
@@ -110,7 +114,30 @@ pub enum LogLevel {
     Trace,
 }
 
+/// `log_format`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 impl LogLevel {
+    /// `steps` levels more verbose (positive, `-v`) or quieter (negative,
+    /// `-q`), stopping at `trace` and `error`.
+    pub fn shifted(self, steps: i32) -> LogLevel {
+        const ORDER: [LogLevel; 5] = [
+            LogLevel::Error,
+            LogLevel::Warn,
+            LogLevel::Info,
+            LogLevel::Debug,
+            LogLevel::Trace,
+        ];
+        let at = ORDER.iter().position(|l| *l == self).unwrap_or(2) as i32;
+        ORDER[(at + steps).clamp(0, 4) as usize]
+    }
+
     pub fn as_filter(&self) -> &'static str {
         match self {
             LogLevel::Error => "error",
@@ -137,6 +164,26 @@ mod tests {
         assert_eq!(m.server.max_message_size, 65535);
         assert_eq!(m.server.workers, 0);
         assert!(!m.server.sip_warning);
+        assert_eq!(m.server.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn log_format_is_text_or_json_named_at_its_line() {
+        let text = GOOD.replace("[server]\n", "[server]\nlog_format = \"json\"\n");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("valid");
+        assert_eq!(m.server.log_format, LogFormat::Json);
+        let text = GOOD.replace("[server]\n", "[server]\nlog_format = \"xml\"\n");
+        let e = refused_at(&text, 3, "server.log_format");
+        assert!(e.contains("`json`"), "{e}");
+    }
+
+    #[test]
+    fn verbosity_flags_move_the_level_and_stop_at_the_ends() {
+        assert_eq!(LogLevel::Info.shifted(1), LogLevel::Debug);
+        assert_eq!(LogLevel::Info.shifted(-1), LogLevel::Warn);
+        assert_eq!(LogLevel::Warn.shifted(5), LogLevel::Trace);
+        assert_eq!(LogLevel::Debug.shifted(-9), LogLevel::Error);
+        assert_eq!(LogLevel::Error.shifted(0), LogLevel::Error);
     }
 
     #[test]

@@ -295,7 +295,8 @@ impl PluginRuntime {
             .trap_on_grow_failure(true)
             .build();
         let state = PluginState::new(self.host.clone(), self.name.clone(), limits)
-            .with_capabilities(self.caps.clone());
+            .with_capabilities(self.caps.clone())
+            .with_version(self.short_hash());
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.deadline_ticks);
@@ -428,6 +429,7 @@ impl PluginRuntime {
                 if ctx.handled.is_none() && matches!(export, Export::Route) {
                     tracing::debug!(
                         plugin = &*self.name,
+                        call_id = %crate::util::CallId(&ctx.msg),
                         "route ended without reply or relay: request dropped"
                     );
                 }
