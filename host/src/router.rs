@@ -32,6 +32,9 @@ use crate::tm::{FailureWork, RequestMatch, ResponseMatch, RouteContext, RouteOwn
 use crate::transport::{self, Inbound, Source, Transports};
 use crate::util::lock;
 
+/// How often expired user location bindings are dropped from memory.
+pub const USRLOC_PURGE: Duration = Duration::from_secs(10);
+
 /// The running router.
 pub struct Router {
     /// Every layer below the plugins (what plugins act on).
@@ -43,6 +46,9 @@ pub struct Router {
     /// Taken by [`serve`](Self::serve).
     tcp: Mutex<Vec<TcpListener>>,
     failure_routes: Mutex<Option<mpsc::UnboundedReceiver<FailureWork>>>,
+    /// Receive workers per UDP socket, once [`serve`](Self::serve) ran.
+    workers: std::sync::atomic::AtomicUsize,
+    started: std::time::SystemTime,
 }
 
 impl Router {
@@ -160,6 +166,8 @@ impl Router {
             udp,
             tcp: Mutex::new(tcp),
             failure_routes: Mutex::new(Some(failure_routes)),
+            workers: std::sync::atomic::AtomicUsize::new(0),
+            started: std::time::SystemTime::now(),
         });
         let inbound: Arc<dyn Inbound> = router.clone();
         transports.set_inbound(Arc::downgrade(&inbound));
@@ -184,6 +192,16 @@ impl Router {
         &self.host
     }
 
+    /// Receive workers per UDP socket (0 before [`serve`](Self::serve)).
+    pub fn workers(&self) -> usize {
+        self.workers.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// When the router was built.
+    pub fn started(&self) -> std::time::SystemTime {
+        self.started
+    }
+
     /// The plugin chain (reload, listing).
     pub fn plugins(&self) -> &Arc<PluginChain> {
         &self.plugins
@@ -192,6 +210,8 @@ impl Router {
     /// Start the receive loops (`workers` per UDP socket), the transaction
     /// timers, the failure-route runner and the user location purge.
     pub fn serve(self: &Arc<Self>, workers: usize) {
+        self.workers
+            .store(workers, std::sync::atomic::Ordering::Relaxed);
         let limit = self.transports().max_message_size();
         for sock in &self.udp {
             transport::udp::serve(self.clone(), sock.clone(), workers, limit);
@@ -221,7 +241,7 @@ impl Router {
         }
         let services = self.host.services.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            let mut tick = tokio::time::interval(USRLOC_PURGE);
             loop {
                 tick.tick().await;
                 let n = services.usrloc().purge_expired(Instant::now());

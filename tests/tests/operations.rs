@@ -131,3 +131,75 @@ fn json_log_lines_carry_the_call_id_as_a_field() {
     assert_eq!(line["fields"]["plugin"], "forward-on-unavailable", "{line}");
     assert_eq!(line["level"], "INFO", "{line}");
 }
+
+/// `wisp ctl ps` (kamcmd `core.psx`): the receive workers and the sockets
+/// they serve, the timers, the background threads and the plugin build
+/// with the instances its pool holds, as a table and as JSON.
+#[test]
+fn ctl_ps_lists_workers_listeners_timers_threads_and_plugin_builds() {
+    let router = Router::start_with(|m| m.set("server", "workers", "1"));
+    // One request, so the plugin's pool holds an instance.
+    let a = TestUa::new("alice");
+    let opt = a.request("OPTIONS", &router.uri());
+    let (_, fin) = a.transact(router.udp_addr(), &opt, RECV);
+    assert_eq!(fin.and_then(|m| m.status()), Some(200));
+
+    let ps: serde_json::Value =
+        serde_json::from_str(&router.ctl_ok(&["ps", "--json"])).expect("ps --json is JSON");
+    assert_eq!(ps["pid"], router.pid().expect("runs"), "{ps}");
+    assert_eq!(ps["workers"], 1, "{ps}");
+    let listeners: Vec<(String, u64)> = ps["listeners"]
+        .as_array()
+        .expect("listeners")
+        .iter()
+        .map(|l| {
+            let tasks = l["tasks"].as_u64().expect("tasks");
+            (l["address"].as_str().expect("address").to_owned(), tasks)
+        })
+        .collect();
+    assert_eq!(
+        listeners,
+        vec![
+            (format!("udp:{}", router.udp_addr()), 1),
+            (format!("tcp:{}", router.tcp_addr()), 1)
+        ],
+        "{ps}"
+    );
+    let timers: Vec<&str> = ps["timers"]
+        .as_array()
+        .expect("timers")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(timers, ["tm", "usrloc purge", "pike sweep"], "{ps}");
+    let store = ps["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .find(|t| t["name"] == "store writer")
+        .unwrap_or_else(|| panic!("no store writer: {ps}"));
+    assert!(store["detail"].is_string(), "{ps}");
+    let plugins = ps["plugins"].as_array().expect("plugins");
+    assert_eq!(plugins.len(), 1, "{ps}");
+    assert_eq!(plugins[0]["name"], "default", "{ps}");
+    let build = &plugins[0]["builds"][0];
+    assert_eq!(build["serving"], true, "{ps}");
+    assert!(build["instances"].as_u64() >= Some(1), "{ps}");
+    // The build is the one `plugin list` names.
+    let hash = build["build"].as_str().expect("build").to_owned();
+    assert!(router.ctl_ok(&["plugin", "list"]).contains(&hash));
+
+    let table = router.ctl_ok(&["ps"]);
+    assert!(
+        table.contains(&format!("pid={} ", router.pid().expect("runs"))),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("listener  udp:{}", router.udp_addr())),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("plugin    default {hash} serving")),
+        "{table}"
+    );
+}

@@ -78,7 +78,7 @@ fn check_contract_version(
 }
 
 /// How often the engine's epoch advances; deadlines are counted in these.
-const EPOCH_TICK: Duration = Duration::from_millis(5);
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +278,12 @@ impl PluginRuntime {
     /// Calls, traps and latency of this build.
     pub fn stats(&self) -> &crate::stats::PluginStats {
         &self.stats
+    }
+
+    /// Idle instances in this build's pool (one per worker that called it,
+    /// more after a burst); in use ones are not counted.
+    pub fn pooled_instances(&self) -> usize {
+        crate::util::lock(&self.pool).len()
     }
 
     /// Transactions that will still run a failure or reply route of this build.
