@@ -203,3 +203,78 @@ fn ctl_ps_lists_workers_listeners_timers_threads_and_plugin_builds() {
         "{table}"
     );
 }
+
+/// `contrib/grafana-wisp.json` graphs only metrics `/metrics` serves: every
+/// `wisp_*` name in its queries is a sample name of a scrape taken after a
+/// plugin call and a REGISTER (so the histograms and the per-table gauges
+/// have series).
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_the_endpoint_serves() {
+    use std::io::{Read, Write};
+    let router = Router::start_with(|mut m| {
+        m.extra.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+        m
+    });
+    let a = TestUa::new("alice");
+    a.register(&router);
+    let log = router.wait_for_log("the metrics address", RECV, |l| {
+        l.contains("metrics on http://")
+    });
+    let addr: std::net::SocketAddr = log
+        .lines()
+        .find_map(|l| l.split_once("metrics on http://"))
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .and_then(|(addr, _)| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no metrics address in:\n{log}"));
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: wisp\r\n\r\n")
+        .expect("send");
+    let mut scrape = String::new();
+    let _ = s.read_to_string(&mut scrape);
+    let served: std::collections::BTreeSet<&str> = scrape
+        .lines()
+        .filter(|l| l.starts_with("wisp_"))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+
+    let path = repo_root().join("contrib/grafana-wisp.json");
+    let text = std::fs::read_to_string(&path).expect("contrib/grafana-wisp.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
+    let mut queried = std::collections::BTreeSet::new();
+    let mut exprs = Vec::new();
+    fn walk<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("expr" | "definition", serde_json::Value::String(s)) => out.push(s),
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    walk(&dashboard, &mut exprs);
+    for e in &exprs {
+        let mut rest = *e;
+        while let Some(at) = rest.find("wisp_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            queried.insert(name);
+        }
+    }
+    assert!(queried.len() >= 20, "{queried:?}");
+    let missing: Vec<&String> = queried
+        .iter()
+        .filter(|n| !served.contains(n.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries metrics /metrics does not serve: {missing:?}\n--- /metrics ---\n{scrape}"
+    );
+}
