@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use wisp::config::Manifest;
+use wisp::config::{LogFormat, Manifest};
 use wisp::router::Router;
 
 /// Many small, short-lived allocations per message: mimalloc's thread-local
@@ -31,6 +31,13 @@ enum Command {
         /// The manifest.
         #[arg(long, short, default_value = "config/wisp.toml")]
         config: PathBuf,
+        /// More verbose than the manifest's `server.log_level`, a level per
+        /// flag (`-vv`: two).
+        #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+        verbose: u8,
+        /// Quieter than the manifest's `server.log_level`, a level per flag.
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        quiet: u8,
     },
     /// Validate the manifest and load the plugin without serving (like `kamailio -c`).
     Check {
@@ -54,7 +61,11 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run {
+            config,
+            verbose,
+            quiet,
+        } => run(config, i32::from(verbose) - i32::from(quiet)),
         Command::Check { config } => check(config),
         Command::Ctl {
             config,
@@ -71,20 +82,26 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(manifest: &Manifest) {
+/// The log on standard error: `server.log_level` moved `verbosity` levels
+/// (`-v` / `-q`), unless `RUST_LOG` says otherwise; text or JSON lines
+/// (`server.log_format`).
+fn init_logging(manifest: &Manifest, verbosity: i32) {
+    let level = manifest.server.log_level.shifted(verbosity);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!(
-            "wisp={0},wisp_sip={0},warn",
-            manifest.server.log_level.as_filter()
-        ))
+        EnvFilter::new(format!("wisp={0},wisp_sip={0},warn", level.as_filter()))
     });
-    // Colours only on a terminal: logs that go to files stay greppable.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match manifest.server.log_format {
+        // One object a line: the event's fields (Call-ID, plugin, ...) as
+        // keys, and the message spans it happened in.
+        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+        // Colours only on a terminal: logs that go to files stay greppable.
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
 
 /// Transparent huge pages off for this process. The allocator asks for
@@ -113,9 +130,9 @@ fn workers(manifest: &Manifest) -> usize {
     }
 }
 
-fn run(config: PathBuf) -> anyhow::Result<()> {
+fn run(config: PathBuf, verbosity: i32) -> anyhow::Result<()> {
     let manifest = Manifest::load(&config)?;
-    init_logging(&manifest);
+    init_logging(&manifest, verbosity);
     no_transparent_huge_pages();
     let workers = workers(&manifest);
     let runtime = if workers == 1 {
@@ -231,7 +248,7 @@ fn ctl(config: PathBuf, socket: Option<PathBuf>, mut args: Vec<String>) -> anyho
 
 fn check(config: PathBuf) -> anyhow::Result<()> {
     let manifest = Manifest::load(&config)?;
-    init_logging(&manifest);
+    init_logging(&manifest, 0);
     // Load the plugin exactly as `run` would, on ephemeral ports so a running
     // router on the same manifest does not make the check fail.
     let mut probe = manifest.clone();

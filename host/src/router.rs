@@ -32,6 +32,9 @@ use crate::tm::{FailureWork, RequestMatch, ResponseMatch, RouteContext, RouteOwn
 use crate::transport::{self, Inbound, Source, Transports};
 use crate::util::lock;
 
+/// How often expired user location bindings are dropped from memory.
+pub const USRLOC_PURGE: Duration = Duration::from_secs(10);
+
 /// The running router.
 pub struct Router {
     /// Every layer below the plugins (what plugins act on).
@@ -43,6 +46,9 @@ pub struct Router {
     /// Taken by [`serve`](Self::serve).
     tcp: Mutex<Vec<TcpListener>>,
     failure_routes: Mutex<Option<mpsc::UnboundedReceiver<FailureWork>>>,
+    /// Receive workers per UDP socket, once [`serve`](Self::serve) ran.
+    workers: std::sync::atomic::AtomicUsize,
+    started: std::time::SystemTime,
 }
 
 impl Router {
@@ -135,7 +141,8 @@ impl Router {
             .with_identity(
                 &manifest.server.server_header,
                 &manifest.server.user_agent_header,
-            ),
+            )
+            .with_sip_warning(manifest.server.sip_warning),
         );
         let (tm, failure_routes) =
             Tm::new(&manifest.tm, Arc::new(SystemClock), sl.clone(), resolver);
@@ -170,6 +177,8 @@ impl Router {
             udp,
             tcp: Mutex::new(tcp),
             failure_routes: Mutex::new(Some(failure_routes)),
+            workers: std::sync::atomic::AtomicUsize::new(0),
+            started: std::time::SystemTime::now(),
         });
         let inbound: Arc<dyn Inbound> = router.clone();
         transports.set_inbound(Arc::downgrade(&inbound));
@@ -194,6 +203,16 @@ impl Router {
         &self.host
     }
 
+    /// Receive workers per UDP socket (0 before [`serve`](Self::serve)).
+    pub fn workers(&self) -> usize {
+        self.workers.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// When the router was built.
+    pub fn started(&self) -> std::time::SystemTime {
+        self.started
+    }
+
     /// The plugin chain (reload, listing).
     pub fn plugins(&self) -> &Arc<PluginChain> {
         &self.plugins
@@ -202,6 +221,8 @@ impl Router {
     /// Start the receive loops (`workers` per UDP socket), the transaction
     /// timers, the failure-route runner and the user location purge.
     pub fn serve(self: &Arc<Self>, workers: usize) {
+        self.workers
+            .store(workers, std::sync::atomic::Ordering::Relaxed);
         let limit = self.transports().max_message_size();
         for sock in &self.udp {
             transport::udp::serve(self.clone(), sock.clone(), workers, limit);
@@ -231,7 +252,7 @@ impl Router {
         }
         let services = self.host.services.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            let mut tick = tokio::time::interval(USRLOC_PURGE);
             loop {
                 tick.tick().await;
                 let n = services.usrloc().purge_expired(Instant::now());
@@ -326,11 +347,11 @@ impl Router {
     /// A request that failed the sanity check: 400 with the reason (never to an ACK).
     fn refuse(&self, msg: Message, source: Source, reason: &str) {
         stats::inc(Counter::BadMessages);
-        crate::log_limited!(info, remote = %source.remote, "400 {reason}");
+        crate::log_limited!(info, remote = %source.remote, call_id = %crate::util::CallId(&msg), "400 {reason}");
         if msg.method() != Some(&wisp_sip::Method::Ack)
             && let Err(e) = reply::send_reply_unchecked(&self.host.sl, &msg, source, 400, reason)
         {
-            crate::log_limited!(info, remote = %source.remote, "no 400 possible: {e}");
+            crate::log_limited!(info, remote = %source.remote, call_id = %crate::util::CallId(&msg), "no 400 possible: {e}");
         }
     }
 }

@@ -11,6 +11,24 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A message's Call-ID as a log field (`call_id = %CallId(&msg)`): what an
+/// operator greps for to follow a message through the log. Written as
+/// lossy text without an allocation; empty when the header is missing or
+/// unusable.
+pub struct CallId<'a>(pub &'a wisp_sip::Message);
+
+impl std::fmt::Display for CallId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for chunk in self.0.call_id().unwrap_or_default().utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{fffd}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Log lines that an attacker can make the router write once per message
 /// (a 503 per refused INVITE, a 500 per trapping request, a failed send per
 /// datagram) are limited per call site: the first [`LogLimit::BURST`] of

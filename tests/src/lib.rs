@@ -257,7 +257,8 @@ pub struct Router {
 const READY_LINE: &str = "wisp ready";
 
 /// The sockets in `log`'s lines ending `listening on udp:127.0.0.1:40123`
-/// (one a socket; not the ready line's summary of the manifest).
+/// (one a socket; not the ready line's summary of the manifest), in text or
+/// JSON lines.
 fn listening_in(log: &str) -> Vec<(String, SocketAddr)> {
     let mut found: Vec<(String, SocketAddr)> = Vec::new();
     for line in log.lines().filter(|l| !l.contains(READY_LINE)) {
@@ -267,6 +268,9 @@ fn listening_in(log: &str) -> Vec<(String, SocketAddr)> {
         let Some((proto, addr)) = rest.trim_end().split_once(':') else {
             continue;
         };
+        // A JSON log (`server.log_format = "json"`) closes the message's
+        // string after the address.
+        let addr = addr.split('"').next().unwrap_or(addr);
         let Ok(addr) = addr.parse::<SocketAddr>() else {
             continue;
         };
@@ -552,6 +556,11 @@ impl Router {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The router's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// Whether the process is still running.

@@ -39,7 +39,7 @@ pub use metrics::MetricsConfig;
 pub use pike::{HtableConfig, PikeConfig};
 pub use plugin::{CapabilitiesConfig, PluginConfig};
 pub use rr::RrConfig;
-pub use server::{LogLevel, ServerConfig};
+pub use server::{LogFormat, LogLevel, ServerConfig};
 pub use subscriber::SubscriberConfig;
 pub use tcp::TcpConfig;
 pub use tm::TmConfig;

@@ -17,8 +17,11 @@ pub struct ServerConfig {
     pub listen: Vec<ListenAddr>,
     /// Other names of this router (Kamailio `alias=`), `host` or `host:port`.
     pub aliases: Vec<String>,
-    /// Default `info`.
+    /// Default `info`; `wisp run -v` / `-q` move it a level per flag.
     pub log_level: LogLevel,
+    /// `"text"` (default: one human-readable line per event) or `"json"`
+    /// (one JSON object per line, for a log shipper).
+    pub log_format: LogFormat,
     /// Receive limit in bytes (UDP datagram / TCP message), 1024..=1048576;
     /// default 65535.
     pub max_message_size: usize,
@@ -38,6 +41,14 @@ pub struct ServerConfig {
     /// CANCEL and ACK of its transactions; Kamailio `user_agent_header`);
     /// `""` sends none. Default `Wisp/<version>`.
     pub user_agent_header: String,
+    /// Kamailio core `sip_warning`: every reply the router generates (`sl`,
+    /// tm's 408/483/500/503, the sanity check's 400) carries `Warning: 392
+    /// <listen address> "Noisy feedback tells: pid=... req_src_ip=...
+    /// req_src_port=... in_uri=... out_uri=... via_cnt=..."`, to trace
+    /// which server in a chain answered and why. It tells the world the
+    /// router's addresses and pid: for test beds and debugging, not for a
+    /// router on the internet. Default `false`.
+    pub sip_warning: bool,
 }
 
 impl Default for ServerConfig {
@@ -47,12 +58,14 @@ impl Default for ServerConfig {
             listen: Vec::new(),
             aliases: Vec::new(),
             log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
             max_message_size: 65535,
             workers: 0,
             ctl_socket: PathBuf::from("var/wisp.ctl"),
             plugin_cache: PathBuf::from("var/plugin-cache"),
             server_header: DEFAULT_IDENTITY.to_string(),
             user_agent_header: DEFAULT_IDENTITY.to_string(),
+            sip_warning: false,
         }
     }
 }
@@ -101,7 +114,30 @@ pub enum LogLevel {
     Trace,
 }
 
+/// `log_format`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 impl LogLevel {
+    /// `steps` levels more verbose (positive, `-v`) or quieter (negative,
+    /// `-q`), stopping at `trace` and `error`.
+    pub fn shifted(self, steps: i32) -> LogLevel {
+        const ORDER: [LogLevel; 5] = [
+            LogLevel::Error,
+            LogLevel::Warn,
+            LogLevel::Info,
+            LogLevel::Debug,
+            LogLevel::Trace,
+        ];
+        let at = ORDER.iter().position(|l| *l == self).unwrap_or(2) as i32;
+        ORDER[(at + steps).clamp(0, 4) as usize]
+    }
+
     pub fn as_filter(&self) -> &'static str {
         match self {
             LogLevel::Error => "error",
@@ -127,6 +163,37 @@ mod tests {
         assert_eq!(m.server.log_level, LogLevel::Info);
         assert_eq!(m.server.max_message_size, 65535);
         assert_eq!(m.server.workers, 0);
+        assert!(!m.server.sip_warning);
+        assert_eq!(m.server.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn log_format_is_text_or_json_named_at_its_line() {
+        let text = GOOD.replace("[server]\n", "[server]\nlog_format = \"json\"\n");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("valid");
+        assert_eq!(m.server.log_format, LogFormat::Json);
+        let text = GOOD.replace("[server]\n", "[server]\nlog_format = \"xml\"\n");
+        let e = refused_at(&text, 3, "server.log_format");
+        assert!(e.contains("`json`"), "{e}");
+    }
+
+    #[test]
+    fn verbosity_flags_move_the_level_and_stop_at_the_ends() {
+        assert_eq!(LogLevel::Info.shifted(1), LogLevel::Debug);
+        assert_eq!(LogLevel::Info.shifted(-1), LogLevel::Warn);
+        assert_eq!(LogLevel::Warn.shifted(5), LogLevel::Trace);
+        assert_eq!(LogLevel::Debug.shifted(-9), LogLevel::Error);
+        assert_eq!(LogLevel::Error.shifted(0), LogLevel::Error);
+    }
+
+    #[test]
+    fn sip_warning_is_a_switch_named_at_its_line() {
+        let text = GOOD.replace("[server]\n", "[server]\nsip_warning = true\n");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("valid");
+        assert!(m.server.sip_warning);
+        let text = GOOD.replace("[server]\n", "[server]\nsip_warning = \"yes\"\n");
+        let e = refused_at(&text, 3, "server.sip_warning");
+        assert!(e.contains("bool"), "{e}");
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]),
 //! `user add|passwd|rm|show` ([`user`]), `acl grant|revoke|show` ([`acl`]),
 //! `htable dump|set|rm` ([`htable`]), `plugin list|reload` ([`plugin`]),
-//! `listen`, `acc show` ([`acc`]), `stats` ([`stats`]; the Prometheus
+//! `listen`, `acc show` ([`acc`]), `ps` ([`ps`]), `stats` ([`stats`]; the Prometheus
 //! endpoint of [`metrics`] serves the same numbers).
 
 pub mod acc;
@@ -27,6 +27,7 @@ pub mod client;
 pub mod htable;
 pub mod metrics;
 pub mod plugin;
+pub mod ps;
 pub mod server;
 pub mod stats;
 pub mod ul;
@@ -110,6 +111,9 @@ pub enum Command {
     /// Accounting records (`[acc]`).
     #[command(subcommand)]
     Acc(acc::AccCommand),
+    /// Workers, listeners, timers, background threads and plugin builds
+    /// (kamcmd `core.psx`, serctl `ps`).
+    Ps(ps::PsArgs),
 }
 
 /// What a request's arguments ask for.
@@ -200,6 +204,7 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
                 .map_err(|e| CtlError::Failed(format!("stats: {e}")))?
         }
         Command::Acc(c) => acc::execute(router.services(), c),
+        Command::Ps(a) => ps::execute(router, &a),
     }
 }
 
@@ -310,7 +315,7 @@ mod tests {
         };
         assert!(e.starts_with("unrecognized subcommand 'dlg'"), "{e}");
         assert!(
-            e.contains("Usage: wisp ctl <ul|alias|user|acl|htable|plugin|listen|stats|acc>"),
+            e.contains("Usage: wisp ctl <ul|alias|user|acl|htable|plugin|listen|stats|acc|ps>"),
             "{e}"
         );
         assert_eq!(e.matches("Usage:").count(), 1, "{e}");

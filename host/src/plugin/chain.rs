@@ -205,6 +205,8 @@ pub struct VersionStatus {
     pub serving: bool,
     pub loaded_at: SystemTime,
     pub live_transactions: usize,
+    /// Idle instances in the build's pool.
+    pub instances: usize,
     pub failures: u64,
     /// Calls, traps and call latency (the metrics).
     pub stats: crate::stats::PluginSnapshot,
@@ -217,6 +219,7 @@ impl VersionStatus {
             serving,
             loaded_at: r.loaded_at(),
             live_transactions: r.live_transactions(),
+            instances: r.pooled_instances(),
             failures: r.failures(),
             stats: r.stats().snapshot(),
         }

@@ -78,7 +78,7 @@ fn check_contract_version(
 }
 
 /// How often the engine's epoch advances; deadlines are counted in these.
-const EPOCH_TICK: Duration = Duration::from_millis(5);
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +280,12 @@ impl PluginRuntime {
         &self.stats
     }
 
+    /// Idle instances in this build's pool (one per worker that called it,
+    /// more after a burst); in use ones are not counted.
+    pub fn pooled_instances(&self) -> usize {
+        crate::util::lock(&self.pool).len()
+    }
+
     /// Transactions that will still run a failure or reply route of this build.
     pub fn live_transactions(&self) -> usize {
         self.live_txns.load(Ordering::Relaxed)
@@ -295,7 +301,8 @@ impl PluginRuntime {
             .trap_on_grow_failure(true)
             .build();
         let state = PluginState::new(self.host.clone(), self.name.clone(), limits)
-            .with_capabilities(self.caps.clone());
+            .with_capabilities(self.caps.clone())
+            .with_version(self.short_hash());
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.deadline_ticks);
@@ -428,6 +435,7 @@ impl PluginRuntime {
                 if ctx.handled.is_none() && matches!(export, Export::Route) {
                     tracing::debug!(
                         plugin = &*self.name,
+                        call_id = %crate::util::CallId(&ctx.msg),
                         "route ended without reply or relay: request dropped"
                     );
                 }

@@ -101,12 +101,13 @@ pub fn forward_request(
             let summary = ctx.summary.clone();
             let mut msg = ctx.msg.clone();
             tokio::spawn(async move {
+                let call_id = crate::util::CallId(&msg).to_string();
                 let dest = match tokio::net::lookup_host((host.as_str(), port)).await {
                     Ok(mut addrs) => addrs.next(),
                     Err(_) => None,
                 };
                 let Some(dest) = dest else {
-                    crate::log_limited!(info, %host, "forward: destination does not resolve; 478");
+                    crate::log_limited!(info, %host, %call_id, "forward: destination does not resolve; 478");
                     if let Some(reply) = late_reply {
                         let _ = reply.send(478, "Unresolvable destination", &[]);
                     }
@@ -123,10 +124,10 @@ pub fn forward_request(
                 ) {
                     Ok(data) => {
                         if let Err(e) = transports.send(proto, dest, None, data) {
-                            crate::log_limited!(info, %dest, "forward failed: {e}");
+                            crate::log_limited!(info, %dest, %call_id, "forward failed: {e}");
                         }
                     }
-                    Err(e) => crate::log_limited!(info, %dest, "forward failed: {e}"),
+                    Err(e) => crate::log_limited!(info, %dest, %call_id, "forward failed: {e}"),
                 }
             });
         }

@@ -39,6 +39,9 @@ pub struct Stateless {
     /// The `User-Agent:` value of requests the router makes itself (tm's
     /// CANCEL and ACK); `None`: no header.
     user_agent_header: Option<Arc<str>>,
+    /// `server.sip_warning`: every reply built here carries a `Warning: 392`
+    /// that describes the request (Kamailio core `sip_warning`).
+    sip_warning: bool,
 }
 
 impl Stateless {
@@ -53,6 +56,7 @@ impl Stateless {
             rr,
             server_header: Some(Arc::from(reply::SERVER)),
             user_agent_header: Some(Arc::from(reply::SERVER)),
+            sip_warning: false,
         }
     }
 
@@ -64,6 +68,23 @@ impl Stateless {
         self.server_header = value(server_header);
         self.user_agent_header = value(user_agent_header);
         self
+    }
+
+    /// The manifest's `server.sip_warning` (Kamailio core `sip_warning`):
+    /// every reply the router generates carries a `Warning: 392` naming the
+    /// process, the request's source, its Request-URI before and after the
+    /// route and its Via count.
+    pub fn with_sip_warning(mut self, on: bool) -> Self {
+        self.sip_warning = on;
+        self
+    }
+
+    /// What every reply built here carries besides the request's headers.
+    pub fn reply_headers(&self) -> reply::ReplyHeaders<'_> {
+        reply::ReplyHeaders {
+            server: self.server_header.as_deref(),
+            sip_warning: self.sip_warning,
+        }
     }
 
     pub fn server_header(&self) -> Option<&Arc<str>> {

@@ -87,6 +87,7 @@ pub fn send_stateless(
 pub struct DeferredReply {
     transports: Arc<Transports>,
     server_header: Option<Arc<str>>,
+    sip_warning: bool,
     msg: Message,
     summary: RequestSummary,
     source: Source,
@@ -101,6 +102,7 @@ impl DeferredReply {
         Ok(DeferredReply {
             transports: sl.transports().clone(),
             server_header: sl.server_header().cloned(),
+            sip_warning: sl.reply_headers().sip_warning,
             msg: ctx.msg.clone(),
             summary: ctx.summary.clone(),
             source: ctx.source,
@@ -114,8 +116,12 @@ impl DeferredReply {
         reason: &str,
         extra_headers: &[(&str, &str)],
     ) -> Result<(), ReplyError> {
+        let headers = ReplyHeaders {
+            server: self.server_header.as_deref(),
+            sip_warning: self.sip_warning,
+        };
         let (bytes, dest) = build_response(
-            self.server_header.as_deref(),
+            headers,
             &self.msg,
             &self.summary,
             self.source,
@@ -172,19 +178,36 @@ pub fn send_stateless_reply(
     reason: &str,
     extra_headers: &[(&str, &str)],
 ) -> Result<(), ReplyError> {
-    let server = sl.server_header().map(|s| &**s);
-    let (bytes, dest) = build_response(server, req, summary, source, code, reason, extra_headers)?;
+    let (bytes, dest) = build_response(
+        sl.reply_headers(),
+        req,
+        summary,
+        source,
+        code,
+        reason,
+        extra_headers,
+    )?;
     sl.transports()
         .send_response(source.proto, dest, Some(source.local), bytes)?;
     crate::stats::reply_sent(code, crate::stats::ReplyOrigin::Local);
     Ok(())
 }
 
+/// What every reply the router builds carries besides the request's
+/// headers: the manifest's `Server:` and `sip_warning`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplyHeaders<'a> {
+    /// `Server: <server>` unless `None`.
+    pub server: Option<&'a str>,
+    /// A `Warning: 392` from [`sip_warning`].
+    pub sip_warning: bool,
+}
+
 /// The bytes of a reply to `req` and where it goes (§18.2.2): the To-tag of
-/// [`to_tag`] for codes above 100, `received`/`rport` on the top Via,
-/// `Server: <server>` unless `None`.
+/// [`to_tag`] for codes above 100, `received`/`rport` on the top Via, and
+/// what `headers` asks for.
 pub fn build_response(
-    server: Option<&str>,
+    headers: ReplyHeaders<'_>,
     req: &Message,
     summary: &RequestSummary,
     source: Source,
@@ -201,18 +224,73 @@ pub fn build_response(
         .then(|| ip_buf.format(source.remote.ip()));
     let mut tag_buf = [0u8; TO_TAG_LEN];
     let tag = (code > 100).then(|| to_tag_into(req, summary, &mut tag_buf));
+    // Off (the default), this costs a branch: no allocation.
+    let warning;
+    let with_warning: Vec<(&str, &str)>;
+    let extra_headers = if headers.sip_warning {
+        warning = sip_warning(req, source);
+        with_warning = extra_headers
+            .iter()
+            .copied()
+            .chain([("Warning", warning.as_str())])
+            .collect();
+        &with_warning[..]
+    } else {
+        extra_headers
+    };
     let opts = ReplyOptions {
         to_tag: tag,
         top_via_received: received,
         top_via_rport: rport_requested.then_some(source.remote.port()),
         extra_headers,
         body: None,
-        server,
+        server: headers.server,
     };
     let bytes =
         build_reply(req, code, reason, &opts).map_err(|e| ReplyError::Unanswerable(e.reason()))?;
     let destination = response_destination(source, top.port, rport_requested);
     Ok((bytes, destination))
+}
+
+/// The value of the `Warning` header `server.sip_warning` adds to a reply
+/// to `req` from `source` (Kamailio's `warning_builder`, seed 003 "Tracing
+/// Errors in Server Chains"): code 392, the socket the request came in on,
+/// and the router's pid, the request's source, its Request-URI as received
+/// (`in_uri`) and as the route left it (`out_uri`) and its Via count.
+/// Kamailio writes `via_cnt==N` (the second `=` says every header was
+/// parsed); Wisp parses every header, and writes `via_cnt=N`.
+pub fn sip_warning(req: &Message, source: Source) -> String {
+    let in_uri = match req.start_line() {
+        wisp_sip::StartLine::Request { uri, .. } => uri.clone(),
+        wisp_sip::StartLine::Response { .. } => Bytes::new(),
+    };
+    let out_uri = req.request_uri_raw();
+    let via_cnt = req.vias().map_or(0, |v| v.len());
+    format!(
+        "392 {} \"Noisy feedback tells: pid={} req_src_ip={} req_src_port={} in_uri={} out_uri={} via_cnt={}\"",
+        source.local,
+        std::process::id(),
+        source.remote.ip(),
+        source.remote.port(),
+        quotable(&in_uri),
+        quotable(&out_uri),
+        via_cnt,
+    )
+}
+
+/// `text` as it may stand inside a quoted string: a URI the sender chose
+/// could end the quote (`"`, `\`) or the header (control characters).
+fn quotable(text: &[u8]) -> String {
+    String::from_utf8_lossy(text)
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Where responses to the request of `summary` from `source` go.

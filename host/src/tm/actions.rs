@@ -19,7 +19,7 @@ impl Tm {
                         Some(txn.source.local),
                         b,
                     ) {
-                        crate::log_limited!(info, dest = %txn.response_dest, "response send failed: {e}");
+                        crate::log_limited!(info, dest = %txn.response_dest, call_id = %crate::util::CallId(&txn.request), "response send failed: {e}");
                     }
                 }
                 TxnAction::Schedule(kind, at) => {
@@ -56,7 +56,7 @@ impl Tm {
                                 .transports()
                                 .send(b.proto, b.dest, Some(b.local), bytes)
                     {
-                        crate::log_limited!(info, dest = %b.dest, "branch send failed: {e}");
+                        crate::log_limited!(info, dest = %b.dest, call_id = %crate::util::CallId(&txn.request), "branch send failed: {e}");
                     }
                 }
                 TxnAction::Schedule(kind, at) => self

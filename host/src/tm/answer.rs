@@ -20,9 +20,8 @@ impl Tm {
         reason: &str,
         extra_headers: &[(&str, &str)],
     ) -> Result<bytes::Bytes, reply::ReplyError> {
-        let server = self.sl.server_header().map(|s| &**s);
         let (bytes, _) = reply::build_response(
-            server,
+            self.sl.reply_headers(),
             &txn.request,
             &txn.summary,
             txn.source,

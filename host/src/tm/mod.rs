@@ -163,6 +163,12 @@ impl Tm {
         &self.timers
     }
 
+    /// Timers waiting to fire (retransmission, timeout and wait timers of
+    /// every transaction and branch).
+    pub fn pending_timers(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Live transactions.
     pub fn len(&self) -> usize {
         self.table.len()

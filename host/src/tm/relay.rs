@@ -259,11 +259,13 @@ impl Tm {
                     txn.branches[i].alternatives = std::mem::take(&mut dests);
                     started = true;
                 }
-                Err(e) => crate::log_limited!(info, dest = %d, "branch not sent: {e}"),
+                Err(e) => {
+                    crate::log_limited!(info, dest = %d, call_id = %crate::util::CallId(&txn.request), "branch not sent: {e}")
+                }
             }
         }
         if !started && !out.replica && live {
-            crate::log_limited!(info, %host, "t_relay: destination does not resolve");
+            crate::log_limited!(info, %host, call_id = %crate::util::CallId(&txn.request), "t_relay: destination does not resolve");
             let made = self.local_candidate(&txn, 478, "Unresolvable destination");
             txn.candidates.extend(made);
         }
@@ -292,12 +294,12 @@ impl Tm {
             let (p, d) = rest.remove(0);
             match self.send_branch(txn, out.clone(), p, d, now) {
                 Ok(j) => {
-                    crate::log_limited!(info, dest = %d, "fail-over to the next destination");
+                    crate::log_limited!(info, dest = %d, call_id = %crate::util::CallId(&txn.request), "fail-over to the next destination");
                     txn.branches[j].alternatives = rest;
                     return true;
                 }
                 Err(e) => {
-                    crate::log_limited!(info, dest = %d, "fail-over destination not sent: {e}")
+                    crate::log_limited!(info, dest = %d, call_id = %crate::util::CallId(&txn.request), "fail-over destination not sent: {e}")
                 }
             }
         }
@@ -407,9 +409,9 @@ impl Tm {
         if b.done || b.provisional || b.unsent {
             return;
         }
-        crate::log_limited!(info, dest = %b.dest, "branch not sent: {e}");
         b.unsent = true;
-        let replica = b.replica;
+        let (replica, dest) = (b.replica, b.dest);
+        crate::log_limited!(info, %dest, call_id = %crate::util::CallId(&txn.request), "branch not sent: {e}");
         let moved_on = self.fail_over(&mut txn, i, now);
         if let Some(b) = txn.branches.get_mut(i) {
             b.done = true;

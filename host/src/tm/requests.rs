@@ -104,7 +104,7 @@ impl Tm {
                     ctx.source.remote.ip()
                 ),
             };
-            crate::log_limited!(warn, "{why}: 503");
+            crate::log_limited!(warn, call_id = %crate::util::CallId(&ctx.msg), "{why}: 503");
             let _ = reply::send_stateless_reply(
                 &self.sl,
                 &ctx.msg,

@@ -32,12 +32,17 @@ async fn bench() -> Bench {
 }
 
 async fn bench_with(cfg: TmConfig) -> Bench {
+    bench_on(cfg, false).await
+}
+
+/// A bench whose replies carry `server.sip_warning`'s Warning when `warn`.
+async fn bench_on(cfg: TmConfig, warn: bool) -> Bench {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let router = sock.local_addr().expect("addr");
     let transports = Arc::new(Transports::new(vec![Arc::new(sock)], vec![], 65535));
-    let sl = Arc::new(Stateless::new(transports, &[], Default::default()));
+    let sl = Arc::new(Stateless::new(transports, &[], Default::default()).with_sip_warning(warn));
     let clock = Arc::new(ManualClock::new());
     let (tm, failure_routes) = Tm::new(&cfg, clock.clone(), sl, None);
     let ua = || {
@@ -295,6 +300,52 @@ async fn a_relay_to_a_tel_uri_leaves_the_request_to_answer_once() {
     );
     b.tm.route_finished(&mut ctx);
     assert!(Bench::silent(&b.caller, 200), "and no other");
+}
+
+/// Kamailio `sip_warning`: the 408 tm makes itself names the router's
+/// socket, the caller and the request; without the switch it has none.
+#[tokio::test(flavor = "multi_thread")]
+async fn sip_warning_rides_on_the_408_tm_makes_and_only_when_asked() {
+    for warn in [true, false] {
+        let b = bench_on(TmConfig::default(), warn).await;
+        let mut ctx = b.request("OPTIONS", &b.callee_uri(), "z9hG4bKw1");
+        b.tm.t_relay(&mut ctx, None).expect("relayed");
+        b.tm.route_finished(&mut ctx);
+        let _ = Bench::recv(&b.callee);
+        for _ in 0..70 {
+            b.advance(Duration::from_millis(500));
+        }
+        let up = loop {
+            let m = Bench::recv(&b.caller);
+            if status(&m) >= 200 {
+                break m;
+            }
+        };
+        assert_eq!(status(&up), 408);
+        let warning = up
+            .header_value("Warning")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        if !warn {
+            assert_eq!(warning, None);
+            continue;
+        }
+        let caller = b.caller.local_addr().expect("addr");
+        let uri = b.callee_uri();
+        assert_eq!(
+            warning.as_deref(),
+            Some(
+                format!(
+                    "392 {} \"Noisy feedback tells: pid={} req_src_ip={} req_src_port={} \
+                     in_uri={uri} out_uri={uri} via_cnt=1\"",
+                    b.router,
+                    std::process::id(),
+                    caller.ip(),
+                    caller.port()
+                )
+                .as_str()
+            )
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

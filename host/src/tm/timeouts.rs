@@ -48,7 +48,7 @@ impl Tm {
                     // branch is CANCELed and counts as a 408. (A branch that
                     // never answered ends by its timer B/F, which is fr_timer.)
                     br.done = true;
-                    tracing::debug!(txn = txn.id, branch = b, "fr_inv_timer: 408");
+                    tracing::debug!(txn = txn.id, branch = b, call_id = %crate::util::CallId(&txn.request), "fr_inv_timer: 408");
                     self.send_cancel(txn, i, now);
                     let c = self.local_candidate(txn, 408, "Request Timeout");
                     txn.candidates.extend(c);

@@ -73,6 +73,8 @@ pub struct PluginState {
     pub limits: StoreLimits,
     pub(crate) host: Arc<HostContext>,
     pub(crate) plugin_name: Arc<str>,
+    /// The build this instance runs (the short hash logs name it by).
+    pub(crate) plugin_version: Arc<str>,
     /// Compiled `search` patterns, so a route that searches every message
     /// compiles its regex once per instance.
     pub(crate) regex_cache: Vec<(String, regex::bytes::Regex)>,
@@ -91,10 +93,26 @@ impl PluginState {
             limits,
             host,
             plugin_name,
+            plugin_version: Arc::from(""),
             regex_cache: Vec::new(),
             caps: Arc::new(Capabilities::default()),
             route_error: None,
         }
+    }
+
+    /// The build this instance runs, as its log lines name it.
+    pub(crate) fn with_version(mut self, version: &str) -> Self {
+        self.plugin_version = Arc::from(version);
+        self
+    }
+
+    /// The Call-ID of the message the call in progress works on, for log
+    /// lines; empty between calls.
+    pub(crate) fn call_id(&self) -> &[u8] {
+        self.message
+            .as_ref()
+            .and_then(|ctx| ctx.msg.call_id().ok())
+            .unwrap_or_default()
     }
 
     /// Grant what the manifest lists for this plugin; without it, nothing.
