@@ -60,7 +60,9 @@ struct Args {
     /// wait for stragglers at the end.
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
-    /// Request-URI (default sip:<target>). REGISTER AORs are sip:user<N>@<host of this URI>.
+    /// Request-URI (default sip:<target>). REGISTER AORs are sip:user<N>@<host of this URI>;
+    /// `{user}` in it becomes the user index (e.g. `sip:user{user}@127.0.0.1 --users 1000`:
+    /// lookups of the AORs a REGISTER run made).
     #[arg(long)]
     uri: Option<String>,
     /// REGISTER: number of distinct AORs cycled (default = count, i.e. all unique).

@@ -34,6 +34,8 @@ enum Field {
 /// Marker bytes used while building the template; they are rejected in user input.
 const SEQ_MARK: char = '\u{1}';
 const USER_MARK: char = '\u{2}';
+/// Written in `--uri`, replaced by the user index of each request.
+pub const USER_PLACEHOLDER: &str = "{user}";
 
 #[derive(Debug, Clone)]
 pub struct RequestTemplate {
@@ -87,6 +89,9 @@ impl RequestTemplate {
                 );
             }
         }
+        // `{user}` in the Request-URI becomes the user index, so OPTIONS or
+        // INVITE can address the AORs a REGISTER run created (lookups).
+        let ruri = &ruri.replace(USER_PLACEHOLDER, &USER_MARK.to_string());
         let token = run_token(nonce);
         let m = method.as_str();
         let s = SEQ_MARK;
@@ -337,5 +342,26 @@ mod tests {
     fn rejects_bad_uri() {
         assert!(RequestTemplate::new(Method::Options, "sip:a b", "a", local(), 1).is_err());
         assert!(RequestTemplate::new(Method::Options, "sip:a\u{1}", "a", local(), 1).is_err());
+    }
+
+    #[test]
+    fn user_placeholder_in_the_uri_addresses_each_user() {
+        let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let t = RequestTemplate::new(
+            Method::Options,
+            "sip:user{user}@127.0.0.1",
+            "127.0.0.1",
+            local,
+            7,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        t.write(9, 42, &mut out);
+        let m = String::from_utf8(out).unwrap();
+        assert!(
+            m.starts_with("OPTIONS sip:user42@127.0.0.1 SIP/2.0\r\n"),
+            "{m}"
+        );
+        assert!(m.contains("To: <sip:user42@127.0.0.1>\r\n"), "{m}");
     }
 }
