@@ -1,7 +1,7 @@
 //! Kamailio-named functions as methods on [`Msg`], so that a route reads like
 //! a `ser.cfg` block: `msg.sl_send_reply(404, "Not Found")`, `msg.lookup("location")`.
 
-use crate::bindings::wisp::router::{auth, exec, pike, proxy, registrar, rr, sl, tm};
+use crate::bindings::wisp::router::{auth, exec, nathelper, pike, proxy, registrar, rr, sl, tm};
 use crate::{AuthResult, Msg, Result, Transport, UserOf};
 
 /// Kamailio / SER functions that act on the current message. Each method is a
@@ -45,6 +45,18 @@ pub trait MsgExt {
     fn lookup(&self, table: &str) -> Result;
     /// nathelper `fix_nated_register()` (WIT `registrar.fix-nated-register`).
     fn fix_nated_register(&self);
+    /// nathelper `nat_uac_test(flags)` (WIT `nathelper.nat-uac-test`).
+    fn nat_uac_test(&self, flags: u32) -> Result<bool>;
+    /// nathelper `fix_nated_contact()` (WIT `nathelper.fix-nated-contact`).
+    fn fix_nated_contact(&self) -> Result;
+    /// nathelper `add_contact_alias()`: true when added (WIT
+    /// `nathelper.add-contact-alias`).
+    fn add_contact_alias(&self) -> Result<bool>;
+    /// nathelper `handle_ruri_alias()`: true when the Request-URI had one
+    /// (WIT `nathelper.handle-ruri-alias`).
+    fn handle_ruri_alias(&self) -> Result<bool>;
+    /// nathelper `fix_nated_sdp(flags)` (WIT `nathelper.fix-nated-sdp`).
+    fn fix_nated_sdp(&self, flags: u32) -> Result;
     /// Kamailio `t_relay()` (WIT `tm.t-relay`).
     fn t_relay(&self) -> Result;
     /// Kamailio `t_relay_to_udp(host, port)` / `t_relay_to_tcp` (WIT `tm.t-relay-to`).
@@ -161,6 +173,26 @@ impl MsgExt for Msg {
 
     fn fix_nated_register(&self) {
         registrar::fix_nated_register(self)
+    }
+
+    fn nat_uac_test(&self, flags: u32) -> Result<bool> {
+        nathelper::nat_uac_test(self, flags)
+    }
+
+    fn fix_nated_contact(&self) -> Result {
+        nathelper::fix_nated_contact(self)
+    }
+
+    fn add_contact_alias(&self) -> Result<bool> {
+        nathelper::add_contact_alias(self)
+    }
+
+    fn handle_ruri_alias(&self) -> Result<bool> {
+        nathelper::handle_ruri_alias(self)
+    }
+
+    fn fix_nated_sdp(&self, flags: u32) -> Result {
+        nathelper::fix_nated_sdp(self, flags)
     }
 
     fn t_relay(&self) -> Result {

@@ -39,6 +39,7 @@ pub mod parse;
 pub mod peek;
 pub mod reply;
 pub mod sanity;
+pub mod sdp;
 pub mod text;
 pub mod uri;
 

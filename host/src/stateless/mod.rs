@@ -6,6 +6,7 @@
 //! - [`reply`]: stateless replies, their To-tag and destination.
 //! - [`forward`]: stateless forwarding of requests and responses.
 //! - [`rr`]: `record_route`, `loose_route`.
+//! - [`nat`]: nathelper: NAT tests, Contact alias, SDP address fixes.
 //! - [`maxfwd`], [`myself`], [`sanity`]: one check each.
 //!
 //! Everything here acts through a [`Stateless`] handle: the sockets, the
@@ -16,6 +17,7 @@ pub mod context;
 pub mod forward;
 pub mod maxfwd;
 pub mod myself;
+pub mod nat;
 pub mod reply;
 pub mod rr;
 pub mod sanity;

@@ -8,6 +8,7 @@ mod exec;
 mod htable;
 mod log;
 mod message;
+mod nathelper;
 mod pike;
 mod proxy;
 mod registrar;

@@ -1,0 +1,100 @@
+//! # nat — phones behind NAT, as the stock `kamailio.cfg` handles them
+//!
+//! The NAT parts of Kamailio's default configuration (`WITH_NAT`) around the
+//! usual registrar and proxy: a request whose sender is behind a NAT
+//! (`route[NATDETECT]`) has its REGISTER saved at the address it came from,
+//! and any other request's Contact gets an `alias` of that address, so that
+//! requests sent to that Contact later (in-dialog, through `loose_route`)
+//! come back through the NAT (`route[DLGURI]`). Replies of a NATed callee get
+//! the same alias (`onreply_route[MANAGE]`).
+//!
+//! Media relaying (rtpengine) is not here yet: it comes with the media relay.
+//!
+//! ```text
+//! route {
+//!     route(NATDETECT);
+//!     if (!is_method("REGISTER")) { record_route(); }
+//!     if (loose_route()) { route(DLGURI); route(RELAY); }
+//!     if (is_method("REGISTER")) { save("location"); exit; }
+//!     if (!uri==myself) { route(RELAY); }
+//!     if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+//!     route(RELAY);
+//! }
+//! route[NATDETECT] {
+//!     force_rport();                                 # the host always honours rport
+//!     if (nat_uac_test("19")) {
+//!         if (is_method("REGISTER")) { fix_nated_register(); }
+//!         else { add_contact_alias(); }
+//!     }
+//! }
+//! route[DLGURI] { if (!isdsturiset()) { handle_ruri_alias(); } }
+//! route[RELAY] { t_on_reply("MANAGE"); if (!t_relay()) { sl_reply_error(); } exit; }
+//! onreply_route[MANAGE] { if (nat_uac_test("1")) { add_contact_alias(); } }
+//! ```
+//!
+//! Build: `make plugins` (component at `target/plugins/nat.wasm`).
+
+use wisp_sdk::prelude::*;
+
+/// `nat_uac_test("19")`: private Contact (1), Via is not the source (2),
+/// Via port is not the source port (16).
+const NAT_TESTS: u32 = 1 | 2 | 16;
+
+struct Nat;
+
+impl Plugin for Nat {
+    fn route(msg: &Msg) -> Result {
+        let method = msg.method();
+        // route(NATDETECT);
+        if msg.nat_uac_test(NAT_TESTS)? {
+            if method.is("REGISTER") {
+                msg.fix_nated_register();
+            } else if msg.header("Contact").is_some() {
+                msg.add_contact_alias()?;
+            }
+        }
+        // if (!is_method("REGISTER")) { record_route(); }
+        if !method.is("REGISTER") {
+            msg.record_route()?;
+        }
+        // if (loose_route()) { route(DLGURI); route(RELAY); }
+        if msg.loose_route()? {
+            // route[DLGURI]: the Contact's alias, if the far end is NATed.
+            msg.handle_ruri_alias()?;
+            return relay(msg);
+        }
+        // if (is_method("REGISTER")) { save("location"); exit; }
+        if method.is("REGISTER") {
+            return msg.save("location");
+        }
+        // if (!uri==myself) { route(RELAY); }
+        if !msg.ruri_is_myself() {
+            return relay(msg);
+        }
+        // if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+        match msg.lookup("location") {
+            Err(Error::NotFound) => return msg.sl_send_reply(404, "Not Found"),
+            other => other?,
+        }
+        relay(msg)
+    }
+
+    // onreply_route[MANAGE] { if (nat_uac_test("1")) { add_contact_alias(); } }
+    fn onreply_route(_name: &str, msg: &Msg) -> Result {
+        if msg.header("Contact").is_some() && msg.nat_uac_test(1)? {
+            msg.add_contact_alias()?;
+        }
+        Ok(())
+    }
+}
+
+/// `route[RELAY]`: `t_on_reply("MANAGE"); if (!t_relay()) { sl_reply_error(); }`
+fn relay(msg: &Msg) -> Result {
+    msg.t_on_reply("MANAGE");
+    if msg.t_relay().is_err() {
+        return msg.sl_reply_error();
+    }
+    Ok(())
+}
+
+wisp_sdk::export!(Nat);
