@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -28,7 +29,16 @@ pub struct Pike<C: Clock = DefaultClock> {
     limiter: Limiter<C>,
     max_sources: usize,
     unit: Duration,
+    /// Sources tracked when last counted. Counting reads every shard of the
+    /// map, so it is done every [`RECOUNT`] checks (and each sweep), and on
+    /// every check only when the table may be within [`RECOUNT`] of
+    /// `max_sources`: between two counts at most that many can be added.
+    counted: AtomicUsize,
+    checks: AtomicU32,
 }
+
+/// Checks between two counts of the tracked sources.
+const RECOUNT: u32 = 64;
 
 impl Pike {
     pub fn new(config: &PikeConfig) -> Pike {
@@ -51,15 +61,19 @@ impl<C: Clock> Pike<C> {
             limiter: RateLimiter::dashmap_with_clock(quota, clock),
             max_sources: config.max_sources,
             unit,
+            counted: AtomicUsize::new(0),
+            checks: AtomicU32::new(0),
         }
     }
 
     /// Count one request from `ip` (Kamailio `pike_check_req`): false when
     /// `ip` is over its rate, true otherwise.
     pub fn check(&self, ip: IpAddr) -> bool {
-        if self.limiter.len() >= self.max_sources {
+        let nth = self.checks.fetch_add(1, Ordering::Relaxed);
+        let near = self.counted.load(Ordering::Relaxed) + RECOUNT as usize >= self.max_sources;
+        if (near || nth % RECOUNT == 0) && self.recount() >= self.max_sources {
             self.limiter.retain_recent();
-            if self.limiter.len() >= self.max_sources {
+            if self.recount() >= self.max_sources {
                 log_limited!(
                     warn,
                     max_sources = self.max_sources,
@@ -71,11 +85,18 @@ impl<C: Clock> Pike<C> {
         self.limiter.check_key(&ip).is_ok()
     }
 
+    /// Count the tracked sources.
+    fn recount(&self) -> usize {
+        let n = self.limiter.len();
+        self.counted.store(n, Ordering::Relaxed);
+        n
+    }
+
     /// Forget sources whose bucket is full again; returns how many remain.
     pub fn sweep(&self) -> usize {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
-        self.limiter.len()
+        self.recount()
     }
 
     /// `sampling_time_unit`: how often [`Pike::sweep`] should run.
@@ -152,5 +173,17 @@ mod tests {
         clock.advance(Duration::from_secs(2));
         assert_eq!(pike.sweep(), 0, "full buckets are forgotten");
         assert_eq!((0..20).filter(|_| pike.check(fourth)).count(), 5);
+    }
+
+    #[test]
+    fn far_from_the_bound_the_table_is_counted_once_every_recount_checks() {
+        let (pike, _clock) = pike(5, 1, 10_000);
+        for i in 0..(3 * RECOUNT) {
+            pike.check(ip(&format!("10.0.{}.{}", i / 256, i % 256)));
+        }
+        // Counted at the first check and at each RECOUNT-th: the last count
+        // saw the sources added before it, not the ones after.
+        assert_eq!(pike.counted.load(Ordering::Relaxed), 2 * RECOUNT as usize);
+        assert_eq!(pike.sources(), 3 * RECOUNT as usize);
     }
 }
