@@ -6,7 +6,7 @@
 //! Layout: one file per section, each with its type, defaults (its `Default`
 //! impl, used through `#[serde(default)]`) and the rules serde cannot check:
 //! `server` (with `listen` addresses and the log level), `usrloc`, `tm`,
-//! `rr`, `auth`, `subscriber`, `tcp`, `pike` (with `[[htable]]`), `metrics`, `acc`,
+//! `rr`, `auth`, `subscriber`, `tcp`, `pike` (with `[[htable]]`), `metrics`, `acc`, `rtpengine`,
 //! `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
 //! `locate` finds an error's line from the TOML parser's spans: serde's
 //! errors carry the span of the value they failed on; a rule checked after
@@ -20,6 +20,7 @@ mod metrics;
 mod pike;
 mod plugin;
 mod rr;
+mod rtpengine;
 mod server;
 mod subscriber;
 mod tcp;
@@ -39,6 +40,7 @@ pub use metrics::MetricsConfig;
 pub use pike::{HtableConfig, PikeConfig};
 pub use plugin::{CapabilitiesConfig, PluginConfig};
 pub use rr::RrConfig;
+pub use rtpengine::{RtpengineConfig, RtpengineSocket};
 pub use server::{LogFormat, LogLevel, ServerConfig};
 pub use subscriber::SubscriberConfig;
 pub use tcp::TcpConfig;
@@ -105,6 +107,8 @@ pub struct Manifest {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub acc: AccConfig,
+    #[serde(default)]
+    pub rtpengine: RtpengineConfig,
     /// Plugins, run in this order as a chain: each request goes through
     /// them until one replies, relays or drops it.
     #[serde(default)]
@@ -173,6 +177,7 @@ impl Manifest {
         self.pike.check()?;
         pike::check_htables(&self.htable)?;
         self.acc.check()?;
+        self.rtpengine.check()?;
         plugin::check_chain(&self.plugin)
     }
 

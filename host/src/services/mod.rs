@@ -12,6 +12,7 @@ pub mod exec;
 pub mod htable;
 pub mod pike;
 pub mod registrar;
+pub mod rtpengine;
 pub mod usrloc;
 mod usrloc_sync;
 
