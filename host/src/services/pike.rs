@@ -71,7 +71,7 @@ impl<C: Clock> Pike<C> {
     pub fn check(&self, ip: IpAddr) -> bool {
         let nth = self.checks.fetch_add(1, Ordering::Relaxed);
         let near = self.counted.load(Ordering::Relaxed) + RECOUNT as usize >= self.max_sources;
-        if (near || nth % RECOUNT == 0) && self.recount() >= self.max_sources {
+        if (near || nth.is_multiple_of(RECOUNT)) && self.recount() >= self.max_sources {
             self.limiter.retain_recent();
             if self.recount() >= self.max_sources {
                 log_limited!(
