@@ -397,3 +397,61 @@ fn records_go_to_the_acc_table_on_postgres_and_a_database_down_never_blocks_rout
         "{again:#?}"
     );
 }
+
+/// `acc_request` (seed 003's "Reporting Missed Calls": a call to a user who
+/// is not registered is answered 404 by the route, and recorded by hand):
+/// the status and reason come from its argument, and an INVITE with the
+/// missed-call flag gives a missed-call record too.
+#[test]
+fn acc_request_records_a_request_the_route_answered_itself() {
+    let router = Router::start_with(|m| {
+        let mut m = m
+            .set("plugin", "name", "\"acc\"")
+            .plugin_file(&plugin_path("acc"));
+        m.extra
+            .push_str("\n[acc]\nlog_flag = 1\nlog_missed_flag = 3\n");
+        m
+    });
+    let carol = TestUa::new("carol");
+    let call = carol.request("INVITE", &router.aor("nobody"));
+    carol.send_to(router.udp_addr(), &call.build());
+    let (fin, _) = carol
+        .recv_response_for(&call.call_id, RECV)
+        .expect("the 404");
+    assert_eq!(fin.status(), Some(404));
+    // A MESSAGE carries no flag: one plain record.
+    let msg = carol.request("MESSAGE", &router.aor("nobody"));
+    carol.send_to(router.udp_addr(), &msg.build());
+    let (fin, _) = carol
+        .recv_response_for(&msg.call_id, RECV)
+        .expect("the 404");
+    assert_eq!(fin.status(), Some(404));
+
+    let lines = records(&router, 3);
+    assert_eq!(lines.len(), 3, "{lines:#?}\n{}", router.log());
+    let invite: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(&format!("call_id={:?}", call.call_id)))
+        .collect();
+    assert_eq!(invite.len(), 2, "{lines:#?}");
+    for (l, kind) in invite.iter().zip([" answered ", " missed "]) {
+        assert!(
+            l.contains(&format!("{kind}INVITE 404 ")) && l.contains("reason=\"Not Found\""),
+            "{l}"
+        );
+        assert!(l.contains(&format!("src=udp:{}", carol.addr())), "{l}");
+    }
+    let message: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(&format!("call_id={:?}", msg.call_id)))
+        .collect();
+    assert_eq!(message.len(), 1, "{lines:#?}");
+    assert!(
+        message[0].contains(" answered MESSAGE 404 "),
+        "{}",
+        message[0]
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&router.ctl_ok(&["stats", "--json"])).expect("json");
+    assert_eq!(j["acc_records"], 3, "{j}");
+}
