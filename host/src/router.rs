@@ -20,7 +20,7 @@ use crate::plugin::chain::PluginChain;
 use crate::plugin::host::HostContext;
 use crate::plugin::{PluginRuntime, owner_build};
 use crate::services::Services;
-use crate::services::acc::AccLog;
+use crate::services::acc::{AccDb, AccLog};
 use crate::services::auth::subscribers::Subscribers;
 use crate::services::auth::{AuthService, Directory};
 use crate::services::usrloc::Usrloc;
@@ -124,6 +124,7 @@ impl Router {
             .map(Arc::new),
         };
         let subscribers = subscribers.with_context(|| format!("subscriber database {db_name}"))?;
+        let usrloc_persistent = usrloc.persistent();
         let resolver = match wisp_dns::Resolver::from_system_conf() {
             Ok(r) => Some(r),
             Err(e) => {
@@ -157,7 +158,13 @@ impl Router {
             .with_auth(auth)
             .with_limits(&manifest.pike, &manifest.htable);
         if manifest.acc.enabled() {
-            let log = AccLog::spawn(&manifest.acc).context("accounting log thread")?;
+            // The records' table is in the user-location database, if any.
+            let db =
+                (manifest.acc.db && usrloc_persistent).then(|| match &manifest.usrloc.db_url {
+                    Some(url) => AccDb::Postgres(url.clone()),
+                    None => AccDb::Sqlite(db_path.clone()),
+                });
+            let log = AccLog::spawn(&manifest.acc, db).context("accounting log thread")?;
             tm.set_accounting(Accounting::new(&manifest.acc, log.clone()));
             services = services.with_acc(log);
         }

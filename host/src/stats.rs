@@ -217,10 +217,14 @@ pub enum Counter {
     AccRecords,
     /// Accounting records left out: the queue was full.
     AccDropped,
+    /// Accounting records written to the database's `acc` table.
+    AccStored,
+    /// Accounting records the database refused (it was down): in the log only.
+    AccDbFailures,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 16] = [
+    pub const ALL: [Counter; 18] = [
         Counter::RequestsDropped,
         Counter::BadMessages,
         Counter::TransactionsCreated,
@@ -237,6 +241,8 @@ impl Counter {
         Counter::TransactionsAnsweredEnded,
         Counter::AccRecords,
         Counter::AccDropped,
+        Counter::AccStored,
+        Counter::AccDbFailures,
     ];
 }
 

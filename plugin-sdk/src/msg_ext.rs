@@ -1,7 +1,9 @@
 //! Kamailio-named functions as methods on [`Msg`], so that a route reads like
 //! a `ser.cfg` block: `msg.sl_send_reply(404, "Not Found")`, `msg.lookup("location")`.
 
-use crate::bindings::wisp::router::{auth, exec, nathelper, pike, proxy, registrar, rr, sl, tm};
+use crate::bindings::wisp::router::{
+    acc, auth, exec, nathelper, pike, proxy, registrar, rr, sl, tm,
+};
 use crate::{AuthResult, Msg, Result, Transport, UserOf};
 
 /// Kamailio / SER functions that act on the current message. Each method is a
@@ -25,6 +27,9 @@ pub trait MsgExt {
     fn sl_send_reply(&self, code: u16, reason: &str) -> Result;
     /// Kamailio `sl_reply_error()` (WIT `sl.reply-error`).
     fn sl_reply_error(&self) -> Result;
+    /// Kamailio `acc_log_request("404 Not Found")` / `acc_db_request`:
+    /// account a request the route answers itself (WIT `acc.acc-request`).
+    fn acc_request(&self, reason: &str) -> Result;
     /// Kamailio `forward()`, to the current Request-URI (WIT `proxy.forward`, no host).
     fn forward(&self) -> Result;
     /// Kamailio `forward(host, port)` (WIT `proxy.forward` with a host).
@@ -133,6 +138,10 @@ impl MsgExt for Msg {
 
     fn sl_reply_error(&self) -> Result {
         sl::reply_error(self)
+    }
+
+    fn acc_request(&self, reason: &str) -> Result {
+        acc::acc_request(self, reason)
     }
 
     fn forward(&self) -> Result {

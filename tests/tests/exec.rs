@@ -175,6 +175,17 @@ fn redirect_without_the_grant_is_refused_with_500() {
         log.contains("lcr.sh") && log.contains("not granted"),
         "{log}"
     );
+    // The refusal names the message it was for (issue 18).
+    let call_id = fin
+        .call_id()
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .expect("Call-ID");
+    assert!(
+        log.lines().any(|l| l.contains("exec refused")
+            && l.contains(&format!("call_id={call_id}"))
+            && l.contains("method=OPTIONS")),
+        "{log}"
+    );
 }
 
 #[test]

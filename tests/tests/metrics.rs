@@ -368,3 +368,60 @@ fn reloads_done_and_refused_are_counted() {
         ],
     );
 }
+
+/// A TCP stream that cannot be framed (here: a request without
+/// Content-Length, mandatory on a stream) is a bad message, like a datagram
+/// that does not parse; the connection is closed.
+#[test]
+fn a_tcp_framing_error_is_a_bad_message() {
+    let (router, metrics) = start_with_metrics(|m| m);
+    let mut s = TcpStream::connect(router.tcp_addr()).expect("connect");
+    s.set_read_timeout(Some(RECV)).expect("timeout");
+    let local = s.local_addr().expect("local");
+    let text = format!(
+        "OPTIONS {} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-frame\r\n\
+         From: <sip:a@{local}>;tag=1\r\nTo: <sip:b@{local}>\r\nCall-ID: frame@{local}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\r\n",
+        router.uri()
+    );
+    s.write_all(text.as_bytes()).expect("send");
+    let mut buf = [0u8; 512];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "closed, unanswered");
+    expect_metrics(metrics, &[("wisp_bad_messages_total", 1.0)]);
+    assert_eq!(stats_json(&router)["bad_messages"], 1);
+}
+
+/// DNS lookups are counted wherever a name is resolved: here by the
+/// stateless `forward` of the pstn-gateway plugin (a non-INVITE to a user
+/// that is not a number goes to the Request-URI's host), once for a name
+/// that resolves and once for one that does not (answered 478).
+#[test]
+fn dns_lookups_of_a_stateless_forward_are_counted() {
+    let (router, metrics) = start_with_metrics(|m| {
+        m.plugin_file(&plugin_path("pstn_gateway"))
+            .set("params", "gateway", "\"127.0.0.1:9\"")
+    });
+    let ua = TestUa::new("alice");
+    let bob = TestUa::new("bob");
+    let gone = ua.request("MESSAGE", "sip:bob@no-such-host.invalid");
+    ua.send_to(router.udp_addr(), &gone.build());
+    let (fin, _) = ua
+        .recv_response_for(&gone.call_id, Duration::from_secs(30))
+        .expect("a 478 for a name that does not resolve");
+    assert_eq!(fin.status(), Some(478));
+    let found = ua.request("MESSAGE", &format!("sip:bob@localhost:{}", bob.port()));
+    ua.send_to(router.udp_addr(), &found.build());
+    expect_metrics(
+        metrics,
+        &[
+            ("wisp_dns_lookups_total", 2.0),
+            ("wisp_dns_failures_total", 1.0),
+        ],
+    );
+    let j = stats_json(&router);
+    assert_eq!(
+        (j["dns_lookups"].clone(), j["dns_failures"].clone()),
+        (2.into(), 1.into()),
+        "{j}"
+    );
+}

@@ -278,3 +278,32 @@ fn the_grafana_dashboard_queries_only_metrics_the_endpoint_serves() {
         "the dashboard queries metrics /metrics does not serve: {missing:?}\n--- /metrics ---\n{scrape}"
     );
 }
+
+/// Issue 18: the registrar's log lines name the REGISTER they are about
+/// (Call-ID and method), like the transaction layer's: here a REGISTER
+/// refused with 423 (`brief_expires = "reject"`), at log level debug.
+#[test]
+fn a_registrar_log_line_names_the_register_it_is_about() {
+    let router = Router::start_with(|m| {
+        m.set("usrloc", "brief_expires", "\"reject\"")
+            .set("server", "log_level", "\"debug\"")
+    });
+    let ua = TestUa::new("alice");
+    let req = ua
+        .request("REGISTER", &router.uri())
+        .from(&router.aor("alice"))
+        .to(&router.aor("alice"))
+        .contact(Some(&ua.contact()))
+        .expires(10);
+    let (_, fin) = ua.transact(router.udp_addr(), &req, RECV);
+    let fin = fin.unwrap_or_else(|| panic!("no answer; log:\n{}", router.log()));
+    assert_eq!(fin.status(), Some(423), "{}", text(&fin));
+    let log = router.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("save: REGISTER refused"))
+        .unwrap_or_else(|| panic!("no refusal line:\n{log}"));
+    assert!(line.contains(&format!("call_id={}", req.call_id)), "{line}");
+    assert!(line.contains("method=REGISTER"), "{line}");
+    assert!(line.contains("code=423"), "{line}");
+}

@@ -19,6 +19,11 @@ pub struct AccConfig {
     /// Records waiting to be written; past it they are counted
     /// (`wisp_acc_dropped_total`) and left out, never waited for.
     pub queue: usize,
+    /// Records also go to the `acc` table of the user-location database
+    /// when it has one (`usrloc.db_mode` 1, 2 or 3: SQLite at `db_path`, or
+    /// PostgreSQL at `db_url`), so that they outlive the router; default
+    /// true.
+    pub db: bool,
 }
 
 impl Default for AccConfig {
@@ -27,6 +32,7 @@ impl Default for AccConfig {
             log_flag: None,
             log_missed_flag: None,
             queue: 10_000,
+            db: true,
         }
     }
 }

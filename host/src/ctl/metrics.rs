@@ -31,6 +31,7 @@
 //! | `wisp_store_writer_queue` | — |
 //! | `wisp_dns_lookups_total`, `wisp_dns_failures_total` | `dns:failed_dns_request` |
 //! | `wisp_acc_records_total`, `wisp_acc_dropped_total` | — |
+//! | `wisp_acc_stored_total`, `wisp_acc_db_failures_total` | — |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -307,6 +308,18 @@ impl Collector for ReportCollector {
             "Accounting records left out: their queue was full.",
             r.acc_dropped,
         )?;
+        counter(
+            e,
+            "acc_stored",
+            "Accounting records written to the database's acc table.",
+            r.acc_stored,
+        )?;
+        counter(
+            e,
+            "acc_db_failures",
+            "Accounting records the database refused (down): in the log only.",
+            r.acc_db_failures,
+        )?;
         Ok(())
     }
 }
@@ -480,6 +493,8 @@ mod tests {
             dns_failures: 0,
             acc_records: 0,
             acc_dropped: 0,
+            acc_stored: 0,
+            acc_db_failures: 0,
         };
         let text = render(&r);
         for line in [

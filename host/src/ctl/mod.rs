@@ -203,7 +203,7 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
                 .await
                 .map_err(|e| CtlError::Failed(format!("stats: {e}")))?
         }
-        Command::Acc(c) => acc::execute(router.services(), c),
+        Command::Acc(c) => acc::execute(router.services(), c).await,
         Command::Ps(a) => ps::execute(router, &a),
     }
 }

@@ -66,6 +66,8 @@ pub struct Report {
     pub dns_failures: u64,
     pub acc_records: u64,
     pub acc_dropped: u64,
+    pub acc_stored: u64,
+    pub acc_db_failures: u64,
 }
 
 /// A user location table's size.
@@ -165,6 +167,8 @@ pub fn report(router: &Router) -> Report {
         dns_failures: s.get(Counter::DnsFailures),
         acc_records: s.get(Counter::AccRecords),
         acc_dropped: s.get(Counter::AccDropped),
+        acc_stored: s.get(Counter::AccStored),
+        acc_db_failures: s.get(Counter::AccDbFailures),
     }
 }
 
@@ -238,6 +242,8 @@ pub fn table(r: &Report) -> String {
     row("dns_failures".into(), r.dns_failures.to_string());
     row("acc_records".into(), r.acc_records.to_string());
     row("acc_dropped".into(), r.acc_dropped.to_string());
+    row("acc_stored".into(), r.acc_stored.to_string());
+    row("acc_db_failures".into(), r.acc_db_failures.to_string());
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in rows {

@@ -15,6 +15,7 @@ use crate::stats::{self, Counter};
 use crate::store::writer::Done;
 use crate::store::{Change, unix_now};
 use crate::tm::RouteContext;
+use crate::util::CallId;
 
 /// The usrloc key of a URI: the user part, plus `@host` with `use_domain`.
 pub fn aor_key(uri: &Uri, use_domain: bool) -> Option<String> {
@@ -59,6 +60,12 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
             error,
         }) => {
             stats::inc(Counter::RegistersRefused);
+            tracing::debug!(
+                call_id = %CallId(&ctx.msg),
+                method = %"REGISTER",
+                code,
+                "save: REGISTER refused: {error}"
+            );
             let extra: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
             svc.tm().reply(ctx, code, reason, &extra)?;
             return Err(error);
@@ -105,7 +112,12 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
                 })
                 .collect();
             let done = deferred.take().map(|reply| {
-                reply_after_commit(reply, contacts.clone(), usrloc.on_failed_commit())
+                reply_after_commit(
+                    reply,
+                    contacts.clone(),
+                    usrloc.on_failed_commit(),
+                    call_id.to_string(),
+                )
             });
             // Queued while the table is held: the database sees the
             // changes to one AOR in the order memory did.
@@ -123,7 +135,7 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
         Ok(Err((code, reason))) => (code, reason, Vec::new()),
         // `prepare` checked the table; kept for a table removed meanwhile.
         Err(e) => (500, "Server Internal Error", {
-            tracing::warn!("save: {e}");
+            tracing::warn!(call_id = %CallId(&ctx.msg), method = %"REGISTER", "save: {e}");
             Vec::new()
         }),
     };
@@ -187,6 +199,7 @@ fn reply_after_commit(
     reply: DeferredReply,
     contacts: Vec<(String, String)>,
     on_failure: Option<impl Fn() + Send + 'static>,
+    call_id: String,
 ) -> Done {
     Box::new(move |committed| {
         let sent = match committed {
@@ -198,7 +211,11 @@ fn reply_after_commit(
                 reply.send(200, "OK", &extra)
             }
             Err(e) => {
-                tracing::debug!("REGISTER answered 503: bindings not stored: {e}");
+                tracing::debug!(
+                    %call_id,
+                    method = %"REGISTER",
+                    "REGISTER answered 503: bindings not stored: {e}"
+                );
                 if let Some(f) = &on_failure {
                     f();
                 }
@@ -210,7 +227,7 @@ fn reply_after_commit(
             }
         };
         if let Err(e) = sent {
-            tracing::info!("reply to REGISTER not sent: {e}");
+            tracing::info!(%call_id, method = %"REGISTER", "reply to REGISTER not sent: {e}");
         }
     })
 }

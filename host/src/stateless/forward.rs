@@ -102,11 +102,13 @@ pub fn forward_request(
             let mut msg = ctx.msg.clone();
             tokio::spawn(async move {
                 let call_id = crate::util::CallId(&msg).to_string();
+                crate::stats::inc(crate::stats::Counter::DnsLookups);
                 let dest = match tokio::net::lookup_host((host.as_str(), port)).await {
                     Ok(mut addrs) => addrs.next(),
                     Err(_) => None,
                 };
                 let Some(dest) = dest else {
+                    crate::stats::inc(crate::stats::Counter::DnsFailures);
                     crate::log_limited!(info, %host, %call_id, "forward: destination does not resolve; 478");
                     if let Some(reply) = late_reply {
                         let _ = reply.send(478, "Unresolvable destination", &[]);

@@ -8,6 +8,7 @@
 //! Times on disk are wall-clock Unix seconds: an `Instant` means nothing to
 //! the next process.
 
+pub mod acc;
 pub mod postgres;
 pub mod sqlite;
 pub mod subscriber;

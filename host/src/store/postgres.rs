@@ -20,6 +20,7 @@ use std::time::Duration;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls, Row};
 
+use super::acc::{AccStore, StoredAcc};
 use super::subscriber::{StoredGroup, StoredSubscriber, SubscriberRows, SubscriberStore};
 use super::{BindingStore, Change, StoreError, StoredBinding};
 use crate::config::parse_db_url;
@@ -95,6 +96,29 @@ const MIGRATIONS: &[&str] = &[
         FOR EACH STATEMENT EXECUTE FUNCTION wisp_subscribers_notify();
     CREATE TRIGGER grp_notify AFTER INSERT OR UPDATE OR DELETE ON grp
         FOR EACH STATEMENT EXECUTE FUNCTION wisp_subscribers_notify();",
+    // 4: placeholder for issue 17's migration (the lead replaces it on merge).
+    "SELECT 1;",
+    // 5: accounting records, as on SQLite (Kamailio's `acc` columns, its
+    // `missed_calls` rows with `missed` true; `time` in Unix seconds).
+    "CREATE TABLE acc (
+        id BIGSERIAL PRIMARY KEY,
+        method TEXT NOT NULL,
+        from_tag TEXT NOT NULL,
+        to_tag TEXT NOT NULL,
+        callid TEXT NOT NULL,
+        cseq BIGINT NOT NULL,
+        sip_code INTEGER NOT NULL,
+        sip_reason TEXT NOT NULL,
+        time DOUBLE PRECISION NOT NULL,
+        from_hdr TEXT NOT NULL,
+        to_hdr TEXT NOT NULL,
+        ruri TEXT NOT NULL,
+        src TEXT NOT NULL,
+        duration DOUBLE PRECISION,
+        missed BOOLEAN NOT NULL
+    );
+    CREATE INDEX acc_time ON acc (time);
+    CREATE INDEX acc_callid ON acc (callid);",
 ];
 
 /// The schema version this wisp brings a database to.
@@ -561,6 +585,79 @@ impl BindingStore for PgStore {
             )?;
             tx.commit()?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+}
+
+const ACC_COLUMNS: &str = "method, from_tag, to_tag, callid, cseq, sip_code, sip_reason, time,
+    from_hdr, to_hdr, ruri, src, duration, missed";
+
+impl AccStore for PgStore {
+    fn insert_acc(&mut self, rows: &[StoredAcc]) -> Result<(), StoreError> {
+        // One statement for the batch: each column is one array parameter.
+        let text = |f: fn(&StoredAcc) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+        let method = text(|r| &r.method);
+        let from_tag = text(|r| &r.from_tag);
+        let to_tag = text(|r| &r.to_tag);
+        let callid = text(|r| &r.callid);
+        let cseq: Vec<i64> = rows.iter().map(|r| i64::from(r.cseq)).collect();
+        let code: Vec<i32> = rows.iter().map(|r| i32::from(r.sip_code)).collect();
+        let reason = text(|r| &r.sip_reason);
+        let time: Vec<f64> = rows.iter().map(|r| r.time).collect();
+        let from = text(|r| &r.from);
+        let to = text(|r| &r.to);
+        let ruri = text(|r| &r.ruri);
+        let src = text(|r| &r.src);
+        let duration: Vec<Option<f64>> = rows.iter().map(|r| r.duration).collect();
+        let missed: Vec<bool> = rows.iter().map(|r| r.missed).collect();
+        let sql = format!(
+            "INSERT INTO acc ({ACC_COLUMNS})
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                 $6::integer[], $7::text[], $8::float8[], $9::text[], $10::text[], $11::text[],
+                 $12::text[], $13::float8[], $14::boolean[])"
+        );
+        self.with_client(|c| {
+            c.execute(
+                &sql,
+                &[
+                    &method, &from_tag, &to_tag, &callid, &cseq, &code, &reason, &time, &from, &to,
+                    &ruri, &src, &duration, &missed,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn latest_acc(&mut self, n: usize) -> Result<Vec<StoredAcc>, StoreError> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT {ACC_COLUMNS} FROM (SELECT * FROM acc ORDER BY id DESC LIMIT $1) AS latest
+             ORDER BY id"
+        );
+        self.with_client(|c| {
+            c.query(&sql, &[&n])?
+                .iter()
+                .map(|r| {
+                    let cseq: i64 = r.try_get(4)?;
+                    let code: i32 = r.try_get(5)?;
+                    Ok(StoredAcc {
+                        method: r.try_get(0)?,
+                        from_tag: r.try_get(1)?,
+                        to_tag: r.try_get(2)?,
+                        callid: r.try_get(3)?,
+                        cseq: u32::try_from(cseq).unwrap_or(u32::MAX),
+                        sip_code: u16::try_from(code).unwrap_or(0),
+                        sip_reason: r.try_get(6)?,
+                        time: r.try_get(7)?,
+                        from: r.try_get(8)?,
+                        to: r.try_get(9)?,
+                        ruri: r.try_get(10)?,
+                        src: r.try_get(11)?,
+                        duration: r.try_get(12)?,
+                        missed: r.try_get(13)?,
+                    })
+                })
+                .collect()
         })
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 
+use super::acc::{AccStore, StoredAcc};
 use super::subscriber::{StoredGroup, StoredSubscriber, SubscriberRows, SubscriberStore};
 use super::{BindingStore, Change, StoreError, StoredBinding};
 
@@ -50,6 +51,30 @@ const MIGRATIONS: &[&str] = &[
     // 4: the Contact's header parameters other than q and expires
     // (`+sip.instance`, `reg-id`, ...; RFC 5626 §6), as registered.
     "ALTER TABLE bindings ADD COLUMN params TEXT;",
+    // 5: placeholder for issue 17's migration (the lead replaces it on merge).
+    "SELECT 1;",
+    // 6: accounting records (Kamailio's `acc` columns, and its
+    // `missed_calls` rows with `missed` = 1). `time` is Unix seconds with
+    // the fraction; `duration` (seconds) only on a BYE of an answered call.
+    "CREATE TABLE acc (
+        id INTEGER PRIMARY KEY,
+        method TEXT NOT NULL,
+        from_tag TEXT NOT NULL,
+        to_tag TEXT NOT NULL,
+        callid TEXT NOT NULL,
+        cseq INTEGER NOT NULL,
+        sip_code INTEGER NOT NULL,
+        sip_reason TEXT NOT NULL,
+        time REAL NOT NULL,
+        from_hdr TEXT NOT NULL,
+        to_hdr TEXT NOT NULL,
+        ruri TEXT NOT NULL,
+        src TEXT NOT NULL,
+        duration REAL,
+        missed INTEGER NOT NULL
+    );
+    CREATE INDEX acc_time ON acc(time);
+    CREATE INDEX acc_callid ON acc(callid);",
 ];
 
 /// How hard a commit insists on reaching the disk.
@@ -225,6 +250,87 @@ impl BindingStore for SqliteStore {
             [now],
         )?)
     }
+}
+
+const ACC_COLUMNS: &str = "method, from_tag, to_tag, callid, cseq, sip_code, sip_reason, time,
+    from_hdr, to_hdr, ruri, src, duration, missed";
+
+impl AccStore for SqliteStore {
+    fn insert_acc(&mut self, rows: &[StoredAcc]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO acc ({ACC_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ))?;
+            for r in rows {
+                insert.execute(params![
+                    r.method,
+                    r.from_tag,
+                    r.to_tag,
+                    r.callid,
+                    r.cseq,
+                    r.sip_code,
+                    r.sip_reason,
+                    r.time,
+                    r.from,
+                    r.to,
+                    r.ruri,
+                    r.src,
+                    r.duration,
+                    r.missed
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn latest_acc(&mut self, n: usize) -> Result<Vec<StoredAcc>, StoreError> {
+        latest_acc(&self.conn, n)
+    }
+}
+
+/// The latest `n` accounting records of the database at `path`, oldest
+/// first, on a read-only connection of its own (`wisp ctl acc show`, while
+/// the writer thread keeps its own).
+pub fn read_latest_acc(path: &Path, n: usize) -> Result<Vec<StoredAcc>, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    latest_acc(&conn, n)
+}
+
+fn latest_acc(conn: &Connection, n: usize) -> Result<Vec<StoredAcc>, StoreError> {
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ACC_COLUMNS} FROM (SELECT * FROM acc ORDER BY id DESC LIMIT ?1) ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([n], |r| {
+        Ok(StoredAcc {
+            method: r.get(0)?,
+            from_tag: r.get(1)?,
+            to_tag: r.get(2)?,
+            callid: r.get(3)?,
+            cseq: r.get(4)?,
+            sip_code: r.get(5)?,
+            sip_reason: r.get(6)?,
+            time: r.get(7)?,
+            from: r.get(8)?,
+            to: r.get(9)?,
+            ruri: r.get(10)?,
+            src: r.get(11)?,
+            duration: r.get(12)?,
+            missed: r.get(13)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 impl SubscriberStore for SqliteStore {
@@ -564,6 +670,50 @@ mod tests {
         assert_eq!(s.load_all(usize::MAX).expect("load").subscribers.len(), 5);
     }
 
+    pub(crate) fn acc_row(callid: &str, code: u16, missed: bool) -> StoredAcc {
+        StoredAcc {
+            method: "INVITE".into(),
+            from_tag: "f1".into(),
+            to_tag: "t1".into(),
+            callid: callid.into(),
+            cseq: 1,
+            sip_code: code,
+            sip_reason: "Busy Here".into(),
+            time: 1_700_000_000.25,
+            from: "<sip:a@h>;tag=f1".into(),
+            to: "<sip:b@h>;tag=t1".into(),
+            ruri: "sip:b@10.0.0.2".into(),
+            src: "udp:10.0.0.1:5060".into(),
+            duration: Some(1.5),
+            missed,
+        }
+    }
+
+    #[test]
+    fn acc_rows_are_appended_in_batches_and_read_back_latest_last() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let path = tmp.path().join("wisp.db");
+        let mut s = SqliteStore::open(&path, Durability::Normal).expect("open");
+        let first: Vec<StoredAcc> = (0..3)
+            .map(|i| acc_row(&format!("c{i}"), 200, false))
+            .collect();
+        s.insert_acc(&first).expect("insert");
+        let missed = StoredAcc {
+            duration: None,
+            ..acc_row("c3", 486, true)
+        };
+        s.insert_acc(std::slice::from_ref(&missed)).expect("insert");
+        assert_eq!(
+            s.latest_acc(2).expect("read"),
+            vec![first[2].clone(), missed.clone()]
+        );
+        // Another connection, read-only, while the first stays open.
+        let all = read_latest_acc(&path, 100).expect("read");
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[0], first[0]);
+        assert_eq!(all[3], missed);
+    }
+
     #[test]
     fn a_version_2_database_gains_the_subscriber_tables_and_keeps_its_bindings() {
         let tmp = tempfile::tempdir().expect("temp dir");
@@ -612,7 +762,10 @@ mod tests {
             tx.commit().expect("commit");
         }
         let mut s = SqliteStore::open(&path, Durability::Normal).expect("migrate");
-        assert_eq!(s.schema_version().expect("version"), 4);
+        assert_eq!(
+            s.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
         let with_params = binding("new", "sip:new@1", None);
         s.commit(&[Change::Put(with_params.clone())])
             .expect("commit");

@@ -127,12 +127,12 @@ impl Tm {
             .map_err(|e| ActionError::BadMessage(e.to_string()))?;
         let mut out = Vec::new();
         txn.server
-            .send_response(code, bytes, now, &self.timers, &mut out)
+            .send_response(code, bytes.clone(), now, &self.timers, &mut out)
             .map_err(|_| ActionError::AlreadyHandled)?;
         crate::stats::reply_sent(code, crate::stats::ReplyOrigin::Local);
         self.run_server_actions(&mut txn, out);
         if code >= 200 {
-            self.final_reply_sent(&txn, code);
+            self.final_reply_sent(&txn, code, &bytes);
             // A final reply ends the branches still out there.
             if txn.invite {
                 for i in 0..txn.branches.len() {

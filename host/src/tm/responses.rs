@@ -236,7 +236,7 @@ impl Tm {
                 stats::reply_sent(code, origin);
                 self.run_server_actions(txn, out);
                 if code >= 200 {
-                    self.final_reply_sent(txn, code);
+                    self.final_reply_sent(txn, code, &bytes);
                     compact(txn);
                     self.table
                         .shrink_charge(txn, super::table::TXN_OVERHEAD + bytes.len());

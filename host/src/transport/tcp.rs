@@ -237,7 +237,8 @@ async fn read_connection(
                 Ok(None) => break,
                 Err(e) => {
                     // A stream that cannot be framed cannot be resynchronised:
-                    // end this connection only.
+                    // end this connection only. Counted as a bad message.
+                    crate::stats::inc(crate::stats::Counter::BadMessages);
                     crate::log_limited!(warn, %remote, "tcp framing: {e}; closing connection");
                     break 'conn;
                 }

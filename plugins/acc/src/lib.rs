@@ -3,7 +3,9 @@
 //! The default plugin's route (`plugins/default`) with SER's accounting
 //! flags on the calls it relays to registered users: flag 1 (`log_flag`)
 //! accounts every INVITE and BYE, flag 3 (`log_missed_flag`) reports the
-//! INVITEs that end with a status of 300 or more. The manifest names the
+//! INVITEs that end with a status of 300 or more; a call to a user who is
+//! not registered, answered 404 here, is recorded with `acc_request`
+//! (a missed call too, for an INVITE). The manifest names the
 //! flags (`[acc] log_flag = 1`, `log_missed_flag = 3`); the records go to
 //! the log and `wisp ctl acc show`.
 //!
@@ -14,7 +16,11 @@
 //!     ... (default's route up to lookup)
 //!     if (method=="INVITE" || method=="BYE") { setflag(1); }
 //!     if (method=="INVITE") { setflag(3); }
-//!     if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+//!     if (!lookup("location")) {
+//!         acc_request("404 Not Found");
+//!         sl_send_reply("404", "Not Found");
+//!         exit;
+//!     }
 //!     route(1);
 //! }
 //! route[1] { if (!t_relay()) { sl_reply_error(); } exit; }
@@ -57,7 +63,12 @@ impl Plugin for Acc {
             return msg.save("location");
         }
         match msg.lookup("location") {
-            Err(Error::NotFound) => return msg.sl_send_reply(404, "Not Found"),
+            Err(Error::NotFound) => {
+                // The flags account transactions; this 404 is answered
+                // here, statelessly: recorded by hand, as seed 003 does.
+                msg.acc_request("404 Not Found")?;
+                return msg.sl_send_reply(404, "Not Found");
+            }
             other => other?,
         }
         relay(msg)

@@ -20,11 +20,12 @@ impl exec::Host for PluginState {
             )
             .into());
         }
-        let inv = self.authorize(&command)?;
         let ctx = self.msg(&m)?;
+        let about = About::of(ctx);
         let env = sip_env(ctx);
         let ruri = ctx.ruri().to_string();
-        let out = self.run(&inv, Some(&ruri), &env, None)?;
+        let inv = self.authorize(&command, &about)?;
+        let out = self.run(&inv, Some(&ruri), &env, None, &about)?;
         let (first, branches) = parse_dset(&out)?;
         let ctx = self.msg(&m)?;
         ctx.set_ruri(first);
@@ -33,21 +34,53 @@ impl exec::Host for PluginState {
     }
 
     fn exec_msg(&mut self, m: Resource<RouteContext>, command: String) -> Result<(), HostError> {
-        let inv = self.authorize(&command)?;
         let ctx = self.msg(&m)?;
+        let about = About::of(ctx);
         let env = sip_env(ctx);
         let input = ctx.msg.raw().clone();
-        self.run(&inv, None, &env, Some(input))?;
+        let inv = self.authorize(&command, &about)?;
+        self.run(&inv, None, &env, Some(input), &about)?;
         Ok(())
     }
 }
 
+/// Which message an exec is for, as its log lines name it (an exec spawns a
+/// process: two small strings are nothing beside it).
+struct About {
+    call_id: String,
+    method: String,
+}
+
+impl About {
+    fn of(ctx: &RouteContext) -> About {
+        let method = match ctx.msg.method() {
+            Some(m) => m.to_string(),
+            None => ctx
+                .msg
+                .cseq()
+                .map(|c| c.method.to_string())
+                .unwrap_or_default(),
+        };
+        About {
+            call_id: crate::util::CallId(&ctx.msg).to_string(),
+            method,
+        }
+    }
+}
+
 impl PluginState {
-    fn authorize(&self, command: &str) -> Result<Invocation, ActionError> {
+    fn authorize(&self, command: &str, about: &About) -> Result<Invocation, ActionError> {
         self.caps
             .exec
             .authorize(&self.plugin_name, command)
-            .inspect_err(|e| tracing::info!(plugin = &*self.plugin_name, "exec refused: {e}"))
+            .inspect_err(|e| {
+                tracing::info!(
+                    plugin = &*self.plugin_name,
+                    call_id = %about.call_id,
+                    method = %about.method,
+                    "exec refused: {e}"
+                )
+            })
     }
 
     fn run(
@@ -56,10 +89,17 @@ impl PluginState {
         last_arg: Option<&str>,
         env: &[(String, String)],
         stdin: Option<bytes::Bytes>,
+        about: &About,
     ) -> Result<service::Output, ActionError> {
         let timeout = self.caps.exec_timeout;
-        service::blocking(|| service::run(inv, last_arg, env, stdin, timeout))
-            .inspect_err(|e| tracing::info!(plugin = &*self.plugin_name, "{e}"))
+        service::blocking(|| service::run(inv, last_arg, env, stdin, timeout)).inspect_err(|e| {
+            tracing::info!(
+                plugin = &*self.plugin_name,
+                call_id = %about.call_id,
+                method = %about.method,
+                "{e}"
+            )
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 //! conversions it needs; the work is done by the stateless core and the
 //! services, which know nothing of Wasm.
 
+mod acc;
 mod auth;
 mod exec;
 mod htable;
