@@ -9,7 +9,9 @@
 #  - kamailio, the baseline of the benchmarks (scripts/bench-*.sh);
 #  - sipvicious (svwar, svcrack), the attacker the auth tests point at the router, from PyPI;
 #  - postgresql, whose initdb/pg_ctl the tests of the shared user location
-#    run as throwaway servers (tests/src/postgres.rs).
+#    run as throwaway servers (tests/src/postgres.rs);
+#  - rtpengine-daemon, the media relay the rtpengine tests start in userspace
+#    mode, and nftables + iproute2 for the NAT tests' namespaces.
 set -euo pipefail
 
 apt_missing=()
@@ -25,6 +27,9 @@ fi
 need_apt sipsak
 need_apt sip-tester
 need_apt postgresql
+need_apt rtpengine-daemon
+need_apt nftables
+need_apt iproute2
 if [ "${WISP_SETUP_KAMAILIO:-1}" = 1 ]; then
     need_apt kamailio
 fi
