@@ -97,10 +97,15 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
                 .into_iter()
                 .map(|(contact, binding)| match binding {
                     Some(b) => Change::Put(Usrloc::stored(table, &aor, &b, now, now_unix)),
+                    // Removed by this REGISTER: another node's newer
+                    // binding of the contact is not (§10.3 step 7).
                     None => Change::Delete {
                         table: table.to_owned(),
                         aor: aor.clone(),
                         contact,
+                        call_id: call_id.clone(),
+                        cseq,
+                        at: now_unix,
                     },
                 })
                 .collect();

@@ -346,13 +346,12 @@ impl Usrloc {
             let mut changes = Vec::new();
             if self.persistent() {
                 if only {
-                    changes.extend(bindings.iter().filter(|b| b.contact != contact).map(|b| {
-                        Change::Delete {
-                            table: table.to_owned(),
-                            aor: aor.to_owned(),
-                            contact: b.contact.clone(),
-                        }
-                    }));
+                    changes.extend(
+                        bindings
+                            .iter()
+                            .filter(|b| b.contact != contact)
+                            .map(|b| Change::delete(table, aor, &b.contact)),
+                    );
                 }
                 changes.push(Change::Put(Usrloc::stored(
                     table,
@@ -397,11 +396,7 @@ impl Usrloc {
             let n = removed.len();
             let changes = removed
                 .into_iter()
-                .map(|contact| Change::Delete {
-                    table: table.to_owned(),
-                    aor: aor.to_owned(),
-                    contact,
-                })
+                .map(|contact| Change::delete(table, aor, &contact))
                 .collect();
             self.persist(
                 if self.persistent() {

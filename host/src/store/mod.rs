@@ -41,15 +41,37 @@ pub struct StoredBinding {
 pub enum Change {
     /// Insert or replace the binding.
     Put(StoredBinding),
-    /// Remove the binding, if it is there.
+    /// Remove the binding, if it is there and not newer than the removal
+    /// (RFC 3261 §10.3 step 7, across nodes): a row of the same Call-ID
+    /// with a higher CSeq, or of another Call-ID saved after `at`, stays.
     Delete {
         table: String,
         aor: String,
         contact: String,
+        /// The Call-ID of the REGISTER that removed the binding; empty for
+        /// a management removal (`wisp ctl ul rm`), which always applies.
+        call_id: String,
+        /// The CSeq of that REGISTER.
+        cseq: u32,
+        /// Unix seconds of that REGISTER.
+        at: i64,
     },
 }
 
 impl Change {
+    /// A management removal of one binding (`wisp ctl`): applies whatever
+    /// the row holds.
+    pub fn delete(table: &str, aor: &str, contact: &str) -> Change {
+        Change::Delete {
+            table: table.to_owned(),
+            aor: aor.to_owned(),
+            contact: contact.to_owned(),
+            call_id: String::new(),
+            cseq: 0,
+            at: 0,
+        }
+    }
+
     /// The row this change writes: later changes to the same key supersede it.
     pub fn key(&self) -> (&str, &str, &str) {
         match self {
@@ -58,6 +80,7 @@ impl Change {
                 table,
                 aor,
                 contact,
+                ..
             } => (table, aor, contact),
         }
     }

@@ -474,6 +474,30 @@ const UPSERT: &str = "INSERT INTO bindings
     WHERE bindings.call_id <> EXCLUDED.call_id OR bindings.cseq < EXCLUDED.cseq
         OR EXCLUDED.call_id = ''";
 
+/// The removals of one commit, column by column.
+#[derive(Default)]
+struct Removals<'a> {
+    table: Vec<&'a str>,
+    aor: Vec<&'a str>,
+    contact: Vec<&'a str>,
+    call_id: Vec<&'a str>,
+    cseq: Vec<i64>,
+    at: Vec<i64>,
+}
+
+/// Many removals in one statement. RFC 3261 §10.3 step 7 across nodes: a
+/// row stays when it is newer than the REGISTER that removed it — the
+/// same Call-ID with a CSeq not lower, or another Call-ID saved after it
+/// (another node took a later REGISTER). A management removal (empty
+/// Call-ID) always applies.
+const DELETE: &str = "DELETE FROM bindings b
+    USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+        AS d (t, a, c, call_id, cseq, at)
+    WHERE b.usrloc_table = d.t AND b.aor = d.a AND b.contact = d.c
+        AND (d.call_id = ''
+            OR (b.call_id = d.call_id AND b.cseq < d.cseq)
+            OR (b.call_id <> d.call_id AND b.updated <= d.at))";
+
 impl BindingStore for PgStore {
     fn load(&mut self, now: i64) -> Result<Vec<StoredBinding>, StoreError> {
         self.with_client(|c| {
@@ -497,7 +521,7 @@ impl BindingStore for PgStore {
             last.insert(change.key(), change);
         }
         let mut puts = Columns::default();
-        let mut deletes: [Vec<&str>; 3] = Default::default();
+        let mut deletes = Removals::default();
         for change in last.into_values() {
             match change {
                 Change::Put(b) => puts.push(b),
@@ -505,10 +529,16 @@ impl BindingStore for PgStore {
                     table,
                     aor,
                     contact,
+                    call_id,
+                    cseq,
+                    at,
                 } => {
-                    deletes[0].push(table);
-                    deletes[1].push(aor);
-                    deletes[2].push(contact);
+                    deletes.table.push(table);
+                    deletes.aor.push(aor);
+                    deletes.contact.push(contact);
+                    deletes.call_id.push(call_id);
+                    deletes.cseq.push(i64::from(*cseq));
+                    deletes.at.push(*at);
                 }
             }
         }
@@ -532,12 +562,17 @@ impl BindingStore for PgStore {
                     ],
                 )?;
             }
-            if !deletes[0].is_empty() {
+            if !deletes.table.is_empty() {
                 tx.execute(
-                    "DELETE FROM bindings b
-                     USING unnest($1::text[], $2::text[], $3::text[]) AS d (t, a, c)
-                     WHERE b.usrloc_table = d.t AND b.aor = d.a AND b.contact = d.c",
-                    &[&deletes[0], &deletes[1], &deletes[2]],
+                    DELETE,
+                    &[
+                        &deletes.table,
+                        &deletes.aor,
+                        &deletes.contact,
+                        &deletes.call_id,
+                        &deletes.cseq,
+                        &deletes.at,
+                    ],
                 )?;
             }
             tx.commit()?;

@@ -194,8 +194,15 @@ impl BindingStore for SqliteStore {
                   params)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
+            // RFC 3261 §10.3 step 7, as on PostgreSQL: a row newer than the
+            // REGISTER that removed it (same Call-ID with a CSeq not lower,
+            // or another Call-ID saved after it) stays; a management
+            // removal (empty Call-ID) always applies.
             let mut delete = tx.prepare_cached(
-                "DELETE FROM bindings WHERE usrloc_table = ?1 AND aor = ?2 AND contact = ?3",
+                "DELETE FROM bindings WHERE usrloc_table = ?1 AND aor = ?2 AND contact = ?3
+                 AND (?4 = ''
+                      OR (call_id = ?4 AND cseq < ?5)
+                      OR (call_id <> ?4 AND updated <= ?6))",
             )?;
             for change in changes {
                 match change {
@@ -209,8 +216,11 @@ impl BindingStore for SqliteStore {
                         table,
                         aor,
                         contact,
+                        call_id,
+                        cseq,
+                        at,
                     } => {
-                        delete.execute(params![table, aor, contact])?;
+                        delete.execute(params![table, aor, contact, call_id, cseq, at])?;
                     }
                 }
             }
@@ -447,11 +457,7 @@ mod tests {
         replaced.cseq = 8;
         s.commit(&[
             Change::Put(replaced.clone()),
-            Change::Delete {
-                table: "location".into(),
-                aor: "c".into(),
-                contact: "sip:c@1".into(),
-            },
+            Change::delete("location", "c", "sip:c@1"),
         ])
         .expect("commit");
         let mut rows = s.load(1600).expect("load");
@@ -459,6 +465,37 @@ mod tests {
         assert_eq!(rows, vec![replaced, binding("b", "sip:b@1", None)]);
         assert_eq!(s.purge_expired(1600).expect("purge"), 1);
         assert_eq!(s.load(0).expect("load").len(), 2);
+    }
+
+    #[test]
+    fn an_older_unregister_cannot_remove_a_newer_binding() {
+        let mut s = SqliteStore::open_in_memory().expect("open");
+        let unregister = |call_id: &str, cseq: u32, at: i64| Change::Delete {
+            table: "location".into(),
+            aor: "a".into(),
+            contact: "sip:a@1".into(),
+            call_id: call_id.into(),
+            cseq,
+            at,
+        };
+        // Saved by the REGISTER c1/7 at 1000.
+        let newer = binding("a", "sip:a@1", None);
+        s.commit(&[Change::Put(newer.clone())]).expect("commit");
+        // Same Call-ID, CSeq not higher: §10.3 step 7 aborts it.
+        s.commit(&[unregister("c1", 6, 5000), unregister("c1", 7, 5000)])
+            .expect("commit");
+        // Another Call-ID from before the binding was saved.
+        s.commit(&[unregister("c2", 100, 999)]).expect("commit");
+        assert_eq!(s.load(0).expect("load"), vec![newer.clone()]);
+        s.commit(&[unregister("c1", 8, 0)]).expect("commit");
+        assert_eq!(s.load(0).expect("load"), vec![]);
+        s.commit(&[Change::Put(newer.clone())]).expect("commit");
+        s.commit(&[unregister("c2", 1, 1000)]).expect("commit");
+        assert_eq!(s.load(0).expect("load"), vec![], "another Call-ID, later");
+        s.commit(&[Change::Put(newer)]).expect("commit");
+        s.commit(&[Change::delete("location", "a", "sip:a@1")])
+            .expect("commit");
+        assert_eq!(s.load(0).expect("load"), vec![], "management removal");
     }
 
     fn subscriber(user: &str, domain: &str, password: Option<&str>) -> StoredSubscriber {
