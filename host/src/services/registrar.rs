@@ -64,6 +64,17 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
             return Err(error);
         }
     };
+    if !usrloc.ready() {
+        // Started while the database was away: nothing is saved before the
+        // bindings it holds are loaded (the writer retries each second).
+        stats::inc(Counter::RegistersRefused);
+        return svc.tm().reply(
+            ctx,
+            503,
+            "Service Unavailable",
+            &[("Retry-After", RETRY_DATABASE_S)],
+        );
+    }
     // Write-through answers after the commit; a REGISTER inside a
     // transaction is answered through it, at once (the transaction layer
     // has no deferred reply yet).

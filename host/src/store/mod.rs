@@ -8,6 +8,7 @@
 //! Times on disk are wall-clock Unix seconds: an `Instant` means nothing to
 //! the next process.
 
+pub mod health;
 pub mod postgres;
 pub mod sqlite;
 pub mod subscriber;
@@ -128,6 +129,23 @@ pub enum StoreError {
     Spawn(std::io::Error),
 }
 
+impl StoreError {
+    /// Whether waiting will not help: the database's schema is newer, its
+    /// URL is wrong, or the server answered and refused the login (no such
+    /// database, a wrong password). A router does not start then, while it
+    /// does start when the database is only away.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            StoreError::TooNew { .. } | StoreError::Url { .. } => true,
+            StoreError::Connect { source, .. } => source.code().is_some_and(|c| {
+                let code = c.code();
+                code.starts_with("28") || code == "3D000"
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// What a PostgreSQL error says, with its cause: the server's own message
 /// ("FATAL: terminating connection due to administrator command"), or the
 /// I/O error under "error connecting to server".
@@ -150,6 +168,11 @@ pub trait BindingStore: Send + 'static {
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
     /// Delete bindings expired at `now`; returns how many.
     fn purge_expired(&mut self, now: i64) -> Result<usize, StoreError>;
+    /// Whether the database answers (a server that may go away); a local
+    /// file does.
+    fn ping(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Wall-clock Unix seconds.

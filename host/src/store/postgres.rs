@@ -208,6 +208,12 @@ impl PgStore {
         &self.shown
     }
 
+    /// Where the database is, for `wisp ctl ps`: host, port and database
+    /// name, no user or password.
+    pub fn location(&self) -> String {
+        super::health::pg_location(&self.config)
+    }
+
     /// A client connected to the same database, for a second thread (the
     /// change listener's `LISTEN`).
     pub fn connect_again(&self) -> Result<Client, StoreError> {
@@ -578,6 +584,10 @@ impl BindingStore for PgStore {
             tx.commit()?;
             Ok(())
         })
+    }
+
+    fn ping(&mut self) -> Result<(), StoreError> {
+        PgStore::ping(self)
     }
 
     fn purge_expired(&mut self, now: i64) -> Result<usize, StoreError> {
