@@ -30,6 +30,8 @@ fn binding(aor: &str, contact: &str, call_id: &str, cseq: u32) -> StoredBinding 
         path: Some("<sip:edge.example;lr>".into()),
         params: Some(";+sip.instance=\"<urn:uuid:1>\";reg-id=1".into()),
         updated: 1000,
+        server_id: 3,
+        socket: Some("tcp:192.0.2.3:5060".into()),
     }
 }
 

@@ -39,6 +39,10 @@ pub struct ContactBinding {
     pub params: Option<String>,
     /// When this binding was last written (for freshness ordering).
     pub updated: Instant,
+    /// The router that saved it (`server.server_id`).
+    pub server_id: u32,
+    /// The socket its REGISTER came in on (`tcp:192.0.2.1:5060`).
+    pub socket: Option<String>,
 }
 
 impl ContactBinding {
@@ -292,6 +296,8 @@ impl Usrloc {
             path: binding.path.clone(),
             params: binding.params.clone(),
             updated: now_unix - now.saturating_duration_since(binding.updated).as_secs() as i64,
+            server_id: binding.server_id,
+            socket: binding.socket.clone(),
         }
     }
 
@@ -393,6 +399,8 @@ impl Usrloc {
             path: None,
             params: None,
             updated: now,
+            server_id: self.config.server_id,
+            socket: None,
         };
         self.with_table(table, |t| {
             let bindings = t.entry(aor.to_owned()).or_default();
@@ -529,6 +537,8 @@ fn from_row(row: StoredBinding, now: Instant, now_unix: i64) -> (String, String,
                 now_unix.saturating_sub(row.updated).max(0) as u64,
             ))
             .unwrap_or(now),
+        server_id: row.server_id,
+        socket: row.socket,
     };
     (row.table, row.aor, binding)
 }

@@ -35,6 +35,12 @@ pub struct StoredBinding {
     pub params: Option<String>,
     /// Unix seconds of the last write (freshness ordering survives a restart).
     pub updated: i64,
+    /// The router that saved it (`server.server_id`, Kamailio's `server_id`).
+    pub server_id: u32,
+    /// The socket the REGISTER came in on, `proto:ip:port` (Kamailio's
+    /// `socket`): how another router reaches the owner of a contact bound
+    /// to one of its connections.
+    pub socket: Option<String>,
 }
 
 /// A change to one (table, AOR, contact) row.

@@ -95,6 +95,10 @@ const MIGRATIONS: &[&str] = &[
         FOR EACH STATEMENT EXECUTE FUNCTION wisp_subscribers_notify();
     CREATE TRIGGER grp_notify AFTER INSERT OR UPDATE OR DELETE ON grp
         FOR EACH STATEMENT EXECUTE FUNCTION wisp_subscribers_notify();",
+    // 4: the router that saved the binding (`server.server_id`) and the
+    // socket the REGISTER came in on (`tcp:ip:port`), as in Kamailio.
+    "ALTER TABLE bindings ADD COLUMN server_id BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN socket TEXT;",
 ];
 
 /// The schema version this wisp brings a database to.
@@ -109,8 +113,8 @@ const PURGE_LOCK: i64 = 0x7769_7370_0002;
 /// Reads filter on `expires` anyway, so a late purge returns no dead contact.
 const PURGE_GRACE_S: i64 = 60;
 
-const COLUMNS: &str =
-    "usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, params, updated";
+const COLUMNS: &str = "usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, \
+    params, updated, server_id, socket";
 
 /// Run `f` on a thread of its own and wait for it. The synchronous client
 /// drives its connection on a runtime of its own, which may neither be
@@ -430,6 +434,8 @@ fn binding_of(r: &Row) -> Result<StoredBinding, StoreError> {
         path: r.try_get(8)?,
         params: r.try_get(9)?,
         updated: r.try_get(10)?,
+        server_id: u32::try_from(r.try_get::<_, i64>(11)?).unwrap_or(0),
+        socket: r.try_get(12)?,
     })
 }
 
@@ -448,6 +454,8 @@ struct Columns<'a> {
     path: Vec<Option<&'a str>>,
     params: Vec<Option<&'a str>>,
     updated: Vec<i64>,
+    server_id: Vec<i64>,
+    socket: Vec<Option<&'a str>>,
 }
 
 impl<'a> Columns<'a> {
@@ -463,6 +471,8 @@ impl<'a> Columns<'a> {
         self.path.push(b.path.as_deref());
         self.params.push(b.params.as_deref());
         self.updated.push(b.updated);
+        self.server_id.push(i64::from(b.server_id));
+        self.socket.push(b.socket.as_deref());
     }
 }
 
@@ -470,13 +480,16 @@ impl<'a> Columns<'a> {
 /// the same Call-ID with a CSeq not higher than stored changes nothing. A
 /// management change (`wisp ctl`, empty Call-ID) always applies.
 const UPSERT: &str = "INSERT INTO bindings
-    (usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, params, updated)
+    (usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, params, updated,
+     server_id, socket)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::real[], $5::bigint[],
-        $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[])
+        $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[],
+        $12::bigint[], $13::text[])
     ON CONFLICT (usrloc_table, aor, contact) DO UPDATE SET
         q = EXCLUDED.q, expires = EXCLUDED.expires, call_id = EXCLUDED.call_id,
         cseq = EXCLUDED.cseq, received = EXCLUDED.received, path = EXCLUDED.path,
-        params = EXCLUDED.params, updated = EXCLUDED.updated
+        params = EXCLUDED.params, updated = EXCLUDED.updated,
+        server_id = EXCLUDED.server_id, socket = EXCLUDED.socket
     WHERE bindings.call_id <> EXCLUDED.call_id OR bindings.cseq < EXCLUDED.cseq
         OR EXCLUDED.call_id = ''";
 
@@ -565,6 +578,8 @@ impl BindingStore for PgStore {
                         &puts.path,
                         &puts.params,
                         &puts.updated,
+                        &puts.server_id,
+                        &puts.socket,
                     ],
                 )?;
             }

@@ -50,6 +50,10 @@ const MIGRATIONS: &[&str] = &[
     // 4: the Contact's header parameters other than q and expires
     // (`+sip.instance`, `reg-id`, ...; RFC 5626 §6), as registered.
     "ALTER TABLE bindings ADD COLUMN params TEXT;",
+    // 5: the router that saved the binding (`server.server_id`) and the
+    // socket the REGISTER came in on (`tcp:ip:port`), as in Kamailio.
+    "ALTER TABLE bindings ADD COLUMN server_id INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE bindings ADD COLUMN socket TEXT;",
 ];
 
 /// How hard a commit insists on reaching the disk.
@@ -165,7 +169,7 @@ impl BindingStore for SqliteStore {
     fn load(&mut self, now: i64) -> Result<Vec<StoredBinding>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path,
-             params FROM bindings WHERE expires IS NULL OR expires > ?1",
+             params, server_id, socket FROM bindings WHERE expires IS NULL OR expires > ?1",
         )?;
         let rows = stmt.query_map([now], |r| {
             Ok(StoredBinding {
@@ -180,6 +184,8 @@ impl BindingStore for SqliteStore {
                 updated: r.get(8)?,
                 path: r.get(9)?,
                 params: r.get(10)?,
+                server_id: r.get(11)?,
+                socket: r.get(12)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -191,8 +197,8 @@ impl BindingStore for SqliteStore {
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO bindings
                  (usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path,
-                  params)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                  params, server_id, socket)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             // RFC 3261 §10.3 step 7, as on PostgreSQL: a row newer than the
             // REGISTER that removed it (same Call-ID with a CSeq not lower,
@@ -208,8 +214,19 @@ impl BindingStore for SqliteStore {
                 match change {
                     Change::Put(b) => {
                         put.execute(params![
-                            b.table, b.aor, b.contact, b.q as f64, b.expires, b.call_id, b.cseq,
-                            b.received, b.updated, b.path, b.params
+                            b.table,
+                            b.aor,
+                            b.contact,
+                            b.q as f64,
+                            b.expires,
+                            b.call_id,
+                            b.cseq,
+                            b.received,
+                            b.updated,
+                            b.path,
+                            b.params,
+                            b.server_id,
+                            b.socket
                         ])?;
                     }
                     Change::Delete {
@@ -372,6 +389,8 @@ mod tests {
                     .into(),
             ),
             updated: 1000,
+            server_id: 2,
+            socket: Some("tcp:192.0.2.9:5060".into()),
         }
     }
 
@@ -649,7 +668,10 @@ mod tests {
             tx.commit().expect("commit");
         }
         let mut s = SqliteStore::open(&path, Durability::Normal).expect("migrate");
-        assert_eq!(s.schema_version().expect("version"), 4);
+        assert_eq!(
+            s.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
         let with_params = binding("new", "sip:new@1", None);
         s.commit(&[Change::Put(with_params.clone())])
             .expect("commit");
@@ -660,6 +682,11 @@ mod tests {
         assert_eq!(
             (rows[1].aor.as_str(), rows[1].params.as_deref()),
             ("old", None)
+        );
+        assert_eq!(
+            (rows[1].server_id, rows[1].socket.as_deref()),
+            (0, None),
+            "an older row belongs to router 0, socket unknown"
         );
     }
 }

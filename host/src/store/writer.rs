@@ -352,6 +352,8 @@ mod tests {
             path: None,
             params: None,
             updated: 0,
+            server_id: 0,
+            socket: None,
         })
     }
 
