@@ -625,6 +625,27 @@ impl BindingStore for PgStore {
     }
 }
 
+impl PgStore {
+    /// Run `sql`, whose parameters `$1`..`$6` are the subscriber's columns in
+    /// table order; `true` when it wrote the row.
+    fn write_subscriber(&mut self, sql: &str, s: &StoredSubscriber) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let n = c.execute(
+                sql,
+                &[
+                    &s.username,
+                    &s.domain,
+                    &s.ha1,
+                    &s.ha1_sha256,
+                    &s.ha1_sha512_256,
+                    &s.password,
+                ],
+            )?;
+            Ok(n == 1)
+        })
+    }
+}
+
 impl SubscriberStore for PgStore {
     fn load_all(&mut self, limit: usize) -> Result<SubscriberRows, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
@@ -666,40 +687,20 @@ impl SubscriberStore for PgStore {
     }
 
     fn insert_subscriber(&mut self, s: &StoredSubscriber) -> Result<bool, StoreError> {
-        self.with_client(|c| {
-            let n = c.execute(
-                "INSERT INTO subscriber
-                 (username, domain, ha1, ha1_sha256, ha1_sha512_256, password)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                &[
-                    &s.username,
-                    &s.domain,
-                    &s.ha1,
-                    &s.ha1_sha256,
-                    &s.ha1_sha512_256,
-                    &s.password,
-                ],
-            )?;
-            Ok(n == 1)
-        })
+        self.write_subscriber(
+            "INSERT INTO subscriber
+             (username, domain, ha1, ha1_sha256, ha1_sha512_256, password)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            s,
+        )
     }
 
     fn set_credentials(&mut self, s: &StoredSubscriber) -> Result<bool, StoreError> {
-        self.with_client(|c| {
-            let n = c.execute(
-                "UPDATE subscriber SET ha1 = $3, ha1_sha256 = $4, ha1_sha512_256 = $5,
-                 password = $6 WHERE username = $1 AND domain = $2",
-                &[
-                    &s.username,
-                    &s.domain,
-                    &s.ha1,
-                    &s.ha1_sha256,
-                    &s.ha1_sha512_256,
-                    &s.password,
-                ],
-            )?;
-            Ok(n == 1)
-        })
+        self.write_subscriber(
+            "UPDATE subscriber SET ha1 = $3, ha1_sha256 = $4, ha1_sha512_256 = $5,
+             password = $6 WHERE username = $1 AND domain = $2",
+            s,
+        )
     }
 
     fn remove_subscriber(&mut self, username: &str, domain: &str) -> Result<bool, StoreError> {
