@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use wisp_sip::Message;
 
-use crate::config::{DbMode, Manifest, Proto};
+use crate::config::{Manifest, Proto};
 use crate::plugin::chain::PluginChain;
 use crate::plugin::host::HostContext;
 use crate::plugin::{PluginRuntime, owner_build};
@@ -109,13 +109,12 @@ impl Router {
             tokio::runtime::Handle::try_current().ok(),
         )
         .with_context(|| format!("user location database {db_name}"))?;
-        // The subscribers share that database, and its memory-only mode.
+        // The subscribers share that database, and its memory-only mode. On
+        // PostgreSQL they follow other routers' changes and wait for a
+        // database that is away, whatever the db_mode.
         let subscribers = match &manifest.usrloc.db_url {
-            Some(url) if manifest.usrloc.db_mode == DbMode::Shared => {
-                Subscribers::open_shared(manifest.subscriber.clone(), url)
-            }
             Some(url) if usrloc.persistent() => {
-                Subscribers::open_postgres(manifest.subscriber.clone(), url).map(Arc::new)
+                Subscribers::open_shared(manifest.subscriber.clone(), url)
             }
             _ => Subscribers::open(
                 manifest.subscriber.clone(),

@@ -30,6 +30,8 @@ fn binding(aor: &str, contact: &str, call_id: &str, cseq: u32) -> StoredBinding 
         path: Some("<sip:edge.example;lr>".into()),
         params: Some(";+sip.instance=\"<urn:uuid:1>\";reg-id=1".into()),
         updated: 1000,
+        server_id: 3,
+        socket: Some("tcp:192.0.2.3:5060".into()),
     }
 }
 
@@ -87,11 +89,7 @@ fn put_replace_delete_load_and_purge_as_on_sqlite() {
     let replaced = binding("a", "sip:a@1", "c1", 2);
     s.commit(&[
         Change::Put(replaced.clone()),
-        Change::Delete {
-            table: "location".into(),
-            aor: "c".into(),
-            contact: "sip:c@1".into(),
-        },
+        Change::delete("location", "c", "sip:c@1"),
     ])
     .expect("commit");
     assert_eq!(
@@ -113,11 +111,7 @@ fn one_commit_of_many_changes_ends_as_applying_them_in_order() {
     let _serial = one_at_a_time();
     let pg = Postgres::start();
     let mut s = PgStore::connect(&pg.url()).expect("connect");
-    let gone = |aor: &str, contact: &str| Change::Delete {
-        table: "location".into(),
-        aor: aor.into(),
-        contact: contact.into(),
-    };
+    let gone = |aor: &str, contact: &str| Change::delete("location", aor, contact);
     s.commit(&[Change::Put(binding("old", "sip:old@1", "c0", 1))])
         .expect("commit");
     let mut batch: Vec<Change> = (0..500)
@@ -183,6 +177,66 @@ fn rfc3261_10_3_step7_an_older_cseq_of_the_same_call_id_changes_nothing() {
     assert_eq!(rows(&mut s, 0), vec![manual]);
 }
 
+/// The removal a REGISTER makes (Call-ID, CSeq, Unix seconds).
+fn unregister(aor: &str, contact: &str, call_id: &str, cseq: u32, at: i64) -> Change {
+    Change::Delete {
+        table: "location".into(),
+        aor: aor.into(),
+        contact: contact.into(),
+        call_id: call_id.into(),
+        cseq,
+        at,
+    }
+}
+
+#[test]
+fn an_older_unregister_from_another_node_cannot_remove_a_newer_binding() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    // Two routers on one database.
+    let mut a = PgStore::connect(&pg.url()).expect("connect");
+    let mut b = PgStore::connect(&pg.url()).expect("connect");
+    // Node A took the REGISTER with CSeq 5 at 1000.
+    let newer = binding("alice", "sip:a@1", "c1", 5);
+    a.commit(&[Change::Put(newer.clone())]).expect("commit");
+    // Node B's commit of an unregister with CSeq 4 of the same Call-ID
+    // arrives late: nothing changes (§10.3 step 7), nor does one of an
+    // equal CSeq.
+    b.commit(&[unregister("alice", "sip:a@1", "c1", 4, 2000)])
+        .expect("commit");
+    b.commit(&[unregister("alice", "sip:a@1", "c1", 5, 2000)])
+        .expect("commit");
+    assert_eq!(rows(&mut b, 0), vec![newer.clone()]);
+    // Another Call-ID's unregister, from before A saved the binding, stays
+    // out too; one from the same second or later removes it.
+    b.commit(&[unregister("alice", "sip:a@1", "c9", 1, 999)])
+        .expect("commit");
+    assert_eq!(rows(&mut b, 0), vec![newer.clone()]);
+    b.commit(&[unregister("alice", "sip:a@1", "c9", 1, 1000)])
+        .expect("commit");
+    assert_eq!(rows(&mut b, 0), vec![]);
+    // A higher CSeq of the same Call-ID removes it, in a batch of many.
+    a.commit(&[
+        Change::Put(newer.clone()),
+        Change::Put(binding("bob", "sip:b@1", "c2", 3)),
+    ])
+    .expect("commit");
+    b.commit(&[
+        unregister("alice", "sip:a@1", "c1", 6, 0),
+        unregister("bob", "sip:b@1", "c2", 2, 5000),
+    ])
+    .expect("commit");
+    assert_eq!(
+        rows(&mut b, 0),
+        vec![binding("bob", "sip:b@1", "c2", 3)],
+        "alice's removed, bob's newer binding kept"
+    );
+    // A management removal (`wisp ctl ul rm`) always applies.
+    b.commit(&[Change::delete("location", "bob", "sip:b@1")])
+        .expect("commit");
+    assert_eq!(rows(&mut b, 0), vec![]);
+}
+
 #[test]
 fn a_connection_lost_with_the_server_is_made_again_at_the_next_call() {
     let _serial = one_at_a_time();
@@ -221,11 +275,7 @@ fn a_listener_hears_each_changed_aor_once_and_notices_a_lost_connection() {
         ])
         .expect("commit");
     writer
-        .commit(&[Change::Delete {
-            table: "location".into(),
-            aor: "b".into(),
-            contact: "sip:b@1".into(),
-        }])
+        .commit(&[Change::delete("location", "b", "sip:b@1")])
         .expect("commit");
     let mut heard = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);

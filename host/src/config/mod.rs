@@ -156,6 +156,7 @@ impl Manifest {
                 }
                 invalid(span.start, key.to_string(), e.inner().message())
             })?;
+        manifest.usrloc.server_id = manifest.server.server_id;
         let base_dir = file.parent().unwrap_or_else(|| Path::new(""));
         manifest
             .validate()

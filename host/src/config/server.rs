@@ -49,6 +49,12 @@ pub struct ServerConfig {
     /// router's addresses and pid: for test beds and debugging, not for a
     /// router on the internet. Default `false`.
     pub sip_warning: bool,
+    /// Kamailio core `server_id`: this router's number among the routers
+    /// that share one user location database (`usrloc.db_mode = 3`). Each
+    /// binding records the router that saved it and the socket it came in
+    /// on; a contact reachable only over that router's connection (TCP) is
+    /// reached through it. Give each router a number of its own; default 0.
+    pub server_id: u32,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +72,7 @@ impl Default for ServerConfig {
             server_header: DEFAULT_IDENTITY.to_string(),
             user_agent_header: DEFAULT_IDENTITY.to_string(),
             sip_warning: false,
+            server_id: 0,
         }
     }
 }

@@ -13,6 +13,10 @@ use super::{Invalid, KeyPath};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UsrlocConfig {
+    /// `server.server_id`, copied here when the manifest is read: the owner
+    /// each binding saved by this router records.
+    #[serde(skip)]
+    pub server_id: u32,
     /// Default `["location", "aliases"]`; at least one.
     pub tables: Vec<String>,
     /// Default false.
@@ -69,6 +73,7 @@ pub const AOR_BUDGET_BYTES: usize = 1024;
 impl Default for UsrlocConfig {
     fn default() -> Self {
         UsrlocConfig {
+            server_id: 0,
             tables: vec!["location".into(), "aliases".into()],
             use_domain: false,
             default_expires: 3600,

@@ -29,6 +29,7 @@
 //! | `wisp_plugin_reloads_total`, `..._refused_total` | — |
 //! | `wisp_store_commits_total`, `..._failures_total`, `wisp_store_commit_duration_seconds` | — |
 //! | `wisp_store_writer_queue` | — |
+//! | `wisp_store_up` (1 up, 0 down; absent in memory-only mode) | — |
 //! | `wisp_dns_lookups_total`, `wisp_dns_failures_total` | `dns:failed_dns_request` |
 //! | `wisp_acc_records_total`, `wisp_acc_dropped_total` | — |
 //! | `wisp_acc_stored_total`, `wisp_acc_db_failures_total` | — |
@@ -284,6 +285,14 @@ impl Collector for ReportCollector {
             "Changes waiting for the database writer.",
             r.store_writer_queue,
         )?;
+        if let Some(up) = r.store_up {
+            gauge(
+                e,
+                "store_up",
+                "Whether the user location database answered its last call (1) or not (0).",
+                u64::from(up),
+            )?;
+        }
         counter(
             e,
             "dns_lookups",
@@ -489,6 +498,7 @@ mod tests {
             store_commit_failures: 0,
             store_commit_latency: latency,
             store_writer_queue: 0,
+            store_up: Some(false),
             dns_lookups: 0,
             dns_failures: 0,
             acc_records: 0,
@@ -517,6 +527,7 @@ mod tests {
             "wisp_store_commit_duration_seconds_bucket{le=\"2.5e-05\"} 0",
             "wisp_store_commit_duration_seconds_bucket{le=\"+Inf\"} 1",
             "wisp_store_commits_total 1",
+            "wisp_store_up 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -17,6 +17,7 @@
 //! thread    plugin epoch        every=5ms
 //! thread    store writer        write-back queue=0
 //! thread    acc writer          off
+//! store     postgres host=/run/postgresql port=5432 dbname=wisp  up since=1765000000 queue=0 last_commit=3s ago
 //! plugin    default 3f9a1c0b77e2 serving instances=2 live_transactions=0 path=../target/plugins/default.wasm
 //! ```
 
@@ -50,7 +51,20 @@ pub struct Ps {
     pub listeners: Vec<Listener>,
     pub timers: Vec<Timer>,
     pub threads: Vec<Thread>,
+    /// The user location database; `None` in memory-only mode.
+    pub store: Option<Store>,
     pub plugins: Vec<Plugin>,
+}
+
+/// The user location database and its state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Store {
+    #[serde(flatten)]
+    pub health: crate::store::health::HealthReport,
+    /// `write-through` (`db_mode` 1 and 3) or `write-back` (2).
+    pub mode: &'static str,
+    /// Changes waiting for the writer.
+    pub queue: usize,
 }
 
 /// A bound socket and what serves it.
@@ -135,16 +149,21 @@ pub fn ps(router: &Router) -> Ps {
         },
     ];
     let usrloc = services.usrloc();
+    let mode = if usrloc.write_through() {
+        "write-through"
+    } else {
+        "write-back"
+    };
     let store = if !usrloc.persistent() {
         "memory only".to_owned()
     } else {
-        let mode = if usrloc.write_through() {
-            "write-through"
-        } else {
-            "write-back"
-        };
         format!("{mode} queue={}", usrloc.writer_queue_len())
     };
+    let database = usrloc.store_health().map(|health| Store {
+        health,
+        mode,
+        queue: usrloc.writer_queue_len(),
+    });
     let threads = vec![
         Thread {
             name: "failure routes",
@@ -202,6 +221,7 @@ pub fn ps(router: &Router) -> Ps {
         listeners,
         timers,
         threads,
+        store: database,
         plugins,
     }
 }
@@ -248,6 +268,22 @@ pub fn table(p: &Ps) -> String {
     for t in &p.threads {
         let detail = if t.running { &t.detail } else { "off" };
         let _ = writeln!(out, "thread    {:<18}  {detail}", t.name);
+    }
+    if let Some(s) = &p.store {
+        let h = &s.health;
+        let _ = write!(
+            out,
+            "store     {} {}  {} since={} queue={}",
+            h.backend, h.location, h.state, h.since, s.queue
+        );
+        let _ = match h.last_commit_age_seconds {
+            Some(age) => write!(out, " last_commit={age}s ago"),
+            None => write!(out, " last_commit=never"),
+        };
+        if let Some(e) = &h.last_error {
+            let _ = write!(out, " last_error={e:?}");
+        }
+        out.push('\n');
     }
     for plugin in &p.plugins {
         for b in &plugin.builds {

@@ -62,6 +62,9 @@ pub struct Report {
     pub store_commit_failures: u64,
     pub store_commit_latency: Latency,
     pub store_writer_queue: u64,
+    /// Whether the user location database answered its last call; `None`
+    /// in memory-only mode.
+    pub store_up: Option<bool>,
     pub dns_lookups: u64,
     pub dns_failures: u64,
     pub acc_records: u64,
@@ -163,6 +166,7 @@ pub fn report(router: &Router) -> Report {
         store_commit_failures: s.get(Counter::StoreCommitFailures),
         store_commit_latency: s.commit_latency.clone().into(),
         store_writer_queue: usrloc.writer_queue_len() as u64,
+        store_up: usrloc.store_health().map(|h| h.is_up()),
         dns_lookups: s.get(Counter::DnsLookups),
         dns_failures: s.get(Counter::DnsFailures),
         acc_records: s.get(Counter::AccRecords),
@@ -233,6 +237,9 @@ pub fn table(r: &Report) -> String {
         ("store_writer_queue", r.store_writer_queue),
     ] {
         row(k.to_owned(), v.to_string());
+    }
+    if let Some(up) = r.store_up {
+        row("store_up".into(), u8::from(up).to_string());
     }
     row(
         "store_commit_mean_us".into(),

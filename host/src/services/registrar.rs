@@ -71,6 +71,17 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
             return Err(error);
         }
     };
+    if !usrloc.ready() {
+        // Started while the database was away: nothing is saved before the
+        // bindings it holds are loaded (the writer retries each second).
+        stats::inc(Counter::RegistersRefused);
+        return svc.tm().reply(
+            ctx,
+            503,
+            "Service Unavailable",
+            &[("Retry-After", RETRY_DATABASE_S)],
+        );
+    }
     // Write-through answers after the commit; a REGISTER inside a
     // transaction is answered through it, at once (the transaction layer
     // has no deferred reply yet).
@@ -87,10 +98,13 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
             max_aors: usrloc.config.max_aors(),
             record: persistent,
         };
+        let socket = socket_name(ctx.source);
         let request = RegisterRequest {
             path: path.as_deref(),
             call_id: &call_id,
             cseq,
+            server_id: usrloc.config.server_id,
+            socket: &socket,
         };
         let touched = apply(t, &aor, changes, &request, now, limits)?;
         let mut contacts = reply_contacts(t.get(&aor), now);
@@ -104,10 +118,15 @@ pub fn save(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(), A
                 .into_iter()
                 .map(|(contact, binding)| match binding {
                     Some(b) => Change::Put(Usrloc::stored(table, &aor, &b, now, now_unix)),
+                    // Removed by this REGISTER: another node's newer
+                    // binding of the contact is not (§10.3 step 7).
                     None => Change::Delete {
                         table: table.to_owned(),
                         aor: aor.clone(),
                         contact,
+                        call_id: call_id.clone(),
+                        cseq,
+                        at: now_unix,
                     },
                 })
                 .collect();
@@ -425,6 +444,10 @@ struct RegisterRequest<'a> {
     path: Option<&'a str>,
     call_id: &'a str,
     cseq: u32,
+    /// This router (`server.server_id`), the owner of what it saves.
+    server_id: u32,
+    /// The socket the REGISTER came in on (`tcp:192.0.2.1:5060`).
+    socket: &'a str,
 }
 
 /// Apply the changes to one AOR, leaving its permanent contacts as they
@@ -442,6 +465,8 @@ fn apply(
         path,
         call_id,
         cseq,
+        server_id,
+        socket,
     } = *request;
     let record = limits.record;
     let Some(changes) = changes else {
@@ -519,6 +544,8 @@ fn apply(
                 path: path.map(str::to_owned),
                 params,
                 updated: now,
+                server_id,
+                socket: Some(socket.to_owned()),
             };
             if record {
                 touched.push((contact, Some(binding.clone())));
@@ -535,10 +562,32 @@ fn apply(
     Ok(touched)
 }
 
+/// The socket a message came in on, as Kamailio writes it (`tcp:192.0.2.1:5060`).
+fn socket_name(source: crate::transport::Source) -> String {
+    let proto = match source.proto {
+        crate::config::Proto::Udp => "udp",
+        crate::config::Proto::Tcp => "tcp",
+    };
+    format!("{proto}:{}", source.local)
+}
+
+/// The loose route to the router that owns a binding bound to one of its
+/// connections (its REGISTER came in over TCP): `sip:ip:port;transport=tcp;lr`
+/// from `tcp:ip:port`. `None` for a UDP socket, which any router reaches.
+fn owner_route(socket: &str) -> Option<String> {
+    let (proto, addr) = socket.split_once(':')?;
+    if proto.eq_ignore_ascii_case("udp") || addr.parse::<std::net::SocketAddr>().is_err() {
+        return None;
+    }
+    Some(format!("sip:{addr};transport={proto};lr"))
+}
+
 /// How a binding is reached: through its Path (RFC 3327: Route headers, the
-/// first Path entry as next hop), else at its NAT source, else at the
-/// Contact itself.
-fn next_hop(b: &ContactBinding) -> (Option<String>, Option<String>) {
+/// first Path entry as next hop); else, when another router (`server_id`
+/// other than `mine`) holds its connection, through that router (a Route
+/// to the socket the REGISTER came in on: it relays the request over the
+/// connection); else at its NAT source, else at the Contact itself.
+fn next_hop(b: &ContactBinding, mine: u32) -> (Option<String>, Option<String>) {
     if let Some(path) = &b.path {
         let first = wisp_sip::NameAddr::parse_list(path.as_bytes())
             .ok()
@@ -547,6 +596,12 @@ fn next_hop(b: &ContactBinding) -> (Option<String>, Option<String>) {
         if first.is_some() {
             return (first, Some(path.clone()));
         }
+    }
+    if b.server_id != mine
+        && let Some(owner) = b.socket.as_deref().and_then(owner_route)
+    {
+        let route = format!("<{owner}>");
+        return (Some(owner), Some(route));
     }
     (b.received.clone(), None)
 }
@@ -567,7 +622,8 @@ pub fn lookup(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(),
         ActionError::Internal(format!("stored contact {:?}: {}", best.contact, e.reason()))
     })?;
     ctx.set_ruri(contact);
-    let (dst_uri, path) = next_hop(best);
+    let mine = svc.usrloc().config.server_id;
+    let (dst_uri, path) = next_hop(best, mine);
     ctx.dst_uri = dst_uri;
     ctx.path = path;
     ctx.branches.clear();
@@ -577,7 +633,7 @@ pub fn lookup(svc: &Services, ctx: &mut RouteContext, table: &str) -> Result<(),
         &[]
     };
     ctx.branches.extend(rest.iter().take(MAX_BRANCHES).map(|b| {
-        let (dst_uri, path) = next_hop(b);
+        let (dst_uri, path) = next_hop(b, mine);
         DestBranch {
             uri: b.contact.clone(),
             dst_uri,
@@ -1170,5 +1226,54 @@ mod tests {
         // Naming the permanent one adds nothing: still within the limit.
         let (_, reply) = b.save(b.register("a", "c1", 2, &["<sip:a@10.0.0.9>"], Some(600)));
         assert_eq!(reply.status(), Some(200));
+    }
+
+    #[test]
+    fn a_tcp_contact_another_router_owns_is_reached_through_that_router() {
+        let now = Instant::now();
+        let binding = |server_id: u32, socket: Option<&str>, path: Option<&str>| ContactBinding {
+            contact: "sip:alice@192.0.2.7:40000;transport=tcp".into(),
+            q: 1.0,
+            expires_at: Some(now + std::time::Duration::from_secs(60)),
+            call_id: "c".into(),
+            cseq: 1,
+            received: None,
+            path: path.map(str::to_owned),
+            params: None,
+            updated: now,
+            server_id,
+            socket: socket.map(str::to_owned),
+        };
+        let owned_by_1 = binding(1, Some("tcp:192.0.2.1:5060"), None);
+        // Router 2 routes through router 1's socket, as a loose route.
+        assert_eq!(
+            next_hop(&owned_by_1, 2),
+            (
+                Some("sip:192.0.2.1:5060;transport=tcp;lr".to_owned()),
+                Some("<sip:192.0.2.1:5060;transport=tcp;lr>".to_owned())
+            )
+        );
+        // Router 1 itself sends on its connection.
+        assert_eq!(next_hop(&owned_by_1, 1), (None, None));
+        // A UDP contact any router reaches; a Path goes first; an unknown socket is no route.
+        assert_eq!(
+            next_hop(&binding(1, Some("udp:192.0.2.1:5060"), None), 2),
+            (None, None)
+        );
+        assert_eq!(
+            next_hop(
+                &binding(1, Some("tcp:192.0.2.1:5060"), Some("<sip:edge;lr>")),
+                2
+            ),
+            (
+                Some("sip:edge;lr".to_owned()),
+                Some("<sip:edge;lr>".to_owned())
+            )
+        );
+        assert_eq!(next_hop(&binding(1, None, None), 2), (None, None));
+        assert_eq!(
+            owner_route("tcp:[::1]:5070").as_deref(),
+            Some("sip:[::1]:5070;transport=tcp;lr")
+        );
     }
 }

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{DbMode, UsrlocConfig};
+use crate::store::health::{Health, HealthReport};
 use crate::store::postgres::{PgStore, off_runtime};
 use crate::store::sqlite::{Durability, SqliteStore};
-use crate::store::writer::{Done, WriteMode, Writer};
+use crate::store::writer::{Done, Loader, WriteMode, Writer};
 use crate::store::{BindingStore, Change, StoreError, StoredBinding, unix_now};
 
 /// One Contact bound to an AOR (RFC 3261 §10.3).
@@ -38,6 +39,10 @@ pub struct ContactBinding {
     pub params: Option<String>,
     /// When this binding was last written (for freshness ordering).
     pub updated: Instant,
+    /// The router that saved it (`server.server_id`).
+    pub server_id: u32,
+    /// The socket its REGISTER came in on (`tcp:192.0.2.1:5060`).
+    pub socket: Option<String>,
 }
 
 impl ContactBinding {
@@ -67,6 +72,10 @@ pub struct Usrloc {
     /// Set when memory may hold a change the database refused (a failed
     /// write-through commit): the shared mode's listener then reloads it.
     stale: Arc<AtomicBool>,
+    /// The database's state; `None` in memory-only mode.
+    health: Option<Arc<Health>>,
+    /// Cleared while the initial load waits for a database that was away.
+    ready: Arc<AtomicBool>,
 }
 
 /// `save`/`lookup` named a table the manifest does not declare.
@@ -87,6 +96,8 @@ impl Usrloc {
             config,
             writer: None,
             stale: Arc::new(AtomicBool::new(false)),
+            health: None,
+            ready: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -110,19 +121,22 @@ impl Usrloc {
             ),
         };
         let shared = config.db_mode == DbMode::Shared;
+        let mut usrloc = Usrloc::new(config);
         let mut listener = None;
-        let (store, rows, place): (Box<dyn BindingStore>, _, String) = match &config.db_url {
+        let mut loader: Option<Loader> = None;
+        let (store, health): (Box<dyn BindingStore>, Health) = match &usrloc.config.db_url {
             Some(url) => {
+                let url = url.clone();
                 // Off the caller's runtime (the router starts inside one).
                 // This router's name in the database's change notifications:
                 // its listener skips what it wrote itself.
                 let node = format!("{:016x}", rand::random::<u64>());
                 let opened = off_runtime(|| {
-                    let mut store = PgStore::connect(url)?;
+                    let mut store = PgStore::connect(&url)?;
                     store.set_node(&node)?;
                     // Listen before loading: no change between the two is missed.
                     let listening = if shared {
-                        let mut l = PgStore::connect(url)?;
+                        let mut l = PgStore::connect(&url)?;
                         l.set_node(&node)?;
                         l.listen()?;
                         Some((l, true))
@@ -132,38 +146,69 @@ impl Usrloc {
                     let rows = store.load(unix_now())?;
                     Ok::<_, StoreError>((store, listening, rows))
                 });
-                let (store, listening, rows) = match opened {
-                    Ok(opened) => opened,
-                    // A shared router starts while the database is away
-                    // (another router may be serving); its listener loads
-                    // every binding once the database is back.
-                    Err(e) if shared && !matches!(e, StoreError::TooNew { .. }) => {
-                        let mut store = PgStore::unconnected(url)?;
-                        store.set_node(&node)?;
-                        let mut listening = PgStore::unconnected(url)?;
-                        listening.set_node(&node)?;
-                        tracing::warn!(
-                            "usrloc: the database is away ({e}): starting with no bindings, \
-                             loaded once it is back; REGISTERs are answered 503 meanwhile"
+                match opened {
+                    Ok((store, listening, rows)) => {
+                        let health = Health::new("postgres", store.location());
+                        health.up();
+                        let loaded = restore(&usrloc.tables, rows);
+                        tracing::info!(
+                            "usrloc: {loaded} bindings loaded from {}",
+                            store.shown_url()
                         );
-                        (store, Some((listening, false)), Vec::new())
+                        listener = listening;
+                        (Box::new(store), health)
+                    }
+                    // The router starts while the database is away (another
+                    // router may be serving): REGISTERs are answered 503 and
+                    // lookups answer from memory until it is back; then the
+                    // bindings are loaded (by the listener when shared, else
+                    // by the writer).
+                    Err(e) if !e.is_refusal() => {
+                        let mut store = PgStore::unconnected(&url)?;
+                        store.set_node(&node)?;
+                        let health = Health::new("postgres", store.location());
+                        health.down(&e);
+                        tracing::warn!(
+                            "usrloc: starting with no bindings, loaded once the database is \
+                             back; REGISTERs are answered 503 meanwhile"
+                        );
+                        if shared {
+                            let mut listening = PgStore::unconnected(&url)?;
+                            listening.set_node(&node)?;
+                            listener = Some((listening, false));
+                        } else {
+                            usrloc.ready.store(false, Ordering::Relaxed);
+                            let tables = Arc::downgrade(&usrloc.tables);
+                            let ready = usrloc.ready.clone();
+                            loader = Some(Box::new(move |rows| {
+                                if let Some(t) = tables.upgrade() {
+                                    let n = restore(&t, rows);
+                                    tracing::info!("usrloc: {n} bindings loaded from the database");
+                                }
+                                ready.store(true, Ordering::Relaxed);
+                            }));
+                        }
+                        (Box::new(store), health)
                     }
                     Err(e) => return Err(e),
-                };
-                listener = listening;
-                let shown = store.shown_url().to_owned();
-                (Box::new(store), rows, shown)
+                }
             }
             None => {
                 let mut store = SqliteStore::open(db_path, durability)?;
                 let rows = store.load(unix_now())?;
-                (Box::new(store), rows, db_path.display().to_string())
+                let loaded = restore(&usrloc.tables, rows);
+                tracing::info!(
+                    "usrloc: {loaded} bindings loaded from {}",
+                    db_path.display()
+                );
+                let health = Health::new("sqlite", db_path.display().to_string());
+                health.up();
+                (Box::new(store), health)
             }
         };
-        let mut usrloc = Usrloc::new(config);
-        let loaded = restore(&usrloc.tables, rows);
-        tracing::info!("usrloc: {loaded} bindings loaded from {place}");
-        usrloc.writer = Some(Writer::spawn(store, mode, runtime)?);
+        let health = Arc::new(health);
+        usrloc.health = Some(health.clone());
+        usrloc.writer = Some(Writer::spawn(store, mode, runtime, health, loader)?);
         if let Some((l, connected)) = listener {
             super::usrloc_sync::spawn(
                 l,
@@ -173,6 +218,18 @@ impl Usrloc {
             )?;
         }
         Ok(usrloc)
+    }
+
+    /// The database's state (`None` in memory-only mode), for `wisp ctl ps`
+    /// and `/metrics`.
+    pub fn store_health(&self) -> Option<HealthReport> {
+        self.health.as_ref().map(|h| h.report())
+    }
+
+    /// Whether the bindings have been loaded from the database: a router
+    /// started while it was away answers REGISTERs 503 until then.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
     }
 
     /// Whether changes go to a database (`db_mode` 1, 2 or 3).
@@ -239,6 +296,8 @@ impl Usrloc {
             path: binding.path.clone(),
             params: binding.params.clone(),
             updated: now_unix - now.saturating_duration_since(binding.updated).as_secs() as i64,
+            server_id: binding.server_id,
+            socket: binding.socket.clone(),
         }
     }
 
@@ -340,19 +399,20 @@ impl Usrloc {
             path: None,
             params: None,
             updated: now,
+            server_id: self.config.server_id,
+            socket: None,
         };
         self.with_table(table, |t| {
             let bindings = t.entry(aor.to_owned()).or_default();
             let mut changes = Vec::new();
             if self.persistent() {
                 if only {
-                    changes.extend(bindings.iter().filter(|b| b.contact != contact).map(|b| {
-                        Change::Delete {
-                            table: table.to_owned(),
-                            aor: aor.to_owned(),
-                            contact: b.contact.clone(),
-                        }
-                    }));
+                    changes.extend(
+                        bindings
+                            .iter()
+                            .filter(|b| b.contact != contact)
+                            .map(|b| Change::delete(table, aor, &b.contact)),
+                    );
                 }
                 changes.push(Change::Put(Usrloc::stored(
                     table,
@@ -397,11 +457,7 @@ impl Usrloc {
             let n = removed.len();
             let changes = removed
                 .into_iter()
-                .map(|contact| Change::Delete {
-                    table: table.to_owned(),
-                    aor: aor.to_owned(),
-                    contact,
-                })
+                .map(|contact| Change::delete(table, aor, &contact))
                 .collect();
             self.persist(
                 if self.persistent() {
@@ -481,11 +537,15 @@ fn from_row(row: StoredBinding, now: Instant, now_unix: i64) -> (String, String,
                 now_unix.saturating_sub(row.updated).max(0) as u64,
             ))
             .unwrap_or(now),
+        server_id: row.server_id,
+        socket: row.socket,
     };
     (row.table, row.aor, binding)
 }
 
 /// Put rows loaded from the database into the tables; returns how many.
+/// A contact memory holds already (changed while the load waited for the
+/// database) keeps its binding.
 fn restore(tables: &Tables, rows: Vec<StoredBinding>) -> usize {
     let (now, now_unix) = (Instant::now(), unix_now());
     let mut loaded = 0;
@@ -495,8 +555,12 @@ fn restore(tables: &Tables, rows: Vec<StoredBinding>) -> usize {
             tracing::warn!("usrloc: database row for undeclared table {table:?} ignored");
             continue;
         };
-        crate::util::lock(t).entry(aor).or_default().push(binding);
-        loaded += 1;
+        let mut t = crate::util::lock(t);
+        let bindings = t.entry(aor).or_default();
+        if !bindings.iter().any(|b| b.contact == binding.contact) {
+            bindings.push(binding);
+            loaded += 1;
+        }
     }
     loaded
 }

@@ -9,6 +9,7 @@
 //! the next process.
 
 pub mod acc;
+pub mod health;
 pub mod postgres;
 pub mod sqlite;
 pub mod subscriber;
@@ -35,6 +36,12 @@ pub struct StoredBinding {
     pub params: Option<String>,
     /// Unix seconds of the last write (freshness ordering survives a restart).
     pub updated: i64,
+    /// The router that saved it (`server.server_id`, Kamailio's `server_id`).
+    pub server_id: u32,
+    /// The socket the REGISTER came in on, `proto:ip:port` (Kamailio's
+    /// `socket`): how another router reaches the owner of a contact bound
+    /// to one of its connections.
+    pub socket: Option<String>,
 }
 
 /// A change to one (table, AOR, contact) row.
@@ -42,15 +49,37 @@ pub struct StoredBinding {
 pub enum Change {
     /// Insert or replace the binding.
     Put(StoredBinding),
-    /// Remove the binding, if it is there.
+    /// Remove the binding, if it is there and not newer than the removal
+    /// (RFC 3261 §10.3 step 7, across nodes): a row of the same Call-ID
+    /// with a higher CSeq, or of another Call-ID saved after `at`, stays.
     Delete {
         table: String,
         aor: String,
         contact: String,
+        /// The Call-ID of the REGISTER that removed the binding; empty for
+        /// a management removal (`wisp ctl ul rm`), which always applies.
+        call_id: String,
+        /// The CSeq of that REGISTER.
+        cseq: u32,
+        /// Unix seconds of that REGISTER.
+        at: i64,
     },
 }
 
 impl Change {
+    /// A management removal of one binding (`wisp ctl`): applies whatever
+    /// the row holds.
+    pub fn delete(table: &str, aor: &str, contact: &str) -> Change {
+        Change::Delete {
+            table: table.to_owned(),
+            aor: aor.to_owned(),
+            contact: contact.to_owned(),
+            call_id: String::new(),
+            cseq: 0,
+            at: 0,
+        }
+    }
+
     /// The row this change writes: later changes to the same key supersede it.
     pub fn key(&self) -> (&str, &str, &str) {
         match self {
@@ -59,6 +88,7 @@ impl Change {
                 table,
                 aor,
                 contact,
+                ..
             } => (table, aor, contact),
         }
     }
@@ -106,6 +136,23 @@ pub enum StoreError {
     Spawn(std::io::Error),
 }
 
+impl StoreError {
+    /// Whether waiting will not help: the database's schema is newer, its
+    /// URL is wrong, or the server answered and refused the login (no such
+    /// database, a wrong password). A router does not start then, while it
+    /// does start when the database is only away.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            StoreError::TooNew { .. } | StoreError::Url { .. } => true,
+            StoreError::Connect { source, .. } => source.code().is_some_and(|c| {
+                let code = c.code();
+                code.starts_with("28") || code == "3D000"
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// What a PostgreSQL error says, with its cause: the server's own message
 /// ("FATAL: terminating connection due to administrator command"), or the
 /// I/O error under "error connecting to server".
@@ -128,6 +175,11 @@ pub trait BindingStore: Send + 'static {
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
     /// Delete bindings expired at `now`; returns how many.
     fn purge_expired(&mut self, now: i64) -> Result<usize, StoreError>;
+    /// Whether the database answers (a server that may go away); a local
+    /// file does.
+    fn ping(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Wall-clock Unix seconds.

@@ -96,8 +96,10 @@ const MIGRATIONS: &[&str] = &[
         FOR EACH STATEMENT EXECUTE FUNCTION wisp_subscribers_notify();
     CREATE TRIGGER grp_notify AFTER INSERT OR UPDATE OR DELETE ON grp
         FOR EACH STATEMENT EXECUTE FUNCTION wisp_subscribers_notify();",
-    // 4: placeholder for issue 17's migration (the lead replaces it on merge).
-    "SELECT 1;",
+    // 4: the router that saved the binding (`server.server_id`) and the
+    // socket the REGISTER came in on (`tcp:ip:port`), as in Kamailio.
+    "ALTER TABLE bindings ADD COLUMN server_id BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN socket TEXT;",
     // 5: accounting records, as on SQLite (Kamailio's `acc` columns, its
     // `missed_calls` rows with `missed` true; `time` in Unix seconds).
     "CREATE TABLE acc (
@@ -133,8 +135,8 @@ const PURGE_LOCK: i64 = 0x7769_7370_0002;
 /// Reads filter on `expires` anyway, so a late purge returns no dead contact.
 const PURGE_GRACE_S: i64 = 60;
 
-const COLUMNS: &str =
-    "usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, params, updated";
+const COLUMNS: &str = "usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, \
+    params, updated, server_id, socket";
 
 /// Run `f` on a thread of its own and wait for it. The synchronous client
 /// drives its connection on a runtime of its own, which may neither be
@@ -230,6 +232,12 @@ impl PgStore {
     /// The URL, password hidden.
     pub fn shown_url(&self) -> &str {
         &self.shown
+    }
+
+    /// Where the database is, for `wisp ctl ps`: host, port and database
+    /// name, no user or password.
+    pub fn location(&self) -> String {
+        super::health::pg_location(&self.config)
     }
 
     /// A client connected to the same database, for a second thread (the
@@ -448,6 +456,8 @@ fn binding_of(r: &Row) -> Result<StoredBinding, StoreError> {
         path: r.try_get(8)?,
         params: r.try_get(9)?,
         updated: r.try_get(10)?,
+        server_id: u32::try_from(r.try_get::<_, i64>(11)?).unwrap_or(0),
+        socket: r.try_get(12)?,
     })
 }
 
@@ -466,6 +476,8 @@ struct Columns<'a> {
     path: Vec<Option<&'a str>>,
     params: Vec<Option<&'a str>>,
     updated: Vec<i64>,
+    server_id: Vec<i64>,
+    socket: Vec<Option<&'a str>>,
 }
 
 impl<'a> Columns<'a> {
@@ -481,6 +493,8 @@ impl<'a> Columns<'a> {
         self.path.push(b.path.as_deref());
         self.params.push(b.params.as_deref());
         self.updated.push(b.updated);
+        self.server_id.push(i64::from(b.server_id));
+        self.socket.push(b.socket.as_deref());
     }
 }
 
@@ -488,15 +502,42 @@ impl<'a> Columns<'a> {
 /// the same Call-ID with a CSeq not higher than stored changes nothing. A
 /// management change (`wisp ctl`, empty Call-ID) always applies.
 const UPSERT: &str = "INSERT INTO bindings
-    (usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, params, updated)
+    (usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, params, updated,
+     server_id, socket)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::real[], $5::bigint[],
-        $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[])
+        $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[],
+        $12::bigint[], $13::text[])
     ON CONFLICT (usrloc_table, aor, contact) DO UPDATE SET
         q = EXCLUDED.q, expires = EXCLUDED.expires, call_id = EXCLUDED.call_id,
         cseq = EXCLUDED.cseq, received = EXCLUDED.received, path = EXCLUDED.path,
-        params = EXCLUDED.params, updated = EXCLUDED.updated
+        params = EXCLUDED.params, updated = EXCLUDED.updated,
+        server_id = EXCLUDED.server_id, socket = EXCLUDED.socket
     WHERE bindings.call_id <> EXCLUDED.call_id OR bindings.cseq < EXCLUDED.cseq
         OR EXCLUDED.call_id = ''";
+
+/// The removals of one commit, column by column.
+#[derive(Default)]
+struct Removals<'a> {
+    table: Vec<&'a str>,
+    aor: Vec<&'a str>,
+    contact: Vec<&'a str>,
+    call_id: Vec<&'a str>,
+    cseq: Vec<i64>,
+    at: Vec<i64>,
+}
+
+/// Many removals in one statement. RFC 3261 §10.3 step 7 across nodes: a
+/// row stays when it is newer than the REGISTER that removed it — the
+/// same Call-ID with a CSeq not lower, or another Call-ID saved after it
+/// (another node took a later REGISTER). A management removal (empty
+/// Call-ID) always applies.
+const DELETE: &str = "DELETE FROM bindings b
+    USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+        AS d (t, a, c, call_id, cseq, at)
+    WHERE b.usrloc_table = d.t AND b.aor = d.a AND b.contact = d.c
+        AND (d.call_id = ''
+            OR (b.call_id = d.call_id AND b.cseq < d.cseq)
+            OR (b.call_id <> d.call_id AND b.updated <= d.at))";
 
 impl BindingStore for PgStore {
     fn load(&mut self, now: i64) -> Result<Vec<StoredBinding>, StoreError> {
@@ -521,7 +562,7 @@ impl BindingStore for PgStore {
             last.insert(change.key(), change);
         }
         let mut puts = Columns::default();
-        let mut deletes: [Vec<&str>; 3] = Default::default();
+        let mut deletes = Removals::default();
         for change in last.into_values() {
             match change {
                 Change::Put(b) => puts.push(b),
@@ -529,10 +570,16 @@ impl BindingStore for PgStore {
                     table,
                     aor,
                     contact,
+                    call_id,
+                    cseq,
+                    at,
                 } => {
-                    deletes[0].push(table);
-                    deletes[1].push(aor);
-                    deletes[2].push(contact);
+                    deletes.table.push(table);
+                    deletes.aor.push(aor);
+                    deletes.contact.push(contact);
+                    deletes.call_id.push(call_id);
+                    deletes.cseq.push(i64::from(*cseq));
+                    deletes.at.push(*at);
                 }
             }
         }
@@ -553,20 +600,31 @@ impl BindingStore for PgStore {
                         &puts.path,
                         &puts.params,
                         &puts.updated,
+                        &puts.server_id,
+                        &puts.socket,
                     ],
                 )?;
             }
-            if !deletes[0].is_empty() {
+            if !deletes.table.is_empty() {
                 tx.execute(
-                    "DELETE FROM bindings b
-                     USING unnest($1::text[], $2::text[], $3::text[]) AS d (t, a, c)
-                     WHERE b.usrloc_table = d.t AND b.aor = d.a AND b.contact = d.c",
-                    &[&deletes[0], &deletes[1], &deletes[2]],
+                    DELETE,
+                    &[
+                        &deletes.table,
+                        &deletes.aor,
+                        &deletes.contact,
+                        &deletes.call_id,
+                        &deletes.cseq,
+                        &deletes.at,
+                    ],
                 )?;
             }
             tx.commit()?;
             Ok(())
         })
+    }
+
+    fn ping(&mut self) -> Result<(), StoreError> {
+        PgStore::ping(self)
     }
 
     fn purge_expired(&mut self, now: i64) -> Result<usize, StoreError> {
@@ -662,6 +720,27 @@ impl AccStore for PgStore {
     }
 }
 
+impl PgStore {
+    /// Run `sql`, whose parameters `$1`..`$6` are the subscriber's columns in
+    /// table order; `true` when it wrote the row.
+    fn write_subscriber(&mut self, sql: &str, s: &StoredSubscriber) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let n = c.execute(
+                sql,
+                &[
+                    &s.username,
+                    &s.domain,
+                    &s.ha1,
+                    &s.ha1_sha256,
+                    &s.ha1_sha512_256,
+                    &s.password,
+                ],
+            )?;
+            Ok(n == 1)
+        })
+    }
+}
+
 impl SubscriberStore for PgStore {
     fn load_all(&mut self, limit: usize) -> Result<SubscriberRows, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
@@ -703,40 +782,20 @@ impl SubscriberStore for PgStore {
     }
 
     fn insert_subscriber(&mut self, s: &StoredSubscriber) -> Result<bool, StoreError> {
-        self.with_client(|c| {
-            let n = c.execute(
-                "INSERT INTO subscriber
-                 (username, domain, ha1, ha1_sha256, ha1_sha512_256, password)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                &[
-                    &s.username,
-                    &s.domain,
-                    &s.ha1,
-                    &s.ha1_sha256,
-                    &s.ha1_sha512_256,
-                    &s.password,
-                ],
-            )?;
-            Ok(n == 1)
-        })
+        self.write_subscriber(
+            "INSERT INTO subscriber
+             (username, domain, ha1, ha1_sha256, ha1_sha512_256, password)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            s,
+        )
     }
 
     fn set_credentials(&mut self, s: &StoredSubscriber) -> Result<bool, StoreError> {
-        self.with_client(|c| {
-            let n = c.execute(
-                "UPDATE subscriber SET ha1 = $3, ha1_sha256 = $4, ha1_sha512_256 = $5,
-                 password = $6 WHERE username = $1 AND domain = $2",
-                &[
-                    &s.username,
-                    &s.domain,
-                    &s.ha1,
-                    &s.ha1_sha256,
-                    &s.ha1_sha512_256,
-                    &s.password,
-                ],
-            )?;
-            Ok(n == 1)
-        })
+        self.write_subscriber(
+            "UPDATE subscriber SET ha1 = $3, ha1_sha256 = $4, ha1_sha512_256 = $5,
+             password = $6 WHERE username = $1 AND domain = $2",
+            s,
+        )
     }
 
     fn remove_subscriber(&mut self, username: &str, domain: &str) -> Result<bool, StoreError> {

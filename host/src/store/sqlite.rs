@@ -51,8 +51,10 @@ const MIGRATIONS: &[&str] = &[
     // 4: the Contact's header parameters other than q and expires
     // (`+sip.instance`, `reg-id`, ...; RFC 5626 §6), as registered.
     "ALTER TABLE bindings ADD COLUMN params TEXT;",
-    // 5: placeholder for issue 17's migration (the lead replaces it on merge).
-    "SELECT 1;",
+    // 5: the router that saved the binding (`server.server_id`) and the
+    // socket the REGISTER came in on (`tcp:ip:port`), as in Kamailio.
+    "ALTER TABLE bindings ADD COLUMN server_id INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE bindings ADD COLUMN socket TEXT;",
     // 6: accounting records (Kamailio's `acc` columns, and its
     // `missed_calls` rows with `missed` = 1). `time` is Unix seconds with
     // the fraction; `duration` (seconds) only on a BYE of an answered call.
@@ -190,7 +192,7 @@ impl BindingStore for SqliteStore {
     fn load(&mut self, now: i64) -> Result<Vec<StoredBinding>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path,
-             params FROM bindings WHERE expires IS NULL OR expires > ?1",
+             params, server_id, socket FROM bindings WHERE expires IS NULL OR expires > ?1",
         )?;
         let rows = stmt.query_map([now], |r| {
             Ok(StoredBinding {
@@ -205,6 +207,8 @@ impl BindingStore for SqliteStore {
                 updated: r.get(8)?,
                 path: r.get(9)?,
                 params: r.get(10)?,
+                server_id: r.get(11)?,
+                socket: r.get(12)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -216,26 +220,47 @@ impl BindingStore for SqliteStore {
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO bindings
                  (usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path,
-                  params)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                  params, server_id, socket)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
+            // RFC 3261 §10.3 step 7, as on PostgreSQL: a row newer than the
+            // REGISTER that removed it (same Call-ID with a CSeq not lower,
+            // or another Call-ID saved after it) stays; a management
+            // removal (empty Call-ID) always applies.
             let mut delete = tx.prepare_cached(
-                "DELETE FROM bindings WHERE usrloc_table = ?1 AND aor = ?2 AND contact = ?3",
+                "DELETE FROM bindings WHERE usrloc_table = ?1 AND aor = ?2 AND contact = ?3
+                 AND (?4 = ''
+                      OR (call_id = ?4 AND cseq < ?5)
+                      OR (call_id <> ?4 AND updated <= ?6))",
             )?;
             for change in changes {
                 match change {
                     Change::Put(b) => {
                         put.execute(params![
-                            b.table, b.aor, b.contact, b.q as f64, b.expires, b.call_id, b.cseq,
-                            b.received, b.updated, b.path, b.params
+                            b.table,
+                            b.aor,
+                            b.contact,
+                            b.q as f64,
+                            b.expires,
+                            b.call_id,
+                            b.cseq,
+                            b.received,
+                            b.updated,
+                            b.path,
+                            b.params,
+                            b.server_id,
+                            b.socket
                         ])?;
                     }
                     Change::Delete {
                         table,
                         aor,
                         contact,
+                        call_id,
+                        cseq,
+                        at,
                     } => {
-                        delete.execute(params![table, aor, contact])?;
+                        delete.execute(params![table, aor, contact, call_id, cseq, at])?;
                     }
                 }
             }
@@ -468,6 +493,8 @@ mod tests {
                     .into(),
             ),
             updated: 1000,
+            server_id: 2,
+            socket: Some("tcp:192.0.2.9:5060".into()),
         }
     }
 
@@ -553,11 +580,7 @@ mod tests {
         replaced.cseq = 8;
         s.commit(&[
             Change::Put(replaced.clone()),
-            Change::Delete {
-                table: "location".into(),
-                aor: "c".into(),
-                contact: "sip:c@1".into(),
-            },
+            Change::delete("location", "c", "sip:c@1"),
         ])
         .expect("commit");
         let mut rows = s.load(1600).expect("load");
@@ -565,6 +588,37 @@ mod tests {
         assert_eq!(rows, vec![replaced, binding("b", "sip:b@1", None)]);
         assert_eq!(s.purge_expired(1600).expect("purge"), 1);
         assert_eq!(s.load(0).expect("load").len(), 2);
+    }
+
+    #[test]
+    fn an_older_unregister_cannot_remove_a_newer_binding() {
+        let mut s = SqliteStore::open_in_memory().expect("open");
+        let unregister = |call_id: &str, cseq: u32, at: i64| Change::Delete {
+            table: "location".into(),
+            aor: "a".into(),
+            contact: "sip:a@1".into(),
+            call_id: call_id.into(),
+            cseq,
+            at,
+        };
+        // Saved by the REGISTER c1/7 at 1000.
+        let newer = binding("a", "sip:a@1", None);
+        s.commit(&[Change::Put(newer.clone())]).expect("commit");
+        // Same Call-ID, CSeq not higher: §10.3 step 7 aborts it.
+        s.commit(&[unregister("c1", 6, 5000), unregister("c1", 7, 5000)])
+            .expect("commit");
+        // Another Call-ID from before the binding was saved.
+        s.commit(&[unregister("c2", 100, 999)]).expect("commit");
+        assert_eq!(s.load(0).expect("load"), vec![newer.clone()]);
+        s.commit(&[unregister("c1", 8, 0)]).expect("commit");
+        assert_eq!(s.load(0).expect("load"), vec![]);
+        s.commit(&[Change::Put(newer.clone())]).expect("commit");
+        s.commit(&[unregister("c2", 1, 1000)]).expect("commit");
+        assert_eq!(s.load(0).expect("load"), vec![], "another Call-ID, later");
+        s.commit(&[Change::Put(newer)]).expect("commit");
+        s.commit(&[Change::delete("location", "a", "sip:a@1")])
+            .expect("commit");
+        assert_eq!(s.load(0).expect("load"), vec![], "management removal");
     }
 
     fn subscriber(user: &str, domain: &str, password: Option<&str>) -> StoredSubscriber {
@@ -776,6 +830,11 @@ mod tests {
         assert_eq!(
             (rows[1].aor.as_str(), rows[1].params.as_deref()),
             ("old", None)
+        );
+        assert_eq!(
+            (rows[1].server_id, rows[1].socket.as_deref()),
+            (0, None),
+            "an older row belongs to router 0, socket unknown"
         );
     }
 }

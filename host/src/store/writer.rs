@@ -13,10 +13,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use super::{BindingStore, Change, StoreError, unix_now};
+use super::health::Health;
+use super::{BindingStore, Change, StoreError, StoredBinding, unix_now};
 
 /// Runs after the commit that holds its change; gets the commit's outcome.
 pub type Done = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+/// Takes the bindings the database holds, once it could read them (a
+/// router started while its database was away loads them when it is back).
+pub type Loader = Box<dyn FnOnce(Vec<StoredBinding>) + Send>;
 
 /// When queued changes reach the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +38,11 @@ pub enum WriteMode {
 const MAX_BATCH: usize = 4096;
 /// How often expired rows are deleted from the database.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// A writer with nothing to commit asks the database this often whether it
+/// is there, so that `wisp ctl ps` and `wisp_store_up` tell without a REGISTER.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// Between attempts of the initial load while the database is away.
+const LOAD_RETRY: Duration = Duration::from_secs(1);
 
 enum Op {
     Changes {
@@ -53,11 +63,16 @@ pub struct Writer {
 
 impl Writer {
     /// Start the writer thread. Completions run inside `runtime` when given,
-    /// so they may send on tokio sockets and spawn tasks.
+    /// so they may send on tokio sockets and spawn tasks. Each commit and
+    /// probe tells `health`. With a `loader`, the writer first reads every
+    /// binding (again each second until the database answers) and gives
+    /// them to it.
     pub fn spawn(
         store: Box<dyn BindingStore>,
         mode: WriteMode,
         runtime: Option<tokio::runtime::Handle>,
+        health: Arc<Health>,
+        loader: Option<Loader>,
     ) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
@@ -66,7 +81,7 @@ impl Writer {
             .name("wisp-db-writer".into())
             .spawn(move || {
                 let _entered = runtime.as_ref().map(|h| h.enter());
-                run(store, mode, rx, &q)
+                run(store, mode, rx, &q, &health, loader)
             })
             .map_err(StoreError::Spawn)?;
         Ok(Writer { tx, queued })
@@ -144,6 +159,8 @@ fn run(
     mode: WriteMode,
     rx: mpsc::Receiver<Op>,
     queued: &AtomicUsize,
+    health: &Health,
+    mut loader: Option<Loader>,
 ) {
     let interval = match mode {
         WriteMode::Through => None,
@@ -154,14 +171,30 @@ fn run(
         ..Pending::default()
     };
     let mut waiters: Vec<Done> = Vec::new();
-    let mut failing = false;
     let mut next_flush = interval.map(|i| Instant::now() + i);
     let mut next_purge = Instant::now() + PURGE_EVERY;
+    let mut next_probe = Instant::now() + PROBE_EVERY;
     loop {
-        let wake = match next_flush {
-            Some(f) if !pending.is_empty() => f.min(next_purge),
-            _ => next_purge,
-        };
+        if let Some(load) = loader.take() {
+            match store.load(unix_now()) {
+                Ok(rows) => {
+                    health.up();
+                    load(rows);
+                    next_probe = Instant::now() + PROBE_EVERY;
+                }
+                Err(e) => {
+                    health.down(&e);
+                    loader = Some(load);
+                    next_probe = Instant::now() + LOAD_RETRY;
+                }
+            }
+        }
+        let mut wake = next_purge.min(next_probe);
+        if let Some(f) = next_flush
+            && !pending.is_empty()
+        {
+            wake = wake.min(f);
+        }
         let mut disconnected = false;
         match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
             Ok(op) => {
@@ -193,11 +226,19 @@ fn run(
                 &mut pending,
                 &mut waiters,
                 interval.is_some(),
-                &mut failing,
+                health,
             );
             if pending.is_empty() {
                 queued.fetch_sub(submitted, Ordering::Relaxed);
             }
+            next_probe = now + PROBE_EVERY;
+        }
+        if now >= next_probe && loader.is_none() {
+            match store.ping() {
+                Ok(()) => health.up(),
+                Err(e) => health.down(&e),
+            }
+            next_probe = now + PROBE_EVERY;
         }
         if let (Some(i), true) = (interval, due) {
             next_flush = Some(now + i);
@@ -231,15 +272,14 @@ fn take(op: Op, pending: &mut Pending, waiters: &mut Vec<Done>) {
 }
 
 /// One transaction of everything pending, then every waiter told its
-/// outcome. `failing` is whether the last commit failed: a database that
-/// is away is logged once when commits start failing and once when they
-/// succeed again, not at every REGISTER.
+/// outcome. `health` logs a database that is away once when commits start
+/// failing and once when they succeed again, not at every REGISTER.
 fn commit(
     store: &mut dyn BindingStore,
     pending: &mut Pending,
     waiters: &mut Vec<Done>,
     retry_on_error: bool,
-    failing: &mut bool,
+    health: &Health,
 ) {
     let result = if pending.is_empty() {
         Ok(())
@@ -252,24 +292,17 @@ fn commit(
     match &result {
         Ok(()) => {
             tracing::trace!(changes = pending.changes.len(), "usrloc: committed");
-            if !pending.is_empty() && std::mem::take(failing) {
-                tracing::info!("usrloc: database commits succeed again");
+            if !pending.is_empty() {
+                health.committed();
             }
             pending.clear();
         }
         Err(e) => {
-            if !std::mem::replace(failing, true) {
-                tracing::error!(
-                    changes = pending.changes.len(),
-                    "usrloc: database commit failed (write-through REGISTERs are answered \
-                     503 until commits succeed again, which is logged): {e}"
-                );
-            } else {
-                tracing::debug!(
-                    changes = pending.changes.len(),
-                    "usrloc: database commit failed: {e}"
-                );
-            }
+            health.down(e);
+            tracing::debug!(
+                changes = pending.changes.len(),
+                "usrloc: database commit failed: {e}"
+            );
             // Write-back tries again at the next interval; write-through has
             // told each waiter already, and their UAs will register again.
             if !retry_on_error {
@@ -319,7 +352,13 @@ mod tests {
             path: None,
             params: None,
             updated: 0,
+            server_id: 0,
+            socket: None,
         })
+    }
+
+    fn health() -> Arc<Health> {
+        Arc::new(Health::new("sqlite", "test".into()))
     }
 
     fn flushed(w: &Writer) {
@@ -333,7 +372,14 @@ mod tests {
     #[test]
     fn write_through_runs_the_completion_after_the_commit_that_holds_the_change() {
         let rec = Recorder::default();
-        let w = Writer::spawn(Box::new(rec.clone()), WriteMode::Through, None).expect("spawn");
+        let w = Writer::spawn(
+            Box::new(rec.clone()),
+            WriteMode::Through,
+            None,
+            health(),
+            None,
+        )
+        .expect("spawn");
         let (tx, rx) = mpsc::channel();
         let seen = rec.clone();
         w.submit(
@@ -355,6 +401,8 @@ mod tests {
             WriteMode::Back {
                 interval: Duration::from_secs(3600),
             },
+            None,
+            health(),
             None,
         )
         .expect("spawn");
@@ -380,6 +428,8 @@ mod tests {
             WriteMode::Back {
                 interval: Duration::from_millis(100),
             },
+            None,
+            health(),
             None,
         )
         .expect("spawn");

@@ -259,8 +259,8 @@ impl Subscribers {
         Ok(dir)
     }
 
-    /// Like [`Subscribers::open_postgres`] for a shared router
-    /// (`usrloc.db_mode = 3`): a thread reads the directory again whenever
+    /// Like [`Subscribers::open_postgres`] for a router on PostgreSQL
+    /// (`usrloc.db_mode` 1, 2 or 3): a thread reads the directory again whenever
     /// another router changed it (the database NOTIFYs every change). The
     /// router starts while the database is away: the directory is empty
     /// then (every authorize finds no user) until the database answers.
@@ -285,10 +285,10 @@ impl Subscribers {
         });
         let (dir, listener, connected) = match opened {
             Ok((dir, listener)) => (Arc::new(dir), listener, true),
-            Err(
-                e @ (DirectoryError::TooMany { .. }
-                | DirectoryError::Store(StoreError::TooNew { .. })),
-            ) => return Err(e),
+            Err(e @ DirectoryError::TooMany { .. }) => return Err(e),
+            Err(DirectoryError::Store(e)) if e.is_refusal() => {
+                return Err(DirectoryError::Store(e));
+            }
             Err(e) => {
                 tracing::warn!(
                     "subscribers: the database is away ({e}): starting with none, loaded once it is back"
