@@ -17,7 +17,7 @@
 //! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]),
 //! `user add|passwd|rm|show` ([`user`]), `acl grant|revoke|show` ([`acl`]),
 //! `htable dump|set|rm` ([`htable`]), `plugin list|reload` ([`plugin`]),
-//! `listen`, `acc show` ([`acc`]), `ps` ([`ps`]), `stats` ([`stats`]; the Prometheus
+//! `listen`, `acc show` ([`acc`]), `tls show|reload` ([`tls`]), `ps` ([`ps`]), `stats` ([`stats`]; the Prometheus
 //! endpoint of [`metrics`] serves the same numbers).
 
 pub mod acc;
@@ -30,6 +30,7 @@ pub mod plugin;
 pub mod ps;
 pub mod server;
 pub mod stats;
+pub mod tls;
 pub mod ul;
 pub mod user;
 
@@ -106,6 +107,9 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// The addresses the router bound, one `proto:ip:port` a line.
     Listen,
+    /// The TLS certificate: show it, reload it from disk (Kamailio `tls.reload`).
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
     /// Counters and gauges (kamcmd `stats.get_statistics`, serctl `moni`).
     Stats(stats::StatsArgs),
     /// Accounting records (`[acc]`).
@@ -196,6 +200,7 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
         Command::Htable(c) => htable::execute(router.services(), c),
         Command::Plugin(c) => plugin::execute(router, c).await,
         Command::Listen => Ok(listen(router)),
+        Command::Tls(c) => tls::execute(router, c).await,
         Command::Stats(a) => {
             // It walks the user location tables: off the runtime's workers.
             let router = router.clone();

@@ -66,8 +66,10 @@ fn record_route_value(ctx: &MsgContext, full_lr: bool) -> Result<String, ActionE
     }
     value.push(':');
     wisp_sip::text::push_int(&mut value, local.port());
-    if ctx.source.proto == Proto::Tcp {
-        value.push_str(";transport=tcp");
+    match ctx.source.proto {
+        Proto::Tcp => value.push_str(";transport=tcp"),
+        Proto::Tls => value.push_str(";transport=tls"),
+        Proto::Udp => {}
     }
     value.push_str(if full_lr { ";lr=on>" } else { ";lr>" });
     Ok(value)

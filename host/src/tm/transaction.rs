@@ -85,6 +85,9 @@ pub struct Branch {
     pub alternatives: Vec<(Proto, SocketAddr)>,
     /// Its first send failed after `t_relay` returned: nothing more is sent.
     pub unsent: bool,
+    /// The next hop's host when it may be reached over TLS: the name its
+    /// certificate must carry.
+    pub peer: Option<std::sync::Arc<str>>,
 }
 
 /// A final response a finished branch contributed.
