@@ -448,6 +448,21 @@ fn a_sips_target_is_reached_over_tls_with_its_address_verified() {
         "sent-by is the TLS listener\n{}",
         text(&req)
     );
+    // UDP in, TLS out: two Record-Routes (Kamailio's double RR), the top
+    // one facing the callee (TLS), the next facing the caller (UDP).
+    let rr: Vec<String> = req
+        .header_values("Record-Route")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert_eq!(
+        rr,
+        [
+            format!("<sip:{};transport=tls;lr>", router.tls_addr()),
+            format!("<sip:{};lr>", router.udp_addr()),
+        ],
+        "{}",
+        text(&req)
+    );
     // A second request reuses the connection (the UAS serves one at a time).
     assert_eq!(relay_options_to_sips(&router, uas.addr), Some(200));
 }
@@ -517,7 +532,7 @@ fn a_client_certificate_is_required_when_the_manifest_says_so() {
 }
 
 #[test]
-fn a_tls_listener_is_off_without_verify_client() {
+fn without_verify_client_a_client_needs_no_certificate() {
     // The same router without verify_client serves a client with no
     // certificate: what the test above refuses is the manifest's doing.
     let ca = Ca::new("Wisp test CA");

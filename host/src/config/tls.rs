@@ -160,8 +160,6 @@ impl From<TlsFileError> for Invalid {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use crate::config::tests::{GOOD, refused_at};
     use crate::config::*;
 

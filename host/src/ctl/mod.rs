@@ -107,9 +107,6 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// The addresses the router bound, one `proto:ip:port` a line.
     Listen,
-    /// The TLS certificate: show it, reload it from disk (Kamailio `tls.reload`).
-    #[command(subcommand)]
-    Tls(tls::TlsCommand),
     /// Counters and gauges (kamcmd `stats.get_statistics`, serctl `moni`).
     Stats(stats::StatsArgs),
     /// Accounting records (`[acc]`).
@@ -118,6 +115,9 @@ pub enum Command {
     /// Workers, listeners, timers, background threads and plugin builds
     /// (kamcmd `core.psx`, serctl `ps`).
     Ps(ps::PsArgs),
+    /// The TLS certificate: show it, reload it from disk (Kamailio `tls.reload`).
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
 }
 
 /// What a request's arguments ask for.
@@ -320,7 +320,7 @@ mod tests {
         };
         assert!(e.starts_with("unrecognized subcommand 'dlg'"), "{e}");
         assert!(
-            e.contains("Usage: wisp ctl <ul|alias|user|acl|htable|plugin|listen|stats|acc|ps>"),
+            e.contains("Usage: wisp ctl <ul|alias|user|acl|htable|plugin|listen|stats|acc|ps|tls>"),
             "{e}"
         );
         assert_eq!(e.matches("Usage:").count(), 1, "{e}");
@@ -336,7 +336,7 @@ mod tests {
             panic!("empty args parsed");
         };
         for name in [
-            "ul", "alias", "user", "acl", "htable", "plugin", "listen", "stats", "acc",
+            "ul", "alias", "user", "acl", "htable", "plugin", "listen", "stats", "acc", "tls",
         ] {
             assert!(e.contains(&format!("\n  {name} ")), "{name}: {e}");
         }

@@ -16,7 +16,7 @@ use super::generated;
 use super::transaction::{Branch, CANCEL_BIT, CancelState, Transaction, branch_id};
 use super::{RouteContext, Tm, TxnHandle, lock};
 use crate::stateless::forward::{self, NextHop};
-use crate::stateless::{ActionError, Handled, RouteKind};
+use crate::stateless::{ActionError, Handled, RouteKind, rr};
 use crate::transport::Proto;
 
 /// Most branches one transaction may start over its life (all failure
@@ -346,6 +346,14 @@ impl Tm {
             peer,
         } = out;
         forward::mark_received(&mut msg, &txn.summary.top_via, txn.source);
+        if let Some(rr) = rr::second_record_route(
+            txn.record_routed,
+            (txn.source.proto, txn.source.local),
+            (proto, local),
+            self.sl.rr().enable_full_lr,
+        ) {
+            msg.insert_record_route(rr);
+        }
         let branch = branch_id(self.run_id, txn.id, idx);
         msg.insert_via(Bytes::from(forward::our_via(proto, local, &branch)));
         let bytes = msg.serialize();

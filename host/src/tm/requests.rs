@@ -134,6 +134,7 @@ impl Tm {
             source: ctx.source,
             summary,
             flags: ctx.flags,
+            record_routed: ctx.record_routed,
             invite,
             server: ServerTransaction::new(invite, ctx.source.proto.is_stream()),
             response_dest,

@@ -129,6 +129,9 @@ pub struct Transaction {
     /// swaps in a spent one) and a reply route gets it without a copy.
     pub summary: std::sync::Arc<RequestSummary>,
     pub flags: u64,
+    /// The route record-routed `request`: a branch leaving by another
+    /// transport or socket gets a second Record-Route.
+    pub record_routed: bool,
     pub invite: bool,
     pub server: ServerTransaction,
     pub response_dest: SocketAddr,

@@ -125,9 +125,15 @@ fn build(config: &TlsConfig, base_dir: &Path) -> Result<Built, TlsError> {
     } else {
         server.with_no_client_auth()
     };
-    let server = server
+    let mut server = server
         .with_single_cert(material.chain.clone(), key.clone_key())
         .map_err(rustls_err("private_key"))?;
+    // No TLS 1.3 session tickets after the handshake: SIP clients that read
+    // one record and expect their response in it (sipsak 0.9.8 on GnuTLS)
+    // take the ticket for an empty answer and give up. A SIP connection
+    // lives for hours, so resumption saves little; TLS 1.2 clients still
+    // resume by session ID.
+    server.send_tls13_tickets = 0;
     // What the router trusts when it connects: the CA file, else the
     // Mozilla roots. It presents its own certificate when asked (peers that
     // require client certificates, RFC 5922 §7.4 mutual authentication).
