@@ -609,3 +609,47 @@ fn the_certificate_is_replaced_while_connections_stay_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn tcp_limits_hold_for_tls_and_a_silent_client_is_closed_at_the_handshake_deadline() {
+    let ca = Ca::new("Wisp test CA");
+    let dir = TempDir::new();
+    let (cert, key) = ca.leaf(&["127.0.0.1"]).write_to(dir.path());
+    let extra = "\n[tcp]\nmax_connections_per_ip = 2\nmessage_timeout_ms = 300\n";
+    let router = Router::start_with(|m| {
+        let mut m = with_tls(m, &cert, &key, "");
+        m.extra.push_str(extra);
+        m
+    });
+
+    // A client that connects and never starts its handshake holds its
+    // place only until the message deadline.
+    let started = Instant::now();
+    let mut silent =
+        std::net::TcpStream::connect(router.tls_addr()).expect("TCP connect to the TLS port");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    let n = std::io::Read::read(&mut silent, &mut byte);
+    assert!(
+        matches!(n, Ok(0) | Err(_)) && started.elapsed() < Duration::from_secs(4),
+        "closed at tcp.message_timeout_ms, not kept: {n:?} after {:?}",
+        started.elapsed()
+    );
+
+    // Two connections from 127.0.0.1 are served; a third is closed.
+    let mut a = TlsUa::connect(router.tls_addr(), &ca, "127.0.0.1", None, "a").expect("first");
+    let _b = TlsUa::connect(router.tls_addr(), &ca, "127.0.0.1", None, "b").expect("second");
+    let third = TlsUa::connect(router.tls_addr(), &ca, "127.0.0.1", None, "c");
+    let refused = match third {
+        Err(_) => true,
+        Ok(mut c) => {
+            let opt = c.request("OPTIONS", &format!("sip:{}", router.tls_addr()));
+            c.transact(&opt, Duration::from_secs(1)).is_none()
+        }
+    };
+    assert!(refused, "a third TLS connection from one address is closed");
+    let opt = a.request("OPTIONS", &format!("sip:{}", router.tls_addr()));
+    assert_eq!(a.transact(&opt, RECV).and_then(|m| m.status()), Some(200));
+}
