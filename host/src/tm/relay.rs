@@ -231,10 +231,10 @@ impl Tm {
             let dests = match found {
                 Ok(list) => list
                     .into_iter()
-                    .filter_map(|d| match d.transport {
-                        wisp_dns::Transport::Udp => Some((Proto::Udp, d.addr)),
-                        wisp_dns::Transport::Tcp => Some((Proto::Tcp, d.addr)),
-                        wisp_dns::Transport::Tls => Some((Proto::Tls, d.addr)),
+                    .map(|d| match d.transport {
+                        wisp_dns::Transport::Udp => (Proto::Udp, d.addr),
+                        wisp_dns::Transport::Tcp => (Proto::Tcp, d.addr),
+                        wisp_dns::Transport::Tls => (Proto::Tls, d.addr),
                     })
                     .collect(),
                 Err(e) => {
