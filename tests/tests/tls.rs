@@ -582,7 +582,11 @@ fn the_certificate_is_replaced_while_connections_stay_up() {
         "a mismatched key is refused: {}",
         out.stdout
     );
-    assert!(out.stderr.contains("private_key"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("tls.private_key") && out.stderr.contains("is not the key of"),
+        "{}",
+        out.stderr
+    );
     let after = TlsUa::connect(router.tls_addr(), &ca, "127.0.0.1", None, "carol")
         .expect("handshake after a refused reload");
     assert_eq!(

@@ -119,6 +119,30 @@ impl TlsConfig {
             }
             None => None,
         };
+        if let (Some(k), Some(p)) = (&key, &self.private_key)
+            && !chain.is_empty()
+        {
+            // A key of another certificate would fail every handshake:
+            // refuse it here, where the error can name the key's line.
+            #[allow(deprecated)] // rustls on ring, see transport::tls.
+            let provider = rustls::crypto::ring::default_provider();
+            rustls::sign::CertifiedKey::from_der(chain.clone(), k.clone_key(), &provider).map_err(
+                |e| TlsFileError {
+                    key: "private_key",
+                    message: match e {
+                        rustls::Error::InconsistentKeys(_) => format!(
+                            "{} is not the key of the certificate in {}",
+                            path(p).display(),
+                            self.certificate
+                                .as_deref()
+                                .map(|c| path(c).display().to_string())
+                                .unwrap_or_default()
+                        ),
+                        other => format!("{}: {other}", path(p).display()),
+                    },
+                },
+            )?;
+        }
         let ca = match &self.ca_file {
             Some(p) => certs("ca_file", p)?,
             None => Vec::new(),
