@@ -19,7 +19,7 @@
 //! - [`stateless`] — Kamailio's core/`sl`/`maxfwd`/`rr`: replies,
 //!   forwarding, Max-Forwards, `myself`, request sanity, and the message
 //!   context every route sees.
-//! - [`transport`] — UDP and TCP sockets, stream framing, the send path; hands
+//! - [`transport`] — UDP, TCP and TLS sockets, stream framing, the send path; hands
 //!   what it receives to an `Inbound`.
 //! - [`store`] — persistence: the SQLite and PostgreSQL schemas and their migrations, the
 //!   background writer that batches binding changes into transactions.

@@ -156,6 +156,13 @@ fn run(config: PathBuf, verbosity: i32) -> anyhow::Result<()> {
             wisp::ctl::server::serve(router.clone(), &ctl_path).context("management socket")?;
         let _watch = wisp::plugin::watch::watch(router.plugins().clone())
             .context("watching plugin files")?;
+        let _tls_watch = match router.transports().tls() {
+            Some(tls) => Some(
+                wisp::transport::tls::watch(tls.clone())
+                    .context("watching TLS certificate files")?,
+            ),
+            None => None,
+        };
         if let Some(addr) = metrics {
             let bound = wisp::ctl::metrics::serve(router.clone(), addr)
                 .await

@@ -29,6 +29,7 @@ use crate::stats::{self, Counter};
 use crate::tm::acc::Accounting;
 use crate::tm::timer::SystemClock;
 use crate::tm::{FailureWork, RequestMatch, ResponseMatch, RouteContext, RouteOwner, Tm};
+use crate::transport::tls::TlsContext;
 use crate::transport::{self, Inbound, Source, Transports};
 use crate::util::lock;
 
@@ -45,6 +46,8 @@ pub struct Router {
     udp: Vec<Arc<UdpSocket>>,
     /// Taken by [`serve`](Self::serve).
     tcp: Mutex<Vec<TcpListener>>,
+    /// Taken by [`serve`](Self::serve).
+    tls: Mutex<Vec<TcpListener>>,
     failure_routes: Mutex<Option<mpsc::UnboundedReceiver<FailureWork>>>,
     /// Receive workers per UDP socket, once [`serve`](Self::serve) ran.
     workers: std::sync::atomic::AtomicUsize,
@@ -76,6 +79,7 @@ impl Router {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
         let mut tcp_addrs = Vec::new();
+        let (mut tls, mut tls_addrs) = (Vec::new(), Vec::new());
         for l in &manifest.server.listen {
             match l.proto {
                 Proto::Udp => {
@@ -90,12 +94,23 @@ impl Router {
                     tcp_addrs.push(s.local_addr()?);
                     tcp.push(s);
                 }
+                Proto::Tls => {
+                    let s = TcpListener::bind(l.addr)
+                        .await
+                        .with_context(|| format!("cannot listen on tls:{}", l.addr))?;
+                    tls_addrs.push(s.local_addr()?);
+                    tls.push(s);
+                }
             }
         }
-        let transports = Arc::new(
+        let mut transports =
             Transports::new(udp.clone(), tcp_addrs, manifest.server.max_message_size)
-                .with_tcp(manifest.tcp.clone()),
-        );
+                .with_tcp(manifest.tcp.clone());
+        if !tls.is_empty() {
+            let ctx = TlsContext::new(&manifest.tls, &manifest.base_dir).context("[tls]")?;
+            transports = transports.with_tls(tls_addrs, ctx);
+        }
+        let transports = Arc::new(transports);
         let db_path = manifest.resolve(&manifest.usrloc.db_path);
         let db_name = match &manifest.usrloc.db_url {
             Some(url) => crate::store::postgres::redact(url),
@@ -182,6 +197,7 @@ impl Router {
             subscribers,
             udp,
             tcp: Mutex::new(tcp),
+            tls: Mutex::new(tls),
             failure_routes: Mutex::new(Some(failure_routes)),
             workers: std::sync::atomic::AtomicUsize::new(0),
             started: std::time::SystemTime::now(),
@@ -234,7 +250,8 @@ impl Router {
             transport::udp::serve(self.clone(), sock.clone(), workers, limit);
         }
         let tcp = std::mem::take(&mut *lock(&self.tcp));
-        if !tcp.is_empty() {
+        let tls = std::mem::take(&mut *lock(&self.tls));
+        if !tcp.is_empty() || !tls.is_empty() {
             transport::tcp::fit_descriptor_limit(
                 self.transports().tcp_table().config.max_connections,
             );
@@ -246,6 +263,17 @@ impl Router {
                 inbound,
                 l,
             ));
+        }
+        if let Some(ctx) = self.transports().tls() {
+            for l in tls {
+                let inbound: Arc<dyn Inbound> = self.clone();
+                tokio::spawn(transport::tls::accept_loop(
+                    self.transports().clone(),
+                    inbound,
+                    l,
+                    ctx.clone(),
+                ));
+            }
         }
         tokio::spawn(self.host.tm.clone().run_timers());
         if let Some(mut work) = lock(&self.failure_routes).take() {

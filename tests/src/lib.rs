@@ -275,7 +275,7 @@ fn listening_in(log: &str) -> Vec<(String, SocketAddr)> {
             continue;
         };
         let socket = (proto.to_string(), addr);
-        if matches!(proto, "udp" | "tcp") && addr.port() != 0 && !found.contains(&socket) {
+        if matches!(proto, "udp" | "tcp" | "tls") && addr.port() != 0 && !found.contains(&socket) {
             found.push(socket);
         }
     }
@@ -463,6 +463,11 @@ impl Router {
             .find(|(p, _)| p == proto)
             .map(|(_, a)| *a)
             .unwrap_or_else(|| panic!("the router listens on no {proto} socket"))
+    }
+
+    /// The router's TLS socket (a `tls:` listener in its manifest).
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.bound("tls")
     }
 
     /// The router's UDP socket.
@@ -1165,7 +1170,7 @@ impl TcpUa {
 }
 
 /// Cuts one message (header block + Content-Length body) off the front of `buf`.
-fn take_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+pub fn take_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     // Skip keepalive CRLFs between messages.
     let skip = buf
         .iter()

@@ -1,4 +1,4 @@
-//! `server.listen` entries: `proto:ip:port`.
+//! `server.listen` entries: `proto:ip:port` (`udp`, `tcp`, `tls`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -11,6 +11,25 @@ use serde::Deserialize;
 pub enum Proto {
     Udp,
     Tcp,
+    /// TCP with TLS on it (RFC 3261 §26.2, `sips:` and `;transport=tls`).
+    Tls,
+}
+
+impl Proto {
+    /// A stream transport: messages are framed by Content-Length, requests
+    /// are not retransmitted (RFC 3261 §17.1.1.2 timer A, §17.2.1), and
+    /// responses go back on the connection the request came in on.
+    pub fn is_stream(self) -> bool {
+        !matches!(self, Proto::Udp)
+    }
+
+    /// The port a URI without one means (RFC 3261 §19.1.2).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Proto::Tls => 5061,
+            Proto::Udp | Proto::Tcp => 5060,
+        }
+    }
 }
 
 impl fmt::Display for Proto {
@@ -18,6 +37,7 @@ impl fmt::Display for Proto {
         f.write_str(match self {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
+            Proto::Tls => "TLS",
         })
     }
 }
@@ -33,13 +53,15 @@ pub struct ListenAddr {
 impl FromStr for ListenAddr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let expected = "expected \"udp:IP:PORT\" or \"tcp:IP:PORT\" (IPv6 as [::1])";
+        let expected =
+            "expected \"udp:IP:PORT\", \"tcp:IP:PORT\" or \"tls:IP:PORT\" (IPv6 as [::1])";
         let (proto, rest) = s
             .split_once(':')
             .ok_or_else(|| format!("{s:?}: {expected}"))?;
         let proto = match proto.to_ascii_lowercase().as_str() {
             "udp" => Proto::Udp,
             "tcp" => Proto::Tcp,
+            "tls" => Proto::Tls,
             other => return Err(format!("unknown transport {other:?}: {expected}")),
         };
         let addr = rest
@@ -68,6 +90,8 @@ mod tests {
         let tcp: ListenAddr = "TCP:[::1]:5060".parse().expect("IPv6, any case");
         assert_eq!(tcp.proto, Proto::Tcp);
         assert_eq!(tcp.addr, "[::1]:5060".parse().unwrap());
+        let tls: ListenAddr = "tls:0.0.0.0:5061".parse().expect("tls");
+        assert_eq!((tls.proto, tls.addr.port()), (Proto::Tls, 5061));
         for bad in ["127.0.0.1:5060", "sctp:127.0.0.1:5060", "udp:127.0.0.1"] {
             assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
         }

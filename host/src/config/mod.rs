@@ -6,7 +6,8 @@
 //! Layout: one file per section, each with its type, defaults (its `Default`
 //! impl, used through `#[serde(default)]`) and the rules serde cannot check:
 //! `server` (with `listen` addresses and the log level), `usrloc`, `tm`,
-//! `rr`, `auth`, `subscriber`, `tcp`, `pike` (with `[[htable]]`), `metrics`, `acc`, `rtpengine`,
+//! `rr`, `auth`, `subscriber`, `tcp`, `tls`, `pike` (with `[[htable]]`), `metrics`, `acc`,
+//! `rtpengine`,
 //! `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
 //! `locate` finds an error's line from the TOML parser's spans: serde's
 //! errors carry the span of the value they failed on; a rule checked after
@@ -24,6 +25,7 @@ mod rtpengine;
 mod server;
 mod subscriber;
 mod tcp;
+mod tls;
 mod tm;
 mod usrloc;
 
@@ -44,6 +46,7 @@ pub use rtpengine::{RtpengineConfig, RtpengineSocket};
 pub use server::{LogFormat, LogLevel, ServerConfig};
 pub use subscriber::SubscriberConfig;
 pub use tcp::TcpConfig;
+pub use tls::{TlsConfig, TlsFileError, TlsMaterial};
 pub use tm::TmConfig;
 pub use usrloc::{BriefExpires, DbMode, UsrlocConfig, parse_db_url};
 
@@ -98,6 +101,8 @@ pub struct Manifest {
     pub subscriber: SubscriberConfig,
     #[serde(default)]
     pub tcp: TcpConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
     #[serde(default)]
     pub pike: PikeConfig,
     /// Named tables plugins share (`[[htable]]`), in manifest order.
@@ -161,6 +166,9 @@ impl Manifest {
         manifest
             .validate()
             .and_then(|()| manifest.auth.load_secret(base_dir))
+            // The files are read once here so that a bad one names its key
+            // and line; the transport reads them again when it binds.
+            .and_then(|()| manifest.tls.load(base_dir).map(drop).map_err(Invalid::from))
             .map_err(|Invalid { key, message }| {
                 invalid(key.span_in(&doc).start, key.to_string(), &message)
             })?;
@@ -175,6 +183,8 @@ impl Manifest {
         self.tm.check()?;
         self.auth.check()?;
         self.tcp.check()?;
+        self.tls
+            .check(self.server.listen.iter().any(|l| l.proto == Proto::Tls))?;
         self.pike.check()?;
         pike::check_htables(&self.htable)?;
         self.acc.check()?;

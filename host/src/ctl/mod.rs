@@ -17,7 +17,7 @@
 //! Commands: `ul show|add|rm` ([`ul`]), `alias show|add|rm` ([`alias`]),
 //! `user add|passwd|rm|show` ([`user`]), `acl grant|revoke|show` ([`acl`]),
 //! `htable dump|set|rm` ([`htable`]), `plugin list|reload` ([`plugin`]),
-//! `listen`, `acc show` ([`acc`]), `ps` ([`ps`]), `stats` ([`stats`]; the Prometheus
+//! `listen`, `acc show` ([`acc`]), `tls show|reload` ([`tls`]), `ps` ([`ps`]), `stats` ([`stats`]; the Prometheus
 //! endpoint of [`metrics`] serves the same numbers).
 
 pub mod acc;
@@ -30,6 +30,7 @@ pub mod plugin;
 pub mod ps;
 pub mod server;
 pub mod stats;
+pub mod tls;
 pub mod ul;
 pub mod user;
 
@@ -114,6 +115,9 @@ pub enum Command {
     /// Workers, listeners, timers, background threads and plugin builds
     /// (kamcmd `core.psx`, serctl `ps`).
     Ps(ps::PsArgs),
+    /// The TLS certificate: show it, reload it from disk (Kamailio `tls.reload`).
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
 }
 
 /// What a request's arguments ask for.
@@ -196,6 +200,7 @@ pub async fn execute(router: &Arc<Router>, command: Command) -> Result<String, C
         Command::Htable(c) => htable::execute(router.services(), c),
         Command::Plugin(c) => plugin::execute(router, c).await,
         Command::Listen => Ok(listen(router)),
+        Command::Tls(c) => tls::execute(router, c).await,
         Command::Stats(a) => {
             // It walks the user location tables: off the runtime's workers.
             let router = router.clone();
@@ -315,7 +320,7 @@ mod tests {
         };
         assert!(e.starts_with("unrecognized subcommand 'dlg'"), "{e}");
         assert!(
-            e.contains("Usage: wisp ctl <ul|alias|user|acl|htable|plugin|listen|stats|acc|ps>"),
+            e.contains("Usage: wisp ctl <ul|alias|user|acl|htable|plugin|listen|stats|acc|ps|tls>"),
             "{e}"
         );
         assert_eq!(e.matches("Usage:").count(), 1, "{e}");
@@ -331,7 +336,7 @@ mod tests {
             panic!("empty args parsed");
         };
         for name in [
-            "ul", "alias", "user", "acl", "htable", "plugin", "listen", "stats", "acc",
+            "ul", "alias", "user", "acl", "htable", "plugin", "listen", "stats", "acc", "tls",
         ] {
             assert!(e.contains(&format!("\n  {name} ")), "{name}: {e}");
         }

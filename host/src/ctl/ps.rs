@@ -127,7 +127,8 @@ pub fn ps(router: &Router) -> Ps {
         .map(|(proto, addr)| Listener {
             address: super::listen_name(proto, addr),
             tasks: if proto == Proto::Udp { workers } else { 1 },
-            connections: (proto == Proto::Tcp).then_some(tcp_connections),
+            // TCP and TLS share one table of accepted connections.
+            connections: proto.is_stream().then_some(tcp_connections),
         })
         .collect();
     let services = router.services();

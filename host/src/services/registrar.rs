@@ -395,7 +395,7 @@ fn kept_params(params: &[wisp_sip::Param]) -> Option<String> {
 
 /// The REGISTER's source as a URI when the Contact names another address:
 /// a contact behind NAT is reached at the source (Kamailio's
-/// `fix_nated_register` + `received`), a TCP one on the connection it opened.
+/// `fix_nated_register` + `received`), a TCP or TLS one on the connection it opened.
 fn nat_source(contact: &Uri, source: crate::transport::Source) -> Option<String> {
     let same_ip = match &contact.host {
         wisp_sip::Host::Ipv4(ip) => std::net::IpAddr::V4(*ip) == source.remote.ip(),
@@ -413,6 +413,7 @@ fn nat_source(contact: &Uri, source: crate::transport::Source) -> Option<String>
     Some(match source.proto {
         crate::config::Proto::Udp => format!("sip:{host}"),
         crate::config::Proto::Tcp => format!("sip:{host};transport=tcp"),
+        crate::config::Proto::Tls => format!("sip:{host};transport=tls"),
     })
 }
 
@@ -567,6 +568,7 @@ fn socket_name(source: crate::transport::Source) -> String {
     let proto = match source.proto {
         crate::config::Proto::Udp => "udp",
         crate::config::Proto::Tcp => "tcp",
+        crate::config::Proto::Tls => "tls",
     };
     format!("{proto}:{}", source.local)
 }

@@ -30,11 +30,10 @@ pub fn forward_request(
 ) -> Result<(), ActionError> {
     ctx.ensure_unhandled()?;
     let (proto, host, port) = match hop {
-        Some(h) => (
-            h.proto.unwrap_or(Proto::Udp),
-            h.host,
-            h.port.unwrap_or(5060),
-        ),
+        Some(h) => {
+            let proto = h.proto.unwrap_or(Proto::Udp);
+            (proto, h.host, h.port.unwrap_or(proto.default_port()))
+        }
         None => {
             let raw_ruri;
             let target: &[u8] = match &ctx.dst_uri {
@@ -74,7 +73,7 @@ pub fn forward_request(
             // does not flush the burst's answers early). Any other request
             // is sent now, so that the route sees a send error.
             let sent = if ctx.msg.method() == Some(&wisp_sip::Method::Ack) {
-                transports.send_request_batched(proto, dest, None, data, Box::new(|_| {}))
+                transports.send_request_batched(proto, dest, None, None, data, Box::new(|_| {}))
             } else {
                 transports.send(proto, dest, None, data)
             };
@@ -125,7 +124,7 @@ pub fn forward_request(
                     &branch,
                 ) {
                     Ok(data) => {
-                        if let Err(e) = transports.send(proto, dest, None, data) {
+                        if let Err(e) = transports.send_to_name(proto, dest, None, &host, data) {
                             crate::log_limited!(info, %dest, %call_id, "forward failed: {e}");
                         }
                     }
@@ -146,25 +145,22 @@ pub fn unroutable_scheme_reply(uri: &Uri) -> Option<(u16, &'static str)> {
 }
 
 /// Transport, host and port a URI's request goes to (RFC 3263 without DNS:
-/// `transport` param, then the scheme; port defaults by transport).
+/// TLS for `sips:`, else the `transport` param, else UDP; port defaults by
+/// transport, 5061 for TLS).
 pub fn next_hop_of(uri: &Uri) -> Result<(Proto, String, u16), ActionError> {
     if matches!(uri.scheme, Scheme::Tel) {
         return Err(ActionError::BadMessage(
             "a tel URI has no host to forward to".into(),
         ));
     }
-    if matches!(uri.scheme, Scheme::Sips) {
-        // RFC 3261 §26.2: every hop of a sips: request must be TLS.
-        return Err(ActionError::SendFailed(
-            "sips: needs TLS, which is not supported yet".into(),
-        ));
-    }
+    let sips = matches!(uri.scheme, Scheme::Sips);
     let proto = match uri.transport().map(str::to_ascii_lowercase).as_deref() {
+        // RFC 3261 §26.2: every hop of a sips: request is TLS (a sips: URI
+        // with `transport=tcp` means TLS over TCP, RFC 5630 §3.1.3).
+        _ if sips => Proto::Tls,
         Some("tcp") => Proto::Tcp,
         Some("udp") | None => Proto::Udp,
-        Some("tls") => {
-            return Err(ActionError::SendFailed("TLS is not supported yet".into()));
-        }
+        Some("tls") => Proto::Tls,
         Some(other) => {
             return Err(ActionError::SendFailed(format!(
                 "transport {other} is not supported"
@@ -175,7 +171,7 @@ pub fn next_hop_of(uri: &Uri) -> Result<(Proto, String, u16), ActionError> {
         Host::Ipv6(ip) => ip.to_string(),
         other => other.to_string(),
     };
-    Ok((proto, host, uri.port.unwrap_or(5060)))
+    Ok((proto, host, uri.port.unwrap_or(proto.default_port())))
 }
 
 /// Insert our Via (sent-by = the socket the request will leave from) and
@@ -205,6 +201,7 @@ pub fn our_via(proto: Proto, local: SocketAddr, branch: &str) -> String {
     via.push_str(match proto {
         Proto::Udp => "SIP/2.0/UDP ",
         Proto::Tcp => "SIP/2.0/TCP ",
+        Proto::Tls => "SIP/2.0/TLS ",
     });
     wisp_sip::text::push_socket_addr(&mut via, local);
     via.push_str(";branch=");
@@ -294,7 +291,8 @@ pub fn forward_response(sl: &Stateless, mut msg: Message, source: Source) {
         return;
     };
     let proto = match next.transport.as_str() {
-        "TCP" | "TLS" => Proto::Tcp,
+        "TCP" => Proto::Tcp,
+        "TLS" => Proto::Tls,
         _ => Proto::Udp,
     };
     let ip = next
@@ -312,7 +310,11 @@ pub fn forward_response(sl: &Stateless, mut msg: Message, source: Source) {
         );
         return;
     };
-    let port = next.rport().flatten().or(next.port).unwrap_or(5060);
+    let port = next
+        .rport()
+        .flatten()
+        .or(next.port)
+        .unwrap_or(proto.default_port());
     if msg.remove_top_via().is_err() {
         return;
     }
@@ -363,13 +365,18 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_refused_rather_than_sent_in_clear() {
-        for uri in [
-            "sips:bob@10.0.0.1",
-            "sips:bob@10.0.0.1;transport=tcp",
-            "sip:bob@10.0.0.1;transport=tls",
+    fn sips_and_transport_tls_go_over_tls_never_in_clear() {
+        for (uri, port) in [
+            ("sips:bob@10.0.0.1", 5061),
+            ("sips:bob@10.0.0.1:5071;transport=tcp", 5071),
+            ("sips:bob@10.0.0.1;transport=udp", 5061),
+            ("sip:bob@10.0.0.1;transport=TLS", 5061),
         ] {
-            assert!(matches!(hop(uri), Err(ActionError::SendFailed(_))), "{uri}");
+            assert_eq!(
+                hop(uri).unwrap(),
+                (Proto::Tls, "10.0.0.1".into(), port),
+                "{uri}"
+            );
         }
         assert!(matches!(
             hop("tel:+15551234"),

@@ -331,7 +331,7 @@ pub enum ReplyError {
 }
 
 /// Where a response to a request from `source` goes (RFC 3261 §18.2.2, RFC
-/// 3581 §4). Over TCP: the connection it came on. Over UDP: the source IP
+/// 3581 §4). Over TCP or TLS: the connection it came on. Over UDP: the source IP
 /// (which `received` records), and the source port when `rport` was asked
 /// for, else the Via's sent-by port (5060 by default).
 pub fn response_destination(
@@ -340,7 +340,7 @@ pub fn response_destination(
     rport_requested: bool,
 ) -> SocketAddr {
     match source.proto {
-        Proto::Tcp => source.remote,
+        Proto::Tcp | Proto::Tls => source.remote,
         Proto::Udp if rport_requested => source.remote,
         Proto::Udp => SocketAddr::new(source.remote.ip(), via_port.unwrap_or(5060)),
     }

@@ -7,7 +7,7 @@
 //! and every change is recorded as an edit, applied when the request is
 //! serialized by `forward`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use wisp_sip::{NameAddr, Uri};
@@ -53,6 +53,33 @@ fn record_route_value(ctx: &MsgContext, full_lr: bool) -> Result<String, ActionE
              which names no address to record; listen on a concrete address"
         )));
     }
+    Ok(socket_record_route(ctx.source.proto, local, full_lr))
+}
+
+/// Kamailio's double Record-Route (rr `enable_double_rr`): a
+/// record-routed request that leaves by another transport or socket than
+/// it came in on gets a second Record-Route, on top, naming the socket it
+/// leaves from. The callee's in-dialog requests then reach the socket
+/// facing it, the caller's the one facing the caller (it reads the route
+/// set bottom up), and `loose_route` removes both. Whether it is needed,
+/// and the value; none when the outgoing socket is the incoming one or a
+/// wildcard.
+pub fn second_record_route(
+    record_routed: bool,
+    incoming: (Proto, SocketAddr),
+    outgoing: (Proto, SocketAddr),
+    full_lr: bool,
+) -> Option<Bytes> {
+    if !record_routed || incoming == outgoing || outgoing.1.ip().is_unspecified() {
+        return None;
+    }
+    Some(Bytes::from(socket_record_route(
+        outgoing.0, outgoing.1, full_lr,
+    )))
+}
+
+/// `<sip:IP:PORT[;transport=tcp|tls];lr>` naming `local` over `proto`.
+fn socket_record_route(proto: Proto, local: SocketAddr, full_lr: bool) -> String {
     // Built from the IP, not the SocketAddr, so an IPv6 scope id never leaks in.
     let mut value = String::with_capacity(64);
     value.push_str("<sip:");
@@ -66,11 +93,13 @@ fn record_route_value(ctx: &MsgContext, full_lr: bool) -> Result<String, ActionE
     }
     value.push(':');
     wisp_sip::text::push_int(&mut value, local.port());
-    if ctx.source.proto == Proto::Tcp {
-        value.push_str(";transport=tcp");
+    match proto {
+        Proto::Tcp => value.push_str(";transport=tcp"),
+        Proto::Tls => value.push_str(";transport=tls"),
+        Proto::Udp => {}
     }
     value.push_str(if full_lr { ";lr=on>" } else { ";lr>" });
-    Ok(value)
+    value
 }
 
 /// `loose_route()`: route a request by its Route header (RFC 3261 §16.4).
@@ -378,6 +407,24 @@ mod tests {
         let mut c = ctx("sip:bob@192.0.2.4", None, "");
         c.handled = Some(crate::stateless::context::Handled::Forwarded);
         assert_eq!(record_route(&sl, &mut c), Err(ActionError::AlreadyHandled));
+    }
+
+    #[test]
+    fn a_record_routed_request_changing_socket_gets_a_second_record_route() {
+        let udp = (Proto::Udp, "127.0.0.1:5060".parse().expect("addr"));
+        let tls = (Proto::Tls, "127.0.0.1:5061".parse().expect("addr"));
+        let tcp6 = (Proto::Tcp, "[::1]:5060".parse().expect("addr"));
+        assert_eq!(
+            second_record_route(true, udp, tls, false).as_deref(),
+            Some(&b"<sip:127.0.0.1:5061;transport=tls;lr>"[..])
+        );
+        assert_eq!(
+            second_record_route(true, tls, tcp6, true).as_deref(),
+            Some(&b"<sip:[::1]:5060;transport=tcp;lr=on>"[..])
+        );
+        // Same socket both ways, or not record-routed: nothing to add.
+        assert_eq!(second_record_route(true, udp, udp, false), None);
+        assert_eq!(second_record_route(false, udp, tls, false), None);
     }
 
     #[test]

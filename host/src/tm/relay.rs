@@ -16,7 +16,7 @@ use super::generated;
 use super::transaction::{Branch, CANCEL_BIT, CancelState, Transaction, branch_id};
 use super::{RouteContext, Tm, TxnHandle, lock};
 use crate::stateless::forward::{self, NextHop};
-use crate::stateless::{ActionError, Handled, RouteKind};
+use crate::stateless::{ActionError, Handled, RouteKind, rr};
 use crate::transport::Proto;
 
 /// Most branches one transaction may start over its life (all failure
@@ -170,7 +170,17 @@ impl Tm {
             // RFC 3327 §5.3: the Path becomes the Route set toward the contact.
             msg.append_header("Route", Bytes::from(path.clone()));
         }
-        let out = Outgoing { msg, uri, replica };
+        // The name a TLS peer's certificate must carry (RFC 5922 §7): the
+        // host of the URI the request goes to. Kept only where TLS may be
+        // picked: no allocation for a plain relay to an address.
+        let peer = (hop.proto == Proto::Tls || hop.secure || hop.ip.is_none())
+            .then(|| Arc::from(hop.host.trim_matches(['[', ']'])));
+        let out = Outgoing {
+            msg,
+            uri,
+            replica,
+            peer,
+        };
         match hop
             .ip
             .or_else(|| hop.host.trim_matches(['[', ']']).parse::<IpAddr>().ok())
@@ -204,8 +214,9 @@ impl Tm {
             transport: hop.explicit_proto.map(|p| match p {
                 Proto::Udp => wisp_dns::Transport::Udp,
                 Proto::Tcp => wisp_dns::Transport::Tcp,
+                Proto::Tls => wisp_dns::Transport::Tls,
             }),
-            secure: false,
+            secure: hop.secure,
         };
         let supported = self.sl.transports().supported_dns_transports();
         tokio::spawn(async move {
@@ -220,10 +231,10 @@ impl Tm {
             let dests = match found {
                 Ok(list) => list
                     .into_iter()
-                    .filter_map(|d| match d.transport {
-                        wisp_dns::Transport::Udp => Some((Proto::Udp, d.addr)),
-                        wisp_dns::Transport::Tcp => Some((Proto::Tcp, d.addr)),
-                        wisp_dns::Transport::Tls => None,
+                    .map(|d| match d.transport {
+                        wisp_dns::Transport::Udp => (Proto::Udp, d.addr),
+                        wisp_dns::Transport::Tcp => (Proto::Tcp, d.addr),
+                        wisp_dns::Transport::Tls => (Proto::Tls, d.addr),
                     })
                     .collect(),
                 Err(e) => {
@@ -284,12 +295,17 @@ impl Tm {
             return false;
         }
         let mut rest = std::mem::take(&mut b.alternatives);
-        let (uri, replica) = (b.uri.clone(), b.replica);
+        let (uri, replica, peer) = (b.uri.clone(), b.replica, b.peer.clone());
         let mut msg = (*txn.request).clone();
         if uri != txn.summary.ruri.to_string() {
             msg.set_request_uri(Bytes::from(uri.clone()));
         }
-        let out = Outgoing { msg, uri, replica };
+        let out = Outgoing {
+            msg,
+            uri,
+            replica,
+            peer,
+        };
         while !rest.is_empty() {
             let (p, d) = rest.remove(0);
             match self.send_branch(txn, out.clone(), p, d, now) {
@@ -327,8 +343,17 @@ impl Tm {
             mut msg,
             uri,
             replica,
+            peer,
         } = out;
         forward::mark_received(&mut msg, &txn.summary.top_via, txn.source);
+        if let Some(rr) = rr::second_record_route(
+            txn.record_routed,
+            (txn.source.proto, txn.source.local),
+            (proto, local),
+            self.sl.rr().enable_full_lr,
+        ) {
+            msg.insert_record_route(rr);
+        }
         let branch = branch_id(self.run_id, txn.id, idx);
         msg.insert_via(Bytes::from(forward::our_via(proto, local, &branch)));
         let bytes = msg.serialize();
@@ -338,7 +363,7 @@ impl Tm {
         // INVITE waits fr_inv_timer instead (armed in `on_response`).
         let client = ClientTransaction::start_with_timeout(
             txn.invite,
-            proto == Proto::Tcp,
+            proto.is_stream(),
             bytes,
             txn.fr.min(self.timers.t1x64()),
             now,
@@ -359,6 +384,7 @@ impl Tm {
                 proto,
                 dest,
                 Some(local),
+                peer.as_deref(),
                 first,
                 Box::new(move |e| {
                     if let Some(tm) = tm.upgrade() {
@@ -386,6 +412,7 @@ impl Tm {
             replica,
             alternatives: Vec::new(),
             unsent: false,
+            peer,
         });
         actions.remove(0);
         self.run_branch_actions(txn, idx, actions);
@@ -462,7 +489,7 @@ impl Tm {
         let mut out = Vec::new();
         let c = ClientTransaction::start(
             false,
-            b.proto == Proto::Tcp,
+            b.proto.is_stream(),
             cancel,
             now,
             &self.timers,
@@ -481,6 +508,8 @@ struct Outgoing {
     uri: String,
     /// A `t_replicate` copy.
     replica: bool,
+    /// The next hop's host: the name a TLS connection verifies.
+    peer: Option<Arc<str>>,
 }
 
 /// Where a branch goes next, and what its URI said explicitly (RFC 3263
@@ -493,6 +522,8 @@ struct Hop {
     port: u16,
     explicit_port: Option<u16>,
     explicit_proto: Option<Proto>,
+    /// A `sips:` URI: only TLS may be picked (RFC 3263 §4.1).
+    secure: bool,
 }
 
 /// The next hop toward `target` (whose URI is `uri`): the explicit one of
@@ -504,9 +535,12 @@ fn next_hop(ctx: &RouteContext, target: &RelayTarget, uri: &str) -> Result<Hop, 
             proto: h.proto.unwrap_or(Proto::Udp),
             host: h.host.clone(),
             ip: None,
-            port: h.port.unwrap_or(5060),
+            port: h
+                .port
+                .unwrap_or(h.proto.unwrap_or(Proto::Udp).default_port()),
             explicit_port: h.port,
             explicit_proto: h.proto,
+            secure: false,
         });
     }
     let next = match (&target.uri, &ctx.dst_uri, &target.dst_uri) {
@@ -531,6 +565,7 @@ fn next_hop(ctx: &RouteContext, target: &RelayTarget, uri: &str) -> Result<Hop, 
     Ok(Hop {
         explicit_proto: parsed.transport().map(|_| proto),
         explicit_port: parsed.port,
+        secure: matches!(parsed.scheme, wisp_sip::Scheme::Sips),
         proto,
         host,
         ip,

@@ -11,7 +11,6 @@ use super::table::{self, Full};
 use super::transaction::{Phase, Transaction};
 use super::{RequestMatch, RouteContext, Tm, TxnHandle, call_id, lock};
 use crate::stateless::{ActionError, Handled, MsgContext, RouteKind, reply};
-use crate::transport::Proto;
 
 impl Tm {
     /// Before a request is routed: absorb a retransmission (answering it with
@@ -135,8 +134,9 @@ impl Tm {
             source: ctx.source,
             summary,
             flags: ctx.flags,
+            record_routed: ctx.record_routed,
             invite,
-            server: ServerTransaction::new(invite, ctx.source.proto == Proto::Tcp),
+            server: ServerTransaction::new(invite, ctx.source.proto.is_stream()),
             response_dest,
             branches: Vec::new(),
             candidates: Vec::new(),

@@ -85,6 +85,9 @@ pub struct Branch {
     pub alternatives: Vec<(Proto, SocketAddr)>,
     /// Its first send failed after `t_relay` returned: nothing more is sent.
     pub unsent: bool,
+    /// The next hop's host when it may be reached over TLS: the name its
+    /// certificate must carry.
+    pub peer: Option<std::sync::Arc<str>>,
 }
 
 /// A final response a finished branch contributed.
@@ -126,6 +129,9 @@ pub struct Transaction {
     /// swaps in a spent one) and a reply route gets it without a copy.
     pub summary: std::sync::Arc<RequestSummary>,
     pub flags: u64,
+    /// The route record-routed `request`: a branch leaving by another
+    /// transport or socket gets a second Record-Route.
+    pub record_routed: bool,
     pub invite: bool,
     pub server: ServerTransaction,
     pub response_dest: SocketAddr,

@@ -1,11 +1,21 @@
-//! Sockets: UDP and TCP listeners from the manifest, and the send path every
-//! other layer uses. Sending never blocks the caller: a UDP datagram is
-//! written with `try_send_to`, or with the other responses of its receive
+//! Sockets: UDP, TCP and TLS listeners from the manifest, and the send path
+//! every other layer uses. Sending never blocks the caller: a UDP datagram
+//! is written with `try_send_to`, or with the other responses of its receive
 //! burst in one `sendmmsg` ([`udp`]); a full socket buffer falls back to a
-//! spawned send. A TCP message is queued to its connection's writer task (a
-//! new connection is opened in a spawned task).
+//! spawned send. A message over a stream (TCP, TLS) is queued to its
+//! connection's writer task; a new connection is registered at once and
+//! opened in a spawned task, so what is sent meanwhile waits in its queue.
+//!
+//! Stream transports share one connection table (keyed by transport and
+//! peer address: replies and forwards reuse the connection the peer opened)
+//! and one accept-time table of limits (`[tcp]`, [`tcp::ConnTable`]). A
+//! connection is a byte stream handed to [`tcp::serve_stream`] (TCP as is,
+//! TLS once its handshake is done, [`tls`]); a transport with its own
+//! framing (WebSocket) would register its writer the same way and hand each
+//! message to [`Inbound`].
 
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 use std::collections::HashMap;
@@ -47,12 +57,15 @@ pub trait Inbound: Send + Sync + 'static {
     fn receive(&self, data: Bytes, source: Source);
 }
 
-/// Handle to one open TCP connection's writer.
+/// Handle to one stream connection's writer (open, or being opened: what
+/// is sent meanwhile waits in the queue).
 #[derive(Clone)]
 pub(crate) struct ConnectionHandle {
     pub(crate) tx: mpsc::UnboundedSender<Bytes>,
-    pub(crate) local: SocketAddr,
 }
+
+/// A stream connection's key in the table: its transport and peer.
+type ConnKey = (Proto, SocketAddr);
 
 /// All sockets of the router and the send path.
 pub struct Transports {
@@ -60,12 +73,16 @@ pub struct Transports {
     /// every send showed up in profiles).
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp_listen: Vec<SocketAddr>,
-    /// Open TCP connections by remote address: replies and forwards to a
-    /// peer reuse the connection it opened (RFC 3261 §18.2.2).
-    connections: Mutex<HashMap<SocketAddr, ConnectionHandle>>,
+    tls_listen: Vec<SocketAddr>,
+    /// Open stream connections by transport and remote address: replies
+    /// and forwards to a peer reuse the connection it opened (RFC 3261
+    /// §18.2.2).
+    connections: Mutex<HashMap<ConnKey, ConnectionHandle>>,
     max_message_size: usize,
-    /// Accepted TCP connections and their limits (`[tcp]`).
+    /// Accepted TCP and TLS connections and their limits (`[tcp]`).
     tcp: Arc<tcp::ConnTable>,
+    /// Certificates and trust of TLS, when a `tls:` listener exists.
+    tls: Option<Arc<tls::TlsContext>>,
     /// Where messages go: a connection this side opens must hand what the
     /// peer sends on it to the same place as the receive loops.
     inbound: OnceLock<Weak<dyn Inbound>>,
@@ -84,9 +101,11 @@ impl Transports {
         Transports {
             udp,
             tcp_listen,
+            tls_listen: Vec::new(),
             connections: Mutex::new(HashMap::new()),
             max_message_size,
             tcp: tcp::ConnTable::new(TcpConfig::default()),
+            tls: None,
             inbound: OnceLock::new(),
         }
     }
@@ -97,7 +116,20 @@ impl Transports {
         self
     }
 
-    /// The accepted TCP connections and their limits.
+    /// TLS listeners on `listen`, with the certificates and trust of `tls`
+    /// (also what connections the router opens verify their peer with).
+    pub fn with_tls(mut self, listen: Vec<SocketAddr>, tls: Arc<tls::TlsContext>) -> Self {
+        self.tls_listen = listen;
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS certificates and trust (none without a `tls:` listener).
+    pub fn tls(&self) -> Option<&Arc<tls::TlsContext>> {
+        self.tls.as_ref()
+    }
+
+    /// The accepted TCP and TLS connections and their limits.
     pub fn tcp_table(&self) -> &Arc<tcp::ConnTable> {
         &self.tcp
     }
@@ -122,6 +154,7 @@ impl Transports {
         let candidates: Vec<SocketAddr> = match proto {
             Proto::Udp => self.udp.iter().map(|(a, _)| *a).collect(),
             Proto::Tcp => self.tcp_listen.clone(),
+            Proto::Tls => self.tls_listen.clone(),
         };
         if let Some(a) = arrived_on
             && candidates.contains(&a)
@@ -149,7 +182,27 @@ impl Transports {
         udp::send_queued_responses();
         match proto {
             Proto::Udp => self.send_udp(dest, from, data),
-            Proto::Tcp => self.send_tcp(dest, data),
+            Proto::Tcp | Proto::Tls => self.send_stream(proto, dest, None, data, None),
+        }
+    }
+
+    /// [`send`](Self::send) to a peer known by name: a TLS connection
+    /// opened for this message verifies the peer's certificate against
+    /// `peer_name` (RFC 5922 §7: the host of the URI the request goes
+    /// to), not against `dest`'s IP address. An open connection to `dest`
+    /// is reused as it is.
+    pub fn send_to_name(
+        self: &Arc<Self>,
+        proto: Proto,
+        dest: SocketAddr,
+        from: Option<SocketAddr>,
+        peer_name: &str,
+        data: Bytes,
+    ) -> Result<(), SendError> {
+        udp::send_queued_responses();
+        match proto {
+            Proto::Udp => self.send_udp(dest, from, data),
+            Proto::Tcp | Proto::Tls => self.send_stream(proto, dest, Some(peer_name), data, None),
         }
     }
 
@@ -172,15 +225,23 @@ impl Transports {
     /// the burst's relayed requests instead of a `sendto` each. An error
     /// known now is returned; one found when the burst is sent goes to
     /// `on_error`, after the burst. Not for requests whose failure the
-    /// route must see at once (stateless `forward`).
+    /// route must see at once (stateless `forward`). Over a stream, a
+    /// connection that cannot be opened (refused, or a TLS peer whose
+    /// certificate does not verify as `peer_name`, see
+    /// [`send_to_name`](Self::send_to_name)) goes to `on_error` too.
     pub fn send_request_batched(
         self: &Arc<Self>,
         proto: Proto,
         dest: SocketAddr,
         from: Option<SocketAddr>,
+        peer_name: Option<&str>,
         data: Bytes,
         on_error: udp::OnSendError,
     ) -> Result<(), SendError> {
+        if proto.is_stream() {
+            udp::send_queued_responses();
+            return self.send_stream(proto, dest, peer_name, data, Some(on_error));
+        }
         self.send_batched(proto, dest, from, data, Some(on_error))
     }
 
@@ -228,33 +289,76 @@ impl Transports {
             .map_err(|(e, _)| e.into())
     }
 
-    fn send_tcp(self: &Arc<Self>, dest: SocketAddr, data: Bytes) -> Result<(), SendError> {
-        let existing = lock(&self.connections).get(&dest).cloned();
-        if let Some(conn) = existing {
+    /// Queue `data` on the connection to `dest`, or open one (TLS: its
+    /// certificate verified against `peer_name`, else `dest`'s address).
+    fn send_stream(
+        self: &Arc<Self>,
+        proto: Proto,
+        dest: SocketAddr,
+        peer_name: Option<&str>,
+        data: Bytes,
+        on_error: Option<udp::OnSendError>,
+    ) -> Result<(), SendError> {
+        let key = (proto, dest);
+        let mut conns = lock(&self.connections);
+        if let Some(conn) = conns.get(&key) {
             if conn.tx.send(data.clone()).is_ok() {
                 return Ok(());
             }
-            self.forget_connection(&dest);
+            conns.remove(&key);
         }
-        if self.tcp_listen.is_empty() {
-            return Err(SendError::NoSocket(Proto::Tcp));
+        let listening = match proto {
+            Proto::Tls => !self.tls_listen.is_empty() && self.tls.is_some(),
+            _ => !self.tcp_listen.is_empty(),
+        };
+        if !listening {
+            return Err(SendError::NoSocket(proto));
         }
-        // No connection to this peer yet: open one without blocking the caller.
+        // No connection to this peer yet: register it now, so that what is
+        // sent before it is open waits in its queue instead of opening a
+        // second one, and open it without blocking the caller.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(data);
+        conns.insert(key, ConnectionHandle { tx: tx.clone() });
+        drop(conns);
         let transports = Arc::clone(self);
+        let peer_name = peer_name.map(str::to_owned);
         tokio::spawn(async move {
-            if let Err(e) = tcp::connect_and_send(transports, dest, data).await {
-                tracing::warn!(%dest, "tcp connect/send failed: {e}");
+            let opened = match proto {
+                Proto::Tls => {
+                    tls::connect(
+                        transports.clone(),
+                        dest,
+                        peer_name.as_deref(),
+                        tx.clone(),
+                        rx,
+                    )
+                    .await
+                }
+                _ => tcp::connect(transports.clone(), dest, tx.clone(), rx).await,
+            };
+            if let Err(e) = opened {
+                crate::log_limited!(warn, %dest, "{proto} connection not opened: {e}");
+                transports.forget_connection_of(key, &tx);
+                if let Some(on_error) = on_error {
+                    on_error(e);
+                }
             }
         });
         Ok(())
     }
 
-    pub(crate) fn register_connection(&self, remote: SocketAddr, handle: ConnectionHandle) {
-        lock(&self.connections).insert(remote, handle);
+    pub(crate) fn register_connection(&self, key: ConnKey, handle: ConnectionHandle) {
+        lock(&self.connections).insert(key, handle);
     }
 
-    pub(crate) fn forget_connection(&self, remote: &SocketAddr) {
-        lock(&self.connections).remove(remote);
+    /// Forget the connection `key` if it is still the one writing to `tx`
+    /// (a newer one to the same peer stays).
+    pub(crate) fn forget_connection_of(&self, key: ConnKey, tx: &mpsc::UnboundedSender<Bytes>) {
+        let mut conns = lock(&self.connections);
+        if conns.get(&key).is_some_and(|c| c.tx.same_channel(tx)) {
+            conns.remove(&key);
+        }
     }
 
     pub fn max_message_size(&self) -> usize {
@@ -270,6 +374,9 @@ impl Transports {
         if !self.tcp_listen.is_empty() {
             v.push(wisp_dns::Transport::Tcp);
         }
+        if !self.tls_listen.is_empty() {
+            v.push(wisp_dns::Transport::Tls);
+        }
         v
     }
 
@@ -277,6 +384,7 @@ impl Transports {
     pub fn listen_addrs(&self) -> Vec<(Proto, SocketAddr)> {
         let mut v: Vec<_> = self.udp.iter().map(|(a, _)| (Proto::Udp, *a)).collect();
         v.extend(self.tcp_listen.iter().map(|a| (Proto::Tcp, *a)));
+        v.extend(self.tls_listen.iter().map(|a| (Proto::Tls, *a)));
         v
     }
 }

@@ -1,6 +1,9 @@
-//! TCP: accept loop, one task per connection reading framed messages
-//! (Content-Length framing, RFC 3261 §18.3) and a writer task fed by a queue,
-//! so that replies and forwards from any task reach the connection in order.
+//! TCP, and what every stream transport shares: the accept loop, one task
+//! per connection reading framed messages (Content-Length framing, RFC 3261
+//! §18.3) and a writer task fed by a queue, so that replies and forwards
+//! from any task reach the connection in order. TLS ([`super::tls`]) runs
+//! its streams through the same [`serve_stream`] once the handshake is done,
+//! under the same limits.
 //!
 //! What a connection may cost is bounded by `[tcp]` ([`TcpConfig`]):
 //! - [`ConnTable`] counts accepted connections, in total and per source IP.
@@ -25,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
@@ -41,6 +44,29 @@ pub async fn accept_loop(
     inbound: Arc<dyn Inbound>,
     listener: TcpListener,
 ) {
+    accept_with(
+        transports,
+        inbound,
+        listener,
+        "tcp",
+        |t, i, stream, remote, slot| {
+            tokio::spawn(serve_accepted(t, i, stream, remote, slot));
+        },
+    )
+    .await
+}
+
+/// The accept loop of every stream listener: each connection is admitted
+/// to the table under the `[tcp]` limits, then handed to `on_accept` with
+/// its place there (TCP serves it, TLS shakes hands first). `what` names
+/// the transport in the log.
+pub(crate) async fn accept_with(
+    transports: Arc<Transports>,
+    inbound: Arc<dyn Inbound>,
+    listener: TcpListener,
+    what: &'static str,
+    on_accept: impl Fn(Arc<Transports>, Arc<dyn Inbound>, TcpStream, SocketAddr, Slot),
+) {
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
@@ -51,49 +77,72 @@ pub async fn accept_loop(
                             crate::log_limited!(
                                 info,
                                 %remote,
-                                "tcp: at max_connections ({}): the least recently active idle connection closed for a newcomer",
+                                "{what}: at max_connections ({}): the least recently active idle connection closed for a newcomer",
                                 table.config.max_connections
                             );
                         }
-                        let (transports, inbound) = (transports.clone(), inbound.clone());
-                        tokio::spawn(serve_connection(transports, inbound, stream, remote, slot));
+                        on_accept(transports.clone(), inbound.clone(), stream, remote, slot);
                     }
                     // Closed at once: the client sees its connection end
                     // instead of waiting in the backlog.
                     Err(Refused::Full) => crate::log_limited!(
                         warn,
                         %remote,
-                        "tcp: at max_connections ({}) with every connection mid-message: newcomer closed",
+                        "{what}: at max_connections ({}) with every connection mid-message: newcomer closed",
                         table.config.max_connections
                     ),
                     Err(Refused::PerIp) => crate::log_limited!(
                         warn,
                         %remote,
-                        "tcp: address at max_connections_per_ip ({}): newcomer closed",
+                        "{what}: address at max_connections_per_ip ({}): newcomer closed",
                         table.config.max_connections_per_ip
                     ),
                 }
             }
             Err(e) => {
                 // Out of descriptors and similar: back off instead of spinning.
-                crate::log_limited!(warn, "tcp accept: {e}");
+                crate::log_limited!(warn, "{what} accept: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
 }
 
-/// Open a connection to `dest`, send `first`, then serve it like an accepted one
-/// (the peer answers on it). Not counted in the table: the router opens
-/// these for its own relaying, bounded by its transactions.
-pub(crate) async fn connect_and_send(
+/// Open a TCP connection to `dest` and serve it like an accepted one (the
+/// peer answers on it); `tx` is its handle in the connection table and `rx`
+/// the queue (with the first message) its writer drains. Not counted in the
+/// table of limits: the router opens these for its own relaying, bounded by
+/// its transactions.
+pub(crate) async fn connect(
     transports: Arc<Transports>,
     dest: SocketAddr,
-    first: Bytes,
+    tx: mpsc::UnboundedSender<Bytes>,
+    rx: mpsc::UnboundedReceiver<Bytes>,
 ) -> std::io::Result<()> {
     let inbound = transports
         .inbound()
         .ok_or_else(|| std::io::Error::other("router is shutting down"))?;
+    let stream = connect_tcp(&transports, dest).await?;
+    let local = stream.local_addr()?;
+    tokio::spawn(serve_stream(
+        transports,
+        inbound,
+        Proto::Tcp,
+        stream,
+        dest,
+        local,
+        tx,
+        rx,
+        None,
+    ));
+    Ok(())
+}
+
+/// A TCP connection to `dest` within `tcp.connect_timeout_ms`.
+pub(crate) async fn connect_tcp(
+    transports: &Transports,
+    dest: SocketAddr,
+) -> std::io::Result<TcpStream> {
     let limit = transports.tcp_table().config.connect_timeout_ms;
     let stream = tokio::time::timeout(Duration::from_millis(limit), TcpStream::connect(dest))
         .await
@@ -103,52 +152,64 @@ pub(crate) async fn connect_and_send(
                 format!("not connected within tcp.connect_timeout_ms ({limit} ms)"),
             )
         })??;
-    let (handle, rx) = register(&transports, &stream, dest)?;
-    let _ = handle.tx.send(first);
-    tokio::spawn(read_connection(
-        transports.clone(),
-        inbound,
-        stream,
-        dest,
-        handle.local,
-        rx,
-        None,
-    ));
-    Ok(())
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
-async fn serve_connection(
+async fn serve_accepted(
     transports: Arc<Transports>,
     inbound: Arc<dyn Inbound>,
     stream: TcpStream,
     remote: SocketAddr,
     slot: Slot,
 ) {
-    match register(&transports, &stream, remote) {
-        // Only the connection map keeps a sender: when the connection is
-        // forgotten, the writer drains its queue and ends.
-        Ok((handle, rx)) => {
-            let local = handle.local;
-            drop(handle);
-            read_connection(transports, inbound, stream, remote, local, rx, Some(slot)).await
-        }
-        Err(e) => tracing::debug!(%remote, "tcp setup: {e}"),
-    }
+    let _ = stream.set_nodelay(true);
+    let local = match stream.local_addr() {
+        Ok(a) => a,
+        Err(e) => return tracing::debug!(%remote, "tcp setup: {e}"),
+    };
+    let (tx, rx) = register(&transports, Proto::Tcp, remote);
+    serve_stream(
+        transports,
+        inbound,
+        Proto::Tcp,
+        stream,
+        remote,
+        local,
+        tx,
+        rx,
+        Some(slot),
+    )
+    .await
 }
 
-/// Make the connection reachable for sends to `remote`; returns the queue its
-/// writer drains.
-fn register(
+/// Make an accepted connection reachable for sends to `remote` over
+/// `proto`; returns its handle's sender and the queue its writer drains.
+pub(crate) fn register(
     transports: &Transports,
-    stream: &TcpStream,
+    proto: Proto,
     remote: SocketAddr,
-) -> std::io::Result<(ConnectionHandle, mpsc::UnboundedReceiver<Bytes>)> {
-    let _ = stream.set_nodelay(true);
-    let local = stream.local_addr()?;
+) -> (mpsc::UnboundedSender<Bytes>, mpsc::UnboundedReceiver<Bytes>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let handle = ConnectionHandle { tx, local };
-    transports.register_connection(remote, handle.clone());
-    Ok((handle, rx))
+    transports.register_connection((proto, remote), ConnectionHandle { tx: tx.clone() });
+    (tx, rx)
+}
+
+/// A byte stream a connection runs on, split into halves its reader and
+/// writer tasks own.
+pub(crate) trait StreamIo: Send + 'static {
+    type Read: AsyncRead + Unpin + Send + 'static;
+    type Write: AsyncWrite + Unpin + Send + 'static;
+    fn split_io(self) -> (Self::Read, Self::Write);
+}
+
+impl StreamIo for TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    /// Lock-free halves (TCP is the hot stream).
+    fn split_io(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
 }
 
 /// Why a connection's read loop ended early.
@@ -207,21 +268,29 @@ impl Deadlines {
     }
 }
 
-async fn read_connection(
+/// Serve one connection until it ends: frame what it receives and hand each
+/// message to `inbound` as from `proto`, answer keepalives, enforce the
+/// deadlines, and run the writer that drains `rx`. `tx` is the connection's
+/// handle in the table, forgotten when reading stops; `slot` its place in
+/// the table of limits (none for connections the router opened).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve_stream<S: StreamIo>(
     transports: Arc<Transports>,
     inbound: Arc<dyn Inbound>,
-    stream: TcpStream,
+    proto: Proto,
+    stream: S,
     remote: SocketAddr,
     local: SocketAddr,
+    tx: mpsc::UnboundedSender<Bytes>,
     rx: mpsc::UnboundedReceiver<Bytes>,
     slot: Option<Slot>,
 ) {
-    let (mut reader, writer) = stream.into_split();
+    let (mut reader, writer) = stream.split_io();
     let writer_task = tokio::spawn(write_connection(writer, rx));
     let mut framer = StreamFramer::new(transports.max_message_size());
     let mut deadlines = Deadlines::new(&transports.tcp_table().config, Instant::now());
     let source = Source {
-        proto: Proto::Tcp,
+        proto,
         remote,
         local,
     };
@@ -239,7 +308,7 @@ async fn read_connection(
                     // A stream that cannot be framed cannot be resynchronised:
                     // end this connection only. Counted as a bad message.
                     crate::stats::inc(crate::stats::Counter::BadMessages);
-                    crate::log_limited!(warn, %remote, "tcp framing: {e}; closing connection");
+                    crate::log_limited!(warn, %remote, "{proto} framing: {e}; closing connection");
                     break 'conn;
                 }
             }
@@ -255,9 +324,9 @@ async fn read_connection(
             slot.update(now, delivered, partial);
         }
         for _ in 0..pings {
-            // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
-            let pong = Bytes::from_static(b"\r\n");
-            if transports.send(Proto::Tcp, remote, None, pong).is_err() {
+            // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong, on
+            // this connection.
+            if tx.send(Bytes::from_static(b"\r\n")).is_err() {
                 break 'conn;
             }
         }
@@ -265,20 +334,20 @@ async fn read_connection(
         tokio::select! {
             // Closed to make room for a newcomer (it was idle).
             () = evicted(slot.as_ref()) => {
-                tracing::debug!(%remote, "tcp connection idle at the connection limit: closed");
+                tracing::debug!(%remote, "{proto} connection idle at the connection limit: closed");
                 break;
             }
             read = tokio::time::timeout_at(due, reader.read_buf(framer.buffer_mut())) => match read {
                 Ok(Ok(0)) => break,
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
-                    tracing::debug!(%remote, "tcp read: {e}");
+                    tracing::debug!(%remote, "{proto} read: {e}");
                     break;
                 }
                 Err(_) => {
                     match which {
-                        Deadline::Idle => tracing::debug!(%remote, "tcp connection idle for {:?}: closed", deadlines.idle),
-                        Deadline::Message => tracing::debug!(%remote, "tcp message not complete within {:?} of its first byte: closed", deadlines.message),
+                        Deadline::Idle => tracing::debug!(%remote, "{proto} connection idle for {:?}: closed", deadlines.idle),
+                        Deadline::Message => tracing::debug!(%remote, "{proto} message not complete within {:?} of its first byte: closed", deadlines.message),
                     }
                     break;
                 }
@@ -287,9 +356,11 @@ async fn read_connection(
     }
     // Leave the table first: the slot is free as soon as reading stops.
     drop(slot);
-    // Let the writer drain what is queued (a reply to the last request), but
-    // not wait on a peer that stopped reading.
-    transports.forget_connection(&remote);
+    // Only the connection map keeps a sender now: once it is forgotten the
+    // writer drains what is queued (a reply to the last request) and ends,
+    // but it does not wait on a peer that stopped reading.
+    transports.forget_connection_of((proto, remote), &tx);
+    drop(tx);
     let abort = writer_task.abort_handle();
     if tokio::time::timeout(Duration::from_secs(2), writer_task)
         .await
@@ -308,16 +379,27 @@ async fn evicted(slot: Option<&Slot>) {
     }
 }
 
-async fn write_connection(
-    mut writer: tokio::net::tcp::OwnedWriteHalf,
+/// Write what is queued, in order; flush once the queue is empty (a TLS
+/// stream holds records until then; for TCP the flush is free).
+async fn write_connection<W: AsyncWrite + Unpin>(
+    mut writer: W,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
 ) {
     while let Some(data) = rx.recv().await {
-        if let Err(e) = writer.write_all(&data).await {
-            tracing::debug!("tcp write: {e}");
-            break;
+        let mut next = Some(data);
+        while let Some(data) = next {
+            if let Err(e) = writer.write_all(&data).await {
+                tracing::debug!("stream write: {e}");
+                return;
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Err(e) = writer.flush().await {
+            tracing::debug!("stream flush: {e}");
+            return;
         }
     }
+    let _ = writer.shutdown().await;
 }
 
 /// Descriptors kept besides accepted connections: UDP sockets, the
@@ -424,7 +506,7 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    fn update(&self, now: Instant, delivered: bool, partial: bool) {
+    pub(crate) fn update(&self, now: Instant, delivered: bool, partial: bool) {
         if delivered {
             let ns = self.table.nanos(now);
             self.state.last_message_ns.store(ns, Ordering::Relaxed);

@@ -310,6 +310,7 @@ impl message::HostMsg for PluginState {
         Ok(match self.msg(&m)?.source.proto {
             Proto::Udp => Transport::Udp,
             Proto::Tcp => Transport::Tcp,
+            Proto::Tls => Transport::Tls,
         })
     }
 

@@ -194,7 +194,7 @@ impl PluginState {
     }
 }
 
-/// The transport a plugin named, as one the router can send on (no TLS yet).
+/// The transport a plugin named, as one the router can send on.
 pub(crate) fn sendable(
     proto: super::bindings::Transport,
 ) -> Result<crate::config::Proto, ActionError> {
@@ -202,7 +202,7 @@ pub(crate) fn sendable(
     match proto {
         Transport::Udp => Ok(crate::config::Proto::Udp),
         Transport::Tcp => Ok(crate::config::Proto::Tcp),
-        Transport::Tls => Err(ActionError::SendFailed("TLS is not supported yet".into())),
+        Transport::Tls => Ok(crate::config::Proto::Tls),
     }
 }
 
