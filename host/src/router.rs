@@ -182,6 +182,12 @@ impl Router {
             tm.set_accounting(Accounting::new(&manifest.acc, log.clone()));
             services = services.with_acc(log);
         }
+        if !manifest.rtpengine.sockets.is_empty() {
+            let relay = crate::services::rtpengine::Rtpengine::start(&manifest.rtpengine)
+                .await
+                .context("rtpengine control socket")?;
+            tm.set_media_relay(relay);
+        }
         let services = Arc::new(services);
         let host = Arc::new(HostContext {
             sl,

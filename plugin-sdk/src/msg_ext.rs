@@ -2,7 +2,7 @@
 //! a `ser.cfg` block: `msg.sl_send_reply(404, "Not Found")`, `msg.lookup("location")`.
 
 use crate::bindings::wisp::router::{
-    acc, auth, exec, nathelper, pike, proxy, registrar, rr, sl, tm,
+    acc, auth, exec, nathelper, pike, proxy, registrar, rr, rtpengine, sl, tm,
 };
 use crate::{AuthResult, Msg, Result, Transport, UserOf};
 
@@ -62,6 +62,11 @@ pub trait MsgExt {
     fn handle_ruri_alias(&self) -> Result<bool>;
     /// nathelper `fix_nated_sdp(flags)` (WIT `nathelper.fix-nated-sdp`).
     fn fix_nated_sdp(&self, flags: u32) -> Result;
+    /// rtpengine `rtpengine_offer(flags)`: the next `t_relay` sends the SDP
+    /// through the media relay (WIT `rtpengine.rtpengine-offer`).
+    fn rtpengine_offer(&self, flags: &str) -> Result;
+    /// rtpengine `rtpengine_delete()` (WIT `rtpengine.rtpengine-delete`).
+    fn rtpengine_delete(&self) -> Result;
     /// Kamailio `t_relay()` (WIT `tm.t-relay`).
     fn t_relay(&self) -> Result;
     /// Kamailio `t_relay_to_udp(host, port)` / `t_relay_to_tcp` (WIT `tm.t-relay-to`).
@@ -202,6 +207,14 @@ impl MsgExt for Msg {
 
     fn fix_nated_sdp(&self, flags: u32) -> Result {
         nathelper::fix_nated_sdp(self, flags)
+    }
+
+    fn rtpengine_offer(&self, flags: &str) -> Result {
+        rtpengine::rtpengine_offer(self, flags)
+    }
+
+    fn rtpengine_delete(&self) -> Result {
+        rtpengine::rtpengine_delete(self)
     }
 
     fn t_relay(&self) -> Result {

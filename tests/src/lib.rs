@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod postgres;
+pub mod rtpengine;
 use bytes::Bytes;
 pub use postgres::Postgres;
 pub use wisp_sip::{Message, Method, Via};

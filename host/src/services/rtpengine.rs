@@ -66,6 +66,8 @@ pub struct Rtpengine {
     disable: Duration,
     started: Instant,
     next_cookie: AtomicU64,
+    /// This client, for the futures it hands out.
+    this: std::sync::Weak<Rtpengine>,
 }
 
 impl Rtpengine {
@@ -88,7 +90,8 @@ impl Rtpengine {
         let socket = Arc::new(UdpSocket::bind(bind).await?);
         let pending: Arc<Mutex<HashMap<String, oneshot::Sender<Bytes>>>> = Arc::default();
         tokio::spawn(receive(socket.clone(), pending.clone()));
-        Ok(Arc::new(Rtpengine {
+        Ok(Arc::new_cyclic(|this| Rtpengine {
+            this: this.clone(),
             relays,
             socket,
             pending,
@@ -240,6 +243,41 @@ impl Rtpengine {
         };
         lock(&self.pending).remove(&cookie);
         Ok(answer)
+    }
+}
+
+/// The transaction layer sends offers through the relay when a branch
+/// leaves (`tm::media`).
+impl crate::tm::media::MediaRelay for Rtpengine {
+    fn offer(
+        &self,
+        call_id: String,
+        from_tag: String,
+        sdp: Bytes,
+        flags: String,
+    ) -> crate::tm::media::MediaFuture<Bytes> {
+        let me = self.this.upgrade();
+        Box::pin(async move {
+            let me = me.ok_or("the media relay client has stopped")?;
+            me.offer(&call_id, &from_tag, &sdp, &flags)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn delete(
+        &self,
+        call_id: String,
+        from_tag: String,
+        to_tag: Option<String>,
+    ) -> crate::tm::media::MediaFuture<()> {
+        let me = self.this.upgrade();
+        Box::pin(async move {
+            let me = me.ok_or("the media relay client has stopped")?;
+            me.delete(&call_id, &from_tag, to_tag.as_deref())
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

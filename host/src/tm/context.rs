@@ -81,6 +81,9 @@ pub struct RouteContext {
     /// What the last `www_authorize` / `proxy_authorize` found; the auth
     /// service reads and writes it.
     pub auth: AuthMark,
+    /// `rtpengine_offer(flags)`: the next `t_relay` sends the request's SDP
+    /// through the media relay first (see `tm::media`).
+    pub media_offer: Option<String>,
 }
 
 /// What digest authentication has established about this message (Kamailio
@@ -121,6 +124,7 @@ impl RouteContext {
             fr_override: None,
             reply_code: None,
             auth: AuthMark::default(),
+            media_offer: None,
         }
     }
 }

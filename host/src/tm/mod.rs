@@ -41,6 +41,7 @@ pub mod answer;
 pub mod client;
 pub mod context;
 pub mod generated;
+pub mod media;
 pub mod relay;
 pub mod requests;
 pub mod responses;
@@ -131,6 +132,8 @@ pub struct Tm {
     run_id: u32,
     /// Accounting (`[acc]`), once the router sets it.
     acc: OnceLock<acc::Accounting>,
+    /// The media relay (`[rtpengine]`), once the router sets it.
+    media: OnceLock<Arc<dyn media::MediaRelay>>,
 }
 
 impl Tm {
@@ -155,6 +158,7 @@ impl Tm {
                 .with_source_share(cfg.source_share_percent),
             run_id: rand::random(),
             acc: OnceLock::new(),
+            media: OnceLock::new(),
         });
         (tm, rx)
     }

@@ -103,10 +103,21 @@ impl Tm {
         }
         let mut started = 0;
         let mut last_err = None;
-        for target in targets {
-            match self.start_branch(&handle, &mut txn, ctx, target, false) {
-                Ok(()) => started += 1,
-                Err(e) => last_err = Some(e),
+        match ctx.media_offer.take() {
+            // `rtpengine_offer`: the branches leave once the relay answered.
+            Some(flags) if !ctx.msg.body().is_empty() => {
+                match self.relay_through_media(&handle, &mut txn, ctx, targets, flags) {
+                    Ok(n) => started = n,
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            _ => {
+                for target in targets {
+                    match self.start_branch(&handle, &mut txn, ctx, target, false) {
+                        Ok(()) => started += 1,
+                        Err(e) => last_err = Some(e),
+                    }
+                }
             }
         }
         drop(txn);
@@ -157,6 +168,114 @@ impl Tm {
         target: RelayTarget,
         replica: bool,
     ) -> Result<(), ActionError> {
+        let (out, hop) = self.prepare_branch(ctx, target, replica)?;
+        self.launch_branch(handle, txn, out, hop)
+    }
+
+    /// `t_relay` after `rtpengine_offer`: the branches are made now, and
+    /// sent when the media relay has answered with its SDP (in a task, so
+    /// the route and its worker never wait on the relay). Until then the
+    /// transaction counts them as pending; a relay that fails gives the
+    /// request a 503.
+    fn relay_through_media(
+        &self,
+        handle: &TxnHandle,
+        txn: &mut Transaction,
+        ctx: &RouteContext,
+        targets: Vec<RelayTarget>,
+        flags: String,
+    ) -> Result<usize, ActionError> {
+        let Some(relay) = self.media.get().cloned() else {
+            return Err(ActionError::Internal(
+                "rtpengine_offer: no media relay ([rtpengine] sockets)".into(),
+            ));
+        };
+        let call_id = String::from_utf8_lossy(
+            ctx.msg
+                .call_id()
+                .map_err(|e| ActionError::BadMessage(e.reason().to_string()))?,
+        )
+        .into_owned();
+        let from_tag = ctx
+            .msg
+            .checked_from_tag()
+            .ok()
+            .flatten()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let mut prepared = Vec::new();
+        let mut last_err = None;
+        for target in targets {
+            match self.prepare_branch(ctx, target, false) {
+                Ok(p) => prepared.push(p),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if prepared.is_empty() {
+            return Err(last_err.unwrap_or(ActionError::NotFound));
+        }
+        let n = prepared.len();
+        txn.resolving += 1;
+        let sdp = ctx.msg.body().clone();
+        let handle = handle.clone();
+        let tm = self.me.clone();
+        tokio::spawn(async move {
+            let answered = relay.offer(call_id, from_tag, sdp, flags).await;
+            if let Some(tm) = tm.upgrade() {
+                tm.media_answered(&handle, prepared, answered);
+            }
+        });
+        Ok(n)
+    }
+
+    /// The media relay answered the offer of `prepared`'s request: send
+    /// each branch with its SDP, or answer 503 when it failed.
+    fn media_answered(
+        &self,
+        handle: &TxnHandle,
+        prepared: Vec<(Outgoing, Hop)>,
+        answered: Result<Bytes, String>,
+    ) {
+        let mut txn = lock(handle);
+        txn.resolving = txn.resolving.saturating_sub(1);
+        let live = !txn.ended && !txn.canceled && !txn.server.is_final();
+        if live {
+            match answered {
+                Ok(sdp) => {
+                    let mut sent = 0;
+                    for (mut out, hop) in prepared {
+                        out.msg.set_body(sdp.clone(), None);
+                        match self.launch_branch(handle, &mut txn, out, hop) {
+                            Ok(()) => sent += 1,
+                            Err(e) => {
+                                crate::log_limited!(info, call_id = %crate::util::CallId(&txn.request), "branch not sent: {e}")
+                            }
+                        }
+                    }
+                    if sent == 0 {
+                        let made = self.local_candidate(&txn, 503, "Service Unavailable");
+                        txn.candidates.extend(made);
+                    }
+                }
+                Err(e) => {
+                    crate::log_limited!(warn, call_id = %crate::util::CallId(&txn.request), "rtpengine offer failed: {e}");
+                    let made = self.local_candidate(&txn, 503, "Media Relay Unavailable");
+                    txn.candidates.extend(made);
+                }
+            }
+        }
+        let work = self.maybe_complete(handle, &mut txn);
+        drop(txn);
+        self.queue_failure_route(work);
+    }
+
+    /// The request a branch toward `target` sends, and where.
+    fn prepare_branch(
+        &self,
+        ctx: &RouteContext,
+        target: RelayTarget,
+        replica: bool,
+    ) -> Result<(Outgoing, Hop), ActionError> {
         let uri = match &target.uri {
             Some(u) => u.clone(),
             None => ctx.ruri().to_string(),
@@ -181,6 +300,18 @@ impl Tm {
             replica,
             peer,
         };
+        Ok((out, hop))
+    }
+
+    /// Send a prepared branch: at once to an IP address, after RFC 3263
+    /// resolution (in a task) for a name.
+    fn launch_branch(
+        &self,
+        handle: &TxnHandle,
+        txn: &mut Transaction,
+        out: Outgoing,
+        hop: Hop,
+    ) -> Result<(), ActionError> {
         match hop
             .ip
             .or_else(|| hop.host.trim_matches(['[', ']']).parse::<IpAddr>().ok())

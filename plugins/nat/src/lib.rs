@@ -8,7 +8,10 @@
 //! come back through the NAT (`route[DLGURI]`). Replies of a NATed callee get
 //! the same alias (`onreply_route[MANAGE]`).
 //!
-//! Media relaying (rtpengine) is not here yet: it comes with the media relay.
+//! With the param `rtpengine = true` (and `[rtpengine] sockets` in the
+//! manifest) media goes through rtpengine: an INVITE's SDP is offered to it
+//! when the INVITE is relayed, and a BYE or CANCEL ends the session. The
+//! answer's SDP (200, 183) is not sent through it yet.
 //!
 //! ```text
 //! route {
@@ -28,13 +31,24 @@
 //!     }
 //! }
 //! route[DLGURI] { if (!isdsturiset()) { handle_ruri_alias(); } }
-//! route[RELAY] { t_on_reply("MANAGE"); if (!t_relay()) { sl_reply_error(); } exit; }
+//! route[RELAY] {
+//!     if (is_method("INVITE") && has_body("application/sdp")) {   # rtpengine = true
+//!         rtpengine_offer("replace-origin replace-session-connection");
+//!     }
+//!     if (is_method("BYE|CANCEL")) { rtpengine_delete(); }         # rtpengine = true
+//!     t_on_reply("MANAGE"); if (!t_relay()) { sl_reply_error(); } exit;
+//! }
 //! onreply_route[MANAGE] { if (nat_uac_test("1")) { add_contact_alias(); } }
 //! ```
 //!
 //! Build: `make plugins` (component at `target/plugins/nat.wasm`).
 
+use std::sync::OnceLock;
+
 use wisp_sdk::prelude::*;
+
+/// Param `rtpengine`: media through the manifest's `[rtpengine]`.
+static RTPENGINE: OnceLock<bool> = OnceLock::new();
 
 /// `nat_uac_test("19")`: private Contact (1), Via is not the source (2),
 /// Via port is not the source port (16).
@@ -43,6 +57,11 @@ const NAT_TESTS: u32 = 1 | 2 | 16;
 struct Nat;
 
 impl Plugin for Nat {
+    fn init(params: &Params) -> Result<(), String> {
+        let _ = RTPENGINE.set(params.get_or("rtpengine", false)?);
+        Ok(())
+    }
+
     fn route(msg: &Msg) -> Result {
         let method = msg.method();
         // route(NATDETECT);
@@ -88,8 +107,17 @@ impl Plugin for Nat {
     }
 }
 
-/// `route[RELAY]`: `t_on_reply("MANAGE"); if (!t_relay()) { sl_reply_error(); }`
+/// `route[RELAY]`: media through rtpengine when asked, then
+/// `t_on_reply("MANAGE"); if (!t_relay()) { sl_reply_error(); }`
 fn relay(msg: &Msg) -> Result {
+    if *RTPENGINE.get().unwrap_or(&false) {
+        let method = msg.method();
+        if method.is("INVITE") && !msg.body().is_empty() {
+            msg.rtpengine_offer("replace-origin replace-session-connection")?;
+        } else if method.is("BYE") || method.is("CANCEL") {
+            msg.rtpengine_delete()?;
+        }
+    }
     msg.t_on_reply("MANAGE");
     if msg.t_relay().is_err() {
         return msg.sl_reply_error();

@@ -14,6 +14,7 @@ mod pike;
 mod proxy;
 mod registrar;
 mod rr;
+mod rtpengine;
 mod sl;
 mod tm;
 mod types;
