@@ -372,7 +372,7 @@ pub(crate) async fn serve_stream<S: StreamIo>(
 
 /// Resolves when `slot`'s connection is to close to make room; never for
 /// a connection outside the table.
-async fn evicted(slot: Option<&Slot>) {
+pub(crate) async fn evicted(slot: Option<&Slot>) {
     match slot {
         Some(slot) => slot.state.close.notified().await,
         None => std::future::pending().await,
