@@ -424,6 +424,18 @@ impl Router {
 }
 
 impl Inbound for Router {
+    /// The bindings registered over the connection go with it: their
+    /// `received` is that connection, and nothing else reaches them.
+    fn connection_closed(&self, source: Source) {
+        let received = crate::services::registrar::source_uri(source);
+        let n = self.host.services.usrloc().remove_received(&received);
+        if n > 0 {
+            tracing::info!(
+                "{n} binding(s) registered over {received} removed: the connection is gone"
+            );
+        }
+    }
+
     /// One message from the network, from any transport.
     fn receive(&self, data: Bytes, source: Source) {
         // CRLF keepalives (RFC 5626 §3.5.1) carry no message.

@@ -523,3 +523,81 @@ fn a_udp_phone_calls_a_registered_ws_client_over_its_connection() {
     };
     assert_eq!(fin.status(), Some(486), "{}", text(&fin));
 }
+
+impl WsUa {
+    /// Close the connection as a browser tab does.
+    fn close(mut self) {
+        let ws = &mut self.ws;
+        self.rt.block_on(async {
+            let _ = ws.close(None).await;
+        });
+    }
+}
+
+/// Whether `ul show` lists a binding of `user` within RECV.
+fn bound_within(router: &Router, user: &str, want: bool) -> bool {
+    let deadline = Instant::now() + RECV;
+    loop {
+        let out = router.ctl(&["ul", "show", user]);
+        let has = out.stdout.contains(&format!("sip:{user}@"));
+        if has == want {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kamailio's `handle_lost_tcp`: a binding only reachable through a
+/// connection goes with it; another client's stays.
+#[test]
+fn a_closed_connection_takes_the_bindings_registered_over_it() {
+    let ca = Ca::new();
+    let dir = TempDir::new();
+    let router = ws_router(&ca, &dir);
+    let mut alice = WsUa::connect(&router, Kind::Wss, &ca, "alice");
+    alice.register(&router);
+    let mut carol = WsUa::connect(&router, Kind::Ws, &ca, "carol");
+    carol.register(&router);
+    assert!(bound_within(&router, "alice", true));
+    alice.close();
+    assert!(
+        bound_within(&router, "alice", false),
+        "alice's binding went with her connection\n{}",
+        router.log()
+    );
+    assert!(
+        bound_within(&router, "carol", true),
+        "carol's connection is open: her binding stays"
+    );
+    drop(carol);
+    assert!(bound_within(&router, "carol", false));
+}
+
+/// The same for a TCP client behind NAT (`fix_nated_register` in the `nat`
+/// plugin stores its connection as `received`).
+#[test]
+fn a_lost_tcp_connection_takes_its_nated_binding() {
+    let router = Router::start_with(|m| m.plugin_file(&plugin_path("nat")));
+    let mut ua = TcpUa::connect(router.tcp_addr(), "dave");
+    let reg = ua
+        .request("REGISTER", &router.uri())
+        .from(&router.aor("dave"))
+        .to(&router.aor("dave"))
+        .via_sent_by("192.168.1.20:5060")
+        .contact(Some("sip:dave@192.168.1.20:5060;transport=tcp"))
+        .expires(3600);
+    ua.send(&reg.build());
+    let fin = ua.recv_msg(RECV).expect("a response to REGISTER over TCP");
+    assert_eq!(fin.status(), Some(200), "{}", text(&fin));
+    let shown = router.ctl_ok(&["ul", "show", "dave"]);
+    assert!(shown.contains("received="), "{shown}");
+    drop(ua);
+    assert!(
+        bound_within(&router, "dave", false),
+        "the binding went with the connection\n{}",
+        router.log()
+    );
+}

@@ -410,17 +410,23 @@ fn nat_source(contact: &Uri, source: crate::transport::Source) -> Option<String>
     if same_ip && same_port && source.proto == crate::config::Proto::Udp {
         return None;
     }
+    Some(source_uri(source))
+}
+
+/// The URI `received` stores for a binding reached at `source` (its NAT
+/// address, or the connection it registered over).
+pub fn source_uri(source: crate::transport::Source) -> String {
     let host = match source.remote {
         std::net::SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
         std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
     };
-    Some(match source.proto {
+    match source.proto {
         crate::config::Proto::Udp => format!("sip:{host}"),
         crate::config::Proto::Tcp => format!("sip:{host};transport=tcp"),
         crate::config::Proto::Tls => format!("sip:{host};transport=tls"),
         crate::config::Proto::Ws => format!("sip:{host};transport=ws"),
         crate::config::Proto::Wss => format!("sip:{host};transport=wss"),
-    })
+    }
 }
 
 /// The reason of the 503 to a REGISTER that would add an AOR past

@@ -61,6 +61,12 @@ pub trait Inbound: Send + Sync + 'static {
     /// One message from the network: a datagram, or one message framed
     /// from a stream.
     fn receive(&self, data: Bytes, source: Source);
+
+    /// An accepted stream connection (TCP, TLS, WebSocket) from
+    /// `source.remote` ended: what was only reachable through it is not
+    /// any more (Kamailio's `handle_lost_tcp`). Called from the
+    /// connection's task; must not block.
+    fn connection_closed(&self, _source: Source) {}
 }
 
 /// Handle to one stream connection's writer (open, or being opened: what

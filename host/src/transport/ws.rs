@@ -22,6 +22,8 @@
 //!   `idle_timeout_s` without a message closes it. A frame received in
 //!   pieces is bounded by the idle deadline (the bytes of an unfinished
 //!   frame are not a message) and by `server.max_message_size`.
+//! - When the connection ends, the bindings registered through it go
+//!   ([`Inbound::connection_closed`]): nothing else reaches them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -286,4 +288,5 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     }
     drop(slot);
     transports.forget_connection_of((proto, remote), &tx);
+    inbound.connection_closed(source);
 }
