@@ -601,3 +601,46 @@ fn a_lost_tcp_connection_takes_its_nated_binding() {
         router.log()
     );
 }
+
+/// WebSocket connections are under the `[tcp]` limits: a source over
+/// `max_connections_per_ip` has its newcomer closed, an upgrade not
+/// finished within `message_timeout_ms` is closed, and the connections
+/// already open keep being served.
+#[test]
+fn websocket_connections_are_under_the_tcp_limits() {
+    let ca = Ca::new();
+    let dir = TempDir::new();
+    let router = ws_router_with(&ca, &dir, |mut m| {
+        m.extra
+            .push_str("\n[tcp]\nmax_connections_per_ip = 2\nmessage_timeout_ms = 500\n");
+        m
+    });
+    let mut first = WsUa::connect(&router, Kind::Ws, &ca, "u1");
+    // A connection that never sends its upgrade holds the second place
+    // until the handshake deadline closes it (same listener: accepted in
+    // order, before the third).
+    let mut silent = std::net::TcpStream::connect(router.ws_addr()).expect("connect");
+    let rt = runtime();
+    assert!(
+        connect(&rt, router.ws_addr(), Kind::Ws, &ca, Some("sip")).is_err(),
+        "a third connection from 127.0.0.1 is refused with max_connections_per_ip = 2"
+    );
+    router.wait_for_log("the per-address limit", RECV, |log| {
+        log.contains("ws: address at max_connections_per_ip (2): newcomer closed")
+    });
+    silent.set_read_timeout(Some(RECV)).expect("read timeout");
+    let mut buf = [0u8; 16];
+    let started = Instant::now();
+    let n = std::io::Read::read(&mut silent, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the silent connection is closed, not answered");
+    assert!(
+        started.elapsed() < RECV,
+        "closed by the handshake deadline, not by the test's timeout"
+    );
+    // Its place is free again, and the first connection still serves.
+    let mut second = WsUa::connect(&router, Kind::Ws, &ca, "u2");
+    for ua in [&mut first, &mut second] {
+        let opt = ua.request("OPTIONS", &format!("sip:{}", router.udp_addr()));
+        assert_eq!(ua.transact(&opt, RECV).and_then(|m| m.status()), Some(200));
+    }
+}
