@@ -48,6 +48,8 @@ pub struct Router {
     tcp: Mutex<Vec<TcpListener>>,
     /// Taken by [`serve`](Self::serve).
     tls: Mutex<Vec<TcpListener>>,
+    /// WebSocket listeners (`Ws` or `Wss`); taken by [`serve`](Self::serve).
+    ws: Mutex<Vec<(Proto, TcpListener)>>,
     failure_routes: Mutex<Option<mpsc::UnboundedReceiver<FailureWork>>>,
     /// Receive workers per UDP socket, once [`serve`](Self::serve) ran.
     workers: std::sync::atomic::AtomicUsize,
@@ -80,6 +82,7 @@ impl Router {
         let mut tcp = Vec::new();
         let mut tcp_addrs = Vec::new();
         let (mut tls, mut tls_addrs) = (Vec::new(), Vec::new());
+        let (mut ws, mut ws_addrs, mut wss_addrs) = (Vec::new(), Vec::new(), Vec::new());
         for l in &manifest.server.listen {
             match l.proto {
                 Proto::Udp => {
@@ -101,12 +104,23 @@ impl Router {
                     tls_addrs.push(s.local_addr()?);
                     tls.push(s);
                 }
+                Proto::Ws | Proto::Wss => {
+                    let s = TcpListener::bind(l.addr)
+                        .await
+                        .with_context(|| format!("cannot listen on {}:{}", l.proto, l.addr))?;
+                    match l.proto {
+                        Proto::Ws => ws_addrs.push(s.local_addr()?),
+                        _ => wss_addrs.push(s.local_addr()?),
+                    }
+                    ws.push((l.proto, s));
+                }
             }
         }
         let mut transports =
             Transports::new(udp.clone(), tcp_addrs, manifest.server.max_message_size)
                 .with_tcp(manifest.tcp.clone());
-        if !tls.is_empty() {
+        transports = transports.with_ws(ws_addrs, wss_addrs.clone());
+        if !tls.is_empty() || !wss_addrs.is_empty() {
             let ctx = TlsContext::new(&manifest.tls, &manifest.base_dir).context("[tls]")?;
             transports = transports.with_tls(tls_addrs, ctx);
         }
@@ -204,6 +218,7 @@ impl Router {
             udp,
             tcp: Mutex::new(tcp),
             tls: Mutex::new(tls),
+            ws: Mutex::new(ws),
             failure_routes: Mutex::new(Some(failure_routes)),
             workers: std::sync::atomic::AtomicUsize::new(0),
             started: std::time::SystemTime::now(),
@@ -257,7 +272,8 @@ impl Router {
         }
         let tcp = std::mem::take(&mut *lock(&self.tcp));
         let tls = std::mem::take(&mut *lock(&self.tls));
-        if !tcp.is_empty() || !tls.is_empty() {
+        let ws = std::mem::take(&mut *lock(&self.ws));
+        if !tcp.is_empty() || !tls.is_empty() || !ws.is_empty() {
             transport::tcp::fit_descriptor_limit(
                 self.transports().tcp_table().config.max_connections,
             );
@@ -280,6 +296,23 @@ impl Router {
                     ctx.clone(),
                 ));
             }
+        }
+        for (proto, l) in ws {
+            let inbound: Arc<dyn Inbound> = self.clone();
+            let tls = match proto {
+                Proto::Wss => match self.transports().tls() {
+                    Some(ctx) => Some(ctx.clone()),
+                    None => continue,
+                },
+                _ => None,
+            };
+            tokio::spawn(transport::ws::accept_loop(
+                self.transports().clone(),
+                inbound,
+                l,
+                proto,
+                tls,
+            ));
         }
         tokio::spawn(self.host.tm.clone().run_timers());
         if let Some(mut work) = lock(&self.failure_routes).take() {
@@ -397,6 +430,18 @@ impl Router {
 }
 
 impl Inbound for Router {
+    /// The bindings registered over the connection go with it: their
+    /// `received` is that connection, and nothing else reaches them.
+    fn connection_closed(&self, source: Source) {
+        let received = crate::services::registrar::source_uri(source);
+        let n = self.host.services.usrloc().remove_received(&received);
+        if n > 0 {
+            tracing::info!(
+                "{n} binding(s) registered over {received} removed: the connection is gone"
+            );
+        }
+    }
+
     /// One message from the network, from any transport.
     fn receive(&self, data: Bytes, source: Source) {
         // CRLF keepalives (RFC 5626 §3.5.1) carry no message.

@@ -276,7 +276,10 @@ fn listening_in(log: &str) -> Vec<(String, SocketAddr)> {
             continue;
         };
         let socket = (proto.to_string(), addr);
-        if matches!(proto, "udp" | "tcp" | "tls") && addr.port() != 0 && !found.contains(&socket) {
+        if matches!(proto, "udp" | "tcp" | "tls" | "ws" | "wss")
+            && addr.port() != 0
+            && !found.contains(&socket)
+        {
             found.push(socket);
         }
     }
@@ -469,6 +472,16 @@ impl Router {
     /// The router's TLS socket (a `tls:` listener in its manifest).
     pub fn tls_addr(&self) -> SocketAddr {
         self.bound("tls")
+    }
+
+    /// The router's WebSocket socket (a `ws:` listener in its manifest).
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.bound("ws")
+    }
+
+    /// The router's secure WebSocket socket (a `wss:` listener).
+    pub fn wss_addr(&self) -> SocketAddr {
+        self.bound("wss")
     }
 
     /// The router's UDP socket.

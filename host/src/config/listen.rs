@@ -1,4 +1,4 @@
-//! `server.listen` entries: `proto:ip:port` (`udp`, `tcp`, `tls`).
+//! `server.listen` entries: `proto:ip:port` (`udp`, `tcp`, `tls`, `ws`, `wss`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,9 +13,25 @@ pub enum Proto {
     Tcp,
     /// TCP with TLS on it (RFC 3261 §26.2, `sips:` and `;transport=tls`).
     Tls,
+    /// SIP over WebSocket (RFC 7118): one message per frame, on a
+    /// connection only the client opens.
+    Ws,
+    /// SIP over secure WebSocket (WebSocket over TLS, RFC 7118).
+    Wss,
 }
 
 impl Proto {
+    /// A WebSocket transport: its connections are opened by the client
+    /// only, and carry one message per frame.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Proto::Ws | Proto::Wss)
+    }
+
+    /// Carried over TLS (`tls`, `wss`).
+    pub fn is_secure(self) -> bool {
+        matches!(self, Proto::Tls | Proto::Wss)
+    }
+
     /// A stream transport: messages are framed by Content-Length, requests
     /// are not retransmitted (RFC 3261 §17.1.1.2 timer A, §17.2.1), and
     /// responses go back on the connection the request came in on.
@@ -28,6 +44,9 @@ impl Proto {
         match self {
             Proto::Tls => 5061,
             Proto::Udp | Proto::Tcp => 5060,
+            // RFC 6455 §3: the ports of ws: and wss: URIs.
+            Proto::Ws => 80,
+            Proto::Wss => 443,
         }
     }
 }
@@ -38,6 +57,8 @@ impl fmt::Display for Proto {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
             Proto::Tls => "TLS",
+            Proto::Ws => "WS",
+            Proto::Wss => "WSS",
         })
     }
 }
@@ -53,8 +74,7 @@ pub struct ListenAddr {
 impl FromStr for ListenAddr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let expected =
-            "expected \"udp:IP:PORT\", \"tcp:IP:PORT\" or \"tls:IP:PORT\" (IPv6 as [::1])";
+        let expected = "expected \"udp:IP:PORT\", \"tcp:IP:PORT\", \"tls:IP:PORT\", \"ws:IP:PORT\" or \"wss:IP:PORT\" (IPv6 as [::1])";
         let (proto, rest) = s
             .split_once(':')
             .ok_or_else(|| format!("{s:?}: {expected}"))?;
@@ -62,6 +82,8 @@ impl FromStr for ListenAddr {
             "udp" => Proto::Udp,
             "tcp" => Proto::Tcp,
             "tls" => Proto::Tls,
+            "ws" => Proto::Ws,
+            "wss" => Proto::Wss,
             other => return Err(format!("unknown transport {other:?}: {expected}")),
         };
         let addr = rest
@@ -92,6 +114,10 @@ mod tests {
         assert_eq!(tcp.addr, "[::1]:5060".parse().unwrap());
         let tls: ListenAddr = "tls:0.0.0.0:5061".parse().expect("tls");
         assert_eq!((tls.proto, tls.addr.port()), (Proto::Tls, 5061));
+        let ws: ListenAddr = "ws:127.0.0.1:8080".parse().expect("ws");
+        assert_eq!((ws.proto, ws.addr.port()), (Proto::Ws, 8080));
+        let wss: ListenAddr = "WSS:[::1]:8443".parse().expect("wss");
+        assert_eq!(wss.proto, Proto::Wss);
         for bad in ["127.0.0.1:5060", "sctp:127.0.0.1:5060", "udp:127.0.0.1"] {
             assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
         }

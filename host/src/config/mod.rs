@@ -184,7 +184,7 @@ impl Manifest {
         self.auth.check()?;
         self.tcp.check()?;
         self.tls
-            .check(self.server.listen.iter().any(|l| l.proto == Proto::Tls))?;
+            .check(self.server.listen.iter().any(|l| l.proto.is_secure()))?;
         self.pike.check()?;
         pike::check_htables(&self.htable)?;
         self.acc.check()?;

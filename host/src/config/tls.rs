@@ -59,7 +59,7 @@ impl TlsConfig {
         if has_tls_listener && self.certificate.is_none() {
             return Err(Invalid::new(
                 KeyPath::new(&["server", "listen"]),
-                "a tls: listener needs [tls] certificate and private_key",
+                "a tls: or wss: listener needs [tls] certificate and private_key",
             ));
         }
         match (&self.certificate, &self.private_key) {

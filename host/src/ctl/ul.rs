@@ -116,7 +116,13 @@ pub async fn execute(svc: &Services, command: UlCommand) -> Result<String, CtlEr
                         Some(secs) => secs.to_string(),
                         None => "permanent".into(),
                     };
-                    let _ = writeln!(out, "  {} expires={expires} q={}", b.contact, b.q);
+                    let _ = write!(out, "  {} expires={expires} q={}", b.contact, b.q);
+                    // Where it is really reached (NAT source, or the
+                    // connection of a TCP/TLS/WebSocket client).
+                    if let Some(r) = &b.received {
+                        let _ = write!(out, " received={r}");
+                    }
+                    out.push('\n');
                 }
             }
             Ok(out)

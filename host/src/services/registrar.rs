@@ -329,8 +329,10 @@ fn prepare(svc: &Services, ctx: &RouteContext, table: &str) -> Result<Update, Re
                 }
                 let secs = svc.usrloc().clamp_expires(requested).as_secs() as u32;
                 let q = c.q().unwrap_or(1.0);
-                let received = ctx
-                    .nated_register
+                // A WebSocket client is reached only over its connection
+                // (RFC 7118 §5.2: its Contact host is often `*.invalid`):
+                // its source is kept without `fix_nated_register`.
+                let received = (ctx.nated_register || ctx.source.proto.is_websocket())
                     .then(|| nat_source(&c.uri, ctx.source))
                     .flatten();
                 changes.push(ContactChange {
@@ -395,7 +397,9 @@ fn kept_params(params: &[wisp_sip::Param]) -> Option<String> {
 
 /// The REGISTER's source as a URI when the Contact names another address:
 /// a contact behind NAT is reached at the source (Kamailio's
-/// `fix_nated_register` + `received`), a TCP or TLS one on the connection it opened.
+/// `fix_nated_register` + `received`), a TCP, TLS or WebSocket one on the
+/// connection it opened (a WebSocket Contact's host is often `*.invalid`,
+/// RFC 7118 §5.2: only this source reaches it).
 fn nat_source(contact: &Uri, source: crate::transport::Source) -> Option<String> {
     let same_ip = match &contact.host {
         wisp_sip::Host::Ipv4(ip) => std::net::IpAddr::V4(*ip) == source.remote.ip(),
@@ -406,15 +410,23 @@ fn nat_source(contact: &Uri, source: crate::transport::Source) -> Option<String>
     if same_ip && same_port && source.proto == crate::config::Proto::Udp {
         return None;
     }
+    Some(source_uri(source))
+}
+
+/// The URI `received` stores for a binding reached at `source` (its NAT
+/// address, or the connection it registered over).
+pub fn source_uri(source: crate::transport::Source) -> String {
     let host = match source.remote {
         std::net::SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
         std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
     };
-    Some(match source.proto {
+    match source.proto {
         crate::config::Proto::Udp => format!("sip:{host}"),
         crate::config::Proto::Tcp => format!("sip:{host};transport=tcp"),
         crate::config::Proto::Tls => format!("sip:{host};transport=tls"),
-    })
+        crate::config::Proto::Ws => format!("sip:{host};transport=ws"),
+        crate::config::Proto::Wss => format!("sip:{host};transport=wss"),
+    }
 }
 
 /// The reason of the 503 to a REGISTER that would add an AOR past
@@ -569,6 +581,8 @@ fn socket_name(source: crate::transport::Source) -> String {
         crate::config::Proto::Udp => "udp",
         crate::config::Proto::Tcp => "tcp",
         crate::config::Proto::Tls => "tls",
+        crate::config::Proto::Ws => "ws",
+        crate::config::Proto::Wss => "wss",
     };
     format!("{proto}:{}", source.local)
 }

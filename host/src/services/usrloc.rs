@@ -471,6 +471,33 @@ impl Usrloc {
         })
     }
 
+    /// Remove, from every table, the bindings whose `received` is
+    /// `received` (the bindings registered over a connection that is gone:
+    /// Kamailio's `handle_lost_tcp`). Memory only, then the deletes are
+    /// queued for the database; returns how many went. A scan of the
+    /// bindings, run when an accepted connection ends.
+    pub fn remove_received(&self, received: &str) -> usize {
+        let mut changes = Vec::new();
+        for (name, t) in self.tables.iter() {
+            let mut t = crate::util::lock(t);
+            t.retain(|aor, bindings| {
+                bindings.retain(|b| {
+                    let gone = b.received.as_deref() == Some(received);
+                    if gone {
+                        changes.push(Change::delete(name, aor, &b.contact));
+                    }
+                    !gone
+                });
+                !bindings.is_empty()
+            });
+        }
+        let n = changes.len();
+        if n > 0 && self.persistent() {
+            self.persist(changes, None);
+        }
+        n
+    }
+
     /// `(table, AORs, contacts)` per table, sorted by name; bindings
     /// expired since the last purge still count (metrics read this).
     pub fn counts(&self) -> Vec<(String, usize, usize)> {

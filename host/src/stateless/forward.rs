@@ -58,6 +58,7 @@ pub fn forward_request(
     match host.trim_matches(['[', ']']).parse::<IpAddr>() {
         Ok(ip) => {
             let dest = SocketAddr::new(ip, port);
+            let proto = transports.connected_proto(proto, dest);
             let data = with_our_via(
                 &transports,
                 &mut ctx.msg,
@@ -155,6 +156,9 @@ pub fn next_hop_of(uri: &Uri) -> Result<(Proto, String, u16), ActionError> {
     }
     let sips = matches!(uri.scheme, Scheme::Sips);
     let proto = match uri.transport().map(str::to_ascii_lowercase).as_deref() {
+        // RFC 7118 §5.2: `transport=ws` / `wss` (a sips: URI over WebSocket is wss).
+        Some("ws") if !sips => Proto::Ws,
+        Some("wss" | "ws") => Proto::Wss,
         // RFC 3261 §26.2: every hop of a sips: request is TLS (a sips: URI
         // with `transport=tcp` means TLS over TCP, RFC 5630 §3.1.3).
         _ if sips => Proto::Tls,
@@ -202,6 +206,8 @@ pub fn our_via(proto: Proto, local: SocketAddr, branch: &str) -> String {
         Proto::Udp => "SIP/2.0/UDP ",
         Proto::Tcp => "SIP/2.0/TCP ",
         Proto::Tls => "SIP/2.0/TLS ",
+        Proto::Ws => "SIP/2.0/WS ",
+        Proto::Wss => "SIP/2.0/WSS ",
     });
     wisp_sip::text::push_socket_addr(&mut via, local);
     via.push_str(";branch=");
@@ -293,6 +299,8 @@ pub fn forward_response(sl: &Stateless, mut msg: Message, source: Source) {
     let proto = match next.transport.as_str() {
         "TCP" => Proto::Tcp,
         "TLS" => Proto::Tls,
+        "WS" => Proto::Ws,
+        "WSS" => Proto::Wss,
         _ => Proto::Udp,
     };
     let ip = next

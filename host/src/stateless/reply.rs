@@ -340,7 +340,7 @@ pub fn response_destination(
     rport_requested: bool,
 ) -> SocketAddr {
     match source.proto {
-        Proto::Tcp | Proto::Tls => source.remote,
+        Proto::Tcp | Proto::Tls | Proto::Ws | Proto::Wss => source.remote,
         Proto::Udp if rport_requested => source.remote,
         Proto::Udp => SocketAddr::new(source.remote.ip(), via_port.unwrap_or(5060)),
     }

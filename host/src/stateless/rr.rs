@@ -96,6 +96,8 @@ fn socket_record_route(proto: Proto, local: SocketAddr, full_lr: bool) -> String
     match proto {
         Proto::Tcp => value.push_str(";transport=tcp"),
         Proto::Tls => value.push_str(";transport=tls"),
+        Proto::Ws => value.push_str(";transport=ws"),
+        Proto::Wss => value.push_str(";transport=wss"),
         Proto::Udp => {}
     }
     value.push_str(if full_lr { ";lr=on>" } else { ";lr>" });

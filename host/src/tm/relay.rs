@@ -344,8 +344,11 @@ impl Tm {
             port: hop.explicit_port,
             transport: hop.explicit_proto.map(|p| match p {
                 Proto::Udp => wisp_dns::Transport::Udp,
-                Proto::Tcp => wisp_dns::Transport::Tcp,
-                Proto::Tls => wisp_dns::Transport::Tls,
+                // WebSocket peers are reached over their own connection,
+                // never resolved: a name over ws(s) resolves as TCP (TLS),
+                // and a send to it fails unless such a client is connected.
+                Proto::Tcp | Proto::Ws => wisp_dns::Transport::Tcp,
+                Proto::Tls | Proto::Wss => wisp_dns::Transport::Tls,
             }),
             secure: hop.secure,
         };
@@ -466,6 +469,7 @@ impl Tm {
     ) -> Result<usize, ActionError> {
         let idx = txn.branches.len() as u16;
         let transports = self.sl.transports();
+        let proto = transports.connected_proto(proto, dest);
         let arrived_on = (txn.source.proto == proto).then_some(txn.source.local);
         let local = transports
             .local_for(proto, &dest, arrived_on)

@@ -11,12 +11,13 @@
 //! and one accept-time table of limits (`[tcp]`, [`tcp::ConnTable`]). A
 //! connection is a byte stream handed to [`tcp::serve_stream`] (TCP as is,
 //! TLS once its handshake is done, [`tls`]); a transport with its own
-//! framing (WebSocket) would register its writer the same way and hand each
-//! message to [`Inbound`].
+//! framing (WebSocket, [`ws`]) registers its writer the same way and hands
+//! each message to [`Inbound`]; the router never opens one of those.
 
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -44,6 +45,11 @@ pub struct Source {
 pub enum SendError {
     #[error("no {0} listener to send from")]
     NoSocket(Proto),
+    /// A WebSocket peer is only reached over the connection it opened.
+    #[error(
+        "no {0} connection from {1}: a WebSocket client is only reached over its own connection"
+    )]
+    NotConnected(Proto, SocketAddr),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -55,6 +61,12 @@ pub trait Inbound: Send + Sync + 'static {
     /// One message from the network: a datagram, or one message framed
     /// from a stream.
     fn receive(&self, data: Bytes, source: Source);
+
+    /// An accepted stream connection (TCP, TLS, WebSocket) from
+    /// `source.remote` ended: what was only reachable through it is not
+    /// any more (Kamailio's `handle_lost_tcp`). Called from the
+    /// connection's task; must not block.
+    fn connection_closed(&self, _source: Source) {}
 }
 
 /// Handle to one stream connection's writer (open, or being opened: what
@@ -74,6 +86,8 @@ pub struct Transports {
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp_listen: Vec<SocketAddr>,
     tls_listen: Vec<SocketAddr>,
+    ws_listen: Vec<SocketAddr>,
+    wss_listen: Vec<SocketAddr>,
     /// Open stream connections by transport and remote address: replies
     /// and forwards to a peer reuse the connection it opened (RFC 3261
     /// §18.2.2).
@@ -102,6 +116,8 @@ impl Transports {
             udp,
             tcp_listen,
             tls_listen: Vec::new(),
+            ws_listen: Vec::new(),
+            wss_listen: Vec::new(),
             connections: Mutex::new(HashMap::new()),
             max_message_size,
             tcp: tcp::ConnTable::new(TcpConfig::default()),
@@ -121,6 +137,14 @@ impl Transports {
     pub fn with_tls(mut self, listen: Vec<SocketAddr>, tls: Arc<tls::TlsContext>) -> Self {
         self.tls_listen = listen;
         self.tls = Some(tls);
+        self
+    }
+
+    /// WebSocket listeners: `ws` plain, `wss` over TLS (with the context
+    /// of [`with_tls`](Self::with_tls), which must be given for them).
+    pub fn with_ws(mut self, ws: Vec<SocketAddr>, wss: Vec<SocketAddr>) -> Self {
+        self.ws_listen = ws;
+        self.wss_listen = wss;
         self
     }
 
@@ -155,6 +179,8 @@ impl Transports {
             Proto::Udp => self.udp.iter().map(|(a, _)| *a).collect(),
             Proto::Tcp => self.tcp_listen.clone(),
             Proto::Tls => self.tls_listen.clone(),
+            Proto::Ws => self.ws_listen.clone(),
+            Proto::Wss => self.wss_listen.clone(),
         };
         if let Some(a) = arrived_on
             && candidates.contains(&a)
@@ -182,7 +208,7 @@ impl Transports {
         udp::send_queued_responses();
         match proto {
             Proto::Udp => self.send_udp(dest, from, data),
-            Proto::Tcp | Proto::Tls => self.send_stream(proto, dest, None, data, None),
+            _ => self.send_stream(proto, dest, None, data, None),
         }
     }
 
@@ -202,7 +228,7 @@ impl Transports {
         udp::send_queued_responses();
         match proto {
             Proto::Udp => self.send_udp(dest, from, data),
-            Proto::Tcp | Proto::Tls => self.send_stream(proto, dest, Some(peer_name), data, None),
+            _ => self.send_stream(proto, dest, Some(peer_name), data, None),
         }
     }
 
@@ -307,6 +333,21 @@ impl Transports {
             }
             conns.remove(&key);
         }
+        if proto.is_websocket() {
+            // RFC 7118 §5.2: a Contact says `transport=ws` over WSS too;
+            // the client's connection, whichever it is, is the way.
+            let other = if proto == Proto::Ws {
+                Proto::Wss
+            } else {
+                Proto::Ws
+            };
+            if let Some(conn) = conns.get(&(other, dest))
+                && conn.tx.send(data).is_ok()
+            {
+                return Ok(());
+            }
+            return Err(SendError::NotConnected(proto, dest));
+        }
         let listening = match proto {
             Proto::Tls => !self.tls_listen.is_empty() && self.tls.is_some(),
             _ => !self.tcp_listen.is_empty(),
@@ -348,6 +389,30 @@ impl Transports {
         Ok(())
     }
 
+    /// The transport a message to `dest` really goes by: a URI says
+    /// `transport=ws` for a client on WSS too (RFC 7118 §5.2), so a
+    /// WebSocket hop takes the transport of the client's open connection.
+    /// Any other transport is returned as it is.
+    pub fn connected_proto(&self, proto: Proto, dest: SocketAddr) -> Proto {
+        if !proto.is_websocket() {
+            return proto;
+        }
+        let conns = lock(&self.connections);
+        if conns.contains_key(&(proto, dest)) {
+            return proto;
+        }
+        let other = if proto == Proto::Ws {
+            Proto::Wss
+        } else {
+            Proto::Ws
+        };
+        if conns.contains_key(&(other, dest)) {
+            other
+        } else {
+            proto
+        }
+    }
+
     pub(crate) fn register_connection(&self, key: ConnKey, handle: ConnectionHandle) {
         lock(&self.connections).insert(key, handle);
     }
@@ -385,6 +450,8 @@ impl Transports {
         let mut v: Vec<_> = self.udp.iter().map(|(a, _)| (Proto::Udp, *a)).collect();
         v.extend(self.tcp_listen.iter().map(|a| (Proto::Tcp, *a)));
         v.extend(self.tls_listen.iter().map(|a| (Proto::Tls, *a)));
+        v.extend(self.ws_listen.iter().map(|a| (Proto::Ws, *a)));
+        v.extend(self.wss_listen.iter().map(|a| (Proto::Wss, *a)));
         v
     }
 }

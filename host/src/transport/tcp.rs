@@ -355,7 +355,11 @@ pub(crate) async fn serve_stream<S: StreamIo>(
         }
     }
     // Leave the table first: the slot is free as soon as reading stops.
+    let accepted = slot.is_some();
     drop(slot);
+    if accepted {
+        inbound.connection_closed(source);
+    }
     // Only the connection map keeps a sender now: once it is forgotten the
     // writer drains what is queued (a reply to the last request) and ends,
     // but it does not wait on a peer that stopped reading.
@@ -372,7 +376,7 @@ pub(crate) async fn serve_stream<S: StreamIo>(
 
 /// Resolves when `slot`'s connection is to close to make room; never for
 /// a connection outside the table.
-async fn evicted(slot: Option<&Slot>) {
+pub(crate) async fn evicted(slot: Option<&Slot>) {
     match slot {
         Some(slot) => slot.state.close.notified().await,
         None => std::future::pending().await,

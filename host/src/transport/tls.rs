@@ -228,7 +228,7 @@ impl TlsContext {
         self.config.files(&self.base_dir)
     }
 
-    fn acceptor(&self) -> TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(self.server.load_full())
     }
 

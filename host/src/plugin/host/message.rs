@@ -311,6 +311,8 @@ impl message::HostMsg for PluginState {
             Proto::Udp => Transport::Udp,
             Proto::Tcp => Transport::Tcp,
             Proto::Tls => Transport::Tls,
+            Proto::Ws => Transport::Ws,
+            Proto::Wss => Transport::Wss,
         })
     }
 

@@ -204,6 +204,9 @@ pub(crate) fn sendable(
         Transport::Udp => Ok(crate::config::Proto::Udp),
         Transport::Tcp => Ok(crate::config::Proto::Tcp),
         Transport::Tls => Ok(crate::config::Proto::Tls),
+        // Only over a connection the client opened: a send without one fails.
+        Transport::Ws => Ok(crate::config::Proto::Ws),
+        Transport::Wss => Ok(crate::config::Proto::Wss),
     }
 }
 
