@@ -87,9 +87,18 @@ struct Built {
 /// provider (aws-lc-rs) needs cmake and, for some targets, nasm. rustls
 /// marks it deprecated for lacking post-quantum key exchange (X25519MLKEM768);
 /// the classical groups it has are what SIP peers negotiate today.
+///
+/// Key exchange prefers X25519, then P-256, as OpenSSL, browsers and SIP
+/// stacks do. rustls's ring list starts with P-384, which ring computes
+/// without its fast assembly (six-limb numbers): a handshake on it cost
+/// three times the CPU of one on X25519 (scripts/bench-tls.sh).
 #[allow(deprecated)]
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    Arc::new(rustls::crypto::CryptoProvider {
+        kx_groups: vec![X25519, SECP256R1, SECP384R1],
+        ..rustls::crypto::ring::default_provider()
+    })
 }
 
 fn build(config: &TlsConfig, base_dir: &Path) -> Result<Built, TlsError> {

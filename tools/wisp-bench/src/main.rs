@@ -7,6 +7,7 @@ mod digest;
 mod engine;
 mod request;
 mod response;
+mod tls;
 mod uas;
 
 use std::fmt::Write as _;
@@ -19,6 +20,13 @@ use clap::{Parser, ValueEnum};
 
 use engine::{Config, Summary, is_loopback};
 use request::Method;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TransportArg {
+    Udp,
+    /// Over TLS connections (see --connections, --handshakes, --ca).
+    Tls,
+}
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum MethodArg {
@@ -87,6 +95,50 @@ struct Args {
     /// Print one JSON object with the summary on stdout instead of the human report.
     #[arg(long)]
     json: bool,
+    /// `tls`: OPTIONS or REGISTER over TLS connections instead of UDP datagrams
+    /// (closed loop; no --rate, --retransmit, --password or calls).
+    #[arg(long, value_enum, default_value = "udp")]
+    transport: TransportArg,
+    /// TLS: long-lived connections sharing the window (each holds
+    /// window / connections requests outstanding, at least one).
+    #[arg(long, default_value_t = 100)]
+    connections: u64,
+    /// TLS: a new connection (TCP connect, TLS handshake, request, answer,
+    /// close) for every request, --window of them at a time: measures
+    /// handshakes per second.
+    #[arg(long)]
+    handshakes: bool,
+    /// TLS: PEM file of the CA that issued the server's certificate (its
+    /// name is checked against the target's IP address).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+}
+
+/// The TLS load's shape, or an error naming the option that does not fit.
+fn tls_load(a: &Args) -> Result<Option<tls::TlsLoad>> {
+    if a.transport == TransportArg::Udp {
+        if a.handshakes || a.ca.is_some() {
+            bail!("--handshakes and --ca need --transport tls");
+        }
+        return Ok(None);
+    }
+    if matches!(a.method, MethodArg::Call)
+        || a.password.is_some()
+        || a.retransmit
+        || a.uas.is_some()
+    {
+        bail!(
+            "--transport tls sends OPTIONS or REGISTER only (no calls, --password, --retransmit or --uas)"
+        );
+    }
+    let Some(ca) = a.ca.clone() else {
+        bail!("--transport tls needs --ca FILE (the CA of the server's certificate)");
+    };
+    Ok(Some(tls::TlsLoad {
+        connections: a.connections,
+        handshakes: a.handshakes,
+        ca,
+    }))
 }
 
 fn resolve_target(s: &str) -> Result<SocketAddr> {
@@ -335,7 +387,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = config(&args).and_then(|c| engine::run(&c));
+    let result = config(&args).and_then(|c| match tls_load(&args)? {
+        Some(load) => tls::run(&c, &load),
+        None => engine::run(&c),
+    });
     if let Some(u) = &uas {
         eprintln!("wisp-bench: UAS answered {}", u.answered());
     }
