@@ -355,6 +355,13 @@ impl Router {
             Ok(summary) => summary,
             Err(reason) => return self.refuse(msg, source, &reason),
         };
+        if source.proto.is_stream() && summary.top_via.param("alias").is_some() {
+            let port = summary.top_via.port.unwrap_or(source.proto.default_port());
+            self.host
+                .sl
+                .transports()
+                .accept_alias((source.proto, source.remote), port);
+        }
         let mut ctx = Box::new(RouteContext::new(msg, source, summary, RouteKind::Request));
         if self.host.tm.on_request(&ctx) == RequestMatch::Absorbed {
             return;
