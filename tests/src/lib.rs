@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod certs;
 pub mod postgres;
 pub mod rtpengine;
 use bytes::Bytes;

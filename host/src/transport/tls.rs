@@ -36,7 +36,6 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
 use super::tcp::{self, Slot, StreamIo};
@@ -283,42 +282,15 @@ async fn serve_accepted(
     slot: Slot,
     tls: Arc<TlsContext>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let local = match stream.local_addr() {
-        Ok(a) => a,
-        Err(e) => return tracing::debug!(%remote, "tls setup: {e}"),
+    let Some(local) = tcp::accepted_local(&stream, Proto::Tls, remote) else {
+        return;
     };
-    // The handshake counts as a message in progress: under the message
-    // deadline, and never the idle connection evicted for a newcomer.
-    slot.update(Instant::now(), false, true);
-    let limit = Duration::from_millis(transports.tcp_table().config.message_timeout_ms);
-    let stream = match tokio::time::timeout(limit, tls.acceptor().accept(stream)).await {
-        Ok(Ok(s)) => TlsStream::from(s),
-        Ok(Err(e)) => {
-            return crate::log_limited!(info, %remote, "tls handshake failed: {e}");
-        }
-        Err(_) => {
-            return crate::log_limited!(
-                info,
-                %remote,
-                "tls handshake not done within tcp.message_timeout_ms ({limit:?}): closed"
-            );
-        }
+    let accept = tls.acceptor().accept(stream);
+    let Some(stream) = tcp::handshake(&transports, &slot, Proto::Tls, remote, accept).await else {
+        return;
     };
-    slot.update(Instant::now(), true, false);
-    let (tx, rx) = tcp::register(&transports, Proto::Tls, remote);
-    tcp::serve_stream(
-        transports,
-        inbound,
-        Proto::Tls,
-        stream,
-        remote,
-        local,
-        tx,
-        rx,
-        Some(slot),
-    )
-    .await
+    let stream = TlsStream::from(stream);
+    tcp::serve_registered(transports, inbound, Proto::Tls, stream, remote, local, slot).await
 }
 
 /// Open a TLS connection to `dest`, verifying its certificate against
