@@ -481,25 +481,25 @@ mod tests {
         // TCP listens on 127.0.0.1:5060; no UDP socket is needed to build.
         let transports =
             Transports::new(vec![], vec!["127.0.0.1:5060".parse().expect("addr")], 65535);
-        let dest: SocketAddr = "127.0.0.1:5070".parse().expect("addr");
-        let hop = |proto, record_routed| Hop {
-            proto,
-            dest,
-            record_routed,
-            full_lr: false,
+        // A request that arrived over `inbound` (record-routed with `rr`
+        // when given), forwarded over TCP to 127.0.0.1:5070.
+        let forwarded = |inbound, rr: Option<&'static str>| {
+            let (mut msg, source, top) = arrived_over(inbound);
+            if let Some(rr) = rr {
+                msg.insert_record_route(Bytes::from_static(rr.as_bytes()));
+            }
+            let hop = Hop {
+                proto: Proto::Tcp,
+                dest: "127.0.0.1:5070".parse().expect("addr"),
+                record_routed: rr.is_some(),
+                full_lr: false,
+            };
+            let out =
+                with_our_via(&transports, &mut msg, hop, source, &top, "z9hG4bKx").expect("built");
+            (msg, out)
         };
 
-        let (mut msg, source, top) = arrived_over(Proto::Udp);
-        msg.insert_record_route(Bytes::from_static(b"<sip:127.0.0.1:5060;lr>"));
-        let out = with_our_via(
-            &transports,
-            &mut msg,
-            hop(Proto::Tcp, true),
-            source,
-            &top,
-            "z9hG4bKx",
-        )
-        .expect("built");
+        let (mut msg, out) = forwarded(Proto::Udp, Some("<sip:127.0.0.1:5060;lr>"));
         assert!(out.added_rr);
         assert_eq!(
             record_routes(&out.data),
@@ -512,31 +512,12 @@ mod tests {
         assert!(msg.remove_inserted_record_route());
 
         // Same transport and socket: one Record-Route is enough.
-        let (mut msg, source, top) = arrived_over(Proto::Tcp);
-        msg.insert_record_route(Bytes::from_static(b"<sip:127.0.0.1:5060;transport=tcp;lr>"));
-        let out = with_our_via(
-            &transports,
-            &mut msg,
-            hop(Proto::Tcp, true),
-            source,
-            &top,
-            "z9hG4bKy",
-        )
-        .expect("built");
+        let (_, out) = forwarded(Proto::Tcp, Some("<sip:127.0.0.1:5060;transport=tcp;lr>"));
         assert!(!out.added_rr);
         assert_eq!(record_routes(&out.data).len(), 1);
 
         // Not record-routed: nothing is added.
-        let (mut msg, source, top) = arrived_over(Proto::Udp);
-        let out = with_our_via(
-            &transports,
-            &mut msg,
-            hop(Proto::Tcp, false),
-            source,
-            &top,
-            "z9hG4bKz",
-        )
-        .expect("built");
+        let (_, out) = forwarded(Proto::Udp, None);
         assert!(!out.added_rr);
         assert!(record_routes(&out.data).is_empty());
     }
