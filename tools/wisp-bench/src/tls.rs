@@ -429,7 +429,158 @@ async fn one_per_request(
 
 #[cfg(test)]
 mod tests {
-    use super::framed_len;
+    use std::net::SocketAddr;
+
+    use rcgen::{CertificateParams, KeyPair};
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::engine::tests::cfg;
+
+    /// A TLS server on 127.0.0.1 (self-signed for that address, written to
+    /// `dir/ca.pem`) that answers every request 200, or 486 for every
+    /// `busy_every`-th one, copying Via, From, To, Call-ID and CSeq.
+    fn tls_responder(dir: &Path, busy_every: u64) -> SocketAddr {
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        std::fs::write(dir.join("ca.pem"), cert.pem()).expect("write ca.pem");
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key"),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = std_listener.local_addr().expect("addr");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).expect("listener");
+                let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (acceptor, seen) = (acceptor.clone(), seen.clone());
+                    tokio::spawn(async move {
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let (mut buf, mut chunk) = (Vec::new(), vec![0u8; 4096]);
+                        while let Ok(Some(n)) = read_message(&mut tls, &mut buf, &mut chunk).await {
+                            let nth = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            let code = if busy_every > 0 && nth % busy_every == 0 {
+                                486
+                            } else {
+                                200
+                            };
+                            let mut r = format!("SIP/2.0 {code} Whatever\r\n").into_bytes();
+                            for (long, compact) in [
+                                ("Via", "v"),
+                                ("From", "f"),
+                                ("To", "t"),
+                                ("Call-ID", "i"),
+                                ("CSeq", ""),
+                            ] {
+                                if let Some(v) =
+                                    header(&buf[..n], long.as_bytes(), compact.as_bytes())
+                                {
+                                    r.extend_from_slice(format!("{long}: ").as_bytes());
+                                    r.extend_from_slice(v);
+                                    r.extend_from_slice(b"\r\n");
+                                }
+                            }
+                            r.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+                            buf.drain(..n);
+                            if tls.write_all(&r).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+        });
+        addr
+    }
+
+    fn load(dir: &Path, connections: u64, handshakes: bool) -> TlsLoad {
+        TlsLoad {
+            connections,
+            handshakes,
+            ca: dir.join("ca.pem"),
+        }
+    }
+
+    #[test]
+    fn pipelined_load_counts_every_answer_on_many_connections() {
+        let dir = tempfile_dir();
+        let target = tls_responder(&dir, 10);
+        let mut c = cfg(target, 300);
+        c.window = 40;
+        let s = run(&c, &load(&dir, 8, false)).expect("run");
+        assert_eq!((s.sent, s.answered, s.lost), (300, 300, 0));
+        assert_eq!((s.succeeded, s.failed), (270, 30));
+        assert_eq!(s.failed_by_code.get(&486), Some(&30));
+        assert_eq!(s.hist.len(), 300);
+    }
+
+    #[test]
+    fn handshake_load_opens_a_connection_per_request() {
+        let dir = tempfile_dir();
+        let target = tls_responder(&dir, 0);
+        let mut c = cfg(target, 24);
+        c.window = 4;
+        let s = run(&c, &load(&dir, 1, true)).expect("run");
+        assert_eq!((s.sent, s.answered, s.succeeded, s.lost), (24, 24, 24, 0));
+    }
+
+    #[test]
+    fn a_certificate_of_another_ca_is_refused() {
+        let dir = tempfile_dir();
+        let target = tls_responder(&dir, 0);
+        // Trust another self-signed certificate instead.
+        let other = tempfile_dir();
+        let _ = tls_responder(&other, 0);
+        let mut c = cfg(target, 5);
+        c.window = 1;
+        c.timeout = Duration::from_millis(500);
+        let s = run(&c, &load(&other, 1, true)).expect("run");
+        assert_eq!((s.answered, s.lost), (0, 5));
+    }
+
+    /// A fresh folder under the system's temporary one, removed on drop.
+    struct TempDir(std::path::PathBuf);
+
+    impl std::ops::Deref for TempDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tempfile_dir() -> TempDir {
+        let dir = std::env::temp_dir().join(format!("wisp-bench-tls-{}", run_nonce()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
 
     #[test]
     fn frames_by_content_length() {
