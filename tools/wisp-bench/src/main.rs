@@ -7,7 +7,7 @@ mod digest;
 mod engine;
 mod request;
 mod response;
-mod tls;
+mod stream;
 mod uas;
 
 use std::fmt::Write as _;
@@ -24,6 +24,8 @@ use request::Method;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum TransportArg {
     Udp,
+    /// Over TCP connections (see --connections, --handshakes).
+    Tcp,
     /// Over TLS connections (see --connections, --handshakes, --ca).
     Tls,
 }
@@ -95,15 +97,15 @@ struct Args {
     /// Print one JSON object with the summary on stdout instead of the human report.
     #[arg(long)]
     json: bool,
-    /// `tls`: OPTIONS or REGISTER over TLS connections instead of UDP datagrams
-    /// (closed loop; no --rate, --retransmit, --password or calls).
+    /// `tcp` / `tls`: OPTIONS or REGISTER over connections instead of UDP
+    /// datagrams (closed loop; no --rate, --retransmit, --password or calls).
     #[arg(long, value_enum, default_value = "udp")]
     transport: TransportArg,
-    /// TLS: long-lived connections sharing the window (each holds
+    /// TCP/TLS: long-lived connections sharing the window (each holds
     /// window / connections requests outstanding, at least one).
     #[arg(long, default_value_t = 100)]
     connections: u64,
-    /// TLS: a new connection (TCP connect, TLS handshake, request, answer,
+    /// TCP/TLS: a new connection (TCP connect, TLS handshake, request, answer,
     /// close) for every request, --window of them at a time: measures
     /// handshakes per second.
     #[arg(long)]
@@ -114,11 +116,11 @@ struct Args {
     ca: Option<std::path::PathBuf>,
 }
 
-/// The TLS load's shape, or an error naming the option that does not fit.
-fn tls_load(a: &Args) -> Result<Option<tls::TlsLoad>> {
+/// The load over connections, or an error naming the option that does not fit.
+fn stream_load(a: &Args) -> Result<Option<stream::StreamLoad>> {
     if a.transport == TransportArg::Udp {
         if a.handshakes || a.ca.is_some() {
-            bail!("--handshakes and --ca need --transport tls");
+            bail!("--handshakes and --ca need --transport tcp or tls");
         }
         return Ok(None);
     }
@@ -128,13 +130,18 @@ fn tls_load(a: &Args) -> Result<Option<tls::TlsLoad>> {
         || a.uas.is_some()
     {
         bail!(
-            "--transport tls sends OPTIONS or REGISTER only (no calls, --password, --retransmit or --uas)"
+            "--transport tcp|tls sends OPTIONS or REGISTER only (no calls, --password, --retransmit or --uas)"
         );
     }
-    let Some(ca) = a.ca.clone() else {
-        bail!("--transport tls needs --ca FILE (the CA of the server's certificate)");
+    let ca = match (a.transport, a.ca.clone()) {
+        (TransportArg::Tls, None) => {
+            bail!("--transport tls needs --ca FILE (the CA of the server's certificate)")
+        }
+        (TransportArg::Tls, ca) => ca,
+        (_, Some(_)) => bail!("--ca needs --transport tls"),
+        (_, None) => None,
     };
-    Ok(Some(tls::TlsLoad {
+    Ok(Some(stream::StreamLoad {
         connections: a.connections,
         handshakes: a.handshakes,
         ca,
@@ -387,8 +394,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = config(&args).and_then(|c| match tls_load(&args)? {
-        Some(load) => tls::run(&c, &load),
+    let result = config(&args).and_then(|c| match stream_load(&args)? {
+        Some(load) => stream::run(&c, &load),
         None => engine::run(&c),
     });
     if let Some(u) = &uas {

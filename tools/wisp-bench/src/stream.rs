@@ -1,11 +1,11 @@
-//! Load over TLS (`--transport tls`): OPTIONS or REGISTER pipelined on
-//! `--connections` long-lived connections (the closed-loop window shared
-//! between them), or, with `--handshakes`, one fresh connection per request
-//! (TCP connect, TLS handshake, the request, its final answer, close_notify),
-//! `--window` of them at a time.
+//! Load over connections (`--transport tcp|tls`): OPTIONS or REGISTER
+//! pipelined on `--connections` long-lived connections (the closed-loop
+//! window shared between them), or, with `--handshakes`, one fresh
+//! connection per request (TCP connect, TLS handshake, the request, its
+//! final answer, close), `--window` of them at a time.
 //!
 //! Everything runs on one current-thread tokio runtime, so the load tool
-//! needs one core however many connections it holds. The server's
+//! needs one core however many connections it holds. Over TLS the server's
 //! certificate is verified against `--ca` with the target's IP address as
 //! the name (the benchmark script issues one for 127.0.0.1).
 
@@ -28,15 +28,26 @@ use crate::engine::{Config, Summary, run_nonce};
 use crate::request::{RequestTemplate, uri_host};
 use crate::response::{header, match_seq, status_code};
 
-/// How the TLS load is shaped.
+/// How the load over connections is shaped.
 #[derive(Debug, Clone)]
-pub struct TlsLoad {
+pub struct StreamLoad {
     /// Long-lived connections sharing the window (ignored with `handshakes`).
     pub connections: u64,
     /// One connection (and handshake) per request.
     pub handshakes: bool,
-    /// PEM file of the CA that issued the server's certificate.
-    pub ca: std::path::PathBuf,
+    /// TLS, with the PEM file of the CA that issued the server's
+    /// certificate; plain TCP when `None`.
+    pub ca: Option<std::path::PathBuf>,
+}
+
+/// A connection's byte stream, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Io for T {}
+
+/// Opens connections to the target: TCP, then TLS when configured.
+#[derive(Clone)]
+struct Dialer {
+    tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
 /// What the connections share: the next sequence number and the summary.
@@ -91,9 +102,9 @@ impl Shared {
 
 type State = Rc<RefCell<Shared>>;
 
-pub fn run(cfg: &Config, load: &TlsLoad) -> Result<Summary> {
+pub fn run(cfg: &Config, load: &StreamLoad) -> Result<Summary> {
     if cfg.rate != 0 {
-        bail!("--transport tls runs closed loop only (leave out --rate)");
+        bail!("--transport tcp|tls runs closed loop only (leave out --rate)");
     }
     if cfg.window == 0 {
         bail!("--window must be at least 1");
@@ -101,8 +112,15 @@ pub fn run(cfg: &Config, load: &TlsLoad) -> Result<Summary> {
     if !load.handshakes && load.connections == 0 {
         bail!("--connections must be at least 1");
     }
-    let connector = connector(&load.ca)?;
-    let name = ServerName::IpAddress(cfg.target.ip().into());
+    let dialer = Dialer {
+        tls: match &load.ca {
+            Some(ca) => Some((
+                connector(ca)?,
+                ServerName::IpAddress(cfg.target.ip().into()),
+            )),
+            None => None,
+        },
+    };
     let mut tmpl = RequestTemplate::new(
         cfg.method,
         &cfg.uri,
@@ -110,7 +128,7 @@ pub fn run(cfg: &Config, load: &TlsLoad) -> Result<Summary> {
         cfg.bind,
         run_nonce(),
     )?;
-    tmpl.set_via_transport("TLS");
+    tmpl.set_via_transport(if load.ca.is_some() { "TLS" } else { "TCP" });
     let token = tmpl.token().as_bytes().to_vec();
     let mut s = Summary::new(cfg, cfg.bind, 0, 0);
     s.hist = Histogram::new_with_bounds(1, 3_600_000_000, 3).context("histogram bounds")?;
@@ -141,12 +159,12 @@ pub fn run(cfg: &Config, load: &TlsLoad) -> Result<Summary> {
     let connect_errors = local.block_on(&rt, async {
         let mut handles = Vec::new();
         for _ in 0..tasks {
-            let (st, conn, name) = (state.clone(), connector.clone(), name.clone());
+            let (st, dialer) = (state.clone(), dialer.clone());
             handles.push(tokio::task::spawn_local(async move {
                 if handshakes {
-                    one_per_request(st, conn, name).await
+                    one_per_request(st, dialer).await
                 } else {
-                    pipelined(st, conn, name, per_conn).await
+                    pipelined(st, dialer, per_conn).await
                 }
             }));
         }
@@ -211,24 +229,26 @@ fn connector(ca: &Path) -> Result<TlsConnector> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-async fn open(
-    st: &State,
-    connector: &TlsConnector,
-    name: ServerName<'static>,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let (target, timeout) = {
-        let s = st.borrow();
-        (s.cfg.target, s.cfg.timeout)
-    };
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect(target))
-        .await
-        .context("TCP connect timed out")?
-        .context("TCP connect")?;
-    tcp.set_nodelay(true)?;
-    tokio::time::timeout(timeout, connector.connect(name, tcp))
-        .await
-        .context("TLS handshake timed out")?
-        .context("TLS handshake")
+impl Dialer {
+    async fn open(&self, st: &State) -> Result<Box<dyn Io>> {
+        let (target, timeout) = {
+            let s = st.borrow();
+            (s.cfg.target, s.cfg.timeout)
+        };
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(target))
+            .await
+            .context("TCP connect timed out")?
+            .context("TCP connect")?;
+        tcp.set_nodelay(true)?;
+        let Some((connector, name)) = &self.tls else {
+            return Ok(Box::new(tcp));
+        };
+        let tls = tokio::time::timeout(timeout, connector.connect(name.clone(), tcp))
+            .await
+            .context("TLS handshake timed out")?
+            .context("TLS handshake")?;
+        Ok(Box::new(tls))
+    }
 }
 
 /// A complete SIP message at the start of `buf`: its length, or `None` if
@@ -267,13 +287,8 @@ async fn read_message<R: AsyncReadExt + Unpin>(
 }
 
 /// One long-lived connection: up to `window` requests outstanding on it.
-async fn pipelined(
-    st: State,
-    connector: TlsConnector,
-    name: ServerName<'static>,
-    window: usize,
-) -> Result<()> {
-    let stream = open(&st, &connector, name).await?;
+async fn pipelined(st: State, dialer: Dialer, window: usize) -> Result<()> {
+    let stream = dialer.open(&st).await?;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let permits = Rc::new(Semaphore::new(window));
     // Send times by sequence number, for the requests outstanding here.
@@ -363,6 +378,13 @@ async fn pipelined(
             }
         }
     };
+    // When the reader gives up (nothing for a whole timeout, or an
+    // error), no permit comes back: close them so the writer stops too.
+    let reader = async {
+        let r = reader.await;
+        permits.close();
+        r
+    };
     let (w, r) = tokio::join!(writer, reader);
     let lost = inflight.borrow().len() as u64;
     st.borrow_mut().s.lost += lost;
@@ -373,11 +395,7 @@ async fn pipelined(
 }
 
 /// One connection per request, until the count or the duration is reached.
-async fn one_per_request(
-    st: State,
-    connector: TlsConnector,
-    name: ServerName<'static>,
-) -> Result<()> {
+async fn one_per_request(st: State, dialer: Dialer) -> Result<()> {
     let mut out = Vec::with_capacity(1024);
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 4096];
@@ -389,7 +407,7 @@ async fn one_per_request(
         let sent = Instant::now();
         st.borrow_mut().s.sent += 1;
         let answer = async {
-            let mut stream = open(&st, &connector, name.clone()).await?;
+            let mut stream = dialer.open(&st).await?;
             {
                 let s = st.borrow();
                 s.tmpl.write(seq, s.user(seq), &mut out);
@@ -443,6 +461,11 @@ mod tests {
     /// `dir/ca.pem`) that answers every request 200, or 486 for every
     /// `busy_every`-th one, copying Via, From, To, Call-ID and CSeq.
     fn tls_responder(dir: &Path, busy_every: u64) -> SocketAddr {
+        responder(dir, busy_every, true)
+    }
+
+    /// [`tls_responder`], over plain TCP when `tls` is false.
+    fn responder(dir: &Path, busy_every: u64, tls: bool) -> SocketAddr {
         let key = KeyPair::generate().expect("key");
         let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
             .expect("params")
@@ -475,8 +498,13 @@ mod tests {
                 while let Ok((tcp, _)) = listener.accept().await {
                     let (acceptor, seen) = (acceptor.clone(), seen.clone());
                     tokio::spawn(async move {
-                        let Ok(mut tls) = acceptor.accept(tcp).await else {
-                            return;
+                        let mut tls: Box<dyn Io + Send> = if tls {
+                            match acceptor.accept(tcp).await {
+                                Ok(s) => Box::new(s),
+                                Err(_) => return,
+                            }
+                        } else {
+                            Box::new(tcp)
                         };
                         let (mut buf, mut chunk) = (Vec::new(), vec![0u8; 4096]);
                         while let Ok(Some(n)) = read_message(&mut tls, &mut buf, &mut chunk).await {
@@ -515,11 +543,11 @@ mod tests {
         addr
     }
 
-    fn load(dir: &Path, connections: u64, handshakes: bool) -> TlsLoad {
-        TlsLoad {
+    fn load(dir: &Path, connections: u64, handshakes: bool) -> StreamLoad {
+        StreamLoad {
             connections,
             handshakes,
-            ca: dir.join("ca.pem"),
+            ca: Some(dir.join("ca.pem")),
         }
     }
 
@@ -534,6 +562,42 @@ mod tests {
         assert_eq!((s.succeeded, s.failed), (270, 30));
         assert_eq!(s.failed_by_code.get(&486), Some(&30));
         assert_eq!(s.hist.len(), 300);
+    }
+
+    #[test]
+    fn plain_tcp_load_counts_every_answer() {
+        let dir = tempfile_dir();
+        let target = responder(&dir, 0, false);
+        let mut c = cfg(target, 100);
+        c.window = 10;
+        let tcp = StreamLoad {
+            connections: 5,
+            handshakes: false,
+            ca: None,
+        };
+        let s = run(&c, &tcp).expect("run");
+        assert_eq!(
+            (s.sent, s.answered, s.succeeded, s.lost),
+            (100, 100, 100, 0)
+        );
+    }
+
+    /// A server that accepts and never answers: the run ends after the
+    /// timeout with everything sent counted lost, instead of waiting on.
+    #[test]
+    fn a_silent_server_ends_the_run_with_the_requests_lost() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut c = cfg(listener.local_addr().expect("addr"), 50);
+        c.window = 4;
+        c.timeout = Duration::from_millis(300);
+        let tcp = StreamLoad {
+            connections: 2,
+            handshakes: false,
+            ca: None,
+        };
+        let s = run(&c, &tcp).expect("run");
+        assert_eq!((s.sent, s.answered, s.lost), (4, 0, 4));
+        drop(listener);
     }
 
     #[test]
