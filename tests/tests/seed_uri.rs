@@ -136,3 +136,45 @@ fn uri_rewriting_exercise() {
     // "The correct answer is the resulting URI will be sip:134@foo.bar."
     assert_eq!(ruri_received(&next_hop).as_deref(), Some("sip:134@foo.bar"));
 }
+
+/// Seed 003, Troubleshooting: "SIP requests are replied by ser with 483
+/// Too Many Hops ... an error in request routing script which caused an
+/// infinite loop", typically a server that forwards requests for itself to
+/// itself. Here the numbering plan's gateway is the router's own address,
+/// and the plugin never calls `mf_process_maxfwd_header`: the host
+/// decrements Max-Forwards on each forward, and the loop ends with one 483.
+#[test]
+fn troubleshooting_a_routing_loop_ends_with_483_too_many_hops() {
+    let router = Router::start_on(Ports::Below10000, |m| {
+        let listen = m
+            .server
+            .iter()
+            .find(|(k, _)| k == "listen")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let port = listen
+            .split("udp:127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let itself = format!("\"127.0.0.1:{port}\"");
+        m.set("plugin", "name", "\"numbering-plan\"")
+            .plugin_file(&plugin_path("numbering_plan"))
+            .set("params", "us_gateway", &itself)
+            .set("params", "gateway", &itself)
+    });
+    let caller = TestUa::new("caller");
+    let req = caller.request("OPTIONS", "sip:004930123@pstn.example");
+    caller.send_to(router.udp_addr(), &req.build());
+    let (answer, _) = caller
+        .recv_answer_for(&req.call_id, RECV)
+        .expect("the loop ends with an answer");
+    assert_eq!(answer.status(), Some(483), "{}", text(&answer));
+    assert!(
+        caller
+            .recv_answer_for(&req.call_id, std::time::Duration::from_millis(300))
+            .is_none(),
+        "one final answer"
+    );
+}

@@ -12,6 +12,7 @@ use wisp_sip::{Host, Message, Scheme, Uri, Via};
 
 use crate::stateless::Stateless;
 use crate::stateless::context::{ActionError, Handled, MsgContext};
+use crate::stateless::maxfwd;
 use crate::stateless::reply;
 use crate::stateless::rr;
 use crate::transport::{Proto, Source, Transports};
@@ -30,6 +31,7 @@ pub fn forward_request(
     hop: Option<NextHop>,
 ) -> Result<(), ActionError> {
     ctx.ensure_unhandled()?;
+    maxfwd::before_forwarding(ctx)?;
     let (proto, host, port) = match hop {
         Some(h) => {
             let proto = h.proto.unwrap_or(Proto::Udp);

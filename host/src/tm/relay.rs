@@ -16,7 +16,7 @@ use super::generated;
 use super::transaction::{Branch, CANCEL_BIT, CancelState, Transaction, branch_id};
 use super::{RouteContext, Tm, TxnHandle, lock};
 use crate::stateless::forward::{self, NextHop};
-use crate::stateless::{ActionError, Handled, RouteKind, rr};
+use crate::stateless::{ActionError, Handled, RouteKind, maxfwd, rr};
 use crate::transport::Proto;
 
 /// Most branches one transaction may start over its life (all failure
@@ -55,6 +55,7 @@ impl Tm {
         }
         if ctx.route == RouteKind::Request {
             ctx.ensure_unhandled()?;
+            maxfwd::before_forwarding(ctx)?;
         }
         let handle = self.ensure_transaction(ctx)?;
         let targets = relay_targets(ctx, hop)?;
