@@ -69,6 +69,10 @@ pub trait MsgExt {
     fn rtpengine_delete(&self) -> Result;
     /// Kamailio `t_relay()` (WIT `tm.t-relay`).
     fn t_relay(&self) -> Result;
+    /// Kamailio's `route[RELAY] { if (!t_relay()) { sl_reply_error(); } exit; }`:
+    /// relay statefully, else answer with the error `t_relay` recorded
+    /// (WIT `tm.t-relay`, then `sl.reply-error`).
+    fn relay(&self) -> Result;
     /// Kamailio `t_relay_to_udp(host, port)` / `t_relay_to_tcp` (WIT `tm.t-relay-to`).
     fn t_relay_to(&self, proto: Transport, host: &str, port: Option<u16>) -> Result;
     /// Kamailio `t_newtran()` (WIT `tm.t-newtran`).
@@ -143,6 +147,13 @@ impl MsgExt for Msg {
 
     fn sl_reply_error(&self) -> Result {
         sl::reply_error(self)
+    }
+
+    fn relay(&self) -> Result {
+        if self.t_relay().is_err() {
+            return self.sl_reply_error();
+        }
+        Ok(())
     }
 
     fn acc_request(&self, reason: &str) -> Result {
