@@ -398,7 +398,9 @@ impl Router {
                         _ => (msg, None),
                     };
                 // `rtpengine_answer`/`_manage`: the SDP goes through the relay first.
-                self.host.tm.on_response_with_media(&txn, branch, msg, media);
+                self.host
+                    .tm
+                    .on_response_with_media(&txn, branch, msg, media);
             }
         }
     }

@@ -109,7 +109,10 @@ fn media_flows(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, tag: &[u8]) -> 
 fn wait_until_gone(relay: &Rtpengine, call_id: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while relay.knows_call(call_id) {
-        assert!(Instant::now() < deadline, "{what} did not end the relay's session");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not end the relay's session"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -143,13 +146,21 @@ fn a_call_from_behind_a_nat_carries_rtp_both_ways_through_rtpengine_until_the_by
     alice.send_to(router.udp_addr(), &invite.build());
     let (inv, bob_src) = bob.expect_request(Method::Invite);
     let (offer_ip, offer_port) = media_of(&inv);
-    assert_eq!(offer_ip, net.public_ip, "the relay's address:\n{}", text(&inv));
+    assert_eq!(
+        offer_ip,
+        net.public_ip,
+        "the relay's address:\n{}",
+        text(&inv)
+    );
     assert!(
         (PORT_MIN..=PORT_MAX).contains(&offer_port),
         "a port of the relay:\n{}",
         text(&inv)
     );
-    assert!(relay.knows_call(&invite.call_id), "the offer made a session");
+    assert!(
+        relay.knows_call(&invite.call_id),
+        "the offer made a session"
+    );
     let record_route = inv
         .header_value("Record-Route")
         .map(|v| String::from_utf8_lossy(v).into_owned())
@@ -179,7 +190,12 @@ fn a_call_from_behind_a_nat_carries_rtp_both_ways_through_rtpengine_until_the_by
     };
     assert_eq!(fin.status(), Some(200), "{}", text(&fin));
     let (answer_ip, answer_port) = media_of(&fin);
-    assert_eq!(answer_ip, net.public_ip, "the relay's address:\n{}", text(&fin));
+    assert_eq!(
+        answer_ip,
+        net.public_ip,
+        "the relay's address:\n{}",
+        text(&fin)
+    );
     assert!(
         (PORT_MIN..=PORT_MAX).contains(&answer_port) && answer_port != offer_port,
         "the relay's other port:\n{}",
@@ -202,7 +218,10 @@ fn a_call_from_behind_a_nat_carries_rtp_both_ways_through_rtpengine_until_the_by
     let src = media_flows(&alice_rtp, relay_for_alice, &bob_rtp, b"from-alice");
     assert_eq!(src, relay_for_bob, "Bob gets Alice's media from the relay");
     let src = media_flows(&bob_rtp, relay_for_bob, &alice_rtp, b"from-bob");
-    assert_eq!(src, relay_for_alice, "Alice gets Bob's media from the relay");
+    assert_eq!(
+        src, relay_for_alice,
+        "Alice gets Bob's media from the relay"
+    );
 
     // Alice hangs up: the BYE ends the relay's session.
     let mut bye = ack.clone();
@@ -232,7 +251,10 @@ fn a_failed_invite_from_behind_a_nat_frees_the_relays_session() {
     alice.send_to(router.udp_addr(), &invite.build());
     let (inv, src) = bob.expect_request(Method::Invite);
     assert_eq!(media_of(&inv).0, net.public_ip, "{}", text(&inv));
-    assert!(relay.knows_call(&invite.call_id), "the offer made a session");
+    assert!(
+        relay.knows_call(&invite.call_id),
+        "the offer made a session"
+    );
 
     bob.reply(&inv, src, 486, "Busy Here", "bob-tag");
     let fin = loop {

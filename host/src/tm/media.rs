@@ -260,8 +260,12 @@ mod tests {
 
     #[test]
     fn the_offerers_tag_goes_first() {
-        let ok = parse(&format!("SIP/2.0 200 OK\n{HEADERS}CSeq: 1 INVITE\nContent-Length: 0\n\n"));
-        let ack = parse(&format!("ACK sip:b@x SIP/2.0\n{HEADERS}CSeq: 1 ACK\nContent-Length: 0\n\n"));
+        let ok = parse(&format!(
+            "SIP/2.0 200 OK\n{HEADERS}CSeq: 1 INVITE\nContent-Length: 0\n\n"
+        ));
+        let ack = parse(&format!(
+            "ACK sip:b@x SIP/2.0\n{HEADERS}CSeq: 1 ACK\nContent-Length: 0\n\n"
+        ));
         let tags = |m: &Message, answer| {
             let (c, f, t) = tags_for(m, answer).expect("tags");
             (c, f, t)
