@@ -14,10 +14,12 @@ use wisp_e2e::rtpengine::{PORT_MAX, PORT_MIN, Rtpengine};
 use wisp_e2e::*;
 use wisp_sip::Contacts;
 
+/// Dropped in this order: the router and the relay before the network
+/// they listen on.
 struct Setup {
-    net: NatNet,
-    relay: Rtpengine,
     router: Router,
+    relay: Rtpengine,
+    net: NatNet,
 }
 
 fn setup() -> Setup {
@@ -33,7 +35,7 @@ fn setup() -> Setup {
             .set("params", "rtpengine", "true")
             .set("server", "listen", &format!("[\"udp:{public}:0\"]"))
     });
-    Setup { net, relay, router }
+    Setup { router, relay, net }
 }
 
 fn contact_uri(m: &Message) -> String {
