@@ -389,18 +389,25 @@ impl Router {
                 branch,
                 on_reply,
             } => {
-                let msg = match on_reply.and_then(|r| Some((self.armed_by(r.owner)?, r.name))) {
-                    Some((plugin, name)) if msg.status().is_some_and(|c| c > 100) => {
-                        let summary = crate::tm::lock_summary(&txn);
-                        let ctx = RouteContext::new(msg, source, summary, RouteKind::Reply);
-                        match plugin.onreply_route(&name, Box::new(ctx)) {
-                            Some(ctx) => ctx.base.msg,
-                            None => return,
+                let (msg, media) =
+                    match on_reply.and_then(|r| Some((self.armed_by(r.owner)?, r.name))) {
+                        Some((plugin, name)) if msg.status().is_some_and(|c| c > 100) => {
+                            let summary = crate::tm::lock_summary(&txn);
+                            let ctx = RouteContext::new(msg, source, summary, RouteKind::Reply);
+                            match plugin.onreply_route(&name, Box::new(ctx)) {
+                                Some(mut ctx) => {
+                                    let media = ctx.media_reply.take();
+                                    (ctx.base.msg, media)
+                                }
+                                None => return,
+                            }
                         }
-                    }
-                    _ => msg,
-                };
-                self.host.tm.on_response(&txn, branch, msg);
+                        _ => (msg, None),
+                    };
+                // `rtpengine_answer`/`_manage`: the SDP goes through the relay first.
+                self.host
+                    .tm
+                    .on_response_with_media(&txn, branch, msg, media);
             }
         }
     }
