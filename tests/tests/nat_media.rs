@@ -15,14 +15,20 @@ use wisp_e2e::*;
 use wisp_sip::Contacts;
 
 /// Dropped in this order: the router and the relay before the network
-/// they listen on.
+/// they listen on, then the turn.
 struct Setup {
     router: Router,
     relay: Rtpengine,
     net: NatNet,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
+/// One relay of this file at a time: two rtpengines started together here
+/// did not both answer their ping (seen when the two tests ran in parallel).
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn setup() -> Setup {
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let net = NatNet::new();
     let relay = Rtpengine::start_on(net.public_ip);
     let socket = relay.socket();
@@ -35,7 +41,12 @@ fn setup() -> Setup {
             .set("params", "rtpengine", "true")
             .set("server", "listen", &format!("[\"udp:{public}:0\"]"))
     });
-    Setup { router, relay, net }
+    Setup {
+        router,
+        relay,
+        net,
+        _turn: turn,
+    }
 }
 
 fn contact_uri(m: &Message) -> String {
