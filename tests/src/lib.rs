@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod netns;
 pub mod postgres;
 pub mod rtpengine;
 use bytes::Bytes;
+pub use netns::NatNet;
 pub use postgres::Postgres;
 pub use wisp_sip::{Message, Method, Via};
 
