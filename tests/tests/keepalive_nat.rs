@@ -87,7 +87,8 @@ fn call_arrives_after_three_nat_timeouts(keepalives: bool) -> bool {
         .to(&router.aor("alice"));
     bob.send_to(router.udp_addr(), &invite.build());
     let deadline = Instant::now() + RECV;
-    while let Some((m, src)) = phone.recv_request(deadline.saturating_duration_since(Instant::now()))
+    while let Some((m, src)) =
+        phone.recv_request(deadline.saturating_duration_since(Instant::now()))
     {
         match m.method() {
             Some(Method::Invite) => return true,

@@ -108,7 +108,10 @@ mod tests {
             ("keepalive_interval_s = 7200", "nat.keepalive_interval_s"),
             ("keepalive_method = \"INFO\"", "nat.keepalive_method"),
             ("from = \"pinger\"", "nat.from"),
-            ("keepalive_max_failures = 5000", "nat.keepalive_max_failures"),
+            (
+                "keepalive_max_failures = 5000",
+                "nat.keepalive_max_failures",
+            ),
             ("keepalive_interval = 5", "nat.keepalive_interval"),
         ] {
             refused_at(&format!("{base}{line}\n"), at, key);

@@ -260,7 +260,10 @@ pub fn table(r: &Report) -> String {
     row("acc_stored".into(), r.acc_stored.to_string());
     row("acc_db_failures".into(), r.acc_db_failures.to_string());
     row("keepalive_sent".into(), r.keepalive_sent.to_string());
-    row("keepalive_answered".into(), r.keepalive_answered.to_string());
+    row(
+        "keepalive_answered".into(),
+        r.keepalive_answered.to_string(),
+    );
     row("keepalive_missed".into(), r.keepalive_missed.to_string());
     row("keepalive_removed".into(), r.keepalive_removed.to_string());
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);

@@ -167,7 +167,10 @@ impl Schedule {
         let Some((start, targets, sent)) = &mut self.round else {
             return Vec::new();
         };
-        let elapsed = now.saturating_duration_since(*start).as_nanos().min(interval);
+        let elapsed = now
+            .saturating_duration_since(*start)
+            .as_nanos()
+            .min(interval);
         // Ping i goes at i * interval / n: the first at the round's start.
         let n = targets.len() as u128;
         let upto = if elapsed >= interval {
@@ -409,7 +412,10 @@ fn reach(b: &ContactBinding) -> Option<(Proto, SocketAddr)> {
         Host::Ipv6(ip) => std::net::IpAddr::V6(ip),
         Host::Domain(_) => return None,
     };
-    Some((proto, SocketAddr::new(ip, uri.port.unwrap_or(proto.default_port()))))
+    Some((
+        proto,
+        SocketAddr::new(ip, uri.port.unwrap_or(proto.default_port())),
+    ))
 }
 
 #[cfg(test)]
@@ -524,7 +530,10 @@ mod tests {
             }
             assert_eq!(twice.misses(&t.key), misses, "round {at}");
         }
-        assert_eq!(twice.begin_round(t0 + 4 * S, vec![t.clone()]), vec![t.key.clone()]);
+        assert_eq!(
+            twice.begin_round(t0 + 4 * S, vec![t.clone()]),
+            vec![t.key.clone()]
+        );
         for at in 4..10u32 {
             assert!(never.begin_round(t0 + at * S, vec![t.clone()]).is_empty());
             for d in never.due(t0 + at * S + S) {
@@ -570,7 +579,11 @@ mod tests {
     fn only_nated_bindings_this_router_owns_are_pinged_at_their_source() {
         let ka = service(true, true);
         let t = ka
-            .target("location", "a", &binding(true, 1, Some("sip:198.51.100.7:40123")))
+            .target(
+                "location",
+                "a",
+                &binding(true, 1, Some("sip:198.51.100.7:40123")),
+            )
             .expect("NATed, ours");
         assert_eq!(t.proto, Proto::Udp);
         assert_eq!(t.dest, "198.51.100.7:40123".parse().expect("addr"));
@@ -582,7 +595,11 @@ mod tests {
             "another router's binding in a shared database"
         );
         // Not shared: every binding is this router's.
-        assert!(service(true, false).target("location", "a", &binding(true, 2, None)).is_some());
+        assert!(
+            service(true, false)
+                .target("location", "a", &binding(true, 2, None))
+                .is_some()
+        );
         // ping_nated_only = false: the Contact's own address.
         let t = service(false, false)
             .target("location", "a", &binding(false, 1, None))
@@ -610,7 +627,10 @@ mod tests {
         let local: SocketAddr = "192.0.2.1:5060".parse().expect("addr");
         let request = ka.request(&t, local, token);
         let text = String::from_utf8_lossy(&request).into_owned();
-        assert!(text.starts_with("OPTIONS sip:u1@10.0.0.1 SIP/2.0\r\n"), "{text}");
+        assert!(
+            text.starts_with("OPTIONS sip:u1@10.0.0.1 SIP/2.0\r\n"),
+            "{text}"
+        );
         let call_id = text
             .lines()
             .find_map(|l| l.strip_prefix("Call-ID: "))
@@ -627,6 +647,9 @@ mod tests {
         assert!(!ka.absorb(&reply(200, "someone-elses-call")));
         assert!(ka.absorb(&reply(405, &call_id)), "any status is an answer");
         assert_eq!(lock(&ka.schedule).waiting.len(), 0);
-        assert!(ka.absorb(&reply(200, &call_id)), "a late copy is absorbed too");
+        assert!(
+            ka.absorb(&reply(200, &call_id)),
+            "a late copy is absorbed too"
+        );
     }
 }
