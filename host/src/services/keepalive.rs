@@ -294,6 +294,7 @@ impl Keepalive {
                 }
                 Ok(())
             }
+            // Left out of the targets ([`Keepalive::target`]).
             Proto::Ws | Proto::Wss => Ok(()),
         };
         if let Err(e) = sent {
@@ -374,6 +375,10 @@ impl Keepalive {
             return None;
         }
         let (proto, dest) = reach(b)?;
+        if proto.is_websocket() {
+            // No ping frame yet: not pinged, so never counted as missing.
+            return None;
+        }
         let local = b
             .socket
             .as_deref()
@@ -614,6 +619,8 @@ mod tests {
             )
             .expect("tcp");
         assert_eq!(t.proto, Proto::Tcp);
+        let ws = binding(true, 1, Some("sip:198.51.100.7:40123;transport=ws"));
+        assert_eq!(ka.target("location", "a", &ws), None, "no WebSocket ping");
         let mut through_path = binding(true, 1, None);
         through_path.path = Some("<sip:edge.example;lr>".into());
         assert_eq!(ka.target("location", "a", &through_path), None);
