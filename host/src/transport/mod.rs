@@ -415,6 +415,14 @@ impl Transports {
         Ok(())
     }
 
+    /// Queue `data` on the open stream connection to `dest`, opening none:
+    /// false when there is none (a keepalive to a client that is gone).
+    pub fn send_if_connected(&self, proto: Proto, dest: SocketAddr, data: Bytes) -> bool {
+        lock(&self.connections)
+            .get(&(proto, dest))
+            .is_some_and(|c| c.tx.send(data).is_ok())
+    }
+
     /// The transport a message to `dest` really goes by: a URI says
     /// `transport=ws` for a client on WSS too (RFC 7118 §5.2), so a
     /// WebSocket hop takes the transport of the client's open connection.
