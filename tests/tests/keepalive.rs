@@ -71,7 +71,7 @@ fn a_natted_phone_is_pinged_at_the_interval_and_a_public_one_is_not() {
     let bob = TestUa::new("bob");
     register_natted(&router, &alice);
     bob.register(&router);
-    let shown = router.ctl_ok(&["ul", "show", "location"]);
+    let shown = router.ctl_ok(&["ul", "show"]);
     let line = |user: &str| {
         shown
             .lines()
@@ -144,7 +144,7 @@ fn a_phone_that_stops_answering_is_removed_only_when_the_manifest_says_so() {
     // Neither answers. Alice's binding goes; a call to her finds no one.
     assert!(
         eventually(Duration::from_secs(10), || {
-            !strict.ctl(&["ul", "show", "location", "alice"]).success()
+            !strict.ctl(&["ul", "show", "alice"]).success()
         }),
         "Alice's binding is removed:\n{}",
         strict.log()
@@ -166,7 +166,7 @@ fn a_phone_that_stops_answering_is_removed_only_when_the_manifest_says_so() {
         "Carol's pings go unanswered:\n{}",
         lenient.log()
     );
-    let shown = lenient.ctl_ok(&["ul", "show", "location", "carol"]);
+    let shown = lenient.ctl_ok(&["ul", "show", "carol"]);
     assert!(shown.contains("sip:carol@"), "{shown}");
     assert_eq!(stat(&lenient, "keepalive_removed"), 0);
 }

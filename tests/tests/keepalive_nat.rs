@@ -57,7 +57,7 @@ fn call_arrives_after_three_nat_timeouts(keepalives: bool) -> bool {
         fin.as_ref().map(text),
         router.log()
     );
-    let shown = router.ctl_ok(&["ul", "show", "location", "alice"]);
+    let shown = router.ctl_ok(&["ul", "show", "alice"]);
     assert!(
         shown.contains(&format!("received=sip:{}:", net.nat_public_ip)) && shown.contains(" nat"),
         "registered behind the NAT:\n{shown}"
