@@ -59,6 +59,7 @@ fn sections() -> Vec<(&'static str, String)> {
         "metrics",
         "acc",
         "rtpengine",
+        "nat",
     ]
     .into_iter()
     .map(|s| (s, format!("{LISTEN}[{s}]\nwisp_doc_probe = 1\n{PLUGIN}")))
