@@ -64,7 +64,9 @@ fn authentication_policy_prevention_of_unauthorized_domain_name_use_in_from() {
     let challenge = md5_challenge(&resp, "Proxy-Authenticate");
     assert_eq!(challenge.param("realm"), Some("foo.bar"));
     // The compact form `f:` is searched too (the seed's `(f|From)`).
-    let compact = caller.request("MESSAGE", &target).from("sip:mallory@foo.bar");
+    let compact = caller
+        .request("MESSAGE", &target)
+        .from("sip:mallory@foo.bar");
     let raw = String::from_utf8_lossy(&compact.build()).replacen("\r\nFrom: ", "\r\nf: ", 1);
     caller.send_to(router.udp_addr(), raw.as_bytes());
     let (resp, _) = caller
@@ -72,10 +74,13 @@ fn authentication_policy_prevention_of_unauthorized_domain_name_use_in_from() {
         .expect("an answer to the compact From");
     assert_eq!(resp.status(), Some(407), "{}", text(&resp));
     // A wrong password: challenged again.
-    let wrong = caller.request("INVITE", &target).from("sip:alice@foo.bar").header(
-        "Proxy-Authorization",
-        &md5_credentials(&challenge, "INVITE", &target, "alice", "guess", 1),
-    );
+    let wrong = caller
+        .request("INVITE", &target)
+        .from("sip:alice@foo.bar")
+        .header(
+            "Proxy-Authorization",
+            &md5_credentials(&challenge, "INVITE", &target, "alice", "guess", 1),
+        );
     assert_eq!(final_answer(&router, &caller, &wrong).status(), Some(407));
     assert!(
         bob.recv_request(Duration::from_millis(300)).is_none(),
@@ -83,14 +88,21 @@ fn authentication_policy_prevention_of_unauthorized_domain_name_use_in_from() {
     );
 
     // The real alice: relayed, credentials consumed, bob's answer comes back.
-    let honest = caller.request("INVITE", &target).from("sip:alice@foo.bar").header(
-        "Proxy-Authorization",
-        &md5_credentials(&challenge, "INVITE", &target, "alice", "s3cret", 1),
-    );
+    let honest = caller
+        .request("INVITE", &target)
+        .from("sip:alice@foo.bar")
+        .header(
+            "Proxy-Authorization",
+            &md5_credentials(&challenge, "INVITE", &target, "alice", "s3cret", 1),
+        );
     caller.send_to(router.udp_addr(), &honest.build());
     let (inv, src) = bob.recv_request(RECV).expect("alice's INVITE reaches bob");
     assert_eq!(call_id_of(&inv).as_deref(), Some(honest.call_id.as_str()));
-    assert!(inv.header("Proxy-Authorization").is_none(), "{}", text(&inv));
+    assert!(
+        inv.header("Proxy-Authorization").is_none(),
+        "{}",
+        text(&inv)
+    );
     bob.reply(&inv, src, 200, "OK", "b1");
     let (answer, _) = caller
         .recv_answer_for(&honest.call_id, RECV)
@@ -109,4 +121,156 @@ fn authentication_policy_prevention_of_unauthorized_domain_name_use_in_from() {
         .recv_answer_for(&foreign.call_id, RECV)
         .expect("bob's answer to carol");
     assert_eq!(answer.status(), Some(200), "{}", text(&answer));
+}
+
+// ------------------------------------------------ operational practices
+
+/// "Labeling Outbound Requests" ("Routing-history" labels): the Hello
+/// World script (`plugins/hello-world`) appends a `P-hint` to each request
+/// it relays saying which part of the script sent it: `usrloc applied`
+/// after a lookup, `outbound` for a foreign domain, `rr-enforced` within a
+/// dialog. The labels are on the relayed requests, not on the responses.
+#[test]
+fn labeling_outbound_requests_routing_history_labels() {
+    let router = Router::start_with(|m| {
+        m.plugin_file(&plugin_path("hello_world"))
+            .set("plugin", "name", "\"hello-world\"")
+    });
+    let alice = TestUa::new("alice");
+    let bob = TestUa::new("bob");
+    bob.register(&router);
+
+    // To a registered user of ours: looked up.
+    let invite = alice.request("INVITE", &router.aor("bob"));
+    alice.send_to(router.udp_addr(), &invite.build());
+    let (inv, src) = bob.recv_request(RECV).expect("the INVITE reaches bob");
+    assert_eq!(
+        inv.header_values("P-hint").collect::<Vec<_>>(),
+        ["usrloc applied"],
+        "{}",
+        text(&inv)
+    );
+    bob.reply(&inv, src, 200, "OK", "b1");
+    let (ok, _) = alice
+        .recv_answer_for(&invite.call_id, RECV)
+        .expect("bob's 200");
+    assert_eq!(ok.status(), Some(200));
+    assert!(ok.header("P-hint").is_none(), "{}", text(&ok));
+
+    // Within the dialog: the ACK follows the route the INVITE recorded.
+    let route = header_str(&inv, "Record-Route").expect("the dialog is record-routed");
+    let ack = invite
+        .ack_for(&ok)
+        .branch(&format!("z9hG4bK-ack-{}", random_token()));
+    let mut ack = ack.header("Route", &route);
+    ack.ruri = bob.contact();
+    alice.send_to(router.udp_addr(), &ack.build());
+    let ack_in = bob.expect_request(wisp_sip::Method::Ack);
+    assert_eq!(
+        ack_in.0.header_values("P-hint").collect::<Vec<_>>(),
+        ["rr-enforced"],
+        "{}",
+        text(&ack_in.0)
+    );
+
+    // To a foreign domain: outbound.
+    let carol = TestUa::new("carol");
+    let options = alice.request("OPTIONS", &carol.contact());
+    alice.send_to(router.udp_addr(), &options.build());
+    let (opt, _) = carol.recv_request(RECV).expect("the OPTIONS reaches carol");
+    assert_eq!(
+        opt.header_values("P-hint").collect::<Vec<_>>(),
+        ["outbound"],
+        "{}",
+        text(&opt)
+    );
+}
+
+/// "Logging" ("Logging Script", `plugins/logging`): the seed's REGISTER to
+/// the server's own address logs `REGISTER received` and `request for
+/// other domain received`; a request for the served domain logs that
+/// instead. Each line is in the router's log with the plugin's name and
+/// the request's Call-ID.
+#[test]
+fn logging_script() {
+    let served = TestUa::on(std::net::Ipv4Addr::new(127, 0, 0, 2), "113311");
+    let router = Router::start_with(|m| {
+        m.set("plugin", "name", "\"logging\"")
+            .plugin_file(&plugin_path("logging"))
+            .set("params", "domain", "\"127.0.0.2\"")
+    });
+    let phone = TestUa::new("113311");
+    let register = phone
+        .request("REGISTER", &router.uri())
+        .from(&router.aor("113311"))
+        .to(&router.aor("113311"))
+        .header("User-Agent", "CSCO/4")
+        .expires(600);
+    assert_eq!(final_answer(&router, &phone, &register).status(), Some(200));
+    let lines = log_lines_of(&router, &register.call_id);
+    let logged = |what: &str| {
+        lines
+            .iter()
+            .any(|l| l.contains(what) && l.contains("plugin=\"logging\""))
+    };
+    assert!(logged("REGISTER received"), "{lines:#?}");
+    assert!(logged("request for other domain received"), "{lines:#?}");
+    assert!(!logged("request for my domain received"), "{lines:#?}");
+
+    // A request for the served domain: the other line, and no REGISTER one.
+    let message = phone.request("MESSAGE", &served.contact());
+    phone.send_to(router.udp_addr(), &message.build());
+    let (req, src) = served.recv_request(RECV).expect("the MESSAGE is relayed");
+    served.reply(&req, src, 200, "OK", "s1");
+    assert_eq!(
+        phone
+            .recv_answer_for(&message.call_id, RECV)
+            .and_then(|(m, _)| m.status()),
+        Some(200)
+    );
+    let lines = log_lines_of(&router, &message.call_id);
+    let logged = |what: &str| lines.iter().any(|l| l.contains(what));
+    assert!(logged("request for my domain received"), "{lines:#?}");
+    assert!(!logged("REGISTER received"), "{lines:#?}");
+    assert!(!logged("request for other domain received"), "{lines:#?}");
+}
+
+// ------------------------------------------------ troubleshooting
+
+/// "Troubleshooting": `ERROR: t_newtran: transaction already in process`
+/// (`plugins/transaction-in-process`). A route that calls `t_newtran`
+/// after `t_relay`, or `t_relay` twice, gets `already-handled` back for
+/// the second call: the request is relayed once, the router's log names
+/// the error with the request's Call-ID, and the caller gets exactly one
+/// final answer, the callee's.
+#[test]
+fn troubleshooting_transaction_already_in_process() {
+    let router = Router::start_with(|m| {
+        m.set("plugin", "name", "\"transaction-in-process\"")
+            .plugin_file(&plugin_path("transaction_in_process"))
+    });
+    let caller = TestUa::new("caller");
+    for mistake in ["newtran-after-relay", "relay-twice"] {
+        let callee = TestUa::new(mistake);
+        let invite = caller.request("INVITE", &callee.contact());
+        caller.send_to(router.udp_addr(), &invite.build());
+        let (inv, src) = callee.recv_request(RECV).expect("the INVITE is relayed");
+        assert!(
+            callee.recv_request(Duration::from_millis(300)).is_none(),
+            "{mistake}: relayed once only"
+        );
+        callee.reply(&inv, src, 200, "OK", "c1");
+        let (answer, _) = caller
+            .recv_answer_for(&invite.call_id, RECV)
+            .unwrap_or_else(|| panic!("{mistake}: no answer\n{}", router.log()));
+        assert_eq!(answer.status(), Some(200), "{mistake}: {}", text(&answer));
+        assert_no_second_answer(&caller, &invite.call_id);
+        let lines = log_lines_of(&router, &invite.call_id);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("route returned error") && l.contains("already in process")),
+            "{mistake}: no log line names the error: {lines:#?}"
+        );
+    }
 }
