@@ -274,3 +274,218 @@ fn troubleshooting_transaction_already_in_process() {
         );
     }
 }
+
+// ------------------------------------------------ HOWTOs
+
+/// "Reliability" ("Script for Replication of User Contacts", `plugins/replicate`): the REGISTER is saved and answered here,
+/// and a stateful copy goes to the backup registrar.
+#[test]
+fn reliability_replication_of_user_contacts() {
+    let backup = TestUa::new("backup");
+    let backup_uri = format!("sip:127.0.0.1:{}", backup.port());
+    let router = Router::start_with(move |m| {
+        m.plugin_file(&plugin_path("replicate"))
+            .set("plugin", "name", "\"replicate\"")
+            .set("params", "backup", &format!("\"{backup_uri}\""))
+            .set("params", "backup_ip", "\"192.0.2.1\"")
+    });
+    let alice = TestUa::new("alice");
+    let ok = alice.register(&router);
+    assert_eq!(ok.status(), Some(200));
+    let (copy, src) = backup.expect_request(wisp_sip::Method::Register);
+    assert_eq!(
+        &copy.request_uri_raw()[..],
+        format!("sip:127.0.0.1:{}", backup.port()).as_bytes()
+    );
+    assert_eq!(
+        copy.vias().expect("Via").len(),
+        2,
+        "Wisp's Via on the copy:\n{}",
+        text(&copy)
+    );
+    assert!(
+        copy.header("Contact")
+            .is_some_and(|c| String::from_utf8_lossy(&c.value).contains(&alice.contact())),
+        "{}",
+        text(&copy)
+    );
+    backup.reply(&copy, src, 200, "OK", "bk");
+    // The backup's 200 stays in the proxy: alice got exactly one answer.
+    let extra = alice.recv_msg(Duration::from_millis(500));
+    assert!(
+        extra.is_none(),
+        "{}",
+        extra.map(|(m, _)| text(&m)).unwrap_or_default()
+    );
+}
+
+/// "User Aliases" (`lookup("aliases")` in `plugins/default`, `serctl
+/// alias` as `wisp ctl alias`): a call to the alias reaches the user it
+/// names, at his registered contact.
+#[test]
+fn user_aliases() {
+    let router = Router::start();
+    let john = TestUa::new("john.doe");
+    john.register(&router);
+    router.ctl_ok(&["alias", "add", "7007", &router.aor("john.doe")]);
+    let caller = TestUa::new("caller");
+    let call = caller.request("INVITE", &router.aor("7007"));
+    caller.send_to(router.udp_addr(), &call.build());
+    let (inv, src) = john.expect_request(wisp_sip::Method::Invite);
+    assert_eq!(
+        String::from_utf8_lossy(&inv.request_uri_raw()),
+        john.contact()
+    );
+    john.reply(&inv, src, 200, "OK", "j1");
+    let (ok, _) = caller
+        .recv_answer_for(&call.call_id, RECV)
+        .expect("john's answer");
+    assert_eq!(ok.status(), Some(200));
+    // No alias, no user.
+    let other = caller.request("INVITE", &router.aor("7008"));
+    assert_eq!(final_answer(&router, &caller, &other).status(), Some(404));
+}
+
+/// "Access Control (PSTN Gateway)" (`plugins/pstn-gateway`): free numbers
+/// reach the gateway without credentials; international ones need
+/// credentials of a member of group "int", and nobody else's call reaches
+/// the gateway.
+#[test]
+fn access_control_pstn_gateway() {
+    let gateway = TestUa::on(std::net::Ipv4Addr::new(127, 0, 0, 2), "gw");
+    let hostport = gateway.addr().to_string();
+    let router = Router::start_with(|m| {
+        m.plugin_file(&plugin_path("pstn_gateway")).set(
+            "params",
+            "gateway",
+            &format!("{hostport:?}"),
+        )
+    });
+    router.ctl_ok(&["user", "add", "alice@example.com", "s3cret"]);
+    router.ctl_ok(&["acl", "grant", "alice@example.com", "int"]);
+    router.ctl_ok(&["user", "add", "bob@example.com", "hunter2"]);
+    let phone = TestUa::new("phone");
+    let number = |n: &str| format!("sip:{n}@{}", router.udp_addr());
+
+    // A free number: straight to the gateway.
+    let free = phone
+        .request("INVITE", &number("7123"))
+        .from("sip:alice@example.com");
+    phone.send_to(router.udp_addr(), &free.build());
+    let (inv, _) = gateway.expect_request(wisp_sip::Method::Invite);
+    assert_eq!(
+        String::from_utf8_lossy(&inv.request_uri_raw()),
+        format!("sip:7123@{hostport}")
+    );
+
+    // International, as bob (not in "int") and as alice.
+    let intl = number("00049301234");
+    let mut relayed = Vec::new();
+    for (user, password, expect) in [("bob", "hunter2", 403), ("alice", "s3cret", 0)] {
+        let from = format!("sip:{user}@example.com");
+        let first = phone.request("INVITE", &intl).from(&from);
+        let challenge = final_answer(&router, &phone, &first);
+        assert_eq!(challenge.status(), Some(407), "{}", text(&challenge));
+        let c = md5_challenge(&challenge, "Proxy-Authenticate");
+        let second = phone.request("INVITE", &intl).from(&from).header(
+            "Proxy-Authorization",
+            &md5_credentials(&c, "INVITE", &intl, user, password, 1),
+        );
+        phone.send_to(router.udp_addr(), &second.build());
+        if expect != 0 {
+            let (resp, _) = phone
+                .recv_answer_for(&second.call_id, RECV)
+                .expect("an answer");
+            assert_eq!(resp.status(), Some(expect), "{user}: {}", text(&resp));
+        } else {
+            relayed.push(second.call_id.clone());
+        }
+    }
+    let (inv, _) = gateway.expect_request(wisp_sip::Method::Invite);
+    assert_eq!(
+        call_id_of(&inv),
+        relayed.first().cloned(),
+        "alice's call only"
+    );
+    assert!(
+        inv.header("Proxy-Authorization").is_none(),
+        "{}",
+        text(&inv)
+    );
+}
+
+fn start_acc() -> Router {
+    Router::start_with(|m| {
+        let mut m = m
+            .set("plugin", "name", "\"acc\"")
+            .plugin_file(&plugin_path("acc"));
+        m.extra
+            .push_str("\n[acc]\nlog_flag = 1\nlog_missed_flag = 3\n");
+        m
+    })
+}
+
+/// The accounting records of `call_id` among `lines`.
+fn records_of<'a>(lines: &'a [String], call_id: &str) -> Vec<&'a String> {
+    lines
+        .iter()
+        .filter(|l| l.contains(&format!("call_id={call_id:?}")))
+        .collect()
+}
+
+/// "Accounting" ("Configuration with Enabled Accounting", `plugins/acc`):
+/// a call relayed with the accounting flag set is reported once it
+/// completes, with its final status.
+#[test]
+fn accounting() {
+    let router = start_acc();
+    let alice = TestUa::new("alice");
+    alice.register(&router);
+    let carol = TestUa::new("carol");
+    let call = carol.request("INVITE", &router.aor("alice"));
+    carol.send_to(router.udp_addr(), &call.build());
+    let (inv, src) = alice.expect_request(wisp_sip::Method::Invite);
+    alice.reply(&inv, src, 200, "OK", "a1");
+    let (ok, _) = carol
+        .recv_answer_for(&call.call_id, RECV)
+        .expect("alice's 200");
+    assert_eq!(ok.status(), Some(200));
+    let lines = router.acc_records(1);
+    let recs = records_of(&lines, &call.call_id);
+    assert_eq!(recs.len(), 1, "{lines:#?}");
+    assert!(recs[0].contains(" answered INVITE 200 "), "{lines:#?}");
+}
+
+/// "Reporting Missed Calls" (`plugins/acc`): both cases of the seed, a
+/// callee who is off-line (`acc_request` before the 404) and one who is
+/// on-line but does not take the call (the 486 completes the transaction
+/// with a negative status), are reported as missed calls.
+#[test]
+fn reporting_missed_calls() {
+    let router = start_acc();
+    let bob = TestUa::new("bob");
+    bob.register(&router);
+    let carol = TestUa::new("carol");
+
+    let offline = carol.request("INVITE", &router.aor("dave"));
+    assert_eq!(final_answer(&router, &carol, &offline).status(), Some(404));
+
+    let busy = carol.request("INVITE", &router.aor("bob"));
+    carol.send_to(router.udp_addr(), &busy.build());
+    let (inv, src) = bob.expect_request(wisp_sip::Method::Invite);
+    bob.reply(&inv, src, 486, "Busy Here", "b1");
+    let (resp, _) = carol
+        .recv_answer_for(&busy.call_id, RECV)
+        .expect("bob's 486");
+    assert_eq!(resp.status(), Some(486));
+
+    let lines = router.acc_records(4);
+    for (call_id, code) in [(&offline.call_id, 404), (&busy.call_id, 486)] {
+        let recs = records_of(&lines, call_id);
+        assert!(
+            recs.iter()
+                .any(|l| l.contains(&format!(" missed INVITE {code} "))),
+            "no missed call for {code}: {lines:#?}"
+        );
+    }
+}
