@@ -277,8 +277,9 @@ fn troubleshooting_transaction_already_in_process() {
 
 // ------------------------------------------------ HOWTOs
 
-/// "Reliability" ("Script for Replication of User Contacts", `plugins/replicate`): the REGISTER is saved and answered here,
-/// and a stateful copy goes to the backup registrar.
+/// "Reliability" ("Script for Replication of User Contacts",
+/// `plugins/replicate`, SER's replicate.cfg): the REGISTER is saved and
+/// answered here, and a stateful copy goes to the backup registrar.
 #[test]
 fn reliability_replication_of_user_contacts() {
     let backup = TestUa::new("backup");
