@@ -60,9 +60,9 @@ fn default_configuration_script() {
     assert_eq!(busy.status(), Some(486), "{}", text(&busy));
 }
 
-/// "Stateful User Agent Server" (`plugins/stateful-uas`): `t_newtran` + `t_reply`; the
-/// retransmissions get the same reply from the transaction and the plugin
-/// logs the request once.
+/// "Stateful User Agent Server" (`plugins/stateful-uas`): `t_newtran` +
+/// `t_reply`; the retransmissions get the same reply from the transaction
+/// and the plugin logs the request once.
 #[test]
 fn stateful_user_agent_server() {
     let router = Router::start_with(|m| {
