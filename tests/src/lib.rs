@@ -60,6 +60,22 @@ pub fn plugin_path(name: &str) -> PathBuf {
         .join(format!("{name}.wasm"))
 }
 
+/// The languages besides Rust whose plugin toolchain this machine has
+/// (`scripts/build-languages.sh --list`: `c`, `zig`, `js`, `py`): `make
+/// plugins` built `hello_world_<lang>.wasm` for each, so a test of such a
+/// build fails rather than skips when the build is missing.
+pub fn plugin_languages() -> Vec<String> {
+    let out = Command::new(repo_root().join("scripts/build-languages.sh"))
+        .arg("--list")
+        .output()
+        .expect("run scripts/build-languages.sh --list");
+    assert!(out.status.success(), "scripts/build-languages.sh --list failed");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 fn require_file(p: &Path, hint: &str) {
     assert!(p.is_file(), "{} does not exist; {hint}", p.display());
 }
