@@ -26,7 +26,9 @@ pub use wisp_sip::{Message, Method, Via};
 
 /// Default receive timeout of the tests.
 pub const RECV: Duration = Duration::from_secs(3);
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Generous: a Python or JavaScript plugin (megabytes of Wasm) compiles for
+/// seconds before the router is ready, more on a loaded machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 // ---------------------------------------------------------------- paths

@@ -58,8 +58,7 @@ impl WasiState {
             .stderr(stream(Stream::Stderr))
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }));
+            .allow_ip_name_lookup(false);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         WasiState {
@@ -87,7 +86,7 @@ impl WasiView for PluginState {
 pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
     linker.allow_shadowing(true);
-    monotonic_clock::add_to_linker::<PluginState, NoSleep>(linker, |s| s)?;
+    monotonic_clock::add_to_linker::<PluginState, NoSleep>(linker, |s| NoSleepClock(s))?;
     linker.allow_shadowing(false);
     Ok(())
 }
@@ -110,8 +109,11 @@ pub fn first_wasi_import(
 struct NoSleep;
 
 impl HasData for NoSleep {
-    type Data<'a> = &'a mut PluginState;
+    type Data<'a> = NoSleepClock<'a>;
 }
+
+/// The plugin's clocks, as `wasi:clocks/monotonic-clock` sees them.
+struct NoSleepClock<'a>(&'a mut PluginState);
 
 /// A wait refused: the call traps with this.
 fn refused_wait(nanos: u64) -> wasmtime::Error {
@@ -122,24 +124,24 @@ fn refused_wait(nanos: u64) -> wasmtime::Error {
     )
 }
 
-impl monotonic_clock::Host for &mut PluginState {
+impl monotonic_clock::Host for NoSleepClock<'_> {
     fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
-        monotonic_clock::Host::now(&mut self.clocks())
+        monotonic_clock::Host::now(&mut self.0.clocks())
     }
 
     fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Duration> {
-        monotonic_clock::Host::resolution(&mut self.clocks())
+        monotonic_clock::Host::resolution(&mut self.0.clocks())
     }
 
     fn subscribe_instant(
         &mut self,
         when: monotonic_clock::Instant,
     ) -> wasmtime::Result<Resource<DynPollable>> {
-        let now = monotonic_clock::Host::now(&mut self.clocks())?;
+        let now = monotonic_clock::Host::now(&mut self.0.clocks())?;
         if when > now {
             return Err(refused_wait(when - now));
         }
-        monotonic_clock::Host::subscribe_instant(&mut self.clocks(), when)
+        monotonic_clock::Host::subscribe_instant(&mut self.0.clocks(), when)
     }
 
     fn subscribe_duration(
@@ -149,7 +151,7 @@ impl monotonic_clock::Host for &mut PluginState {
         if duration > 0 {
             return Err(refused_wait(duration));
         }
-        monotonic_clock::Host::subscribe_duration(&mut self.clocks(), 0)
+        monotonic_clock::Host::subscribe_duration(&mut self.0.clocks(), 0)
     }
 }
 
