@@ -46,13 +46,14 @@ build_c() {
 build_zig() {
     local tmp=target/lang/zig
     mkdir -p "$tmp"
-    (cd plugins/hello-world-zig && python3 -m ziglang build-exe -target wasm32-wasi \
-        -O ReleaseSmall -fno-entry -rdynamic -lc \
-        -I ../hello-world-c/bindings -I ../hello-world-c \
-        hello_world.zig ../hello-world-c/bindings/plugin.c \
-        ../hello-world-c/bindings/plugin_component_type.o \
-        -femit-bin="$OLDPWD/$tmp/hello_world_zig.core.wasm" \
-        --cache-dir "$OLDPWD/$tmp/cache" --global-cache-dir "$OLDPWD/$tmp/global-cache")
+    # Zig 0.16+ has no @cImport: the C header becomes a module "c".
+    python3 -m ziglang translate-c -target wasm32-wasi -lc "$c_bindings/plugin.h" \
+        > "$tmp/plugin_h.zig"
+    python3 -m ziglang build-exe -target wasm32-wasi -O ReleaseSmall -fno-entry -lc \
+        -I "$c_bindings" "$c_bindings/plugin.c" "$c_bindings/plugin_component_type.o" \
+        --dep c -Mroot=plugins/hello-world-zig/hello_world.zig -Mc="$tmp/plugin_h.zig" \
+        -femit-bin="$tmp/hello_world_zig.core.wasm" \
+        --cache-dir "$tmp/cache" --global-cache-dir "$tmp/global-cache"
     wasm-tools component new "$tmp/hello_world_zig.core.wasm" -o "$out/hello_world_zig.wasm"
     echo "built $out/hello_world_zig.wasm ($(stat -c %s "$out/hello_world_zig.wasm") bytes)"
 }

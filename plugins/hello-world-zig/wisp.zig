@@ -8,7 +8,9 @@
 //! `failureRoute` and `onreplyRoute`; this file exports them.
 
 const std = @import("std");
-pub const c = @cImport(@cInclude("plugin.h"));
+// The C bindings as Zig declarations (`zig translate-c` of plugin.h, made by
+// scripts/build-languages.sh: Zig 0.16+ has no @cImport).
+pub const c = @import("c");
 const root = @import("root");
 
 /// Why a host function refused (WIT `wisp:router/types.error`).
