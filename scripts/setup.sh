@@ -71,7 +71,7 @@ fi
 if [ "$languages" = 1 ]; then
     # Pinned: a new componentize-py or zig may change what the build emits.
     py_missing=()
-    python3 -c 'import ziglang' 2>/dev/null || py_missing+=("ziglang==0.17.1")
+    # ziglang==0.17.1 for plugins/hello-world-zig once it builds (WISP_ZIG=1).
     command -v componentize-py >/dev/null 2>&1 || py_missing+=("componentize-py==0.25.1")
     if [ ${#py_missing[@]} -gt 0 ]; then
         echo "setup: installing ${py_missing[*]} (PyPI)"
