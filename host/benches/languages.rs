@@ -51,11 +51,36 @@ struct Lang {
 }
 
 const LANGS: &[Lang] = &[
-    Lang { name: "Rust", file: "hello_world", memory_mb: 32, wasi: false },
-    Lang { name: "C", file: "hello_world_c", memory_mb: 32, wasi: false },
-    Lang { name: "Zig", file: "hello_world_zig", memory_mb: 32, wasi: false },
-    Lang { name: "JavaScript", file: "hello_world_js", memory_mb: 64, wasi: false },
-    Lang { name: "Python", file: "hello_world_py", memory_mb: 64, wasi: true },
+    Lang {
+        name: "Rust",
+        file: "hello_world",
+        memory_mb: 32,
+        wasi: false,
+    },
+    Lang {
+        name: "C",
+        file: "hello_world_c",
+        memory_mb: 32,
+        wasi: false,
+    },
+    Lang {
+        name: "Zig",
+        file: "hello_world_zig",
+        memory_mb: 32,
+        wasi: false,
+    },
+    Lang {
+        name: "JavaScript",
+        file: "hello_world_js",
+        memory_mb: 64,
+        wasi: false,
+    },
+    Lang {
+        name: "Python",
+        file: "hello_world_py",
+        memory_mb: 64,
+        wasi: true,
+    },
 ];
 
 fn plugin_file(name: &str) -> PathBuf {
@@ -162,8 +187,8 @@ fn main() {
                 let started = Instant::now();
                 // SAFETY: bytes this process serialized a moment ago with
                 // the same engine.
-                let c = unsafe { Component::deserialize(&engine, &serialized) }
-                    .expect("deserializes");
+                let c =
+                    unsafe { Component::deserialize(&engine, &serialized) }.expect("deserializes");
                 let took = started.elapsed();
                 black_box(c);
                 took
@@ -210,7 +235,11 @@ fn main() {
             lang.file.replace('_', "-"),
             path.display().to_string(),
             lang.memory_mb,
-            if lang.wasi { "[plugin.capabilities]\nwasi = true\n" } else { "" },
+            if lang.wasi {
+                "[plugin.capabilities]\nwasi = true\n"
+            } else {
+                ""
+            },
         );
         let manifest = Manifest::parse(&text, Path::new("bench.toml")).expect("manifest");
         let runtime = Arc::new(
@@ -276,7 +305,11 @@ fn memory_of(
     let peak: &'static mut Peak = Box::leak(Box::new(Peak { bytes: 0 }));
     let ptr: *mut Peak = peak;
     let cell = PeakCell(ptr);
-    let state = PluginState::new(host.clone(), name.clone(), StoreLimitsBuilder::new().build());
+    let state = PluginState::new(
+        host.clone(),
+        name.clone(),
+        StoreLimitsBuilder::new().build(),
+    );
     let mut store = Store::new(engine, state);
     // SAFETY: see `PeakCell`.
     store.limiter(move |_| unsafe { &mut *cell.0 });

@@ -71,7 +71,10 @@ pub fn plugin_languages() -> Vec<String> {
         .arg("--list")
         .output()
         .expect("run scripts/build-languages.sh --list");
-    assert!(out.status.success(), "scripts/build-languages.sh --list failed");
+    assert!(
+        out.status.success(),
+        "scripts/build-languages.sh --list failed"
+    );
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .map(str::to_owned)

@@ -30,12 +30,24 @@ fn c_bindings_match_the_wit() {
     let root = repo_root();
     let dir = TempDir::new();
     let out = Command::new("wit-bindgen")
-        .args(["c", "wit", "--world", "plugin", "--autodrop-borrows", "yes", "--out-dir"])
+        .args([
+            "c",
+            "wit",
+            "--world",
+            "plugin",
+            "--autodrop-borrows",
+            "yes",
+            "--out-dir",
+        ])
         .arg(dir.path())
         .current_dir(&root)
         .output()
         .expect("run wit-bindgen");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for file in ["plugin.h", "plugin.c", "plugin_component_type.o"] {
         let fresh = std::fs::read(dir.path().join(file)).expect("generated");
         let committed = std::fs::read(root.join("plugins/hello-world-c/bindings").join(file))
@@ -87,7 +99,9 @@ fn a_reload_from_rust_to_python_under_load_loses_nothing() {
     cmd.arg("--target")
         .arg(router.udp_addr().to_string())
         .args(["--json", "--timeout-ms", "3000", "--duration", "60"])
-        .args(["--method", "register", "--rate", "200", "--count", "10000", "--users", "200"]);
+        .args([
+            "--method", "register", "--rate", "200", "--count", "10000", "--users", "200",
+        ]);
     let load = thread::spawn(move || run_with_timeout(cmd, Duration::from_secs(90)));
     let deadline = Instant::now() + Duration::from_secs(10);
     while router.ctl_ok(&["ul", "show"]).trim().is_empty() {

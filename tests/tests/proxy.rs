@@ -381,5 +381,9 @@ fn hello_world_routes(plugin: &std::path::Path, f: impl Fn(Manifest) -> Manifest
         .request("MESSAGE", &router.aor("bob"))
         .body("text/plain", &[b'x'; 2100]);
     let (_, fin) = a.transact(router.udp_addr(), &big, RECV);
-    assert_eq!(fin.expect("no 513").status(), Some(513), "params reach init");
+    assert_eq!(
+        fin.expect("no 513").status(),
+        Some(513),
+        "params reach init"
+    );
 }

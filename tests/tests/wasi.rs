@@ -96,7 +96,10 @@ fn stdout_and_stderr_go_to_the_log_tagged_with_the_plugin() {
         .lines()
         .find(|l| l.contains("probe says hello on stdout"))
         .unwrap_or_default();
-    assert!(line.contains("wasi-probe"), "tagged with the plugin: {line}");
+    assert!(
+        line.contains("wasi-probe"),
+        "tagged with the plugin: {line}"
+    );
     assert!(line.contains("stdout"), "and the stream: {line}");
 }
 

@@ -608,9 +608,8 @@ mod tests {
     #[test]
     fn a_wasi_import_is_found_for_the_refusal() {
         let engine = engine().expect("engine");
-        let component = |name| {
-            wasmtime::component::Component::new(engine, importing(name)).expect("compiles")
-        };
+        let component =
+            |name| wasmtime::component::Component::new(engine, importing(name)).expect("compiles");
         assert_eq!(
             wasi::first_wasi_import(engine, &component("wasi:io/poll@0.2.9")).as_deref(),
             Some("wasi:io/poll@0.2.9")
