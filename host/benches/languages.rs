@@ -293,6 +293,16 @@ struct PeakCell(*mut Peak);
 unsafe impl Send for PeakCell {}
 unsafe impl Sync for PeakCell {}
 
+impl PeakCell {
+    /// A method, so the limiter closure captures the whole (Send) cell and
+    /// not just its raw pointer field (closures capture disjoint fields).
+    #[allow(clippy::mut_from_ref)]
+    fn peak(&self) -> &'static mut Peak {
+        // SAFETY: see the type.
+        unsafe { &mut *self.0 }
+    }
+}
+
 /// Linear memory of one instance after `init` and 100 route calls.
 fn memory_of(
     engine: &Engine,
@@ -311,8 +321,7 @@ fn memory_of(
         StoreLimitsBuilder::new().build(),
     );
     let mut store = Store::new(engine, state);
-    // SAFETY: see `PeakCell`.
-    store.limiter(move |_| unsafe { &mut *cell.0 });
+    store.limiter(move |_| cell.peak());
     store.set_epoch_deadline(1_000_000);
     let plugin = pre.instantiate(&mut store).expect("instantiates");
     plugin
