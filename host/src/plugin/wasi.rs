@@ -11,7 +11,13 @@
 //! - the instance's resource table is capped at [`MAX_RESOURCES`];
 //! - a clock subscription that would block (`time.sleep`, a timer) traps at
 //!   once: the epoch deadline interrupts Wasm code, not a host call that
-//!   waits, so a blocking wait would outlive the call's deadline.
+//!   waits, so a blocking wait would outlive the call's deadline;
+//! - the "blocking" calls of `wasi:io` (`blocking-write-and-flush`, which
+//!   every `print` ends in, `pollable.block`, `poll`, ...) never wait:
+//!   wasmtime-wasi's sync bindings run them with `Handle::block_on`, which
+//!   panics on the router's tokio workers ("Cannot start a runtime from
+//!   within a runtime"). Here they are polled once: what is ready (the log
+//!   streams always are) is done, what would wait traps like a sleep.
 //!
 //! Without the grant no `wasi:*` import is linked and a component that has
 //! one is refused at load ([`first_wasi_import`]).
@@ -24,7 +30,15 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::clocks::WasiClocksView;
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
-use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::bindings::io::poll as async_poll;
+use wasmtime_wasi::p2::bindings::io::streams as async_streams;
+use wasmtime_wasi::p2::bindings::sockets::network;
+use wasmtime_wasi::p2::bindings::sync::io::{poll, streams};
+use wasmtime_wasi::p2::bindings::sync::sockets::udp_create_socket;
+use wasmtime_wasi::p2::{
+    DynInputStream, DynOutputStream, DynPollable, OutputStream, Pollable, SocketError,
+    SocketResult, StreamError, StreamResult, UdpSocket,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::host::PluginState;
@@ -82,13 +96,23 @@ impl WasiView for PluginState {
 }
 
 /// Link WASI 0.2 (sync) for a plugin granted it, with the clock waits that
-/// would block replaced by traps.
+/// would block replaced by traps, and every call that wasmtime-wasi would
+/// run with `Handle::block_on` (a panic on a tokio worker) replaced by one
+/// that never waits.
 pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
     linker.allow_shadowing(true);
     monotonic_clock::add_to_linker::<PluginState, NoSleep>(linker, |s| NoSleepClock(s))?;
+    poll::add_to_linker::<PluginState, NoBlock>(linker, no_block)?;
+    streams::add_to_linker::<PluginState, NoBlock>(linker, no_block)?;
+    udp_create_socket::add_to_linker::<PluginState, NoBlock>(linker, no_block)?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// The instance's resource table, for the `wasi:io` calls that never wait.
+fn no_block(state: &mut PluginState) -> NoBlockIo<'_> {
+    NoBlockIo(WasiView::ctx(state).table)
 }
 
 /// The first `wasi:*` interface the component imports, if any: a plugin
@@ -152,6 +176,238 @@ impl monotonic_clock::Host for NoSleepClock<'_> {
             return Err(refused_wait(duration));
         }
         monotonic_clock::Host::subscribe_duration(&mut self.0.clocks(), 0)
+    }
+}
+
+/// `wasi:io/poll` and `wasi:io/streams` whose blocking calls never block.
+struct NoBlock;
+
+impl HasData for NoBlock {
+    type Data<'a> = NoBlockIo<'a>;
+}
+
+struct NoBlockIo<'a>(&'a mut ResourceTable);
+
+/// A wait refused: the call would have blocked the router's worker.
+fn refused_block(what: &str) -> wasmtime::Error {
+    wasmtime::format_err!(
+        "plugin called {what}, which would wait: blocking waits are refused \
+         (a wait in the host cannot be cut at the call's deadline)"
+    )
+}
+
+/// Polls `fut` once, without a runtime: its value if it is ready, the
+/// refusal if it would wait.
+fn now_or_refuse<T>(
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, wasmtime::Error> {
+    let mut fut = std::pin::pin!(fut);
+    match fut
+        .as_mut()
+        .poll(&mut Context::from_waker(std::task::Waker::noop()))
+    {
+        Poll::Ready(value) => Ok(value),
+        Poll::Pending => Err(refused_block(what)),
+    }
+}
+
+/// [`now_or_refuse`] for a call returning a stream result.
+fn stream_now<T>(
+    what: &str,
+    fut: impl std::future::Future<Output = StreamResult<T>>,
+) -> StreamResult<T> {
+    now_or_refuse(what, fut).map_err(StreamError::Trap)?
+}
+
+impl poll::Host for NoBlockIo<'_> {
+    fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> wasmtime::Result<Vec<u32>> {
+        now_or_refuse("poll", async_poll::Host::poll(self.0, pollables))?
+    }
+}
+
+impl poll::HostPollable for NoBlockIo<'_> {
+    fn ready(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<bool> {
+        now_or_refuse(
+            "pollable.ready",
+            async_poll::HostPollable::ready(self.0, pollable),
+        )?
+    }
+
+    fn block(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
+        now_or_refuse(
+            "pollable.block",
+            async_poll::HostPollable::block(self.0, pollable),
+        )?
+    }
+
+    fn drop(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
+        poll::HostPollable::drop(self.0, pollable)
+    }
+}
+
+impl streams::Host for NoBlockIo<'_> {
+    fn convert_stream_error(&mut self, err: StreamError) -> wasmtime::Result<streams::StreamError> {
+        streams::Host::convert_stream_error(self.0, err)
+    }
+}
+
+impl streams::HostOutputStream for NoBlockIo<'_> {
+    fn drop(&mut self, stream: Resource<DynOutputStream>) -> wasmtime::Result<()> {
+        now_or_refuse(
+            "output-stream.drop",
+            async_streams::HostOutputStream::drop(self.0, stream),
+        )?
+    }
+
+    fn check_write(&mut self, stream: Resource<DynOutputStream>) -> StreamResult<u64> {
+        streams::HostOutputStream::check_write(self.0, stream)
+    }
+
+    fn write(&mut self, stream: Resource<DynOutputStream>, bytes: Vec<u8>) -> StreamResult<()> {
+        streams::HostOutputStream::write(self.0, stream, bytes)
+    }
+
+    fn blocking_write_and_flush(
+        &mut self,
+        stream: Resource<DynOutputStream>,
+        bytes: Vec<u8>,
+    ) -> StreamResult<()> {
+        stream_now(
+            "blocking-write-and-flush",
+            async_streams::HostOutputStream::blocking_write_and_flush(self.0, stream, bytes),
+        )
+    }
+
+    fn blocking_write_zeroes_and_flush(
+        &mut self,
+        stream: Resource<DynOutputStream>,
+        len: u64,
+    ) -> StreamResult<()> {
+        stream_now(
+            "blocking-write-zeroes-and-flush",
+            async_streams::HostOutputStream::blocking_write_zeroes_and_flush(self.0, stream, len),
+        )
+    }
+
+    fn subscribe(
+        &mut self,
+        stream: Resource<DynOutputStream>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        streams::HostOutputStream::subscribe(self.0, stream)
+    }
+
+    fn write_zeroes(&mut self, stream: Resource<DynOutputStream>, len: u64) -> StreamResult<()> {
+        streams::HostOutputStream::write_zeroes(self.0, stream, len)
+    }
+
+    fn flush(&mut self, stream: Resource<DynOutputStream>) -> StreamResult<()> {
+        streams::HostOutputStream::flush(self.0, stream)
+    }
+
+    fn blocking_flush(&mut self, stream: Resource<DynOutputStream>) -> StreamResult<()> {
+        stream_now(
+            "blocking-flush",
+            async_streams::HostOutputStream::blocking_flush(self.0, stream),
+        )
+    }
+
+    fn splice(
+        &mut self,
+        dst: Resource<DynOutputStream>,
+        src: Resource<DynInputStream>,
+        len: u64,
+    ) -> StreamResult<u64> {
+        streams::HostOutputStream::splice(self.0, dst, src, len)
+    }
+
+    fn blocking_splice(
+        &mut self,
+        dst: Resource<DynOutputStream>,
+        src: Resource<DynInputStream>,
+        len: u64,
+    ) -> StreamResult<u64> {
+        stream_now(
+            "blocking-splice",
+            async_streams::HostOutputStream::blocking_splice(self.0, dst, src, len),
+        )
+    }
+}
+
+impl streams::HostInputStream for NoBlockIo<'_> {
+    fn drop(&mut self, stream: Resource<DynInputStream>) -> wasmtime::Result<()> {
+        now_or_refuse(
+            "input-stream.drop",
+            async_streams::HostInputStream::drop(self.0, stream),
+        )?
+    }
+
+    fn read(&mut self, stream: Resource<DynInputStream>, len: u64) -> StreamResult<Vec<u8>> {
+        streams::HostInputStream::read(self.0, stream, len)
+    }
+
+    fn blocking_read(
+        &mut self,
+        stream: Resource<DynInputStream>,
+        len: u64,
+    ) -> StreamResult<Vec<u8>> {
+        stream_now(
+            "blocking-read",
+            async_streams::HostInputStream::blocking_read(self.0, stream, len),
+        )
+    }
+
+    fn skip(&mut self, stream: Resource<DynInputStream>, len: u64) -> StreamResult<u64> {
+        streams::HostInputStream::skip(self.0, stream, len)
+    }
+
+    fn blocking_skip(&mut self, stream: Resource<DynInputStream>, len: u64) -> StreamResult<u64> {
+        stream_now(
+            "blocking-skip",
+            async_streams::HostInputStream::blocking_skip(self.0, stream, len),
+        )
+    }
+
+    fn subscribe(
+        &mut self,
+        stream: Resource<DynInputStream>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        streams::HostInputStream::subscribe(self.0, stream)
+    }
+}
+
+/// UDP sockets refused before wasmtime-wasi's `block_on` (the grant allows
+/// no address anyway).
+impl udp_create_socket::Host for NoBlockIo<'_> {
+    fn create_udp_socket(
+        &mut self,
+        _family: udp_create_socket::IpAddressFamily,
+    ) -> SocketResult<Resource<UdpSocket>> {
+        Err(network::ErrorCode::AccessDenied.into())
+    }
+}
+
+/// What `udp-create-socket` needs of `wasi:sockets/network` (its error code).
+impl network::Host for NoBlockIo<'_> {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<network::ErrorCode> {
+        error.downcast()
+    }
+
+    fn network_error_code(
+        &mut self,
+        err: Resource<wasmtime::Error>,
+    ) -> wasmtime::Result<Option<network::ErrorCode>> {
+        let err = self.0.get(&err)?;
+        Ok(err
+            .downcast_ref::<std::io::Error>()
+            .map(network::ErrorCode::from))
+    }
+}
+
+impl network::HostNetwork for NoBlockIo<'_> {
+    fn drop(&mut self, this: Resource<network::Network>) -> wasmtime::Result<()> {
+        self.0.delete(this)?;
+        Ok(())
     }
 }
 
