@@ -14,10 +14,7 @@ wit_world="$PWD/wit"
 
 have_c() { command -v clang-19 >/dev/null && command -v wasm-ld-19 >/dev/null \
     && [ -f /usr/lib/wasm32-wasi/libc.a ]; }
-# Zig is not built by default yet: its wasm32-wasi build still imports
-# wasi_snapshot_preview1::args_get (no component without an adapter).
-# WISP_ZIG=1 tries it.
-have_zig() { [ "${WISP_ZIG:-0}" = 1 ] && python3 -c 'import ziglang' 2>/dev/null; }
+have_zig() { python3 -c 'import ziglang' 2>/dev/null; }
 have_js() { command -v npm >/dev/null && command -v node >/dev/null; }
 have_py() { command -v componentize-py >/dev/null; }
 
@@ -50,9 +47,11 @@ build_zig() {
     local tmp=target/lang/zig
     mkdir -p "$tmp"
     # Zig 0.16+ has no @cImport: the C header becomes a module "c".
+    # -mexec-model=reactor: no _start, so no wasi_snapshot_preview1 imports
+    # (args_get, proc_exit) and the core module becomes a component as is.
     python3 -m ziglang translate-c -target wasm32-wasi -lc "$c_bindings/plugin.h" \
         > "$tmp/plugin_h.zig"
-    python3 -m ziglang build-exe -target wasm32-wasi -O ReleaseSmall -fno-entry -lc \
+    python3 -m ziglang build-exe -target wasm32-wasi -O ReleaseSmall -fno-entry -mexec-model=reactor -lc \
         -I "$c_bindings" "$c_bindings/plugin.c" "$c_bindings/plugin_component_type.o" \
         --dep c -Mroot=plugins/hello-world-zig/hello_world.zig -Mc="$tmp/plugin_h.zig" \
         -femit-bin="$tmp/hello_world_zig.core.wasm" \
