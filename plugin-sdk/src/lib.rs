@@ -35,7 +35,8 @@
 //! to `wasm32-unknown-unknown` and wraps the module into a component with
 //! `wasm-tools component new`.
 //!
-//! Layout: [`Plugin`] is the trait a plugin implements; [`MsgExt`] adds the
+//! Layout: [`Plugin`] is the trait a plugin implements ([`Configured`] when
+//! it has params: read once into `self`); [`MsgExt`] adds the
 //! Kamailio-named functions as methods on [`Msg`]; [`auth`] has the safe
 //! way to authenticate (`require_www`, `require_proxy`); [`Params`] is the
 //! plugin's manifest table; [`log`] writes to the router's log.
@@ -48,10 +49,11 @@
 //! | Kamailio / SER | wisp-sdk |
 //! |---|---|
 //! | `request_route { ... }`, `route { ... }` | `fn route(msg: &Msg) -> Result` in `impl Plugin` |
-//! | `route(1);`, `route[1] { ... }` | a plain Rust function, `return relay(msg);` |
+//! | `route(1);`, `route[1] { ... }` | a plain Rust function, `return my_route(msg);` |
+//! | `route[RELAY] { if (!t_relay()) { sl_reply_error(); } exit; }` | `return msg.relay();` ([`MsgExt::relay`]) |
 //! | `exit;`, `drop;` | `return Ok(());` (in a chain: on to the next plugin), or `msg.drop_request()` |
 //! | `failure_route[1] { ... }`, `onreply_route[1] { ... }` | `fn failure_route(name, msg)`, `fn onreply_route(name, msg)`, matching `name` |
-//! | `modparam(...)`, global settings | the manifest's `[plugin.params]`, read in `fn init(params: &Params)`; registrar and tm settings in `[usrloc]`, `[tm]` |
+//! | `modparam(...)`, global settings | the manifest's `[plugin.params]`, read once in [`Configured::init`] into the plugin's own value (`&self` in every route); registrar and tm settings in `[usrloc]`, `[tm]` |
 //! | `alias=example.com` | the manifest's `server.aliases` |
 //! | `$var(x)`, `$avp(x)` | Rust locals, passed between functions as arguments |
 //! | `if (!f()) { ... }` | `match msg.f() { Err(e) => ..., Ok(()) => ... }`, or `?` to pass the error up |
@@ -73,10 +75,12 @@ pub mod bindings {
 }
 
 pub mod auth;
+mod configured;
 pub mod htable;
 mod msg_ext;
 mod params;
 
+pub use configured::Configured;
 pub use msg_ext::MsgExt;
 pub use params::Params;
 
@@ -198,8 +202,8 @@ pub fn is_myself(uri: &str) -> bool {
 pub mod prelude {
     pub use crate::auth::Authentication;
     pub use crate::{
-        AuthResult, Error, LogLevel, Msg, MsgExt, Params, Plugin, RequestMethod, Result, Transport,
-        UserOf, auth, is_myself, log,
+        AuthResult, Configured, Error, LogLevel, Msg, MsgExt, Params, Plugin, RequestMethod,
+        Result, Transport, UserOf, auth, is_myself, log,
     };
 }
 

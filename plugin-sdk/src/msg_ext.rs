@@ -65,10 +65,21 @@ pub trait MsgExt {
     /// rtpengine `rtpengine_offer(flags)`: the next `t_relay` sends the SDP
     /// through the media relay (WIT `rtpengine.rtpengine-offer`).
     fn rtpengine_offer(&self, flags: &str) -> Result;
+    /// rtpengine `rtpengine_answer(flags)`: a reply's (or an ACK's) SDP
+    /// goes through the media relay when it leaves (WIT
+    /// `rtpengine.rtpengine-answer`).
+    fn rtpengine_answer(&self, flags: &str) -> Result;
+    /// rtpengine `rtpengine_manage(flags)`: offer, answer or delete as the
+    /// message needs (WIT `rtpengine.rtpengine-manage`).
+    fn rtpengine_manage(&self, flags: &str) -> Result;
     /// rtpengine `rtpengine_delete()` (WIT `rtpengine.rtpengine-delete`).
     fn rtpengine_delete(&self) -> Result;
     /// Kamailio `t_relay()` (WIT `tm.t-relay`).
     fn t_relay(&self) -> Result;
+    /// Kamailio's `route[RELAY] { if (!t_relay()) { sl_reply_error(); } exit; }`:
+    /// relay statefully, else answer with the error `t_relay` recorded
+    /// (WIT `tm.t-relay`, then `sl.reply-error`).
+    fn relay(&self) -> Result;
     /// Kamailio `t_relay_to_udp(host, port)` / `t_relay_to_tcp` (WIT `tm.t-relay-to`).
     fn t_relay_to(&self, proto: Transport, host: &str, port: Option<u16>) -> Result;
     /// Kamailio `t_newtran()` (WIT `tm.t-newtran`).
@@ -145,6 +156,13 @@ impl MsgExt for Msg {
         sl::reply_error(self)
     }
 
+    fn relay(&self) -> Result {
+        if self.t_relay().is_err() {
+            return self.sl_reply_error();
+        }
+        Ok(())
+    }
+
     fn acc_request(&self, reason: &str) -> Result {
         acc::acc_request(self, reason)
     }
@@ -211,6 +229,14 @@ impl MsgExt for Msg {
 
     fn rtpengine_offer(&self, flags: &str) -> Result {
         rtpengine::rtpengine_offer(self, flags)
+    }
+
+    fn rtpengine_answer(&self, flags: &str) -> Result {
+        rtpengine::rtpengine_answer(self, flags)
+    }
+
+    fn rtpengine_manage(&self, flags: &str) -> Result {
+        rtpengine::rtpengine_manage(self, flags)
     }
 
     fn rtpengine_delete(&self) -> Result {

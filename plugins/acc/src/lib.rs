@@ -57,7 +57,7 @@ impl Plugin for Acc {
             msg.record_route()?;
         }
         if msg.loose_route()? || !for_me {
-            return relay(msg);
+            return msg.relay();
         }
         if method.is("REGISTER") {
             return msg.save("location");
@@ -71,16 +71,8 @@ impl Plugin for Acc {
             }
             other => other?,
         }
-        relay(msg)
+        msg.relay()
     }
-}
-
-/// `route[1]`: `if (!t_relay()) { sl_reply_error(); }`
-fn relay(msg: &Msg) -> Result {
-    if msg.t_relay().is_err() {
-        return msg.sl_reply_error();
-    }
-    Ok(())
 }
 
 wisp_sdk::export!(Acc);

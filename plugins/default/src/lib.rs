@@ -42,24 +42,23 @@
 //! Build: `make plugins` (component at `target/plugins/default.wasm`).
 //! Run:   `make run` (manifest `config/wisp.toml`).
 
-use std::sync::OnceLock;
 use wisp_sdk::htable::{self, ShtValue};
 use wisp_sdk::prelude::*;
-
-static MAX_LEN: OnceLock<u32> = OnceLock::new();
-/// The ban list's table, when antiflood is on.
-static BAN_TABLE: OnceLock<Option<String>> = OnceLock::new();
-static DROP_SCANNERS: OnceLock<bool> = OnceLock::new();
 
 /// User-Agents of SIP scanners, as in Kamailio's default `kamailio.cfg`
 /// (`$ua =~` there; compared without regard to case here).
 const SCANNERS: &str = "(?i)friendly|scanner|sipcli|sipvicious|VaxSIPUserAgent";
 
-struct Default;
+struct Default {
+    max_len: u32,
+    /// The ban list's table, when antiflood is on.
+    ban_table: Option<String>,
+    drop_scanners: bool,
+}
 
-impl Plugin for Default {
-    fn init(params: &Params) -> Result<(), String> {
-        let _ = MAX_LEN.set(params.get_or("max_len", 8192u32)?);
+impl Configured for Default {
+    fn init(params: &Params) -> Result<Self, String> {
+        let max_len = params.get_or("max_len", 8192u32)?;
         let ban_table = if params.get_or("antiflood", true)? {
             let table: String = params.get_or("ban_table", "ipban".to_string())?;
             // The table must exist: find out now rather than on the first flood.
@@ -73,19 +72,21 @@ impl Plugin for Default {
         } else {
             None
         };
-        let _ = BAN_TABLE.set(ban_table);
-        let _ = DROP_SCANNERS.set(params.get_or("drop_scanners", true)?);
-        Ok(())
+        Ok(Default {
+            max_len,
+            ban_table,
+            drop_scanners: params.get_or("drop_scanners", true)?,
+        })
     }
 
-    fn route(msg: &Msg) -> Result {
-        if reqinit(msg)? {
+    fn route(&self, msg: &Msg) -> Result {
+        if self.reqinit(msg)? {
             return Ok(());
         }
         if !msg.mf_process_maxfwd_header(10)? {
             return msg.sl_send_reply(483, "Too Many Hops");
         }
-        if msg.len() >= *MAX_LEN.get().unwrap_or(&8192) {
+        if msg.len() >= self.max_len {
             return msg.sl_send_reply(513, "Message too big");
         }
         let for_me = msg.ruri_is_myself();
@@ -98,10 +99,10 @@ impl Plugin for Default {
             msg.record_route()?;
         }
         if msg.loose_route()? {
-            return relay(msg);
+            return msg.relay();
         }
         if !for_me {
-            return relay(msg);
+            return msg.relay();
         }
         if method.is("REGISTER") {
             return msg.save("location");
@@ -111,55 +112,49 @@ impl Plugin for Default {
         // checked: no alias, no user part or no `aliases` table all leave
         // the request to `lookup("location")`.
         if msg.lookup("aliases").is_ok() && !msg.ruri_is_myself() {
-            return relay(msg);
+            return msg.relay();
         }
         match msg.lookup("location") {
             Err(Error::NotFound) => return msg.sl_send_reply(404, "Not Found"),
             other => other?,
         }
-        relay(msg)
+        msg.relay()
     }
 }
 
-/// `route[REQINIT]`: true when the request was dropped.
-fn reqinit(msg: &Msg) -> Result<bool> {
-    if let Some(Some(table)) = BAN_TABLE.get() {
-        if !msg.src_is_myself() {
-            let src = msg.src_ip();
-            if htable::sht_get(table, &src)?.is_some() {
-                msg.drop_request()?;
-                return Ok(true);
-            }
-            if !msg.pike_check_req() {
-                log(
-                    LogLevel::Warn,
-                    &format!(
-                        "ALERT: pike blocking {} from IP {src}; banned",
-                        msg.method()
-                    ),
-                );
-                htable::sht_set(table, &src, &ShtValue::Int(1))?;
-                msg.drop_request()?;
-                return Ok(true);
+impl Default {
+    /// `route[REQINIT]`: true when the request was dropped.
+    fn reqinit(&self, msg: &Msg) -> Result<bool> {
+        if let Some(table) = &self.ban_table {
+            if !msg.src_is_myself() {
+                let src = msg.src_ip();
+                if htable::sht_get(table, &src)?.is_some() {
+                    msg.drop_request()?;
+                    return Ok(true);
+                }
+                if !msg.pike_check_req() {
+                    log(
+                        LogLevel::Warn,
+                        &format!(
+                            "ALERT: pike blocking {} from IP {src}; banned",
+                            msg.method()
+                        ),
+                    );
+                    htable::sht_set(table, &src, &ShtValue::Int(1))?;
+                    msg.drop_request()?;
+                    return Ok(true);
+                }
             }
         }
+        if !self.drop_scanners {
+            return Ok(false);
+        }
+        if msg.search_hf("User-Agent", SCANNERS)? {
+            msg.drop_request()?;
+            return Ok(true);
+        }
+        Ok(false)
     }
-    if !DROP_SCANNERS.get().copied().unwrap_or(true) {
-        return Ok(false);
-    }
-    if msg.search_hf("User-Agent", SCANNERS)? {
-        msg.drop_request()?;
-        return Ok(true);
-    }
-    Ok(false)
-}
-
-/// `route[1]`: `if (!t_relay()) { sl_reply_error(); }`
-fn relay(msg: &Msg) -> Result {
-    if msg.t_relay().is_err() {
-        return msg.sl_reply_error();
-    }
-    Ok(())
 }
 
 wisp_sdk::export!(Default);

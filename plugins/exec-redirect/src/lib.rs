@@ -34,40 +34,32 @@
 //!
 //! Build: `make plugins` (component at `target/plugins/exec_redirect.wasm`).
 
-use std::sync::OnceLock;
 use wisp_sdk::prelude::*;
 
 /// What the manifest configured.
-struct Config {
+struct ExecRedirect {
     dset_command: String,
     log_command: Option<String>,
     stateful: bool,
 }
 
-static CONFIG: OnceLock<Config> = OnceLock::new();
-
-struct ExecRedirect;
-
-impl Plugin for ExecRedirect {
-    fn init(params: &Params) -> Result<(), String> {
+impl Configured for ExecRedirect {
+    fn init(params: &Params) -> Result<Self, String> {
         let dset = params
             .get("dset_command")
             .ok_or("param `dset_command` (a granted command line) is required")?;
-        let _ = CONFIG.set(Config {
+        Ok(ExecRedirect {
             dset_command: dset.to_owned(),
             log_command: params.get("log_command").map(str::to_owned),
             stateful: params.get("stateful") == Some("true"),
-        });
-        Ok(())
+        })
     }
 
-    fn route(msg: &Msg) -> Result {
+    fn route(&self, msg: &Msg) -> Result {
         if msg.is_method("ACK") {
             return Ok(());
         }
-        let Some(config) = CONFIG.get() else {
-            return Err(Error::Internal("init did not run".into()));
-        };
+        let config = self;
         if config.stateful {
             msg.t_newtran()?;
         }

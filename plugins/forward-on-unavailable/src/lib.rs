@@ -31,30 +31,27 @@
 //! itself (REGISTER, OPTIONS keepalives) are not part of the example and are
 //! answered 200 statelessly; an ACK is forwarded statelessly.
 
-use std::sync::OnceLock;
 use wisp_sdk::prelude::*;
 
-static TARGETS: OnceLock<[String; 3]> = OnceLock::new();
-
-fn target(i: usize) -> &'static str {
-    TARGETS.get().map(|t| t[i].as_str()).unwrap_or("")
+/// The `first`, `second` and `last` destinations.
+struct ForwardOnUnavailable {
+    targets: [String; 3],
 }
 
-struct ForwardOnUnavailable;
-
-impl Plugin for ForwardOnUnavailable {
-    fn init(params: &Params) -> Result<(), String> {
+impl Configured for ForwardOnUnavailable {
+    fn init(params: &Params) -> Result<Self, String> {
         let get = |k: &str| {
             params
                 .get(k)
                 .map(str::to_owned)
                 .ok_or_else(|| format!("param `{k}` (a SIP URI) is required"))
         };
-        let _ = TARGETS.set([get("first")?, get("second")?, get("last")?]);
-        Ok(())
+        Ok(ForwardOnUnavailable {
+            targets: [get("first")?, get("second")?, get("last")?],
+        })
     }
 
-    fn route(msg: &Msg) -> Result {
+    fn route(&self, msg: &Msg) -> Result {
         // One line per route run: the end-to-end tests count them to prove
         // that retransmissions never reach the plugin.
         log(
@@ -76,26 +73,23 @@ impl Plugin for ForwardOnUnavailable {
             }
             return msg.sl_send_reply(200, "OK");
         }
-        msg.set_ruri(target(0))?;
+        msg.set_ruri(&self.targets[0])?;
         msg.t_on_failure("1");
-        if msg.t_relay().is_err() {
-            return msg.sl_reply_error();
-        }
-        Ok(())
+        msg.relay()
     }
 
-    fn failure_route(name: &str, msg: &Msg) -> Result {
+    fn failure_route(&self, name: &str, msg: &Msg) -> Result {
         match name {
             "1" => {
                 log(LogLevel::Info, "first redirection");
                 msg.revert_uri();
-                msg.append_branch(Some(target(1)))?;
+                msg.append_branch(Some(&self.targets[1]))?;
                 msg.t_on_failure("2");
                 msg.t_relay()
             }
             "2" => {
                 log(LogLevel::Info, "second redirection");
-                msg.append_branch(Some(target(2)))?;
+                msg.append_branch(Some(&self.targets[2]))?;
                 msg.t_relay()
             }
             _ => Ok(()),

@@ -8,28 +8,27 @@
 //! Build: `make plugins` (component at `target/plugins/hello_world.wasm`).
 //! Run:   `target/release/wisp run --config config/hello-world.toml`.
 
-use std::sync::OnceLock;
 use wisp_sdk::prelude::*;
 
-/// The seed's `max_len`: requests this long or longer get 513.
-static MAX_LEN: OnceLock<u32> = OnceLock::new();
+struct HelloWorld {
+    /// The seed's `max_len`: requests this long or longer get 513.
+    max_len: u32,
+}
 
-struct HelloWorld;
-
-impl Plugin for HelloWorld {
-    fn init(params: &Params) -> Result<(), String> {
-        let max_len = params.get_or("max_len", 8192u32)?;
-        let _ = MAX_LEN.set(max_len);
-        Ok(())
+impl Configured for HelloWorld {
+    fn init(params: &Params) -> Result<Self, String> {
+        Ok(HelloWorld {
+            max_len: params.get_or("max_len", 8192u32)?,
+        })
     }
 
-    fn route(msg: &Msg) -> Result {
+    fn route(&self, msg: &Msg) -> Result {
         // if (!mf_process_maxfwd_header("10")) { sl_send_reply("483","Too Many Hops"); exit; }
         if !msg.mf_process_maxfwd_header(10)? {
             return msg.sl_send_reply(483, "Too Many Hops");
         }
         // if (msg:len >= max_len) { sl_send_reply("513", "Message too big"); exit; }
-        if msg.len() >= *MAX_LEN.get().unwrap_or(&8192) {
+        if msg.len() >= self.max_len {
             return msg.sl_send_reply(513, "Message too big");
         }
         // if (!method=="REGISTER") { record_route(); }  -- dialogs stay on this proxy
@@ -41,12 +40,12 @@ impl Plugin for HelloWorld {
         // if (loose_route()) { append_hf("P-hint: rr-enforced\r\n"); route(1); }
         if msg.loose_route()? {
             msg.append_hf("P-hint: rr-enforced")?;
-            return relay(msg);
+            return msg.relay();
         }
         // if (!uri==myself) { append_hf("P-hint: outbound\r\n"); route(1); }
         if !msg.ruri_is_myself() {
             msg.append_hf("P-hint: outbound")?;
-            return relay(msg);
+            return msg.relay();
         }
         // if (method=="REGISTER") { save("location"); exit; }
         if msg.is_method("REGISTER") {
@@ -59,16 +58,8 @@ impl Plugin for HelloWorld {
         }
         // append_hf("P-hint: usrloc applied\r\n");
         msg.append_hf("P-hint: usrloc applied")?;
-        relay(msg)
+        msg.relay()
     }
-}
-
-/// `route[1]`: `if (!t_relay()) { sl_reply_error(); }`
-fn relay(msg: &Msg) -> Result {
-    if msg.t_relay().is_err() {
-        return msg.sl_reply_error();
-    }
-    Ok(())
 }
 
 wisp_sdk::export!(HelloWorld);

@@ -48,22 +48,17 @@
 //! Params: `gateway` (`"host:port"` of the PSTN gateway, required), `realm`
 //! (default empty: the caller's From domain), `max_len` (default 8192).
 
-use std::sync::OnceLock;
 use wisp_sdk::prelude::*;
 
-struct Config {
+struct PstnGateway {
     gateway: String,
     gateway_host: String,
     realm: String,
     max_len: u32,
 }
 
-static CONFIG: OnceLock<Config> = OnceLock::new();
-
-struct PstnGateway;
-
-impl Plugin for PstnGateway {
-    fn init(params: &Params) -> Result<(), String> {
+impl Configured for PstnGateway {
+    fn init(params: &Params) -> Result<Self, String> {
         let gateway = params
             .get("gateway")
             .ok_or("param `gateway` (host:port of the PSTN gateway) is required")?
@@ -72,19 +67,16 @@ impl Plugin for PstnGateway {
             Some((host, port)) if port.parse::<u16>().is_ok() => host.to_owned(),
             _ => gateway.clone(),
         };
-        let _ = CONFIG.set(Config {
+        Ok(PstnGateway {
             gateway,
             gateway_host: gateway_host.trim_matches(['[', ']']).to_owned(),
             realm: params.get("realm").unwrap_or_default().to_owned(),
             max_len: params.get_or("max_len", 8192u32)?,
-        });
-        Ok(())
+        })
     }
 
-    fn route(msg: &Msg) -> Result {
-        let Some(cfg) = CONFIG.get() else {
-            return Err(Error::Internal("pstn-gateway: init did not run".into()));
-        };
+    fn route(&self, msg: &Msg) -> Result {
+        let cfg = self;
         if !msg.mf_process_maxfwd_header(10)? {
             return msg.sl_send_reply(483, "Alas Too Many Hops");
         }
@@ -95,7 +87,7 @@ impl Plugin for PstnGateway {
         // request would skip every check below (the seed's script follows
         // any Route).
         if has_to_tag(msg) && msg.loose_route()? {
-            return relay(msg);
+            return msg.relay();
         }
         let invite = msg.is_method("INVITE");
         if invite {
@@ -135,7 +127,7 @@ impl Plugin for PstnGateway {
             let _ = msg.consume_credentials();
         }
         msg.rewrite_hostport(&cfg.gateway)?;
-        relay(msg)
+        msg.relay()
     }
 }
 
@@ -166,14 +158,6 @@ fn zeros(digits: &str) -> usize {
     } else {
         0
     }
-}
-
-/// `if (!t_relay()) { sl_reply_error(); }`
-fn relay(msg: &Msg) -> Result {
-    if msg.t_relay().is_err() {
-        return msg.sl_reply_error();
-    }
-    Ok(())
 }
 
 wisp_sdk::export!(PstnGateway);

@@ -46,24 +46,24 @@
 //! Run: `make run CONFIG=config/registrar-auth.toml`, users with
 //! `wisp ctl user add alice@example.com s3cret`.
 
-use std::sync::OnceLock;
 use wisp_sdk::prelude::*;
 
-static MAX_LEN: OnceLock<u32> = OnceLock::new();
+struct RegistrarAuth {
+    max_len: u32,
+}
 
-struct RegistrarAuth;
-
-impl Plugin for RegistrarAuth {
-    fn init(params: &Params) -> Result<(), String> {
-        let _ = MAX_LEN.set(params.get_or("max_len", 8192u32)?);
-        Ok(())
+impl Configured for RegistrarAuth {
+    fn init(params: &Params) -> Result<Self, String> {
+        Ok(RegistrarAuth {
+            max_len: params.get_or("max_len", 8192u32)?,
+        })
     }
 
-    fn route(msg: &Msg) -> Result {
+    fn route(&self, msg: &Msg) -> Result {
         if !msg.mf_process_maxfwd_header(10)? {
             return msg.sl_send_reply(483, "Too Many Hops");
         }
-        if msg.len() >= *MAX_LEN.get().unwrap_or(&8192) {
+        if msg.len() >= self.max_len {
             return msg.sl_send_reply(513, "Message too big");
         }
         let for_me = msg.ruri_is_myself();
@@ -74,7 +74,7 @@ impl Plugin for RegistrarAuth {
         // Within a dialog the Route set decides; a request without a
         // To-tag takes the checks below whatever Route it carries.
         if has_to_tag(msg) && msg.loose_route()? {
-            return relay(msg);
+            return msg.relay();
         }
         if method.is("REGISTER") {
             if !for_me {
@@ -104,16 +104,16 @@ impl Plugin for RegistrarAuth {
         }
         msg.record_route()?;
         if !for_me {
-            return relay(msg);
+            return msg.relay();
         }
         if msg.lookup("aliases").is_ok() && !msg.ruri_is_myself() {
-            return relay(msg);
+            return msg.relay();
         }
         match msg.lookup("location") {
             Err(Error::NotFound) => return msg.sl_send_reply(404, "Not Found"),
             other => other?,
         }
-        relay(msg)
+        msg.relay()
     }
 }
 
@@ -145,14 +145,6 @@ fn params_of(value: &str) -> impl Iterator<Item = &str> {
         None => value.split_once(';').map_or("", |(_, r)| r),
     };
     rest.split(';').filter(|p| !p.trim().is_empty())
-}
-
-/// `route[1]`: `if (!t_relay()) { sl_reply_error(); }`
-fn relay(msg: &Msg) -> Result {
-    if msg.t_relay().is_err() {
-        return msg.sl_reply_error();
-    }
-    Ok(())
 }
 
 wisp_sdk::export!(RegistrarAuth);
