@@ -280,6 +280,12 @@ extern void __wasm_import_wisp_router_acc_acc_request(int32_t, uint8_t *, size_t
 __attribute__((__import_module__("wisp:router/rtpengine@0.2.0"), __import_name__("rtpengine-offer")))
 extern void __wasm_import_wisp_router_rtpengine_rtpengine_offer(int32_t, uint8_t *, size_t, uint8_t *);
 
+__attribute__((__import_module__("wisp:router/rtpengine@0.2.0"), __import_name__("rtpengine-answer")))
+extern void __wasm_import_wisp_router_rtpengine_rtpengine_answer(int32_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("wisp:router/rtpengine@0.2.0"), __import_name__("rtpengine-manage")))
+extern void __wasm_import_wisp_router_rtpengine_rtpengine_manage(int32_t, uint8_t *, size_t, uint8_t *);
+
 __attribute__((__import_module__("wisp:router/rtpengine@0.2.0"), __import_name__("rtpengine-delete")))
 extern void __wasm_import_wisp_router_rtpengine_rtpengine_delete(int32_t, uint8_t *);
 
@@ -4169,6 +4175,134 @@ bool wisp_router_rtpengine_rtpengine_offer(wisp_router_rtpengine_borrow_msg_t m,
   uint8_t ret_area[(4*sizeof(void*))];
   uint8_t *ptr = (uint8_t *) &ret_area;
   __wasm_import_wisp_router_rtpengine_rtpengine_offer((m).__handle, (uint8_t *) (*flags).ptr, (*flags).len, ptr);
+  wisp_router_rtpengine_result_void_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      wisp_router_types_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.invalid_argument = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.bad_message = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.not_allowed_here = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 3: {
+          break;
+        }
+        case 4: {
+          break;
+        }
+        case 5: {
+          variant.val.send_failed = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 6: {
+          variant.val.limit_reached = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 7: {
+          variant.val.internal = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 8: {
+          variant.val.not_permitted = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool wisp_router_rtpengine_rtpengine_answer(wisp_router_rtpengine_borrow_msg_t m, plugin_string_t *flags, wisp_router_rtpengine_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_wisp_router_rtpengine_rtpengine_answer((m).__handle, (uint8_t *) (*flags).ptr, (*flags).len, ptr);
+  wisp_router_rtpengine_result_void_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      wisp_router_types_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.invalid_argument = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.bad_message = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.not_allowed_here = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 3: {
+          break;
+        }
+        case 4: {
+          break;
+        }
+        case 5: {
+          variant.val.send_failed = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 6: {
+          variant.val.limit_reached = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 7: {
+          variant.val.internal = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 8: {
+          variant.val.not_permitted = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool wisp_router_rtpengine_rtpengine_manage(wisp_router_rtpengine_borrow_msg_t m, plugin_string_t *flags, wisp_router_rtpengine_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_wisp_router_rtpengine_rtpengine_manage((m).__handle, (uint8_t *) (*flags).ptr, (*flags).len, ptr);
   wisp_router_rtpengine_result_void_error_t result;
   switch ((int32_t) *((uint8_t*) (ptr + 0))) {
     case 0: {

@@ -664,7 +664,11 @@ extern bool wisp_router_proxy_forward_to(wisp_router_proxy_borrow_msg_t m, wisp_
 // above `limit` is decremented, not lowered to it, and a second call
 // writes `received - 1` again. The new value is an edit, written when
 // the request leaves (`header` still reads the received one).
-// Kamailio: `mf_process_maxfwd_header(limit)`.
+// Kamailio: `mf_process_maxfwd_header(limit)`. Unlike Kamailio, a
+// request route that forwards (`forward`, `t_relay`) without calling it
+// gets the same done by the host (limit 70), and a request that arrived
+// with 0 then fails its forward with 483 "Too Many Hops": a routing
+// loop always ends.
 // Errors: `bad-message` when Max-Forwards is not a number (the sanity
 // check answers such requests 400 before the route).
 // 
@@ -884,8 +888,12 @@ extern bool wisp_router_registrar_lookup(wisp_router_registrar_borrow_msg_t m, p
 // source, that source (`received`), and `lookup` then sends requests for
 // the contact there (a TCP contact over the connection it opened; any
 // Contact of a REGISTER that came over TCP gets the source).
+// The bindings it saves are also flagged NATed (`nat` in `wisp ctl ul
+// show`, stored with them): the manifest's `[nat]` keepalives ping them
+// so that the NAT keeps their pinhole open.
 // Kamailio: nathelper `fix_nated_register()`, usually after
-// `nat_uac_test`. Without it a Contact is reached as written, so
+// `nat_uac_test`, with `setbflag(FLB_NATB)` (usrloc's `nat_bflag`).
+// Without it a Contact is reached as written, so
 // third-party registrations work. Request route.
 extern void wisp_router_registrar_fix_nated_register(wisp_router_registrar_borrow_msg_t m);
 
@@ -1001,15 +1009,17 @@ extern bool wisp_router_auth_is_user_in(wisp_router_auth_borrow_msg_t m, wisp_ro
 
 // Imported Functions from `wisp:router/rr@0.2.0`
 // Add `Record-Route: <sip:IP:PORT;lr>` on top, naming the socket the
-// request arrived on (`;transport=tcp` after TCP, IPv6 in brackets,
-// `;lr=on` when the manifest sets `[rr] enable_full_lr`), so that the
-// dialog's later requests come back through this router. The header is
-// written when the request is forwarded, e.g.
+// request arrived on (`;transport=tcp|tls|ws|wss` after those, IPv6 in
+// brackets, `;lr=on` when the manifest sets `[rr] enable_full_lr`), so
+// that the dialog's later requests come back through this router. The
+// header is written when the request is forwarded, e.g.
 // `Record-Route: <sip:192.0.2.1:5060;transport=tcp;lr>`. It carries no
-// user part and no `ftag`, and there is one even when the request leaves
-// by another transport (no double Record-Route yet), so the peer must
-// reach the receiving socket. Kamailio: `record_route()` (without its
-// parameter string). Call it before relaying.
+// user part and no `ftag`. When the request leaves by another transport
+// or socket (`t_relay` or `forward`), a second Record-Route on top names
+// the socket it leaves from (Kamailio's double RR, `enable_double_rr`),
+// so each side reaches the socket facing it; `loose_route` removes both.
+// Kamailio: `record_route()` (without its parameter string). Call it
+// before relaying.
 // Request route and failure route. Errors: `not-allowed-here` for a
 // reply or when this request already got our Record-Route (one per
 // request); `already-handled` after a reply or a relay; `internal` when
@@ -1213,19 +1223,54 @@ extern bool wisp_router_nathelper_fix_nated_sdp(wisp_router_nathelper_borrow_msg
 extern bool wisp_router_acc_acc_request(wisp_router_acc_borrow_msg_t m, plugin_string_t *reason, wisp_router_acc_error_t *err);
 
 // Imported Functions from `wisp:router/rtpengine@0.2.0`
-// Send this request's SDP through the media relay: the next
-// `tm.t-relay` gives it to rtpengine as an `offer` and relays the request
-// with the SDP rtpengine answers (its address and ports). Returns at
-// once; a request without a body is relayed as it is. A relay that
-// fails or does not answer (every configured one) makes the request's
-// answer `503 Media Relay Unavailable`.
-// Kamailio: `rtpengine_offer(flags)`. Request and failure routes, before
-// `t-relay`.
+// Send this message's SDP through the media relay as an offer. On a
+// request: the next `tm.t-relay` gives it to rtpengine and relays the
+// request with the SDP rtpengine answers (its address and ports). On a
+// reply (the INVITE had no SDP: a late offer), the reply goes on with
+// the relay's SDP once the reply route returned. Returns at once; a
+// message without a body is relayed as it is. A relay that fails or
+// does not answer (every configured one) makes a request's answer
+// `503 Media Relay Unavailable`; a reply goes on unchanged, with a
+// warning in the log.
+// Kamailio: `rtpengine_offer(flags)`. Request, failure and reply routes;
+// on a request, before `t-relay`.
 // Errors: `internal` when the manifest has no `[rtpengine] sockets`;
-// `not-allowed-here` on a reply; `invalid-argument` for flags with CR or LF.
+// `invalid-argument` for flags with CR or LF.
 // 
 // Example: `if msg.is_method("INVITE") { msg.rtpengine_offer("replace-origin replace-session-connection")?; } msg.t_relay()`
 extern bool wisp_router_rtpengine_rtpengine_offer(wisp_router_rtpengine_borrow_msg_t m, plugin_string_t *flags, wisp_router_rtpengine_error_t *err);
+// Send this message's SDP through the media relay as the answer to the
+// offer of the same call: a 183 or 200 in a reply route, or an ACK
+// answering a late offer (before its `t-relay`). The message goes on
+// with the relay's SDP once it answered (the reply waits, no worker
+// does). A relay that fails does not lose the message: it goes on
+// unchanged, with a warning in the log (Kamailio's function returns
+// false there and the script relays the reply as it is).
+// Kamailio: `rtpengine_answer(flags)`. Reply routes; request routes for
+// an ACK.
+// Errors: `internal` when the manifest has no `[rtpengine] sockets`;
+// `not-allowed-here` on a request other than ACK;
+// `invalid-argument` for flags with CR or LF.
+// 
+// Example: `fn onreply_route(_: &str, msg: &Msg) -> Result { if msg.status() == 200 { msg.rtpengine_answer("replace-origin")?; } Ok(()) }`
+extern bool wisp_router_rtpengine_rtpengine_answer(wisp_router_rtpengine_borrow_msg_t m, plugin_string_t *flags, wisp_router_rtpengine_error_t *err);
+// Does what the message needs, as Kamailio's `rtpengine_manage`: an
+// INVITE or UPDATE with SDP is offered (at `t-relay`); an ACK with SDP
+// answers a late offer; a BYE or CANCEL deletes the session; a reply
+// with SDP to an INVITE or UPDATE is the answer when the request was
+// offered and the offer when it was not (late offer). A negative final
+// reply to an INVITE needs nothing here: the failed INVITE's session is
+// deleted when that reply goes upstream (after the failure route, so
+// a failure route that tries another destination keeps it). Anything
+// else: nothing. Returns at once.
+// Kamailio: `rtpengine_manage(flags)`. Any route (on a request before
+// `t-relay`).
+// Errors: `internal` when the manifest has no `[rtpengine] sockets`;
+// `invalid-argument` for flags with CR or LF;
+// `bad-message` for a BYE or CANCEL without a Call-ID.
+// 
+// Example: `msg.rtpengine_manage("replace-origin replace-session-connection")?; msg.t_relay()`
+extern bool wisp_router_rtpengine_rtpengine_manage(wisp_router_rtpengine_borrow_msg_t m, plugin_string_t *flags, wisp_router_rtpengine_error_t *err);
 // End this call's media session on the relay (a `delete` for the
 // Call-ID and From tag), in the background. Returns at once.
 // Kamailio: `rtpengine_delete()`. Any route (a BYE or CANCEL in the
