@@ -62,8 +62,12 @@ build_zig() {
 
 build_js() {
     # componentize-js as pinned by package-lock.json (setup.sh installs it).
-    [ -x plugins/hello-world-js/node_modules/.bin/componentize-js ] \
-        || npm ci --prefix plugins/hello-world-js --no-audit --no-fund --silent
+    # Again when package-lock.json is newer than what npm last installed.
+    local js=plugins/hello-world-js
+    if [ ! -x $js/node_modules/.bin/componentize-js ] \
+        || [ $js/package-lock.json -nt $js/node_modules/.package-lock.json ]; then
+        npm ci --prefix $js --no-audit --no-fund --silent
+    fi
     # Without WASI: stdio, random, clocks, http and fetch-event are left out.
     plugins/hello-world-js/node_modules/.bin/componentize-js plugins/hello-world-js/app.js \
         --wit "$wit_world" -n plugin -o "$out/hello_world_js.wasm" \

@@ -71,15 +71,17 @@ fi
 if [ "$languages" = 1 ]; then
     # Pinned: a new componentize-py or zig may change what the build emits.
     py_missing=()
-    # ziglang==0.17.1 for plugins/hello-world-zig once it builds (WISP_ZIG=1).
     command -v componentize-py >/dev/null 2>&1 || py_missing+=("componentize-py==0.25.1")
+    python3 -c 'import ziglang' 2>/dev/null || py_missing+=("ziglang==0.17.1")
     if [ ${#py_missing[@]} -gt 0 ]; then
         echo "setup: installing ${py_missing[*]} (PyPI)"
         python3 -m pip install -q "${py_missing[@]}"
         hash -r
     fi
     js=plugins/hello-world-js
-    if [ ! -x "$(dirname "$0")/../$js/node_modules/.bin/componentize-js" ]; then
+    # Again when package-lock.json is newer than what npm last installed.
+    if [ ! -x "$(dirname "$0")/../$js/node_modules/.bin/componentize-js" ] \
+        || [ "$(dirname "$0")/../$js/package-lock.json" -nt "$(dirname "$0")/../$js/node_modules/.package-lock.json" ]; then
         echo "setup: installing componentize-js (npm, $js/package-lock.json)"
         npm ci --prefix "$(dirname "$0")/../$js" --no-audit --no-fund --silent
     fi
