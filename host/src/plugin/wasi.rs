@@ -526,3 +526,44 @@ impl tokio::io::AsyncWrite for LogOutput {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ready_call_is_done_and_one_that_would_wait_is_refused() {
+        assert_eq!(now_or_refuse("ready", async { 7 }).ok(), Some(7));
+        let err = now_or_refuse("block", std::future::pending::<()>())
+            .expect_err("a pending future is refused");
+        assert!(
+            err.to_string().contains("blocking waits are refused"),
+            "{err}"
+        );
+    }
+
+    /// On a tokio worker (where the router calls plugins), where
+    /// wasmtime-wasi's `block_on` panics.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_log_stream_is_written_on_a_tokio_worker() {
+        let mut out = LogOutput {
+            plugin: "p".into(),
+            stream: Stream::Stdout,
+            output: Arc::new(Mutex::new(Output::default())),
+        };
+        let mut table = ResourceTable::new();
+        let stream: Box<dyn OutputStream> = Box::new(out.clone());
+        let res = table.push(stream).expect("push");
+        let mut io = NoBlockIo(&mut table);
+        streams::HostOutputStream::blocking_write_and_flush(
+            &mut io,
+            Resource::new_borrow(res.rep()),
+            b"hello\n".to_vec(),
+        )
+        .expect("written");
+        streams::HostOutputStream::drop(&mut io, res).expect("dropped");
+        assert_eq!(crate::util::lock(&out.output).logged, 6);
+        out.write_bytes(b"partial");
+        assert_eq!(crate::util::lock(&out.output).line, b"partial");
+    }
+}
