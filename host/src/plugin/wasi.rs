@@ -546,7 +546,7 @@ mod tests {
     /// wasmtime-wasi's `block_on` panics.
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn the_log_stream_is_written_on_a_tokio_worker() {
-        let mut out = LogOutput {
+        let out = LogOutput {
             plugin: "p".into(),
             stream: Stream::Stdout,
             output: Arc::new(Mutex::new(Output::default())),
