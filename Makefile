@@ -2,6 +2,8 @@
 #   make run   installs what is missing, builds host and plugins, starts the
 #              router on config/wisp.toml (127.0.0.1:5060 UDP and TCP).
 #   make test  the whole suite (unit, parser, plugin, end-to-end with sipsak).
+# `make plugins` builds the Rust plugins and, where their toolchains are, the
+# Hello World in C, Zig, JavaScript and Python (scripts/build-languages.sh).
 
 CONFIG ?= config/wisp.toml
 
@@ -25,7 +27,7 @@ check: build plugins
 	target/release/wisp check --config $(CONFIG)
 
 # Native crates only: plugins are built for wasm32 by `make plugins`.
-NATIVE = --workspace $(foreach p,$(notdir $(wildcard plugins/*)),--exclude wisp-plugin-$(p))
+NATIVE = --workspace $(foreach p,$(notdir $(patsubst %/Cargo.toml,%,$(wildcard plugins/*/Cargo.toml))),--exclude wisp-plugin-$(p))
 
 # One build of every target first: with dev-dependencies' features unified
 # the same way as the test run, so the wisp binary the end-to-end tests

@@ -61,3 +61,7 @@ for variants in plugins/*/variants; do
         componentize "$name" "${lib#wisp_plugin_}_$suffix"
     done < "$variants"
 done
+
+
+# Hello World in C, Zig, JavaScript and Python, where their toolchains are.
+scripts/build-languages.sh

@@ -11,7 +11,12 @@
 #  - postgresql, whose initdb/pg_ctl the tests of the shared user location
 #    run as throwaway servers (tests/src/postgres.rs);
 #  - rtpengine-daemon, the media relay the rtpengine tests start in userspace
-#    mode, and nftables + iproute2 for the NAT tests' namespaces.
+#    mode, and nftables + iproute2 for the NAT tests' namespaces;
+#  - the toolchains of the Hello World plugins in other languages
+#    (scripts/build-languages.sh): clang-19 + lld-19 + wasi-libc (Debian) for C,
+#    ziglang (PyPI) for Zig, componentize-js (npm, pinned by the plugin's
+#    package-lock.json) for JavaScript, componentize-py (PyPI) for Python.
+#    WISP_SETUP_LANGUAGES=0 leaves them out (their tests then skip).
 set -euo pipefail
 
 apt_missing=()
@@ -34,6 +39,15 @@ if [ "${WISP_SETUP_KAMAILIO:-1}" = 1 ]; then
     need_apt kamailio
 fi
 
+languages=${WISP_SETUP_LANGUAGES:-1}
+if [ "$languages" = 1 ]; then
+    need_apt clang-19
+    need_apt lld-19
+    need_apt wasi-libc
+    need_apt libclang-rt-19-dev-wasm32
+    command -v npm >/dev/null 2>&1 || need_apt npm
+fi
+
 if [ ${#apt_missing[@]} -gt 0 ]; then
     echo "setup: installing ${apt_missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -52,4 +66,23 @@ if ! command -v sipvicious_svwar >/dev/null 2>&1; then
     echo "setup: installing sipvicious (PyPI)"
     python3 -m pip install -q sipvicious
     hash -r
+fi
+
+if [ "$languages" = 1 ]; then
+    # Pinned: a new componentize-py or zig may change what the build emits.
+    py_missing=()
+    command -v componentize-py >/dev/null 2>&1 || py_missing+=("componentize-py==0.25.1")
+    python3 -c 'import ziglang' 2>/dev/null || py_missing+=("ziglang==0.17.1")
+    if [ ${#py_missing[@]} -gt 0 ]; then
+        echo "setup: installing ${py_missing[*]} (PyPI)"
+        python3 -m pip install -q "${py_missing[@]}"
+        hash -r
+    fi
+    js=plugins/hello-world-js
+    # Again when package-lock.json is newer than what npm last installed.
+    if [ ! -x "$(dirname "$0")/../$js/node_modules/.bin/componentize-js" ] \
+        || [ "$(dirname "$0")/../$js/package-lock.json" -nt "$(dirname "$0")/../$js/node_modules/.package-lock.json" ]; then
+        echo "setup: installing componentize-js (npm, $js/package-lock.json)"
+        npm ci --prefix "$(dirname "$0")/../$js" --no-audit --no-fund --silent
+    fi
 fi

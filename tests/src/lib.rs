@@ -29,7 +29,9 @@ pub use wisp_sip::{Message, Method, Via};
 
 /// Default receive timeout of the tests.
 pub const RECV: Duration = Duration::from_secs(3);
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Generous: a Python or JavaScript plugin (megabytes of Wasm) compiles for
+/// seconds before the router is ready, more on a loaded machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 // ---------------------------------------------------------------- paths
@@ -61,6 +63,25 @@ pub fn plugin_path(name: &str) -> PathBuf {
     repo_root()
         .join("target/plugins")
         .join(format!("{name}.wasm"))
+}
+
+/// The languages besides Rust whose plugin toolchain this machine has
+/// (`scripts/build-languages.sh --list`: `c`, `zig`, `js`, `py`): `make
+/// plugins` built `hello_world_<lang>.wasm` for each, so a test of such a
+/// build fails rather than skips when the build is missing.
+pub fn plugin_languages() -> Vec<String> {
+    let out = Command::new(repo_root().join("scripts/build-languages.sh"))
+        .arg("--list")
+        .output()
+        .expect("run scripts/build-languages.sh --list");
+    assert!(
+        out.status.success(),
+        "scripts/build-languages.sh --list failed"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn require_file(p: &Path, hint: &str) {

@@ -304,9 +304,61 @@ fn unregister_removes_binding() {
 /// The hello_world plugin component (same script) routes the same way.
 #[test]
 fn hello_world_plugin_registers_and_forwards() {
+    hello_world_routes(&plugin_path("hello_world"), |m| m);
+}
+
+/// The Hello World ports to other languages (plugins/hello-world-{c,zig,js,py})
+/// pass the same test as the Rust one. A language whose toolchain this
+/// machine has (`scripts/build-languages.sh --list`) must have its build:
+/// missing, the test fails; without the toolchain it is skipped.
+fn hello_world_in(lang: &str, f: impl Fn(Manifest) -> Manifest) {
+    let path = plugin_path(&format!("hello_world_{lang}"));
+    if !path.is_file() {
+        assert!(
+            !wisp_e2e::plugin_languages().iter().any(|l| l == lang),
+            "{} is missing although this machine has the {lang} toolchain: run `make plugins`",
+            path.display()
+        );
+        eprintln!("skipped: no {lang} plugin toolchain here (scripts/setup.sh installs it)");
+        return;
+    }
+    hello_world_routes(&path, f);
+}
+
+#[test]
+fn hello_world_in_c_registers_and_forwards() {
+    hello_world_in("c", |m| m);
+}
+
+#[test]
+fn hello_world_in_zig_registers_and_forwards() {
+    hello_world_in("zig", |m| m);
+}
+
+/// SpiderMonkey needs more than the default 32 MiB: the manifest raises the
+/// cap for this plugin only.
+#[test]
+fn hello_world_in_js_registers_and_forwards() {
+    hello_world_in("js", |m| m.set("plugin", "memory_mb", "64"));
+}
+
+/// Python's runtime imports WASI: granted, with nothing behind it.
+#[test]
+fn hello_world_in_py_registers_and_forwards() {
+    hello_world_in("py", |mut m| {
+        m.extra.push_str("[plugin.capabilities]\nwasi = true\n");
+        m.set("plugin", "memory_mb", "64")
+    });
+}
+
+/// REGISTER saved, a request for the registered user forwarded to its
+/// contact (Record-Route, Via, the 200 back), a request for an unknown
+/// user answered 404, and a message past `max_len` 513.
+fn hello_world_routes(plugin: &std::path::Path, f: impl Fn(Manifest) -> Manifest) {
     let router = Router::start_with(|m| {
-        m.plugin_file(&plugin_path("hello_world"))
+        f(m.plugin_file(plugin)
             .set("plugin", "name", "\"hello-world\"")
+            .set("params", "max_len", "2000"))
     });
     let a = TestUa::new("alice");
     let b = TestUa::new("bob");
@@ -325,4 +377,13 @@ fn hello_world_plugin_registers_and_forwards() {
     let inv = a.request("INVITE", &router.aor("nobody"));
     let (_, fin) = a.transact(router.udp_addr(), &inv, RECV);
     assert_eq!(fin.expect("no 404").status(), Some(404));
+    let big = a
+        .request("MESSAGE", &router.aor("bob"))
+        .body("text/plain", &[b'x'; 2100]);
+    let (_, fin) = a.transact(router.udp_addr(), &big, RECV);
+    assert_eq!(
+        fin.expect("no 513").status(),
+        Some(513),
+        "params reach init"
+    );
 }

@@ -58,6 +58,12 @@ pub struct CapabilitiesConfig {
     /// path relative to the manifest's directory (`scripts/lcr.sh`). A
     /// command is run only when its first word is exactly one of these.
     pub exec: Vec<String>,
+    /// WASI 0.2 (`wasi:*` imports, for runtimes such as Python's that need
+    /// them) with nothing behind it: no files, no sockets or name lookup,
+    /// no environment or arguments; stdout and stderr go to the router's
+    /// log; a clock wait that would block traps. Without it a component
+    /// that imports `wasi:*` is refused at load.
+    pub wasi: bool,
     /// Reserved for outbound HTTP to listed hosts. Not built: naming it
     /// refuses the manifest rather than pretending to grant something.
     pub http: Option<toml::Value>,
@@ -237,6 +243,18 @@ mod tests {
             )),
             "{e}"
         );
+    }
+
+    #[test]
+    fn wasi_is_a_capability_off_by_default() {
+        let m = Manifest::parse(GOOD, Path::new("w.toml")).expect("valid");
+        assert!(!m.plugin[0].capabilities.wasi);
+        let text = format!("{GOOD}\n[plugin.capabilities]\nwasi = true\n");
+        let m = Manifest::parse(&text, Path::new("w.toml")).expect("wasi granted");
+        assert!(m.plugin[0].capabilities.wasi);
+        let text = format!("{GOOD}\n[plugin.capabilities]\nwasi = \"yes\"\n");
+        let e = refused(&text);
+        assert!(e.contains("plugin[0].capabilities.wasi"), "{e}");
     }
 
     #[test]

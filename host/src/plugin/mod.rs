@@ -18,6 +18,7 @@ mod breaker;
 pub mod cache;
 pub mod chain;
 pub mod host;
+pub mod wasi;
 pub mod watch;
 
 use std::path::Path;
@@ -94,6 +95,12 @@ pub enum PluginError {
          rebuild it with the current wisp-sdk (`make plugins`)"
     )]
     ContractVersion { found: String },
+    #[error(
+        "the component imports {0} (WASI), which this plugin is not granted: \
+         add `wasi = true` to its [plugin.capabilities] if it needs WASI \
+         (files, sockets and environment stay closed)"
+    )]
+    WasiNotGranted(String),
     #[error("instantiation failed: {0:#}")]
     Instantiate(wasmtime::Error),
     #[error("init refused: {0}")]
@@ -221,6 +228,11 @@ impl PluginRuntime {
         let mut linker: Linker<PluginState> = Linker::new(engine);
         Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(PluginError::Link)?;
+        if cfg.capabilities.wasi {
+            wasi::add_to_linker(&mut linker).map_err(PluginError::Link)?;
+        } else if let Some(import) = wasi::first_wasi_import(engine, &component) {
+            return Err(PluginError::WasiNotGranted(import));
+        }
         let pre = linker
             .instantiate_pre(&component)
             .map_err(PluginError::Link)?;
@@ -605,6 +617,26 @@ mod tests {
         .expect("this router's own version");
         check("wisp:router/log@0.2.7").expect("a 0.2 patch release links");
         check("other:pkg/iface@9.0.0").expect("not ours: left to the linker");
+    }
+
+    #[test]
+    fn a_wasi_import_is_found_for_the_refusal() {
+        let engine = engine().expect("engine");
+        let component =
+            |name| wasmtime::component::Component::new(engine, importing(name)).expect("compiles");
+        assert_eq!(
+            wasi::first_wasi_import(engine, &component("wasi:io/poll@0.2.9")).as_deref(),
+            Some("wasi:io/poll@0.2.9")
+        );
+        assert_eq!(
+            wasi::first_wasi_import(engine, &component("wisp:router/log@0.2.0")),
+            None
+        );
+        let err = PluginError::WasiNotGranted("wasi:io/poll@0.2.9".into()).to_string();
+        assert!(
+            err.contains("wasi:io/poll@0.2.9") && err.contains("wasi = true"),
+            "{err}"
+        );
     }
 
     /// The `faulty` fixture (`make plugins`) loaded with the layers it

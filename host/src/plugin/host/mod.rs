@@ -84,6 +84,8 @@ pub struct PluginState {
     pub(crate) caps: Arc<Capabilities>,
     /// Why the route in progress fails, from `log.route-error`.
     pub(crate) route_error: Option<crate::plugin::bindings::WitError>,
+    /// WASI of a plugin granted it, made on its first use.
+    pub(crate) wasi: Option<Box<crate::plugin::wasi::WasiState>>,
 }
 
 /// The representation of the one message a call works on.
@@ -100,6 +102,7 @@ impl PluginState {
             regex_cache: Vec::new(),
             caps: Arc::new(Capabilities::default()),
             route_error: None,
+            wasi: None,
         }
     }
 
