@@ -59,6 +59,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench-lib.sh
+. scripts/bench-lib.sh
 
 KAM_PORT=${KAM_PORT:-5080}
 WISP_PORT=${WISP_PORT:-5060}
@@ -108,8 +110,6 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
-
-log() { echo "== $*" >&2; }
 
 if [[ -n "${WORKERS:-}" ]]; then
     # Beside config/, so the manifest's relative paths still lead to target/.
@@ -170,69 +170,12 @@ if [[ -z "${WISP_BENCH:-}" ]]; then
 fi
 
 # --- server lifecycle ----------------------------------------------------------
-SERVER_PID=""
-
-stop_server() {
-    [[ -n "$SERVER_PID" ]] || return 0
-    local pid=$SERVER_PID
-    SERVER_PID=""
-    # The server runs in its own process group (setsid): signal the whole group.
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "server $pid did not stop, killing"
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 
-# start_server LOGFILE CMD...: starts CMD pinned to SERVER_CPU in a new session.
-start_server() {
-    local logfile=$1; shift
-    setsid taskset -c "$SERVER_CPU" "$@" >"$logfile" 2>&1 </dev/null &
-    SERVER_PID=$!
-}
-
-# answers PORT: one OPTIONS gets a final response (any status: the REGISTER
-# benchmark's Kamailio answers OPTIONS 404).
-answers() {
-    local port=$1
-    "$WISP_BENCH" --target "127.0.0.1:$port" --count 1 --timeout-ms 500 --json 2>/dev/null \
-        | grep -q '"answered":1,'
-}
-
-wait_ready() {
-    local port=$1 logfile=$2
-    local deadline=$((SECONDS + READY_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            log "server exited during startup; log:"; cat "$logfile" >&2; return 1
-        fi
-        if answers "$port"; then return 0; fi
-        sleep 0.2
-    done
-    log "server on port $port did not answer within ${READY_TIMEOUT}s; log tail:"
-    tail -20 "$logfile" >&2
-    return 1
-}
-
-# CPU time (clock ticks) used so far by all processes of the server's process group,
-# as "user system". Reported per request, it is a figure that other load on the
-# machine disturbs less than throughput does.
-server_ticks() {
-    # cat, not awk on the glob: awk stops at a process that ended meanwhile.
-    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v g="$SERVER_PID" '$5 == g { u += $14; s += $15 } END { print u + 0, s + 0 }'
-}
-
 # run_load NAME PORT: the closed-loop runs for each window.
 run_load() {
-    local name=$1 port=$2 w out u0 s0 u1 s1 answered hz
-    hz=$(getconf CLK_TCK)
+    local name=$1 port=$2 w out u0 s0 u1 s1 answered
     for w in $WINDOWS; do
         log "$name: $METHOD, window $w, count $COUNT, duration ${DURATION}s (wisp-bench on cpu $CLIENT_CPU)"
         read -r u0 s0 < <(server_ticks)
@@ -241,13 +184,7 @@ run_load() {
         read -r u1 s1 < <(server_ticks)
         echo "$out"
         answered=$(grep -oE '"answered":[0-9]+|^  answered +[0-9]+' <<<"$out" | grep -oE '[0-9]+$' || echo 0)
-        awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" -v n="${answered:-0}" -v name="$name" \
-            -v unit="$([[ $METHOD == call ]] && echo call || echo request)" 'BEGIN {
-            d = u + s
-            printf "== %s: server CPU %.2f s", name, d / hz
-            if (n > 0) printf " = %.1f us/%s (user %.1f, kernel %.1f)", d / hz * 1e6 / n, unit,
-                u / hz * 1e6 / n, s / hz * 1e6 / n
-            printf "\n" }' >&2
+        cpu_per "$name" "$([[ $METHOD == call ]] && echo call || echo request)" "$answered" "$u0" "$s0" "$u1" "$s1"
     done
 }
 

@@ -23,6 +23,7 @@ use crate::services::Services;
 use crate::services::acc::{AccDb, AccLog};
 use crate::services::auth::subscribers::Subscribers;
 use crate::services::auth::{AuthService, Directory};
+use crate::services::keepalive::Keepalive;
 use crate::services::usrloc::Usrloc;
 use crate::stateless::{RouteKind, Stateless, forward, reply, sanity};
 use crate::stats::{self, Counter};
@@ -54,6 +55,8 @@ pub struct Router {
     /// Receive workers per UDP socket, once [`serve`](Self::serve) ran.
     workers: std::sync::atomic::AtomicUsize,
     started: std::time::SystemTime,
+    /// Keepalives of contacts behind NAT (`[nat]`); `None` when off.
+    keepalive: Option<Arc<Keepalive>>,
 }
 
 impl Router {
@@ -237,6 +240,7 @@ impl Router {
                 .context("rtpengine control socket")?;
             tm.set_media_relay(relay);
         }
+        let keepalive = Keepalive::new(&manifest.nat, services.usrloc());
         let services = Arc::new(services);
         let host = Arc::new(HostContext {
             sl,
@@ -257,6 +261,7 @@ impl Router {
             failure_routes: Mutex::new(Some(failure_routes)),
             workers: std::sync::atomic::AtomicUsize::new(0),
             started: std::time::SystemTime::now(),
+            keepalive,
         });
         let inbound: Arc<dyn Inbound> = router.clone();
         transports.set_inbound(Arc::downgrade(&inbound));
@@ -369,6 +374,13 @@ impl Router {
                 }
             }
         });
+        if let Some(keepalive) = &self.keepalive {
+            tokio::spawn(
+                keepalive
+                    .clone()
+                    .run(self.host.services.clone(), self.transports().clone()),
+            );
+        }
         // Pike forgets sources whose bucket refilled, once per unit.
         let services = self.host.services.clone();
         tokio::spawn(async move {
@@ -413,6 +425,13 @@ impl Router {
             Ok(summary) => summary,
             Err(reason) => return self.refuse(msg, source, &reason),
         };
+        if source.proto.is_stream() && summary.top_via.param("alias").is_some() {
+            let port = summary.top_via.port.unwrap_or(source.proto.default_port());
+            self.host
+                .sl
+                .transports()
+                .accept_alias((source.proto, source.remote), port);
+        }
         let mut ctx = Box::new(RouteContext::new(msg, source, summary, RouteKind::Request));
         if self.host.tm.on_request(&ctx) == RequestMatch::Absorbed {
             return;
@@ -430,6 +449,10 @@ impl Router {
         if let Some(code) = msg.status() {
             stats::reply_received(code);
         }
+        // An answer to a keepalive stops here.
+        if self.keepalive.as_ref().is_some_and(|k| k.absorb(&msg)) {
+            return;
+        }
         match self.host.tm.match_response(&msg) {
             ResponseMatch::NotOurs => forward::forward_response(&self.host.sl, msg, source),
             ResponseMatch::Ended => {
@@ -440,18 +463,25 @@ impl Router {
                 branch,
                 on_reply,
             } => {
-                let msg = match on_reply.and_then(|r| Some((self.armed_by(r.owner)?, r.name))) {
-                    Some((plugin, name)) if msg.status().is_some_and(|c| c > 100) => {
-                        let summary = crate::tm::lock_summary(&txn);
-                        let ctx = RouteContext::new(msg, source, summary, RouteKind::Reply);
-                        match plugin.onreply_route(&name, Box::new(ctx)) {
-                            Some(ctx) => ctx.base.msg,
-                            None => return,
+                let (msg, media) =
+                    match on_reply.and_then(|r| Some((self.armed_by(r.owner)?, r.name))) {
+                        Some((plugin, name)) if msg.status().is_some_and(|c| c > 100) => {
+                            let summary = crate::tm::lock_summary(&txn);
+                            let ctx = RouteContext::new(msg, source, summary, RouteKind::Reply);
+                            match plugin.onreply_route(&name, Box::new(ctx)) {
+                                Some(mut ctx) => {
+                                    let media = ctx.media_reply.take();
+                                    (ctx.base.msg, media)
+                                }
+                                None => return,
+                            }
                         }
-                    }
-                    _ => msg,
-                };
-                self.host.tm.on_response(&txn, branch, msg);
+                        _ => (msg, None),
+                    };
+                // `rtpengine_answer`/`_manage`: the SDP goes through the relay first.
+                self.host
+                    .tm
+                    .on_response_with_media(&txn, branch, msg, media);
             }
         }
     }

@@ -221,10 +221,18 @@ pub enum Counter {
     AccStored,
     /// Accounting records the database refused (it was down): in the log only.
     AccDbFailures,
+    /// Keepalives sent to contacts behind NAT (`[nat]`).
+    KeepaliveSent,
+    /// Keepalive requests answered (any status).
+    KeepaliveAnswered,
+    /// Keepalives unanswered when their round ended.
+    KeepaliveMissed,
+    /// Bindings removed after `keepalive_max_failures` misses in a row.
+    KeepaliveRemoved,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 18] = [
+    pub const ALL: [Counter; 22] = [
         Counter::RequestsDropped,
         Counter::BadMessages,
         Counter::TransactionsCreated,
@@ -243,6 +251,10 @@ impl Counter {
         Counter::AccDropped,
         Counter::AccStored,
         Counter::AccDbFailures,
+        Counter::KeepaliveSent,
+        Counter::KeepaliveAnswered,
+        Counter::KeepaliveMissed,
+        Counter::KeepaliveRemoved,
     ];
 }
 

@@ -32,6 +32,7 @@ fn binding(aor: &str, contact: &str, call_id: &str, cseq: u32) -> StoredBinding 
         updated: 1000,
         server_id: 3,
         socket: Some("tcp:192.0.2.3:5060".into()),
+        nat: true,
     }
 }
 

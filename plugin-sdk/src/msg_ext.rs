@@ -65,6 +65,13 @@ pub trait MsgExt {
     /// rtpengine `rtpengine_offer(flags)`: the next `t_relay` sends the SDP
     /// through the media relay (WIT `rtpengine.rtpengine-offer`).
     fn rtpengine_offer(&self, flags: &str) -> Result;
+    /// rtpengine `rtpengine_answer(flags)`: a reply's (or an ACK's) SDP
+    /// goes through the media relay when it leaves (WIT
+    /// `rtpengine.rtpengine-answer`).
+    fn rtpengine_answer(&self, flags: &str) -> Result;
+    /// rtpengine `rtpengine_manage(flags)`: offer, answer or delete as the
+    /// message needs (WIT `rtpengine.rtpengine-manage`).
+    fn rtpengine_manage(&self, flags: &str) -> Result;
     /// rtpengine `rtpengine_delete()` (WIT `rtpengine.rtpengine-delete`).
     fn rtpengine_delete(&self) -> Result;
     /// Kamailio `t_relay()` (WIT `tm.t-relay`).
@@ -222,6 +229,14 @@ impl MsgExt for Msg {
 
     fn rtpengine_offer(&self, flags: &str) -> Result {
         rtpengine::rtpengine_offer(self, flags)
+    }
+
+    fn rtpengine_answer(&self, flags: &str) -> Result {
+        rtpengine::rtpengine_answer(self, flags)
+    }
+
+    fn rtpengine_manage(&self, flags: &str) -> Result {
+        rtpengine::rtpengine_manage(self, flags)
     }
 
     fn rtpengine_delete(&self) -> Result {

@@ -18,9 +18,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod certs;
+pub mod netns;
 pub mod postgres;
 pub mod rtpengine;
 use bytes::Bytes;
+pub use netns::NatNet;
 pub use postgres::Postgres;
 pub use wisp_sip::{Message, Method, Via};
 

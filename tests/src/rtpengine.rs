@@ -18,8 +18,15 @@ pub struct Rtpengine {
 }
 
 impl Rtpengine {
-    /// Start it and wait until it answers a ping.
+    /// Start it on loopback and wait until it answers a ping.
     pub fn start() -> Rtpengine {
+        Rtpengine::start_on(std::net::Ipv4Addr::LOCALHOST)
+    }
+
+    /// Start it with its media ports on `interface` (e.g. the root end of a
+    /// [`NatNet`](crate::NatNet), where a phone behind the NAT reaches it);
+    /// its control socket stays on loopback.
+    pub fn start_on(interface: std::net::Ipv4Addr) -> Rtpengine {
         let ng_port = UdpSocket::bind("127.0.0.1:0")
             .and_then(|s| s.local_addr())
             .expect("a free port")
@@ -31,7 +38,7 @@ impl Rtpengine {
         let child = Command::new(bin)
             .args([
                 "--foreground",
-                "--interface=127.0.0.1",
+                &format!("--interface={interface}"),
                 &format!("--listen-ng=127.0.0.1:{ng_port}"),
                 "--table=-1",
                 "--no-fallback",

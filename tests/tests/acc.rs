@@ -29,8 +29,8 @@ fn start_accounting_with(f: impl Fn(Manifest) -> Manifest) -> Router {
 }
 
 /// Alice and bob registered, carol calls: alice (OPTIONS sent twice)
-/// answers 200, bob 486. Returns the two Call-IDs.
-fn answered_and_busy(router: &Router) -> (String, String) {
+/// answers 200, bob 486. Returns the two Call-IDs and carol's address.
+fn answered_and_busy(router: &Router) -> (String, String, std::net::SocketAddr) {
     let alice = TestUa::new("alice");
     let bob = TestUa::new("bob");
     alice.register(router);
@@ -55,7 +55,7 @@ fn answered_and_busy(router: &Router) -> (String, String) {
         .recv_response_for(&busy.call_id, RECV)
         .expect("bob's 486");
     assert_eq!(fin.status(), Some(486));
-    (req.call_id.clone(), busy.call_id.clone())
+    (req.call_id.clone(), busy.call_id.clone(), carol.addr())
 }
 
 /// The three records of [`answered_and_busy`], exactly.
@@ -102,70 +102,25 @@ fn records(router: &Router, n: usize) -> Vec<String> {
 #[test]
 fn a_flagged_transaction_gives_one_record_and_a_failed_one_a_missed_record() {
     let router = start_accounting();
-    let alice = TestUa::new("alice");
-    let bob = TestUa::new("bob");
-    alice.register(&router);
-    bob.register(&router);
-    let carol = TestUa::new("carol");
-
-    // To alice, sent twice (a retransmission): one transaction, one record.
-    let req = carol.request("OPTIONS", &router.aor("alice"));
-    let bytes = req.build();
-    carol.send_to(router.udp_addr(), &bytes);
-    let (got, src) = alice.recv_request(RECV).expect("the OPTIONS reaches alice");
-    carol.send_to(router.udp_addr(), &bytes);
-    std::thread::sleep(Duration::from_millis(200));
-    alice.reply(&got, src, 200, "OK", "a1");
-    let (fin, _) = carol
-        .recv_response_for(&req.call_id, RECV)
-        .expect("alice's 200");
-    assert_eq!(fin.status(), Some(200));
-
-    // To bob, who is busy: a record and a missed-call record.
-    let busy = carol.request("OPTIONS", &router.aor("bob"));
-    carol.send_to(router.udp_addr(), &busy.build());
-    bob.answer_next(486, "Busy Here", RECV)
-        .expect("the OPTIONS reaches bob");
-    let (fin, _) = carol
-        .recv_response_for(&busy.call_id, RECV)
-        .expect("bob's 486");
-    assert_eq!(fin.status(), Some(486));
-
+    let (ok, busy, carol) = answered_and_busy(&router);
     let lines = records(&router, 3);
     let log = router.log();
-    assert_eq!(lines.len(), 3, "{lines:#?}\n--- log ---\n{log}");
-    let of = |call_id: &str| -> Vec<&String> {
-        lines
-            .iter()
-            .filter(|l| l.contains(&format!("call_id={call_id:?}")))
-            .collect()
-    };
-    let to_alice = of(&req.call_id);
-    assert_eq!(to_alice.len(), 1, "one record for alice: {lines:#?}");
-    assert!(
-        to_alice[0].contains(" answered OPTIONS 200 "),
-        "{}",
-        to_alice[0]
-    );
-    let to_bob = of(&busy.call_id);
-    assert_eq!(to_bob.len(), 2, "{lines:#?}");
-    assert!(to_bob.iter().any(|l| l.contains(" answered OPTIONS 486 ")));
-    assert!(to_bob.iter().any(|l| l.contains(" missed OPTIONS 486 ")));
+    assert_answered_and_busy(&lines, &ok, &busy);
     for l in &lines {
         assert!(
-            l.contains(&format!("src=udp:{}", carol.addr())),
+            l.contains(&format!("src=udp:{carol}")),
             "the caller is the source: {l}"
         );
     }
     // The log has them too, naming the Call-ID.
     assert!(
         log.lines()
-            .any(|l| l.contains("transaction answered") && l.contains(&req.call_id)),
+            .any(|l| l.contains("transaction answered") && l.contains(&ok)),
         "{log}"
     );
     assert!(
         log.lines()
-            .any(|l| l.contains("call missed") && l.contains(&busy.call_id)),
+            .any(|l| l.contains("call missed") && l.contains(&busy)),
         "{log}"
     );
     // REGISTERs carried no flag: no records for them.
@@ -283,7 +238,7 @@ fn the_seed_accounting_script_records_calls_and_missed_calls() {
 #[test]
 fn records_go_to_the_acc_table_and_survive_a_restart() {
     let mut router = start_accounting_with(|m| m.set("usrloc", "db_mode", "1"));
-    let (ok, busy) = answered_and_busy(&router);
+    let (ok, busy, _) = answered_and_busy(&router);
     let lines = records(&router, 3);
     assert_answered_and_busy(&lines, &ok, &busy);
     // Written to the table, not only queued: one transaction per batch,
@@ -319,7 +274,7 @@ fn records_go_to_the_acc_table_on_postgres_and_a_database_down_never_blocks_rout
         m.set("usrloc", "db_mode", "1")
             .set("usrloc", "db_url", &url)
     });
-    let (ok, busy) = answered_and_busy(&router);
+    let (ok, busy, _) = answered_and_busy(&router);
     let lines = records(&router, 3);
     assert_answered_and_busy(&lines, &ok, &busy);
     let stored = pg.psql("SELECT method, sip_code, sip_reason, missed FROM acc ORDER BY id");

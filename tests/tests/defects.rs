@@ -108,6 +108,36 @@ fn an_invite_to_a_tel_uri_gets_exactly_one_final_answer() {
     );
 }
 
+/// Issue 23: requests the default plugin cannot route each get exactly one
+/// final answer, an error, whatever the method: a URN names no host, and a
+/// host name that does not resolve (`.invalid` never does, RFC 2606) leaves
+/// `t_relay` nowhere to send.
+#[test]
+fn unroutable_request_uris_get_exactly_one_final_answer() {
+    let router = Router::start();
+    let ua = TestUa::new("alice");
+    for uri in [
+        "urn:service:sos",
+        "sip:bob@nonexistent.invalid",
+        "sips:bob@nonexistent.invalid",
+    ] {
+        for method in ["OPTIONS", "INVITE"] {
+            let req = ua.request(method, uri);
+            let got = responses(&ua, &req, &router);
+            let fin = finals(&got);
+            assert_eq!(
+                fin.len(),
+                1,
+                "{method} {uri}: exactly one final answer expected, got:\n{}\n--- wisp log ---\n{}",
+                describe(&got),
+                router.log()
+            );
+            let (status, _) = fin.first().cloned().expect("one final");
+            assert!(status >= 400, "{method} {uri} answered {status}");
+        }
+    }
+}
+
 /// Relays an INVITE from `caller` to the registered `callee`, who answers
 /// 486; the caller ACKs it. Returns the branch of the router's Via on the
 /// INVITE the callee received.

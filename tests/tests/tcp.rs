@@ -338,3 +338,60 @@ fn over_max_connections_per_ip_the_extra_connection_is_closed() {
         log.contains("at max_connections_per_ip (3): newcomer closed")
     });
 }
+
+/// RFC 5923 connection reuse: a client whose Via says `;alias` is reached
+/// over its own connection at the Via's port when the manifest sets
+/// `[tcp] accept_aliases` (Kamailio `tcp_accept_aliases`). Without it the
+/// router opens a connection of its own to that port, which nobody
+/// listens on here (as a NAT would not let it in): the call fails.
+#[test]
+fn via_alias_makes_the_connection_the_way_to_the_clients_port() {
+    for accept in [true, false] {
+        let router = router_with_tcp(&format!("accept_aliases = {accept}"));
+        let mut alice = TcpUa::connect(router.tcp_addr(), "alice");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let sent_by = format!("127.0.0.1:{port}");
+        let reg = alice
+            .request("REGISTER", &router.tcp_uri())
+            .from(&router.aor("alice"))
+            .to(&router.aor("alice"))
+            .expires(3600)
+            .via_sent_by(&format!("{sent_by};alias"))
+            .contact(Some(&format!("sip:alice@{sent_by};transport=tcp")));
+        let fin = alice.transact(&reg, RECV).expect("REGISTER answered");
+        assert_eq!(fin.status(), Some(200), "{}", text(&fin));
+
+        let bob = TestUa::new("bob");
+        let inv = bob.request("INVITE", &router.aor("alice"));
+        bob.send_to(router.udp_addr(), &inv.build());
+        let reached = alice.recv_msg(RECV);
+        if accept {
+            let req = reached.expect("the INVITE came over alice's connection");
+            assert_eq!(
+                req.method(),
+                Some(&wisp_sip::Method::Invite),
+                "{}",
+                text(&req)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&req.request_uri_raw()),
+                format!("sip:alice@{sent_by};transport=tcp")
+            );
+        } else {
+            assert!(
+                reached.is_none(),
+                "without accept_aliases nothing uses the connection"
+            );
+            let status = bob
+                .recv_answer_for(&inv.call_id, RECV)
+                .and_then(|(m, _)| m.status());
+            assert!(
+                status.is_some_and(|s| s >= 400),
+                "bob's call fails, got {status:?}"
+            );
+        }
+    }
+}

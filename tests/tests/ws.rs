@@ -8,76 +8,23 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as Frame};
+use wisp_e2e::certs::Ca;
 use wisp_e2e::*;
 use wisp_sip::Message;
 
 // ---------------------------------------------------------------- certificates
-
-#[allow(deprecated)]
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A CA made for one test, and the router's certificate for 127.0.0.1.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "Wisp WS test CA");
-        let key = KeyPair::generate().expect("CA key");
-        Ca {
-            issuer: CertifiedIssuer::self_signed(params, key).expect("CA certificate"),
-        }
-    }
-
-    /// Write a certificate for 127.0.0.1 and its key to `dir`.
-    fn write_leaf(&self, dir: &Path) -> (String, String) {
-        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "127.0.0.1");
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf");
-        let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
-        std::fs::write(&c, cert.pem()).expect("write cert.pem");
-        std::fs::write(&k, key.serialize_pem()).expect("write key.pem");
-        (c.display().to_string(), k.display().to_string())
-    }
-
-    fn client_config(&self) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.issuer.der().clone()).expect("CA as a root");
-        Arc::new(
-            ClientConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()
-                .expect("protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        )
-    }
-}
 
 /// A router listening on UDP, TCP, WS and WSS (the certificate of `ca`),
 /// with the default plugin.
@@ -87,7 +34,8 @@ fn ws_router(ca: &Ca, dir: &TempDir) -> Router {
 
 /// [`ws_router`] with `f` applied to the manifest (another plugin).
 fn ws_router_with(ca: &Ca, dir: &TempDir, f: impl Fn(Manifest) -> Manifest) -> Router {
-    let (cert, key) = ca.write_leaf(dir.path());
+    let (cert, key) = ca.leaf(&["127.0.0.1"]).write_to(dir.path());
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
     Router::start_with(|m| {
         let mut m = f(m).set(
             "server",
@@ -309,7 +257,7 @@ fn header_values(m: &Message, name: &str) -> Vec<String> {
 
 #[test]
 fn register_and_options_over_ws_and_wss_with_ping_pong() {
-    let ca = Ca::new();
+    let ca = Ca::new("Wisp WS test CA");
     let dir = TempDir::new();
     let router = ws_router(&ca, &dir);
     for (kind, user, proto) in [(Kind::Ws, "wsuser", "ws"), (Kind::Wss, "wssuser", "wss")] {
@@ -360,7 +308,7 @@ fn register_and_options_over_ws_and_wss_with_ping_pong() {
 
 #[test]
 fn an_upgrade_without_the_sip_subprotocol_is_refused() {
-    let ca = Ca::new();
+    let ca = Ca::new("Wisp WS test CA");
     let dir = TempDir::new();
     let router = ws_router(&ca, &dir);
     let rt = runtime();
@@ -394,7 +342,7 @@ fn an_upgrade_without_the_sip_subprotocol_is_refused() {
 /// carries back (`handle_ruri_alias`), as Kamailio's WebSocket examples do.
 #[test]
 fn a_call_from_a_wss_client_to_a_udp_phone_and_back() {
-    let ca = Ca::new();
+    let ca = Ca::new("Wisp WS test CA");
     let dir = TempDir::new();
     let router = ws_router_with(&ca, &dir, |m| m.plugin_file(&plugin_path("nat")));
     let bob = TestUa::new("bob");
@@ -478,7 +426,7 @@ fn a_call_from_a_wss_client_to_a_udp_phone_and_back() {
 
 #[test]
 fn a_udp_phone_calls_a_registered_ws_client_over_its_connection() {
-    let ca = Ca::new();
+    let ca = Ca::new("Wisp WS test CA");
     let dir = TempDir::new();
     let router = ws_router(&ca, &dir);
     let mut alice = WsUa::connect(&router, Kind::Ws, &ca, "alice");
@@ -554,7 +502,7 @@ fn bound_within(router: &Router, user: &str, want: bool) -> bool {
 /// connection goes with it; another client's stays.
 #[test]
 fn a_closed_connection_takes_the_bindings_registered_over_it() {
-    let ca = Ca::new();
+    let ca = Ca::new("Wisp WS test CA");
     let dir = TempDir::new();
     let router = ws_router(&ca, &dir);
     let mut alice = WsUa::connect(&router, Kind::Wss, &ca, "alice");
@@ -608,7 +556,7 @@ fn a_lost_tcp_connection_takes_its_nated_binding() {
 /// already open keep being served.
 #[test]
 fn websocket_connections_are_under_the_tcp_limits() {
-    let ca = Ca::new();
+    let ca = Ca::new("Wisp WS test CA");
     let dir = TempDir::new();
     let router = ws_router_with(&ca, &dir, |mut m| {
         m.extra

@@ -139,6 +139,12 @@ impl Message {
         self.edits_mut().rrs.push(value);
     }
 
+    /// Takes back the last Record-Route value `insert_record_route` added
+    /// (a send that failed); false when none was added.
+    pub fn remove_inserted_record_route(&mut self) -> bool {
+        self.edits_mut().rrs.pop().is_some()
+    }
+
     /// Removes the first Route value.
     pub fn remove_top_route(&mut self) -> Result<(), ParseError> {
         self.remove_first_value(HeaderName::Route)

@@ -7,7 +7,7 @@
 //! impl, used through `#[serde(default)]`) and the rules serde cannot check:
 //! `server` (with `listen` addresses and the log level), `usrloc`, `tm`,
 //! `rr`, `auth`, `subscriber`, `tcp`, `tls`, `pike` (with `[[htable]]`), `metrics`, `acc`,
-//! `rtpengine`,
+//! `rtpengine`, `nat`,
 //! `plugin`. Here: the [`Manifest`], loading, and [`ConfigError`].
 //! `locate` finds an error's line from the TOML parser's spans: serde's
 //! errors carry the span of the value they failed on; a rule checked after
@@ -18,6 +18,7 @@ mod auth;
 mod listen;
 mod locate;
 mod metrics;
+mod nat;
 mod pike;
 mod plugin;
 mod rr;
@@ -39,6 +40,7 @@ pub use auth::{AuthConfig, DigestAlgorithm, MIN_SECRET_LEN};
 pub use listen::{ListenAddr, Proto};
 use locate::{KeyPath, line_of};
 pub use metrics::MetricsConfig;
+pub use nat::NatConfig;
 pub use pike::{HtableConfig, PikeConfig};
 pub use plugin::{CapabilitiesConfig, PluginConfig};
 pub use rr::RrConfig;
@@ -114,6 +116,9 @@ pub struct Manifest {
     pub acc: AccConfig,
     #[serde(default)]
     pub rtpengine: RtpengineConfig,
+    /// Keepalives of contacts behind NAT.
+    #[serde(default)]
+    pub nat: NatConfig,
     /// Plugins, run in this order as a chain: each request goes through
     /// them until one replies, relays or drops it.
     #[serde(default)]
@@ -189,6 +194,7 @@ impl Manifest {
         pike::check_htables(&self.htable)?;
         self.acc.check()?;
         self.rtpengine.check()?;
+        self.nat.check()?;
         plugin::check_chain(&self.plugin)
     }
 

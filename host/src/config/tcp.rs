@@ -36,6 +36,15 @@ pub struct TcpConfig {
     /// established by then fails (Kamailio `tcp_connect_timeout`); default
     /// 10000 ms.
     pub connect_timeout_ms: u64,
+    /// RFC 5923 connection reuse (Kamailio `tcp_accept_aliases`): a request
+    /// over TCP or TLS whose top Via has `;alias` makes its connection the
+    /// way to the Via's port at the connection's address, so requests to
+    /// that `IP:port` (its Contact, a Record-Route) reuse it instead of
+    /// opening one the client's NAT or firewall would refuse. Only the port
+    /// comes from the Via; the address is the connection's, so a client
+    /// cannot claim another host's traffic. At most four such ports per
+    /// connection. Default false.
+    pub accept_aliases: bool,
 }
 
 impl Default for TcpConfig {
@@ -46,6 +55,7 @@ impl Default for TcpConfig {
             idle_timeout_s: 120,
             message_timeout_ms: 5000,
             connect_timeout_ms: 10_000,
+            accept_aliases: false,
         }
     }
 }
@@ -118,6 +128,7 @@ mod tests {
                 idle_timeout_s: 30,
                 message_timeout_ms: 1000,
                 connect_timeout_ms: 500,
+                accept_aliases: false,
             }
         );
     }

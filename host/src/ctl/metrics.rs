@@ -33,6 +33,7 @@
 //! | `wisp_dns_lookups_total`, `wisp_dns_failures_total` | `dns:failed_dns_request` |
 //! | `wisp_acc_records_total`, `wisp_acc_dropped_total` | — |
 //! | `wisp_acc_stored_total`, `wisp_acc_db_failures_total` | — |
+//! | `wisp_keepalive_sent_total`, `..._answered_total`, `..._missed_total`, `..._removed_total` | — |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -329,6 +330,30 @@ impl Collector for ReportCollector {
             "Accounting records the database refused (down): in the log only.",
             r.acc_db_failures,
         )?;
+        counter(
+            e,
+            "keepalive_sent",
+            "Keepalives sent to registered contacts behind NAT.",
+            r.keepalive_sent,
+        )?;
+        counter(
+            e,
+            "keepalive_answered",
+            "Keepalive requests answered (any status).",
+            r.keepalive_answered,
+        )?;
+        counter(
+            e,
+            "keepalive_missed",
+            "Keepalives still unanswered when their round ended.",
+            r.keepalive_missed,
+        )?;
+        counter(
+            e,
+            "keepalive_removed",
+            "Bindings removed after keepalive_max_failures misses in a row.",
+            r.keepalive_removed,
+        )?;
         Ok(())
     }
 }
@@ -505,6 +530,10 @@ mod tests {
             acc_dropped: 0,
             acc_stored: 0,
             acc_db_failures: 0,
+            keepalive_sent: 0,
+            keepalive_answered: 0,
+            keepalive_missed: 0,
+            keepalive_removed: 0,
         };
         let text = render(&r);
         for line in [

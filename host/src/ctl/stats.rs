@@ -71,6 +71,10 @@ pub struct Report {
     pub acc_dropped: u64,
     pub acc_stored: u64,
     pub acc_db_failures: u64,
+    pub keepalive_sent: u64,
+    pub keepalive_answered: u64,
+    pub keepalive_missed: u64,
+    pub keepalive_removed: u64,
 }
 
 /// A user location table's size.
@@ -173,6 +177,10 @@ pub fn report(router: &Router) -> Report {
         acc_dropped: s.get(Counter::AccDropped),
         acc_stored: s.get(Counter::AccStored),
         acc_db_failures: s.get(Counter::AccDbFailures),
+        keepalive_sent: s.get(Counter::KeepaliveSent),
+        keepalive_answered: s.get(Counter::KeepaliveAnswered),
+        keepalive_missed: s.get(Counter::KeepaliveMissed),
+        keepalive_removed: s.get(Counter::KeepaliveRemoved),
     }
 }
 
@@ -251,6 +259,13 @@ pub fn table(r: &Report) -> String {
     row("acc_dropped".into(), r.acc_dropped.to_string());
     row("acc_stored".into(), r.acc_stored.to_string());
     row("acc_db_failures".into(), r.acc_db_failures.to_string());
+    row("keepalive_sent".into(), r.keepalive_sent.to_string());
+    row(
+        "keepalive_answered".into(),
+        r.keepalive_answered.to_string(),
+    );
+    row("keepalive_missed".into(), r.keepalive_missed.to_string());
+    row("keepalive_removed".into(), r.keepalive_removed.to_string());
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in rows {

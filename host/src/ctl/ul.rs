@@ -122,6 +122,10 @@ pub async fn execute(svc: &Services, command: UlCommand) -> Result<String, CtlEr
                     if let Some(r) = &b.received {
                         let _ = write!(out, " received={r}");
                     }
+                    // Flagged NATed (`fix-nated-register`): kept alive.
+                    if b.nat {
+                        out.push_str(" nat");
+                    }
                     out.push('\n');
                 }
             }

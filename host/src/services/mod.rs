@@ -1,7 +1,8 @@
 //! Services plugins call by name: the registrar (`save`, `lookup`) over the
 //! user location store, digest authentication (`auth`) over a subscriber
 //! directory, `exec` of the programs a manifest grants, per-source flood
-//! detection (`pike`) and shared tables (`htable`).
+//! detection (`pike`), shared tables (`htable`) and the keepalives of
+//! contacts behind NAT (`keepalive`).
 //!
 //! They act through a [`Services`] handle: user location, and the
 //! transaction layer that decides how a request is answered.
@@ -10,6 +11,7 @@ pub mod acc;
 pub mod auth;
 pub mod exec;
 pub mod htable;
+pub mod keepalive;
 pub mod pike;
 pub mod registrar;
 pub mod rtpengine;

@@ -341,6 +341,7 @@ fn prepare(svc: &Services, ctx: &RouteContext, table: &str) -> Result<Update, Re
                     q,
                     received,
                     params: kept_params(&c.params),
+                    nat: ctx.nated_register,
                 });
             }
             Some(changes)
@@ -374,6 +375,8 @@ struct ContactChange {
     /// The Contact's header parameters other than `q` and `expires`, as
     /// written (`;+sip.instance="<urn:uuid:..>";reg-id=1`).
     params: Option<String>,
+    /// Saved after `fix-nated-register`: flagged NATed, kept alive.
+    nat: bool,
 }
 
 /// The Contact header parameters a binding keeps and the 200 returns
@@ -543,6 +546,7 @@ fn apply(
         q,
         received,
         params,
+        nat,
     } in changes
     {
         bindings.retain(|b| b.contact != contact);
@@ -559,6 +563,7 @@ fn apply(
                 updated: now,
                 server_id,
                 socket: Some(socket.to_owned()),
+                nat,
             };
             if record {
                 touched.push((contact, Some(binding.clone())));
@@ -847,6 +852,22 @@ mod tests {
         assert_eq!(ctx.dst_uri.as_deref(), Some(format!("sip:{ua}").as_str()));
         let (_, ctx) = b.lookup("o");
         assert_eq!(ctx.dst_uri, None);
+        // fix_nated_register flags the binding NATed (the keepalives ping
+        // it), whether or not its Contact needed the detour; a third-party
+        // registration is not flagged.
+        let nat = |aor: &str| {
+            b.svc
+                .usrloc()
+                .current("location", aor, Instant::now())
+                .expect("table")
+                .iter()
+                .map(|c| c.nat)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            (nat("n"), nat("o"), nat("t")),
+            (vec![true], vec![true], vec![false])
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1259,6 +1280,7 @@ mod tests {
             updated: now,
             server_id,
             socket: socket.map(str::to_owned),
+            nat: false,
         };
         let owned_by_1 = binding(1, Some("tcp:192.0.2.1:5060"), None);
         // Router 2 routes through router 1's socket, as a loose route.

@@ -265,6 +265,23 @@ impl crate::tm::media::MediaRelay for Rtpengine {
         })
     }
 
+    fn answer(
+        &self,
+        call_id: String,
+        from_tag: String,
+        to_tag: String,
+        sdp: Bytes,
+        flags: String,
+    ) -> crate::tm::media::MediaFuture<Bytes> {
+        let me = self.this.upgrade();
+        Box::pin(async move {
+            let me = me.ok_or("the media relay client has stopped")?;
+            me.answer(&call_id, &from_tag, &to_tag, &sdp, &flags)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
     fn delete(
         &self,
         call_id: String,
@@ -357,6 +374,18 @@ pub fn add_flags(d: &mut Dict, flags: &str) {
                 b"transport-protocol".to_vec(),
                 Value::Bytes(token.as_bytes().to_vec()),
             );
+        } else if let Some(at) = token.strip_prefix("received-from=") {
+            // `received-from=IP4:192.0.2.1` (added for `SIP-source-address`):
+            // rtpengine wants `[family, address]`.
+            if let Some((family, addr)) = at.split_once(':') {
+                d.insert(
+                    b"received-from".to_vec(),
+                    Value::List(vec![
+                        Value::Bytes(family.as_bytes().to_vec()),
+                        Value::Bytes(addr.as_bytes().to_vec()),
+                    ]),
+                );
+            }
         } else if let Some((key, value)) = token.split_once('=') {
             if LIST_KEYS.contains(&key) {
                 push(d, key, value);
@@ -420,8 +449,9 @@ mod tests {
         let mut d = Dict::new();
         add_flags(
             &mut d,
-            "replace-origin replace-session-connection ICE=remove RTP/AVP trust-address direction=external direction=internal",
+            "replace-origin replace-session-connection ICE=remove RTP/AVP trust-address direction=external direction=internal received-from=IP6:2001:db8::1",
         );
+        assert_eq!(list(&d, "received-from"), ["IP6", "2001:db8::1"]);
         assert_eq!(list(&d, "replace"), ["origin", "session-connection"]);
         assert_eq!(list(&d, "flags"), ["trust-address"]);
         assert_eq!(list(&d, "direction"), ["external", "internal"]);

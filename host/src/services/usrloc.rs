@@ -43,6 +43,9 @@ pub struct ContactBinding {
     pub server_id: u32,
     /// The socket its REGISTER came in on (`tcp:192.0.2.1:5060`).
     pub socket: Option<String>,
+    /// Behind a NAT (saved after `fix-nated-register`; Kamailio's
+    /// `nat_bflag`): the keepalives ([`super::keepalive`]) ping it.
+    pub nat: bool,
 }
 
 impl ContactBinding {
@@ -298,6 +301,7 @@ impl Usrloc {
             updated: now_unix - now.saturating_duration_since(binding.updated).as_secs() as i64,
             server_id: binding.server_id,
             socket: binding.socket.clone(),
+            nat: binding.nat,
         }
     }
 
@@ -401,6 +405,7 @@ impl Usrloc {
             updated: now,
             server_id: self.config.server_id,
             socket: None,
+            nat: false,
         };
         self.with_table(table, |t| {
             let bindings = t.entry(aor.to_owned()).or_default();
@@ -566,6 +571,7 @@ fn from_row(row: StoredBinding, now: Instant, now_unix: i64) -> (String, String,
             .unwrap_or(now),
         server_id: row.server_id,
         socket: row.socket,
+        nat: row.nat,
     };
     (row.table, row.aor, binding)
 }

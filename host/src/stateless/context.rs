@@ -110,6 +110,9 @@ pub struct MsgContext {
     /// What `loose_route` returned; a second call returns it again instead
     /// of applying the Route edits twice.
     pub loose_routed: Option<bool>,
+    /// Max-Forwards was decremented (`mf_process_maxfwd_header`, or the
+    /// host before the first forward): a request does it once per hop.
+    pub maxfwd_processed: bool,
 }
 
 impl MsgContext {
@@ -125,6 +128,7 @@ impl MsgContext {
             handled: None,
             last_error: None,
             summary,
+            maxfwd_processed: false,
             route: RouteKind::Request,
             record_routed: false,
             loose_routed: None,

@@ -12,7 +12,9 @@ use wisp_sip::{Host, Message, Scheme, Uri, Via};
 
 use crate::stateless::Stateless;
 use crate::stateless::context::{ActionError, Handled, MsgContext};
+use crate::stateless::maxfwd;
 use crate::stateless::reply;
+use crate::stateless::rr;
 use crate::transport::{Proto, Source, Transports};
 
 /// An explicit next hop (`forward(host, port)`); none = the Request-URI.
@@ -29,6 +31,7 @@ pub fn forward_request(
     hop: Option<NextHop>,
 ) -> Result<(), ActionError> {
     ctx.ensure_unhandled()?;
+    maxfwd::before_forwarding(ctx)?;
     let (proto, host, port) = match hop {
         Some(h) => {
             let proto = h.proto.unwrap_or(Proto::Udp);
@@ -59,11 +62,16 @@ pub fn forward_request(
         Ok(ip) => {
             let dest = SocketAddr::new(ip, port);
             let proto = transports.connected_proto(proto, dest);
-            let data = with_our_via(
-                &transports,
-                &mut ctx.msg,
+            let hop = Hop {
                 proto,
                 dest,
+                record_routed: ctx.record_routed,
+                full_lr: sl.rr().enable_full_lr,
+            };
+            let Outbound { data, added_rr } = with_our_via(
+                &transports,
+                &mut ctx.msg,
+                hop,
                 ctx.source,
                 &ctx.summary.top_via,
                 &branch,
@@ -79,9 +87,12 @@ pub fn forward_request(
                 transports.send(proto, dest, None, data)
             };
             if let Err(e) = sent {
-                // Take our Via out again so that a retry (or another
-                // destination) does not send it twice.
+                // Take our Via (and second Record-Route) out again so that
+                // a retry (or another destination) does not send them twice.
                 let _ = ctx.msg.remove_top_via();
+                if added_rr {
+                    ctx.msg.remove_inserted_record_route();
+                }
                 return Err(ctx.fail(
                     503,
                     "Service Unavailable",
@@ -99,6 +110,8 @@ pub fn forward_request(
             let late_reply = reply::DeferredReply::take(sl, ctx).ok();
             let source = ctx.source;
             let summary = ctx.summary.clone();
+            let record_routed = ctx.record_routed;
+            let full_lr = sl.rr().enable_full_lr;
             let mut msg = ctx.msg.clone();
             tokio::spawn(async move {
                 let call_id = crate::util::CallId(&msg).to_string();
@@ -115,16 +128,21 @@ pub fn forward_request(
                     }
                     return;
                 };
+                let hop = Hop {
+                    proto,
+                    dest,
+                    record_routed,
+                    full_lr,
+                };
                 match with_our_via(
                     &transports,
                     &mut msg,
-                    proto,
-                    dest,
+                    hop,
                     source,
                     &summary.top_via,
                     &branch,
                 ) {
-                    Ok(data) => {
+                    Ok(Outbound { data, .. }) => {
                         if let Err(e) = transports.send_to_name(proto, dest, None, &host, data) {
                             crate::log_limited!(info, %dest, %call_id, "forward failed: {e}");
                         }
@@ -183,19 +201,56 @@ pub fn next_hop_of(uri: &Uri) -> Result<(Proto, String, u16), ActionError> {
 fn with_our_via(
     transports: &Transports,
     msg: &mut Message,
-    proto: Proto,
-    dest: SocketAddr,
+    hop: Hop,
     source: Source,
     top: &Via,
     branch: &str,
-) -> Result<Bytes, ActionError> {
+) -> Result<Outbound, ActionError> {
+    let Hop {
+        proto,
+        dest,
+        record_routed,
+        full_lr,
+    } = hop;
     let arrived_on = (source.proto == proto).then_some(source.local);
     let local = transports
         .local_for(proto, &dest, arrived_on)
         .ok_or_else(|| ActionError::SendFailed(format!("no {proto} listener to send from")))?;
     mark_received(msg, top, source);
+    // Double Record-Route when the request leaves by another transport or
+    // socket, as `t_relay` does.
+    let second_rr = rr::second_record_route(
+        record_routed,
+        (source.proto, source.local),
+        (proto, local),
+        full_lr,
+    );
+    let added_rr = second_rr.is_some();
+    if let Some(value) = second_rr {
+        msg.insert_record_route(value);
+    }
     msg.insert_via(Bytes::from(our_via(proto, local, branch)));
-    Ok(msg.serialize())
+    Ok(Outbound {
+        data: msg.serialize(),
+        added_rr,
+    })
+}
+
+/// Where a forwarded request goes, and whether it was record-routed
+/// (`full_lr`: rr `enable_full_lr`).
+#[derive(Clone, Copy)]
+struct Hop {
+    proto: Proto,
+    dest: SocketAddr,
+    record_routed: bool,
+    full_lr: bool,
+}
+
+/// A request ready to leave, and what was added to it for this hop.
+struct Outbound {
+    data: Bytes,
+    /// A second Record-Route (the hop changes transport or socket).
+    added_rr: bool,
 }
 
 /// `SIP/2.0/<proto> <local>;branch=<branch>`: the Via this router puts on a
@@ -394,5 +449,78 @@ mod tests {
             hop("sip:bob@10.0.0.1;transport=sctp"),
             Err(ActionError::SendFailed(_))
         ));
+    }
+
+    /// A request from 192.0.2.1 that arrived over `proto` on 127.0.0.1:5060.
+    fn arrived_over(proto: Proto) -> (Message, Source, Via) {
+        let raw = "INVITE sip:bob@127.0.0.1:5070 SIP/2.0\r\n\
+                   Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKf1\r\n\
+                   From: <sip:alice@example.com>;tag=f1\r\nTo: <sip:bob@example.com>\r\n\
+                   Call-ID: f1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        let msg = Message::parse(Bytes::from(raw)).expect("request parses");
+        let top = msg.vias().expect("vias")[0].clone();
+        let source = Source {
+            proto,
+            remote: "192.0.2.1:5060".parse().expect("addr"),
+            local: "127.0.0.1:5060".parse().expect("addr"),
+        };
+        (msg, source, top)
+    }
+
+    fn record_routes(data: &Bytes) -> Vec<String> {
+        String::from_utf8_lossy(data)
+            .split("\r\n")
+            .filter_map(|l| l.strip_prefix("Record-Route: "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Kamailio's double Record-Route for the stateless `forward`, as for
+    /// `t_relay`: a record-routed request that leaves by another transport
+    /// gets a second Record-Route on top naming the socket it leaves from.
+    #[test]
+    fn forward_to_another_transport_adds_the_second_record_route() {
+        // TCP listens on 127.0.0.1:5060; no UDP socket is needed to build.
+        let transports =
+            Transports::new(vec![], vec!["127.0.0.1:5060".parse().expect("addr")], 65535);
+        // A request that arrived over `inbound` (record-routed with `rr`
+        // when given), forwarded over TCP to 127.0.0.1:5070.
+        let forwarded = |inbound, rr: Option<&'static str>| {
+            let (mut msg, source, top) = arrived_over(inbound);
+            if let Some(rr) = rr {
+                msg.insert_record_route(Bytes::from_static(rr.as_bytes()));
+            }
+            let hop = Hop {
+                proto: Proto::Tcp,
+                dest: "127.0.0.1:5070".parse().expect("addr"),
+                record_routed: rr.is_some(),
+                full_lr: false,
+            };
+            let out =
+                with_our_via(&transports, &mut msg, hop, source, &top, "z9hG4bKx").expect("built");
+            (msg, out)
+        };
+
+        let (mut msg, out) = forwarded(Proto::Udp, Some("<sip:127.0.0.1:5060;lr>"));
+        assert!(out.added_rr);
+        assert_eq!(
+            record_routes(&out.data),
+            [
+                "<sip:127.0.0.1:5060;transport=tcp;lr>",
+                "<sip:127.0.0.1:5060;lr>"
+            ]
+        );
+        // A failed send takes it back, so a retry does not carry it twice.
+        assert!(msg.remove_inserted_record_route());
+
+        // Same transport and socket: one Record-Route is enough.
+        let (_, out) = forwarded(Proto::Tcp, Some("<sip:127.0.0.1:5060;transport=tcp;lr>"));
+        assert!(!out.added_rr);
+        assert_eq!(record_routes(&out.data).len(), 1);
+
+        // Not record-routed: nothing is added.
+        let (_, out) = forwarded(Proto::Udp, None);
+        assert!(!out.added_rr);
+        assert!(record_routes(&out.data).is_empty());
     }
 }

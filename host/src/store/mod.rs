@@ -42,6 +42,9 @@ pub struct StoredBinding {
     /// `socket`): how another router reaches the owner of a contact bound
     /// to one of its connections.
     pub socket: Option<String>,
+    /// Behind a NAT (Kamailio's `nat_bflag` in `cflags`): kept alive by
+    /// the keepalives of its owner (`server_id`).
+    pub nat: bool,
 }
 
 /// A change to one (table, AOR, contact) row.

@@ -121,6 +121,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX acc_time ON acc (time);
     CREATE INDEX acc_callid ON acc (callid);",
+    // 6: the binding is behind a NAT (saved after `fix-nated-register`,
+    // Kamailio's `nat_bflag`): its owner's keepalives ping it.
+    "ALTER TABLE bindings ADD COLUMN nat BOOLEAN NOT NULL DEFAULT false;",
 ];
 
 /// The schema version this wisp brings a database to.
@@ -136,7 +139,7 @@ const PURGE_LOCK: i64 = 0x7769_7370_0002;
 const PURGE_GRACE_S: i64 = 60;
 
 const COLUMNS: &str = "usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, \
-    params, updated, server_id, socket";
+    params, updated, server_id, socket, nat";
 
 /// Run `f` on a thread of its own and wait for it. The synchronous client
 /// drives its connection on a runtime of its own, which may neither be
@@ -458,6 +461,7 @@ fn binding_of(r: &Row) -> Result<StoredBinding, StoreError> {
         updated: r.try_get(10)?,
         server_id: u32::try_from(r.try_get::<_, i64>(11)?).unwrap_or(0),
         socket: r.try_get(12)?,
+        nat: r.try_get(13)?,
     })
 }
 
@@ -478,6 +482,7 @@ struct Columns<'a> {
     updated: Vec<i64>,
     server_id: Vec<i64>,
     socket: Vec<Option<&'a str>>,
+    nat: Vec<bool>,
 }
 
 impl<'a> Columns<'a> {
@@ -495,6 +500,7 @@ impl<'a> Columns<'a> {
         self.updated.push(b.updated);
         self.server_id.push(i64::from(b.server_id));
         self.socket.push(b.socket.as_deref());
+        self.nat.push(b.nat);
     }
 }
 
@@ -503,15 +509,15 @@ impl<'a> Columns<'a> {
 /// management change (`wisp ctl`, empty Call-ID) always applies.
 const UPSERT: &str = "INSERT INTO bindings
     (usrloc_table, aor, contact, q, expires, call_id, cseq, received, path, params, updated,
-     server_id, socket)
+     server_id, socket, nat)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::real[], $5::bigint[],
         $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[],
-        $12::bigint[], $13::text[])
+        $12::bigint[], $13::text[], $14::boolean[])
     ON CONFLICT (usrloc_table, aor, contact) DO UPDATE SET
         q = EXCLUDED.q, expires = EXCLUDED.expires, call_id = EXCLUDED.call_id,
         cseq = EXCLUDED.cseq, received = EXCLUDED.received, path = EXCLUDED.path,
         params = EXCLUDED.params, updated = EXCLUDED.updated,
-        server_id = EXCLUDED.server_id, socket = EXCLUDED.socket
+        server_id = EXCLUDED.server_id, socket = EXCLUDED.socket, nat = EXCLUDED.nat
     WHERE bindings.call_id <> EXCLUDED.call_id OR bindings.cseq < EXCLUDED.cseq
         OR EXCLUDED.call_id = ''";
 
@@ -602,6 +608,7 @@ impl BindingStore for PgStore {
                         &puts.updated,
                         &puts.server_id,
                         &puts.socket,
+                        &puts.nat,
                     ],
                 )?;
             }

@@ -77,6 +77,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX acc_time ON acc(time);
     CREATE INDEX acc_callid ON acc(callid);",
+    // 7: the binding is behind a NAT (saved after `fix-nated-register`,
+    // Kamailio's `nat_bflag`): its owner's keepalives ping it.
+    "ALTER TABLE bindings ADD COLUMN nat INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// How hard a commit insists on reaching the disk.
@@ -192,7 +195,7 @@ impl BindingStore for SqliteStore {
     fn load(&mut self, now: i64) -> Result<Vec<StoredBinding>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path,
-             params, server_id, socket FROM bindings WHERE expires IS NULL OR expires > ?1",
+             params, server_id, socket, nat FROM bindings WHERE expires IS NULL OR expires > ?1",
         )?;
         let rows = stmt.query_map([now], |r| {
             Ok(StoredBinding {
@@ -209,6 +212,7 @@ impl BindingStore for SqliteStore {
                 params: r.get(10)?,
                 server_id: r.get(11)?,
                 socket: r.get(12)?,
+                nat: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -220,8 +224,8 @@ impl BindingStore for SqliteStore {
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO bindings
                  (usrloc_table, aor, contact, q, expires, call_id, cseq, received, updated, path,
-                  params, server_id, socket)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                  params, server_id, socket, nat)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             // RFC 3261 §10.3 step 7, as on PostgreSQL: a row newer than the
             // REGISTER that removed it (same Call-ID with a CSeq not lower,
@@ -249,7 +253,8 @@ impl BindingStore for SqliteStore {
                             b.path,
                             b.params,
                             b.server_id,
-                            b.socket
+                            b.socket,
+                            b.nat
                         ])?;
                     }
                     Change::Delete {
@@ -495,6 +500,7 @@ mod tests {
             updated: 1000,
             server_id: 2,
             socket: Some("tcp:192.0.2.9:5060".into()),
+            nat: true,
         }
     }
 
@@ -836,5 +842,6 @@ mod tests {
             (0, None),
             "an older row belongs to router 0, socket unknown"
         );
+        assert!(!rows[1].nat, "an older row is not flagged NATed");
     }
 }

@@ -354,6 +354,7 @@ mod tests {
             updated: 0,
             server_id: 0,
             socket: None,
+            nat: false,
         })
     }
 

@@ -84,6 +84,9 @@ pub struct RouteContext {
     /// `rtpengine_offer(flags)`: the next `t_relay` sends the request's SDP
     /// through the media relay first (see `tm::media`).
     pub media_offer: Option<String>,
+    /// `rtpengine_answer` / `rtpengine_manage` in a reply route (or on an
+    /// ACK): the message's SDP goes through the media relay when it leaves.
+    pub media_reply: Option<super::media::MediaOp>,
 }
 
 /// What digest authentication has established about this message (Kamailio
@@ -125,6 +128,7 @@ impl RouteContext {
             reply_code: None,
             auth: AuthMark::default(),
             media_offer: None,
+            media_reply: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use super::generated;
 use super::transaction::{Branch, CANCEL_BIT, CancelState, Transaction, branch_id};
 use super::{RouteContext, Tm, TxnHandle, lock};
 use crate::stateless::forward::{self, NextHop};
-use crate::stateless::{ActionError, Handled, RouteKind, rr};
+use crate::stateless::{ActionError, Handled, RouteKind, maxfwd, rr};
 use crate::transport::Proto;
 
 /// Most branches one transaction may start over its life (all failure
@@ -48,6 +48,16 @@ impl Tm {
         }
         if ctx.msg.method() == Some(&Method::Ack) {
             // An ACK for a 2xx is end to end (§16.7 step ... / §17.1.1.3): forward it as is.
+            if let Some(op) = ctx.media_reply.take()
+                && !ctx.msg.body().is_empty()
+            {
+                let flags = match op {
+                    super::media::MediaOp::Offer(f)
+                    | super::media::MediaOp::Answer(f)
+                    | super::media::MediaOp::Manage(f) => f,
+                };
+                return self.forward_ack_through_media(ctx, hop, flags);
+            }
             return forward::forward_request(&self.sl, ctx, hop);
         }
         if ctx.relayed_in_route {
@@ -55,6 +65,7 @@ impl Tm {
         }
         if ctx.route == RouteKind::Request {
             ctx.ensure_unhandled()?;
+            maxfwd::before_forwarding(ctx)?;
         }
         let handle = self.ensure_transaction(ctx)?;
         let targets = relay_targets(ctx, hop)?;
@@ -219,10 +230,14 @@ impl Tm {
         let sdp = ctx.msg.body().clone();
         let handle = handle.clone();
         let tm = self.me.clone();
+        let session = super::media::MediaSession {
+            call_id: call_id.clone(),
+            from_tag: from_tag.clone(),
+        };
         tokio::spawn(async move {
             let answered = relay.offer(call_id, from_tag, sdp, flags).await;
             if let Some(tm) = tm.upgrade() {
-                tm.media_answered(&handle, prepared, answered);
+                tm.media_answered(&handle, prepared, answered, session);
             }
         });
         Ok(n)
@@ -235,10 +250,16 @@ impl Tm {
         handle: &TxnHandle,
         prepared: Vec<(Outgoing, Hop)>,
         answered: Result<Bytes, String>,
+        session: super::media::MediaSession,
     ) {
         let mut txn = lock(handle);
         txn.resolving = txn.resolving.saturating_sub(1);
         let live = !txn.ended && !txn.canceled && !txn.server.is_final();
+        if answered.is_ok() && txn.invite && txn.media.is_none() {
+            // The relay holds a session now, even if the caller gave up
+            // meanwhile: the failed INVITE's answer deletes it.
+            txn.media = Some(session);
+        }
         if live {
             match answered {
                 Ok(sdp) => {

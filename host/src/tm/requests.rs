@@ -151,6 +151,7 @@ impl Tm {
             resolving: 0,
             charge,
             spent_call_id: None,
+            media: None,
         });
         ctx.txn = Some(handle.clone());
         Ok(handle)

@@ -237,6 +237,7 @@ impl Tm {
                 self.run_server_actions(txn, out);
                 if code >= 200 {
                     self.final_reply_sent(txn, code, &bytes);
+                    self.media_failed(txn, code);
                     compact(txn);
                     self.table
                         .shrink_charge(txn, super::table::TXN_OVERHEAD + bytes.len());

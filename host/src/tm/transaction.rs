@@ -155,6 +155,9 @@ pub struct Transaction {
     /// The Call-ID of an INVITE whose request [`compact`] dropped: its
     /// server side may still time out (timer H) and say so in the log.
     pub spent_call_id: Option<Box<str>>,
+    /// The media session this INVITE's offer made (`tm::media`): deleted
+    /// when the INVITE fails.
+    pub media: Option<super::media::MediaSession>,
 }
 
 impl Transaction {

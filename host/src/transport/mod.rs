@@ -86,6 +86,20 @@ pub(crate) struct ConnectionHandle {
 /// A stream connection's key in the table: its transport and peer.
 type ConnKey = (Proto, SocketAddr);
 
+/// Most RFC 5923 aliases one connection may hold (Kamailio allows a few).
+const MAX_ALIASES_PER_CONNECTION: usize = 4;
+
+/// RFC 5923 aliases (`[tcp] accept_aliases`): other `IP:port`s of a peer
+/// that its open connection serves, both ways so that a closing
+/// connection takes its aliases along.
+#[derive(Default)]
+struct Aliases {
+    /// An alias and the connection it stands for.
+    to_conn: HashMap<ConnKey, ConnKey>,
+    /// A connection's aliases.
+    of_conn: HashMap<ConnKey, Vec<ConnKey>>,
+}
+
 /// All sockets of the router and the send path.
 pub struct Transports {
     /// UDP sockets with their local addresses (asked once: `getsockname` on
@@ -99,6 +113,8 @@ pub struct Transports {
     /// and forwards to a peer reuse the connection it opened (RFC 3261
     /// §18.2.2).
     connections: Mutex<HashMap<ConnKey, ConnectionHandle>>,
+    /// Locked after `connections` when both are.
+    aliases: Mutex<Aliases>,
     max_message_size: usize,
     /// Accepted TCP and TLS connections and their limits (`[tcp]`).
     tcp: Arc<tcp::ConnTable>,
@@ -128,6 +144,7 @@ impl Transports {
             ws_listen: Vec::new(),
             wss_listen: Vec::new(),
             connections: Mutex::new(HashMap::new()),
+            aliases: Mutex::new(Aliases::default()),
             max_message_size,
             tcp: tcp::ConnTable::new(TcpConfig::default()),
             tls: None,
@@ -385,6 +402,15 @@ impl Transports {
             }
             conns.remove(&key);
         }
+        // RFC 5923: the peer's connection from another port stands for it.
+        if let Some(conn) = lock(&self.aliases)
+            .to_conn
+            .get(&key)
+            .and_then(|c| conns.get(c))
+            && conn.tx.send(data.clone()).is_ok()
+        {
+            return Ok(());
+        }
         if proto.is_websocket() {
             // RFC 7118 §5.2: a Contact says `transport=ws` over WSS too;
             // the client's connection, whichever it is, is the way.
@@ -441,6 +467,14 @@ impl Transports {
         Ok(())
     }
 
+    /// Queue `data` on the open stream connection to `dest`, opening none:
+    /// false when there is none (a keepalive to a client that is gone).
+    pub fn send_if_connected(&self, proto: Proto, dest: SocketAddr, data: Bytes) -> bool {
+        lock(&self.connections)
+            .get(&(proto, dest))
+            .is_some_and(|c| c.tx.send(data).is_ok())
+    }
+
     /// The transport a message to `dest` really goes by: a URI says
     /// `transport=ws` for a client on WSS too (RFC 7118 §5.2), so a
     /// WebSocket hop takes the transport of the client's open connection.
@@ -470,12 +504,54 @@ impl Transports {
     }
 
     /// Forget the connection `key` if it is still the one writing to `tx`
-    /// (a newer one to the same peer stays).
+    /// (a newer one to the same peer stays), and its aliases.
     pub(crate) fn forget_connection_of(&self, key: ConnKey, tx: &mpsc::UnboundedSender<Bytes>) {
         let mut conns = lock(&self.connections);
         if conns.get(&key).is_some_and(|c| c.tx.same_channel(tx)) {
             conns.remove(&key);
+            let mut aliases = lock(&self.aliases);
+            for alias in aliases.of_conn.remove(&key).unwrap_or_default() {
+                if aliases.to_conn.get(&alias) == Some(&key) {
+                    aliases.to_conn.remove(&alias);
+                }
+            }
         }
+    }
+
+    /// RFC 5923 `;alias` in the top Via of a request that arrived over
+    /// the stream connection `conn` (TCP or TLS): with `[tcp]
+    /// accept_aliases`, requests to the connection's address at `via_port`
+    /// go over that connection from now on. Only the port is the peer's
+    /// word; a connection of its own to that address stays the way to it.
+    /// Returns whether the alias is in place.
+    pub fn accept_alias(&self, conn: ConnKey, via_port: u16) -> bool {
+        let (proto, remote) = conn;
+        if !self.tcp.config.accept_aliases || !matches!(proto, Proto::Tcp | Proto::Tls) {
+            return false;
+        }
+        let alias = (proto, SocketAddr::new(remote.ip(), via_port));
+        if alias == conn {
+            return true;
+        }
+        let conns = lock(&self.connections);
+        if !conns.contains_key(&conn) || conns.contains_key(&alias) {
+            return false;
+        }
+        let mut aliases = lock(&self.aliases);
+        if aliases.to_conn.get(&alias) == Some(&conn) {
+            return true;
+        }
+        if aliases.of_conn.get(&conn).map_or(0, Vec::len) >= MAX_ALIASES_PER_CONNECTION {
+            return false;
+        }
+        // The port may have moved from an older connection of the peer.
+        if let Some(old) = aliases.to_conn.insert(alias, conn)
+            && let Some(list) = aliases.of_conn.get_mut(&old)
+        {
+            list.retain(|a| *a != alias);
+        }
+        aliases.of_conn.entry(conn).or_default().push(alias);
+        true
     }
 
     pub fn max_message_size(&self) -> usize {
@@ -505,5 +581,59 @@ impl Transports {
         v.extend(self.ws_listen.iter().map(|a| (Proto::Ws, *a)));
         v.extend(self.wss_listen.iter().map(|a| (Proto::Wss, *a)));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transports(accept_aliases: bool) -> Transports {
+        let mut t = Transports::new(vec![], vec!["127.0.0.1:5060".parse().expect("addr")], 65535);
+        t.tcp = tcp::ConnTable::new(TcpConfig {
+            accept_aliases,
+            ..TcpConfig::default()
+        });
+        t
+    }
+
+    fn open(t: &Transports, remote: &str) -> (ConnKey, mpsc::UnboundedSender<Bytes>) {
+        let key = (Proto::Tcp, remote.parse().expect("addr"));
+        let (tx, _rx) = mpsc::unbounded_channel();
+        t.register_connection(key, ConnectionHandle { tx: tx.clone() });
+        (key, tx)
+    }
+
+    fn alias_of(t: &Transports, alias: &str) -> Option<ConnKey> {
+        let alias = (Proto::Tcp, alias.parse().expect("addr"));
+        lock(&t.aliases).to_conn.get(&alias).copied()
+    }
+
+    /// RFC 5923 aliases: only with the switch, only the connection's own
+    /// address, a few per connection, gone with the connection.
+    #[test]
+    fn an_alias_names_the_connections_address_and_leaves_with_it() {
+        let off = transports(false);
+        let (conn, _) = open(&off, "192.0.2.7:40001");
+        assert!(!off.accept_alias(conn, 5060));
+
+        let t = transports(true);
+        let (conn, tx) = open(&t, "192.0.2.7:40001");
+        assert!(t.accept_alias(conn, 5060));
+        assert_eq!(alias_of(&t, "192.0.2.7:5060"), Some(conn));
+        // A port the peer has a connection from stays that connection's.
+        let (other, _) = open(&t, "192.0.2.7:40002");
+        assert!(!t.accept_alias(conn, 40002));
+        assert_eq!(alias_of(&t, "192.0.2.7:40002"), None);
+        // At most MAX_ALIASES_PER_CONNECTION ports per connection.
+        for port in 5061..5061 + MAX_ALIASES_PER_CONNECTION as u16 - 1 {
+            assert!(t.accept_alias(conn, port));
+        }
+        assert!(!t.accept_alias(conn, 6000));
+        // The closing connection takes its aliases along; others stay.
+        assert!(t.accept_alias(other, 7000));
+        t.forget_connection_of(conn, &tx);
+        assert_eq!(alias_of(&t, "192.0.2.7:5060"), None);
+        assert_eq!(alias_of(&t, "192.0.2.7:7000"), Some(other));
     }
 }

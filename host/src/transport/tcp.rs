@@ -163,16 +163,78 @@ async fn serve_accepted(
     remote: SocketAddr,
     slot: Slot,
 ) {
-    let _ = stream.set_nodelay(true);
-    let local = match stream.local_addr() {
-        Ok(a) => a,
-        Err(e) => return tracing::debug!(%remote, "tcp setup: {e}"),
+    let Some(local) = accepted_local(&stream, Proto::Tcp, remote) else {
+        return;
     };
-    let (tx, rx) = register(&transports, Proto::Tcp, remote);
+    serve_registered(transports, inbound, Proto::Tcp, stream, remote, local, slot).await
+}
+
+/// The start every accepted connection shares: no Nagle delay (a SIP
+/// message is sent whole), and the local address it arrived on.
+pub(crate) fn accepted_local(
+    stream: &TcpStream,
+    proto: Proto,
+    remote: SocketAddr,
+) -> Option<SocketAddr> {
+    let _ = stream.set_nodelay(true);
+    match stream.local_addr() {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::debug!(%remote, "{proto} setup: {e}");
+            None
+        }
+    }
+}
+
+/// Run an accepted connection's handshake (TLS, WebSocket upgrade) within
+/// `tcp.message_timeout_ms`. Meanwhile the connection counts as a message
+/// in progress: under the message deadline, and never the idle connection
+/// evicted for a newcomer. `None`, logged, when it fails or is late.
+pub(crate) async fn handshake<T, E: std::fmt::Display>(
+    transports: &Transports,
+    slot: &Slot,
+    proto: Proto,
+    remote: SocketAddr,
+    shake: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
+    slot.update(Instant::now(), false, true);
+    let limit = Duration::from_millis(transports.tcp_table().config.message_timeout_ms);
+    match tokio::time::timeout(limit, shake).await {
+        Ok(Ok(done)) => {
+            slot.update(Instant::now(), true, false);
+            Some(done)
+        }
+        Ok(Err(e)) => {
+            crate::log_limited!(info, %remote, "{proto} handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            crate::log_limited!(
+                info,
+                %remote,
+                "{proto} handshake not done within tcp.message_timeout_ms ({limit:?}): closed"
+            );
+            None
+        }
+    }
+}
+
+/// Make an accepted byte stream (TCP, TLS) reachable for sends to
+/// `remote`, then serve it until it ends.
+pub(crate) async fn serve_registered<S: StreamIo>(
+    transports: Arc<Transports>,
+    inbound: Arc<dyn Inbound>,
+    proto: Proto,
+    stream: S,
+    remote: SocketAddr,
+    local: SocketAddr,
+    slot: Slot,
+) {
+    let (tx, rx) = register(&transports, proto, remote);
     serve_stream(
         transports,
         inbound,
-        Proto::Tcp,
+        proto,
         stream,
         remote,
         local,

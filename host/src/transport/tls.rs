@@ -36,7 +36,6 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
 use super::tcp::{self, Slot, StreamIo};
@@ -87,9 +86,18 @@ struct Built {
 /// provider (aws-lc-rs) needs cmake and, for some targets, nasm. rustls
 /// marks it deprecated for lacking post-quantum key exchange (X25519MLKEM768);
 /// the classical groups it has are what SIP peers negotiate today.
+///
+/// Key exchange prefers X25519, then P-256, as OpenSSL, browsers and SIP
+/// stacks do. rustls's ring list starts with P-384, which ring computes
+/// without its fast assembly (six-limb numbers): a handshake on it cost
+/// three times the CPU of one on X25519 (scripts/bench-tls.sh).
 #[allow(deprecated)]
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    Arc::new(rustls::crypto::CryptoProvider {
+        kx_groups: vec![X25519, SECP256R1, SECP384R1],
+        ..rustls::crypto::ring::default_provider()
+    })
 }
 
 fn build(config: &TlsConfig, base_dir: &Path) -> Result<Built, TlsError> {
@@ -274,42 +282,15 @@ async fn serve_accepted(
     slot: Slot,
     tls: Arc<TlsContext>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let local = match stream.local_addr() {
-        Ok(a) => a,
-        Err(e) => return tracing::debug!(%remote, "tls setup: {e}"),
+    let Some(local) = tcp::accepted_local(&stream, Proto::Tls, remote) else {
+        return;
     };
-    // The handshake counts as a message in progress: under the message
-    // deadline, and never the idle connection evicted for a newcomer.
-    slot.update(Instant::now(), false, true);
-    let limit = Duration::from_millis(transports.tcp_table().config.message_timeout_ms);
-    let stream = match tokio::time::timeout(limit, tls.acceptor().accept(stream)).await {
-        Ok(Ok(s)) => TlsStream::from(s),
-        Ok(Err(e)) => {
-            return crate::log_limited!(info, %remote, "tls handshake failed: {e}");
-        }
-        Err(_) => {
-            return crate::log_limited!(
-                info,
-                %remote,
-                "tls handshake not done within tcp.message_timeout_ms ({limit:?}): closed"
-            );
-        }
+    let accept = tls.acceptor().accept(stream);
+    let Some(stream) = tcp::handshake(&transports, &slot, Proto::Tls, remote, accept).await else {
+        return;
     };
-    slot.update(Instant::now(), true, false);
-    let (tx, rx) = tcp::register(&transports, Proto::Tls, remote);
-    tcp::serve_stream(
-        transports,
-        inbound,
-        Proto::Tls,
-        stream,
-        remote,
-        local,
-        tx,
-        rx,
-        Some(slot),
-    )
-    .await
+    let stream = TlsStream::from(stream);
+    tcp::serve_registered(transports, inbound, Proto::Tls, stream, remote, local, slot).await
 }
 
 /// Open a TLS connection to `dest`, verifying its certificate against

@@ -123,29 +123,23 @@ async fn serve_accepted(
     proto: Proto,
     tls: Option<Arc<TlsContext>>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let local = match stream.local_addr() {
-        Ok(a) => a,
-        Err(e) => return tracing::debug!(%remote, "{proto} setup: {e}"),
+    let Some(local) = tcp::accepted_local(&stream, proto, remote) else {
+        return;
     };
-    // The handshakes count as a message in progress: under the message
-    // deadline, and never the idle connection evicted for a newcomer.
-    slot.update(Instant::now(), false, true);
-    let limit = Duration::from_millis(transports.tcp_table().config.message_timeout_ms);
     let config = Some(ws_config(&transports));
     let source = Source {
         proto,
         remote,
         local,
     };
-    let done = tokio::time::timeout(limit, async {
+    let upgrade = async {
         match tls {
             Some(tls) => {
                 let stream = tls
                     .acceptor()
                     .accept(stream)
                     .await
-                    .map_err(|e| format!("tls handshake failed: {e}"))?;
+                    .map_err(|e| format!("tls: {e}"))?;
                 let ws = tokio_tungstenite::accept_hdr_async_with_config(
                     stream,
                     choose_subprotocol,
@@ -166,20 +160,10 @@ async fn serve_accepted(
                 Ok(Either::Plain(Box::new(ws)))
             }
         }
-    })
-    .await;
-    let ws = match done {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => return crate::log_limited!(info, %remote, "{proto}: {e}"),
-        Err(_) => {
-            return crate::log_limited!(
-                info,
-                %remote,
-                "{proto} handshake not done within tcp.message_timeout_ms ({limit:?}): closed"
-            );
-        }
     };
-    slot.update(Instant::now(), true, false);
+    let Some(ws) = tcp::handshake(&transports, &slot, proto, remote, upgrade).await else {
+        return;
+    };
     match ws {
         Either::Plain(ws) => serve(transports, inbound, *ws, source, slot).await,
         Either::Tls(ws) => serve(transports, inbound, *ws, source, slot).await,

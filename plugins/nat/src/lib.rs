@@ -9,9 +9,16 @@
 //! the same alias (`onreply_route[MANAGE]`).
 //!
 //! With the param `rtpengine = true` (and `[rtpengine] sockets` in the
-//! manifest) media goes through rtpengine: an INVITE's SDP is offered to it
-//! when the INVITE is relayed, and a BYE or CANCEL ends the session. The
-//! answer's SDP (200, 183) is not sent through it yet.
+//! manifest) media goes through rtpengine, as `route[NATMANAGE]` does it
+//! with `rtpengine_manage`: an INVITE's SDP is offered when the INVITE is
+//! relayed, the SDP of a 183 or 200 is the answer (or the offer, when the
+//! INVITE had none; the ACK then answers), and a BYE or CANCEL ends the
+//! session, as does the failed INVITE's final reply. Unlike the script,
+//! which manages media only for calls with a NATed party, this does it for
+//! every call: a relay in the middle also hides the callee's address.
+//! `SIP-source-address` (the script's `nat_uac_test("8")` case) tells
+//! rtpengine to send media where the SIP message came from, not to the
+//! private address in the SDP.
 //!
 //! ```text
 //! route {
@@ -32,13 +39,20 @@
 //! }
 //! route[DLGURI] { if (!isdsturiset()) { handle_ruri_alias(); } }
 //! route[RELAY] {
-//!     if (is_method("INVITE") && has_body("application/sdp")) {   # rtpengine = true
-//!         rtpengine_offer("replace-origin replace-session-connection");
-//!     }
-//!     if (is_method("BYE|CANCEL")) { rtpengine_delete(); }         # rtpengine = true
+//!     route(NATMANAGE);                                            # rtpengine = true
 //!     t_on_reply("MANAGE"); if (!t_relay()) { sl_reply_error(); } exit;
 //! }
-//! onreply_route[MANAGE] { if (nat_uac_test("1")) { add_contact_alias(); } }
+//! route[NATMANAGE] {
+//!     if (nat_uac_test("8")) {
+//!         rtpengine_manage("SIP-source-address replace-origin replace-session-connection");
+//!     } else {
+//!         rtpengine_manage("replace-origin replace-session-connection");
+//!     }
+//! }
+//! onreply_route[MANAGE] {
+//!     if (status=~"[12][0-9][0-9]") { route(NATMANAGE); }          # rtpengine = true
+//!     if (nat_uac_test("1")) { add_contact_alias(); }
+//! }
 //! ```
 //!
 //! Build: `make plugins` (component at `target/plugins/nat.wasm`).
@@ -98,8 +112,13 @@ impl Plugin for Nat {
         relay(msg)
     }
 
-    // onreply_route[MANAGE] { if (nat_uac_test("1")) { add_contact_alias(); } }
+    // onreply_route[MANAGE]
     fn onreply_route(_name: &str, msg: &Msg) -> Result {
+        // if (status=~"[12][0-9][0-9]") { route(NATMANAGE); }
+        if *RTPENGINE.get().unwrap_or(&false) && msg.status().is_some_and(|s| s < 300) {
+            nat_manage(msg)?;
+        }
+        // if (nat_uac_test("1")) { add_contact_alias(); }
         if msg.header("Contact").is_some() && msg.nat_uac_test(1)? {
             msg.add_contact_alias()?;
         }
@@ -107,16 +126,23 @@ impl Plugin for Nat {
     }
 }
 
-/// `route[RELAY]`: media through rtpengine when asked, then
-/// `t_on_reply("MANAGE"); if (!t_relay()) { sl_reply_error(); }`
+/// `nat_uac_test("8")`: the SDP carries a private address.
+const NAT_SDP: u32 = 8;
+
+/// `route[NATMANAGE]`: offer, answer or delete, as the message needs.
+fn nat_manage(msg: &Msg) -> Result {
+    if msg.nat_uac_test(NAT_SDP)? {
+        msg.rtpengine_manage("SIP-source-address replace-origin replace-session-connection")
+    } else {
+        msg.rtpengine_manage("replace-origin replace-session-connection")
+    }
+}
+
+/// `route[RELAY]`: media through rtpengine when asked (`route(NATMANAGE)`),
+/// then `t_on_reply("MANAGE"); if (!t_relay()) { sl_reply_error(); }`
 fn relay(msg: &Msg) -> Result {
     if *RTPENGINE.get().unwrap_or(&false) {
-        let method = msg.method();
-        if method.is("INVITE") && !msg.body().is_empty() {
-            msg.rtpengine_offer("replace-origin replace-session-connection")?;
-        } else if method.is("BYE") || method.is("CANCEL") {
-            msg.rtpengine_delete()?;
-        }
+        nat_manage(msg)?;
     }
     msg.t_on_reply("MANAGE");
     if msg.t_relay().is_err() {

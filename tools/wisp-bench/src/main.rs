@@ -7,6 +7,7 @@ mod digest;
 mod engine;
 mod request;
 mod response;
+mod stream;
 mod uas;
 
 use std::fmt::Write as _;
@@ -19,6 +20,15 @@ use clap::{Parser, ValueEnum};
 
 use engine::{Config, Summary, is_loopback};
 use request::Method;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TransportArg {
+    Udp,
+    /// Over TCP connections (see --connections, --handshakes).
+    Tcp,
+    /// Over TLS connections (see --connections, --handshakes, --ca).
+    Tls,
+}
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum MethodArg {
@@ -87,6 +97,55 @@ struct Args {
     /// Print one JSON object with the summary on stdout instead of the human report.
     #[arg(long)]
     json: bool,
+    /// `tcp` / `tls`: OPTIONS or REGISTER over connections instead of UDP
+    /// datagrams (closed loop; no --rate, --retransmit, --password or calls).
+    #[arg(long, value_enum, default_value = "udp")]
+    transport: TransportArg,
+    /// TCP/TLS: long-lived connections sharing the window (each holds
+    /// window / connections requests outstanding, at least one).
+    #[arg(long, default_value_t = 100)]
+    connections: u64,
+    /// TCP/TLS: a new connection (TCP connect, TLS handshake, request, answer,
+    /// close) for every request, --window of them at a time: measures
+    /// handshakes per second.
+    #[arg(long)]
+    handshakes: bool,
+    /// TLS: PEM file of the CA that issued the server's certificate (its
+    /// name is checked against the target's IP address).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+}
+
+/// The load over connections, or an error naming the option that does not fit.
+fn stream_load(a: &Args) -> Result<Option<stream::StreamLoad>> {
+    if a.transport == TransportArg::Udp {
+        if a.handshakes || a.ca.is_some() {
+            bail!("--handshakes and --ca need --transport tcp or tls");
+        }
+        return Ok(None);
+    }
+    if matches!(a.method, MethodArg::Call)
+        || a.password.is_some()
+        || a.retransmit
+        || a.uas.is_some()
+    {
+        bail!(
+            "--transport tcp|tls sends OPTIONS or REGISTER only (no calls, --password, --retransmit or --uas)"
+        );
+    }
+    let ca = match (a.transport, a.ca.clone()) {
+        (TransportArg::Tls, None) => {
+            bail!("--transport tls needs --ca FILE (the CA of the server's certificate)")
+        }
+        (TransportArg::Tls, ca) => ca,
+        (_, Some(_)) => bail!("--ca needs --transport tls"),
+        (_, None) => None,
+    };
+    Ok(Some(stream::StreamLoad {
+        connections: a.connections,
+        handshakes: a.handshakes,
+        ca,
+    }))
 }
 
 fn resolve_target(s: &str) -> Result<SocketAddr> {
@@ -335,7 +394,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = config(&args).and_then(|c| engine::run(&c));
+    let result = config(&args).and_then(|c| match stream_load(&args)? {
+        Some(load) => stream::run(&c, &load),
+        None => engine::run(&c),
+    });
     if let Some(u) = &uas {
         eprintln!("wisp-bench: UAS answered {}", u.answered());
     }

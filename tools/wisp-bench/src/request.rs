@@ -158,6 +158,16 @@ impl RequestTemplate {
         })
     }
 
+    /// Sets the transport the Via header names (`UDP` as built): `TLS` for
+    /// requests sent over a TLS connection, so the answer comes back on it.
+    pub fn set_via_transport(&mut self, transport: &str) {
+        let via = b"Via: SIP/2.0/UDP ";
+        if let Some(at) = self.lits[0].windows(via.len()).position(|w| w == via) {
+            let start = at + via.len() - 4;
+            self.lits[0].splice(start..start + 3, transport.bytes());
+        }
+    }
+
     pub fn token(&self) -> &str {
         &self.token
     }
@@ -336,6 +346,25 @@ mod tests {
         );
         assert_eq!(uri_host("sip:[::1]:5060"), "[::1]");
         assert_eq!(uri_host("sips:[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn via_names_the_transport_the_request_goes_over() {
+        let mut t = RequestTemplate::new(
+            Method::Options,
+            "sip:127.0.0.1:5061",
+            "127.0.0.1",
+            local(),
+            3,
+        )
+        .unwrap();
+        t.set_via_transport("TLS");
+        let mut out = Vec::new();
+        t.write(5, 0, &mut out);
+        let m = String::from_utf8(out).unwrap();
+        assert!(m.contains("\r\nVia: SIP/2.0/TLS "), "{m}");
+        assert!(m.contains(";branch=z9hG4bK-wb"), "{m}");
+        assert!(!m.contains("UDP"), "{m}");
     }
 
     #[test]

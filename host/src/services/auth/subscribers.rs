@@ -244,22 +244,7 @@ impl Subscribers {
     }
 
     /// Connect to the PostgreSQL database at `url` (`usrloc.db_url`;
-    /// migrated if need be) and load it.
-    pub fn open_postgres(
-        config: SubscriberConfig,
-        url: &str,
-    ) -> Result<Subscribers, DirectoryError> {
-        // Off the caller's runtime (the router starts inside one).
-        let (dir, shown) = off_runtime(|| {
-            let store = PgStore::connect(url)?;
-            let shown = store.shown_url().to_owned();
-            Ok::<_, DirectoryError>((Subscribers::load(config, Box::new(store))?, shown))
-        })?;
-        tracing::info!("subscribers: {} loaded from {shown}", dir.len());
-        Ok(dir)
-    }
-
-    /// Like [`Subscribers::open_postgres`] for a router on PostgreSQL
+    /// migrated if need be) and load it, for a router on PostgreSQL
     /// (`usrloc.db_mode` 1, 2 or 3): a thread reads the directory again whenever
     /// another router changed it (the database NOTIFYs every change). The
     /// router starts while the database is away: the directory is empty
