@@ -13,7 +13,7 @@ const RECIPE: &str = include_str!("../../../scripts/wasm32.sh");
 pub enum BuildError {
     #[error("{}: no Cargo.toml (wisp build takes a plugin crate's folder)", .0.display())]
     NoCrate(PathBuf),
-    #[error("{}: {1}", .0.display())]
+    #[error("{}: {}", .0.display(), .1)]
     Manifest(PathBuf, String),
     #[error("cannot build plugins on this machine:\n{0}")]
     Missing(String),
@@ -23,7 +23,7 @@ pub enum BuildError {
     Cargo(String),
     #[error("cargo built no module at {}: is the crate's [lib] crate-type [\"cdylib\"]?", .0.display())]
     NoModule(PathBuf),
-    #[error("wasm-tools component new failed on {}:\n{1}", .0.display())]
+    #[error("wasm-tools component new failed on {}:\n{}", .0.display(), .1)]
     Componentize(PathBuf, String),
 }
 

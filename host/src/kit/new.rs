@@ -62,7 +62,7 @@ pub enum NewError {
     Exists(PathBuf),
     #[error("no wisp-sdk at {}: pass --sdk-path to the plugin-sdk folder of a Wisp checkout", .0.display())]
     NoSdk(PathBuf),
-    #[error("{}: {1}", .0.display())]
+    #[error("{}: {}", .0.display(), .1)]
     Io(PathBuf, std::io::Error),
 }
 
