@@ -16,6 +16,13 @@ const T: Duration = Duration::from_secs(60);
 /// A plugin build compiles the wasm32 standard library the first time.
 const BUILD: Duration = Duration::from_secs(900);
 
+/// The target folder of the crates these tests generate: kept between
+/// runs (under the checkout's `target/`), so the wasm32 standard library
+/// and the SDK are built once, not per test.
+fn kit_target() -> PathBuf {
+    repo_root().join("target/kit-tests")
+}
+
 fn wisp(args: &[&OsStr], timeout: Duration) -> RunOutput {
     run_wisp(args, timeout)
 }
@@ -39,7 +46,7 @@ fn new_build_check_and_test_every_template() {
     let dir = TempDir::new();
     // One target folder for the four crates: the wasm32 standard library
     // is built once.
-    let target = dir.path().join("target");
+    let target = kit_target();
     for template in ["default", "registrar", "redirect", "empty"] {
         let name = format!("t-{template}");
         // `wisp new` writes relative to the current folder: give it one.
@@ -61,19 +68,17 @@ fn new_build_check_and_test_every_template() {
             "wisp new names the next steps:\n{out}"
         );
         assert!(crate_dir.join("Cargo.toml").is_file());
-        let o = std::process::Command::new(wisp_bin())
-            .args(["build", "."])
+        let mut cmd = std::process::Command::new(wisp_bin());
+        cmd.args(["build", "."])
             .current_dir(&crate_dir)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .expect("run wisp build");
-        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+            .env("CARGO_TARGET_DIR", &target);
+        let o = run_with_timeout(cmd, BUILD);
         assert!(
-            o.status.success(),
-            "wisp build of the {template} template:\n{stdout}\n{}",
-            String::from_utf8_lossy(&o.stderr)
+            o.success(),
+            "wisp build of the {template} template:\n{}",
+            o.describe()
         );
-        let component = built_path(&stdout);
+        let component = built_path(&o.stdout);
         assert!(component.is_file(), "{} missing", component.display());
         // `wisp check` loads it as `wisp run` would, with the crate's manifest.
         let manifest = fs::read_to_string(crate_dir.join("wisp.toml")).unwrap();
@@ -117,17 +122,17 @@ fn a_new_crate_passes_its_own_cargo_test() {
         .output()
         .expect("run wisp new");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = std::process::Command::new("cargo")
-        .args(["test", "--release", "--offline"])
+    let mut cmd = std::process::Command::new("cargo");
+    cmd.args(["test", "--release", "--offline"])
         .current_dir(dir.path().join("my-router"))
         .env("WISP", wisp_bin())
-        .output()
-        .expect("run cargo test");
+        .env("CARGO_TARGET_DIR", kit_target());
+    let o = run_with_timeout(cmd, BUILD);
+    assert!(o.success(), "cargo test in a new crate:\n{}", o.describe());
     assert!(
-        o.status.success(),
-        "cargo test in a new crate:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+        o.stdout.contains("test cases_pass ... ok"),
+        "the crate's test ran its cases:\n{}",
+        o.describe()
     );
 }
 
@@ -219,6 +224,20 @@ fn a_changed_decision_fails_with_a_diff_that_names_it() {
 }
 
 // ------------------------------------------------------------------ replay
+
+/// The lines of `wisp replay`'s output that name a request (`   2 OPTIONS
+/// sip:... from ...`), not its decision under it.
+fn request_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            l.trim_start()
+                .split(' ')
+                .next()
+                .is_some_and(|n| n.parse::<usize>().is_ok())
+        })
+        .filter(|l| !l.contains("routed differently"))
+        .collect()
+}
 
 /// A pcap of raw IPv4 packets (link type 101), one per datagram.
 struct Pcap(Vec<u8>);
@@ -336,7 +355,7 @@ fn replay_of_a_pcap_written_during_a_call_prints_the_decisions() {
     assert!(out.success(), "{}", out.describe());
     let text = &out.stdout;
     // Exactly the three requests the router received, in order.
-    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ')).collect();
+    let lines = request_lines(text);
     assert_eq!(lines.len(), 3, "three requests to the router:\n{text}");
     assert!(lines[0].contains("REGISTER"), "{text}");
     assert!(text.contains("reply 200"), "REGISTER answered 200:\n{text}");
@@ -417,11 +436,7 @@ fn replay_against_lists_exactly_the_requests_two_builds_route_differently() {
         "{}",
         out.describe()
     );
-    let listed: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| !l.starts_with(' ') && !l.contains("routed differently"))
-        .collect();
+    let listed = request_lines(&out.stdout);
     assert_eq!(
         listed.len(),
         2,

@@ -490,3 +490,134 @@ pub fn run(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIP: &[u8] = b"OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1\r\nContent-Length: 0\r\n\r\n";
+
+    /// An IPv4/UDP packet from 192.0.2.10:5060 to 192.0.2.1:5060.
+    fn ipv4_udp(payload: &[u8]) -> Vec<u8> {
+        let total = 20 + 8 + payload.len();
+        let mut p = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ];
+        p.extend_from_slice(&[192, 0, 2, 10, 192, 0, 2, 1]);
+        p.extend_from_slice(&5060u16.to_be_bytes());
+        p.extend_from_slice(&5060u16.to_be_bytes());
+        p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// A little-endian classic pcap of `frames` on link type `link`.
+    fn pcap_file(link: u32, frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        b.extend_from_slice(&2u16.to_le_bytes());
+        b.extend_from_slice(&4u16.to_le_bytes());
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&65535u32.to_le_bytes());
+        b.extend_from_slice(&link.to_le_bytes());
+        for f in frames {
+            for v in [0u32, 0, f.len() as u32, f.len() as u32] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b.extend_from_slice(f);
+        }
+        b
+    }
+
+    fn check(captured: &[Captured]) {
+        assert_eq!(captured.len(), 1, "{captured:?}");
+        let c = &captured[0];
+        assert_eq!(c.proto, Proto::Udp);
+        assert_eq!(c.src, "192.0.2.10:5060".parse().unwrap());
+        assert_eq!(c.dst, Some("192.0.2.1:5060".parse().unwrap()));
+        assert_eq!(&c.data[..], SIP);
+        assert!(c.is_request());
+        assert_eq!(c.summary(), "OPTIONS sip:example.com");
+    }
+
+    #[test]
+    fn ethernet_frames_as_tcpdump_on_lo_writes_them() {
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&0x0800u16.to_be_bytes());
+        frame.extend(ipv4_udp(SIP));
+        // A non-SIP datagram beside it is skipped.
+        let mut other = vec![0u8; 12];
+        other.extend_from_slice(&0x0800u16.to_be_bytes());
+        other.extend(ipv4_udp(b"\x00\x01 not sip at all"));
+        check(&pcap(&pcap_file(1, &[frame, other])).unwrap());
+    }
+
+    #[test]
+    fn linux_cooked_frames_as_tcpdump_on_any_writes_them() {
+        let mut frame = vec![0u8; 14];
+        frame.extend_from_slice(&0x0800u16.to_be_bytes());
+        frame.extend(ipv4_udp(SIP));
+        check(&pcap(&pcap_file(113, &[frame])).unwrap());
+    }
+
+    #[test]
+    fn a_truncated_capture_keeps_the_whole_records() {
+        let mut file = pcap_file(101, &[ipv4_udp(SIP), ipv4_udp(SIP)]);
+        file.truncate(file.len() - 10);
+        check(&pcap(&file).unwrap());
+    }
+
+    #[test]
+    fn the_text_format_gives_wire_messages() {
+        let c = text(
+            "--- udp:192.0.2.10:5060 -> udp:192.0.2.1:5060\n\
+             OPTIONS sip:example.com SIP/2.0\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1\n\n",
+        )
+        .unwrap();
+        check(&c);
+    }
+
+    #[test]
+    fn a_relay_lists_the_headers_it_changed() {
+        let input = Captured {
+            proto: Proto::Udp,
+            src: "192.0.2.10:5060".parse().unwrap(),
+            dst: None,
+            data: Bytes::from_static(
+                b"INVITE sip:a@example.com SIP/2.0\r\nVia: x\r\nMax-Forwards: 70\r\nX-Keep: 1\r\n\r\n",
+            ),
+        };
+        let out = Sent {
+            proto: Proto::Udp,
+            local: None,
+            dest: "192.0.2.20:5060".parse().unwrap(),
+            data: Bytes::from_static(
+                b"INVITE sip:a@192.0.2.20 SIP/2.0\r\nVia: y\r\nVia: x\r\nMax-Forwards: 69\r\nX-Keep: 1\r\n\r\n",
+            ),
+        };
+        assert_eq!(
+            decide(&input, &[out]),
+            Decision::Relay {
+                targets: vec![Relayed {
+                    to: "udp:192.0.2.20:5060".into(),
+                    ruri: "sip:a@192.0.2.20".into(),
+                    changes: vec!["-max-forwards: 70".into(), "+max-forwards: 69".into()],
+                }]
+            }
+        );
+        assert_eq!(decide(&input, &[]), Decision::Drop);
+    }
+}
