@@ -573,7 +573,7 @@ pub fn case_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 /// `plugin`: the library form of `wisp test`, for a plugin's own tests.
 pub fn run_cases(plugin: &Path, paths: &[PathBuf]) -> anyhow::Result<Vec<CaseReport>> {
     let files = case_files(paths)?;
-    let cache = tempfile::tempdir().context("a folder for compiled plugins")?;
+    let (cache, _guard) = super::harness::compile_cache()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -581,7 +581,7 @@ pub fn run_cases(plugin: &Path, paths: &[PathBuf]) -> anyhow::Result<Vec<CaseRep
     runtime.block_on(async {
         let mut reports = Vec::new();
         for f in &files {
-            reports.push(run_case_file(plugin, f, cache.path()).await?);
+            reports.push(run_case_file(plugin, f, &cache).await?);
         }
         Ok::<_, anyhow::Error>(reports)
     })

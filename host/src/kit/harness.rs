@@ -231,3 +231,22 @@ pub fn merge(into: &mut toml::Table, over: &toml::Table) {
         }
     }
 }
+
+/// Where `wisp test` and `wisp replay` keep compiled plugins between runs
+/// (the cache is named by each component's hash, so a new build is never
+/// mistaken for an old one): `$XDG_CACHE_HOME/wisp/kit`, else
+/// `~/.cache/wisp/kit`; a temporary folder, removed with the returned
+/// guard, when neither can be made.
+pub fn compile_cache() -> anyhow::Result<(std::path::PathBuf, Option<tempfile::TempDir>)> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")));
+    if let Some(dir) = base.map(|b| b.join("wisp/kit"))
+        && std::fs::create_dir_all(&dir).is_ok()
+    {
+        return Ok((dir, None));
+    }
+    let tmp = tempfile::tempdir().context("a folder for compiled plugins")?;
+    Ok((tmp.path().to_owned(), Some(tmp)))
+}

@@ -457,7 +457,7 @@ pub fn run(
     let mut over = toml::Table::new();
     over.insert("server".into(), toml::Value::Table(server));
     super::harness::merge(&mut base, &over);
-    let cache = tempfile::tempdir().context("a folder for compiled plugins")?;
+    let (cache, _guard) = super::harness::compile_cache()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -466,7 +466,7 @@ pub fn run(
     runtime.block_on(async {
         let decide_all = |p: std::path::PathBuf| {
             let base = &base;
-            let cache = cache.path();
+            let cache = cache.as_path();
             let captured = &captured;
             let setup_case = &setup_case;
             async move {
