@@ -146,6 +146,29 @@ fn wisp_build_names_what_is_missing() {
         "names the missing crate:\n{}",
         out.describe()
     );
+
+    // A machine without wasm-tools: a crate, and a PATH without it.
+    let o = std::process::Command::new(wisp_bin())
+        .args(["new", "lacks"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run wisp new");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let without: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|d| !d.join("wasm-tools").exists())
+        .collect();
+    let mut cmd = std::process::Command::new(wisp_bin());
+    cmd.args(["build", "."])
+        .current_dir(dir.path().join("lacks"))
+        .env("PATH", std::env::join_paths(without).unwrap());
+    let out = run_with_timeout(cmd, T);
+    assert!(!out.success(), "{}", out.describe());
+    assert!(
+        out.stderr.contains("no wasm-tools on PATH") && out.stderr.contains("scripts/setup.sh"),
+        "names what is missing and how to get it:\n{}",
+        out.describe()
+    );
 }
 
 /// Every plugin's cases (`plugins/<name>/cases/*.toml`) pass on its build.
