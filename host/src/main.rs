@@ -74,6 +74,7 @@ enum Command {
         path: PathBuf,
     },
     /// Run a plugin on case files: the real host, a virtual network and clock.
+    #[command(after_long_help = wisp::kit::case::CASE_FORMAT)]
     Test {
         /// The plugin component.
         #[arg(long)]

@@ -71,6 +71,26 @@ use serde::Deserialize;
 use super::harness::{Harness, Sent, manifest_for};
 use crate::config::ListenAddr;
 
+/// The case format in short, for `wisp test --help`.
+pub const CASE_FORMAT: &str = r#"Case file format (TOML, one scenario a file):
+  description = "what this case shows"
+  [params]                      the plugin's [plugin.params]
+  [manifest.server]             manifest tables over the defaults: listen udp: and
+  aliases = ["example.com"]     tcp:192.0.2.1:5060 (virtual), aliases example.com
+  [store.location]              user location before the first step: AOR = contacts
+  "bob" = ["sip:bob@192.0.2.20:5060"]
+  [[store.subscribers]]         user, domain, password, groups
+  [[step]]                      a message in: from = "udp:IP:PORT", sip = """..."""
+  [[step]]                      or the answer of from to the last request it got:
+                                reply = { status = 486, reason = "Busy Here" }
+  [[step]]                      or time passing: advance = "32s" (timers fire)
+  expect = [ { to = "udp:IP:PORT", status = 100 },
+             { to = "udp:IP:PORT", method = "INVITE", ruri = "sip:...",
+               headers = { "Record-Route" = "<...>" }, absent = ["X-Foo"] } ]
+                                everything the router sends, in order ([] = nothing)
+  [store_after.location]        the tables named, whole, after the last step
+A decision that differs fails the case with a diff naming the step and the field."#;
+
 /// One case file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
