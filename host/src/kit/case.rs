@@ -10,6 +10,10 @@
 //! [params]
 //! max_len = 8192
 //!
+//! # Its [plugin.capabilities] (paths relative to the case file's folder).
+//! [capabilities]
+//! exec = ["lcr.sh"]
+//!
 //! # Manifest excerpt over the kit's defaults: listen on udp: and
 //! # tcp:192.0.2.1:5060 (virtual), aliases ["example.com"], usrloc tables
 //! # "location" and "aliases". Any manifest table may be given.
@@ -75,6 +79,7 @@ use crate::config::ListenAddr;
 pub const CASE_FORMAT: &str = r#"Case file format (TOML, one scenario a file):
   description = "what this case shows"
   [params]                      the plugin's [plugin.params]
+  [capabilities]                its [plugin.capabilities] (exec = ["prog.sh"])
   [manifest.server]             manifest tables over the defaults: listen udp: and
   aliases = ["example.com"]     tcp:192.0.2.1:5060 (virtual), aliases example.com
   [store.location]              user location before the first step: AOR = contacts
@@ -99,6 +104,10 @@ pub struct Case {
     pub description: String,
     #[serde(default)]
     pub params: toml::Table,
+    /// `[plugin.capabilities]` of the plugin under test (`exec = [...]`,
+    /// paths relative to the case file's folder).
+    #[serde(default)]
+    pub capabilities: toml::Table,
     #[serde(default)]
     pub manifest: toml::Table,
     #[serde(default)]
@@ -446,7 +455,14 @@ pub async fn run_case_file(plugin: &Path, file: &Path, cache: &Path) -> anyhow::
     let started = Instant::now();
     let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
     let case: Case = toml::from_str(&text).with_context(|| file.display().to_string())?;
-    let manifest = manifest_for(plugin, &case.params, &case.manifest, cache, file)?;
+    let manifest = manifest_for(
+        plugin,
+        &case.params,
+        &case.capabilities,
+        &case.manifest,
+        cache,
+        file,
+    )?;
     let harness = Harness::start(manifest)
         .await
         .with_context(|| format!("{}: loading {}", file.display(), plugin.display()))?;

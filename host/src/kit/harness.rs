@@ -152,7 +152,8 @@ impl Harness {
 
 /// The manifest `wisp test` and `wisp replay` run `plugin` in: `base`
 /// (a TOML table: `[server]`, `[usrloc]`, ...) over the defaults below,
-/// the plugin with `params`. Compiled plugins are cached in `cache`.
+/// the plugin with `params` and `capabilities`. Compiled plugins are
+/// cached in `cache`.
 ///
 /// Defaults: listen on `udp:192.0.2.1:5060` and `tcp:192.0.2.1:5060`
 /// (virtual: nothing is bound), aliases `example.com`, tables `location`
@@ -160,6 +161,7 @@ impl Harness {
 pub fn manifest_for(
     plugin: &Path,
     params: &toml::Table,
+    capabilities: &toml::Table,
     base: &toml::Table,
     cache: &Path,
     file: &Path,
@@ -193,12 +195,25 @@ pub fn manifest_for(
     if !params.is_empty() {
         entry.insert("params".into(), toml::Value::Table(params.clone()));
     }
+    if !capabilities.is_empty() {
+        entry.insert(
+            "capabilities".into(),
+            toml::Value::Table(capabilities.clone()),
+        );
+    }
     doc.insert(
         "plugin".into(),
         toml::Value::Array(vec![toml::Value::Table(entry)]),
     );
     let text = toml::to_string(&doc).context("rendering the case's manifest")?;
-    Manifest::parse(&text, file).map_err(|e| anyhow::anyhow!("{e}"))
+    let mut manifest = Manifest::parse(&text, file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Relative paths (exec grants, TLS files) mean what they mean beside
+    // the case file, as a manifest's do beside it.
+    manifest.base_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| Path::new(".").to_owned(), Path::to_owned);
+    Ok(manifest)
 }
 
 const DEFAULTS: &str = r#"

@@ -470,8 +470,14 @@ pub fn run(
             let captured = &captured;
             let setup_case = &setup_case;
             async move {
-                let manifest =
-                    super::harness::manifest_for(&p, &setup_case.params, base, cache, file)?;
+                let manifest = super::harness::manifest_for(
+                    &p,
+                    &setup_case.params,
+                    &setup_case.capabilities,
+                    base,
+                    cache,
+                    file,
+                )?;
                 let harness = Harness::start(manifest)
                     .await
                     .with_context(|| format!("loading {}", p.display()))?;
