@@ -335,8 +335,21 @@ fn build_plugin(path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Logs of `wisp test` and `wisp replay`: warnings (a plugin's error, a
+/// refused host call) on standard error; `RUST_LOG` for more.
+fn init_kit_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .try_init();
+}
+
 /// `wisp test`: fails when a case does.
 fn test_plugin(plugin: PathBuf, cases: Vec<PathBuf>) -> anyhow::Result<()> {
+    init_kit_logging();
     if !plugin.is_file() {
         anyhow::bail!(
             "{}: no such plugin component (build it with `wisp build`)",
@@ -363,6 +376,7 @@ fn replay(
     listen: Vec<String>,
     capture: PathBuf,
 ) -> anyhow::Result<()> {
+    init_kit_logging();
     let (text, differ) = wisp::kit::replay::run(
         &plugin,
         against.as_deref(),
