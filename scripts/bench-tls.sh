@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # OPTIONS over TLS: Kamailio's tls module against Wisp, the same stateless
-# "200 to everything" script (bench/kamailio-options-tls.cfg, config/bench-tls.toml
-# with the default plugin), each router pinned to one core, wisp-bench on the other.
+# "200 to everything" script (bench/kamailio-options-tls.cfg; config/bench-tls.toml
+# with plugins/bench-options), each router pinned to one core, wisp-bench on the other.
 #
 # Two loads per router and round, alternating which router goes first:
 #   connections  --connections long-lived TLS connections, --window requests
@@ -20,6 +20,8 @@
 #   --handshake-window N   handshakes in progress at once (default 32)
 #   --duration S           max seconds of sending per run (default 20)
 #   --kam-children N       Kamailio tcp_children (default 1; all on the one core)
+#   --wisp-plugin NAME     run Wisp with target/plugins/NAME.wasm instead of
+#                          bench_options (e.g. default: REQINIT, maxfwd, myself)
 #   --kamailio-only | --wisp-only
 #
 # Environment: SERVER_CPU=0, CLIENT_CPU=1, KAMAILIO=/usr/sbin/kamailio,
@@ -50,6 +52,7 @@ DURATION=20
 KAM_CHILDREN=1
 RUN_KAM=1
 RUN_WISP=1
+WISP_PLUGIN=bench_options
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -61,6 +64,7 @@ while [[ $# -gt 0 ]]; do
         --handshake-window) HS_WINDOW=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --kam-children) KAM_CHILDREN=$2; shift ;;
+        --wisp-plugin) WISP_PLUGIN=$2; shift ;;
         --kamailio-only) RUN_WISP=0 ;;
         --wisp-only) RUN_KAM=0 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -102,6 +106,13 @@ trap 'exit 130' INT TERM
 
 LOGDIR=$(mktemp -d /tmp/bench-tls.XXXXXX)
 sed "s|@CERT_DIR@|$CERTS|g" bench/kamailio-options-tls.cfg >"$LOGDIR/kamailio-tls.cfg"
+WISP_CONFIG=config/bench-tls.toml
+if [[ $WISP_PLUGIN != bench_options ]]; then
+    [[ -f target/plugins/$WISP_PLUGIN.wasm ]] || { echo "bench-tls: no target/plugins/$WISP_PLUGIN.wasm (make plugins)" >&2; exit 2; }
+    WISP_CONFIG=target/bench-tls-$WISP_PLUGIN.toml
+    sed "s|bench_options.wasm|$WISP_PLUGIN.wasm|" config/bench-tls.toml >"$WISP_CONFIG"
+fi
+log "wisp runs target/plugins/$WISP_PLUGIN.wasm"
 log "logs in $LOGDIR; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # load NAME TLS_PORT KIND wisp-bench-args...: one run, its output and the server's CPU per answer.
@@ -128,7 +139,7 @@ side() {
             -A "BENCH_PORT=$udp" -A "BENCH_TLS_PORT=$tls" -A "BENCH_CHILDREN=$KAM_CHILDREN"
     else
         udp=$WISP_PORT; tls=$WISP_TLS_PORT
-        start_server "$LOGDIR/wisp.log" target/release/wisp run --config config/bench-tls.toml
+        start_server "$LOGDIR/wisp.log" target/release/wisp run --config "$WISP_CONFIG"
     fi
     wait_ready "$udp" "$LOGDIR/$name.log" || return 1
     load "$name" "$tls" connections --count "$COUNT" --connections "$CONNECTIONS" --window "$WINDOW"

@@ -572,6 +572,21 @@ impl Router {
         out.stdout
     }
 
+    /// `wisp ctl acc show 100` until it lists `n` accounting records (they
+    /// are written off the routing path, a moment after the reply), or 5 s
+    /// passed; its lines.
+    pub fn acc_records(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = self.ctl_ok(&["acc", "show", "100"]);
+            let lines: Vec<String> = out.lines().map(str::to_owned).collect();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn manifest_path(&self) -> &Path {
         &self.manifest_path
     }

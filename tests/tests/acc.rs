@@ -85,25 +85,11 @@ fn assert_answered_and_busy(lines: &[String], ok: &str, busy: &str) {
     );
 }
 
-/// `wisp ctl acc show` until it lists `n` records (they are written off the
-/// routing path, a moment after the reply).
-fn records(router: &Router, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = router.ctl_ok(&["acc", "show", "100"]);
-        let lines: Vec<String> = out.lines().map(str::to_owned).collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_flagged_transaction_gives_one_record_and_a_failed_one_a_missed_record() {
     let router = start_accounting();
     let (ok, busy, carol) = answered_and_busy(&router);
-    let lines = records(&router, 3);
+    let lines = router.acc_records(3);
     let log = router.log();
     assert_answered_and_busy(&lines, &ok, &busy);
     for l in &lines {
@@ -206,7 +192,7 @@ fn the_seed_accounting_script_records_calls_and_missed_calls() {
         .expect("the BYE's 200");
     assert_eq!(ok.status(), Some(200));
 
-    let lines = records(&router, 4);
+    let lines = router.acc_records(4);
     let of = |call_id: &str| -> Vec<&String> {
         lines
             .iter()
@@ -239,7 +225,7 @@ fn the_seed_accounting_script_records_calls_and_missed_calls() {
 fn records_go_to_the_acc_table_and_survive_a_restart() {
     let mut router = start_accounting_with(|m| m.set("usrloc", "db_mode", "1"));
     let (ok, busy, _) = answered_and_busy(&router);
-    let lines = records(&router, 3);
+    let lines = router.acc_records(3);
     assert_answered_and_busy(&lines, &ok, &busy);
     // Written to the table, not only queued: one transaction per batch,
     // whatever the batches were, every record.
@@ -256,7 +242,7 @@ fn records_go_to_the_acc_table_and_survive_a_restart() {
     }
     router.kill_hard();
     router.restart();
-    let again = records(&router, 3);
+    let again = router.acc_records(3);
     assert_eq!(again, lines, "the same records, read from the table");
     let j: serde_json::Value =
         serde_json::from_str(&router.ctl_ok(&["stats", "--json"])).expect("json");
@@ -275,7 +261,7 @@ fn records_go_to_the_acc_table_on_postgres_and_a_database_down_never_blocks_rout
             .set("usrloc", "db_url", &url)
     });
     let (ok, busy, _) = answered_and_busy(&router);
-    let lines = records(&router, 3);
+    let lines = router.acc_records(3);
     assert_answered_and_busy(&lines, &ok, &busy);
     let stored = pg.psql("SELECT method, sip_code, sip_reason, missed FROM acc ORDER BY id");
     assert_eq!(
@@ -344,7 +330,7 @@ fn records_go_to_the_acc_table_on_postgres_and_a_database_down_never_blocks_rout
 
     router.kill_hard();
     router.restart();
-    let again = records(&router, 4);
+    let again = router.acc_records(4);
     assert_eq!(again.len(), 4, "{again:#?}");
     assert_eq!(again[..3], lines[..], "the first three, from the table");
     assert!(
@@ -382,7 +368,7 @@ fn acc_request_records_a_request_the_route_answered_itself() {
         .expect("the 404");
     assert_eq!(fin.status(), Some(404));
 
-    let lines = records(&router, 3);
+    let lines = router.acc_records(3);
     assert_eq!(lines.len(), 3, "{lines:#?}\n{}", router.log());
     let invite: Vec<&String> = lines
         .iter()

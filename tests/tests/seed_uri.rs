@@ -178,3 +178,37 @@ fn troubleshooting_a_routing_loop_ends_with_483_too_many_hops() {
         "one final answer"
     );
 }
+
+/// "Static Forwarding" (001, "Request Routing and SER Scripts"): a numeric
+/// Request-URI starting with zero goes statelessly, "as is", to a gateway
+/// whose address is fixed in the script (`forward(192.168.99.3, 5080)`).
+/// `plugins/numbering-plan` does that for every non-US number: the
+/// gateway gets the request with the Request-URI untouched, no `100
+/// Trying` comes from the router, and the gateway's answer is passed back.
+#[test]
+fn static_forwarding() {
+    let us_gateway = TestUa::new("us-gw");
+    let gateway = TestUa::new("gw");
+    let router = numbering_plan(&us_gateway, &gateway);
+    let caller = TestUa::new("caller");
+    let call = caller.request("INVITE", "sip:0049301234@iptel.org");
+    caller.send_to(router.udp_addr(), &call.build());
+    let (inv, src) = gateway
+        .recv_request(RECV)
+        .expect("the call reaches the static gateway");
+    assert_eq!(
+        String::from_utf8_lossy(&inv.request_uri_raw()),
+        "sip:0049301234@iptel.org"
+    );
+    assert_eq!(call_id_of(&inv).as_deref(), Some(call.call_id.as_str()));
+    gateway.reply(&inv, src, 200, "OK", "g1");
+    let (first, _) = caller
+        .recv_response_for(&call.call_id, RECV)
+        .expect("the gateway's answer");
+    assert_eq!(
+        first.status(),
+        Some(200),
+        "stateless: no 100 Trying of the router's own first: {}",
+        text(&first)
+    );
+}

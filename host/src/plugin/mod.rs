@@ -447,7 +447,7 @@ impl PluginRuntime {
                 self.checkin(instance);
                 match why {
                     Some(e) => {
-                        crate::log_limited!(info, plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error: {e:?}")
+                        crate::log_limited!(info, plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error: {e:?}{}", error_hint(&e))
                     }
                     None => {
                         crate::log_limited!(info, plugin = &*self.name, export = export.name(), call_id = %call_id(&ctx), "route returned error (no reason given)")
@@ -544,6 +544,20 @@ fn call_id(ctx: &RouteContext) -> String {
         .call_id()
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .unwrap_or_default()
+}
+
+/// What the log line of a route that returned `e` adds to the error's name,
+/// where the name alone does not say what went wrong: `already-handled` is
+/// SER's "ERROR: t_newtran: transaction already in process", a script that
+/// relays, replies or makes a transaction twice for one request.
+fn error_hint(e: &bindings::WitError) -> &'static str {
+    match e {
+        bindings::WitError::AlreadyHandled => {
+            " (transaction already in process: the request was already answered or relayed, \
+             so a second t_relay, t_newtran or final reply is refused)"
+        }
+        _ => "",
+    }
 }
 
 #[cfg(test)]

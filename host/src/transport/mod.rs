@@ -395,6 +395,11 @@ impl Transports {
         on_error: Option<udp::OnSendError>,
     ) -> Result<(), SendError> {
         let key = (proto, dest);
+        // An answer on the connection this thread is serving.
+        let data = match tcp::offer_to_serving(key, data) {
+            Ok(()) => return Ok(()),
+            Err(data) => data,
+        };
         let mut conns = lock(&self.connections);
         if let Some(conn) = conns.get(&key) {
             if conn.tx.send(data.clone()).is_ok() {

@@ -1,7 +1,7 @@
-//! TCP, and what every stream transport shares: the accept loop, one task
-//! per connection reading framed messages (Content-Length framing, RFC 3261
-//! §18.3) and a writer task fed by a queue, so that replies and forwards
-//! from any task reach the connection in order. TLS ([`super::tls`]) runs
+//! TCP, and what every stream transport shares: the accept loop, and one
+//! task per connection that reads framed messages (Content-Length framing,
+//! RFC 3261 §18.3) and writes what a queue holds for the peer, so that
+//! replies and forwards from any task reach the connection in order. TLS ([`super::tls`]) runs
 //! its streams through the same [`serve_stream`] once the handshake is done,
 //! under the same limits.
 //!
@@ -27,8 +27,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
@@ -257,22 +263,12 @@ pub(crate) fn register(
     (tx, rx)
 }
 
-/// A byte stream a connection runs on, split into halves its reader and
-/// writer tasks own.
-pub(crate) trait StreamIo: Send + 'static {
-    type Read: AsyncRead + Unpin + Send + 'static;
-    type Write: AsyncWrite + Unpin + Send + 'static;
-    fn split_io(self) -> (Self::Read, Self::Write);
-}
+/// A byte stream a connection runs on (TCP, or TLS over it). One task owns
+/// it whole: it reads, and writes what is queued for the peer, in the same
+/// poll.
+pub(crate) trait StreamIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
-impl StreamIo for TcpStream {
-    type Read = tokio::net::tcp::OwnedReadHalf;
-    type Write = tokio::net::tcp::OwnedWriteHalf;
-    /// Lock-free halves (TCP is the hot stream).
-    fn split_io(self) -> (Self::Read, Self::Write) {
-        self.into_split()
-    }
-}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> StreamIo for S {}
 
 /// Why a connection's read loop ended early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,51 +326,257 @@ impl Deadlines {
     }
 }
 
+/// The connection whose messages this thread is routing, and what is sent
+/// to it meanwhile. Its task writes that when routing returns: an answer
+/// to a request goes out without the connection map, its lock, or waking
+/// the task that is already running.
+struct Serving {
+    key: Option<(Proto, SocketAddr)>,
+    sent: Vec<Bytes>,
+}
+
+thread_local! {
+    static SERVING: std::cell::RefCell<Serving> = const {
+        std::cell::RefCell::new(Serving { key: None, sent: Vec::new() })
+    };
+}
+
+/// Take `data` for the connection to `key` if this thread is routing a
+/// message from it; else hand `data` back.
+pub(crate) fn offer_to_serving(key: (Proto, SocketAddr), data: Bytes) -> Result<(), Bytes> {
+    SERVING.with(|serving| match serving.try_borrow_mut() {
+        Ok(mut serving) if serving.key == Some(key) => {
+            serving.sent.push(data);
+            Ok(())
+        }
+        _ => Err(data),
+    })
+}
+
+/// Route `deliver` with this thread serving `key`, then move what was sent
+/// to it into `out`.
+fn serving<R>(key: (Proto, SocketAddr), out: &mut Outbox, deliver: impl FnOnce() -> R) -> R {
+    /// Leaves the thread serving nothing, however `deliver` ends.
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            SERVING.with(|serving| {
+                if let Ok(mut serving) = serving.try_borrow_mut() {
+                    serving.key = None;
+                    serving.sent.clear();
+                }
+            });
+        }
+    }
+    SERVING.with(|serving| {
+        if let Ok(mut serving) = serving.try_borrow_mut() {
+            serving.key = Some(key);
+        }
+    });
+    let leave = Leave;
+    let result = deliver();
+    SERVING.with(|serving| {
+        if let Ok(mut serving) = serving.try_borrow_mut() {
+            for data in serving.sent.drain(..) {
+                out.push(data);
+            }
+        }
+    });
+    drop(leave);
+    result
+}
+
+/// Bytes queued for the peer beyond which a connection stops reading: a
+/// peer that sends requests but does not read their answers gets no more
+/// work done for it until it does (and is closed when idle too long).
+const OUTBOX_LIMIT: usize = 1 << 20;
+
+/// At most this many queued messages go out in one vectored write.
+const WRITE_BATCH: usize = 64;
+
+/// What is queued for the peer, in order, written as the socket takes it.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Bytes>,
+    bytes: usize,
+    unflushed: bool,
+}
+
+impl Outbox {
+    fn push(&mut self, data: Bytes) {
+        self.bytes += data.len();
+        self.queue.push_back(data);
+    }
+
+    /// Take everything `rx` holds now; `Ready(())` once every sender is gone.
+    fn poll_take(
+        &mut self,
+        cx: &mut Context<'_>,
+        rx: &mut mpsc::UnboundedReceiver<Bytes>,
+    ) -> Poll<()> {
+        loop {
+            match rx.poll_recv(cx) {
+                Poll::Ready(Some(data)) => self.push(data),
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Write the queue, then flush (a TLS stream holds records until then;
+    /// for TCP the flush is free). `Ready(Ok)` when all is out.
+    fn poll_write<S: StreamIo>(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut S,
+    ) -> Poll<std::io::Result<()>> {
+        while !self.queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+            let mut n_slices = 0;
+            for (slot, data) in slices.iter_mut().zip(&self.queue) {
+                *slot = IoSlice::new(data);
+                n_slices += 1;
+            }
+            let written =
+                std::task::ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n_slices]))?;
+            if written == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            self.unflushed = true;
+            self.bytes -= written;
+            let mut left = written;
+            while left > 0 {
+                let Some(front) = self.queue.front_mut() else {
+                    break;
+                };
+                if front.len() <= left {
+                    left -= front.len();
+                    self.queue.pop_front();
+                } else {
+                    front.advance(left);
+                    left = 0;
+                }
+            }
+        }
+        if self.unflushed {
+            std::task::ready!(Pin::new(&mut *io).poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What woke a connection's task.
+enum Event {
+    /// Bytes appended to the framer's buffer; 0 at the end of the stream.
+    Read(usize),
+    ReadFailed(std::io::Error),
+    WriteFailed(std::io::Error),
+    /// Closed to make room for a newcomer (it was idle).
+    Evicted,
+    /// The armed deadline passed (it may have moved since it was armed).
+    Timer,
+}
+
+/// One turn of a connection: take what is queued for the peer and write it,
+/// then read (unless the peer is not reading its answers), then the
+/// eviction notice and the timer.
+fn poll_event<S: StreamIo>(
+    cx: &mut Context<'_>,
+    io: &mut S,
+    rx: &mut mpsc::UnboundedReceiver<Bytes>,
+    out: &mut Outbox,
+    framer: &mut StreamFramer,
+    evicted: Pin<&mut impl Future<Output = ()>>,
+    timer: Pin<&mut tokio::time::Sleep>,
+) -> Poll<Event> {
+    // The task holds a sender itself, so the queue cannot close meanwhile.
+    let _ = out.poll_take(cx, rx);
+    if let Poll::Ready(Err(e)) = out.poll_write(cx, io) {
+        return Poll::Ready(Event::WriteFailed(e));
+    }
+    if out.bytes <= OUTBOX_LIMIT {
+        match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, framer.buffer_mut()) {
+            Poll::Ready(Ok(n)) => return Poll::Ready(Event::Read(n)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Event::ReadFailed(e)),
+            Poll::Pending => {}
+        }
+    }
+    if evicted.poll(cx).is_ready() {
+        return Poll::Ready(Event::Evicted);
+    }
+    if timer.poll(cx).is_ready() {
+        return Poll::Ready(Event::Timer);
+    }
+    Poll::Pending
+}
+
 /// Serve one connection until it ends: frame what it receives and hand each
 /// message to `inbound` as from `proto`, answer keepalives, enforce the
-/// deadlines, and run the writer that drains `rx`. `tx` is the connection's
-/// handle in the table, forgotten when reading stops; `slot` its place in
-/// the table of limits (none for connections the router opened).
+/// deadlines, and write what `rx` queues for the peer. `tx` is the
+/// connection's handle in the table, forgotten when reading stops; `slot`
+/// its place in the table of limits (none for connections the router
+/// opened).
+///
+/// One task does all of it: an answer made while a message is routed on
+/// this task is written in the same turn, with no hop to another task.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve_stream<S: StreamIo>(
     transports: Arc<Transports>,
     inbound: Arc<dyn Inbound>,
     proto: Proto,
-    stream: S,
+    mut stream: S,
     remote: SocketAddr,
     local: SocketAddr,
     tx: mpsc::UnboundedSender<Bytes>,
-    rx: mpsc::UnboundedReceiver<Bytes>,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
     slot: Option<Slot>,
 ) {
-    let (mut reader, writer) = stream.split_io();
-    let writer_task = tokio::spawn(write_connection(writer, rx));
     let mut framer = StreamFramer::new(transports.max_message_size());
     let mut deadlines = Deadlines::new(&transports.tcp_table().config, Instant::now());
+    let mut out = Outbox::default();
     let source = Source {
         proto,
         remote,
         local,
     };
+    // One timer for the connection's life. It is moved earlier when a
+    // message begins; a deadline that moved later (the idle clock
+    // restarted) is found when the timer fires, so a busy connection does
+    // not touch the timer wheel per message.
+    let mut armed = deadlines.next().0;
+    let timer = tokio::time::sleep_until(armed);
+    tokio::pin!(timer);
+    let evicted = closing(slot.as_ref());
+    tokio::pin!(evicted);
+    let mut write_failed = false;
     'conn: loop {
-        // Hand over every complete message already buffered before reading more.
-        let mut delivered = false;
-        loop {
-            match framer.next_message() {
-                Ok(Some(msg)) => {
-                    delivered = true;
-                    inbound.receive(msg, source);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    // A stream that cannot be framed cannot be resynchronised:
-                    // end this connection only. Counted as a bad message.
-                    crate::stats::inc(crate::stats::Counter::BadMessages);
-                    crate::log_limited!(warn, %remote, "{proto} framing: {e}; closing connection");
-                    break 'conn;
+        // Hand over every complete message already buffered before reading
+        // more; what routing sends back on this connection is written in
+        // this turn.
+        let framed = serving((proto, remote), &mut out, || {
+            let mut delivered = false;
+            loop {
+                match framer.next_message() {
+                    Ok(Some(msg)) => {
+                        delivered = true;
+                        inbound.receive(msg, source);
+                    }
+                    Ok(None) => return Ok(delivered),
+                    Err(e) => return Err(e),
                 }
             }
-        }
+        });
+        let mut delivered = match framed {
+            Ok(delivered) => delivered,
+            Err(e) => {
+                // A stream that cannot be framed cannot be resynchronised:
+                // end this connection only. Counted as a bad message.
+                crate::stats::inc(crate::stats::Counter::BadMessages);
+                crate::log_limited!(warn, %remote, "{proto} framing: {e}; closing connection");
+                break 'conn;
+            }
+        };
         let pings = framer.take_pings();
         delivered |= pings > 0;
         // The table learns this connection's state before anything is
@@ -388,32 +590,57 @@ pub(crate) async fn serve_stream<S: StreamIo>(
         for _ in 0..pings {
             // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong, on
             // this connection.
-            if tx.send(Bytes::from_static(b"\r\n")).is_err() {
-                break 'conn;
-            }
+            out.push(Bytes::from_static(b"\r\n"));
         }
-        let (due, which) = deadlines.next();
-        tokio::select! {
-            // Closed to make room for a newcomer (it was idle).
-            () = evicted(slot.as_ref()) => {
+        let due = deadlines.next().0;
+        if due < armed {
+            armed = due;
+            timer.as_mut().reset(due);
+        }
+        let event = std::future::poll_fn(|cx| {
+            poll_event(
+                cx,
+                &mut stream,
+                &mut rx,
+                &mut out,
+                &mut framer,
+                evicted.as_mut(),
+                timer.as_mut(),
+            )
+        })
+        .await;
+        match event {
+            Event::Read(0) => break,
+            Event::Read(_) => {}
+            Event::ReadFailed(e) => {
+                tracing::debug!(%remote, "{proto} read: {e}");
+                break;
+            }
+            Event::WriteFailed(e) => {
+                tracing::debug!(%remote, "{proto} write: {e}");
+                write_failed = true;
+                break;
+            }
+            Event::Evicted => {
                 tracing::debug!(%remote, "{proto} connection idle at the connection limit: closed");
                 break;
             }
-            read = tokio::time::timeout_at(due, reader.read_buf(framer.buffer_mut())) => match read {
-                Ok(Ok(0)) => break,
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(%remote, "{proto} read: {e}");
-                    break;
-                }
-                Err(_) => {
+            Event::Timer => {
+                let (due, which) = deadlines.next();
+                if Instant::now() >= due {
                     match which {
-                        Deadline::Idle => tracing::debug!(%remote, "{proto} connection idle for {:?}: closed", deadlines.idle),
-                        Deadline::Message => tracing::debug!(%remote, "{proto} message not complete within {:?} of its first byte: closed", deadlines.message),
+                        Deadline::Idle => {
+                            tracing::debug!(%remote, "{proto} connection idle for {:?}: closed", deadlines.idle)
+                        }
+                        Deadline::Message => {
+                            tracing::debug!(%remote, "{proto} message not complete within {:?} of its first byte: closed", deadlines.message)
+                        }
                     }
                     break;
                 }
-            },
+                armed = due;
+                timer.as_mut().reset(due);
+            }
         }
     }
     // Leave the table first: the slot is free as soon as reading stops.
@@ -422,17 +649,41 @@ pub(crate) async fn serve_stream<S: StreamIo>(
     if accepted {
         inbound.connection_closed(source);
     }
-    // Only the connection map keeps a sender now: once it is forgotten the
-    // writer drains what is queued (a reply to the last request) and ends,
-    // but it does not wait on a peer that stopped reading.
+    // Only the connection map keeps a sender now: once it is forgotten,
+    // what is queued (a reply to the last request) is written and the
+    // stream shut down, but not waiting on a peer that stopped reading.
     transports.forget_connection_of((proto, remote), &tx);
     drop(tx);
-    let abort = writer_task.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(2), writer_task)
-        .await
-        .is_err()
-    {
-        abort.abort();
+    if write_failed {
+        return;
+    }
+    let drain = async {
+        std::future::poll_fn(|cx| {
+            let closed = out.poll_take(cx, &mut rx).is_ready();
+            std::task::ready!(out.poll_write(cx, &mut stream))?;
+            if closed {
+                Poll::Ready(Ok::<(), std::io::Error>(()))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await?;
+        stream.shutdown().await
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), drain).await {
+        tracing::debug!(%remote, "{proto} write: {e}");
+    }
+}
+
+/// [`evicted`], owning what it waits on (the slot itself is dropped while
+/// the future may still be alive).
+fn closing(slot: Option<&Slot>) -> impl Future<Output = ()> + use<> {
+    let state = slot.map(|s| s.state.clone());
+    async move {
+        match state {
+            Some(state) => state.close.notified().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -443,29 +694,6 @@ pub(crate) async fn evicted(slot: Option<&Slot>) {
         Some(slot) => slot.state.close.notified().await,
         None => std::future::pending().await,
     }
-}
-
-/// Write what is queued, in order; flush once the queue is empty (a TLS
-/// stream holds records until then; for TCP the flush is free).
-async fn write_connection<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
-) {
-    while let Some(data) = rx.recv().await {
-        let mut next = Some(data);
-        while let Some(data) = next {
-            if let Err(e) = writer.write_all(&data).await {
-                tracing::debug!("stream write: {e}");
-                return;
-            }
-            next = rx.try_recv().ok();
-        }
-        if let Err(e) = writer.flush().await {
-            tracing::debug!("stream flush: {e}");
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
 }
 
 /// Descriptors kept besides accepted connections: UDP sockets, the

@@ -38,7 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
-use super::tcp::{self, Slot, StreamIo};
+use super::tcp::{self, Slot};
 use super::{Inbound, Proto, Transports};
 use crate::config::{TlsConfig, TlsFileError};
 use crate::util::lock;
@@ -242,14 +242,6 @@ impl TlsContext {
 
     fn connector(&self) -> TlsConnector {
         TlsConnector::from(self.client.load_full())
-    }
-}
-
-impl StreamIo for TlsStream<TcpStream> {
-    type Read = tokio::io::ReadHalf<TlsStream<TcpStream>>;
-    type Write = tokio::io::WriteHalf<TlsStream<TcpStream>>;
-    fn split_io(self) -> (Self::Read, Self::Write) {
-        tokio::io::split(self)
     }
 }
 
