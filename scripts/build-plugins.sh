@@ -2,11 +2,8 @@
 # Build every plugin crate under plugins/ to a WebAssembly component in
 # target/plugins/<crate_name>.wasm.
 #
-# Two ways to get a wasm32 standard library (see shared/DESIGN.md):
-#  - where rustup has the wasm32-unknown-unknown target installed: plain cargo;
-#  - otherwise Debian's rustc-web/cargo-web/rust-web-src and -Zbuild-std.
-# The plugin build gets its own target dir so the two toolchains never share
-# build outputs.
+# The wasm32 recipe (which standard library, which linker) is
+# scripts/wasm32.sh, shared with `wisp build`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/plugins
@@ -21,17 +18,13 @@ for dir in plugins/*/; do
     plugins+=(-p "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -1)")
 done
 
-libdir=$(rustc --print target-libdir --target wasm32-unknown-unknown 2>/dev/null || true)
-wasm_build() {
-    if [ -n "$libdir" ] && ls "$libdir"/libcore-*.rlib >/dev/null 2>&1; then
-        cargo build --release --target wasm32-unknown-unknown --target-dir target/wasm "$@"
-    else
-        lld=$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld
-        PATH=/usr/bin:$PATH RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C linker=$lld" \
-            cargo build --release --target wasm32-unknown-unknown --target-dir target/wasm \
-            -Zbuild-std=std,panic_abort "$@"
-    fi
-}
+. scripts/wasm32.sh
+missing=$(wasm32_missing)
+if [ -n "$missing" ]; then
+    echo "build-plugins: cannot build plugins here:" >&2
+    echo "$missing" >&2
+    exit 1
+fi
 
 # componentize <crate name> <output name>
 componentize() {

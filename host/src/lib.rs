@@ -4,6 +4,8 @@
 //! Layers, top to bottom. A module uses only the layers below it (the test
 //! `tests/layers.rs` keeps this true, reading [`LAYERS`]); each has one job.
 //!
+//! - [`kit`] — the plugin developer's commands: `wisp new`, `build`, `test`,
+//!   `replay` (a router on a virtual network, [`router::Router::bind_virtual`]).
 //! - [`ctl`] — the management socket and `wisp ctl`.
 //! - [`router`] — the composition root: binds the manifest's sockets, builds
 //!   every layer below, loads the plugins, runs each incoming message (the
@@ -32,6 +34,7 @@
 
 pub mod config;
 pub mod ctl;
+pub mod kit;
 pub mod plugin;
 pub mod router;
 pub mod services;
@@ -45,6 +48,7 @@ pub mod util;
 /// The router crate's top-level modules, top layer first. A module may use
 /// the ones after it, never one before it.
 pub const LAYERS: &[&str] = &[
+    "kit",
     "ctl",
     "router",
     "plugin",

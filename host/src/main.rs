@@ -1,4 +1,5 @@
-//! `wisp` — the router binary: `wisp run` serves, `wisp check` validates.
+//! `wisp` — the router binary: `wisp run` serves, `wisp check` validates;
+//! `wisp new|build|test|replay` are the plugin developer's kit.
 
 use std::path::PathBuf;
 
@@ -56,6 +57,50 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Write a new plugin crate (a folder NAME) that builds and tests as it is.
+    New {
+        /// The crate's folder (its last part is the crate's name).
+        name: PathBuf,
+        #[arg(long, short, value_enum, default_value = "default")]
+        template: wisp::kit::new::Template,
+        /// The plugin-sdk folder of a Wisp checkout (default: this binary's).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+    /// Build a plugin crate into a component (the recipe of `make plugins`).
+    Build {
+        /// The crate's folder.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
+    /// Run a plugin on case files: the real host, a virtual network and clock.
+    #[command(after_long_help = wisp::kit::case::CASE_FORMAT)]
+    Test {
+        /// The plugin component.
+        #[arg(long)]
+        plugin: PathBuf,
+        /// Case files, or folders of them (`*.toml`).
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+    },
+    /// Feed captured requests (pcap, or the kit's text format) through a
+    /// plugin, sending nothing; print each decision, or with --against the
+    /// requests two builds route differently.
+    Replay {
+        #[arg(long)]
+        plugin: PathBuf,
+        /// Another build: list only the requests it decides differently.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// A case file whose params, manifest excerpt and store to use.
+        #[arg(long)]
+        setup: Option<PathBuf>,
+        /// The router's address in the capture (`udp:IP:PORT`, repeatable;
+        /// default: where most requests went).
+        #[arg(long)]
+        listen: Vec<String>,
+        capture: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +117,20 @@ fn main() -> std::process::ExitCode {
             socket,
             args,
         } => ctl(config, socket, args),
+        Command::New {
+            name,
+            template,
+            sdk_path,
+        } => new_plugin(name, template, sdk_path),
+        Command::Build { path } => build_plugin(path),
+        Command::Test { plugin, cases } => test_plugin(plugin, cases),
+        Command::Replay {
+            plugin,
+            against,
+            setup,
+            listen,
+            capture,
+        } => replay(plugin, against, setup, listen, capture),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -251,6 +310,85 @@ fn ctl(config: PathBuf, socket: Option<PathBuf>, mut args: Vec<String>) -> anyho
         std::io::Write::flush(&mut std::io::stdout())?;
         std::thread::sleep(std::time::Duration::from_secs(every));
     }
+}
+
+/// `wisp new`.
+fn new_plugin(
+    name: PathBuf,
+    template: wisp::kit::new::Template,
+    sdk: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let wisp = std::env::current_exe().context("where this binary is")?;
+    let written = wisp::kit::new::new_plugin(&name, template, sdk.as_deref(), &wisp)?;
+    print!("{}", wisp::kit::new::summary(&name, &written));
+    Ok(())
+}
+
+/// `wisp build`.
+fn build_plugin(path: PathBuf) -> anyhow::Result<()> {
+    let built = wisp::kit::build::build(&path)?;
+    println!(
+        "built {} ({} bytes)",
+        built.component.display(),
+        built.bytes
+    );
+    Ok(())
+}
+
+/// Logs of `wisp test` and `wisp replay`: warnings (a plugin's error, a
+/// refused host call) on standard error; `RUST_LOG` for more.
+fn init_kit_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .try_init();
+}
+
+/// `wisp test`: fails when a case does.
+fn test_plugin(plugin: PathBuf, cases: Vec<PathBuf>) -> anyhow::Result<()> {
+    init_kit_logging();
+    if !plugin.is_file() {
+        anyhow::bail!(
+            "{}: no such plugin component (build it with `wisp build`)",
+            plugin.display()
+        );
+    }
+    let reports = wisp::kit::run_cases(&plugin, &cases)?;
+    print!("{}", wisp::kit::case::render(&reports));
+    if reports.is_empty() {
+        anyhow::bail!("no case files in {cases:?}");
+    }
+    let failed = reports.iter().filter(|r| !r.passed()).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} case(s) failed");
+    }
+    Ok(())
+}
+
+/// `wisp replay`: with --against, fails when the builds differ (like diff).
+fn replay(
+    plugin: PathBuf,
+    against: Option<PathBuf>,
+    setup: Option<PathBuf>,
+    listen: Vec<String>,
+    capture: PathBuf,
+) -> anyhow::Result<()> {
+    init_kit_logging();
+    let (text, differ) = wisp::kit::replay::run(
+        &plugin,
+        against.as_deref(),
+        &capture,
+        setup.as_deref(),
+        &listen,
+    )?;
+    print!("{text}");
+    if differ {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn check(config: PathBuf) -> anyhow::Result<()> {

@@ -28,10 +28,10 @@ use crate::services::usrloc::Usrloc;
 use crate::stateless::{RouteKind, Stateless, forward, reply, sanity};
 use crate::stats::{self, Counter};
 use crate::tm::acc::Accounting;
-use crate::tm::timer::SystemClock;
+use crate::tm::timer::{Clock, SystemClock};
 use crate::tm::{FailureWork, RequestMatch, ResponseMatch, RouteContext, RouteOwner, Tm};
 use crate::transport::tls::TlsContext;
-use crate::transport::{self, Inbound, Source, Transports};
+use crate::transport::{self, Inbound, Source, Transports, VirtualNet};
 use crate::util::lock;
 
 /// How often expired user location bindings are dropped from memory.
@@ -64,7 +64,21 @@ impl Router {
     /// Fails (naming what) when a socket cannot be bound, the user location
     /// database cannot be opened or a plugin does not load.
     pub async fn bind(manifest: Manifest) -> anyhow::Result<Arc<Router>> {
-        Router::bind_inner(manifest, None).await
+        Router::bind_inner(manifest, None, None).await
+    }
+
+    /// [`bind`](Self::bind) on a network that is not there: no socket is
+    /// bound, the listen addresses are claimed as they are written, and
+    /// what the router sends goes to `net`. Transaction timers read
+    /// `clock` and fire only by [`fire_timers`](Self::fire_timers);
+    /// messages come in by [`Inbound::receive`]. What `wisp test` and
+    /// `wisp replay` run plugins in.
+    pub async fn bind_virtual(
+        manifest: Manifest,
+        net: Arc<dyn VirtualNet>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Arc<Router>> {
+        Router::bind_inner(manifest, None, Some((net, clock))).await
     }
 
     /// [`bind`](Self::bind), with `directory` instead of the subscriber
@@ -74,19 +88,31 @@ impl Router {
         manifest: Manifest,
         directory: Arc<dyn Directory>,
     ) -> anyhow::Result<Arc<Router>> {
-        Router::bind_inner(manifest, Some(directory)).await
+        Router::bind_inner(manifest, Some(directory), None).await
     }
 
     async fn bind_inner(
         manifest: Manifest,
         directory: Option<Arc<dyn Directory>>,
+        virtual_net: Option<(Arc<dyn VirtualNet>, Arc<dyn Clock>)>,
     ) -> anyhow::Result<Arc<Router>> {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
         let mut tcp_addrs = Vec::new();
         let (mut tls, mut tls_addrs) = (Vec::new(), Vec::new());
         let (mut ws, mut ws_addrs, mut wss_addrs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut virtual_udp = Vec::new();
         for l in &manifest.server.listen {
+            if virtual_net.is_some() {
+                match l.proto {
+                    Proto::Udp => virtual_udp.push(l.addr),
+                    Proto::Tcp => tcp_addrs.push(l.addr),
+                    Proto::Tls => tls_addrs.push(l.addr),
+                    Proto::Ws => ws_addrs.push(l.addr),
+                    Proto::Wss => wss_addrs.push(l.addr),
+                }
+                continue;
+            }
             match l.proto {
                 Proto::Udp => {
                     let s = bind_udp(l.addr)
@@ -123,6 +149,16 @@ impl Router {
             Transports::new(udp.clone(), tcp_addrs, manifest.server.max_message_size)
                 .with_tcp(manifest.tcp.clone());
         transports = transports.with_ws(ws_addrs, wss_addrs.clone());
+        let clock: Arc<dyn Clock> = match virtual_net {
+            Some((net, clock)) => {
+                // Never written to: the virtual network takes every send.
+                let unused = bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .context("a placeholder UDP socket")?;
+                transports = transports.with_virtual_net(virtual_udp, Arc::new(unused), net);
+                clock
+            }
+            None => Arc::new(SystemClock),
+        };
         if !tls.is_empty() || !wss_addrs.is_empty() {
             let ctx = TlsContext::new(&manifest.tls, &manifest.base_dir).context("[tls]")?;
             transports = transports.with_tls(tls_addrs, ctx);
@@ -176,8 +212,7 @@ impl Router {
             )
             .with_sip_warning(manifest.server.sip_warning),
         );
-        let (tm, failure_routes) =
-            Tm::new(&manifest.tm, Arc::new(SystemClock), sl.clone(), resolver);
+        let (tm, failure_routes) = Tm::new(&manifest.tm, clock, sl.clone(), resolver);
         if manifest.auth.secret().is_none() {
             tracing::info!(
                 "auth: no [auth] secret configured, using a random one: nonces will not survive a restart or be accepted by another router"
@@ -355,6 +390,29 @@ impl Router {
                 services.pike().sweep();
             }
         });
+    }
+
+    /// Fire the transaction timers due by the clock, and run the failure
+    /// routes that makes due, at once (a router on a virtual network, whose
+    /// timers do not run by themselves: see [`bind_virtual`](Self::bind_virtual)).
+    pub fn fire_timers(&self) {
+        self.host.tm.fire_due();
+        self.run_pending_failure_routes();
+    }
+
+    /// Run the failure routes waiting on the channel, without waiting for
+    /// more (a router on a virtual network, not [`serve`](Self::serve)d).
+    pub fn run_pending_failure_routes(&self) {
+        loop {
+            let work = match lock(&self.failure_routes).as_mut() {
+                Some(rx) => rx.try_recv().ok(),
+                None => None,
+            };
+            match work {
+                Some(w) => self.run_failure_route(w),
+                None => return,
+            }
+        }
     }
 
     /// A request: sanity checks, retransmissions to their transaction, then

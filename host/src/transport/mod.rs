@@ -69,6 +69,13 @@ pub trait Inbound: Send + Sync + 'static {
     fn connection_closed(&self, _source: Source) {}
 }
 
+/// A network that is not there (`wisp test`, `wisp replay`): what the
+/// router would send goes here instead of to a socket.
+pub trait VirtualNet: Send + Sync + 'static {
+    /// `data` would leave from `local` over `proto` to `dest`.
+    fn send(&self, proto: Proto, local: Option<SocketAddr>, dest: SocketAddr, data: Bytes);
+}
+
 /// Handle to one stream connection's writer (open, or being opened: what
 /// is sent meanwhile waits in the queue).
 #[derive(Clone)]
@@ -116,6 +123,8 @@ pub struct Transports {
     /// Where messages go: a connection this side opens must hand what the
     /// peer sends on it to the same place as the receive loops.
     inbound: OnceLock<Weak<dyn Inbound>>,
+    /// Set: nothing is sent, everything goes here ([`VirtualNet`]).
+    virtual_net: Option<Arc<dyn VirtualNet>>,
 }
 
 impl Transports {
@@ -140,7 +149,34 @@ impl Transports {
             tcp: tcp::ConnTable::new(TcpConfig::default()),
             tls: None,
             inbound: OnceLock::new(),
+            virtual_net: None,
         }
+    }
+
+    /// Send nothing: every message goes to `net`. `udp` are the UDP
+    /// listen addresses to claim (no socket is bound to them; `socket`,
+    /// never written to, stands for each).
+    pub fn with_virtual_net(
+        mut self,
+        udp: Vec<SocketAddr>,
+        socket: Arc<UdpSocket>,
+        net: Arc<dyn VirtualNet>,
+    ) -> Self {
+        self.udp = udp.into_iter().map(|a| (a, socket.clone())).collect();
+        self.virtual_net = Some(net);
+        self
+    }
+
+    /// Hand `data` to the virtual network instead of a socket.
+    fn send_virtual(
+        &self,
+        net: &dyn VirtualNet,
+        proto: Proto,
+        dest: SocketAddr,
+        from: Option<SocketAddr>,
+        data: Bytes,
+    ) {
+        net.send(proto, self.local_for(proto, &dest, from), dest, data);
     }
 
     /// Use `config`'s TCP limits instead of the defaults.
@@ -220,6 +256,10 @@ impl Transports {
         from: Option<SocketAddr>,
         data: Bytes,
     ) -> Result<(), SendError> {
+        if let Some(net) = &self.virtual_net {
+            self.send_virtual(net.as_ref(), proto, dest, from, data);
+            return Ok(());
+        }
         // Responses queued on this thread go first: what is sent now may
         // be caused by them.
         udp::send_queued_responses();
@@ -242,6 +282,10 @@ impl Transports {
         peer_name: &str,
         data: Bytes,
     ) -> Result<(), SendError> {
+        if let Some(net) = &self.virtual_net {
+            self.send_virtual(net.as_ref(), proto, dest, from, data);
+            return Ok(());
+        }
         udp::send_queued_responses();
         match proto {
             Proto::Udp => self.send_udp(dest, from, data),
@@ -281,6 +325,10 @@ impl Transports {
         data: Bytes,
         on_error: udp::OnSendError,
     ) -> Result<(), SendError> {
+        if let Some(net) = &self.virtual_net {
+            self.send_virtual(net.as_ref(), proto, dest, from, data);
+            return Ok(());
+        }
         if proto.is_stream() {
             udp::send_queued_responses();
             return self.send_stream(proto, dest, peer_name, data, Some(on_error));
@@ -296,6 +344,10 @@ impl Transports {
         data: Bytes,
         on_error: Option<udp::OnSendError>,
     ) -> Result<(), SendError> {
+        if let Some(net) = &self.virtual_net {
+            self.send_virtual(net.as_ref(), proto, dest, from, data);
+            return Ok(());
+        }
         if proto == Proto::Udp {
             let sock = self.udp_socket(dest, from)?;
             return match udp::queue_datagram(sock, dest, data, on_error) {
