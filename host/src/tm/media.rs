@@ -30,6 +30,7 @@ use bytes::Bytes;
 use wisp_sip::{Message, Method};
 
 use super::{Tm, TxnHandle, lock};
+use crate::stateless::ActionError;
 
 /// What a relay answers, later.
 pub type MediaFuture<T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send>>;
@@ -82,18 +83,34 @@ pub struct MediaSession {
     pub from_tag: String,
 }
 
+impl MediaSession {
+    /// The session `msg` belongs to, as the relay names sessions: its
+    /// Call-ID and From-tag (empty when it has none).
+    pub fn of(msg: &Message) -> Result<MediaSession, ActionError> {
+        let call_id = msg
+            .call_id()
+            .map_err(|e| ActionError::BadMessage(format!("Call-ID: {}", e.reason())))?;
+        Ok(MediaSession {
+            call_id: String::from_utf8_lossy(call_id).into_owned(),
+            from_tag: msg
+                .checked_from_tag()
+                .ok()
+                .flatten()
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        })
+    }
+}
+
 /// `(call_id, from_tag, to_tag)` of `msg` as the relay wants them for `op`
 /// on it: the offerer's tag first. An offer in a reply (the callee offers)
 /// and an answer in a request (the ACK of a late offer: the caller
 /// answers) swap From and To, as Kamailio's module does.
 pub fn tags_for(msg: &Message, answer: bool) -> Option<(String, String, String)> {
-    let call_id = String::from_utf8_lossy(msg.call_id().ok()?).into_owned();
-    let from = msg
-        .checked_from_tag()
-        .ok()
-        .flatten()
-        .map(|t| t.to_string())
-        .unwrap_or_default();
+    let MediaSession {
+        call_id,
+        from_tag: from,
+    } = MediaSession::of(msg).ok()?;
     let to = msg
         .to()
         .ok()

@@ -201,19 +201,8 @@ impl Tm {
                 "rtpengine_offer: no media relay ([rtpengine] sockets)".into(),
             ));
         };
-        let call_id = String::from_utf8_lossy(
-            ctx.msg
-                .call_id()
-                .map_err(|e| ActionError::BadMessage(e.reason().to_string()))?,
-        )
-        .into_owned();
-        let from_tag = ctx
-            .msg
-            .checked_from_tag()
-            .ok()
-            .flatten()
-            .map(|t| t.to_string())
-            .unwrap_or_default();
+        let super::media::MediaSession { call_id, from_tag } =
+            super::media::MediaSession::of(&ctx.msg)?;
         let mut prepared = Vec::new();
         let mut last_err = None;
         for target in targets {

@@ -9,7 +9,7 @@ use super::{HostError, PluginState};
 use crate::plugin::bindings::wisp::router::rtpengine;
 use crate::stateless::context::{ActionError, RouteKind};
 use crate::tm::RouteContext;
-use crate::tm::media::MediaOp;
+use crate::tm::media::{MediaOp, MediaSession};
 
 fn no_relay() -> ActionError {
     ActionError::Internal("no media relay configured ([rtpengine] sockets)".into())
@@ -49,18 +49,7 @@ impl PluginState {
             return Err(no_relay().into());
         };
         let ctx = self.msg(m)?;
-        let call_id = ctx
-            .msg
-            .call_id()
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .map_err(|e| ActionError::BadMessage(format!("Call-ID: {}", e.reason())))?;
-        let from_tag = ctx
-            .msg
-            .checked_from_tag()
-            .ok()
-            .flatten()
-            .map(|t| t.to_string())
-            .unwrap_or_default();
+        let MediaSession { call_id, from_tag } = MediaSession::of(&ctx.msg)?;
         let to_tag = ctx
             .msg
             .to()
