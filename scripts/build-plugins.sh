@@ -9,9 +9,6 @@ cd "$(dirname "$0")/.."
 out=target/plugins
 mkdir -p "$out"
 
-# Plugins ship without debug info: smaller components compile faster at load.
-export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
-
 plugins=()
 for dir in plugins/*/; do
     [ -f "$dir/Cargo.toml" ] || continue

@@ -4,7 +4,8 @@
 #                       how to get it), nothing when it has everything;
 #   wasm_build ARGS...  cargo build --release --target wasm32-unknown-unknown
 #                       with whichever wasm32 standard library the machine has,
-#                       into $WASM_TARGET_DIR (default target/wasm).
+#                       into $WASM_TARGET_DIR (default target/wasm), with
+#                       the one profile of plugin builds.
 # Two ways to get a wasm32 standard library (see shared/DESIGN.md):
 #  - where rustup has the wasm32-unknown-unknown target installed: plain cargo;
 #  - otherwise Debian's rustc-web/cargo-web/rust-web-src and -Zbuild-std.
@@ -45,6 +46,12 @@ wasm32_missing() {
 
 wasm_build() {
     local dir=${WASM_TARGET_DIR:-target/wasm}
+    # One profile for every plugin build, here and under `wisp build`:
+    # plugins ship without debug info (smaller components compile faster at
+    # load), and builds that share a target folder share its wasm32
+    # standard library.
+    export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=4
     if wasm32_has_target; then
         cargo build --release --target wasm32-unknown-unknown --target-dir "$dir" "$@"
     else

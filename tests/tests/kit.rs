@@ -17,10 +17,17 @@ const T: Duration = Duration::from_secs(60);
 const BUILD: Duration = Duration::from_secs(900);
 
 /// The target folder of the crates these tests generate: kept between
-/// runs (under the checkout's `target/`), so the wasm32 standard library
-/// and the SDK are built once, not per test.
+/// runs (under the checkout's `target/`), so the SDK is built once, not per
+/// test.
 fn kit_target() -> PathBuf {
     repo_root().join("target/kit-tests")
+}
+
+/// Where their wasm32 builds go: beside the repository's plugins (`make
+/// plugins` ran first), whose wasm32 standard library they reuse instead
+/// of compiling their own for minutes.
+fn wasm_target() -> PathBuf {
+    repo_root().join("target/wasm")
 }
 
 fn wisp(args: &[&OsStr], timeout: Duration) -> RunOutput {
@@ -71,7 +78,8 @@ fn new_build_check_and_test_every_template() {
         let mut cmd = std::process::Command::new(wisp_bin());
         cmd.args(["build", "."])
             .current_dir(&crate_dir)
-            .env("CARGO_TARGET_DIR", &target);
+            .env("CARGO_TARGET_DIR", &target)
+            .env("WASM_TARGET_DIR", wasm_target());
         let o = run_with_timeout(cmd, BUILD);
         assert!(
             o.success(),
@@ -126,7 +134,8 @@ fn a_new_crate_passes_its_own_cargo_test() {
     cmd.args(["test", "--release", "--offline"])
         .current_dir(dir.path().join("my-router"))
         .env("WISP", wisp_bin())
-        .env("CARGO_TARGET_DIR", kit_target());
+        .env("CARGO_TARGET_DIR", kit_target())
+        .env("WASM_TARGET_DIR", wasm_target());
     let o = run_with_timeout(cmd, BUILD);
     assert!(o.success(), "cargo test in a new crate:\n{}", o.describe());
     assert!(

@@ -61,7 +61,11 @@ pub fn build(dir: &Path) -> Result<Built, BuildError> {
         return Err(BuildError::Missing(missing));
     }
     let target = target_dir(&manifest)?;
-    let wasm_dir = target.join("wasm");
+    // `WASM_TARGET_DIR` (as for scripts/build-plugins.sh) puts the wasm32
+    // build where another's standard library already is.
+    let wasm_dir = std::env::var_os("WASM_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target.join("wasm"));
     let status = Command::new("bash")
         .arg("-c")
         .arg(format!(
@@ -70,8 +74,6 @@ pub fn build(dir: &Path) -> Result<Built, BuildError> {
         .arg("wisp-build")
         .arg(&manifest)
         .env("WASM_TARGET_DIR", &wasm_dir)
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "true")
         .stdout(std::process::Stdio::inherit())
         .stderr(std::process::Stdio::inherit())
         .status()
