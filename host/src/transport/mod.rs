@@ -14,6 +14,7 @@
 //! framing (WebSocket, [`ws`]) registers its writer the same way and hands
 //! each message to [`Inbound`]; the router never opens one of those.
 
+mod sendsock;
 pub mod tcp;
 pub mod tls;
 pub mod udp;

@@ -40,6 +40,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use wisp_sip::StreamFramer;
 
+use super::sendsock::SendSocket;
 use super::{ConnectionHandle, Inbound, Proto, Source, Transports};
 use crate::config::TcpConfig;
 use crate::util::lock;
@@ -134,7 +135,7 @@ pub(crate) async fn connect(
         transports,
         inbound,
         Proto::Tcp,
-        stream,
+        SendSocket(stream),
         dest,
         local,
         tx,
@@ -172,6 +173,7 @@ async fn serve_accepted(
     let Some(local) = accepted_local(&stream, Proto::Tcp, remote) else {
         return;
     };
+    let stream = SendSocket(stream);
     serve_registered(transports, inbound, Proto::Tcp, stream, remote, local, slot).await
 }
 

@@ -38,6 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
+use super::sendsock::SendSocket;
 use super::tcp::{self, Slot};
 use super::{Inbound, Proto, Transports};
 use crate::config::{TlsConfig, TlsFileError};
@@ -277,7 +278,7 @@ async fn serve_accepted(
     let Some(local) = tcp::accepted_local(&stream, Proto::Tls, remote) else {
         return;
     };
-    let accept = tls.acceptor().accept(stream);
+    let accept = tls.acceptor().accept(SendSocket(stream));
     let Some(stream) = tcp::handshake(&transports, &slot, Proto::Tls, remote, accept).await else {
         return;
     };
@@ -314,7 +315,7 @@ pub(crate) async fn connect(
     let shown = format!("{name:?}");
     let stream = tokio::time::timeout(
         Duration::from_millis(limit),
-        tls.connector().connect(name, stream),
+        tls.connector().connect(name, SendSocket(stream)),
     )
     .await
     .map_err(|_| {
