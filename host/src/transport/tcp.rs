@@ -677,24 +677,16 @@ pub(crate) async fn serve_stream<S: StreamIo>(
     }
 }
 
-/// [`evicted`], owning what it waits on (the slot itself is dropped while
-/// the future may still be alive).
-fn closing(slot: Option<&Slot>) -> impl Future<Output = ()> + use<> {
+/// Resolves when `slot`'s connection is to close to make room; never for
+/// a connection outside the table. The future owns what it waits on, so
+/// the slot itself may be dropped while it is alive.
+pub(crate) fn closing(slot: Option<&Slot>) -> impl Future<Output = ()> + use<> {
     let state = slot.map(|s| s.state.clone());
     async move {
         match state {
             Some(state) => state.close.notified().await,
             None => std::future::pending().await,
         }
-    }
-}
-
-/// Resolves when `slot`'s connection is to close to make room; never for
-/// a connection outside the table.
-pub(crate) async fn evicted(slot: Option<&Slot>) {
-    match slot {
-        Some(slot) => slot.state.close.notified().await,
-        None => std::future::pending().await,
     }
 }
 

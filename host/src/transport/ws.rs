@@ -203,7 +203,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         tokio::select! {
             biased;
-            () = tcp::evicted(Some(&slot)) => {
+            () = tcp::closing(Some(&slot)) => {
                 tracing::debug!(%remote, "{proto} connection idle at the connection limit: closed");
                 break;
             }
